@@ -1,0 +1,1 @@
+"""Plain data modules (no Kedro): real MNIST, the synthetic ambiguous variant, the study subset."""

@@ -1,0 +1,1 @@
+"""Custom Kedro datasets: all file I/O that nodes must not do themselves."""

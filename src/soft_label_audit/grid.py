@@ -1,0 +1,74 @@
+"""The study grid: which sources and label conditions become namespaced pipelines.
+
+Kedro builds pipelines before nodes see parameters, and ``register_pipelines`` gets no
+arguments (kedro-org/kedro#3093). The grid is therefore read from the ``study`` parameters
+in two ways: :class:`~soft_label_audit.hooks.StudyGridHook` remembers the parameters of the
+running context (so ``--env`` and ``--params`` count), and when no context was created
+(unit tests, ``find_pipelines``) the project's configuration is read directly, honouring
+``KEDRO_ENV``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+_remembered: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class StudyGrid:
+    """Sources and conditions of the study; each pair is one namespace ``source.condition``."""
+
+    sources: tuple[str, ...]
+    conditions: tuple[str, ...]
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> StudyGrid:
+        study = params.get("study")
+        if not study or "sources" not in study or "conditions" not in study:
+            raise KeyError(
+                "parameters must define study.sources and study.conditions "
+                "(conf/base/parameters_study.yml)"
+            )
+        sources = tuple(str(s) for s in study["sources"])
+        conditions = tuple(str(c) for c in study["conditions"])
+        for name in sources + conditions:
+            if not name.isidentifier():
+                raise ValueError(f"study grid name {name!r} must be a Python identifier")
+        if len(set(sources)) != len(sources) or len(set(conditions)) != len(conditions):
+            raise ValueError("study.sources and study.conditions must not repeat a name")
+        return cls(sources, conditions)
+
+    def namespaces(self) -> list[tuple[str, str]]:
+        """All (source, condition) pairs in a stable order."""
+        return [(s, c) for s in self.sources for c in self.conditions]
+
+
+def remember_parameters(params: dict[str, Any]) -> None:
+    """Called by the grid hook once the run's context (env and runtime params) exists."""
+    global _remembered
+    _remembered = dict(params)
+
+
+def active_parameters(conf_source: Path | None = None, env: str | None = None) -> dict[str, Any]:
+    """The parameters of the running session, or of the project configuration on disk."""
+    if _remembered is not None and conf_source is None and env is None:
+        return _remembered
+    from kedro.config import OmegaConfigLoader
+
+    loader = OmegaConfigLoader(
+        conf_source=str(conf_source or PROJECT_ROOT / "conf"),
+        base_env="base",
+        default_run_env="local",
+        env=env or os.environ.get("KEDRO_ENV"),
+    )
+    return dict(loader["parameters"])
+
+
+def active_grid() -> StudyGrid:
+    return StudyGrid.from_params(active_parameters())

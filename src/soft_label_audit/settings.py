@@ -1,0 +1,12 @@
+"""Project settings (Kedro). See https://docs.kedro.org/en/stable/configure/configuration_basics/"""
+
+from soft_label_audit.hooks import StudyGridHook
+
+# The grid hook must see the context before pipelines are built; kedro-mlflow registers its
+# own hook through its plugin entry point.
+HOOKS = (StudyGridHook(),)
+
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    "default_run_env": "local",
+}
