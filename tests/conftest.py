@@ -1,0 +1,50 @@
+"""Shared fixtures: small slices of real MNIST, and the project's paths."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def mnist_raw_dir(tmp_path_factory) -> Path:
+    """The four verified idx files, built from the offline package into a temporary folder.
+
+    Reuses the project's data/01_raw copy when it is already there and verified.
+    """
+    from soft_label_audit.data_sources import mnist
+
+    project_copy = PROJECT_ROOT / "data" / "01_raw" / "MNIST" / "raw"
+    try:
+        mnist.verify_idx_files(project_copy)
+        return project_copy
+    except mnist.MnistChecksumError:
+        raw = tmp_path_factory.mktemp("mnist") / "MNIST" / "raw"
+        mnist.ensure_idx_files(raw, "package")
+        return raw
+
+
+@pytest.fixture(scope="session")
+def mnist_arrays(mnist_raw_dir) -> dict[str, np.ndarray]:
+    from soft_label_audit.data_sources import mnist
+
+    return mnist.load_idx_files(mnist_raw_dir)
+
+
+@pytest.fixture(scope="session")
+def small_mnist_raw(mnist_arrays) -> dict[str, np.ndarray]:
+    """600 training and 200 test images of real MNIST, shaped like the `mnist_raw` dataset."""
+    return {
+        "train_images": mnist_arrays["train_images"][:600],
+        "train_labels": mnist_arrays["train_labels"][:600],
+        "test_images": mnist_arrays["test_images"][:200],
+        "test_labels": mnist_arrays["test_labels"][:200],
+    }

@@ -1,0 +1,93 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from soft_label_audit.data_sources import study, synthetic
+
+
+@pytest.fixture(scope="module")
+def tiny_autoencoder(small_mnist_raw):
+    config = synthetic.AutoencoderConfig(n_train_images=300, epochs=1, width=4, latent_dim=4, seed=3)
+    return synthetic.train_autoencoder(small_mnist_raw["train_images"], config)
+
+
+def test_autoencoder_training_is_deterministic(small_mnist_raw, tiny_autoencoder):
+    config = synthetic.AutoencoderConfig(n_train_images=300, epochs=1, width=4, latent_dim=4, seed=3)
+    again, losses = synthetic.train_autoencoder(small_mnist_raw["train_images"], config)
+    first, first_losses = tiny_autoencoder
+    assert losses == first_losses
+    for (k, a), (_, b) in zip(first.state_dict().items(), again.state_dict().items()):
+        assert np.array_equal(a.numpy(), b.numpy()), k
+
+
+def test_generated_items_have_two_class_machine_labels(small_mnist_raw, tiny_autoencoder):
+    model, _ = tiny_autoencoder
+    config = synthetic.AmbiguityConfig(n_items=64, class_pairs=((4, 9), (1, 7)), min_weight=0.3, max_weight=0.7, seed=5)
+    made = synthetic.generate_ambiguous(model, small_mnist_raw["train_images"], small_mnist_raw["train_labels"], config)
+    soft = made["machine_soft_label"]
+    assert made["images"].shape == (64, 28, 28) and made["images"].dtype == np.uint8
+    np.testing.assert_allclose(soft.sum(1), 1.0)
+    assert ((soft > 0).sum(1) == 2).all()
+    pairs = {tuple(sorted(p)) for p in zip(made["class_a"], made["class_b"])}
+    assert pairs <= {(4, 9), (1, 7)}
+    assert np.array_equal(made["original_label"], soft.argmax(1))
+    assert (made["mix_weight"] >= 0.3).all() and (made["mix_weight"] <= 0.7).all()
+    # the source images really are of the classes named in the label
+    assert (small_mnist_raw["train_labels"][made["source_a"]] == made["class_a"]).all()
+    again = synthetic.generate_ambiguous(model, small_mnist_raw["train_images"], small_mnist_raw["train_labels"], config)
+    assert np.array_equal(again["images"], made["images"])
+
+
+def test_bad_pairs_are_refused(small_mnist_raw, tiny_autoencoder):
+    model, _ = tiny_autoencoder
+    with pytest.raises(ValueError, match="two different digits"):
+        synthetic.generate_ambiguous(
+            model, small_mnist_raw["train_images"], small_mnist_raw["train_labels"],
+            synthetic.AmbiguityConfig(n_items=4, class_pairs=((3, 3),)),
+        )
+
+
+def _digits(n_mnist=500, n_syn=120, seed=0):
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "item_id": np.r_[np.arange(n_mnist), 100000 + np.arange(n_syn)],
+            "source": ["mnist"] * n_mnist + ["synthetic"] * n_syn,
+            "original_label": rng.integers(0, 10, n_mnist + n_syn),
+        }
+    )
+
+
+FRACTIONS = {"train": 0.6, "val": 0.2, "test": 0.2}
+
+
+def test_study_split_is_disjoint_stratified_and_reproducible():
+    digits = _digits()
+    args = dict(n_per_source={"mnist": 200, "synthetic": 50}, pool_ids={"mnist": (0, 400)}, split_fractions=FRACTIONS)
+    a = study.select_study_items(digits, seed=7, **args)
+    b = study.select_study_items(digits, seed=7, **args)
+    c = study.select_study_items(digits, seed=8, **args)
+    pd.testing.assert_frame_equal(a, b)
+    assert not a["item_id"].equals(c["item_id"])
+    assert a["item_id"].is_unique  # one split per item: the splits are disjoint
+    assert set(a["split"]) == {"train", "val", "test"}
+    assert (a.groupby("source").size() == pd.Series({"mnist": 200, "synthetic": 50})).all()
+    assert a.loc[a.source == "mnist", "item_id"].max() < 400
+    mnist_counts = a[a.source == "mnist"].groupby("original_label").size()
+    assert mnist_counts.max() - mnist_counts.min() <= 1  # stratified by class
+    shares = a[a.source == "mnist"]["split"].value_counts(normalize=True)
+    assert abs(shares["train"] - 0.6) < 0.05 and abs(shares["test"] - 0.2) < 0.05
+
+
+def test_stratified_sample_moves_quota_of_small_classes():
+    labels = np.r_[np.zeros(2), np.ones(50), np.full(50, 2)].astype(int)
+    picked = study.stratified_sample(labels, 30, np.random.default_rng(0))
+    counts = np.bincount(labels[picked], minlength=3)
+    assert counts.sum() == 30 and counts[0] == 2 and abs(counts[1] - counts[2]) <= 1
+
+
+def test_bad_fractions_and_oversized_requests_are_refused():
+    with pytest.raises(ValueError, match="summing to 1"):
+        study.split_items(np.zeros(10), {"train": 0.5, "val": 0.2, "test": 0.2}, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="pool of"):
+        study.stratified_sample(np.zeros(5, int), 6, np.random.default_rng(0))

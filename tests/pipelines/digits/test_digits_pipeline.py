@@ -1,0 +1,65 @@
+"""The `digits` pipeline run in memory on a slice of real MNIST."""
+
+import numpy as np
+import pytest
+from soft_label_audit.data_sources.tables import images_from_column
+from soft_label_audit.pipelines.digits import create_pipeline
+from tests.helpers import run_in_memory
+
+PARAMS = {
+    "autoencoder": {"latent_dim": 4, "width": 4, "n_train_images": 300, "epochs": 1,
+                    "batch_size": 64, "learning_rate": 0.002, "seed": 0},
+    "synthetic": {"n_items": 40, "first_item_id": 100000, "class_pairs": [[4, 9], [3, 5]],
+                  "min_weight": 0.3, "max_weight": 0.7, "seed": 1},
+    "study": {"n_per_source": {"mnist": 100, "synthetic": 20}, "pool_item_ids": {"mnist": [0, 600], "synthetic": None},
+              "split_fractions": {"train": 0.6, "val": 0.2, "test": 0.2}, "seed": 2},
+    "figure": {"rows": 2, "cols": 4},
+}
+
+
+def _run(small_mnist_raw):
+    inputs = {"mnist_raw": small_mnist_raw, **{f"params:digits.{k}": v for k, v in PARAMS.items()}}
+    return run_in_memory(create_pipeline(), inputs)
+
+
+@pytest.fixture(scope="module")
+def outputs(small_mnist_raw):
+    return _run(small_mnist_raw)
+
+
+def test_digits_table_contract(outputs, small_mnist_raw):
+    digits = outputs["digits"]
+    assert {"item_id", "source", "original_label", "image", "machine_soft_label"} <= set(digits.columns)
+    mnist = digits[digits.source == "mnist"]
+    # the 70k ordering: training images first, then test images
+    assert mnist["item_id"].tolist() == list(range(800))
+    assert np.array_equal(images_from_column(mnist["image"])[600], small_mnist_raw["test_images"][0])
+    assert mnist["original_label"].iloc[600] == small_mnist_raw["test_labels"][0]
+    assert mnist["machine_soft_label"].isna().all()
+    synthetic = digits[digits.source == "synthetic"]
+    assert len(synthetic) == 40 and synthetic["item_id"].min() == 100000
+    soft = np.stack(synthetic["machine_soft_label"].to_numpy())
+    np.testing.assert_allclose(soft.sum(1), 1.0)
+    assert (soft.argmax(1) == synthetic["original_label"].to_numpy()).all()
+    assert digits["item_id"].is_unique and digits["original_label"].between(0, 9).all()
+
+
+def test_study_items_contract(outputs):
+    study = outputs["study_items"]
+    assert list(study.columns) == ["item_id", "source", "split", "original_label"]
+    assert study.groupby("source").size().to_dict() == {"mnist": 100, "synthetic": 20}
+    assert study["item_id"].is_unique
+    digits = outputs["digits"].set_index("item_id")
+    assert (digits.loc[study["item_id"], "source"].to_numpy() == study["source"].to_numpy()).all()
+    assert (study.loc[study.source == "mnist", "item_id"] < 600).all()
+
+
+def test_pipeline_is_deterministic(outputs, small_mnist_raw):
+    again = _run(small_mnist_raw)
+    assert outputs["digits"].equals(again["digits"])
+    assert outputs["study_items"].equals(again["study_items"])
+
+
+def test_figure_is_made(outputs):
+    fig = outputs["synthetic_samples_figure"]
+    assert len([ax for ax in fig.axes if ax.images]) == 8
