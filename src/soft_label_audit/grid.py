@@ -66,6 +66,7 @@ def active_parameters(conf_source: Path | None = None, env: str | None = None) -
         base_env="base",
         default_run_env="local",
         env=env or os.environ.get("KEDRO_ENV"),
+        merge_strategy={"parameters": "soft"},
     )
     return dict(loader["parameters"])
 

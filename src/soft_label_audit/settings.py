@@ -9,4 +9,6 @@ HOOKS = (StudyGridHook(),)
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
+    # environments (conf/test, conf/released, conf/local) override parameters key by key
+    "merge_strategy": {"parameters": "soft"},
 }

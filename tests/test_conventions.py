@@ -1,0 +1,150 @@
+"""Configuration conventions: parameters used, catalog entries used, environments consistent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from kedro.config import OmegaConfigLoader
+from kedro.pipeline import Pipeline
+
+from soft_label_audit.grid import StudyGrid
+from soft_label_audit.pipeline_registry import register_pipelines
+from tests.conftest import PROJECT_ROOT
+
+CONF = PROJECT_ROOT / "conf"
+STAGES = ("digits", "annotation", "labels", "training", "evaluation", "reporting")
+#: parameters read outside nodes, with the reason
+READ_OUTSIDE_NODES = {"study": "the grid: pipeline_registry builds one namespace per (source, condition)"}
+
+
+def _loader(env: str | None = None) -> OmegaConfigLoader:
+    return OmegaConfigLoader(
+        conf_source=str(CONF), base_env="base", default_run_env="local", env=env,
+        merge_strategy={"parameters": "soft"},
+    )
+
+
+@pytest.fixture(scope="module")
+def pipelines() -> dict[str, Pipeline]:
+    return register_pipelines()
+
+
+@pytest.fixture(scope="module")
+def base_params() -> dict:
+    return dict(_loader("base")["parameters"])
+
+
+@pytest.fixture(scope="module")
+def base_catalog() -> dict:
+    return {k: v for k, v in _loader("base")["catalog"].items() if not k.startswith("_")}
+
+
+def _leaves(tree: dict, prefix: str = "") -> list[str]:
+    out = []
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.extend(_leaves(value, path + "."))
+        else:
+            out.append(path)
+    return out
+
+
+def test_every_stage_is_registered(pipelines):
+    assert set(STAGES) | {"__default__"} == set(pipelines)
+    default_nodes = {n.name for n in pipelines["__default__"].nodes}
+    for stage in STAGES:
+        assert {n.name for n in pipelines[stage].nodes} <= default_nodes
+
+
+def test_every_parameter_is_used(pipelines, base_params):
+    used = {d.split(":", 1)[1] for d in pipelines["__default__"].inputs() if d.startswith("params:")}
+    used |= {d.split(":", 1)[1] for n in pipelines["__default__"].nodes for d in n.inputs if d.startswith("params:")}
+    unused = [
+        leaf for leaf in _leaves(base_params)
+        if leaf.split(".")[0] not in READ_OUTSIDE_NODES
+        and not any(leaf == u or leaf.startswith(u + ".") for u in used)
+    ]
+    assert not unused, f"parameters no node reads: {unused}"
+    missing = [u for u in used if not _has_path(base_params, u)]
+    assert not missing, f"nodes read parameters that conf/base does not define: {missing}"
+
+
+def _has_path(tree: dict, dotted: str) -> bool:
+    node = tree
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def _parse_match(pattern: str, name: str) -> bool:
+    from parse import parse
+
+    return parse(pattern, name) is not None
+
+
+def test_every_catalog_entry_is_produced_or_consumed(pipelines, base_catalog):
+    datasets = pipelines["__default__"].datasets()
+    unused = [entry for entry in base_catalog if not any(_parse_match(entry, d) if "{" in entry else entry == d for d in datasets)]
+    assert not unused, f"catalog entries no pipeline produces or consumes: {unused}"
+
+
+def test_datasets_crossing_stages_are_in_the_catalog(pipelines, base_catalog):
+    """A dataset one stage writes and another reads must persist (never a MemoryDataset)."""
+    produced = {stage: pipelines[stage].all_outputs() for stage in STAGES}
+    consumed = {stage: pipelines[stage].inputs() for stage in STAGES}
+    crossing = set()
+    for a in STAGES:
+        for b in STAGES:
+            if a != b:
+                crossing |= produced[a] & consumed[b]
+    missing = sorted(
+        d for d in crossing
+        if not any(_parse_match(entry, d) if "{" in entry else entry == d for entry in base_catalog)
+    )
+    assert not missing, f"datasets crossing stages without a catalog entry: {missing}"
+
+
+@pytest.mark.parametrize("env", sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name not in ("base", "local")))
+def test_environment_overrides_only_known_parameters(env, base_params):
+    """A typo in conf/<env> would silently add a parameter nobody reads."""
+    base_leaves = set(_leaves(base_params))
+    for path in (CONF / env).glob("parameters*.yml"):
+        overrides = yaml.safe_load(path.read_text()) or {}
+        unknown = [
+            leaf for leaf in _leaves(overrides)
+            if leaf not in base_leaves and not any(b.startswith(leaf + ".") for b in base_leaves)
+            and not any(leaf.startswith(b + ".") for b in base_leaves)
+        ]
+        assert not unknown, f"{path.relative_to(PROJECT_ROOT)} sets parameters conf/base lacks: {unknown}"
+
+
+def test_grid_namespaces_are_consistent(pipelines, base_params):
+    grid = StudyGrid.from_params(base_params)
+    for stage in ("labels", "training", "evaluation"):
+        namespaces = {n.namespace for n in pipelines[stage].nodes if n.namespace}
+        expected = {f"{s}.{c}" for s, c in grid.namespaces()}
+        missing = expected - namespaces
+        assert not missing, f"{stage}: no nodes in namespaces {sorted(missing)}"
+
+
+def test_mlflow_tracks_to_sqlite():
+    mlflow_conf = yaml.safe_load((CONF / "base" / "mlflow.yml").read_text())
+    assert mlflow_conf["server"]["mlflow_tracking_uri"] == "sqlite:///mlflow.db"
+
+
+def test_telemetry_consent_is_committed_off():
+    assert yaml.safe_load((PROJECT_ROOT / ".telemetry").read_text()) == {"consent": False}
+
+
+def test_no_machine_paths_in_the_project():
+    offenders = []
+    for path in list((PROJECT_ROOT / "src").rglob("*.py")) + list(CONF.rglob("*.yml")) + [PROJECT_ROOT / "Makefile"]:
+        text = path.read_text(errors="ignore")
+        if "/work/" in text or "/root/" in text or "/tmp/pytest" in text:
+            offenders.append(str(path.relative_to(PROJECT_ROOT)))
+    assert not offenders
