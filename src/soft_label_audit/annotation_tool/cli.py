@@ -1,0 +1,196 @@
+"""Admin command line of the annotation tool (the only way to reach admin functions).
+
+    python -m soft_label_audit.annotation_tool init           # schema + items from Kedro outputs
+    python -m soft_label_audit.annotation_tool add-annotator  # prints a personal link
+    python -m soft_label_audit.annotation_tool serve          # web server on 127.0.0.1:8050
+    python -m soft_label_audit.annotation_tool status
+    python -m soft_label_audit.annotation_tool export --out data/01_raw/annotation_tool_votes.csv
+    python -m soft_label_audit.annotation_tool revoke ann_1a2b3c4d
+
+Paths are relative to the working directory (run it from the project root).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tempfile
+from pathlib import Path
+
+import click
+import pandas as pd
+from sqlalchemy import update
+
+from soft_label_audit.annotation_tool import db, store
+from soft_label_audit.annotation_tool.item_sets import build_annotation_items
+
+DEFAULT_DB = "data/annotation_tool.db"
+DEFAULT_STUDY_ITEMS = "data/03_primary/study_items.parquet"
+DEFAULT_DIGITS = "data/02_intermediate/digits.parquet"
+DEFAULT_EXPORT = "data/01_raw/annotation_tool_votes.csv"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8050
+
+db_option = click.option(
+    "--db", "db_path", default=DEFAULT_DB, show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path), help="SQLite database file",
+)
+
+
+def _open_existing(db_path: Path):
+    if not db_path.exists():
+        raise click.ClickException(f"{db_path} does not exist; create it with the init command")
+    return db.open_database(db_path)
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise click.ClickException(
+            f"{path} does not exist; run `kedro run --pipeline digits` first or pass the path"
+        )
+    return pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
+
+
+def _write_atomic(frame: pd.DataFrame, path: Path) -> None:
+    """Write CSV or parquet (by suffix) through a temporary file renamed into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        if path.suffix == ".parquet":
+            frame.to_parquet(tmp, index=False)
+        else:
+            frame.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+@click.group(help="Annotation tool: collect human votes on the study items.")
+def main() -> None:
+    pass
+
+
+@main.command(help="Create or migrate the database, load the items and set the study settings.")
+@db_option
+@click.option("--study-items", default=DEFAULT_STUDY_ITEMS, show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="study_items (parquet or csv)")
+@click.option("--digits", default=DEFAULT_DIGITS, show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="digits table with images")
+@click.option("--attention-checks", default=4, show_default=True, type=click.IntRange(0, 50),
+              help="number of easy MNIST images (outside the study) used as attention checks")
+@click.option("--seed", default=0, show_default=True, type=int, help="seed of the attention-check draw")
+@click.option("--votes-per-item", type=click.IntRange(1), default=None,
+              help=f"distinct annotators per study item [default: {store.Settings.votes_per_item}]")
+@click.option("--attention-every", type=click.IntRange(1), default=None,
+              help=f"one attention check after every N study votes [default: {store.Settings.attention_every}]")
+@click.option("--max-items-per-annotator", type=click.IntRange(0), default=None,
+              help="cap on study items per annotator, 0 for none [default: 0]")
+@click.option("--lease-seconds", type=click.FloatRange(min=1), default=None,
+              help=f"how long a shown item stays reserved [default: {store.Settings.lease_seconds:g}]")
+def init(db_path, study_items, digits, attention_checks, seed, votes_per_item,
+         attention_every, max_items_per_annotator, lease_seconds) -> None:
+    frame = build_annotation_items(
+        _read_table(study_items), _read_table(digits), n_attention_checks=attention_checks, seed=seed
+    )
+    engine = db.make_engine(db_path)
+    applied = db.migrate(engine)
+    counts = store.insert_items(engine, frame)
+    settings = store.write_settings(
+        engine,
+        votes_per_item=votes_per_item,
+        attention_every=attention_every,
+        max_items_per_annotator=max_items_per_annotator,
+        lease_seconds=lease_seconds,
+    )
+    n_checks = int(frame["is_attention_check"].sum())
+    click.echo(f"database {db_path}: schema version {db.LATEST_VERSION}"
+               + (f" (applied migrations {applied})" if applied else ""))
+    click.echo(f"items: {counts['added']} added, {counts['kept']} already present "
+               f"({len(frame) - n_checks} study items, {n_checks} attention checks)")
+    click.echo(f"settings: {settings}")
+
+
+@main.command("add-annotator", help="Create annotators and print their personal links.")
+@db_option
+@click.option("--count", default=1, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--base-url", default=f"http://{DEFAULT_HOST}:{DEFAULT_PORT}", show_default=True,
+              help="address annotators reach the server at")
+def add_annotator(db_path, count, base_url) -> None:
+    engine = _open_existing(db_path)
+    for _ in range(count):
+        annotator, token = store.add_annotator(engine)
+        click.echo(f"{annotator.pseudonym}\t{base_url.rstrip('/')}/a/{token}")
+
+
+@main.command(help="Deactivate an annotator: their link stops working, their votes stay.")
+@db_option
+@click.argument("pseudonym")
+def revoke(db_path, pseudonym) -> None:
+    engine = _open_existing(db_path)
+    with engine.begin() as conn:
+        n = conn.execute(
+            update(db.annotators).where(db.annotators.c.pseudonym == pseudonym).values(active=False)
+        ).rowcount
+    if not n:
+        raise click.ClickException(f"no annotator {pseudonym!r}")
+    click.echo(f"revoked {pseudonym}")
+
+
+@main.command(help="Write the votes as raw_annotations (long format) for the annotation pipeline.")
+@db_option
+@click.option("--out", default=DEFAULT_EXPORT, show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path), help=".csv or .parquet")
+@click.option("--attention-out", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="attention-check answers [default: <out stem>_attention_checks.csv]")
+@click.option("--min-attention-accuracy", default=None, type=click.FloatRange(0, 1),
+              help="leave out annotators whose attention-check accuracy is below this")
+def export(db_path, out, attention_out, min_attention_accuracy) -> None:
+    engine = _open_existing(db_path)
+    frames = store.export_frames(engine, min_attention_accuracy=min_attention_accuracy)
+    attention_out = attention_out or out.with_name(f"{out.stem}_attention_checks.csv")
+    _write_atomic(frames["raw_annotations"], out)
+    _write_atomic(frames["attention_checks"], attention_out)
+    raw, summary = frames["raw_annotations"], frames["annotators"]
+    click.echo(f"{len(raw)} votes on {raw['item_id'].nunique()} items by "
+               f"{raw['annotator_id'].nunique()} annotators -> {out}")
+    click.echo(f"{len(frames['attention_checks'])} attention-check answers -> {attention_out}")
+    dropped = summary.loc[~summary["kept"], "annotator_id"].tolist()
+    if dropped:
+        click.echo(f"left out (attention accuracy < {min_attention_accuracy}): {', '.join(dropped)}")
+    click.echo(summary.to_string(index=False))
+
+
+@main.command(help="Counts of items, votes and annotators, and the settings in force.")
+@db_option
+def status(db_path) -> None:
+    engine = _open_existing(db_path)
+    for key, value in store.study_status(engine).items():
+        click.echo(f"{key}: {value}")
+
+
+@main.command(help="Serve the annotator pages (waitress). Bound to 127.0.0.1 unless --host says otherwise.")
+@db_option
+@click.option("--host", default=DEFAULT_HOST, show_default=True)
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 64))
+def serve(db_path, host, port, threads) -> None:
+    import waitress
+
+    from soft_label_audit.annotation_tool.web import create_app
+
+    engine = _open_existing(db_path)
+    counts = store.study_status(engine)
+    if not counts["study_items"]:
+        raise click.ClickException(f"{db_path} holds no items; run the init command first")
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        click.echo(f"warning: listening on {host}, reachable from other machines; "
+                   "put it behind HTTPS before sending links over a network", err=True)
+    click.echo(f"serving {counts['study_items']} items from {db_path} on http://{host}:{port} "
+               "(Ctrl+C stops)", err=True)
+    waitress.serve(create_app(engine), host=host, port=port, threads=threads, ident="annotation-tool")

@@ -1,0 +1,96 @@
+"""Fixtures of the annotation tool tests: small item sets made of real MNIST images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import func, select
+
+from soft_label_audit.annotation_tool import db, store
+from soft_label_audit.annotation_tool.item_sets import build_annotation_items
+from soft_label_audit.annotation_tool.web import create_app
+from soft_label_audit.data_sources.tables import images_to_column
+
+#: MNIST training images used as the `digits` table of the tests (ids 0..N_DIGITS-1)
+N_DIGITS = 600
+
+
+@pytest.fixture(scope="session")
+def mnist_digits(mnist_arrays) -> pd.DataFrame:
+    """A `digits` table of the first N_DIGITS real MNIST training images."""
+    m = mnist_arrays
+    return pd.DataFrame(
+        {
+            "item_id": np.arange(N_DIGITS, dtype=np.int64),
+            "source": "mnist",
+            "original_label": m["train_labels"][:N_DIGITS].astype(np.int64),
+            "image": images_to_column(m["train_images"][:N_DIGITS]),
+        }
+    )
+
+
+def make_study_items(digits: pd.DataFrame, n: int) -> pd.DataFrame:
+    study = digits.iloc[:n][["item_id", "source", "original_label"]].copy()
+    study["split"] = np.array(["train", "val", "test"])[np.arange(n) % 3]
+    return study
+
+
+@pytest.fixture
+def make_db(tmp_path, mnist_digits):
+    """Factory: a migrated database holding ``n_study`` study items and ``n_checks`` checks."""
+
+    def _make(n_study=6, n_checks=2, name="annotation.db", **settings):
+        engine = db.open_database(tmp_path / name)
+        items = build_annotation_items(
+            make_study_items(mnist_digits, n_study), mnist_digits, n_attention_checks=n_checks
+        )
+        store.insert_items(engine, items)
+        store.write_settings(engine, **settings)
+        return engine
+
+    return _make
+
+
+@pytest.fixture
+def engine(make_db):
+    return make_db(n_study=6, n_checks=2, votes_per_item=2, attention_every=100)
+
+
+@pytest.fixture
+def client(engine):
+    app = create_app(engine)
+    app.testing = True
+    return app.test_client()
+
+
+def count_votes(engine) -> int:
+    with engine.begin() as conn:
+        return conn.execute(select(func.count()).select_from(db.votes)).scalar_one()
+
+
+class Api:
+    """The annotator API through Flask's test client, as one annotator."""
+
+    def __init__(self, client, token: str):
+        self.client, self.token = client, token
+
+    def next(self):
+        return self.client.get("/api/next", headers={"X-Annotator-Token": self.token})
+
+    def vote(self, body, **kwargs):
+        return self.client.post(
+            "/api/vote", json=body, headers={"X-Annotator-Token": self.token}, **kwargs
+        )
+
+    def vote_current(self, choice="3", unsure=False, response_time=0.5):
+        item = self.next().get_json()["item"]
+        body = {"item_id": item["item_id"], "choice": choice, "unsure": unsure,
+                "response_time": response_time}
+        return item["item_id"], self.vote(body)
+
+
+@pytest.fixture
+def annotator(engine, client):
+    _, token = store.add_annotator(engine)
+    return Api(client, token)

@@ -1,0 +1,104 @@
+"""Schema creation, ordered migrations, WAL mode and the database's own constraints."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import inspect, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from soft_label_audit.annotation_tool import db
+
+
+def test_fresh_database_is_migrated_to_the_latest_version(tmp_path):
+    engine = db.make_engine(tmp_path / "a.db")
+    assert db.current_version(engine) == 0
+    assert db.migrate(engine) == [m[0] for m in db.MIGRATIONS]
+    assert db.current_version(engine) == db.LATEST_VERSION
+    assert db.migrate(engine) == []  # idempotent
+    with engine.begin() as conn:
+        versions = conn.execute(select(db.schema_version.c.version)).scalars().all()
+    assert versions == [m[0] for m in db.MIGRATIONS]
+
+
+def test_migrated_schema_matches_the_table_definitions_used_by_queries(tmp_path):
+    engine = db.open_database(tmp_path / "a.db")
+    inspector = inspect(engine)
+    assert set(inspector.get_table_names()) == set(db.metadata.tables)
+    for name, table in db.metadata.tables.items():
+        assert [c["name"] for c in inspector.get_columns(name)] == [c.name for c in table.columns]
+
+
+def test_migrations_are_numbered_in_order():
+    numbers = [m[0] for m in db.MIGRATIONS]
+    assert numbers == list(range(1, len(numbers) + 1))
+
+
+def test_database_newer_than_the_code_is_refused(tmp_path):
+    engine = db.open_database(tmp_path / "a.db")
+    with engine.begin() as conn:
+        conn.execute(insert(db.schema_version).values(
+            version=db.LATEST_VERSION + 1, name="from the future", applied_at=time.time()))
+    with pytest.raises(db.SchemaTooNewError, match="newer"):
+        db.migrate(engine)
+
+
+def test_wal_and_foreign_keys_are_on(tmp_path):
+    engine = db.open_database(tmp_path / "a.db")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+    assert (tmp_path / "a.db-wal").exists()
+
+
+def _seed(engine):
+    with engine.begin() as conn:
+        conn.execute(insert(db.items).values(item_id=1, source="mnist", split="train",
+                                             original_label=3, image=bytes(784),
+                                             is_attention_check=False))
+        conn.execute(insert(db.annotators).values(annotator_id=1, pseudonym="ann_x",
+                                                  token_sha256="h", created_at=0.0, active=True))
+
+
+def _vote(**over):
+    return {"item_id": 1, "annotator_id": 1, "choice": "3", "unsure": False,
+            "response_time": 1.0, "server_elapsed": 1.0, "created_at": 0.0, **over}
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"choice": "10"},          # CHECK on choice
+        {"item_id": 2},            # foreign key to items
+        {"annotator_id": 9},       # foreign key to annotators
+        {"response_time": -1.0},   # CHECK on response time
+    ],
+)
+def test_database_rejects_bad_votes_itself(tmp_path, bad):
+    engine = db.open_database(tmp_path / "a.db")
+    _seed(engine)
+    with pytest.raises(IntegrityError):
+        with engine.begin() as conn:
+            conn.execute(insert(db.votes).values(**_vote(**bad)))
+
+
+def test_unique_vote_per_item_and_annotator(tmp_path):
+    engine = db.open_database(tmp_path / "a.db")
+    _seed(engine)
+    with engine.begin() as conn:
+        conn.execute(insert(db.votes).values(**_vote()))
+    with pytest.raises(IntegrityError):
+        with engine.begin() as conn:
+            conn.execute(insert(db.votes).values(**_vote(choice="4")))
+    with engine.begin() as conn:
+        assert conn.execute(select(db.votes.c.choice)).scalars().all() == ["3"]
+
+
+def test_image_must_be_784_bytes(tmp_path):
+    engine = db.open_database(tmp_path / "a.db")
+    with pytest.raises(IntegrityError):
+        with engine.begin() as conn:
+            conn.execute(insert(db.items).values(item_id=1, source="mnist", image=bytes(100),
+                                                 is_attention_check=False))
