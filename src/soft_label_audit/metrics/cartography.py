@@ -1,0 +1,70 @@
+"""Dataset cartography (Swayamdipta et al., 2020) from recorded training dynamics.
+
+For one run, with ``p_e(i)`` the predicted distribution of training item ``i`` after epoch
+``e = 1..E`` and ``y_i`` a reference label (the original label, or the human mode):
+
+* confidence  = ``(1/E) sum_e p_e(i)[y_i]``
+* variability = ``sqrt((1/E) sum_e (p_e(i)[y_i] - confidence)^2)`` (population std)
+* correctness = ``(1/E) sum_e 1[argmax p_e(i) = y_i]`` (a fraction in [0, 1])
+
+Regions, with thresholds from configuration: *ambiguous* when variability >=
+``ambiguous_min_variability``; otherwise *easy* when confidence >= ``easy_min_confidence``
+and *hard* (hard to learn) below it. Fixed thresholds, not quantiles, so shares compare
+across conditions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+REGIONS = ("easy", "ambiguous", "hard")
+
+
+@dataclass(frozen=True)
+class CartographyCoordinates:
+    """Per-seed, per-item coordinates, each (S, n)."""
+
+    confidence: np.ndarray
+    variability: np.ndarray
+    correctness: np.ndarray
+
+
+def coordinates(probs: np.ndarray, labels: np.ndarray) -> CartographyCoordinates:
+    """Confidence, variability and correctness of each item in each run.
+
+    ``probs`` is (S, E, n, K): S seeds, E epochs, n items, K classes; ``labels`` is (n,).
+    """
+    probs = np.asarray(probs)
+    if probs.ndim != 4:
+        raise ValueError(f"dynamics must be (seeds, epochs, items, classes), got shape {probs.shape}")
+    s, e, n, k = probs.shape
+    if e < 1:
+        raise ValueError("dynamics need at least one epoch")
+    y = np.asarray(labels).astype(np.int64)
+    if y.shape != (n,) or (n and (y.min() < 0 or y.max() >= k)):
+        raise ValueError(f"labels must be ({n},) class indices in 0..{k - 1}")
+    p_true = np.take_along_axis(probs, y[None, None, :, None], axis=3)[..., 0].astype(np.float64)
+    correct = probs.argmax(axis=3) == y[None, None, :]
+    return CartographyCoordinates(
+        confidence=p_true.mean(axis=1),
+        variability=p_true.std(axis=1, ddof=0),
+        correctness=correct.mean(axis=1),
+    )
+
+
+def regions(confidence: np.ndarray, variability: np.ndarray, easy_min_confidence: float, ambiguous_min_variability: float) -> np.ndarray:
+    """Region name per item (same shape as the inputs)."""
+    confidence = np.asarray(confidence)
+    variability = np.asarray(variability)
+    out = np.where(confidence >= easy_min_confidence, REGIONS[0], REGIONS[2]).astype(object)
+    out[variability >= ambiguous_min_variability] = REGIONS[1]
+    return out
+
+
+def region_shares(region: np.ndarray) -> dict[str, float]:
+    """Fraction of items in each region (the three shares sum to one)."""
+    region = np.asarray(region)
+    n = region.size
+    return {r: (float(np.mean(region == r)) if n else float("nan")) for r in REGIONS}

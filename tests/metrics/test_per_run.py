@@ -1,0 +1,53 @@
+"""All metrics of one run: overall values equal the single metrics, bands partition the items."""
+
+import numpy as np
+import pytest
+
+from soft_label_audit.metrics import alignment, calibration, scoring
+from soft_label_audit.metrics.bands import difficulty_band
+from soft_label_audit.metrics.per_run import metric_names, score_test_set
+from tests.metrics.conftest import random_probs
+
+
+@pytest.fixture
+def run():
+    rng = np.random.default_rng(4)
+    n = 120
+    p = random_probs(rng, n)
+    original = rng.integers(0, 10, n)
+    mode = np.where(rng.random(n) < 0.8, original, rng.integers(0, 10, n))
+    h = random_probs(rng, n, sharpness=6)
+    h[:30] = np.eye(10)[original[:30]]
+    ent = alignment.entropy(h)
+    return p, original, mode, h, ent, difficulty_band(ent, 1e-9, 0.5)
+
+
+def test_overall_metrics_equal_the_single_metrics(run):
+    p, original, mode, h, ent, band = run
+    out = score_test_set(p, original, mode, h, ent, band, 15)
+    assert out["n_items"] == 120
+    assert out["accuracy"] == scoring.accuracy(p, original)
+    assert out["accuracy_human_mode"] == scoring.accuracy(p, mode)
+    assert out["nll"] == scoring.nll(p, original)
+    assert out["ece_15"] == calibration.top_label_ece(p, original, 15)
+    assert out["kl_human"] == pytest.approx(alignment.kl_divergence(h, p).mean())
+    assert set(metric_names(15)) <= set(out)
+
+
+def test_band_metrics_are_the_metrics_of_the_band(run):
+    p, original, mode, h, ent, band = run
+    out = score_test_set(p, original, mode, h, ent, band, 15)
+    counts = {b: out[f"n_items__band_{b}"] for b in ("unanimous", "low", "high")}
+    assert sum(counts.values()) == 120 and counts["unanimous"] == 30
+    high = band == "high"
+    assert out["ece_15__band_high"] == calibration.top_label_ece(p[high], original[high], 15)
+    assert out["brier__band_high"] == scoring.brier(p[high], original[high])
+    # human entropy is constant (zero) on unanimous items: no rank correlation there
+    assert np.isnan(out["spearman_entropy__band_unanimous"])
+
+
+def test_an_empty_band_gives_nan_not_an_error(run):
+    p, original, mode, h, ent, band = run
+    band = np.where(band == "unanimous", "low", band)
+    out = score_test_set(p, original, mode, h, ent, band, 15)
+    assert out["n_items__band_unanimous"] == 0 and np.isnan(out["ece_15__band_unanimous"])
