@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from flask import Flask, Response, abort, jsonify, render_template, request
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from soft_label_audit.annotation_tool import db, store
@@ -80,6 +81,13 @@ def create_app(engine: Engine) -> Flask:
         if request.path.startswith("/api/"):
             return jsonify(error=exc.description), exc.code
         return render_template("message.html", title=exc.name, message=exc.description), exc.code
+
+    @app.errorhandler(OperationalError)
+    def _busy(exc: OperationalError):
+        # SQLite could not take its lock within the busy timeout: nothing was written
+        app.logger.warning("database unavailable: %s", exc)
+        body = {"error": "the database is busy; nothing was saved, please retry"}
+        return jsonify(body), 503
 
     @app.errorhandler(store.VoteRejected)
     def _rejected(exc: store.VoteRejected):
