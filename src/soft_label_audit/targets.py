@@ -1,0 +1,280 @@
+"""Training targets of the label conditions (DESIGN.md, "Label conditions"); numpy only.
+
+Notation, per item: o = original label, h = human soft label over the 10 digits (the "none"
+slot handled by :func:`human_digits`), m = human mode (argmax of h; ties go to o when o is
+among the maxima, else to the lowest digit). Entropies are in nats, H(p) = -sum_k p_k ln p_k
+with 0 ln 0 = 0. "Mean human entropy" is the mean of H(h) over the items of one target table
+(the study items of one source).
+
+Each condition has one builder in :data:`BUILDERS`, keyed by the condition name; a builder takes
+:class:`TargetInputs` and the condition's options (``labels.conditions.<name>`` parameters)
+and returns an (n, 10) array whose rows sum to one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+N_CLASSES = 10
+NONE_SLOT_RULES = ("renormalise", "uniform")
+_TIE_TOL = 1e-12
+
+
+@dataclass
+class TargetInputs:
+    """Per-item arrays of one source, aligned by row.
+
+    ``human``: (n, 11) h_0..h_9, h_none. ``mode``: (n,) human mode (from ``item_stats``).
+    ``machine``: (n, 10) generator labels, NaN rows where an item has none.
+    ``teacher_logits``: (n, 10) teacher logits, NaN rows where not computed (optional).
+    ``none_slot``: how :func:`human_digits` treats the "none" slot.
+    """
+
+    original: np.ndarray
+    human: np.ndarray
+    mode: np.ndarray
+    machine: np.ndarray | None = None
+    teacher_logits: np.ndarray | None = None
+    none_slot: str = "renormalise"
+    #: distinguishes tables (e.g. sources) in random draws made with a condition's seed
+    stream: int = 0
+
+    def __post_init__(self) -> None:
+        self.original = np.asarray(self.original, np.int64)
+        self.human = np.asarray(self.human, np.float64)
+        self.mode = np.asarray(self.mode, np.int64)
+        n = len(self.original)
+        if self.human.shape != (n, N_CLASSES + 1):
+            raise ValueError(f"human labels must be (n, 11) = ({n}, 11), got {self.human.shape}")
+        if self.mode.shape != (n,):
+            raise ValueError(f"human mode must have {n} entries, got {self.mode.shape}")
+        for name, arr in (("original", self.original), ("mode", self.mode)):
+            bad = np.flatnonzero((arr < 0) | (arr >= N_CLASSES))
+            if bad.size:
+                raise ValueError(f"{name} labels outside 0..9 at rows {bad[:5].tolist()}")
+        h = self.h
+        off = np.flatnonzero(h[np.arange(n), self.mode] < h.max(1) - 1e-9)
+        if off.size:
+            raise ValueError(
+                f"human_mode is not a maximum of the human soft label at rows {off[:5].tolist()} "
+                f"(of {off.size}); item_stats and human_soft_labels disagree"
+            )
+
+    @property
+    def h(self) -> np.ndarray:
+        """The human soft label over the 10 digits."""
+        return human_digits(self.human, self.none_slot)
+
+
+# ---------------------------------------------------------------------------- primitives
+
+
+def entropy(p: np.ndarray) -> np.ndarray:
+    """Row entropies in nats, H(p) = -sum_k p_k ln p_k, with 0 ln 0 = 0."""
+    p = np.asarray(p, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(p > 0, -p * np.log(np.where(p > 0, p, 1.0)), 0.0)
+    return terms.sum(-1)
+
+
+def human_digits(human: np.ndarray, none_slot: str = "renormalise") -> np.ndarray:
+    """(n, 11) -> (n, 10): handle the "none" slot.
+
+    ``renormalise``: drop it, h_k / sum_j h_j (an item with all its mass on "none" becomes
+    uniform); ``uniform``: spread it evenly, h_k + h_none / 10.
+    """
+    human = np.asarray(human, np.float64)
+    if np.any(human < -1e-12) or not np.allclose(human.sum(1), 1.0, atol=1e-6):
+        rows = np.flatnonzero((human < -1e-12).any(1) | ~np.isclose(human.sum(1), 1.0, atol=1e-6))
+        raise ValueError(f"human soft labels must be non-negative and sum to one; rows {rows[:5].tolist()} do not")
+    digits, none = np.clip(human[:, :N_CLASSES], 0, None), human[:, N_CLASSES]
+    if none_slot == "renormalise":
+        mass = digits.sum(1, keepdims=True)
+        out = np.where(mass > 0, digits / np.where(mass > 0, mass, 1.0), 1.0 / N_CLASSES)
+    elif none_slot == "uniform":
+        out = digits + none[:, None] / N_CLASSES
+    else:
+        raise ValueError(f"labels.none_slot must be one of {NONE_SLOT_RULES}, got {none_slot!r}")
+    return out / out.sum(1, keepdims=True)
+
+
+def human_mode(h: np.ndarray, original: np.ndarray) -> np.ndarray:
+    """argmax of h; ties go to the original label when it is among the maxima, else the lowest digit."""
+    h = np.asarray(h, np.float64)
+    original = np.asarray(original, np.int64)
+    is_max = h >= h.max(1, keepdims=True) - _TIE_TOL
+    return np.where(is_max[np.arange(len(h)), original], original, is_max.argmax(1))
+
+
+def one_hot(labels: np.ndarray) -> np.ndarray:
+    return np.eye(N_CLASSES)[np.asarray(labels, np.int64)]
+
+
+def swap_mode_and_original(h: np.ndarray, mode: np.ndarray, original: np.ndarray) -> np.ndarray:
+    """h with the masses of m and o exchanged: a permutation of h (same entropy) whose maximum is at o."""
+    out = np.array(h, np.float64, copy=True)
+    rows = np.arange(len(out))
+    out[rows, original], out[rows, mode] = h[rows, mode], h[rows, original]
+    return out
+
+
+def entropy_bands(values: np.ndarray, edges) -> np.ndarray:
+    """Band index of each value: band b holds edges[b-1] <= value < edges[b] (edges in nats, ascending)."""
+    edges = np.asarray(edges, np.float64)
+    if edges.ndim != 1 or np.any(np.diff(edges) <= 0):
+        raise ValueError(f"band_edges must be strictly ascending, got {edges.tolist()}")
+    return np.searchsorted(edges, values, side="right")
+
+
+def permuted_profiles(h: np.ndarray, original: np.ndarray, bands: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Each item takes the sorted mass profile of another item of its band (a random permutation
+    within the band, so each band's multiset of profiles, and hence of entropies, is kept), with
+    the largest mass on o and the others on the remaining classes in random order."""
+    h = np.asarray(h, np.float64)
+    n = len(h)
+    donor = np.arange(n)
+    for band in np.unique(bands):
+        members = np.flatnonzero(bands == band)
+        donor[members] = rng.permutation(members)
+    profiles = -np.sort(-h[donor], axis=1)  # descending
+    out = np.empty_like(profiles)
+    for i in range(n):
+        others = np.delete(np.arange(N_CLASSES), original[i])
+        out[i, original[i]] = profiles[i, 0]
+        out[i, rng.permutation(others)] = profiles[i, 1:]
+    return out
+
+
+def smoothing_entropy(eps: float, n_classes: int = N_CLASSES) -> float:
+    """Entropy (nats) of (1 - eps) one-hot + eps / K: one class holds 1 - eps + eps/K, K-1 hold eps/K."""
+    top, rest = 1.0 - eps + eps / n_classes, eps / n_classes
+    return float(entropy(np.array([[top] + [rest] * (n_classes - 1)]))[0])
+
+
+def _bisect(f: Callable[[float], float], target: float, lo: float, hi: float, tol: float = 1e-12) -> float:
+    """Root of the increasing f(x) = target on [lo, hi]."""
+    f_lo, f_hi = f(lo), f(hi)
+    if not f_lo <= target <= f_hi:
+        raise ValueError(f"target {target:.6g} outside the reachable range [{f_lo:.6g}, {f_hi:.6g}]")
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if f(mid) < target:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < tol * max(1.0, abs(hi)):
+            break
+    return 0.5 * (lo + hi)
+
+
+def smoothing_epsilon_for_entropy(target_entropy: float, n_classes: int = N_CLASSES) -> float:
+    """The eps in [0, 1] with H((1 - eps) one-hot + eps/K) = target (H is increasing in eps)."""
+    return _bisect(lambda e: smoothing_entropy(e, n_classes), float(target_entropy), 0.0, 1.0)
+
+
+def tempered_softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
+    """softmax(z / T), row-wise."""
+    z = np.asarray(logits, np.float64) / temperature
+    z = z - z.max(1, keepdims=True)
+    p = np.exp(z)
+    return p / p.sum(1, keepdims=True)
+
+
+def temperature_for_entropy(logits: np.ndarray, target_mean_entropy: float) -> float:
+    """The T > 0 with mean_i H(softmax(z_i / T)) = target; each H rises with T, so bisect on ln T."""
+    target = float(target_mean_entropy)
+    logits = np.asarray(logits, np.float64)
+    if target <= 0:
+        raise ValueError("the mean human entropy is zero: no temperature can match it")
+    mean_h = lambda log_t: float(entropy(tempered_softmax(logits, np.exp(log_t))).mean())  # noqa: E731
+    return float(np.exp(_bisect(mean_h, target, np.log(1e-3), np.log(1e4))))
+
+
+# ---------------------------------------------------------------------------- builders
+
+
+@dataclass(frozen=True)
+class Builder:
+    """A target builder and the optional inputs it needs (``teacher`` adds ``teacher_logits``)."""
+
+    build: Callable[[TargetInputs, dict], np.ndarray]
+    needs: tuple[str, ...] = ()
+
+
+def _original_hard(x: TargetInputs, options: dict) -> np.ndarray:
+    return one_hot(x.original)
+
+
+def _human_mode_hard(x: TargetInputs, options: dict) -> np.ndarray:
+    return one_hot(x.mode)
+
+
+def _human_soft(x: TargetInputs, options: dict) -> np.ndarray:
+    return x.h
+
+
+def _human_soft_mode_aligned(x: TargetInputs, options: dict) -> np.ndarray:
+    return swap_mode_and_original(x.h, x.mode, x.original)
+
+
+def _human_soft_permuted(x: TargetInputs, options: dict) -> np.ndarray:
+    h = x.h
+    bands = entropy_bands(entropy(h), options["band_edges"])
+    rng = np.random.default_rng([int(options["seed"]), int(x.stream)])
+    return permuted_profiles(h, x.original, bands, rng)
+
+
+def _label_smoothing_matched(x: TargetInputs, options: dict) -> np.ndarray:
+    eps = smoothing_epsilon_for_entropy(entropy(x.h).mean())
+    return (1.0 - eps) * one_hot(x.original) + eps / N_CLASSES
+
+
+def _machine_soft(x: TargetInputs, options: dict) -> np.ndarray:
+    """Generator labels where an item has one; elsewhere the teacher's softmax(z / T), with T set
+    so that the mean entropy over those items equals their mean human entropy."""
+    n = len(x.original)
+    machine = np.full((n, N_CLASSES), np.nan) if x.machine is None else np.asarray(x.machine, np.float64)
+    out = machine.copy()
+    need = np.isnan(machine).any(1)
+    if need.any():
+        teacher = np.full((n, N_CLASSES), np.nan) if x.teacher_logits is None else np.asarray(x.teacher_logits, np.float64)
+        missing = np.flatnonzero(need & np.isnan(teacher).any(1))
+        if missing.size:
+            raise ValueError(f"machine_soft: rows {missing[:5].tolist()} have neither a generator label nor teacher logits")
+        logits = teacher[need]
+        temperature = temperature_for_entropy(logits, entropy(x.h[need]).mean())
+        out[need] = tempered_softmax(logits, temperature)
+    return out / out.sum(1, keepdims=True)
+
+
+BUILDERS: dict[str, Builder] = {
+    "original_hard": Builder(_original_hard),
+    "human_mode_hard": Builder(_human_mode_hard),
+    "human_soft": Builder(_human_soft),
+    "human_soft_mode_aligned": Builder(_human_soft_mode_aligned),
+    "human_soft_permuted": Builder(_human_soft_permuted),
+    "label_smoothing_matched": Builder(_label_smoothing_matched),
+    "machine_soft": Builder(_machine_soft, needs=("teacher",)),
+}
+
+
+def builder_for(condition: str) -> Builder:
+    try:
+        return BUILDERS[condition]
+    except KeyError:
+        raise KeyError(
+            f"no target builder for condition {condition!r}; known: {sorted(BUILDERS)}. "
+            "Add one to soft_label_audit.targets.BUILDERS."
+        ) from None
+
+
+def build_targets(condition: str, inputs: TargetInputs, options: dict | None = None) -> np.ndarray:
+    """(n, 10) targets of ``condition``; checks that every row is a distribution."""
+    targets = np.asarray(builder_for(condition).build(inputs, dict(options or {})), np.float64)
+    bad = np.flatnonzero(~np.isfinite(targets).all(1) | (targets < 0).any(1) | ~np.isclose(targets.sum(1), 1.0, atol=1e-9))
+    if targets.shape != (len(inputs.original), N_CLASSES) or bad.size:
+        raise ValueError(f"condition {condition!r} built invalid targets (shape {targets.shape}, bad rows {bad[:5].tolist()})")
+    return targets

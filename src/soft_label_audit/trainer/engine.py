@@ -1,0 +1,382 @@
+"""Soft-target training of several runs of the study CNN, with training dynamics.
+
+A *run* is one (targets, seed) pair. All runs of one call share the images (one source), so
+they share the number of training items and therefore, for a given seed, the batch order.
+
+* Loss: soft-target cross-entropy, ``L = -(1/B) sum_i sum_k t_ik log softmax(z_i)_k`` (nats).
+* Paired design: a run's initial weights come from :func:`model.init_generator` (seed only)
+  and its batch order from :func:`batch_orders` (seed and item count only), so every label
+  condition with the same seed starts from the same weights and sees the same batches.
+* Training dynamics: the predicted distribution ``softmax(z_i)`` of every training item at
+  every epoch, taken from the training forward pass of the batch that holds the item (so it
+  costs no extra forward pass; it reflects the weights at that point of the epoch).
+* Curves per epoch: ``train_loss`` (mean loss of the epoch's batches against the targets),
+  ``train_acc`` (share of the epoch's forward predictions equal to the original label),
+  ``val_loss`` (against the validation targets, end of epoch), ``val_acc`` (against the
+  original label, end of epoch), ``lr`` (learning rate at the epoch's last step).
+
+Two code paths give the same numbers (to float tolerance): the plain loop trains the runs one
+after another; the vectorised path stacks the K runs' parameters and trains them together with
+``torch.func.vmap`` over ``functional_call``, with the data, targets and dynamics kept on the
+device. Because the runs are independent, the gradient of the summed loss with respect to the
+stacked parameters is each run's own gradient, and Adam/SGD act elementwise, so one optimizer
+over the stacked tensors performs K independent optimisations.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.func import functional_call, stack_module_state, vmap
+
+from soft_label_audit.trainer.model import N_CLASSES, ModelConfig, build_model, images_to_tensor
+from soft_label_audit.trainer.progress import progress_bar, progress_enabled
+
+CURVE_NAMES = ("train_loss", "train_acc", "val_loss", "val_acc", "lr")
+#: offset that separates the batch-order random stream from other uses of a seed
+_ORDER_STREAM = 0x5EED
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings (from ``training`` parameters).
+
+    ``schedule``: ``cosine`` (lr_t = lr * (1 + cos(pi * t / T)) / 2 over the T steps of
+    training) or ``constant``. ``device``: ``auto`` (cuda when available), ``cpu`` or ``cuda``.
+    ``vectorise``: ``auto`` (on cuda only), ``always`` or ``never``. ``num_threads``: CPU
+    threads (None: every core). ``deterministic``: torch's deterministic algorithms (CPU).
+    """
+
+    epochs: int = 10
+    batch_size: int = 64
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    schedule: str = "cosine"
+    device: str = "auto"
+    vectorise: str = "auto"
+    num_threads: int | None = None
+    deterministic: bool = True
+    progress: bool | str = "auto"
+    eval_batch_size: int = 2048
+
+    @classmethod
+    def from_params(cls, params: dict) -> TrainConfig:
+        """Read the ``training`` parameter block (``optimizer`` and ``schedule`` are sub-blocks)."""
+        opt = dict(params.get("optimizer") or {})
+        sched = dict(params.get("schedule") or {})
+        threads = params.get("num_threads")
+        return cls(
+            epochs=int(params["epochs"]),
+            batch_size=int(params["batch_size"]),
+            optimizer=str(opt.get("name", cls.optimizer)),
+            lr=float(opt.get("lr", cls.lr)),
+            weight_decay=float(opt.get("weight_decay", cls.weight_decay)),
+            momentum=float(opt.get("momentum", cls.momentum)),
+            schedule=str(sched.get("name", cls.schedule)),
+            device=str(params.get("device", cls.device)),
+            vectorise=str(params.get("vectorise", cls.vectorise)),
+            num_threads=None if threads in (None, "auto") else int(threads),
+            deterministic=bool(params.get("deterministic", cls.deterministic)),
+            progress=params.get("progress", cls.progress),
+            eval_batch_size=int(params.get("eval_batch_size", cls.eval_batch_size)),
+        )
+
+
+@dataclass
+class TrainData:
+    """Images (n, 28, 28) uint8 and original labels (n,) of the three splits."""
+
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    val_images: np.ndarray
+    val_labels: np.ndarray
+    test_images: np.ndarray
+
+
+@dataclass
+class TrainResult:
+    """Outputs of K runs. Curves are (K, E) arrays; ``dynamics`` is (K, E, n_train, 10) float32."""
+
+    seeds: np.ndarray
+    curves: dict[str, np.ndarray]
+    test_logits: np.ndarray
+    dynamics: np.ndarray | None
+    state_dicts: list[dict[str, np.ndarray]]
+    device: str
+    vectorised: bool
+    seconds: float
+    sample_updates: int = field(default=0)
+
+    @property
+    def test_probs(self) -> np.ndarray:
+        z = self.test_logits - self.test_logits.max(-1, keepdims=True)
+        p = np.exp(z)
+        return (p / p.sum(-1, keepdims=True)).astype(np.float32)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def batch_orders(seed: int, n_items: int, epochs: int) -> np.ndarray:
+    """(epochs, n_items) item orders, one permutation per epoch, from the seed alone."""
+    rng = np.random.default_rng([int(seed), _ORDER_STREAM])
+    return np.stack([rng.permutation(n_items) for _ in range(epochs)]) if epochs else np.zeros((0, n_items), np.int64)
+
+
+def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch (second-to-last axis) of -sum_k t_k log softmax(z)_k, per leading index."""
+    return -(targets * torch.log_softmax(logits, dim=-1)).sum(-1).mean(-1)
+
+
+def _make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
+    name = config.optimizer.lower()
+    if name == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    raise ValueError(f"unknown optimizer {config.optimizer!r}; use adam, adamw or sgd")
+
+
+def _make_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int):
+    if config.schedule == "cosine":
+        factor = lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / max(total_steps, 1)))  # noqa: E731
+    elif config.schedule == "constant":
+        factor = lambda step: 1.0  # noqa: E731
+    else:
+        raise ValueError(f"unknown schedule {config.schedule!r}; use cosine or constant")
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+@contextlib.contextmanager
+def torch_settings(config: TrainConfig, device: torch.device) -> Iterator[None]:
+    """Fix CPU threads and deterministic algorithms for the call; restore them afterwards."""
+    old_threads = torch.get_num_threads()
+    old_det = torch.are_deterministic_algorithms_enabled()
+    old_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    threads = config.num_threads or os.cpu_count() or 1
+    torch.set_num_threads(max(1, min(threads, os.cpu_count() or threads)))
+    if config.deterministic and device.type == "cpu":
+        torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old_threads)
+        torch.use_deterministic_algorithms(old_det, warn_only=old_warn)
+
+
+def _check_inputs(data: TrainData, train_targets: np.ndarray, val_targets: np.ndarray, seeds) -> None:
+    n, m = len(data.train_images), len(data.val_images)
+    if train_targets.ndim != 3 or train_targets.shape[1:] != (n, N_CLASSES):
+        raise ValueError(f"train_targets must be (K, {n}, {N_CLASSES}), got {train_targets.shape}")
+    if val_targets.shape != (train_targets.shape[0], m, N_CLASSES):
+        raise ValueError(f"val_targets must be ({train_targets.shape[0]}, {m}, {N_CLASSES}), got {val_targets.shape}")
+    if len(seeds) != train_targets.shape[0]:
+        raise ValueError(f"{len(seeds)} seeds for {train_targets.shape[0]} runs")
+    if n == 0:
+        raise ValueError("no training items")
+
+
+def train_runs(
+    data: TrainData,
+    train_targets: np.ndarray,
+    val_targets: np.ndarray,
+    seeds,
+    model_config: ModelConfig,
+    config: TrainConfig,
+    record_dynamics: bool = True,
+    desc: str = "train",
+) -> TrainResult:
+    """Train K runs (``train_targets[k]``, ``seeds[k]``) and return curves, dynamics and test logits."""
+    train_targets = np.asarray(train_targets, np.float32)
+    val_targets = np.asarray(val_targets, np.float32)
+    seeds = np.asarray(seeds, np.int64)
+    _check_inputs(data, train_targets, val_targets, seeds)
+    device = resolve_device(config.device)
+    vectorise = {"auto": device.type == "cuda", "always": True, "never": False}.get(config.vectorise)
+    if vectorise is None:
+        raise ValueError(f"vectorise must be auto, always or never, got {config.vectorise!r}")
+    show = progress_enabled(config.progress)
+    start = time.perf_counter()
+    with torch_settings(config, device):
+        if vectorise:
+            out = _train_vectorised(data, train_targets, val_targets, seeds, model_config, config, device, record_dynamics, desc, show)
+        else:
+            out = _train_plain(data, train_targets, val_targets, seeds, model_config, config, device, record_dynamics, desc, show)
+    curves, test_logits, dynamics, state_dicts = out
+    return TrainResult(
+        seeds=seeds,
+        curves=curves,
+        test_logits=test_logits,
+        dynamics=dynamics,
+        state_dicts=state_dicts,
+        device=str(device),
+        vectorised=vectorise,
+        seconds=time.perf_counter() - start,
+        sample_updates=int(len(seeds) * config.epochs * len(data.train_images)),
+    )
+
+
+class _Tensors:
+    """The data of a call, moved to the device once."""
+
+    def __init__(self, data: TrainData, train_targets, val_targets, device):
+        self.x = images_to_tensor(data.train_images, device)
+        self.y = torch.as_tensor(np.asarray(data.train_labels), dtype=torch.long, device=device)
+        self.x_val = images_to_tensor(data.val_images, device)
+        self.y_val = torch.as_tensor(np.asarray(data.val_labels), dtype=torch.long, device=device)
+        self.x_test = images_to_tensor(data.test_images, device)
+        self.t = torch.as_tensor(train_targets, device=device)
+        self.t_val = torch.as_tensor(val_targets, device=device)
+
+
+def _chunks(n: int, size: int) -> list[slice]:
+    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+def _train_plain(data, train_targets, val_targets, seeds, model_config, config, device, record, desc, show):
+    tensors = _Tensors(data, train_targets, val_targets, device)
+    n, epochs, k_runs = len(data.train_images), config.epochs, len(seeds)
+    curves = {name: np.full((k_runs, epochs), np.nan) for name in CURVE_NAMES}
+    dynamics = np.zeros((k_runs, epochs, n, N_CLASSES), np.float32) if record else None
+    test_logits, state_dicts = [], []
+    batches = _chunks(n, config.batch_size)
+    overall = progress_bar(k_runs * epochs, f"{desc} (all runs)", show, position=0)
+    for k, seed in enumerate(seeds):
+        model = build_model(model_config, int(seed)).to(device)
+        optimizer = _make_optimizer(model.parameters(), config)
+        schedule = _make_schedule(optimizer, config, epochs * len(batches))
+        orders = torch.as_tensor(batch_orders(int(seed), n, epochs), device=device)
+        targets = tensors.t[k]
+        dyn = torch.empty((epochs, n, N_CLASSES), device=device) if record else None
+        run_bar = progress_bar(epochs, f"{desc} seed {int(seed)}", show, position=1, leave=False)
+        for epoch in range(epochs):
+            loss_sum = torch.zeros((), device=device)
+            correct = torch.zeros((), device=device, dtype=torch.long)
+            for chunk in batches:
+                idx = orders[epoch, chunk]
+                logits = model(tensors.x[idx])
+                logp = torch.log_softmax(logits, dim=-1)
+                loss = -(targets[idx] * logp).sum(-1).mean()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                with torch.no_grad():
+                    if record:
+                        dyn[epoch, idx] = logp.exp()
+                    loss_sum += loss.detach() * len(idx)
+                    correct += (logits.argmax(-1) == tensors.y[idx]).sum()
+            curves["train_loss"][k, epoch] = float(loss_sum) / n
+            curves["train_acc"][k, epoch] = float(correct) / n
+            curves["lr"][k, epoch] = optimizer.param_groups[0]["lr"]
+            if len(tensors.x_val):
+                val_logits = _predict_plain(model, tensors.x_val, config.eval_batch_size)
+                curves["val_loss"][k, epoch] = float(soft_cross_entropy(val_logits, tensors.t_val[k]))
+                curves["val_acc"][k, epoch] = float((val_logits.argmax(-1) == tensors.y_val).float().mean())
+            run_bar.update()
+            run_bar.set_postfix(loss=f"{curves['train_loss'][k, epoch]:.3f}", val_acc=f"{curves['val_acc'][k, epoch]:.3f}")
+            overall.update()
+        run_bar.close()
+        if record:
+            dynamics[k] = dyn.cpu().numpy()
+        test_logits.append(_predict_plain(model, tensors.x_test, config.eval_batch_size).cpu().numpy())
+        state_dicts.append({name: p.detach().cpu().numpy().copy() for name, p in model.state_dict().items()})
+    overall.close()
+    return curves, np.stack(test_logits).astype(np.float32), dynamics, state_dicts
+
+
+@torch.no_grad()
+def _predict_plain(model: torch.nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    if len(x) == 0:
+        return torch.zeros((0, N_CLASSES), device=x.device)
+    return torch.cat([model(x[chunk]) for chunk in _chunks(len(x), batch_size)])
+
+
+def _train_vectorised(data, train_targets, val_targets, seeds, model_config, config, device, record, desc, show):
+    tensors = _Tensors(data, train_targets, val_targets, device)
+    n, epochs, k_runs = len(data.train_images), config.epochs, len(seeds)
+    models = [build_model(model_config, int(seed)) for seed in seeds]
+    stacked, _ = stack_module_state(models)
+    params = {name: p.detach().to(device).requires_grad_(True) for name, p in stacked.items()}
+    skeleton = copy.deepcopy(models[0]).to("meta")
+
+    def forward_one(p, x):
+        return functional_call(skeleton, p, (x,))
+
+    forward_runs = vmap(forward_one)  # params (K, ...), x (K, B, 1, 28, 28)
+    forward_shared = vmap(forward_one, in_dims=(0, None))  # the same x for every run
+
+    batches = _chunks(n, config.batch_size)
+    optimizer = _make_optimizer(list(params.values()), config)
+    schedule = _make_schedule(optimizer, config, epochs * len(batches))
+    orders = torch.as_tensor(np.stack([batch_orders(int(s), n, epochs) for s in seeds]), device=device)
+    run_index = torch.arange(k_runs, device=device)[:, None]
+    dyn = torch.empty((k_runs, epochs, n, N_CLASSES), device=device) if record else None
+    history = {name: torch.full((k_runs, epochs), float("nan"), device=device) for name in CURVE_NAMES}
+    bar = progress_bar(epochs, f"{desc} ({k_runs} runs vectorised)", show, position=0)
+    for epoch in range(epochs):
+        loss_sum = torch.zeros(k_runs, device=device)
+        correct = torch.zeros(k_runs, device=device, dtype=torch.long)
+        for chunk in batches:
+            idx = orders[:, epoch, chunk]  # (K, b)
+            logits = forward_runs(params, tensors.x[idx])  # (K, b, 10)
+            logp = torch.log_softmax(logits, dim=-1)
+            losses = -(tensors.t[run_index, idx] * logp).sum(-1).mean(-1)  # (K,)
+            optimizer.zero_grad(set_to_none=True)
+            losses.sum().backward()
+            optimizer.step()
+            schedule.step()
+            with torch.no_grad():
+                if record:
+                    dyn[run_index, epoch, idx] = logp.exp()
+                loss_sum += losses.detach() * idx.shape[1]
+                correct += (logits.argmax(-1) == tensors.y[idx]).sum(-1)
+        with torch.no_grad():
+            history["train_loss"][:, epoch] = loss_sum / n
+            history["train_acc"][:, epoch] = correct.float() / n
+            history["lr"][:, epoch] = optimizer.param_groups[0]["lr"]
+            if len(tensors.x_val):
+                val_logits = _predict_vectorised(forward_shared, params, tensors.x_val, config.eval_batch_size)
+                history["val_loss"][:, epoch] = soft_cross_entropy(val_logits, tensors.t_val)
+                history["val_acc"][:, epoch] = (val_logits.argmax(-1) == tensors.y_val).float().mean(-1)
+        bar.update()
+    bar.close()
+    test_logits = _predict_vectorised(forward_shared, params, tensors.x_test, config.eval_batch_size)
+    state_dicts = [{name: p[k].detach().cpu().numpy().copy() for name, p in params.items()} for k in range(k_runs)]
+    curves = {name: h.cpu().double().numpy() for name, h in history.items()}
+    dynamics = dyn.cpu().numpy() if record else None
+    return curves, test_logits.cpu().numpy().astype(np.float32), dynamics, state_dicts
+
+
+@torch.no_grad()
+def _predict_vectorised(forward_shared, params, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    k_runs = next(iter(params.values())).shape[0]
+    if len(x) == 0:
+        return torch.zeros((k_runs, 0, N_CLASSES), device=x.device)
+    detached = {name: p.detach() for name, p in params.items()}
+    return torch.cat([forward_shared(detached, x[chunk]) for chunk in _chunks(len(x), batch_size)], dim=1)
+
+
+def predict_logits(state_dict: dict[str, np.ndarray], model_config: ModelConfig, images: np.ndarray,
+                   device: str = "auto", batch_size: int = 2048) -> np.ndarray:
+    """(n, 10) logits of a trained model (a :class:`TrainResult` state dict) on (n, 28, 28) images."""
+    dev = resolve_device(device)
+    model = build_model(model_config, 0)
+    model.load_state_dict({name: torch.as_tensor(v) for name, v in state_dict.items()})
+    model.to(dev).eval()
+    return _predict_plain(model, images_to_tensor(images, dev), batch_size).cpu().numpy()

@@ -1,0 +1,159 @@
+"""Properties of the label-condition targets (DESIGN.md, "Label conditions")."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from soft_label_audit import targets as tg
+
+N = 400
+
+
+def _human(rng: np.random.Generator, n: int = N) -> np.ndarray:
+    """Crowd-like 11-slot labels: a third unanimous, the rest mixtures with some "none" mass."""
+    out = np.zeros((n, 11))
+    main = rng.integers(0, 10, n)
+    out[np.arange(n), main] = 1.0
+    mixed = rng.random(n) > 0.33
+    votes = rng.multinomial(20, np.r_[np.full(10, 0.08), 0.2], mixed.sum()) / 20.0
+    weight = rng.uniform(0.3, 0.99, (mixed.sum(), 1))  # spreads the entropies over every band
+    out[mixed] = weight * out[mixed] + (1 - weight) * votes
+    return out
+
+
+@pytest.fixture
+def inputs() -> tg.TargetInputs:
+    rng = np.random.default_rng(42)
+    human = _human(rng)
+    h = tg.human_digits(human)
+    mode = tg.human_mode(h, np.zeros(N, int))
+    original = np.where(rng.random(N) < 0.8, mode, rng.integers(0, 10, N))  # some mode shifts
+    mode = tg.human_mode(h, original)
+    machine = np.full((N, 10), np.nan)
+    machine[: N // 2] = rng.dirichlet(np.full(10, 0.3), N // 2)  # generator labels ("synthetic")
+    logits = rng.normal(0, 3, (N, 10))
+    logits[np.arange(N), original] += 6.0
+    return tg.TargetInputs(original=original, human=human, mode=mode, machine=machine, teacher_logits=logits)
+
+
+OPTIONS = {"human_soft_permuted": {"band_edges": [1e-6, 0.5, 1.0], "seed": 3}}
+
+
+@pytest.mark.parametrize("condition", sorted(tg.BUILDERS))
+def test_every_row_is_a_distribution(inputs, condition):
+    t = tg.build_targets(condition, inputs, OPTIONS.get(condition))
+    assert t.shape == (N, 10)
+    assert (t >= 0).all()
+    np.testing.assert_allclose(t.sum(1), 1.0, atol=1e-12)
+
+
+def test_hard_conditions(inputs):
+    np.testing.assert_array_equal(tg.build_targets("original_hard", inputs).argmax(1), inputs.original)
+    np.testing.assert_array_equal(tg.build_targets("human_mode_hard", inputs).argmax(1), inputs.mode)
+    assert set(np.unique(tg.build_targets("human_mode_hard", inputs))) == {0.0, 1.0}
+
+
+def test_mode_aligned_has_the_original_label_on_top_and_the_entropy_of_h(inputs):
+    h = tg.build_targets("human_soft", inputs)
+    t = tg.build_targets("human_soft_mode_aligned", inputs)
+    rows = np.arange(N)
+    assert np.all(t[rows, inputs.original] >= t.max(1) - 1e-12)
+    unique_top = (np.sort(t, 1)[:, -1] - np.sort(t, 1)[:, -2]) > 1e-9
+    np.testing.assert_array_equal(t.argmax(1)[unique_top], inputs.original[unique_top])
+    np.testing.assert_allclose(tg.entropy(t), tg.entropy(h), atol=1e-12)
+    shifted = inputs.mode != inputs.original
+    assert shifted.sum() > 10  # the fixture has mode shifts to correct
+    np.testing.assert_array_equal(t[~shifted], h[~shifted])
+
+
+def test_permuted_keeps_the_entropy_distribution_within_each_band(inputs):
+    edges = OPTIONS["human_soft_permuted"]["band_edges"]
+    h = tg.build_targets("human_soft", inputs)
+    t = tg.build_targets("human_soft_permuted", inputs, OPTIONS["human_soft_permuted"])
+    bands = tg.entropy_bands(tg.entropy(h), edges)
+    assert len(np.unique(bands)) == 4
+    for band in np.unique(bands):
+        members = bands == band
+        np.testing.assert_allclose(np.sort(tg.entropy(t[members])), np.sort(tg.entropy(h[members])), atol=1e-12)
+    np.testing.assert_array_equal(tg.entropy_bands(tg.entropy(t), edges), bands)
+    assert np.all(t[np.arange(N), inputs.original] >= t.max(1) - 1e-12)
+    mixed = tg.entropy(h) > 0.5
+    assert not np.allclose(t[mixed], tg.swap_mode_and_original(h, inputs.mode, inputs.original)[mixed])
+
+
+def test_permuted_is_seeded(inputs):
+    opts = OPTIONS["human_soft_permuted"]
+    a = tg.build_targets("human_soft_permuted", inputs, opts)
+    np.testing.assert_array_equal(a, tg.build_targets("human_soft_permuted", inputs, opts))
+    assert not np.array_equal(a, tg.build_targets("human_soft_permuted", inputs, opts | {"seed": 4}))
+
+
+def test_matched_smoothing_reaches_the_mean_human_entropy(inputs):
+    target = tg.entropy(inputs.h).mean()
+    t = tg.build_targets("label_smoothing_matched", inputs)
+    assert tg.entropy(t).mean() == pytest.approx(target, rel=0.01)
+    assert tg.entropy(t).mean() == pytest.approx(target, rel=1e-8)
+    np.testing.assert_array_equal(t.argmax(1), inputs.original)
+    assert np.ptp(tg.entropy(t)) < 1e-12  # the same epsilon for every item
+
+
+def test_machine_soft_keeps_generator_labels_and_matches_entropy_with_the_teacher(inputs):
+    t = tg.build_targets("machine_soft", inputs)
+    generated = ~np.isnan(inputs.machine).any(1)
+    np.testing.assert_allclose(t[generated], inputs.machine[generated] / inputs.machine[generated].sum(1, keepdims=True))
+    teacher = ~generated
+    target = tg.entropy(inputs.h[teacher]).mean()
+    assert tg.entropy(t[teacher]).mean() == pytest.approx(target, rel=0.01)
+    np.testing.assert_array_equal(t[teacher].argmax(1), inputs.teacher_logits[teacher].argmax(1))
+
+
+def test_machine_soft_needs_teacher_logits_where_no_generator_label(inputs):
+    inputs.teacher_logits = None
+    with pytest.raises(ValueError, match="neither a generator label nor teacher logits"):
+        tg.build_targets("machine_soft", inputs)
+
+
+@pytest.mark.parametrize("entropy_target", [0.05, 0.6, 1.9])
+def test_temperature_and_epsilon_solvers(entropy_target):
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 4, (300, 10))
+    temperature = tg.temperature_for_entropy(logits, entropy_target)
+    assert tg.entropy(tg.tempered_softmax(logits, temperature)).mean() == pytest.approx(entropy_target, rel=1e-6)
+    eps = tg.smoothing_epsilon_for_entropy(entropy_target)
+    assert tg.smoothing_entropy(eps) == pytest.approx(entropy_target, rel=1e-6)
+
+
+def test_unreachable_entropy_is_refused():
+    with pytest.raises(ValueError, match="outside the reachable range"):
+        tg.smoothing_epsilon_for_entropy(np.log(10) + 0.1)
+
+
+def test_none_slot_rules():
+    human = np.array([[0.6, 0.2] + [0.0] * 8 + [0.2], [0.0] * 10 + [1.0]])
+    renorm = tg.human_digits(human, "renormalise")
+    np.testing.assert_allclose(renorm[0, :2], [0.75, 0.25])
+    np.testing.assert_allclose(renorm[1], np.full(10, 0.1))  # all "none": uniform
+    uniform = tg.human_digits(human, "uniform")
+    np.testing.assert_allclose(uniform[0, :3], [0.62, 0.22, 0.02])
+    with pytest.raises(ValueError, match="none_slot"):
+        tg.human_digits(human, "drop")
+    with pytest.raises(ValueError, match="sum to one"):
+        tg.human_digits(human * 0.9)
+
+
+def test_human_mode_ties_go_to_the_original_label_then_the_lowest_digit():
+    h = np.array([[0.4, 0.4, 0.2] + [0.0] * 7] * 2)
+    np.testing.assert_array_equal(tg.human_mode(h, np.array([1, 5])), [1, 0])
+
+
+def test_inconsistent_human_mode_is_refused():
+    human = np.zeros((2, 11))
+    human[:, 3] = 1.0
+    with pytest.raises(ValueError, match="human_mode is not a maximum"):
+        tg.TargetInputs(original=np.array([3, 3]), human=human, mode=np.array([3, 4]))
+
+
+def test_unknown_condition_names_the_registry():
+    with pytest.raises(KeyError, match="no target builder"):
+        tg.builder_for("nonsense")

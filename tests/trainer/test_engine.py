@@ -1,0 +1,159 @@
+"""The trainer on small slices of real MNIST: paired design, determinism, dynamics, vectorised path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from soft_label_audit.trainer import (
+    CURVE_NAMES,
+    ModelConfig,
+    TrainConfig,
+    TrainData,
+    batch_orders,
+    build_model,
+    soft_cross_entropy,
+    train_runs,
+    train_teacher,
+)
+from soft_label_audit.trainer.progress import progress_enabled
+
+MODEL = ModelConfig(channels=(4, 8), hidden=16)
+EYE = np.eye(10, dtype=np.float32)
+
+
+@pytest.fixture(scope="module")
+def data(mnist_arrays) -> TrainData:
+    x, y = mnist_arrays["train_images"], mnist_arrays["train_labels"].astype(np.int64)
+    return TrainData(x[:160], y[:160], x[160:220], y[160:220], x[220:260])
+
+
+def _config(**kw) -> TrainConfig:
+    base = dict(epochs=3, batch_size=32, lr=3e-3, num_threads=1, vectorise="never", progress=False)
+    return TrainConfig(**(base | kw))
+
+
+def _soft(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    t = 0.6 * EYE[labels] + 0.4 * rng.dirichlet(np.ones(10), len(labels))
+    return t.astype(np.float32)
+
+
+def test_initial_weights_depend_on_the_seed_only():
+    a, b, c = build_model(MODEL, 7), build_model(MODEL, 7), build_model(MODEL, 8)
+    for (name, pa), pb, pc in zip(a.state_dict().items(), b.state_dict().values(), c.state_dict().values()):
+        assert torch.equal(pa, pb), name
+        if name.endswith("weight"):
+            assert not torch.equal(pa, pc), name
+
+
+def test_batch_order_depends_on_seed_and_item_count_only():
+    assert np.array_equal(batch_orders(3, 50, 4), batch_orders(3, 50, 4))
+    assert not np.array_equal(batch_orders(3, 50, 4), batch_orders(4, 50, 4))
+    orders = batch_orders(3, 50, 4)
+    assert orders.shape == (4, 50)
+    assert all(sorted(row) == list(range(50)) for row in orders)
+
+
+def test_paired_runs_start_alike_and_part_with_their_targets(data):
+    """Same seed, different targets: the first batch is predicted by identical initial weights."""
+    rng = np.random.default_rng(0)
+    hard, soft = EYE[data.train_labels], _soft(data.train_labels, rng)
+    cfg = _config()
+    res = train_runs(data, np.stack([hard, soft]), np.stack([EYE[data.val_labels]] * 2), [5, 5], MODEL, cfg)
+    first = batch_orders(5, len(data.train_images), cfg.epochs)[0, : cfg.batch_size]
+    later = batch_orders(5, len(data.train_images), cfg.epochs)[0, cfg.batch_size :]
+    np.testing.assert_array_equal(res.dynamics[0, 0, first], res.dynamics[1, 0, first])
+    assert not np.allclose(res.dynamics[0, 0, later], res.dynamics[1, 0, later])
+
+
+def test_cpu_runs_are_deterministic(data):
+    targets = np.stack([EYE[data.train_labels]] * 2)
+    val = np.stack([EYE[data.val_labels]] * 2)
+    a = train_runs(data, targets, val, [0, 1], MODEL, _config(num_threads=2))
+    b = train_runs(data, targets, val, [0, 1], MODEL, _config(num_threads=2))
+    np.testing.assert_array_equal(a.dynamics, b.dynamics)
+    np.testing.assert_array_equal(a.test_logits, b.test_logits)
+    for name in CURVE_NAMES:
+        np.testing.assert_array_equal(a.curves[name], b.curves[name])
+    assert not np.array_equal(a.test_logits[0], a.test_logits[1])  # the two seeds differ
+
+
+def test_shapes_and_distributions(data):
+    k, cfg = 2, _config()
+    res = train_runs(data, np.stack([EYE[data.train_labels]] * k), np.stack([EYE[data.val_labels]] * k), [0, 1], MODEL, cfg)
+    n, e = len(data.train_images), cfg.epochs
+    assert res.dynamics.shape == (k, e, n, 10) and res.dynamics.dtype == np.float32
+    np.testing.assert_allclose(res.dynamics.sum(-1), 1.0, atol=1e-5)
+    assert res.test_probs.shape == (k, len(data.test_images), 10)
+    for name in CURVE_NAMES:
+        assert res.curves[name].shape == (k, e) and np.isfinite(res.curves[name]).all(), name
+    assert len(res.state_dicts) == k
+    assert res.sample_updates == k * e * n
+    # the cosine schedule decays to zero at the last step
+    assert res.curves["lr"][0, -1] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_training_learns(data):
+    cfg = _config(epochs=6)
+    res = train_runs(data, EYE[data.train_labels][None], EYE[data.val_labels][None], [0], MODEL, cfg)
+    assert res.curves["train_loss"][0, -1] < 0.6 * res.curves["train_loss"][0, 0]
+    assert res.curves["val_acc"][0, -1] > 0.5
+
+
+def test_vectorised_path_matches_the_plain_loop(data):
+    rng = np.random.default_rng(1)
+    targets = np.stack([EYE[data.train_labels], _soft(data.train_labels, rng), EYE[data.train_labels]])
+    val = np.stack([EYE[data.val_labels]] * 3)
+    seeds = [0, 0, 1]
+    plain = train_runs(data, targets, val, seeds, MODEL, _config(vectorise="never"))
+    vec = train_runs(data, targets, val, seeds, MODEL, _config(vectorise="always"))
+    assert vec.vectorised and not plain.vectorised
+    np.testing.assert_allclose(vec.dynamics, plain.dynamics, atol=2e-4)
+    np.testing.assert_allclose(vec.test_logits, plain.test_logits, atol=2e-3, rtol=1e-3)
+    for name in CURVE_NAMES:
+        np.testing.assert_allclose(vec.curves[name], plain.curves[name], atol=2e-4, err_msg=name)
+    for a, b in zip(vec.state_dicts, plain.state_dicts):
+        for name in a:
+            np.testing.assert_allclose(a[name], b[name], atol=2e-4, err_msg=name)
+
+
+def test_soft_cross_entropy_matches_torch():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(6, 10, generator=g)
+    targets = torch.softmax(torch.randn(6, 10, generator=g), -1)
+    expected = torch.nn.functional.cross_entropy(logits, targets)
+    assert torch.allclose(soft_cross_entropy(logits, targets), expected, atol=1e-6)
+
+
+def test_bad_shapes_are_refused(data):
+    with pytest.raises(ValueError, match="train_targets"):
+        train_runs(data, EYE[data.train_labels], EYE[data.val_labels][None], [0], MODEL, _config())
+    with pytest.raises(ValueError, match="seeds"):
+        train_runs(data, EYE[data.train_labels][None], EYE[data.val_labels][None], [0, 1], MODEL, _config())
+
+
+def test_torch_settings_are_restored(data):
+    threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    train_runs(data, EYE[data.train_labels][None], EYE[data.val_labels][None], [0], MODEL, _config(epochs=1))
+    assert torch.get_num_threads() == threads and torch.are_deterministic_algorithms_enabled() == det
+
+
+def test_progress_is_quiet_in_ci_and_off_a_terminal(monkeypatch):
+    monkeypatch.setenv("CI", "true")
+    assert not progress_enabled("auto")
+    monkeypatch.delenv("CI")
+    monkeypatch.setattr("sys.stderr.isatty", lambda: False, raising=False)
+    assert not progress_enabled("auto")
+    assert progress_enabled(True) and not progress_enabled(False)
+    with pytest.raises(ValueError):
+        progress_enabled("loud")
+
+
+def test_teacher_learns_hard_labels(mnist_arrays):
+    x, y = mnist_arrays["train_images"][:700], mnist_arrays["train_labels"][:700]
+    teacher = train_teacher(x, y, MODEL, _config(epochs=6, batch_size=32, lr=5e-3), n_train=500, n_val=200, seed=0)
+    assert teacher.val_acc > 0.6
+    logits = teacher.logits(mnist_arrays["test_images"][:50], device="cpu")
+    assert logits.shape == (50, 10)
+    assert (logits.argmax(1) == mnist_arrays["test_labels"][:50]).mean() > 0.6
