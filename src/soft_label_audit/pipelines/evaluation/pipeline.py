@@ -1,9 +1,48 @@
-"""Wiring of the `evaluation` pipeline (filled by its issue)."""
+"""Wiring of the `evaluation` pipeline: one namespace ``{source}.{condition}`` per study run."""
 
-from kedro.pipeline import Pipeline
+from __future__ import annotations
 
-from soft_label_audit.grid import StudyGrid
+from functools import partial, update_wrapper
+
+from kedro.pipeline import Node, Pipeline
+
+from soft_label_audit.grid import StudyGrid, active_grid
+
+from . import nodes
+
+SHARED_INPUTS = {"human_soft_labels", "item_stats"}
+PARAMETERS = {"params:evaluation"}
+
+
+def _bound(func, source: str, condition: str):
+    """The node function with the namespace's identity bound (kept readable for kedro-viz)."""
+    return update_wrapper(partial(func, source=source, condition=condition), func)
+
+
+def _run_pipeline(source: str, condition: str) -> Pipeline:
+    def bound(func):
+        return _bound(func, source, condition)
+
+    template = Pipeline(
+        [
+            Node(bound(nodes.score_test_predictions),
+                 ["test_predictions", "human_soft_labels", "item_stats", "params:evaluation"],
+                 ["test_metrics", "reliability"], name="score_test_predictions"),
+            Node(bound(nodes.map_training_dynamics), ["dynamics", "item_stats", "params:evaluation"],
+                 ["cartography", "cartography_summary"], name="map_training_dynamics"),
+            Node(bound(nodes.convergence_by_seed), ["curves", "params:evaluation"], "convergence",
+                 name="convergence_by_seed"),
+            Node(nodes.assemble_run_metrics, ["test_metrics", "cartography_summary", "convergence"], "metrics",
+                 name="assemble_run_metrics"),
+            Node(bound(nodes.seed_stability), ["test_predictions", "curves", "params:evaluation"], "stability",
+                 name="seed_stability"),
+            Node(bound(nodes.run_figures), ["reliability", "cartography"], "figures", name="run_figures"),
+        ]
+    )
+    by_condition = Pipeline(template, inputs=SHARED_INPUTS, parameters=PARAMETERS, namespace=condition)
+    return Pipeline(by_condition, inputs=SHARED_INPUTS, parameters=PARAMETERS, namespace=source)
 
 
 def create_pipeline(grid: StudyGrid | None = None, **kwargs) -> Pipeline:
-    return Pipeline([])
+    grid = grid or active_grid()
+    return sum((_run_pipeline(s, c) for s, c in grid.namespaces()), Pipeline([]))

@@ -1,0 +1,228 @@
+"""Nodes of the `evaluation` pipeline: thin adapters from catalog tables to ``metrics``.
+
+Each namespace ``{source}.{condition}`` runs the same nodes; ``source`` and ``condition`` are
+bound when the pipeline is wired, and checked against the columns of the inputs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from soft_label_audit.columns import H_COLS, P_COLS
+from soft_label_audit.metrics import alignment, calibration, cartography, stability
+from soft_label_audit.metrics.bands import difficulty_band
+from soft_label_audit.metrics.per_run import score_test_set
+from soft_label_audit.reporting import figures
+
+RUN_KEYS = ["source", "condition", "seed"]
+REFERENCES = ("original", "human_mode")
+
+
+def _check_identity(table: pd.DataFrame, name: str, source: str, condition: str) -> None:
+    for column, expected in (("source", source), ("condition", condition)):
+        if column in table:
+            found = set(table[column].astype(str).unique())
+            if found - {expected}:
+                raise ValueError(
+                    f"{source}.{condition}.{name}: column {column!r} holds {sorted(found)}, "
+                    f"expected only {expected!r} (is the catalog entry wired to the right namespace?)"
+                )
+
+
+def _require(table: pd.DataFrame, name: str, columns) -> None:
+    missing = [c for c in columns if c not in table]
+    if missing:
+        raise ValueError(f"{name} lacks columns {missing}")
+
+
+def _item_lookup(item_ids: np.ndarray, human_soft_labels: pd.DataFrame, item_stats: pd.DataFrame, what: str) -> pd.DataFrame:
+    """Human label and item statistics for ``item_ids``, in that order; every id must be known."""
+    _require(human_soft_labels, "human_soft_labels", ["item_id", *H_COLS])
+    _require(item_stats, "item_stats", ["item_id", "original_label", "human_entropy", "human_mode"])
+    for table, name in ((human_soft_labels, "human_soft_labels"), (item_stats, "item_stats")):
+        dup = table["item_id"][table["item_id"].duplicated()]
+        if len(dup):
+            raise ValueError(f"{name} has several rows for item_id {dup.unique()[:5].tolist()}")
+    info = pd.DataFrame({"item_id": np.asarray(item_ids, dtype=np.int64)})
+    info = info.merge(human_soft_labels[["item_id", *H_COLS]], on="item_id", how="left", validate="many_to_one")
+    info = info.merge(item_stats[["item_id", "original_label", "human_entropy", "human_mode"]], on="item_id",
+                      how="left", validate="many_to_one")
+    unknown = info.loc[info[list(H_COLS) + ["original_label"]].isna().any(axis=1), "item_id"].unique()
+    if len(unknown):
+        raise ValueError(f"{what}: item_ids {unknown[:5].tolist()} (of {len(unknown)}) have no human label or item_stats row")
+    return info
+
+
+def score_test_predictions(
+    test_predictions: pd.DataFrame,
+    human_soft_labels: pd.DataFrame,
+    item_stats: pd.DataFrame,
+    params: dict[str, Any],
+    *,
+    source: str,
+    condition: str,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per seed: every test-set metric (overall and per band) and the reliability bins."""
+    _require(test_predictions, f"{source}.{condition}.test_predictions", ["seed", "item_id", *P_COLS])
+    _check_identity(test_predictions, "test_predictions", source, condition)
+    n_bins = int(params["n_bins"])
+    bands = params["bands"]
+    rows, reliability = [], []
+    for seed, run in test_predictions.groupby("seed", sort=True):
+        info = _item_lookup(run["item_id"].to_numpy(), human_soft_labels, item_stats,
+                            f"{source}.{condition}.test_predictions seed {seed}")
+        probs = run[list(P_COLS)].to_numpy(dtype=np.float64)
+        human = alignment.human_digit_distribution(info[list(H_COLS)].to_numpy(dtype=np.float64), params["human_none"])
+        entropy = info["human_entropy"].to_numpy(dtype=np.float64)
+        band = difficulty_band(entropy, float(bands["unanimous_max"]), float(bands["low_max"]))
+        scores = score_test_set(
+            probs,
+            info["original_label"].to_numpy(dtype=np.int64),
+            info["human_mode"].to_numpy(dtype=np.int64),
+            human,
+            entropy,
+            band,
+            n_bins,
+        )
+        rows.append({"source": source, "condition": condition, "seed": int(seed), **scores})
+        bins = calibration.reliability_table(probs, info["original_label"].to_numpy(dtype=np.int64), n_bins, "width")
+        reliability.append(bins.assign(source=source, condition=condition, seed=int(seed)))
+    if not rows:
+        raise ValueError(f"{source}.{condition}.test_predictions is empty")
+    rel = pd.concat(reliability, ignore_index=True)
+    rel = rel[RUN_KEYS + [c for c in rel.columns if c not in RUN_KEYS]]
+    return pd.DataFrame(rows), rel
+
+
+def map_training_dynamics(
+    dynamics: dict[str, Any],
+    item_stats: pd.DataFrame,
+    params: dict[str, Any],
+    *,
+    source: str,
+    condition: str,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Cartography coordinates per (seed, training item), and per seed the rank correlations
+    with human entropy and the region shares, against the original label and the human mode."""
+    missing = {"item_ids", "seeds", "probs"} - set(dynamics)
+    if missing:
+        raise ValueError(f"{source}.{condition}.dynamics lacks keys {sorted(missing)}")
+    item_ids = np.asarray(dynamics["item_ids"], dtype=np.int64)
+    seeds = np.asarray(dynamics["seeds"], dtype=np.int64)
+    probs = np.asarray(dynamics["probs"])
+    if probs.ndim != 4 or probs.shape[0] != len(seeds) or probs.shape[2] != len(item_ids):
+        raise ValueError(
+            f"{source}.{condition}.dynamics: probs {probs.shape} must be (seeds={len(seeds)}, epochs, "
+            f"items={len(item_ids)}, classes)"
+        )
+    _require(item_stats, "item_stats", ["item_id", "original_label", "human_entropy", "human_mode"])
+    info = pd.DataFrame({"item_id": item_ids}).merge(
+        item_stats[["item_id", "original_label", "human_entropy", "human_mode"]], on="item_id", how="left",
+        validate="many_to_one",
+    )
+    unknown = info.loc[info["original_label"].isna(), "item_id"]
+    if len(unknown):
+        raise ValueError(f"{source}.{condition}.dynamics: item_ids {unknown[:5].tolist()} have no item_stats row")
+    entropy = info["human_entropy"].to_numpy(dtype=np.float64)
+    thresholds = params["cartography"]
+    labels = {"original": info["original_label"].to_numpy(dtype=np.int64),
+              "human_mode": info["human_mode"].to_numpy(dtype=np.int64)}
+    columns: dict[str, np.ndarray] = {}
+    summary = pd.DataFrame({"source": source, "condition": condition, "seed": seeds})
+    for ref in REFERENCES:
+        coords = cartography.coordinates(probs, labels[ref])
+        region = cartography.regions(coords.confidence, coords.variability,
+                                     float(thresholds["easy_min_confidence"]),
+                                     float(thresholds["ambiguous_min_variability"]))
+        columns |= {f"confidence_{ref}": coords.confidence, f"variability_{ref}": coords.variability,
+                    f"correctness_{ref}": coords.correctness, f"region_{ref}": region}
+        per_seed = []
+        for s in range(len(seeds)):
+            shares = cartography.region_shares(region[s])
+            per_seed.append({
+                f"carto_confidence_{ref}": float(coords.confidence[s].mean()),
+                f"carto_variability_{ref}": float(coords.variability[s].mean()),
+                f"carto_correctness_{ref}": float(coords.correctness[s].mean()),
+                f"carto_rho_variability_{ref}": alignment.spearman(coords.variability[s], entropy),
+                f"carto_rho_uncertainty_{ref}": alignment.spearman(1.0 - coords.confidence[s], entropy),
+                **{f"carto_share_{r}_{ref}": v for r, v in shares.items()},
+            })
+        summary = pd.concat([summary, pd.DataFrame(per_seed)], axis=1)
+    n_seeds, n_items = len(seeds), len(item_ids)
+    table = pd.DataFrame({
+        "source": source,
+        "condition": condition,
+        "seed": np.repeat(seeds, n_items),
+        "item_id": np.tile(item_ids, n_seeds),
+        "original_label": np.tile(labels["original"], n_seeds),
+        "human_mode": np.tile(labels["human_mode"], n_seeds),
+        "human_entropy": np.tile(entropy, n_seeds),
+        **{name: values.reshape(-1) for name, values in columns.items()},
+    })
+    return table, summary
+
+
+def convergence_by_seed(curves: pd.DataFrame, params: dict[str, Any], *, source: str, condition: str) -> pd.DataFrame:
+    """Per seed: the convergence epoch of the configured validation curve."""
+    conv = params["convergence"]
+    curve = conv["curve"]
+    _require(curves, f"{source}.{condition}.curves", ["seed", "epoch", curve])
+    _check_identity(curves, "curves", source, condition)
+    rows = [
+        {"seed": int(seed), "convergence_epoch": stability.convergence_epoch(
+            run["epoch"].to_numpy(), run[curve].to_numpy(), float(conv["fraction"]), bool(conv["higher_is_better"]))}
+        for seed, run in curves.groupby("seed", sort=True)
+    ]
+    return pd.DataFrame(rows, columns=["seed", "convergence_epoch"])
+
+
+def assemble_run_metrics(test_metrics: pd.DataFrame, cartography_summary: pd.DataFrame, convergence: pd.DataFrame) -> pd.DataFrame:
+    """One row per seed: run keys, then every numeric metric."""
+    seeds = [set(t["seed"]) for t in (test_metrics, cartography_summary, convergence)]
+    if not seeds[0] == seeds[1] == seeds[2]:
+        raise ValueError(
+            f"seeds differ between test predictions {sorted(seeds[0])}, dynamics {sorted(seeds[1])} "
+            f"and curves {sorted(seeds[2])}"
+        )
+    out = test_metrics.merge(cartography_summary.drop(columns=["source", "condition"]), on="seed", validate="one_to_one")
+    out = out.merge(convergence, on="seed", validate="one_to_one")
+    return out.sort_values("seed", ignore_index=True)
+
+
+def seed_stability(test_predictions: pd.DataFrame, curves: pd.DataFrame, params: dict[str, Any], *, source: str, condition: str) -> pd.DataFrame:
+    """One row: disagreement of test predictions between seeds and spread of validation curves."""
+    wide = test_predictions.pivot_table(index="item_id", columns="seed", values=list(P_COLS))
+    seeds = sorted(test_predictions["seed"].unique())
+    if wide.isna().any().any():
+        raise ValueError(f"{source}.{condition}.test_predictions: seeds did not predict the same items")
+    probs = np.stack([wide.xs(s, axis=1, level="seed")[list(P_COLS)].to_numpy() for s in seeds])
+    row: dict[str, Any] = {
+        "source": source,
+        "condition": condition,
+        "n_seeds": len(seeds),
+        "disagreement": stability.pairwise_disagreement(probs.argmax(axis=2)),
+        "pairwise_tv": stability.pairwise_total_variation(probs),
+    }
+    cols = [c for c in params["stability_curves"] if c in curves]
+    spread = stability.curve_spread(curves, [], cols)
+    for c in cols:
+        row[f"{c}_std_mean_over_epochs"] = float(spread[f"{c}__std"].mean())
+        row[f"{c}_std_last_epoch"] = float(spread[f"{c}__std"].iloc[-1])
+    return pd.DataFrame([row])
+
+
+def run_figures(reliability: pd.DataFrame, cartography_table: pd.DataFrame, *, source: str, condition: str) -> dict[str, Figure]:
+    """Figures of each run for its MLflow child run: ``{"seed<n>/<name>": Figure}``; the
+    tracking hook logs ``seed<n>/...`` into seed n's child run (``soft_label_audit.tracking``)."""
+    out: dict[str, Figure] = {}
+    for seed, rel in reliability.groupby("seed", sort=True):
+        title = f"{source} / {condition} / seed {seed}"
+        out[f"seed{int(seed)}/reliability"] = figures.run_reliability(rel, title)
+        cart = cartography_table[cartography_table["seed"] == seed]
+        if len(cart):
+            out[f"seed{int(seed)}/cartography"] = figures.run_cartography(cart, title)
+    return out

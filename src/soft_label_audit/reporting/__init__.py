@@ -1,0 +1,1 @@
+"""Plain reporting code: comparison tables over seeds and figure builders (matplotlib, Agg)."""

@@ -1,0 +1,197 @@
+"""Figure builders. Each returns a :class:`matplotlib.figure.Figure` built without pyplot, so
+figures are not kept alive by a global figure manager and need no explicit closing; the
+catalog (``matplotlib.MatplotlibDataset``) or the tracking hook saves them.
+
+Grids put one row per source and one column per condition, in the study's order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from soft_label_audit.metrics.bands import BANDS
+from soft_label_audit.metrics.per_run import BAND_SEPARATOR
+
+PANEL = 2.3  # inches per panel side
+BAND_COLOURS = {"all": "0.35", "unanimous": "#4C9F70", "low": "#E0A030", "high": "#C0392B"}
+ENTROPY_CMAP = "viridis"
+
+
+def _label(name: str) -> str:
+    return name.replace("_", " ")
+
+
+def _grid(n_rows: int, n_cols: int, title: str, sharex: bool = True, sharey: bool = True, panel: tuple[float, float] = (PANEL, PANEL)) -> tuple[Figure, np.ndarray]:
+    fig = Figure(figsize=(panel[0] * n_cols + 0.6, panel[1] * n_rows + 0.7), layout="constrained")
+    axes = fig.subplots(n_rows, n_cols, sharex=sharex, sharey=sharey, squeeze=False)
+    fig.suptitle(title)
+    return fig, axes
+
+
+def _pooled_reliability(rel: pd.DataFrame) -> pd.DataFrame:
+    """Pool the bins of several seeds: counts add, accuracy and confidence are count-weighted."""
+    rel = rel.assign(
+        acc_sum=rel["accuracy"].fillna(0) * rel["count"],
+        conf_sum=rel["mean_confidence"].fillna(0) * rel["count"],
+    )
+    pooled = rel.groupby("bin", sort=True).agg(
+        bin_lower=("bin_lower", "first"),
+        bin_upper=("bin_upper", "first"),
+        count=("count", "sum"),
+        acc_sum=("acc_sum", "sum"),
+        conf_sum=("conf_sum", "sum"),
+    )
+    nonempty = pooled["count"] > 0
+    pooled["accuracy"] = np.where(nonempty, pooled["acc_sum"] / pooled["count"].where(nonempty, 1), np.nan)
+    pooled["mean_confidence"] = np.where(nonempty, pooled["conf_sum"] / pooled["count"].where(nonempty, 1), np.nan)
+    return pooled.reset_index()
+
+
+def _draw_reliability(ax, pooled: pd.DataFrame, note: str | None) -> None:
+    width = (pooled["bin_upper"] - pooled["bin_lower"]).to_numpy()
+    left = pooled["bin_lower"].to_numpy()
+    acc = pooled["accuracy"].to_numpy()
+    conf = pooled["mean_confidence"].to_numpy()
+    ax.plot([0, 1], [0, 1], ls="--", lw=0.8, color="0.5")
+    ax.bar(left, np.nan_to_num(acc), width=width, align="edge", color="#4A78B5", edgecolor="white", lw=0.5, label="accuracy")
+    # the gap between accuracy and mean confidence, drawn where the bin has items
+    ok = np.isfinite(acc)
+    ax.bar(left[ok], (conf - acc)[ok], bottom=acc[ok], width=width[ok], align="edge", color="#C0392B", alpha=0.35, lw=0, label="gap to confidence")
+    share = pooled["count"].to_numpy() / max(pooled["count"].sum(), 1)
+    ax.step(np.r_[left, 1.0], np.r_[share, share[-1]], where="post", color="0.2", lw=0.8, label="share of items")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    if note:
+        ax.text(0.04, 0.95, note, transform=ax.transAxes, va="top", fontsize=7.5,
+                bbox={"facecolor": "white", "alpha": 0.8, "lw": 0, "pad": 1.5})
+
+
+def reliability_diagrams(reliability: pd.DataFrame, metrics_by_run: pd.DataFrame, sources: list[str], conditions: list[str], n_bins: int) -> Figure:
+    """Top-label reliability diagrams, bins pooled over seeds; ECE mean ± std over seeds in each panel."""
+    fig, axes = _grid(len(sources), len(conditions), f"Reliability on test items (top label, {n_bins} equal-width bins, seeds pooled)")
+    ece = f"ece_{n_bins}"
+    for r, source in enumerate(sources):
+        for c, condition in enumerate(conditions):
+            ax = axes[r, c]
+            rel = reliability[(reliability["source"] == source) & (reliability["condition"] == condition)]
+            runs = metrics_by_run[(metrics_by_run["source"] == source) & (metrics_by_run["condition"] == condition)]
+            note = f"ECE {runs[ece].mean():.3f} ± {runs[ece].std(ddof=1):.3f}" if len(runs) > 1 else (
+                f"ECE {runs[ece].mean():.3f}" if len(runs) else None)
+            if len(rel):
+                _draw_reliability(ax, _pooled_reliability(rel), note)
+            if r == 0:
+                ax.set_title(_label(condition), fontsize=9)
+            if c == 0:
+                ax.set_ylabel(f"{source}\naccuracy")
+            if r == len(sources) - 1:
+                ax.set_xlabel("confidence")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=8, frameon=False)
+    return fig
+
+
+def ece_by_band(metrics_by_run: pd.DataFrame, sources: list[str], conditions: list[str], n_bins: int) -> Figure:
+    """Grouped bars: top-label ECE on all test items and per human-difficulty band, mean ± std over seeds."""
+    fig, axes = _grid(len(sources), 1, f"Top-label ECE ({n_bins} bins) by human-difficulty band (mean ± std over seeds)",
+                      sharey=True, sharex=False, panel=(0.85 * len(conditions) + 1.5, 2.6))
+    ece = f"ece_{n_bins}"
+    groups = [("all", ece)] + [(band, f"{ece}{BAND_SEPARATOR}{band}") for band in BANDS]
+    width = 0.8 / len(groups)
+    x = np.arange(len(conditions))
+    for r, source in enumerate(sources):
+        ax = axes[r, 0]
+        runs = metrics_by_run[metrics_by_run["source"] == source]
+        for g, (name, column) in enumerate(groups):
+            if column not in runs:
+                continue
+            stats = runs.groupby("condition")[column].agg(["mean", "std", "count"]).reindex(conditions)
+            n_items = column.replace(ece, "n_items")
+            items = runs.groupby("condition")[n_items].mean().reindex(conditions) if n_items in runs else None
+            label = name if items is None else f"{name} (~{np.nanmean(items):.0f} items)"
+            ax.bar(x + (g - (len(groups) - 1) / 2) * width, stats["mean"], width, yerr=stats["std"],
+                   color=BAND_COLOURS[name], label=label, capsize=2, error_kw={"lw": 0.8})
+        ax.set_xticks(x, [_label(c) for c in conditions], rotation=20, ha="right", fontsize=8)
+        ax.set_ylabel(f"{source}\nECE")
+        ax.legend(fontsize=7.5, ncols=4, frameon=False, loc="upper left")
+        ax.margins(y=0.25)
+    return fig
+
+
+def cartography_maps(cartography: pd.DataFrame, sources: list[str], conditions: list[str], reference: str = "original") -> Figure:
+    """Variability (x) against confidence (y) per training item, seed-averaged, coloured by human entropy."""
+    conf, var = f"confidence_{reference}", f"variability_{reference}"
+    fig, axes = _grid(len(sources), len(conditions), f"Data maps of training items (reference: {reference} label, seed means), colour = human entropy")
+    vmax = float(np.nanmax(cartography["human_entropy"])) if len(cartography) else 1.0
+    mappable = None
+    for r, source in enumerate(sources):
+        for c, condition in enumerate(conditions):
+            ax = axes[r, c]
+            sub = cartography[(cartography["source"] == source) & (cartography["condition"] == condition)]
+            items = sub.groupby("item_id")[[conf, var, "human_entropy"]].mean().sort_values("human_entropy")
+            mappable = ax.scatter(items[var], items[conf], c=items["human_entropy"], cmap=ENTROPY_CMAP,
+                                  vmin=0, vmax=max(vmax, 1e-9), s=5, lw=0, alpha=0.85)
+            ax.set_xlim(0, max(0.5, float(items[var].max()) * 1.05) if len(items) else 0.5)
+            ax.set_ylim(0, 1)
+            if r == 0:
+                ax.set_title(_label(condition), fontsize=9)
+            if c == 0:
+                ax.set_ylabel(f"{source}\nconfidence")
+            if r == len(sources) - 1:
+                ax.set_xlabel("variability")
+    if mappable is not None:
+        fig.colorbar(mappable, ax=axes, shrink=0.8, label="human entropy (nats)")
+    return fig
+
+
+def validation_curves(curves: pd.DataFrame, sources: list[str], conditions: list[str], columns: tuple[str, ...] = ("val_loss", "val_acc")) -> Figure:
+    """Validation curves of every seed (one line each), one row per (source, curve)."""
+    rows = [(s, col) for s in sources for col in columns]
+    fig, axes = _grid(len(rows), len(conditions), "Validation curves, one line per seed", sharey="row")
+    for r, (source, column) in enumerate(rows):
+        for c, condition in enumerate(conditions):
+            ax = axes[r, c]
+            sub = curves[(curves["source"] == source) & (curves["condition"] == condition)]
+            for seed, run in sub.groupby("seed", sort=True):
+                run = run.sort_values("epoch")
+                ax.plot(run["epoch"], run[column], lw=1, marker=".", ms=3, label=f"seed {seed}")
+            if r == 0:
+                ax.set_title(_label(condition), fontsize=9)
+            if c == 0:
+                ax.set_ylabel(f"{source}\n{_label(column)}")
+            if r == len(rows) - 1:
+                ax.set_xlabel("epoch")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncols=len(handles), fontsize=8, frameon=False)
+    return fig
+
+
+def run_reliability(reliability: pd.DataFrame, title: str) -> Figure:
+    """Reliability diagram of one run."""
+    fig = Figure(figsize=(3.6, 3.6), layout="constrained")
+    ax = fig.subplots()
+    _draw_reliability(ax, _pooled_reliability(reliability), None)
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("accuracy")
+    ax.legend(fontsize=7, loc="upper left", frameon=False)
+    return fig
+
+
+def run_cartography(cartography: pd.DataFrame, title: str, reference: str = "original") -> Figure:
+    """Data map of one run, coloured by human entropy."""
+    fig = Figure(figsize=(4.2, 3.6), layout="constrained")
+    ax = fig.subplots()
+    cart = cartography.sort_values("human_entropy")
+    sc = ax.scatter(cart[f"variability_{reference}"], cart[f"confidence_{reference}"], c=cart["human_entropy"],
+                    cmap=ENTROPY_CMAP, s=6, lw=0)
+    fig.colorbar(sc, ax=ax, label="human entropy (nats)")
+    ax.set_ylim(0, 1)
+    ax.set_xlim(left=0)
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("variability")
+    ax.set_ylabel(f"confidence ({reference} label)")
+    return fig

@@ -1,0 +1,93 @@
+"""The `evaluation` pipeline run in memory on a synthetic study."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from soft_label_audit.pipelines.evaluation import create_pipeline
+from soft_label_audit.pipelines.evaluation import nodes
+from tests.helpers import run_in_memory
+from tests.pipelines.evaluation.synthetic_study import EVAL_PARAMS, GRID, make_study
+
+
+@pytest.fixture(scope="module")
+def study():
+    return make_study()
+
+
+@pytest.fixture(scope="module")
+def outputs(study):
+    inputs = {k: v for k, v in study.items() if k != "params:reporting"}
+    return run_in_memory(create_pipeline(GRID), inputs)
+
+
+def test_namespaces_follow_the_grid():
+    pipe = create_pipeline(GRID)
+    assert {n.namespace for n in pipe.nodes} == {f"{s}.{c}" for s, c in GRID.namespaces()}
+    assert pipe.inputs() == {"human_soft_labels", "item_stats", "params:evaluation"} | {
+        f"{s}.{c}.{d}" for s, c in GRID.namespaces() for d in ("test_predictions", "curves", "dynamics")}
+
+
+def test_metrics_table_contract(outputs):
+    metrics = outputs["mnist.human_soft.metrics"]
+    assert metrics[["source", "condition", "seed"]].values.tolist() == [
+        ["mnist", "human_soft", 0], ["mnist", "human_soft", 1], ["mnist", "human_soft", 2]]
+    for column in ("accuracy", "accuracy_human_mode", "nll", "brier", "ce_human", "kl_human", "tv_human",
+                   "entropy_gap", "spearman_entropy", "ece_15", "ece_mass_15", "classwise_ece_15", "mce_15",
+                   "ece_15__band_high", "ece_15__band_unanimous", "convergence_epoch",
+                   "carto_rho_variability_original", "carto_share_easy_human_mode"):
+        assert column in metrics, column
+    numeric = metrics.drop(columns=["source", "condition"])
+    assert all(pd.api.types.is_numeric_dtype(numeric[c]) for c in numeric)
+    assert (metrics["n_items"] == 30).all()
+    shares = metrics[[f"carto_share_{r}_original" for r in ("easy", "ambiguous", "hard")]].sum(axis=1)
+    assert np.allclose(shares, 1.0)
+
+
+def test_cartography_and_reliability_tables(outputs, study):
+    cart = outputs["synthetic.machine_soft.cartography"]
+    assert len(cart) == 3 * 40
+    assert set(cart["item_id"]) == set(study["synthetic.machine_soft.dynamics"]["item_ids"])
+    assert cart["correctness_original"].between(0, 1).all()
+    rel = outputs["mnist.original_hard.reliability"]
+    assert len(rel) == 3 * 15 and (rel.groupby("seed")["count"].sum() == 30).all()
+
+
+def test_stability_row(outputs):
+    row = outputs["mnist.original_hard.stability"]
+    assert len(row) == 1 and row["n_seeds"].iloc[0] == 3
+    assert 0 <= row["disagreement"].iloc[0] <= 1
+
+
+def test_run_figures_per_seed(outputs):
+    # names "seed<n>/<figure>": the tracking hook logs each into seed n's child run
+    figs = outputs["mnist.human_soft.figures"]
+    assert sorted(figs) == [f"seed{s}/{name}" for s in range(3) for name in ("cartography", "reliability")]
+    assert all(isinstance(f, Figure) for f in figs.values())
+
+
+def test_predictions_of_another_namespace_are_refused(study):
+    wrong = study["mnist.human_soft.test_predictions"]
+    with pytest.raises(ValueError, match="expected only 'original_hard'"):
+        nodes.score_test_predictions(wrong, study["human_soft_labels"], study["item_stats"], EVAL_PARAMS,
+                                     source="mnist", condition="original_hard")
+
+
+def test_unknown_test_items_are_refused(study):
+    preds = study["mnist.human_soft.test_predictions"].copy()
+    preds.loc[0, "item_id"] = 999_999
+    with pytest.raises(ValueError, match="999999"):
+        nodes.score_test_predictions(preds, study["human_soft_labels"], study["item_stats"], EVAL_PARAMS,
+                                     source="mnist", condition="human_soft")
+
+
+def test_seeds_must_agree_between_inputs(study):
+    params = EVAL_PARAMS
+    metrics, _ = nodes.score_test_predictions(study["mnist.human_soft.test_predictions"], study["human_soft_labels"],
+                                              study["item_stats"], params, source="mnist", condition="human_soft")
+    _, carto = nodes.map_training_dynamics(study["mnist.human_soft.dynamics"], study["item_stats"], params,
+                                           source="mnist", condition="human_soft")
+    conv = nodes.convergence_by_seed(study["mnist.human_soft.curves"], params, source="mnist", condition="human_soft")
+    with pytest.raises(ValueError, match="seeds differ"):
+        nodes.assemble_run_metrics(metrics, carto, conv[conv["seed"] != 2])
