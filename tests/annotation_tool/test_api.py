@@ -240,9 +240,8 @@ def test_malformed_vote_is_400_and_changes_nothing(engine, annotator, change, fr
 
 def test_non_finite_response_time_is_400(engine, annotator):
     item = annotator.next().get_json()["item"]
-    raw = (
-        '{"item_id": %d, "choice": "1", "unsure": false, "response_time": NaN}' % item["item_id"]
-    )
+    raw = '{"item_id": ITEM, "choice": "1", "unsure": false, "response_time": NaN}'.replace(
+        "ITEM", str(item["item_id"]))
     r = annotator.client.post("/api/vote", data=raw, content_type="application/json",
                               headers={"X-Annotator-Token": annotator.token})
     assert r.status_code == 400
