@@ -1,10 +1,11 @@
 """Project settings (Kedro). See https://docs.kedro.org/en/stable/configure/configuration_basics/"""
 
 from soft_label_audit.hooks import StudyGridHook
+from soft_label_audit.tracking import MlflowChildRunsHook
 
 # The grid hook must see the context before pipelines are built; kedro-mlflow registers its
-# own hook through its plugin entry point.
-HOOKS = (StudyGridHook(),)
+# own hook through its plugin entry point; the child-run hook logs into kedro-mlflow's parent run.
+HOOKS = (StudyGridHook(), MlflowChildRunsHook())
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

@@ -1,0 +1,65 @@
+"""Small study tables in the contracts of docs/architecture.md, made from real MNIST images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from soft_label_audit import targets as tg
+from soft_label_audit.columns import H_COLS
+from soft_label_audit.data_sources.tables import images_to_column
+
+N_MNIST, N_SYNTHETIC, N_POOL = 60, 30, 1500
+
+
+def small_study(mnist_arrays: dict, seed: int = 0) -> dict[str, pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    images, labels = mnist_arrays["train_images"], mnist_arrays["train_labels"].astype(np.int64)
+    # synthetic items: pixel blends of two MNIST images, the generator label is the mix
+    a, b = rng.choice(np.arange(N_MNIST, N_POOL), (2, N_SYNTHETIC), replace=False)
+    w = rng.uniform(0.2, 0.8, N_SYNTHETIC)
+    blends = (images[a] * (1 - w[:, None, None]) + images[b] * w[:, None, None]).astype(np.uint8)
+    machine = np.zeros((N_SYNTHETIC, 10))
+    machine[np.arange(N_SYNTHETIC), labels[a]] += 1 - w
+    machine[np.arange(N_SYNTHETIC), labels[b]] += w
+    digits = pd.DataFrame({
+        "item_id": np.r_[np.arange(N_POOL), 100_000 + np.arange(N_SYNTHETIC)].astype(np.int64),
+        "source": ["mnist"] * N_POOL + ["synthetic"] * N_SYNTHETIC,
+        "original_label": np.r_[labels[:N_POOL], machine.argmax(1)],
+        "image": images_to_column(np.concatenate([images[:N_POOL], blends])),
+        "machine_soft_label": [None] * N_POOL + [list(m) for m in machine],
+    })
+    study_ids = np.r_[np.arange(N_MNIST), 100_000 + np.arange(N_SYNTHETIC)]
+    study = digits[digits["item_id"].isin(study_ids)].reset_index(drop=True)
+    split = np.empty(len(study), object)
+    for source in ("mnist", "synthetic"):
+        rows = np.flatnonzero(study["source"] == source)
+        n = len(rows)
+        split[rows] = np.r_[["train"] * (6 * n // 10), ["val"] * (2 * n // 10), ["test"] * (n - 8 * n // 10)]
+    study["split"] = split
+    study["annotation_source"] = "simulated"
+    # human labels: 15 votes, mostly for the original label, some "none", a few mode shifts
+    n = len(study)
+    probs = np.full((n, 11), 0.02)
+    probs[np.arange(n), study["original_label"]] += rng.uniform(0.3, 0.9, n)
+    shift = rng.random(n) < 0.1
+    probs[np.flatnonzero(shift), rng.integers(0, 10, shift.sum())] += 1.0
+    votes = np.stack([rng.multinomial(15, p / p.sum()) for p in probs]) / 15.0
+    human = pd.DataFrame(votes, columns=list(H_COLS))
+    human.insert(0, "item_id", study["item_id"].to_numpy())
+    human["aggregation"] = "majority_share"
+    human["annotation_source"] = "simulated"
+    h = tg.human_digits(votes)
+    stats = pd.DataFrame({
+        "item_id": study["item_id"],
+        "source": study["source"],
+        "split": study["split"],
+        "original_label": study["original_label"],
+        "n_votes": pd.array([15] * n, dtype="Int64"),
+        "human_entropy": tg.entropy(votes),
+        "pct_unsure": 0.0,
+        "human_mode": tg.human_mode(h, study["original_label"].to_numpy()),
+    })
+    stats["mode_shift"] = stats["human_mode"] != stats["original_label"]
+    stats["annotation_source"] = "simulated"
+    return {"digits": digits, "study_digits": study, "human_soft_labels": human, "item_stats": stats}

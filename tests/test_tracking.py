@@ -1,0 +1,143 @@
+"""The MLflow child-run hook against a temporary SQLite store."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import mlflow  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+from soft_label_audit.tracking import CHILD_TAG, MlflowChildRunsHook  # noqa: E402
+from tests.conftest import PROJECT_ROOT  # noqa: E402
+
+PARAMS = {
+    "study": {"sources": ["mnist", "synthetic"], "conditions": ["original_hard", "human_soft"]},
+    "training": {"seeds": [0, 1], "epochs": 3, "batch_size": 32,
+                 "model": {"channels": [4, 8], "hidden": 16}, "optimizer": {"name": "adam", "lr": 0.002}},
+}
+
+
+def _curves(source: str, condition: str) -> pd.DataFrame:
+    rows = [{"source": source, "condition": condition, "seed": s, "epoch": e,
+             "train_loss": 1.0 / e + s, "val_acc": 0.5 + 0.1 * e}
+            for s in (0, 1) for e in (1, 2, 3)]
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def database(tmp_path_factory):
+    """One SQLite store for the module (creating one costs seconds); each test has its experiment."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+@pytest.fixture
+def store(database, request):
+    old = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(database)
+    experiment = mlflow.set_experiment(request.node.name)
+    client = MlflowClient(database)
+    client.experiment_id = experiment.experiment_id
+    yield client
+    while mlflow.active_run():
+        mlflow.end_run()
+    mlflow.set_tracking_uri(old)
+
+
+def _hook() -> MlflowChildRunsHook:
+    hook = MlflowChildRunsHook()
+    hook.after_context_created(SimpleNamespace(params=PARAMS, project_path=PROJECT_ROOT))
+    return hook
+
+
+def _session(hook, node_outputs: list[dict], inputs: dict | None = None) -> str:
+    with mlflow.start_run() as parent:
+        hook.before_pipeline_run(run_params={}, pipeline=None, catalog=None)
+        for outputs in node_outputs:
+            hook.after_node_run(node=None, catalog=None, inputs=inputs or {}, outputs=outputs)
+        hook.after_pipeline_run(run_params={}, run_result={}, pipeline=None, catalog=None)
+    return parent.info.run_id
+
+
+def test_one_child_run_per_source_condition_seed(store):
+    hook = _hook()
+    study_digits = pd.DataFrame({"item_id": [1], "annotation_source": ["released"]})
+    outputs = [{f"{s}.{c}.curves": _curves(s, c), f"{s}.{c}.test_predictions": pd.DataFrame()}
+               for s in PARAMS["study"]["sources"] for c in PARAMS["study"]["conditions"]]
+    parent_id = _session(hook, outputs, inputs={"study_digits": study_digits})
+
+    exp = store.experiment_id
+    children = store.search_runs([exp], filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}'")
+    assert len(children) == 2 * 2 * 2
+    keys = {(r.data.tags["source"], r.data.tags["condition"], r.data.tags["seed"]) for r in children}
+    assert keys == {(s, c, str(seed)) for s in ("mnist", "synthetic") for c in ("original_hard", "human_soft") for seed in (0, 1)}
+    run = next(r for r in children if r.data.tags["source"] == "mnist" and r.data.tags["condition"] == "human_soft"
+               and r.data.tags["seed"] == "1")
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["annotation_source"] == "released"
+    assert run.data.tags[CHILD_TAG] == "true"
+    assert len(run.data.tags["mlflow.source.git.commit"]) == 40
+    assert run.data.params["training.optimizer.lr"] == "0.002"
+    assert run.data.params["training.model.channels"] == "[4, 8]"
+    assert run.data.params["condition"] == "human_soft" and run.data.params["seed"] == "1"
+    history = store.get_metric_history(run.info.run_id, "train_loss")
+    assert sorted((m.step, m.value) for m in history) == [(1, 2.0), (2, 1.5), (3, 1.0 + 1.0 / 3)]
+    assert "seed" not in run.data.metrics and "epoch" not in run.data.metrics
+
+
+def test_metrics_and_figures_land_in_the_same_child_runs(store):
+    hook = _hook()
+    metrics = pd.DataFrame({"source": "mnist", "condition": "human_soft", "seed": [0, 1],
+                            "accuracy": [0.9, 0.8], "ece": [0.05, float("nan")]})
+    figure = plt.figure()
+    figures = {"reliability": figure, "seed1/cartography": plt.figure()}
+    parent_id = _session(hook, [
+        {"mnist.human_soft.curves": _curves("mnist", "human_soft")},
+        {"mnist.human_soft.metrics": metrics},
+        {"mnist.human_soft.figures": figures},
+    ])
+    plt.close("all")
+    exp = store.experiment_id
+    children = store.search_runs([exp], filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}'")
+    assert len(children) == 2
+    by_seed = {r.data.tags["seed"]: r for r in children}
+    assert by_seed["0"].data.metrics["accuracy"] == pytest.approx(0.9)
+    assert by_seed["0"].data.metrics["ece"] == pytest.approx(0.05)
+    assert "ece" not in by_seed["1"].data.metrics  # a NaN metric is not logged
+    assert "val_acc" in by_seed["1"].data.metrics  # from the curves of the same run
+    art0 = {a.path for a in store.list_artifacts(by_seed["0"].info.run_id, "figures")}
+    art1 = {a.path for a in store.list_artifacts(by_seed["1"].info.run_id, "figures")}
+    assert art0 == {"figures/reliability.png"}
+    assert art1 == {"figures/reliability.png", "figures/cartography.png"}
+
+
+def test_a_later_session_finds_the_child_runs_by_tags(store):
+    _session(_hook(), [{"mnist.human_soft.curves": _curves("mnist", "human_soft")}])
+    metrics = pd.DataFrame({"seed": [0, 1], "accuracy": [0.7, 0.6]})
+    _session(_hook(), [{"mnist.human_soft.metrics": metrics}])
+    exp = store.experiment_id
+    runs = store.search_runs([exp], filter_string=f"tags.`{CHILD_TAG}` = 'true'")
+    assert len(runs) == 2  # no new child runs: the metrics joined the training runs
+    assert {r.data.metrics["accuracy"] for r in runs} == {0.7, 0.6}
+    assert all("train_loss" in r.data.metrics for r in runs)
+
+
+def test_nothing_is_logged_without_a_parent_run(store):
+    hook = _hook()
+    hook.before_pipeline_run(run_params={}, pipeline=None, catalog=None)
+    hook.after_node_run(node=None, catalog=None, inputs={}, outputs={"mnist.human_soft.curves": _curves("mnist", "human_soft")})
+    hook.after_pipeline_run(run_params={}, run_result={}, pipeline=None, catalog=None)
+    exp = store.experiment_id
+    assert store.search_runs([exp]) == []
+
+
+def test_outputs_outside_the_grid_are_ignored(store):
+    hook = _hook()
+    parent_id = _session(hook, [{"other.thing.curves": _curves("other", "thing"), "mnist.human_soft.targets": pd.DataFrame()}])
+    exp = store.experiment_id
+    assert store.search_runs([exp], filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}'") == []
