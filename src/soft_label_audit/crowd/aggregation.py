@@ -1,0 +1,123 @@
+"""Aggregation of long vote tables into 11-slot human soft labels (10 digits + "none").
+
+All aggregators follow crowd-kit's contract: ``fit(votes)`` stores ``probas_`` (a frame
+indexed by item_id with columns ``h_0`` .. ``h_9``, ``h_none``, rows summing to one) and
+``fit_predict_proba(votes)`` returns it. With ``n_c`` the votes for slot ``c`` of an item
+(``none`` votes count for ``h_none``), ``u_c`` the unsure ones among them and ``n`` all votes:
+
+* ``vote_share``: ``h_c = n_c / n`` (unsure votes count as sure ones);
+* ``vote_share_unsure_to_none``: ``h_c = (n_c - u_c) / n`` for digits and
+  ``h_none = (n_none + sum_c u_c) / n``: an unsure vote's mass moves to the "none" slot;
+* ``dawid_skene``: crowd-kit's :class:`~crowdkit.aggregation.DawidSkene` posterior over the
+  11 labels (one confusion matrix per annotator, fitted by EM; unsure votes count as sure).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from soft_label_audit.columns import CHOICES, H_COLS, H_NONE_COL
+
+RULES = ("vote_share", "vote_share_unsure_to_none", "dawid_skene")
+_SLOT = {choice: i for i, choice in enumerate(CHOICES)}
+
+
+def _empty() -> pd.DataFrame:
+    return pd.DataFrame(columns=list(H_COLS), index=pd.Index([], dtype="int64", name="item_id"), dtype=float)
+
+
+@dataclass
+class VoteShare:
+    """Share of votes per slot; ``unsure_to_none`` moves unsure votes' mass to ``h_none``."""
+
+    unsure_to_none: bool = False
+    probas_: pd.DataFrame = field(init=False, repr=False)
+
+    def fit(self, votes: pd.DataFrame) -> VoteShare:
+        if votes.empty:
+            self.probas_ = _empty()
+            return self
+        slot = votes["choice"].map(_SLOT).to_numpy()
+        if self.unsure_to_none:
+            slot = np.where(votes["unsure"].to_numpy(bool), _SLOT["none"], slot)
+        items, item_idx = np.unique(votes["item_id"].to_numpy(np.int64), return_inverse=True)
+        counts = np.zeros((len(items), len(H_COLS)))
+        np.add.at(counts, (item_idx, slot), 1.0)
+        self.probas_ = pd.DataFrame(
+            counts / counts.sum(axis=1, keepdims=True),
+            index=pd.Index(items, name="item_id"),
+            columns=list(H_COLS),
+        )
+        return self
+
+    def fit_predict_proba(self, votes: pd.DataFrame) -> pd.DataFrame:
+        return self.fit(votes).probas_
+
+
+@dataclass
+class DawidSkeneSoft:
+    """crowd-kit's Dawid-Skene on the 11 labels; ids are cast to strings for crowd-kit."""
+
+    n_iter: int = 100
+    tol: float = 1e-5
+    probas_: pd.DataFrame = field(init=False, repr=False)
+    errors_: pd.DataFrame = field(init=False, repr=False)
+
+    def fit(self, votes: pd.DataFrame) -> DawidSkeneSoft:
+        from crowdkit.aggregation import DawidSkene
+
+        if votes.empty:
+            self.probas_ = _empty()
+            self.errors_ = pd.DataFrame()
+            return self
+        data = pd.DataFrame(
+            {
+                "task": votes["item_id"].astype(np.int64).astype(str),
+                "worker": votes["annotator_id"].astype(str),
+                "label": votes["choice"].astype(str),
+            }
+        )
+        model = DawidSkene(n_iter=self.n_iter, tol=self.tol)
+        probas = model.fit_predict_proba(data)
+        probas = probas.reindex(columns=list(CHOICES), fill_value=0.0).fillna(0.0)
+        probas.columns = list(H_COLS)
+        probas.index = pd.Index(probas.index.astype(np.int64), name="item_id")
+        probas = probas.div(probas.sum(axis=1), axis=0).sort_index()
+        self.probas_ = probas
+        self.errors_ = model.errors_
+        return self
+
+    def fit_predict_proba(self, votes: pd.DataFrame) -> pd.DataFrame:
+        return self.fit(votes).probas_
+
+
+def make_aggregator(rule: str, dawid_skene: dict | None = None) -> VoteShare | DawidSkeneSoft:
+    if rule == "vote_share":
+        return VoteShare(unsure_to_none=False)
+    if rule == "vote_share_unsure_to_none":
+        return VoteShare(unsure_to_none=True)
+    if rule == "dawid_skene":
+        return DawidSkeneSoft(**(dawid_skene or {}))
+    raise ValueError(f"unknown aggregation rule {rule!r}; choose one of {RULES}")
+
+
+def aggregate(votes: pd.DataFrame, rule: str, dawid_skene: dict | None = None) -> pd.DataFrame:
+    """``item_id``, ``h_0`` .. ``h_none``, ``aggregation`` (= rule), one row per voted item."""
+    probas = make_aggregator(rule, dawid_skene).fit_predict_proba(votes)
+    out = probas.reset_index()
+    out["aggregation"] = rule
+    return out
+
+
+def check_soft_labels(frame: pd.DataFrame, atol: float = 1e-6) -> None:
+    """Raise when a soft label has a negative or NaN slot or does not sum to one."""
+    values = frame[list(H_COLS)].to_numpy(float)
+    bad = ~np.isfinite(values).all(axis=1) | (values < -atol).any(axis=1) | (np.abs(values.sum(axis=1) - 1) > atol)
+    if bad.any():
+        raise ValueError(
+            f"{int(bad.sum())} soft label(s) are not distributions over {H_COLS[0]}..{H_NONE_COL}; "
+            f"first item ids {frame.loc[bad, 'item_id'].head(5).tolist()}"
+        )

@@ -1,0 +1,38 @@
+"""What the annotation input dataset hands to the pipeline, and the plain file readers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+SOURCES = ("simulated", "released", "raw_file")
+
+
+@dataclass(frozen=True)
+class AnnotationInput:
+    """The chosen annotation source; ``frame`` is the file's table (None for ``simulated``)."""
+
+    source: str
+    path: str | None = None
+    frame: pd.DataFrame | None = None
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ValueError(f"annotation.source must be one of {SOURCES}, not {self.source!r}")
+
+
+def read_votes_file(path: str | Path) -> pd.DataFrame:
+    """A long vote table from CSV (every cell read as text) or parquet (types as stored)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".txt"):
+        return pd.read_csv(path, dtype=str, keep_default_na=True, skipinitialspace=True)
+    if suffix in (".parquet", ".pq"):
+        return pd.read_parquet(path)
+    raise ValueError(f"{path}: annotation files must be .csv or .parquet, not {suffix or 'no suffix'}")
+
+
+def read_released_file(path: str | Path) -> pd.DataFrame:
+    return pd.read_parquet(Path(path))

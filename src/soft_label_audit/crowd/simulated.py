@@ -1,0 +1,215 @@
+"""A simulated crowd: a pool of noisy perceptual observers who vote on every study item.
+
+Each annotator ``a`` has traits drawn once from the ranges of :class:`CrowdConfig`:
+
+* viewing conditions: a constant offset ``shift_a`` (px) plus per-look jitter
+  ``N(0, jitter_a)`` (px), a rotation ``N(0, rotation_a)`` (degrees), a blur ``sigma_a`` (px);
+* a decision ``sharpness_a`` (beta): the choice is drawn from ``q ∝ p ** beta_eff`` where
+  ``p`` is the perception model's class evidence (:mod:`.perception`) and
+  ``beta_eff = beta * (c / c_ref) ** gamma`` lowers the sharpness on faint or smudged strokes
+  (``c`` the item's stroke contrast, ``c_ref`` the memory's median, ``gamma`` =
+  ``contrast_sensitivity``); the annotator's confidence is ``max q``;
+* a ``lapse_a`` rate: with that probability the vote is a uniformly random digit, sure;
+* a ``none_a`` threshold: when the confidence ``max q < none_a`` or the image is atypical
+  (atypicality ``> atypical_a``) the annotator answers "none" (can't tell);
+* an ``unsure_a`` threshold: a digit vote with confidence ``max q < unsure_a`` is flagged unsure;
+* a speed ``speed_a`` (s): response time ``speed_a * exp(N(0, 0.3)) * (1 + 2 (1 - max q))``
+  (+1 s when unsure).
+
+Careless annotators (a ``careless_share`` of the pool) have a high lapse rate, decide less
+sharply, answer fast, and never say "none" or "unsure".
+
+Every item gets between ``votes_min`` and ``votes_max`` votes from distinct annotators, drawn
+so that every annotator's load stays close to even. Everything is seeded.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from soft_label_audit.columns import NONE_CHOICE
+from soft_label_audit.crowd import perception
+
+Range = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class CrowdConfig:
+    seed: int = 0
+    n_annotators: int = 40
+    votes_min: int = 8
+    votes_max: int = 10
+    careless_share: float = 0.05
+    contrast_sensitivity: float = 3.0
+    shift_px: Range = (0.0, 0.6)
+    jitter_px: Range = (0.2, 0.8)
+    rotation_deg: Range = (2.0, 8.0)
+    blur_px: Range = (0.3, 1.0)
+    sharpness: Range = (3.0, 8.0)
+    lapse: Range = (0.0, 0.01)
+    none_threshold: Range = (0.3, 0.45)
+    atypical_threshold: Range = (1.1, 1.6)
+    unsure_threshold: Range = (0.6, 0.8)
+    speed_s: Range = (1.2, 2.5)
+    careless_lapse: Range = (0.15, 0.35)
+    careless_sharpness: Range = (1.0, 2.0)
+    careless_speed_s: Range = (0.4, 0.8)
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> CrowdConfig:
+        """Build from the ``simulated_crowd`` parameters (nested ``traits``/``careless`` ranges)."""
+        traits = params.get("traits", {})
+        careless = params.get("careless", {})
+        kwargs: dict[str, Any] = {
+            "seed": int(params["seed"]),
+            "n_annotators": int(params["n_annotators"]),
+            "votes_min": int(params["votes_per_item"]["min"]),
+            "votes_max": int(params["votes_per_item"]["max"]),
+            "careless_share": float(careless.get("share", cls.careless_share)),
+            "contrast_sensitivity": float(params.get("contrast_sensitivity", cls.contrast_sensitivity)),
+        }
+        for name, value in traits.items():
+            kwargs[name] = _range(value, name)
+        for name in ("lapse", "sharpness", "speed_s"):
+            if name in careless:
+                kwargs[f"careless_{name}"] = _range(careless[name], f"careless.{name}")
+        return cls(**kwargs)
+
+
+def _range(value: Any, name: str) -> Range:
+    lo, hi = (float(v) for v in value)
+    if hi < lo:
+        raise ValueError(f"trait range {name} = [{lo}, {hi}] must be increasing")
+    return lo, hi
+
+
+def draw_annotators(config: CrowdConfig, rng: np.random.Generator) -> pd.DataFrame:
+    """One row per annotator with its traits (ids ``sim_000``, ``sim_001`` ...)."""
+    n = config.n_annotators
+    if n < config.votes_max:
+        raise ValueError(f"{n} annotators cannot give {config.votes_max} distinct votes per item")
+    u = lambda r: rng.uniform(r[0], r[1], size=n)  # noqa: E731
+    careless = np.zeros(n, dtype=bool)
+    n_careless = int(round(config.careless_share * n))
+    careless[rng.choice(n, size=n_careless, replace=False)] = True
+    angle = rng.uniform(0, 2 * np.pi, size=n)
+    shift = u(config.shift_px)
+    table = pd.DataFrame(
+        {
+            "annotator_id": [f"sim_{i:03d}" for i in range(n)],
+            "careless": careless,
+            "shift_row_px": shift * np.sin(angle),
+            "shift_col_px": shift * np.cos(angle),
+            "jitter_px": u(config.jitter_px),
+            "rotation_deg": u(config.rotation_deg),
+            "blur_px": u(config.blur_px),
+            "sharpness": np.where(careless, u(config.careless_sharpness), u(config.sharpness)),
+            "lapse": np.where(careless, u(config.careless_lapse), u(config.lapse)),
+            "none_threshold": np.where(careless, 0.0, u(config.none_threshold)),
+            "atypical_threshold": np.where(careless, np.inf, u(config.atypical_threshold)),
+            "unsure_threshold": np.where(careless, 0.0, u(config.unsure_threshold)),
+            "speed_s": np.where(careless, u(config.careless_speed_s), u(config.speed_s)),
+        }
+    )
+    return table
+
+
+def assign_annotators(
+    n_items: int, n_annotators: int, votes_min: int, votes_max: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """(item index, annotator index) per vote; distinct annotators per item, loads near even.
+
+    Each item draws its vote count uniformly in ``[votes_min, votes_max]``, then takes the
+    annotators with the fewest votes so far (ties broken at random).
+    """
+    counts = rng.integers(votes_min, votes_max + 1, size=n_items)
+    load = np.zeros(n_annotators)
+    items, annotators = [], []
+    for i in rng.permutation(n_items):
+        key = load + rng.random(n_annotators)
+        chosen = np.argpartition(key, counts[i] - 1)[: counts[i]]
+        load[chosen] += 1
+        items.append(np.full(counts[i], i))
+        annotators.append(chosen)
+    if not items:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(items).astype(np.int64), np.concatenate(annotators).astype(np.int64)
+
+
+def _progress_disabled() -> bool:
+    return bool(os.environ.get("CI")) or not os.isatty(2)
+
+
+@dataclass
+class SimulatedCrowd:
+    """Annotates images with a pool of observers; ``annotators_`` holds the drawn traits."""
+
+    config: CrowdConfig
+    observer: perception.NearestNeighbourObserver
+    annotators_: pd.DataFrame = field(init=False)
+
+    def annotate(self, item_ids: np.ndarray, images: np.ndarray) -> pd.DataFrame:
+        """Long vote table: item_id, annotator_id, choice ("0".."9"/"none"), unsure, response_time."""
+        cfg = self.config
+        rng = np.random.default_rng(cfg.seed)
+        self.annotators_ = draw_annotators(cfg, rng)
+        traits = self.annotators_
+        item_idx, ann_idx = assign_annotators(len(item_ids), cfg.n_annotators, cfg.votes_min, cfg.votes_max, rng)
+        n = len(item_idx)
+        x = np.asarray(images, dtype=np.float32)[item_idx] / 255.0
+
+        # viewing conditions of each look: rotation about the centre, constant shift + jitter
+        theta = np.deg2rad(rng.normal(0.0, 1.0, n) * traits["rotation_deg"].to_numpy()[ann_idx])
+        cos, sin = np.cos(theta), np.sin(theta)
+        a = np.stack([np.stack([cos, -sin], 1), np.stack([sin, cos], 1)], 1)
+        shift = np.stack(
+            [traits["shift_row_px"].to_numpy()[ann_idx], traits["shift_col_px"].to_numpy()[ann_idx]], 1
+        ) + rng.normal(0.0, 1.0, (n, 2)) * traits["jitter_px"].to_numpy()[ann_idx, None]
+        centre = np.broadcast_to(np.array([13.5, 13.5]), (n, 2))
+        offset = centre - np.einsum("nij,nj->ni", a, centre) - shift
+        viewed = perception.warp(x, a, offset)
+        blur = traits["blur_px"].to_numpy()
+        for j in tqdm(range(cfg.n_annotators), desc="simulated annotators", disable=_progress_disabled()):
+            mask = ann_idx == j
+            viewed[mask] = perception.blur(viewed[mask], float(blur[j]))
+        evidence, atypicality = self.observer.perceive(viewed)
+
+        # decisions
+        contrast = perception.stroke_contrast(np.asarray(images, dtype=np.float32) / 255.0)[item_idx]
+        clarity = (contrast / self.observer.reference_contrast_) ** cfg.contrast_sensitivity
+        beta = (traits["sharpness"].to_numpy()[ann_idx] * clarity)[:, None]
+        log_q = beta * np.log(np.maximum(evidence, 1e-12))
+        q = np.exp(log_q - log_q.max(axis=1, keepdims=True))
+        q /= q.sum(axis=1, keepdims=True)
+        choice = (rng.random((n, 1)) > np.cumsum(q, axis=1)).sum(axis=1).clip(0, 9)
+        top = q.max(axis=1)
+        lapse = rng.random(n) < traits["lapse"].to_numpy()[ann_idx]
+        random_digit = rng.integers(0, 10, size=n)
+        is_none = (~lapse) & (
+            (top < traits["none_threshold"].to_numpy()[ann_idx])
+            | (atypicality > traits["atypical_threshold"].to_numpy()[ann_idx])
+        )
+        unsure = (~lapse) & (~is_none) & (top < traits["unsure_threshold"].to_numpy()[ann_idx])
+        digit = np.where(lapse, random_digit, choice)
+        choices = np.where(is_none, NONE_CHOICE, digit.astype(str))
+        speed = traits["speed_s"].to_numpy()[ann_idx]
+        response_time = speed * np.exp(rng.normal(0.0, 0.3, n)) * (1.0 + 2.0 * (1.0 - top)) + unsure * 1.0
+
+        votes = pd.DataFrame(
+            {
+                "item_id": np.asarray(item_ids, dtype=np.int64)[item_idx],
+                "annotator_id": traits["annotator_id"].to_numpy()[ann_idx].astype(str),
+                "choice": choices.astype(str),
+                "unsure": unsure.astype(bool),
+                "response_time": np.round(response_time, 3),
+            }
+        )
+        votes["annotator_id"] = votes["annotator_id"].astype(str)
+        votes["choice"] = votes["choice"].astype(str)
+        return votes.sort_values(["item_id", "annotator_id"], kind="stable").reset_index(drop=True)

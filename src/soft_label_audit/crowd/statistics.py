@@ -1,0 +1,179 @@
+"""Item, annotator and study-level agreement statistics of the human soft labels.
+
+* human entropy ``H(h) = -sum_c h_c ln h_c`` over the 11 slots, in nats (``0 ln 0 = 0``);
+* human mode: argmax of ``h`` over the 10 digits; ties go to the original label when it is
+  among the maxima, else to the lowest digit; ``mode_shift`` = human mode != original label;
+* an item is unanimous when all its votes name the same choice;
+* an annotator's agreement with the aggregate is the share of its votes that name the
+  item's aggregate mode over all 11 slots, its soft agreement the mean ``h[choice]``;
+* Krippendorff's alpha (nominal, 11 categories) over the annotator x item matrix,
+  ``alpha = 1 - D_o / D_e`` (the ``krippendorff`` package).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from soft_label_audit.columns import CHOICES, H_COLS, H_DIGIT_COLS, NONE_CHOICE
+
+_SLOT = {choice: i for i, choice in enumerate(CHOICES)}
+
+
+def entropy_nats(h: np.ndarray) -> np.ndarray:
+    h = np.asarray(h, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(h > 0, h * np.log(np.where(h > 0, h, 1.0)), 0.0)
+    return -terms.sum(axis=1)
+
+
+def human_mode(h_digits: np.ndarray, original: np.ndarray, tol: float = 1e-12) -> np.ndarray:
+    """Argmax over the 10 digits; ties prefer the original label, else the lowest digit."""
+    h_digits = np.asarray(h_digits, dtype=float)
+    original = np.asarray(original, dtype=np.int64)
+    is_max = h_digits >= h_digits.max(axis=1, keepdims=True) - tol
+    lowest = is_max.argmax(axis=1)
+    orig_is_max = is_max[np.arange(len(original)), original]
+    return np.where(orig_is_max, original, lowest).astype(np.int64)
+
+
+def vote_summary(votes: pd.DataFrame) -> pd.DataFrame:
+    """Per item: n_votes, pct_unsure, pct_none, unanimous (all votes the same choice)."""
+    if votes.empty:
+        return pd.DataFrame(
+            {"n_votes": pd.Series(dtype="Int64"), "pct_unsure": [], "pct_none": [], "unanimous": pd.Series(dtype="boolean")},
+            index=pd.Index([], dtype="int64", name="item_id"),
+        )
+    g = votes.assign(is_none=votes["choice"] == NONE_CHOICE).groupby("item_id")
+    return pd.DataFrame(
+        {
+            "n_votes": g.size().astype("Int64"),
+            "pct_unsure": g["unsure"].mean().astype(float),
+            "pct_none": g["is_none"].mean().astype(float),
+            "unanimous": (g["choice"].nunique() == 1).astype("boolean"),
+        }
+    )
+
+
+def item_statistics(
+    soft_labels: pd.DataFrame,
+    study: pd.DataFrame,
+    votes: pd.DataFrame,
+    pct_unsure: pd.Series | None = None,
+) -> pd.DataFrame:
+    """The ``item_stats`` table (one row per study item with a soft label).
+
+    ``pct_unsure`` (indexed by item_id) replaces the vote-based share when there are no votes
+    (released soft labels carry it).
+    """
+    merged = study[["item_id", "source", "split", "original_label"]].merge(
+        soft_labels[["item_id", *H_COLS]], on="item_id", how="inner", validate="one_to_one"
+    )
+    h = merged[list(H_COLS)].to_numpy(float)
+    summary = vote_summary(votes).reindex(merged["item_id"])
+    unsure = summary["pct_unsure"].to_numpy(float)
+    if pct_unsure is not None:
+        given = pct_unsure.reindex(merged["item_id"]).to_numpy(float)
+        unsure = np.where(np.isnan(unsure), given, unsure)
+    mode = human_mode(merged[list(H_DIGIT_COLS)].to_numpy(float), merged["original_label"].to_numpy())
+    return pd.DataFrame(
+        {
+            "item_id": merged["item_id"].astype("int64"),
+            "source": merged["source"].astype(str),
+            "split": merged["split"].astype(str),
+            "original_label": merged["original_label"].astype("int64"),
+            "n_votes": pd.array(summary["n_votes"].to_numpy(), dtype="Int64"),
+            "human_entropy": entropy_nats(h),
+            "pct_unsure": unsure,
+            "pct_none_votes": summary["pct_none"].to_numpy(float),
+            "unanimous": pd.array(summary["unanimous"].to_numpy(), dtype="boolean"),
+            "h_none": h[:, -1],
+            "human_mode": mode,
+            "mode_shift": mode != merged["original_label"].to_numpy(),
+        }
+    )
+
+
+def aggregate_mode_slot(soft_labels: pd.DataFrame) -> pd.Series:
+    """Argmax over all 11 slots (as a choice string), indexed by item_id."""
+    h = soft_labels[list(H_COLS)].to_numpy(float)
+    return pd.Series(np.asarray(CHOICES)[h.argmax(axis=1)], index=soft_labels["item_id"].to_numpy())
+
+
+def annotator_statistics(votes: pd.DataFrame, soft_labels: pd.DataFrame, agreement_below: float) -> pd.DataFrame:
+    """One row per annotator: votes, agreement with the aggregate, unsure/none shares, speed.
+
+    ``suspect`` flags annotators whose agreement with the aggregate mode is below
+    ``agreement_below`` (careless or adversarial annotators).
+    """
+    columns = [
+        "annotator_id", "n_votes", "agreement_with_aggregate", "soft_agreement",
+        "pct_unsure", "pct_none", "median_response_time", "suspect",
+    ]
+    if votes.empty:
+        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(columns, ["str", "int64", "float64", "float64", "float64", "float64", "float64", "bool"], strict=True)})
+    mode = aggregate_mode_slot(soft_labels)
+    h = soft_labels.set_index("item_id")[list(H_COLS)]
+    slot = votes["choice"].map(_SLOT).to_numpy()
+    rows = h.index.get_indexer(votes["item_id"])
+    mass = h.to_numpy(float)[rows, slot]
+    frame = votes.assign(
+        agrees=votes["choice"].to_numpy() == mode.reindex(votes["item_id"]).to_numpy(),
+        mass=mass,
+        is_none=votes["choice"] == NONE_CHOICE,
+    )
+    g = frame.groupby("annotator_id")
+    out = pd.DataFrame(
+        {
+            "n_votes": g.size().astype("int64"),
+            "agreement_with_aggregate": g["agrees"].mean().astype(float),
+            "soft_agreement": g["mass"].mean().astype(float),
+            "pct_unsure": g["unsure"].mean().astype(float),
+            "pct_none": g["is_none"].mean().astype(float),
+            "median_response_time": g["response_time"].median().astype(float),
+        }
+    ).reset_index()
+    out["annotator_id"] = out["annotator_id"].astype(str)
+    out["suspect"] = out["agreement_with_aggregate"] < agreement_below
+    return out[columns]
+
+
+def krippendorff_alpha(votes: pd.DataFrame) -> float:
+    """Nominal Krippendorff's alpha over (annotator x item); NaN when it is undefined."""
+    import krippendorff
+
+    if votes.empty or votes["choice"].nunique() < 2 or votes["item_id"].nunique() < 1:
+        return float("nan")
+    annotators, a_idx = np.unique(votes["annotator_id"].astype(str), return_inverse=True)
+    items, i_idx = np.unique(votes["item_id"].to_numpy(np.int64), return_inverse=True)
+    matrix = np.full((len(annotators), len(items)), np.nan)
+    matrix[a_idx, i_idx] = votes["choice"].map(_SLOT).to_numpy(float)
+    try:
+        return float(krippendorff.alpha(reliability_data=matrix, level_of_measurement="nominal"))
+    except (ValueError, ZeroDivisionError):
+        return float("nan")
+
+
+def agreement_summary(votes: pd.DataFrame, item_stats: pd.DataFrame) -> pd.DataFrame:
+    """Study-level agreement, overall (scope ``all``) and per source."""
+    rows = []
+    scopes = [("all", item_stats)] + [(s, g) for s, g in item_stats.groupby("source", sort=True)]
+    for scope, items in scopes:
+        v = votes[votes["item_id"].isin(items["item_id"])] if not votes.empty else votes
+        rows.append(
+            {
+                "scope": scope,
+                "n_items": int(len(items)),
+                "n_votes": int(len(v)),
+                "n_annotators": int(v["annotator_id"].nunique()) if len(v) else 0,
+                "votes_per_item": float(len(v) / len(items)) if len(v) and len(items) else float("nan"),
+                "krippendorff_alpha": krippendorff_alpha(v),
+                "unanimous_share": float(items["unanimous"].astype("float").mean()) if len(v) else float("nan"),
+                "mean_human_entropy": float(items["human_entropy"].mean()) if len(items) else float("nan"),
+                "mean_pct_unsure": float(items["pct_unsure"].mean()) if len(items) else float("nan"),
+                "none_votes": int((v["choice"] == NONE_CHOICE).sum()) if len(v) else 0,
+                "unsure_votes": int(v["unsure"].sum()) if len(v) else 0,
+                "mode_shift_share": float(items["mode_shift"].mean()) if len(items) else float("nan"),
+            }
+        )
+    return pd.DataFrame(rows)
