@@ -169,29 +169,28 @@ def validation_curves(curves: pd.DataFrame, sources: list[str], conditions: list
     return fig
 
 
-def run_reliability(reliability: pd.DataFrame, title: str) -> Figure:
-    """Reliability diagram of one run."""
-    fig = Figure(figsize=(3.6, 3.6), layout="constrained")
-    ax = fig.subplots()
-    _draw_reliability(ax, _pooled_reliability(reliability), None)
-    ax.set_title(title, fontsize=9)
-    ax.set_xlabel("confidence")
-    ax.set_ylabel("accuracy")
-    ax.legend(fontsize=7, loc="upper left", frameon=False)
-    return fig
+def run_overview(reliability: pd.DataFrame, cartography: pd.DataFrame | None, title: str, reference: str = "original") -> Figure:
+    """One run at a glance: its reliability diagram and its data map coloured by human entropy.
 
-
-def run_cartography(cartography: pd.DataFrame, title: str, reference: str = "original") -> Figure:
-    """Data map of one run, coloured by human entropy."""
-    fig = Figure(figsize=(4.2, 3.6), layout="constrained")
-    ax = fig.subplots()
-    cart = cartography.sort_values("human_entropy")
-    sc = ax.scatter(cart[f"variability_{reference}"], cart[f"confidence_{reference}"], c=cart["human_entropy"],
-                    cmap=ENTROPY_CMAP, s=6, lw=0)
-    fig.colorbar(sc, ax=ax, label="human entropy (nats)")
-    ax.set_ylim(0, 1)
-    ax.set_xlim(left=0)
-    ax.set_title(title, fontsize=9)
-    ax.set_xlabel("variability")
-    ax.set_ylabel(f"confidence ({reference} label)")
+    A fixed layout (no constrained layout): dozens of these are drawn per study.
+    """
+    fig = Figure(figsize=(7.6, 3.4))
+    fig.subplots_adjust(left=0.08, right=0.97, bottom=0.14, top=0.86, wspace=0.28)
+    ax_rel, ax_map = fig.subplots(1, 2)
+    fig.suptitle(title, fontsize=10)
+    _draw_reliability(ax_rel, _pooled_reliability(reliability), None)
+    ax_rel.set_title("reliability (test items)", fontsize=9)
+    ax_rel.set_xlabel("confidence")
+    ax_rel.set_ylabel("accuracy")
+    ax_rel.legend(fontsize=7, loc="upper left", frameon=False)
+    if cartography is not None and len(cartography):
+        cart = cartography.sort_values("human_entropy")
+        sc = ax_map.scatter(cart[f"variability_{reference}"], cart[f"confidence_{reference}"], c=cart["human_entropy"],
+                            cmap=ENTROPY_CMAP, s=5, lw=0)
+        fig.colorbar(sc, ax=ax_map, label="human entropy (nats)", pad=0.02)
+        ax_map.set_xlim(0, max(0.5, float(cart[f"variability_{reference}"].max()) * 1.05))
+    ax_map.set_ylim(0, 1)
+    ax_map.set_title("data map (training items)", fontsize=9)
+    ax_map.set_xlabel("variability")
+    ax_map.set_ylabel(f"confidence ({_label(reference)} label)")
     return fig

@@ -216,13 +216,10 @@ def seed_stability(test_predictions: pd.DataFrame, curves: pd.DataFrame, params:
 
 
 def run_figures(reliability: pd.DataFrame, cartography_table: pd.DataFrame, *, source: str, condition: str) -> dict[str, Figure]:
-    """Figures of each run for its MLflow child run: ``{"seed<n>/<name>": Figure}``; the
-    tracking hook logs ``seed<n>/...`` into seed n's child run (``soft_label_audit.tracking``)."""
+    """One overview figure per run for its MLflow child run, named ``seed<n>/run_overview``;
+    the tracking hook logs ``seed<n>/...`` into seed n's child run (``soft_label_audit.tracking``)."""
     out: dict[str, Figure] = {}
     for seed, rel in reliability.groupby("seed", sort=True):
-        title = f"{source} / {condition} / seed {seed}"
-        out[f"seed{int(seed)}/reliability"] = figures.run_reliability(rel, title)
         cart = cartography_table[cartography_table["seed"] == seed]
-        if len(cart):
-            out[f"seed{int(seed)}/cartography"] = figures.run_cartography(cart, title)
+        out[f"seed{int(seed)}/run_overview"] = figures.run_overview(rel, cart, f"{source} / {condition} / seed {seed}")
     return out
