@@ -14,6 +14,7 @@ indexed by item_id with columns ``h_0`` .. ``h_9``, ``h_none``, rows summing to 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -81,7 +82,10 @@ class DawidSkeneSoft:
             }
         )
         model = DawidSkene(n_iter=self.n_iter, tol=self.tol)
-        probas = model.fit_predict_proba(data)
+        with warnings.catch_warnings():
+            # crowd-kit 1.4.2 still passes pandas' deprecated copy/inplace keywords
+            warnings.filterwarnings("ignore", module=r"crowdkit\.")
+            probas = model.fit_predict_proba(data)
         probas = probas.reindex(columns=list(CHOICES), fill_value=0.0).fillna(0.0)
         probas.columns = list(H_COLS)
         probas.index = pd.Index(probas.index.astype(np.int64), name="item_id")
