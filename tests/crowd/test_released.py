@@ -6,6 +6,7 @@ import pytest
 
 from soft_label_audit.columns import H_COLS
 from soft_label_audit.crowd import released
+from soft_label_audit.crowd.inputs import read_released_file
 from soft_label_audit.crowd.validation import AnnotationValidationError
 from soft_label_audit.data_sources.tables import images_from_column, images_to_column
 
@@ -29,7 +30,7 @@ def test_round_trip(digits, tmp_path):
     frame = pd.read_parquet(FIXTURE)
     path = tmp_path / "released.parquet"
     frame.to_parquet(path)
-    again = released.read_released_file(path) if hasattr(released, "read_released_file") else pd.read_parquet(path)
+    again = read_released_file(path)
     released.validate_released(again, str(path), CONFIG)
     study, soft = released.released_to_study(again, digits, str(path), CONFIG)
     assert study["item_id"].tolist() == MNIST_IDS + [200_000 + len(MNIST_IDS) + j for j in range(N_SYNTHETIC)]
