@@ -236,9 +236,9 @@ class _Tensors:
 
     def __init__(self, data: TrainData, train_targets, val_targets, device):
         self.x = images_to_tensor(data.train_images, device)
-        self.y = torch.as_tensor(np.asarray(data.train_labels), dtype=torch.long, device=device)
+        self.y = torch.as_tensor(np.array(data.train_labels, np.int64), device=device)
         self.x_val = images_to_tensor(data.val_images, device)
-        self.y_val = torch.as_tensor(np.asarray(data.val_labels), dtype=torch.long, device=device)
+        self.y_val = torch.as_tensor(np.array(data.val_labels, np.int64), device=device)
         self.x_test = images_to_tensor(data.test_images, device)
         self.t = torch.as_tensor(train_targets, device=device)
         self.t_val = torch.as_tensor(val_targets, device=device)

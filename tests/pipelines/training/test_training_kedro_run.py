@@ -1,0 +1,111 @@
+"""`kedro run --env test --pipeline training` through the command line, in a copy of the project,
+on small inputs written where the catalog reads them; then the MLflow child runs in its store."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from kedro.config import OmegaConfigLoader
+
+from soft_label_audit.grid import StudyGrid
+from soft_label_audit.pipelines.labels.nodes import build_condition_targets
+from tests.conftest import PROJECT_ROOT
+from tests.pipelines.labels.study_tables import small_study
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, mnist_arrays) -> Path:
+    root = tmp_path_factory.mktemp("training_project")
+    shutil.copy(PROJECT_ROOT / "pyproject.toml", root)
+    shutil.copy(PROJECT_ROOT / ".telemetry", root)
+    shutil.copytree(PROJECT_ROOT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
+    (root / "conf" / "local").mkdir()
+    (root / "src").mkdir()
+    loader = _loader(root)
+    catalog, params = loader["catalog"], loader["parameters"]
+    if "study_digits" not in catalog:  # the annotation stage's entry, when it is not there yet
+        extra = {"study_digits": {"type": "pandas.ParquetDataset", "filepath": "data/03_primary/study_digits.parquet"}}
+        (root / "conf" / "test" / "catalog_study_digits.yml").write_text(yaml.safe_dump(extra))
+        catalog = {**catalog, **extra}
+    tables = small_study(mnist_arrays)
+    grid = StudyGrid.from_params(params)
+    _write(root / catalog["study_digits"]["filepath"], tables["study_digits"])
+    pattern = catalog["{source}.{condition}.targets"]["filepath"]
+    teacher_logits = _stand_in_teacher_logits(tables["study_digits"])
+    for source, condition in grid.namespaces():
+        targets = build_condition_targets(tables["study_digits"], tables["human_soft_labels"], tables["item_stats"],
+                                          params["labels"], teacher_logits, source=source, condition=condition)
+        _write(root / pattern.format(source=source, condition=condition), targets)
+    return root
+
+
+def _stand_in_teacher_logits(study: pd.DataFrame) -> pd.DataFrame:
+    """Logits 4 * one-hot(original label) for every study item (the teacher is not under test here)."""
+    logits = pd.DataFrame({"item_id": study["item_id"].to_numpy()})
+    for k in range(10):
+        logits[f"z_{k}"] = (study["original_label"].to_numpy() == k) * 4.0
+    return logits
+
+
+def _write(path: Path, frame: pd.DataFrame) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path)
+
+
+@pytest.fixture(scope="module")
+def run(project) -> subprocess.CompletedProcess:
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "CI": "true", "MPLBACKEND": "Agg"}
+    env.pop("KEDRO_ENV", None)
+    done = subprocess.run([sys.executable, "-m", "kedro", "run", "--env", "test", "--pipeline", "training"],
+                          cwd=project, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    return done
+
+
+def _grid_and_seeds(project: Path) -> tuple[StudyGrid, list[int]]:
+    params = _loader(project)["parameters"]
+    return StudyGrid.from_params(params), list(params["training"]["seeds"])
+
+
+def test_every_namespace_writes_its_outputs(project, run):
+    grid, seeds = _grid_and_seeds(project)
+    for source, condition in grid.namespaces():
+        base = project / "data" / "07_model_output" / source / condition
+        preds = pd.read_parquet(base / "test_predictions.parquet")
+        assert sorted(preds["seed"].unique()) == seeds
+        assert (base / "dynamics.pkl").exists() and (base / "curves.parquet").exists()
+        assert (project / "data" / "06_models" / source / condition / "weights.pkl").exists()
+
+
+def test_mlflow_lists_one_child_run_per_source_condition_seed(project, run):
+    grid, seeds = _grid_and_seeds(project)
+    with sqlite3.connect(project / "mlflow.db") as db:
+        parents = db.execute("select run_uuid from runs where run_uuid not in "
+                             "(select run_uuid from tags where key = 'mlflow.parentRunId')").fetchall()
+        children = db.execute(
+            "select t1.value, t2.value, t3.value, t4.value from tags t1 "
+            "join tags t2 on t1.run_uuid = t2.run_uuid and t2.key = 'condition' "
+            "join tags t3 on t1.run_uuid = t3.run_uuid and t3.key = 'seed' "
+            "join tags t4 on t1.run_uuid = t4.run_uuid and t4.key = 'mlflow.parentRunId' "
+            "where t1.key = 'source'").fetchall()
+        steps = db.execute("select count(distinct step) from metrics where key = 'val_acc'").fetchone()[0]
+    assert len(parents) == 1
+    assert {p for *_, p in children} == {parents[0][0]}
+    assert sorted((s, c, int(k)) for s, c, k, _ in children) == sorted(
+        (s, c, k) for s, c in grid.namespaces() for k in seeds)
+    assert steps == _loader(project)["parameters"]["training"]["epochs"]
+
+
+def _loader(project: Path) -> OmegaConfigLoader:
+    return OmegaConfigLoader(str(project / "conf"), base_env="base", default_run_env="local", env="test",
+                             merge_strategy={"parameters": "soft"})
