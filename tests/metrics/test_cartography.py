@@ -44,3 +44,13 @@ def test_bad_shapes_are_refused():
         cartography.coordinates(np.zeros((2, 3, 10)), np.zeros(3))
     with pytest.raises(ValueError, match="labels"):
         cartography.coordinates(np.full((1, 1, 2, 10), 0.1), np.array([0, 10]))
+
+
+@pytest.mark.parametrize(("epochs", "fraction", "expected"), [(12, 0.2, 2), (10, 0.2, 2), (2, 0.2, 0), (1, 0.9, 0), (5, 0.0, 0)])
+def test_burn_in_keeps_at_least_one_epoch(epochs, fraction, expected):
+    assert cartography.burn_in_epochs(epochs, fraction) == expected
+
+
+def test_burn_in_fraction_must_leave_epochs():
+    with pytest.raises(ValueError, match="burn_in_fraction"):
+        cartography.burn_in_epochs(10, 1.0)

@@ -7,6 +7,11 @@ For one run, with ``p_e(i)`` the predicted distribution of training item ``i`` a
 * variability = ``sqrt((1/E) sum_e (p_e(i)[y_i] - confidence)^2)`` (population std)
 * correctness = ``(1/E) sum_e 1[argmax p_e(i) = y_i]`` (a fraction in [0, 1])
 
+Burn-in: the first ``floor(burn_in_fraction * E)`` epochs can be left out. On a study this
+small an epoch is a handful of optimizer steps, and every item's confidence climbs steeply
+through the first ones: left in, they make variability measure how fast the bulk of the data
+is learned rather than how an item's prediction wavers once the model has fitted it.
+
 Regions, with thresholds from configuration: *ambiguous* when variability >=
 ``ambiguous_min_variability``; otherwise *easy* when confidence >= ``easy_min_confidence``
 and *hard* (hard to learn) below it. Fixed thresholds, not quantiles, so shares compare
@@ -52,6 +57,13 @@ def coordinates(probs: np.ndarray, labels: np.ndarray) -> CartographyCoordinates
         variability=p_true.std(axis=1, ddof=0),
         correctness=correct.mean(axis=1),
     )
+
+
+def burn_in_epochs(n_epochs: int, fraction: float) -> int:
+    """Epochs to leave out: ``floor(fraction * n_epochs)``, always keeping at least one."""
+    if not 0 <= fraction < 1:
+        raise ValueError(f"burn_in_fraction must lie in [0, 1), got {fraction}")
+    return min(int(np.floor(fraction * n_epochs)), n_epochs - 1)
 
 
 def regions(confidence: np.ndarray, variability: np.ndarray, easy_min_confidence: float, ambiguous_min_variability: float) -> np.ndarray:

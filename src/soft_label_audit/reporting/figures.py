@@ -56,9 +56,11 @@ def _draw_reliability(ax, pooled: pd.DataFrame, note: str | None) -> None:
     conf = pooled["mean_confidence"].to_numpy()
     ax.plot([0, 1], [0, 1], ls="--", lw=0.8, color="0.5")
     ax.bar(left, np.nan_to_num(acc), width=width, align="edge", color="#4A78B5", edgecolor="white", lw=0.5, label="accuracy")
-    # the gap between accuracy and mean confidence, drawn where the bin has items
+    # the gap between accuracy and mean confidence, hatched so it reads the same over a bar
+    # (under-confident bins) and over empty space (over-confident bins)
     ok = np.isfinite(acc)
-    ax.bar(left[ok], (conf - acc)[ok], bottom=acc[ok], width=width[ok], align="edge", color="#C0392B", alpha=0.35, lw=0, label="gap to confidence")
+    ax.bar(left[ok], (conf - acc)[ok], bottom=acc[ok], width=width[ok], align="edge", facecolor="none",
+           edgecolor="#C0392B", hatch="////", lw=0.6, label="gap to mean confidence")
     share = pooled["count"].to_numpy() / max(pooled["count"].sum(), 1)
     ax.step(np.r_[left, 1.0], np.r_[share, share[-1]], where="post", color="0.2", lw=0.8, label="share of items")
     ax.set_xlim(0, 1)
@@ -120,10 +122,14 @@ def ece_by_band(metrics_by_run: pd.DataFrame, sources: list[str], conditions: li
     return fig
 
 
-def cartography_maps(cartography: pd.DataFrame, sources: list[str], conditions: list[str], reference: str = "original") -> Figure:
-    """Variability (x) against confidence (y) per training item, seed-averaged, coloured by human entropy."""
+def cartography_maps(cartography: pd.DataFrame, sources: list[str], conditions: list[str], reference: str = "original",
+                     thresholds: dict[str, float] | None = None) -> Figure:
+    """Variability (x) against confidence (y) per training item, seed-averaged, coloured by human
+    entropy; dotted lines mark the region thresholds (``easy_min_confidence``,
+    ``ambiguous_min_variability``) when given."""
     conf, var = f"confidence_{reference}", f"variability_{reference}"
-    fig, axes = _grid(len(sources), len(conditions), f"Data maps of training items (reference: {reference} label, seed means), colour = human entropy")
+    fig, axes = _grid(len(sources), len(conditions), f"Data maps of training items (reference: {_label(reference)} label, seed means), colour = human entropy"
+                         + ("; dotted: region thresholds" if thresholds else ""))
     vmax = float(np.nanmax(cartography["human_entropy"])) if len(cartography) else 1.0
     mappable = None
     for r, source in enumerate(sources):
@@ -133,6 +139,9 @@ def cartography_maps(cartography: pd.DataFrame, sources: list[str], conditions: 
             items = sub.groupby("item_id")[[conf, var, "human_entropy"]].mean().sort_values("human_entropy")
             mappable = ax.scatter(items[var], items[conf], c=items["human_entropy"], cmap=ENTROPY_CMAP,
                                   vmin=0, vmax=max(vmax, 1e-9), s=5, lw=0, alpha=0.85)
+            if thresholds:
+                ax.axhline(thresholds["easy_min_confidence"], color="0.4", ls=":", lw=0.8)
+                ax.axvline(thresholds["ambiguous_min_variability"], color="0.4", ls=":", lw=0.8)
             ax.set_xlim(0, max(0.5, float(items[var].max()) * 1.05) if len(items) else 0.5)
             ax.set_ylim(0, 1)
             if r == 0:

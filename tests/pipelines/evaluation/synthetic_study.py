@@ -12,7 +12,7 @@ EVAL_PARAMS = {
     "n_bins": 15,
     "human_none": "renormalize",
     "bands": {"unanimous_max": 1e-9, "low_max": 0.5},
-    "cartography": {"easy_min_confidence": 0.5, "ambiguous_min_variability": 0.2},
+    "cartography": {"burn_in_fraction": 0.0, "easy_min_confidence": 0.5, "ambiguous_min_variability": 0.2},
     "convergence": {"curve": "val_loss", "higher_is_better": False, "fraction": 0.95},
     "stability_curves": ["val_loss", "val_acc"],
 }

@@ -91,3 +91,12 @@ def test_seeds_must_agree_between_inputs(study):
     conv = nodes.convergence_by_seed(study["mnist.human_soft.curves"], params, source="mnist", condition="human_soft")
     with pytest.raises(ValueError, match="seeds differ"):
         nodes.assemble_run_metrics(metrics, carto, conv[conv["seed"] != 2])
+
+
+def test_cartography_burn_in_leaves_out_the_first_epochs(study):
+    dyn = study["mnist.human_soft.dynamics"]
+    params = {**EVAL_PARAMS, "cartography": {**EVAL_PARAMS["cartography"], "burn_in_fraction": 0.5}}
+    table, _ = nodes.map_training_dynamics(dyn, study["item_stats"], params, source="mnist", condition="human_soft")
+    labels = study["item_stats"].set_index("item_id").loc[dyn["item_ids"], "original_label"].to_numpy()
+    late = dyn["probs"][0, 2:, np.arange(len(labels)), labels]  # (items, epochs 3..4)
+    assert np.allclose(table[table.seed == 0]["confidence_original"], late.mean(axis=1), atol=1e-6)

@@ -129,6 +129,7 @@ def map_training_dynamics(
         raise ValueError(f"{source}.{condition}.dynamics: item_ids {unknown[:5].tolist()} have no item_stats row")
     entropy = info["human_entropy"].to_numpy(dtype=np.float64)
     thresholds = params["cartography"]
+    probs = probs[:, cartography.burn_in_epochs(probs.shape[1], float(thresholds["burn_in_fraction"])):]
     labels = {"original": info["original_label"].to_numpy(dtype=np.int64),
               "human_mode": info["human_mode"].to_numpy(dtype=np.int64)}
     columns: dict[str, np.ndarray] = {}

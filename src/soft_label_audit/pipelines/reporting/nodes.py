@@ -84,9 +84,9 @@ def ece_by_band_figure(metrics_by_run: pd.DataFrame, eval_params: dict[str, Any]
                                int(eval_params["n_bins"]))
 
 
-def cartography_figure(cartography: pd.DataFrame, params: dict[str, Any]) -> Figure:
+def cartography_figure(cartography: pd.DataFrame, params: dict[str, Any], eval_params: dict[str, Any]) -> Figure:
     return figures.cartography_maps(cartography, _order(cartography, "source"), _order(cartography, "condition"),
-                                    params["cartography_reference"])
+                                    params["cartography_reference"], eval_params["cartography"])
 
 
 def validation_curves_figure(curves: pd.DataFrame, eval_params: dict[str, Any]) -> Figure:
