@@ -2,7 +2,6 @@
 against an independent recomputation from the test predictions."""
 
 import numpy as np
-import pandas as pd
 import pytest
 from kedro_datasets.pandas import CSVDataset
 from matplotlib.figure import Figure
