@@ -157,3 +157,12 @@ def test_teacher_learns_hard_labels(mnist_arrays):
     logits = teacher.logits(mnist_arrays["test_images"][:50], device="cpu")
     assert logits.shape == (50, 10)
     assert (logits.argmax(1) == mnist_arrays["test_labels"][:50]).mean() > 0.6
+
+
+def test_parallel_runs_on_cpu_threads_match_one_after_another(data):
+    targets = np.stack([EYE[data.train_labels]] * 3)
+    val = np.stack([EYE[data.val_labels]] * 3)
+    together = train_runs(data, targets, val, [0, 1, 2], MODEL, _config(num_threads=2, parallel_runs=2))
+    in_turn = train_runs(data, targets, val, [0, 1, 2], MODEL, _config(num_threads=2, parallel_runs=1))
+    np.testing.assert_allclose(together.dynamics, in_turn.dynamics, atol=1e-5)
+    np.testing.assert_allclose(together.test_logits, in_turn.test_logits, atol=1e-4)

@@ -16,7 +16,9 @@ they share the number of training items and therefore, for a given seed, the bat
   original label, end of epoch), ``lr`` (learning rate at the epoch's last step).
 
 Two code paths give the same numbers (to float tolerance): the plain loop trains the runs one
-after another; the vectorised path stacks the K runs' parameters and trains them together with
+after another (on a CPU, ``parallel_runs`` of them at a time, each in a thread of its own with
+one intra-op thread, which keeps small convolutions efficient and immune to a busy neighbour
+process); the vectorised path stacks the K runs' parameters and trains them together with
 ``torch.func.vmap`` over ``functional_call``, with the data, targets and dynamics kept on the
 device. Because the runs are independent, the gradient of the summed loss with respect to the
 stacked parameters is each run's own gradient, and Adam/SGD act elementwise, so one optimizer
@@ -31,6 +33,7 @@ import math
 import os
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,7 +55,9 @@ class TrainConfig:
     ``schedule``: ``cosine`` (lr_t = lr * (1 + cos(pi * t / T)) / 2 over the T steps of
     training) or ``constant``. ``device``: ``auto`` (cuda when available), ``cpu`` or ``cuda``.
     ``vectorise``: ``auto`` (on cuda only), ``always`` or ``never``. ``num_threads``: CPU
-    threads (None: every core). ``deterministic``: torch's deterministic algorithms (CPU).
+    threads (None: every core). ``parallel_runs``: runs trained at once on a CPU, each in its own
+    thread with one intra-op thread (``auto``: ``num_threads``; 1: one run after another using
+    ``num_threads`` intra-op threads). ``deterministic``: torch's deterministic algorithms (CPU).
     """
 
     epochs: int = 10
@@ -65,6 +70,7 @@ class TrainConfig:
     device: str = "auto"
     vectorise: str = "auto"
     num_threads: int | None = None
+    parallel_runs: int | str = "auto"
     deterministic: bool = True
     progress: bool | str = "auto"
     eval_batch_size: int = 2048
@@ -86,6 +92,7 @@ class TrainConfig:
             device=str(params.get("device", cls.device)),
             vectorise=str(params.get("vectorise", cls.vectorise)),
             num_threads=None if threads in (None, "auto") else int(threads),
+            parallel_runs=params.get("parallel_runs", cls.parallel_runs),
             deterministic=bool(params.get("deterministic", cls.deterministic)),
             progress=params.get("progress", cls.progress),
             eval_batch_size=int(params.get("eval_batch_size", cls.eval_batch_size)),
@@ -249,55 +256,82 @@ def _chunks(n: int, size: int) -> list[slice]:
 
 
 def _train_plain(data, train_targets, val_targets, seeds, model_config, config, device, record, desc, show):
+    """The runs one after another, or, on a CPU with ``workers`` > 1, several at a time in threads
+    with one intra-op thread each (the results are the same either way: runs share nothing)."""
     tensors = _Tensors(data, train_targets, val_targets, device)
-    n, epochs, k_runs = len(data.train_images), config.epochs, len(seeds)
-    curves = {name: np.full((k_runs, epochs), np.nan) for name in CURVE_NAMES}
-    dynamics = np.zeros((k_runs, epochs, n, N_CLASSES), np.float32) if record else None
-    test_logits, state_dicts = [], []
-    batches = _chunks(n, config.batch_size)
+    k_runs, epochs = len(seeds), config.epochs
+    workers = max(1, min(_cpu_workers(config, device), k_runs))
     overall = progress_bar(k_runs * epochs, f"{desc} (all runs)", show, position=0)
-    for k, seed in enumerate(seeds):
-        model = build_model(model_config, int(seed)).to(device)
-        optimizer = _make_optimizer(model.parameters(), config)
-        schedule = _make_schedule(optimizer, config, epochs * len(batches))
-        orders = torch.as_tensor(batch_orders(int(seed), n, epochs), device=device)
-        targets = tensors.t[k]
-        dyn = torch.empty((epochs, n, N_CLASSES), device=device) if record else None
-        run_bar = progress_bar(epochs, f"{desc} seed {int(seed)}", show, position=1, leave=False)
-        for epoch in range(epochs):
-            loss_sum = torch.zeros((), device=device)
-            correct = torch.zeros((), device=device, dtype=torch.long)
-            for chunk in batches:
-                idx = orders[epoch, chunk]
-                logits = model(tensors.x[idx])
-                logp = torch.log_softmax(logits, dim=-1)
-                loss = -(targets[idx] * logp).sum(-1).mean()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-                with torch.no_grad():
-                    if record:
-                        dyn[epoch, idx] = logp.exp()
-                    loss_sum += loss.detach() * len(idx)
-                    correct += (logits.argmax(-1) == tensors.y[idx]).sum()
-            curves["train_loss"][k, epoch] = float(loss_sum) / n
-            curves["train_acc"][k, epoch] = float(correct) / n
-            curves["lr"][k, epoch] = optimizer.param_groups[0]["lr"]
-            if len(tensors.x_val):
-                val_logits = _predict_plain(model, tensors.x_val, config.eval_batch_size)
-                curves["val_loss"][k, epoch] = float(soft_cross_entropy(val_logits, tensors.t_val[k]))
-                curves["val_acc"][k, epoch] = float((val_logits.argmax(-1) == tensors.y_val).float().mean())
-            run_bar.update()
-            run_bar.set_postfix(loss=f"{curves['train_loss'][k, epoch]:.3f}", val_acc=f"{curves['val_acc'][k, epoch]:.3f}")
-            overall.update()
-        run_bar.close()
-        if record:
-            dynamics[k] = dyn.cpu().numpy()
-        test_logits.append(_predict_plain(model, tensors.x_test, config.eval_batch_size).cpu().numpy())
-        state_dicts.append({name: p.detach().cpu().numpy().copy() for name, p in model.state_dict().items()})
+
+    def run(k: int):
+        if workers > 1:
+            torch.set_num_threads(1)  # per-thread setting: each worker keeps to one core
+        return _train_one(k, int(seeds[k]), tensors, model_config, config, device, record, desc, show,
+                          overall, position=1 + k % workers)
+
+    if workers > 1:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="train-run") as pool:
+            outs = list(pool.map(run, range(k_runs)))
+    else:
+        outs = [run(k) for k in range(k_runs)]
     overall.close()
-    return curves, np.stack(test_logits).astype(np.float32), dynamics, state_dicts
+    curves = {name: np.stack([o[0][name] for o in outs]) for name in CURVE_NAMES}
+    dynamics = np.stack([o[2] for o in outs]) if record else None
+    return curves, np.stack([o[1] for o in outs]).astype(np.float32), dynamics, [o[3] for o in outs]
+
+
+def _cpu_workers(config: TrainConfig, device: torch.device) -> int:
+    """Runs trained at once on a CPU. ``parallel_runs: auto`` uses one per CPU thread: small convs
+    scale poorly across intra-op threads, and those stall badly when another process holds a core."""
+    if device.type != "cpu":
+        return 1
+    if config.parallel_runs == "auto":
+        return config.num_threads or os.cpu_count() or 1
+    return int(config.parallel_runs)
+
+
+def _train_one(k, seed, tensors, model_config, config, device, record, desc, show, overall, position):
+    n, epochs = len(tensors.x), config.epochs
+    curves = {name: np.full(epochs, np.nan) for name in CURVE_NAMES}
+    batches = _chunks(n, config.batch_size)
+    model = build_model(model_config, seed).to(device)
+    optimizer = _make_optimizer(model.parameters(), config)
+    schedule = _make_schedule(optimizer, config, epochs * len(batches))
+    orders = torch.as_tensor(batch_orders(seed, n, epochs), device=device)
+    targets = tensors.t[k]
+    dyn = torch.empty((epochs, n, N_CLASSES), device=device) if record else None
+    run_bar = progress_bar(epochs, f"{desc} seed {seed}", show, position=position, leave=False)
+    for epoch in range(epochs):
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        for chunk in batches:
+            idx = orders[epoch, chunk]
+            logits = model(tensors.x[idx])
+            logp = torch.log_softmax(logits, dim=-1)
+            loss = -(targets[idx] * logp).sum(-1).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            with torch.no_grad():
+                if record:
+                    dyn[epoch, idx] = logp.exp()
+                loss_sum += loss.detach() * len(idx)
+                correct += (logits.argmax(-1) == tensors.y[idx]).sum()
+        curves["train_loss"][epoch] = float(loss_sum) / n
+        curves["train_acc"][epoch] = float(correct) / n
+        curves["lr"][epoch] = optimizer.param_groups[0]["lr"]
+        if len(tensors.x_val):
+            val_logits = _predict_plain(model, tensors.x_val, config.eval_batch_size)
+            curves["val_loss"][epoch] = float(soft_cross_entropy(val_logits, tensors.t_val[k]))
+            curves["val_acc"][epoch] = float((val_logits.argmax(-1) == tensors.y_val).float().mean())
+        run_bar.update()
+        run_bar.set_postfix(loss=f"{curves['train_loss'][epoch]:.3f}", val_acc=f"{curves['val_acc'][epoch]:.3f}")
+        overall.update()
+    run_bar.close()
+    test_logits = _predict_plain(model, tensors.x_test, config.eval_batch_size).cpu().numpy()
+    state = {name: p.detach().cpu().numpy().copy() for name, p in model.state_dict().items()}
+    return curves, test_logits, dyn.cpu().numpy() if record else None, state
 
 
 @torch.no_grad()
