@@ -5,7 +5,8 @@ optimizer) on MNIST-shaped data (random 28x28 bytes, soft targets) in one proces
 when available:
 
 * trainer: :func:`soft_label_audit.trainer.train_runs` with dynamics recording on (vectorised
-  over the K runs on a GPU, the plain lean loop on a CPU), validation curves every epoch;
+  over the K runs on a GPU; on a CPU the lean loop, ``parallel_runs`` runs at a time in threads),
+  validation curves every epoch;
 * reference: one run after another, as a user would first write it: ``TensorDataset`` +
   ``DataLoader(shuffle=True)``, the optimizer, ``F.cross_entropy`` with probability targets,
   a validation pass every epoch; no dynamics.
@@ -128,7 +129,11 @@ def main() -> None:
         ours.append(updates / project_trainer(data, targets, val_targets, seeds, model_config, config))
     # best of N, as timeit does: background load only ever slows a repeat down
     ours_m, ref_m = max(ours), max(ref)
-    mode = "vectorised" if (config.vectorise == "always" or (config.vectorise == "auto" and device.type == "cuda")) else "plain loop"
+    if config.vectorise == "always" or (config.vectorise == "auto" and device.type == "cuda"):
+        mode = f"{k} runs vectorised"
+    else:
+        workers = min(k, threads if config.parallel_runs == "auto" else int(config.parallel_runs))
+        mode = f"plain loop, {workers} runs at a time"
     print(f"reference loop        : {ref_m:10.0f} sample-updates/s best  (runs: {', '.join(f'{v:.0f}' for v in ref)})")
     print(f"trainer ({mode}, dynamics on): {ours_m:10.0f} sample-updates/s best  (runs: {', '.join(f'{v:.0f}' for v in ours)})")
     print(f"ratio trainer / reference: {ours_m / ref_m:.2f} best of {args.repeats}, "
