@@ -10,7 +10,10 @@ running context (so ``--env`` and ``--params`` count), and when no context was c
 
 from __future__ import annotations
 
+import inspect
 import os
+import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,3 +76,29 @@ def active_parameters(conf_source: Path | None = None, env: str | None = None) -
 
 def active_grid() -> StudyGrid:
     return StudyGrid.from_params(active_parameters())
+
+
+CELL_ARGUMENTS = ("source", "condition")
+
+
+def bind_cell(func: Callable, source: str, condition: str) -> Callable:
+    """``func`` with the grid cell's ``source`` and ``condition`` bound as keyword arguments.
+
+    The result keeps the function's name, docstring and (resolved) type hints and shows the
+    remaining parameters as its signature, so Kedro validates the node's inputs against them
+    and kedro-viz shows the real function.
+    """
+
+    def bound(*args, **kwargs):
+        return func(*args, source=source, condition=condition, **kwargs)
+
+    signature = inspect.signature(func)
+    bound.__signature__ = signature.replace(
+        parameters=[p for name, p in signature.parameters.items() if name not in CELL_ARGUMENTS]
+    )
+    bound.__annotations__ = {
+        name: hint for name, hint in typing.get_type_hints(func).items() if name not in CELL_ARGUMENTS
+    }
+    for attribute in ("__module__", "__name__", "__qualname__", "__doc__"):
+        setattr(bound, attribute, getattr(func, attribute))
+    return bound

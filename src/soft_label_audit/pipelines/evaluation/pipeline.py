@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from functools import partial, update_wrapper
-
 from kedro.pipeline import Node, Pipeline
 
-from soft_label_audit.grid import StudyGrid, active_grid
+from soft_label_audit.grid import StudyGrid, active_grid, bind_cell
 
 from . import nodes
 
@@ -14,14 +12,9 @@ SHARED_INPUTS = {"human_soft_labels", "item_stats"}
 PARAMETERS = {"params:evaluation"}
 
 
-def _bound(func, source: str, condition: str):
-    """The node function with the namespace's identity bound (kept readable for kedro-viz)."""
-    return update_wrapper(partial(func, source=source, condition=condition), func)
-
-
 def _run_pipeline(source: str, condition: str) -> Pipeline:
     def bound(func):
-        return _bound(func, source, condition)
+        return bind_cell(func, source, condition)
 
     template = Pipeline(
         [

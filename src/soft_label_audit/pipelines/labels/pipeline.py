@@ -4,11 +4,9 @@ the shared teacher when a condition needs it."""
 
 from __future__ import annotations
 
-from functools import partial
-
 from kedro.pipeline import Pipeline, node
 
-from soft_label_audit.grid import StudyGrid, active_grid
+from soft_label_audit.grid import StudyGrid, active_grid, bind_cell
 from soft_label_audit.targets import builder_for
 
 from . import nodes
@@ -17,20 +15,11 @@ SHARED_INPUTS = ["study_digits", "human_soft_labels", "item_stats"]
 TEACHER_OUTPUTS = ["teacher_model", "teacher_logits"]
 
 
-def _for_cell(func, source: str, condition: str):
-    """``func`` with the grid cell bound; keeps the function's name for Kedro and kedro-viz."""
-    bound = partial(func, source=source, condition=condition)
-    bound.__name__ = func.__name__
-    bound.__doc__ = func.__doc__
-    bound.__module__ = func.__module__
-    return bound
-
-
 def _cell(source: str, condition: str) -> Pipeline:
     extra = ["teacher_logits"] if "teacher" in builder_for(condition).needs else []
     inputs = [*SHARED_INPUTS, "params:labels", *extra]
     cell = Pipeline(
-        [node(_for_cell(nodes.build_condition_targets, source, condition), inputs, "targets", name="build_targets")],
+        [node(bind_cell(nodes.build_condition_targets, source, condition), inputs, "targets", name="build_targets")],
         namespace=condition,
         inputs=set(SHARED_INPUTS + extra),
         parameters={"params:labels"},
