@@ -82,9 +82,8 @@ def metric_spread(table: pd.DataFrame, by: list[str], metrics: list[str], stats:
     out = pd.concat(parts, axis=1)
     out.columns = [f"{metric}__{stat}" for stat, metric in out.columns]
     ordered = [f"{m}__{s}" for m in metrics for s in parts]
-    out = out[ordered]
-    out.insert(0, "n_seeds", table.groupby(by, sort=False).size())
-    return out.reset_index()
+    n_seeds = table.groupby(by, sort=False).size().rename("n_seeds")
+    return pd.concat([n_seeds, out[ordered]], axis=1).reset_index()
 
 
 def curve_spread(curves: pd.DataFrame, by: list[str], columns: list[str]) -> pd.DataFrame:
@@ -95,5 +94,4 @@ def curve_spread(curves: pd.DataFrame, by: list[str], columns: list[str]) -> pd.
     grouped = curves.groupby([*by, "epoch"], sort=True)
     out = grouped[columns].agg(["mean", "std"])
     out.columns = [f"{c}__{s}" for c, s in out.columns]
-    out.insert(0, "n_seeds", grouped.size())
-    return out.reset_index()
+    return pd.concat([grouped.size().rename("n_seeds"), out], axis=1).reset_index()
