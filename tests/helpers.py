@@ -24,3 +24,48 @@ def run_in_memory(pipeline: Pipeline, inputs: dict[str, Any]) -> dict[str, Any]:
     catalog = DataCatalog(datasets)
     SequentialRunner().run(pipeline, catalog)
     return {name: catalog.load(name) for name in pipeline.datasets() if catalog[name]._data is not None}
+
+
+def make_project_copy(root, mnist_raw_dir=None):
+    """pyproject, conf (without local) and optionally the verified idx files in ``root``.
+
+    The package itself is installed (editable) in the environment, so ``src`` stays empty;
+    nothing in the repository's own ``data/`` or ``mlflow.db`` is touched by runs there.
+    """
+    import shutil
+    from pathlib import Path
+
+    from tests.conftest import PROJECT_ROOT
+
+    root = Path(root)
+    shutil.copy(PROJECT_ROOT / "pyproject.toml", root)
+    shutil.copy(PROJECT_ROOT / ".telemetry", root)
+    shutil.copytree(PROJECT_ROOT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
+    (root / "conf" / "local").mkdir()
+    (root / "src").mkdir()
+    if mnist_raw_dir is not None:
+        shutil.copytree(mnist_raw_dir, root / "data" / "01_raw" / "MNIST" / "raw")
+    return root
+
+
+def kedro_cli(project, *args: str, timeout: int = 600):
+    """``python -m kedro ARGS`` in ``project``, as CI would run it (no telemetry, no progress bars)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "CI": "true", "MPLBACKEND": "Agg"}
+    env.pop("KEDRO_ENV", None)
+    return subprocess.run(
+        [sys.executable, "-m", "kedro", *args],
+        cwd=project, env=env, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def config_loader(project, env: str = "test"):
+    from kedro.config import OmegaConfigLoader
+
+    return OmegaConfigLoader(
+        str(project / "conf"), base_env="base", default_run_env="local", env=env,
+        merge_strategy={"parameters": "soft"},
+    )

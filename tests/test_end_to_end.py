@@ -3,45 +3,25 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests.conftest import PROJECT_ROOT
+from tests.helpers import config_loader, kedro_cli, make_project_copy
 
 pytestmark = pytest.mark.slow
-
-
-def kedro(project: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "CI": "true", "MPLBACKEND": "Agg"}
-    env.pop("KEDRO_ENV", None)
-    return subprocess.run(
-        [sys.executable, "-m", "kedro", *args],
-        cwd=project, env=env, capture_output=True, text=True, timeout=timeout,
-    )
 
 
 @pytest.fixture(scope="session")
 def project_copy(tmp_path_factory, mnist_raw_dir) -> Path:
     """pyproject, conf and the verified idx files in a fresh folder: nothing of the repo's data is touched."""
-    root = tmp_path_factory.mktemp("project")
-    shutil.copy(PROJECT_ROOT / "pyproject.toml", root)
-    shutil.copy(PROJECT_ROOT / ".telemetry", root)
-    shutil.copytree(PROJECT_ROOT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
-    (root / "conf" / "local").mkdir()
-    (root / "src").mkdir()  # the package itself is installed (editable) in the environment
-    shutil.copytree(mnist_raw_dir, root / "data" / "01_raw" / "MNIST" / "raw")
-    return root
+    return make_project_copy(tmp_path_factory.mktemp("project"), mnist_raw_dir)
 
 
 @pytest.fixture(scope="session")
 def study_run(project_copy) -> Path:
-    result = kedro(project_copy, "run", "--env", "test")
+    result = kedro_cli(project_copy, "run", "--env", "test")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return project_copy
 
@@ -61,3 +41,72 @@ def test_digits_stage_outputs(study_run):
     study = pd.read_parquet(study_run / "data" / "03_primary" / "study_items.parquet")
     assert study.groupby("source").size().to_dict() == {"mnist": 100, "synthetic": 50}
     assert (study_run / "data" / "08_reporting" / "figures" / "synthetic_samples.png").stat().st_size > 10_000
+
+
+def test_annotation_stage_outputs(study_run):
+    from soft_label_audit.columns import H_COLS
+
+    labels = pd.read_parquet(study_run / "data" / "03_primary" / "human_soft_labels.parquet")
+    assert len(labels) == 150
+    assert (labels[list(H_COLS)].sum(axis=1) - 1).abs().max() < 1e-9
+    assert set(labels["annotation_source"]) == {"simulated"}
+    stats = pd.read_parquet(study_run / "data" / "04_feature" / "item_stats.parquet")
+    assert {"item_id", "n_votes", "human_entropy", "pct_unsure", "human_mode", "mode_shift"} <= set(stats.columns)
+
+
+def test_reporting_tables_cover_the_grid(study_run):
+    from soft_label_audit.grid import StudyGrid
+
+    params = config_loader(study_run)["parameters"]
+    grid, seeds = StudyGrid.from_params(params), params["training"]["seeds"]
+    report = study_run / "data" / "08_reporting"
+    by_run = pd.read_csv(report / "metrics_by_run.csv")
+    expected = {(s, c, seed) for s, c in grid.namespaces() for seed in seeds}
+    assert set(zip(by_run["source"], by_run["condition"], by_run["seed"])) == expected
+    assert len(by_run) == len(expected)
+    summary = pd.read_csv(report / "study_summary.csv")
+    assert len(summary) == len(grid.namespaces())
+    for name in ("reliability_diagrams", "ece_by_band", "cartography_maps", "validation_curves"):
+        assert (report / "figures" / f"{name}.png").stat().st_size > 10_000, name
+
+
+def test_mlflow_has_one_child_run_per_cell_under_the_parent(study_run):
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{study_run / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("soft_label_audit")
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    children = [r for r in runs if r.data.tags.get("soft_label_audit.child_run") == "true"]
+    parents = {r.data.tags["mlflow.parentRunId"] for r in children}
+    assert len(parents) == 1
+    cells = {(r.data.tags["source"], r.data.tags["condition"], r.data.tags["seed"]) for r in children}
+    assert len(cells) == len(children) == 2 * 7 * 2
+    some = children[0]
+    assert some.data.tags["annotation_source"] == "simulated"
+    history = client.get_metric_history(some.info.run_id, "val_loss")
+    assert [m.step for m in history] == [1, 2]  # step = epoch
+    assert "nll" in some.data.metrics or any(k.startswith("nll") for k in some.data.metrics)
+
+
+def test_bad_raw_annotation_file_stops_and_keeps_earlier_outputs(study_run):
+    labels = study_run / "data" / "03_primary" / "human_soft_labels.parquet"
+    before = hashlib.md5(labels.read_bytes()).hexdigest()
+    study = pd.read_parquet(study_run / "data" / "03_primary" / "study_items.parquet")
+    bad = pd.DataFrame(
+        {
+            "item_id": study["item_id"].head(3).tolist() * 2,
+            "annotator_id": ["a1"] * 3 + ["a2"] * 3,
+            "choice": ["3", "11", "none", "4", "4", "12"],
+            "unsure": [False] * 6,
+        }
+    )
+    bad_path = study_run / "bad_votes.csv"
+    bad.to_csv(bad_path, index=False)
+    result = kedro_cli(
+        study_run, "run", "--env", "test", "--pipeline", "annotation",
+        "--params", f"annotation.source=raw_file,annotation.raw_path={bad_path}",
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "bad_votes.csv" in output and "choice" in output
+    assert hashlib.md5(labels.read_bytes()).hexdigest() == before

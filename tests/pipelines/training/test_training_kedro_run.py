@@ -3,21 +3,16 @@ on small inputs written where the catalog reads them; then the MLflow child runs
 
 from __future__ import annotations
 
-import os
-import shutil
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
-from kedro.config import OmegaConfigLoader
 
 from soft_label_audit.grid import StudyGrid
 from soft_label_audit.pipelines.labels.nodes import build_condition_targets
-from tests.conftest import PROJECT_ROOT
+from tests.helpers import config_loader, kedro_cli, make_project_copy
 from tests.pipelines.labels.study_tables import small_study
 
 pytestmark = pytest.mark.slow
@@ -25,18 +20,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, mnist_arrays) -> Path:
-    root = tmp_path_factory.mktemp("training_project")
-    shutil.copy(PROJECT_ROOT / "pyproject.toml", root)
-    shutil.copy(PROJECT_ROOT / ".telemetry", root)
-    shutil.copytree(PROJECT_ROOT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
-    (root / "conf" / "local").mkdir()
-    (root / "src").mkdir()
-    loader = _loader(root)
+    root = make_project_copy(tmp_path_factory.mktemp("training_project"))
+    loader = config_loader(root)
     catalog, params = loader["catalog"], loader["parameters"]
-    if "study_digits" not in catalog:  # the annotation stage's entry, when it is not there yet
-        extra = {"study_digits": {"type": "pandas.ParquetDataset", "filepath": "data/03_primary/study_digits.parquet"}}
-        (root / "conf" / "test" / "catalog_study_digits.yml").write_text(yaml.safe_dump(extra))
-        catalog = {**catalog, **extra}
     tables = small_study(mnist_arrays)
     grid = StudyGrid.from_params(params)
     _write(root / catalog["study_digits"]["filepath"], tables["study_digits"])
@@ -64,16 +50,13 @@ def _write(path: Path, frame: pd.DataFrame) -> None:
 
 @pytest.fixture(scope="module")
 def run(project) -> subprocess.CompletedProcess:
-    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "CI": "true", "MPLBACKEND": "Agg"}
-    env.pop("KEDRO_ENV", None)
-    done = subprocess.run([sys.executable, "-m", "kedro", "run", "--env", "test", "--pipeline", "training"],
-                          cwd=project, env=env, capture_output=True, text=True, timeout=600)
+    done = kedro_cli(project, "run", "--env", "test", "--pipeline", "training")
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     return done
 
 
 def _grid_and_seeds(project: Path) -> tuple[StudyGrid, list[int]]:
-    params = _loader(project)["parameters"]
+    params = config_loader(project)["parameters"]
     return StudyGrid.from_params(params), list(params["training"]["seeds"])
 
 
@@ -103,9 +86,4 @@ def test_mlflow_lists_one_child_run_per_source_condition_seed(project, run):
     assert {p for *_, p in children} == {parents[0][0]}
     assert sorted((s, c, int(k)) for s, c, k, _ in children) == sorted(
         (s, c, k) for s, c in grid.namespaces() for k in seeds)
-    assert steps == _loader(project)["parameters"]["training"]["epochs"]
-
-
-def _loader(project: Path) -> OmegaConfigLoader:
-    return OmegaConfigLoader(str(project / "conf"), base_env="base", default_run_env="local", env="test",
-                             merge_strategy={"parameters": "soft"})
+    assert steps == config_loader(project)["parameters"]["training"]["epochs"]
