@@ -134,12 +134,14 @@ def test_none_slot_rules():
     renorm = tg.human_digits(human, "renormalise")
     np.testing.assert_allclose(renorm[0, :2], [0.75, 0.25])
     np.testing.assert_allclose(renorm[1], np.full(10, 0.1))  # all "none": uniform
-    uniform = tg.human_digits(human, "uniform")
-    np.testing.assert_allclose(uniform[0, :3], [0.62, 0.22, 0.02])
+    spread = tg.human_digits(human, "spread")
+    np.testing.assert_allclose(spread[0, :3], [0.62, 0.22, 0.02])
     with pytest.raises(ValueError, match="none_slot"):
         tg.human_digits(human, "drop")
     with pytest.raises(ValueError, match="sum to one"):
         tg.human_digits(human * 0.9)
+    with pytest.raises(ValueError, match="11 slots"):
+        tg.human_digits(np.full((1, 10), 0.1))
 
 
 def test_human_mode_ties_go_to_the_original_label_then_the_lowest_digit():

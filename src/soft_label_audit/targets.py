@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from soft_label_audit.human_labels import NONE_SLOT_RULES, entropy, human_digits, human_mode  # noqa: F401 (re-exported)
+
 N_CLASSES = 10
-NONE_SLOT_RULES = ("renormalise", "uniform")
-_TIE_TOL = 1e-12
 
 
 @dataclass
@@ -72,41 +72,6 @@ class TargetInputs:
 # ---------------------------------------------------------------------------- primitives
 
 
-def entropy(p: np.ndarray) -> np.ndarray:
-    """Row entropies in nats, H(p) = -sum_k p_k ln p_k, with 0 ln 0 = 0."""
-    p = np.asarray(p, np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(p > 0, -p * np.log(np.where(p > 0, p, 1.0)), 0.0)
-    return terms.sum(-1)
-
-
-def human_digits(human: np.ndarray, none_slot: str = "renormalise") -> np.ndarray:
-    """(n, 11) -> (n, 10): handle the "none" slot.
-
-    ``renormalise``: drop it, h_k / sum_j h_j (an item with all its mass on "none" becomes
-    uniform); ``uniform``: spread it evenly, h_k + h_none / 10.
-    """
-    human = np.asarray(human, np.float64)
-    if np.any(human < -1e-12) or not np.allclose(human.sum(1), 1.0, atol=1e-6):
-        rows = np.flatnonzero((human < -1e-12).any(1) | ~np.isclose(human.sum(1), 1.0, atol=1e-6))
-        raise ValueError(f"human soft labels must be non-negative and sum to one; rows {rows[:5].tolist()} do not")
-    digits, none = np.clip(human[:, :N_CLASSES], 0, None), human[:, N_CLASSES]
-    if none_slot == "renormalise":
-        mass = digits.sum(1, keepdims=True)
-        out = np.where(mass > 0, digits / np.where(mass > 0, mass, 1.0), 1.0 / N_CLASSES)
-    elif none_slot == "uniform":
-        out = digits + none[:, None] / N_CLASSES
-    else:
-        raise ValueError(f"labels.none_slot must be one of {NONE_SLOT_RULES}, got {none_slot!r}")
-    return out / out.sum(1, keepdims=True)
-
-
-def human_mode(h: np.ndarray, original: np.ndarray) -> np.ndarray:
-    """argmax of h; ties go to the original label when it is among the maxima, else the lowest digit."""
-    h = np.asarray(h, np.float64)
-    original = np.asarray(original, np.int64)
-    is_max = h >= h.max(1, keepdims=True) - _TIE_TOL
-    return np.where(is_max[np.arange(len(h)), original], original, is_max.argmax(1))
 
 
 def one_hot(labels: np.ndarray) -> np.ndarray:

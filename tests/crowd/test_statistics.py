@@ -5,11 +5,12 @@ import pandas as pd
 
 from soft_label_audit.crowd import statistics
 from soft_label_audit.crowd.aggregation import aggregate
+from soft_label_audit.human_labels import entropy
 
 
 def test_entropy_in_nats():
     h = np.array([[0.5, 0.5] + [0] * 9, [1.0] + [0] * 10, [1 / 11] * 11])
-    np.testing.assert_allclose(statistics.entropy_nats(h), [np.log(2), 0.0, np.log(11)])
+    np.testing.assert_allclose(entropy(h), [np.log(2), 0.0, np.log(11)])
 
 
 def test_mode_ties_prefer_the_original_label_else_the_lowest_digit():

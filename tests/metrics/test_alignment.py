@@ -53,15 +53,3 @@ def test_spearman_of_a_constant_is_nan_without_warning():
     with np.errstate(all="raise"):
         assert np.isnan(alignment.spearman(np.zeros(10), np.arange(10)))
         assert np.isnan(alignment.spearman(np.arange(2), np.arange(2)))
-
-
-def test_none_slot_policies():
-    h11 = np.array([[0.5, 0.25] + [0.0] * 8 + [0.25], [0.0] * 10 + [1.0]])
-    renorm = alignment.human_digit_distribution(h11, "renormalize")
-    assert np.allclose(renorm[0, :2], [2 / 3, 1 / 3]) and np.allclose(renorm[1], 0.1)
-    spread = alignment.human_digit_distribution(h11, "spread")
-    assert np.allclose(spread[0, :3], [0.525, 0.275, 0.025]) and np.allclose(spread.sum(axis=1), 1)
-    with pytest.raises(ValueError, match="none_policy"):
-        alignment.human_digit_distribution(h11, "drop")
-    with pytest.raises(ValueError, match="11 slots"):
-        alignment.human_digit_distribution(np.full((1, 10), 0.1))

@@ -16,25 +16,10 @@ import numpy as np
 import pandas as pd
 
 from soft_label_audit.columns import CHOICES, H_COLS, H_DIGIT_COLS, NONE_CHOICE
+from soft_label_audit.human_labels import entropy as entropy_nats
+from soft_label_audit.human_labels import human_mode
 
 _SLOT = {choice: i for i, choice in enumerate(CHOICES)}
-
-
-def entropy_nats(h: np.ndarray) -> np.ndarray:
-    h = np.asarray(h, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(h > 0, h * np.log(np.where(h > 0, h, 1.0)), 0.0)
-    return -terms.sum(axis=1)
-
-
-def human_mode(h_digits: np.ndarray, original: np.ndarray, tol: float = 1e-12) -> np.ndarray:
-    """Argmax over the 10 digits; ties prefer the original label, else the lowest digit."""
-    h_digits = np.asarray(h_digits, dtype=float)
-    original = np.asarray(original, dtype=np.int64)
-    is_max = h_digits >= h_digits.max(axis=1, keepdims=True) - tol
-    lowest = is_max.argmax(axis=1)
-    orig_is_max = is_max[np.arange(len(original)), original]
-    return np.where(orig_is_max, original, lowest).astype(np.int64)
 
 
 def vote_summary(votes: pd.DataFrame) -> pd.DataFrame:

@@ -21,7 +21,7 @@ Metric names (columns of ``{source}.{condition}.metrics``), for ``n_bins = B``:
 =====================  ===============================================================
 
 Each also exists per band as ``{name}__band_{band}`` (``unanimous``, ``low``, ``high``).
-``h`` is the human label over the 10 digits (:func:`alignment.human_digit_distribution`).
+``h`` is the human label over the 10 digits (:func:`soft_label_audit.human_labels.human_digits`).
 """
 
 from __future__ import annotations

@@ -10,7 +10,6 @@ from soft_label_audit.grid import StudyGrid
 
 EVAL_PARAMS = {
     "n_bins": 15,
-    "human_none": "renormalize",
     "bands": {"unanimous_max": 1e-9, "low_max": 0.5},
     "cartography": {"burn_in_fraction": 0.0, "easy_min_confidence": 0.5, "ambiguous_min_variability": 0.2},
     "convergence": {"curve": "val_loss", "higher_is_better": False, "fraction": 0.95},
@@ -71,5 +70,6 @@ def make_study(grid: StudyGrid = GRID, seeds=(0, 1, 2), n_train=40, n_test=30, e
     data["item_stats"] = pd.concat(stats, ignore_index=True)
     data["human_soft_labels"] = pd.concat(humans, ignore_index=True)
     data["params:evaluation"] = EVAL_PARAMS
+    data["params:labels.none_slot"] = "renormalise"
     data["params:reporting"] = REPORT_PARAMS
     return data

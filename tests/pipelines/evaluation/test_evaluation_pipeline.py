@@ -25,7 +25,7 @@ def outputs(study):
 def test_namespaces_follow_the_grid():
     pipe = create_pipeline(GRID)
     assert {n.namespace for n in pipe.nodes} == {f"{s}.{c}" for s, c in GRID.namespaces()}
-    assert pipe.inputs() == {"human_soft_labels", "item_stats", "params:evaluation"} | {
+    assert pipe.inputs() == {"human_soft_labels", "item_stats", "params:evaluation", "params:labels.none_slot"} | {
         f"{s}.{c}.{d}" for s, c in GRID.namespaces() for d in ("test_predictions", "curves", "dynamics")}
 
 
@@ -70,7 +70,7 @@ def test_run_figures_per_seed(outputs):
 def test_predictions_of_another_namespace_are_refused(study):
     wrong = study["mnist.human_soft.test_predictions"]
     with pytest.raises(ValueError, match="expected only 'original_hard'"):
-        nodes.score_test_predictions(wrong, study["human_soft_labels"], study["item_stats"], EVAL_PARAMS,
+        nodes.score_test_predictions(wrong, study["human_soft_labels"], study["item_stats"], EVAL_PARAMS, "renormalise",
                                      source="mnist", condition="original_hard")
 
 
@@ -78,14 +78,14 @@ def test_unknown_test_items_are_refused(study):
     preds = study["mnist.human_soft.test_predictions"].copy()
     preds.loc[0, "item_id"] = 999_999
     with pytest.raises(ValueError, match="999999"):
-        nodes.score_test_predictions(preds, study["human_soft_labels"], study["item_stats"], EVAL_PARAMS,
+        nodes.score_test_predictions(preds, study["human_soft_labels"], study["item_stats"], EVAL_PARAMS, "renormalise",
                                      source="mnist", condition="human_soft")
 
 
 def test_seeds_must_agree_between_inputs(study):
     params = EVAL_PARAMS
     metrics, _ = nodes.score_test_predictions(study["mnist.human_soft.test_predictions"], study["human_soft_labels"],
-                                              study["item_stats"], params, source="mnist", condition="human_soft")
+                                              study["item_stats"], params, "renormalise", source="mnist", condition="human_soft")
     _, carto = nodes.map_training_dynamics(study["mnist.human_soft.dynamics"], study["item_stats"], params,
                                            source="mnist", condition="human_soft")
     conv = nodes.convergence_by_seed(study["mnist.human_soft.curves"], params, source="mnist", condition="human_soft")

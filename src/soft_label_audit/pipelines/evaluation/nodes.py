@@ -13,6 +13,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from soft_label_audit.columns import H_COLS, P_COLS
+from soft_label_audit.human_labels import human_digits
 from soft_label_audit.metrics import alignment, calibration, cartography, stability
 from soft_label_audit.metrics.bands import difficulty_band
 from soft_label_audit.metrics.per_run import score_test_set
@@ -62,11 +63,16 @@ def score_test_predictions(
     human_soft_labels: pd.DataFrame,
     item_stats: pd.DataFrame,
     params: dict[str, Any],
+    none_slot: str,
     *,
     source: str,
     condition: str,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per seed: every test-set metric (overall and per band) and the reliability bins."""
+    """Per seed: every test-set metric (overall and per band) and the reliability bins.
+
+    ``none_slot`` (``labels.none_slot``) maps the human label onto the digits exactly as the
+    training targets did.
+    """
     _require(test_predictions, f"{source}.{condition}.test_predictions", ["seed", "item_id", *P_COLS])
     _check_identity(test_predictions, "test_predictions", source, condition)
     n_bins = int(params["n_bins"])
@@ -76,7 +82,7 @@ def score_test_predictions(
         info = _item_lookup(run["item_id"].to_numpy(), human_soft_labels, item_stats,
                             f"{source}.{condition}.test_predictions seed {seed}")
         probs = run[list(P_COLS)].to_numpy(dtype=np.float64)
-        human = alignment.human_digit_distribution(info[list(H_COLS)].to_numpy(dtype=np.float64), params["human_none"])
+        human = human_digits(info[list(H_COLS)].to_numpy(dtype=np.float64), none_slot)
         entropy = info["human_entropy"].to_numpy(dtype=np.float64)
         band = difficulty_band(entropy, float(bands["unanimous_max"]), float(bands["low_max"]))
         scores = score_test_set(

@@ -9,7 +9,7 @@ from soft_label_audit.grid import StudyGrid, active_grid, bind_cell
 from . import nodes
 
 SHARED_INPUTS = {"human_soft_labels", "item_stats"}
-PARAMETERS = {"params:evaluation"}
+PARAMETERS = {"params:evaluation", "params:labels.none_slot"}
 
 
 def _run_pipeline(source: str, condition: str) -> Pipeline:
@@ -19,7 +19,8 @@ def _run_pipeline(source: str, condition: str) -> Pipeline:
     template = Pipeline(
         [
             Node(bound(nodes.score_test_predictions),
-                 ["test_predictions", "human_soft_labels", "item_stats", "params:evaluation"],
+                 ["test_predictions", "human_soft_labels", "item_stats", "params:evaluation",
+                  "params:labels.none_slot"],
                  ["test_metrics", "reliability"], name="score_test_predictions"),
             Node(bound(nodes.map_training_dynamics), ["dynamics", "item_stats", "params:evaluation"],
                  ["cartography", "cartography_summary"], name="map_training_dynamics"),
