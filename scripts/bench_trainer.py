@@ -21,16 +21,19 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from kedro.config import OmegaConfigLoader
 from torch.utils.data import DataLoader, TensorDataset
 
-from soft_label_audit.trainer import (
+# runnable from a bare checkout too (e.g. on a GPU machine without the project installed)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from soft_label_audit.trainer import (  # noqa: E402
     ModelConfig,
     TrainConfig,
     TrainData,
@@ -38,14 +41,17 @@ from soft_label_audit.trainer import (
     resolve_device,
     train_runs,
 )
-from soft_label_audit.trainer.model import images_to_tensor
+from soft_label_audit.trainer.model import images_to_tensor  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[1]
 
 
 def training_params() -> dict:
-    loader = OmegaConfigLoader(str(PROJECT / "conf"), base_env="base", default_run_env="local", env="base")
-    return dict(loader["parameters"]["training"])
+    # PyYAML rather than Kedro's config loader: the benchmark must run where only torch and
+    # numpy (plus PyYAML) are installed, such as a lent GPU machine.
+    import yaml
+
+    return dict(yaml.safe_load((PROJECT / "conf" / "base" / "parameters_training.yml").read_text())["training"])
 
 
 def make_data(n_train: int, n_val: int, seed: int = 0):
