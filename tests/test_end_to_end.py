@@ -109,4 +109,30 @@ def test_bad_raw_annotation_file_stops_and_keeps_earlier_outputs(study_run):
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "bad_votes.csv" in output and "choice" in output
+    assert "rule '" in output and "2 offending row(s)" in output  # rows "11" and "12"
     assert hashlib.md5(labels.read_bytes()).hexdigest() == before
+
+
+def test_released_environment_reads_the_released_file(study_run, tmp_path, mnist_raw_dir):
+    """`kedro run --env released` takes the study items, split and soft labels from the file."""
+    import shutil
+
+    from tests.conftest import PROJECT_ROOT
+
+    project = make_project_copy(tmp_path, mnist_raw_dir)
+    # the digits stage's outputs (the released file's MNIST rows are checked against them)
+    for table in ("02_intermediate/digits.parquet", "03_primary/study_items.parquet"):
+        (project / "data" / table).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(study_run / "data" / table, project / "data" / table)
+    fixture = PROJECT_ROOT / "tests" / "fixtures" / "released_annotations_small.parquet"
+    result = kedro_cli(
+        project, "run", "--env", "released", "--pipeline", "annotation",
+        "--params", f"annotation.released_path={fixture}",
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    released = pd.read_parquet(fixture)
+    labels = pd.read_parquet(project / "data" / "03_primary" / "human_soft_labels.parquet")
+    assert len(labels) == len(released)
+    assert set(labels["annotation_source"]) == {"released"}
+    study = pd.read_parquet(project / "data" / "03_primary" / "study_digits.parquet")
+    assert sorted(study["split"]) == sorted(released["split"])

@@ -51,7 +51,7 @@ def store(database, request):
 
 def _hook() -> MlflowChildRunsHook:
     hook = MlflowChildRunsHook()
-    hook.after_context_created(SimpleNamespace(params=PARAMS, project_path=PROJECT_ROOT))
+    hook.after_context_created(SimpleNamespace(config_loader={"parameters": PARAMS}, project_path=PROJECT_ROOT))
     return hook
 
 

@@ -4,8 +4,10 @@ Kedro builds pipelines before nodes see parameters, and ``register_pipelines`` g
 arguments (kedro-org/kedro#3093). The grid is therefore read from the ``study`` parameters
 in two ways: :class:`~soft_label_audit.hooks.StudyGridHook` remembers the parameters of the
 running context (so ``--env`` and ``--params`` count), and when no context was created
-(unit tests, ``find_pipelines``) the project's configuration is read directly, honouring
-``KEDRO_ENV``.
+(unit tests, ``find_pipelines``) the ``study`` block is read from the YAML files of
+``conf/base`` and of ``KEDRO_ENV``. That fallback deliberately avoids OmegaConfigLoader: each
+loader re-registers OmegaConf's process-wide ``globals`` and ``runtime_params`` resolvers,
+and a second loader would silently replace the running session's.
 """
 
 from __future__ import annotations
@@ -59,19 +61,17 @@ def remember_parameters(params: dict[str, Any]) -> None:
 
 
 def active_parameters(conf_source: Path | None = None, env: str | None = None) -> dict[str, Any]:
-    """The parameters of the running session, or of the project configuration on disk."""
+    """The running session's parameters, else the ``study`` block of the configuration on disk."""
     if _remembered is not None and conf_source is None and env is None:
         return _remembered
-    from kedro.config import OmegaConfigLoader
+    import yaml
 
-    loader = OmegaConfigLoader(
-        conf_source=str(conf_source or PROJECT_ROOT / "conf"),
-        base_env="base",
-        default_run_env="local",
-        env=env or os.environ.get("KEDRO_ENV"),
-        merge_strategy={"parameters": "soft"},
-    )
-    return dict(loader["parameters"])
+    conf = Path(conf_source or PROJECT_ROOT / "conf")
+    study: dict[str, Any] = {}
+    for folder in ("base", env or os.environ.get("KEDRO_ENV") or "local"):
+        for path in sorted((conf / folder).glob("parameters*.yml")):
+            study.update((yaml.safe_load(path.read_text()) or {}).get("study") or {})
+    return {"study": study}
 
 
 def active_grid() -> StudyGrid:

@@ -12,4 +12,6 @@ class StudyGridHook:
 
     @hook_impl
     def after_context_created(self, context) -> None:
-        grid.remember_parameters(context.params)
+        # the raw parameters (runtime --params included): `context.params` would validate them
+        # against the registered pipelines, building the pipelines before the grid is known
+        grid.remember_parameters(context.config_loader["parameters"])

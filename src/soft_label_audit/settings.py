@@ -5,7 +5,8 @@ from soft_label_audit.tracking import MlflowChildRunsHook
 
 # The grid hook must see the context before pipelines are built; kedro-mlflow registers its
 # own hook through its plugin entry point; the child-run hook logs into kedro-mlflow's parent run.
-HOOKS = (StudyGridHook(), MlflowChildRunsHook())
+# Hooks run last-in first-out: the grid hook comes last so it runs first.
+HOOKS = (MlflowChildRunsHook(), StudyGridHook())
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

@@ -75,7 +75,8 @@ class MlflowChildRunsHook:
 
     @hook_impl
     def after_context_created(self, context) -> None:
-        self._params = dict(context.params)
+        # raw parameters: `context.params` would build the pipelines (see hooks.StudyGridHook)
+        self._params = dict(context.config_loader["parameters"])
         self._project_path = Path(context.project_path)
         self._commit = git_commit(self._project_path)
 

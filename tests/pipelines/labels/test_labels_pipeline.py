@@ -7,9 +7,10 @@ import pytest
 
 from soft_label_audit import targets as tg
 from soft_label_audit.columns import T_COLS
-from soft_label_audit.grid import StudyGrid, active_parameters
+from soft_label_audit.grid import StudyGrid
 from soft_label_audit.pipelines.labels import create_pipeline, nodes
-from tests.helpers import run_in_memory
+from tests.conftest import PROJECT_ROOT
+from tests.helpers import config_loader, run_in_memory
 from tests.pipelines.labels.study_tables import N_POOL, small_study
 
 CONDITIONS = tuple(tg.BUILDERS)
@@ -23,7 +24,7 @@ def tables(mnist_arrays):
 
 @pytest.fixture(scope="module")
 def labels_params():
-    return active_parameters(env="test")["labels"]
+    return dict(config_loader(PROJECT_ROOT, "test")["parameters"])["labels"]
 
 
 @pytest.fixture(scope="module")

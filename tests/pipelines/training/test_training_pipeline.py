@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 from soft_label_audit.columns import P_COLS
-from soft_label_audit.grid import StudyGrid, active_parameters
+from soft_label_audit.grid import StudyGrid
 from soft_label_audit.pipelines.labels.nodes import build_condition_targets
 from soft_label_audit.pipelines.training import create_pipeline
 from soft_label_audit.trainer import CURVE_NAMES, batch_orders
-from tests.helpers import run_in_memory
+from tests.conftest import PROJECT_ROOT
+from tests.helpers import config_loader, run_in_memory
 from tests.pipelines.labels.study_tables import small_study
 
 GRID = StudyGrid(("mnist", "synthetic"), ("original_hard", "human_soft"))
@@ -23,7 +24,7 @@ def tables(mnist_arrays):
 
 @pytest.fixture(scope="module")
 def params():
-    return active_parameters(env="test")
+    return dict(config_loader(PROJECT_ROOT, "test")["parameters"])
 
 
 @pytest.fixture(scope="module")
