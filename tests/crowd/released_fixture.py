@@ -13,7 +13,7 @@ from soft_label_audit.crowd.released import build_released_fixture
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "released_annotations_small.parquet"
 MNIST_IDS = [0, 1, 2, 7, 42, 1234]
-N_SYNTHETIC = 2
+N_SYNTHETIC = 3  # with the 6 MNIST rows, every source has train, val and test rows
 
 
 def make(mnist_arrays: dict) -> pd.DataFrame:

@@ -110,3 +110,11 @@ def test_condition_without_a_recipe_is_refused(tables, labels_params):
     with pytest.raises(KeyError, match="labels.conditions has no entry"):
         nodes.build_condition_targets(tables["study_digits"], tables["human_soft_labels"], tables["item_stats"], params,
                                       source="mnist", condition="human_soft")
+
+
+def test_a_source_without_test_items_stops_before_training(tables, labels_params):
+    study = tables["study_digits"].copy()
+    study.loc[(study["source"] == "synthetic") & (study["split"] == "test"), "split"] = "train"
+    with pytest.raises(ValueError, match="no test items of source 'synthetic'"):
+        nodes.build_condition_targets(study, tables["human_soft_labels"], tables["item_stats"], labels_params,
+                                      source="synthetic", condition="human_soft")

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from soft_label_audit import targets as tg
-from soft_label_audit.columns import H_COLS, N_CLASSES, T_COLS
+from soft_label_audit.columns import H_COLS, N_CLASSES, SPLITS, T_COLS
 from soft_label_audit.data_sources.tables import images_from_column, soft_labels_from_column
 from soft_label_audit.trainer import ModelConfig, TrainConfig, train_teacher
 
@@ -74,8 +74,15 @@ def build_condition_targets(
         raise KeyError(f"labels.conditions has no entry for condition {condition!r} (conf/base/parameters_labels.yml)")
     items = study_digits[study_digits["source"] == source]
     _check_unique(items, "study_digits")
-    if items.empty:
-        raise ValueError(f"study_digits holds no items of source {source!r}")
+    counts = items["split"].value_counts()
+    empty = [split for split in SPLITS if counts.get(split, 0) == 0]
+    if empty:
+        # fail here, before any training, rather than at evaluation
+        raise ValueError(
+            f"study_digits has no {'/'.join(empty)} items of source {source!r} "
+            f"(counts by split: {counts.to_dict()}); every source in study.sources needs train, "
+            "val and test items: choose a larger study or drop the source from study.sources"
+        )
     frame = items[["item_id", "split", "original_label", "machine_soft_label"]].reset_index(drop=True)
     for name, table, cols in (("human_soft_labels", human_soft_labels, list(H_COLS)), ("item_stats", item_stats, ["human_mode"])):
         _check_unique(table, name)
