@@ -30,6 +30,22 @@ def _grid(n_rows: int, n_cols: int, title: str, sharex: bool = True, sharey: boo
     return fig, axes
 
 
+def _label_edges(axes: np.ndarray, conditions: list[str], row_labels: list[str], xlabel: str) -> None:
+    """Condition names above the top row, row labels left of the first column, x label below the last row."""
+    for c, condition in enumerate(conditions):
+        axes[0, c].set_title(_label(condition), fontsize=9)
+        axes[-1, c].set_xlabel(xlabel)
+    for r, row_label in enumerate(row_labels):
+        axes[r, 0].set_ylabel(row_label)
+
+
+def _shared_legend(fig: Figure, axes: np.ndarray, ncols: int | None = None) -> None:
+    """One legend below the grid, taken from the first panel (every panel draws the same series)."""
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncols=ncols or len(handles), fontsize=8, frameon=False)
+
+
 def _pooled_reliability(rel: pd.DataFrame) -> pd.DataFrame:
     """Pool the bins of several seeds: counts add, accuracy and confidence are count-weighted."""
     rel = rel.assign(
@@ -83,15 +99,8 @@ def reliability_diagrams(reliability: pd.DataFrame, metrics_by_run: pd.DataFrame
                 f"ECE {runs[ece].mean():.3f}" if len(runs) else None)
             if len(rel):
                 _draw_reliability(ax, _pooled_reliability(rel), note)
-            if r == 0:
-                ax.set_title(_label(condition), fontsize=9)
-            if c == 0:
-                ax.set_ylabel(f"{source}\naccuracy")
-            if r == len(sources) - 1:
-                ax.set_xlabel("confidence")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=8, frameon=False)
+    _label_edges(axes, conditions, [f"{source}\naccuracy" for source in sources], "confidence")
+    _shared_legend(fig, axes, ncols=3)
     return fig
 
 
@@ -144,12 +153,7 @@ def cartography_maps(cartography: pd.DataFrame, sources: list[str], conditions: 
                 ax.axvline(thresholds["ambiguous_min_variability"], color="0.4", ls=":", lw=0.8)
             ax.set_xlim(0, max(0.5, float(items[var].max()) * 1.05) if len(items) else 0.5)
             ax.set_ylim(0, 1)
-            if r == 0:
-                ax.set_title(_label(condition), fontsize=9)
-            if c == 0:
-                ax.set_ylabel(f"{source}\nconfidence")
-            if r == len(sources) - 1:
-                ax.set_xlabel("variability")
+    _label_edges(axes, conditions, [f"{source}\nconfidence" for source in sources], "variability")
     if mappable is not None:
         fig.colorbar(mappable, ax=axes, shrink=0.8, label="human entropy (nats)")
     return fig
@@ -166,15 +170,8 @@ def validation_curves(curves: pd.DataFrame, sources: list[str], conditions: list
             for seed, run in sub.groupby("seed", sort=True):
                 run = run.sort_values("epoch")
                 ax.plot(run["epoch"], run[column], lw=1, marker=".", ms=3, label=f"seed {seed}")
-            if r == 0:
-                ax.set_title(_label(condition), fontsize=9)
-            if c == 0:
-                ax.set_ylabel(f"{source}\n{_label(column)}")
-            if r == len(rows) - 1:
-                ax.set_xlabel("epoch")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, loc="outside lower center", ncols=len(handles), fontsize=8, frameon=False)
+    _label_edges(axes, conditions, [f"{source}\n{_label(column)}" for source, column in rows], "epoch")
+    _shared_legend(fig, axes)
     return fig
 
 
