@@ -60,22 +60,20 @@ def remember_parameters(params: dict[str, Any]) -> None:
     _remembered = dict(params)
 
 
-def active_parameters(conf_source: Path | None = None, env: str | None = None) -> dict[str, Any]:
-    """The running session's parameters, else the ``study`` block of the configuration on disk."""
-    if _remembered is not None and conf_source is None and env is None:
-        return _remembered
+def _study_on_disk() -> dict[str, Any]:
+    """The ``study`` block of conf/base, overridden by the ``KEDRO_ENV`` (else ``local``) folder."""
     import yaml
 
-    conf = Path(conf_source or PROJECT_ROOT / "conf")
     study: dict[str, Any] = {}
-    for folder in ("base", env or os.environ.get("KEDRO_ENV") or "local"):
-        for path in sorted((conf / folder).glob("parameters*.yml")):
+    for folder in ("base", os.environ.get("KEDRO_ENV") or "local"):
+        for path in sorted((PROJECT_ROOT / "conf" / folder).glob("parameters*.yml")):
             study.update((yaml.safe_load(path.read_text()) or {}).get("study") or {})
     return {"study": study}
 
 
 def active_grid() -> StudyGrid:
-    return StudyGrid.from_params(active_parameters())
+    """The grid of the running session, else of the configuration on disk."""
+    return StudyGrid.from_params(_remembered if _remembered is not None else _study_on_disk())
 
 
 CELL_ARGUMENTS = ("source", "condition")
