@@ -28,6 +28,8 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
+from soft_label_audit.grid import StudyGrid
+
 logger = logging.getLogger(__name__)
 
 CHILD_TAG = "soft_label_audit.child_run"
@@ -66,6 +68,7 @@ class MlflowChildRunsHook:
     def __init__(self) -> None:
         self.run_ids: dict[tuple[str, str, int], str] = {}
         self._params: dict[str, Any] = {}
+        self._grid: StudyGrid | None = None
         self._project_path: Path | None = None
         self._parent = None
         self._created: set[str] = set()
@@ -77,6 +80,7 @@ class MlflowChildRunsHook:
     def after_context_created(self, context) -> None:
         # raw parameters: `context.params` would build the pipelines (see hooks.StudyGridHook)
         self._params = dict(context.config_loader["parameters"])
+        self._grid = StudyGrid.from_params(self._params) if "study" in self._params else None
         self._project_path = Path(context.project_path)
         self._commit = git_commit(self._project_path)
 
@@ -114,8 +118,7 @@ class MlflowChildRunsHook:
         parts = name.split(".")
         if len(parts) != 3 or parts[2] not in LOGGED_KINDS:
             return None
-        study = self._params.get("study") or {}
-        if study and (parts[0] not in study.get("sources", ()) or parts[1] not in study.get("conditions", ())):
+        if self._grid is not None and (parts[0] not in self._grid.sources or parts[1] not in self._grid.conditions):
             return None
         return parts[0], parts[1], parts[2]
 
