@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from soft_label_audit.columns import CHOICES, H_COLS, H_DIGIT_COLS, NONE_CHOICE
-from soft_label_audit.human_labels import entropy as entropy_nats
+from soft_label_audit.human_labels import entropy
 from soft_label_audit.human_labels import human_mode
 
 _SLOT = {choice: i for i, choice in enumerate(CHOICES)}
@@ -68,7 +68,7 @@ def item_statistics(
             "split": merged["split"].astype(str),
             "original_label": merged["original_label"].astype("int64"),
             "n_votes": pd.array(summary["n_votes"].to_numpy(), dtype="Int64"),
-            "human_entropy": entropy_nats(h),
+            "human_entropy": entropy(h),
             "pct_unsure": unsure,
             "pct_none_votes": summary["pct_none"].to_numpy(float),
             "unanimous": pd.array(summary["unanimous"].to_numpy(), dtype="boolean"),
