@@ -51,6 +51,13 @@ def entropy(p: np.ndarray) -> np.ndarray:
     return terms.sum(-1)
 
 
+def human_entropy(human: np.ndarray, none_slot: str = "renormalise") -> np.ndarray:
+    """The one measure of human uncertainty: the entropy (nats) of the 10-digit label that the
+    none-slot rule makes of the (n, 11) human soft label, i.e. the entropy of the ``human_soft``
+    training target. Bands, correlations, cartography and reports all use it."""
+    return entropy(human_digits(human, none_slot))
+
+
 def human_mode(h_digits: np.ndarray, original: np.ndarray, tol: float = 1e-12) -> np.ndarray:
     """argmax of h over the digits; ties go to the original label when it is among the maxima,
     else to the lowest digit (so a tie is never counted as a mode shift)."""
