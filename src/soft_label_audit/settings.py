@@ -1,12 +1,13 @@
 """Project settings (Kedro). See https://docs.kedro.org/en/stable/configure/configuration_basics/"""
 
+from soft_label_audit.contract_hook import TableContractHook
 from soft_label_audit.hooks import StudyGridHook
 from soft_label_audit.tracking import MlflowChildRunsHook
 
 # The grid hook must see the context before pipelines are built; kedro-mlflow registers its
 # own hook through its plugin entry point; the child-run hook logs into kedro-mlflow's parent run.
 # Hooks run last-in first-out: the grid hook comes last so it runs first.
-HOOKS = (MlflowChildRunsHook(), StudyGridHook())
+HOOKS = (TableContractHook(), MlflowChildRunsHook(), StudyGridHook())
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
