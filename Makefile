@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export KEDRO_DISABLE_TELEMETRY := true
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install run test bench viz mlflow-ui lock clean-data
+.PHONY: install run test lint bench viz mlflow-ui lock clean-data
 
 install: $(STAMP)
 
@@ -24,8 +24,13 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 run: $(STAMP)
 	$(BIN)/kedro run
 
-test: $(STAMP)
+test: lint
 	$(BIN)/python -m pytest
+
+# ruff (pinned in requirements-dev.txt); configured in pyproject.toml [tool.ruff]
+lint: $(STAMP)
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_trainer.py
