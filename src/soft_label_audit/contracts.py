@@ -259,7 +259,9 @@ def _digits() -> pa.DataFrameSchema:
             "mix_weight": _col("float", _between(0, 1), nullable=True, required=False),
         },
         [_one_row_per(["item_id"]), _mnist_ids(), _synthetic_has_machine_label()],
-        "every item (MNIST 70k and synthetic), one row each; image: use data_sources.tables",
+        "every item (MNIST 70k and synthetic), one row each; image: 784 row-major uint8 "
+        "(data_sources.tables); machine_soft_label: None for MNIST; mix_weight: the weight "
+        "of class_b (NaN for MNIST)",
     )
 
 
@@ -290,7 +292,8 @@ def _study_digits() -> pa.DataFrameSchema:
         "study_digits",
         columns,
         [_one_row_per(["item_id"]), _mnist_ids(), _single_value("annotation_source")],
-        "the annotated study items the rest of the study uses, one row each",
+        "the annotated study items the rest of the study uses, one row each: study_items "
+        "joined with digits (simulated, raw_file) or the released file's own rows (released)",
     )
 
 
