@@ -333,15 +333,29 @@ def test_the_contract_prints_from_the_command_line(capsys):
 
 
 def test_the_hook_checks_on_save_and_on_load_by_dataset_name():
-    hook = TableContractHook()
     bad = pd.concat([_targets(), _targets().iloc[[0]]], ignore_index=True)
-    for call in (hook.before_dataset_saved, hook.after_dataset_loaded):
-        call(dataset_name="mnist.human_soft.targets", data=_targets(), node=None)
+    for call in ("before_dataset_saved", "after_dataset_loaded"):
+        hook = TableContractHook()
         with pytest.raises(
             ContractError, match="(?s)'mnist.human_soft.targets'.*one row per item_id"
         ):
-            call(dataset_name="mnist.human_soft.targets", data=bad, node=None)
-        call(dataset_name="teacher_logits", data=bad, node=None)
+            getattr(hook, call)(dataset_name="mnist.human_soft.targets", data=bad, node=None)
+        getattr(hook, call)(dataset_name="mnist.human_soft.targets", data=_targets(), node=None)
+        getattr(hook, call)(dataset_name="teacher_logits", data=bad, node=None)
+
+
+def test_the_hook_checks_a_table_once_per_run_on_the_way_in():
+    hook = TableContractHook()
+    bad = _item_stats().assign(pct_unsure=2.0)
+    hook.before_dataset_saved(dataset_name="item_stats", data=_item_stats(), node=None)
+    # the run wrote and checked this table: later loads read that same file
+    hook.after_dataset_loaded(dataset_name="item_stats", data=bad, node=None)
+    with pytest.raises(ContractError):  # every save is checked
+        hook.before_dataset_saved(dataset_name="item_stats", data=bad, node=None)
+    # a new run checks its first load again
+    hook.before_pipeline_run(run_params={}, pipeline=None, catalog=None)
+    with pytest.raises(ContractError):
+        hook.after_dataset_loaded(dataset_name="item_stats", data=bad, node=None)
 
 
 def test_the_project_registers_the_hook():

@@ -136,3 +136,22 @@ def test_released_environment_reads_the_released_file(study_run, tmp_path, mnist
     assert set(labels["annotation_source"]) == {"released"}
     study = pd.read_parquet(project / "data" / "03_primary" / "study_digits.parquet")
     assert sorted(study["split"]) == sorted(released["split"])
+
+
+def test_every_table_the_run_wrote_keeps_its_contract(study_run):
+    """The hook checked each table on save; read back from disk they still pass."""
+    from soft_label_audit.contracts import check_table, schema_for
+
+    checked = 0
+    tables = [p for p in (study_run / "data").glob("0[2-7]_*/**/*") if p.suffix in (".parquet", ".csv")]
+    for path in sorted(tables):
+        folder, *rest = path.relative_to(study_run / "data").with_suffix("").parts
+        if folder == "05_model_input":  # targets/{source}/{condition}
+            name = f"{rest[1]}.{rest[2]}.targets"
+        else:  # a study table, or {source}/{condition}/{table} under 07_model_output
+            name = ".".join(rest)
+        if schema_for(name) is not None:
+            read = pd.read_parquet if path.suffix == ".parquet" else pd.read_csv
+            check_table(name, read(path))
+            checked += 1
+    assert checked == 8 + 2 * 7 * 4  # the eight study tables and four per (source, condition)
