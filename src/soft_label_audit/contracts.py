@@ -25,6 +25,8 @@ from functools import cache
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow
+import pyarrow.compute as pc
 from pandera.errors import SchemaErrors
 
 from soft_label_audit.columns import CHOICES, H_COLS, N_CLASSES, P_COLS, SOURCES, SPLITS, T_COLS
@@ -125,30 +127,53 @@ def _image_cell(v: object) -> bool:
     return isinstance(v, bytes | bytearray) and len(v) == IMAGE_BYTES
 
 
+def _images_ok(s: pd.Series) -> pd.Series:
+    """Per cell: bytes of 784 pixels (cell by cell only when some cell is not bytes)."""
+    if pd.api.types.infer_dtype(s, skipna=True) not in ("bytes", "empty"):
+        return s.map(_image_cell).astype(bool)
+    present = s.notna().to_numpy()
+    ok = np.zeros(len(s), dtype=bool)
+    values = s.to_numpy()[present]
+    ok[present] = np.fromiter(map(len, values), dtype=np.int64, count=len(values)) == IMAGE_BYTES
+    return pd.Series(ok, index=s.index)
+
+
 def _image() -> pa.Check:
-    return pa.Check(
-        lambda s: s.map(_image_cell).astype(bool), name=f"{IMAGE_BYTES} bytes (28x28 uint8)"
-    )
+    return pa.Check(_images_ok, name=f"{IMAGE_BYTES} bytes (28x28 uint8)")
 
 
-def _soft_label_ok(v: object) -> bool:
+def _soft_labels_ok(cells: pd.Series) -> np.ndarray:
+    """Per cell: a sequence of 10 finite non-negative numbers summing to 1 (vectorised)."""
+    try:
+        lists = pyarrow.array(list(cells), type=pyarrow.list_(pyarrow.float64()))
+        sized = pc.list_value_length(lists).to_numpy(zero_copy_only=False) == N_CLASSES
+    except (pyarrow.ArrowException, TypeError, ValueError):
+        lists = None
+        sized = cells.map(lambda v: np.ndim(v) == 1 and len(v) == N_CLASSES).to_numpy(dtype=bool)
+    ok = np.zeros(len(cells), dtype=bool)
+    if sized.any():
+        if lists is not None and sized.all():
+            x = lists.flatten().to_numpy(zero_copy_only=False).reshape(-1, N_CLASSES)
+        else:
+            x = np.array([_as_floats(v) for v in cells[sized]])
+        ok[sized] = (x >= -SUM_ATOL).all(axis=1) & (np.abs(x.sum(axis=1) - 1.0) <= SUM_ATOL)
+    return ok
+
+
+def _as_floats(v: object) -> np.ndarray:
     try:
         x = np.asarray(v, dtype=np.float64)
     except (TypeError, ValueError):
-        return False
-    return (
-        x.shape == (N_CLASSES,)
-        and bool(np.all(x >= -SUM_ATOL))
-        and abs(float(x.sum()) - 1.0) <= SUM_ATOL
-    )
+        return np.full(N_CLASSES, np.nan)
+    return x if x.shape == (N_CLASSES,) else np.full(N_CLASSES, np.nan)
 
 
 def _machine_soft_label() -> pa.Check:
     def check(s: pd.Series) -> pd.Series:
-        present = s.notna()
-        ok = pd.Series(True, index=s.index)
-        ok[present] = s[present].map(_soft_label_ok).astype(bool)
-        return ok
+        present = s.notna().to_numpy()
+        ok = np.ones(len(s), dtype=bool)
+        ok[present] = _soft_labels_ok(s[present])
+        return pd.Series(ok, index=s.index)
 
     return pa.Check(
         check, name=f"{N_CLASSES} non-negative floats summing to 1 (within {SUM_ATOL:g})"
