@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.helpers import config_loader, kedro_cli, make_project_copy
+from tests.helpers import config_loader, data_root, kedro_cli, make_project_copy
 
 pytestmark = pytest.mark.slow
 
@@ -29,28 +29,28 @@ def study_run(project_copy) -> Path:
 def test_idx_files_match_published_md5(study_run):
     from soft_label_audit.data_sources.mnist import IDX_MD5
 
-    raw = study_run / "data" / "01_raw" / "MNIST" / "raw"
+    raw = study_run / "data" / "01_raw" / "MNIST" / "raw"  # raw inputs are shared
     for name, expected in IDX_MD5.items():
         assert hashlib.md5((raw / name).read_bytes()).hexdigest() == expected
 
 
 def test_digits_stage_outputs(study_run):
-    digits = pd.read_parquet(study_run / "data" / "02_intermediate" / "digits.parquet")
+    digits = pd.read_parquet(data_root(study_run) / "02_intermediate" / "digits.parquet")
     assert (digits["source"] == "mnist").sum() == 70_000
     assert (digits["source"] == "synthetic").sum() == 80
-    study = pd.read_parquet(study_run / "data" / "03_primary" / "study_items.parquet")
+    study = pd.read_parquet(data_root(study_run) / "03_primary" / "study_items.parquet")
     assert study.groupby("source").size().to_dict() == {"mnist": 100, "synthetic": 50}
-    assert (study_run / "data" / "08_reporting" / "figures" / "synthetic_samples.png").stat().st_size > 10_000
+    assert (data_root(study_run) / "08_reporting" / "figures" / "synthetic_samples.png").stat().st_size > 10_000
 
 
 def test_annotation_stage_outputs(study_run):
     from soft_label_audit.columns import H_COLS
 
-    labels = pd.read_parquet(study_run / "data" / "03_primary" / "human_soft_labels.parquet")
+    labels = pd.read_parquet(data_root(study_run) / "03_primary" / "human_soft_labels.parquet")
     assert len(labels) == 150
     assert (labels[list(H_COLS)].sum(axis=1) - 1).abs().max() < 1e-9
     assert set(labels["annotation_source"]) == {"simulated"}
-    stats = pd.read_parquet(study_run / "data" / "04_feature" / "item_stats.parquet")
+    stats = pd.read_parquet(data_root(study_run) / "04_feature" / "item_stats.parquet")
     assert {"item_id", "n_votes", "human_entropy", "pct_unsure", "human_mode", "mode_shift"} <= set(stats.columns)
 
 
@@ -59,7 +59,7 @@ def test_reporting_tables_cover_the_grid(study_run):
 
     params = config_loader(study_run)["parameters"]
     grid, seeds = StudyGrid.from_params(params), params["training"]["seeds"]
-    report = study_run / "data" / "08_reporting"
+    report = data_root(study_run) / "08_reporting"
     by_run = pd.read_csv(report / "metrics_by_run.csv")
     expected = {(s, c, seed) for s, c in grid.namespaces() for seed in seeds}
     assert set(zip(by_run["source"], by_run["condition"], by_run["seed"])) == expected
@@ -74,7 +74,7 @@ def test_mlflow_has_one_child_run_per_cell_under_the_parent(study_run):
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{study_run / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("soft_label_audit")
+    experiment = client.get_experiment_by_name("soft_label_audit_test")
     runs = client.search_runs([experiment.experiment_id], max_results=1000)
     children = [r for r in runs if r.data.tags.get("soft_label_audit.child_run") == "true"]
     parents = {r.data.tags["mlflow.parentRunId"] for r in children}
@@ -89,9 +89,9 @@ def test_mlflow_has_one_child_run_per_cell_under_the_parent(study_run):
 
 
 def test_bad_raw_annotation_file_stops_and_keeps_earlier_outputs(study_run):
-    labels = study_run / "data" / "03_primary" / "human_soft_labels.parquet"
+    labels = data_root(study_run) / "03_primary" / "human_soft_labels.parquet"
     before = hashlib.md5(labels.read_bytes()).hexdigest()
-    study = pd.read_parquet(study_run / "data" / "03_primary" / "study_items.parquet")
+    study = pd.read_parquet(data_root(study_run) / "03_primary" / "study_items.parquet")
     bad = pd.DataFrame(
         {
             "item_id": study["item_id"].head(3).tolist() * 2,
@@ -122,8 +122,8 @@ def test_released_environment_reads_the_released_file(study_run, tmp_path, mnist
     project = make_project_copy(tmp_path, mnist_raw_dir)
     # the digits stage's outputs (the released file's MNIST rows are checked against them)
     for table in ("02_intermediate/digits.parquet", "03_primary/study_items.parquet"):
-        (project / "data" / table).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(study_run / "data" / table, project / "data" / table)
+        (data_root(project, "released") / table).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(data_root(study_run) / table, data_root(project, "released") / table)
     fixture = PROJECT_ROOT / "tests" / "fixtures" / "released_annotations_small.parquet"
     result = kedro_cli(
         project, "run", "--env", "released", "--pipeline", "annotation",
@@ -131,8 +131,8 @@ def test_released_environment_reads_the_released_file(study_run, tmp_path, mnist
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     released = pd.read_parquet(fixture)
-    labels = pd.read_parquet(project / "data" / "03_primary" / "human_soft_labels.parquet")
+    labels = pd.read_parquet(data_root(project, "released") / "03_primary" / "human_soft_labels.parquet")
     assert len(labels) == len(released)
     assert set(labels["annotation_source"]) == {"released"}
-    study = pd.read_parquet(project / "data" / "03_primary" / "study_digits.parquet")
+    study = pd.read_parquet(data_root(project, "released") / "03_primary" / "study_digits.parquet")
     assert sorted(study["split"]) == sorted(released["split"])
