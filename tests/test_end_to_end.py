@@ -19,11 +19,47 @@ def project_copy(tmp_path_factory, mnist_raw_dir) -> Path:
     return make_project_copy(tmp_path_factory.mktemp("project"), mnist_raw_dir)
 
 
+def _default_study_state(project: Path) -> dict:
+    """Digest of every file under the default data root (test's own root excluded) and the
+    runs of the default MLflow experiment."""
+    import mlflow
+
+    test_root = data_root(project, "test")
+    files = {str(f.relative_to(project)): hashlib.md5(f.read_bytes()).hexdigest()
+             for f in sorted((project / "data").rglob("*")) if f.is_file() and test_root not in f.parents}
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("soft_label_audit")
+    runs = client.search_runs([experiment.experiment_id])
+    return {"files": files, "runs": sorted((r.info.run_id, r.info.status, str(r.data.metrics)) for r in runs)}
+
+
 @pytest.fixture(scope="session")
-def study_run(project_copy) -> Path:
+def default_study(project_copy) -> dict:
+    """What a default study left before the test run: a summary table and a run in its experiment."""
+    import mlflow
+
+    report = project_copy / "data" / "08_reporting"
+    report.mkdir(parents=True)
+    (report / "study_summary.csv").write_text("source,condition,n_seeds,accuracy__mean\nmnist,original_hard,5,0.98\n")
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project_copy / 'mlflow.db'}")
+    run = client.create_run(client.create_experiment("soft_label_audit"))
+    client.log_metric(run.info.run_id, "accuracy", 0.98)
+    client.set_terminated(run.info.run_id)
+    return _default_study_state(project_copy)
+
+
+@pytest.fixture(scope="session")
+def study_run(project_copy, default_study) -> Path:
     result = kedro_cli(project_copy, "run", "--env", "test")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return project_copy
+
+
+def test_test_environment_leaves_the_default_outputs_and_experiment_unchanged(study_run, default_study):
+    after = _default_study_state(study_run)
+    assert after["runs"] == default_study["runs"]
+    assert after["files"] == default_study["files"]
+    assert (data_root(study_run) / "08_reporting" / "study_summary.csv").is_file()
 
 
 def test_idx_files_match_published_md5(study_run):
@@ -86,6 +122,12 @@ def test_mlflow_has_one_child_run_per_cell_under_the_parent(study_run):
     history = client.get_metric_history(some.info.run_id, "val_loss")
     assert [m.step for m in history] == [1, 2]  # step = epoch
     assert "nll" in some.data.metrics or any(k.startswith("nll") for k in some.data.metrics)
+    assert {r.info.status for r in children} == {"FINISHED"}
+    parent = client.get_run(parents.pop())
+    assert parent.info.run_name == "__default__ | env=test | annotation=simulated"
+    assert parent.info.status == "FINISHED"
+    assert "mnist.human_soft.accuracy" in parent.data.metrics  # the study's headline metrics
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
 
 
 def test_bad_raw_annotation_file_stops_and_keeps_earlier_outputs(study_run):
@@ -107,7 +149,8 @@ def test_bad_raw_annotation_file_stops_and_keeps_earlier_outputs(study_run):
         "--params", f"annotation.source=raw_file,annotation.raw_path={bad_path}",
     )
     output = result.stdout + result.stderr
-    assert result.returncode != 0
+    assert result.returncode == 2
+    assert len(output.splitlines()) < 20, output  # the message, not a traceback
     assert "bad_votes.csv" in output and "choice" in output
     assert "rule '" in output and "2 offending row(s)" in output  # rows "11" and "12"
     assert hashlib.md5(labels.read_bytes()).hexdigest() == before
