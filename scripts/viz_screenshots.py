@@ -1,0 +1,114 @@
+"""Screenshots of the kedro-viz flowchart for the README (``make viz-screenshots``).
+
+Starts ``kedro viz run`` on 127.0.0.1 in a process group of its own, takes headless Chromium
+screenshots of the overview (every condition collapsed into its box) and of one condition
+focused, writes them to ``docs/``, then stops the server *and* its child process (kedro-viz
+serves from a child process that outlives its parent when only the parent is stopped).
+
+    python scripts/viz_screenshots.py [--condition mnist.human_soft_mode_aligned] [--port 4142]
+
+Needs Chromium (Debian: ``apt-get install -y chromium``); ``CHROMIUM`` may name the binary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run",
+                  "--hide-scrollbars")
+
+
+def chromium() -> str:
+    for name in (os.environ.get("CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    sys.exit("Chromium not found: install it (Debian: apt-get install -y chromium) or set CHROMIUM")
+
+
+def wait_for(url: str, timeout: float, server: subprocess.Popen) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            sys.exit(f"kedro viz stopped early (exit {server.returncode})")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(2)
+    sys.exit(f"kedro viz did not answer {url} within {timeout:.0f} s")
+
+
+def screenshot(browser: str, url: str, path: Path, size: str) -> None:
+    with tempfile.TemporaryDirectory() as profile:
+        subprocess.run(
+            [browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size={size}",
+             "--virtual-time-budget=30000", f"--screenshot={path}", url],
+            check=True, capture_output=True, timeout=180,
+        )
+    print(f"wrote {path.relative_to(ROOT)} ({path.stat().st_size // 1024} KiB)")
+
+
+def stop(server: subprocess.Popen) -> None:
+    """Stop the whole process group: the kedro viz command and the server child it started."""
+    for sig, wait in ((signal.SIGINT, 15), (signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(server.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            server.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+        # the group may outlive its leader: make sure no member is left
+        try:
+            os.killpg(server.pid, 0)
+        except ProcessLookupError:
+            return
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--condition", default="mnist.human_soft_mode_aligned",
+                        help="the source.condition box to show expanded")
+    parser.add_argument("--port", type=int, default=4142)
+    parser.add_argument("--size", default="1600,1000", help="browser window, width,height")
+    args = parser.parse_args()
+
+    browser = chromium()
+    kedro = Path(sys.executable).with_name("kedro")
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"}
+    server = subprocess.Popen(
+        [str(kedro), "viz", "run", "--no-browser", "--host", "127.0.0.1", "--port", str(args.port)],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group, so stop() reaches the server child too
+    )
+    base = f"http://127.0.0.1:{args.port}/"
+    try:
+        wait_for(base + "api/main", 600, server)
+        DOCS.mkdir(exist_ok=True)
+        views = {
+            "kedro_viz_overview.png": "?pid=__default__&expandAllPipelines=false",
+            "kedro_viz_condition.png": f"?pid=__default__&fid={args.condition}&expandAllPipelines=false",
+        }
+        for name, query in views.items():
+            screenshot(browser, base + query, DOCS / name, args.size)
+    finally:
+        stop(server)
+
+
+if __name__ == "__main__":
+    main()
