@@ -18,7 +18,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -52,13 +51,31 @@ def wait_for(url: str, timeout: float, server: subprocess.Popen) -> None:
     sys.exit(f"kedro viz did not answer {url} within {timeout:.0f} s")
 
 
+#: kedro-viz remembers its settings in localStorage: no feature tour, layers shown, pretty names
+SETTINGS = {"showFeatureHints": False, "layers": True, "textLabels": True, "prettyName": True,
+            "visible": {"sidebar": True, "miniMap": False, "code": False, "metadata": False}}
+#: the new-release banner and hint pop-ups cover the flowchart in a fresh browser profile
+HIDE = ("[class*='update-reminder'], [class*='feature-hint'], [class*='feature-tour'],"
+        " .kui-modal { display: none !important; }")
+
+
 def screenshot(browser: str, url: str, path: Path, size: str) -> None:
-    with tempfile.TemporaryDirectory() as profile:
-        subprocess.run(
-            [browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size={size}",
-             "--virtual-time-budget=30000", f"--screenshot={path}", url],
-            check=True, capture_output=True, timeout=180,
-        )
+    """Playwright drives the system Chromium (no browser download)."""
+    import json
+
+    from playwright.sync_api import sync_playwright
+
+    width, height = (int(v) for v in size.split(","))
+    with sync_playwright() as p:
+        chrome = p.chromium.launch(executable_path=browser, args=list(CHROMIUM_FLAGS[1:]))
+        page = chrome.new_page(viewport={"width": width, "height": height})
+        page.add_init_script(f"window.localStorage.setItem('KedroViz', {json.dumps(json.dumps(SETTINGS))})")
+        page.goto(url, timeout=300_000)
+        page.wait_for_selector(".pipeline-node", timeout=300_000)
+        page.add_style_tag(content=HIDE)
+        page.wait_for_timeout(4000)  # the layout animates into place
+        page.screenshot(path=str(path))
+        chrome.close()
     print(f"wrote {path.relative_to(ROOT)} ({path.stat().st_size // 1024} KiB)")
 
 
