@@ -119,7 +119,7 @@ def main() -> None:
         DOCS.mkdir(exist_ok=True)
         views = {
             "kedro_viz_overview.png": "?pid=__default__&expandAllPipelines=false",
-            "kedro_viz_condition.png": f"?pid=__default__&fid={args.condition}&expandAllPipelines=false",
+            "kedro_viz_condition.png": f"?pid=__default__&fid={args.condition}&expandAllPipelines=true",
         }
         for name, query in views.items():
             screenshot(browser, base + query, DOCS / name, args.size)
