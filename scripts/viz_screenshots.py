@@ -1,11 +1,11 @@
 """Screenshots of the kedro-viz flowchart for the README (``make viz-screenshots``).
 
 Starts ``kedro viz run`` on 127.0.0.1 in a process group of its own, takes headless Chromium
-screenshots of the overview (every condition collapsed into its box) and of one condition
+screenshots of the overview (every source collapsed into its box) and of one source
 focused, writes them to ``docs/``, then stops the server *and* its child process (kedro-viz
 serves from a child process that outlives its parent when only the parent is stopped).
 
-    python scripts/viz_screenshots.py [--condition mnist.human_soft_mode_aligned] [--port 4142]
+    python scripts/viz_screenshots.py [--source mnist] [--port 4142]
 
 Needs Chromium (Debian: ``apt-get install -y chromium``); ``CHROMIUM`` may name the binary.
 """
@@ -59,9 +59,11 @@ HIDE = ("[class*='update-reminder'], [class*='feature-hint'], [class*='feature-t
         " .kui-modal { display: none !important; }")
 
 
-def screenshot(browser: str, url: str, path: Path, size: str) -> None:
-    """Playwright drives the system Chromium (no browser download)."""
+def screenshot(browser: str, url: str, path: Path, size: str, open_boxes: tuple[str, ...] = ()) -> None:
+    """Playwright drives the system Chromium (no browser download); ``open_boxes`` are the
+    namespace boxes clicked open, outermost first."""
     import json
+    import re
 
     from playwright.sync_api import sync_playwright
 
@@ -74,6 +76,15 @@ def screenshot(browser: str, url: str, path: Path, size: str) -> None:
         page.wait_for_selector(".pipeline-node", timeout=300_000)
         page.add_style_tag(content=HIDE)
         page.wait_for_timeout(4000)  # the layout animates into place
+        for box in open_boxes:
+            # labels are pretty names ("Human Soft Mode Aligned") or the ids themselves
+            label = re.compile("|".join(map(re.escape, (box, box.replace("_", " ")))), re.I)
+            try:
+                page.locator(".pipeline-node", has_text=label).last.click(timeout=60_000)
+            except Exception as exc:  # keep the view reached so far
+                print(f"could not open the box {box!r}: {type(exc).__name__}")
+                break
+            page.wait_for_timeout(8000)
         page.screenshot(path=str(path))
         chrome.close()
     print(f"wrote {path.relative_to(ROOT)} ({path.stat().st_size // 1024} KiB)")
@@ -99,8 +110,7 @@ def stop(server: subprocess.Popen) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--condition", default="mnist.human_soft_mode_aligned",
-                        help="the source.condition box to show expanded")
+    parser.add_argument("--source", default="mnist", help="the source box to focus")
     parser.add_argument("--port", type=int, default=4142)
     parser.add_argument("--size", default="1600,1000", help="browser window, width,height")
     args = parser.parse_args()
@@ -117,12 +127,12 @@ def main() -> None:
     try:
         wait_for(base + "api/main", 600, server)
         DOCS.mkdir(exist_ok=True)
-        views = {
-            "kedro_viz_overview.png": "?pid=__default__&expandAllPipelines=false",
-            "kedro_viz_condition.png": f"?pid=__default__&fid={args.condition}&expandAllPipelines=true",
-        }
-        for name, query in views.items():
-            screenshot(browser, base + query, DOCS / name, args.size)
+        screenshot(browser, base + "?pid=__default__&expandAllPipelines=false",
+                   DOCS / "kedro_viz_overview.png", args.size)
+        # focusing a nested box by URL (fid) focuses its outer box: one source, its inputs
+        # and the tables its conditions hand to reporting
+        screenshot(browser, base + f"?pid=__default__&fid={args.source}&expandAllPipelines=false",
+                   DOCS / "kedro_viz_source.png", args.size)
     finally:
         stop(server)
 
