@@ -145,8 +145,7 @@ class MlflowChildRunsHook:
                                    run_params.get("env"), annotation)
             client.set_tag(self._parent_id, "mlflow.runName", name)
             client.set_tag(self._parent_id, PARENT_TAG, "true")
-        logger.info("MLflow run '%s' (%s), experiment '%s'", client.get_run(self._parent_id).info.run_name,
-                    self._parent_id, client.get_experiment(self._experiment_id).name)
+        logger.info("MLflow run %s: %s", self._parent_id, client.get_run(self._parent_id).info.run_name)
         self._env_before, self._set_env = os.environ.get(PARENT_RUN_ENV), True
         os.environ[PARENT_RUN_ENV] = self._parent_id
 
