@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export KEDRO_DISABLE_TELEMETRY := true
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install run test lint bench viz mlflow-ui lock clean-data
+.PHONY: install run test lint bench viz viz-screenshots mlflow-ui lock clean-data
 
 install: $(STAMP)
 
@@ -36,8 +36,13 @@ bench: $(STAMP)
 	$(BIN)/python scripts/bench_trainer.py
 	$(BIN)/python scripts/bench_contracts.py
 
+# Ctrl-C stops kedro viz and its server child (README, "Looking at it")
 viz: $(STAMP)
 	$(BIN)/kedro viz run --no-browser --host 127.0.0.1 --port 4141
+
+# docs/kedro_viz_*.png for the README; needs Chromium (Debian: apt-get install -y chromium)
+viz-screenshots: $(STAMP)
+	$(BIN)/python scripts/viz_screenshots.py
 
 mlflow-ui: $(STAMP)
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000

@@ -69,3 +69,8 @@ def config_loader(project, env: str = "test"):
         str(project / "conf"), base_env="base", default_run_env="local", env=env,
         merge_strategy={"parameters": "soft"},
     )
+
+
+def data_root(project, env: str = "test"):
+    """Where ``kedro run --env ENV`` writes in ``project`` (each environment has its own root)."""
+    return project / config_loader(project, env)["globals"]["data_root"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.helpers import config_loader, kedro_cli, make_project_copy
+from tests.helpers import config_loader, data_root, kedro_cli, make_project_copy
 
 pytestmark = pytest.mark.slow
 
@@ -19,38 +19,74 @@ def project_copy(tmp_path_factory, mnist_raw_dir) -> Path:
     return make_project_copy(tmp_path_factory.mktemp("project"), mnist_raw_dir)
 
 
+def _default_study_state(project: Path) -> dict:
+    """Digest of every file under the default data root (test's own root excluded) and the
+    runs of the default MLflow experiment."""
+    import mlflow
+
+    test_root = data_root(project, "test")
+    files = {str(f.relative_to(project)): hashlib.md5(f.read_bytes()).hexdigest()
+             for f in sorted((project / "data").rglob("*")) if f.is_file() and test_root not in f.parents}
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("soft_label_audit")
+    runs = client.search_runs([experiment.experiment_id])
+    return {"files": files, "runs": sorted((r.info.run_id, r.info.status, str(r.data.metrics)) for r in runs)}
+
+
 @pytest.fixture(scope="session")
-def study_run(project_copy) -> Path:
+def default_study(project_copy) -> dict:
+    """What a default study left before the test run: a summary table and a run in its experiment."""
+    import mlflow
+
+    report = project_copy / "data" / "08_reporting"
+    report.mkdir(parents=True)
+    (report / "study_summary.csv").write_text("source,condition,n_seeds,accuracy__mean\nmnist,original_hard,5,0.98\n")
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project_copy / 'mlflow.db'}")
+    run = client.create_run(client.create_experiment("soft_label_audit"))
+    client.log_metric(run.info.run_id, "accuracy", 0.98)
+    client.set_terminated(run.info.run_id)
+    return _default_study_state(project_copy)
+
+
+@pytest.fixture(scope="session")
+def study_run(project_copy, default_study) -> Path:
     result = kedro_cli(project_copy, "run", "--env", "test")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return project_copy
 
 
+def test_test_environment_leaves_the_default_outputs_and_experiment_unchanged(study_run, default_study):
+    after = _default_study_state(study_run)
+    assert after["runs"] == default_study["runs"]
+    assert after["files"] == default_study["files"]
+    assert (data_root(study_run) / "08_reporting" / "study_summary.csv").is_file()
+
+
 def test_idx_files_match_published_md5(study_run):
     from soft_label_audit.data_sources.mnist import IDX_MD5
 
-    raw = study_run / "data" / "01_raw" / "MNIST" / "raw"
+    raw = study_run / "data" / "01_raw" / "MNIST" / "raw"  # raw inputs are shared
     for name, expected in IDX_MD5.items():
         assert hashlib.md5((raw / name).read_bytes()).hexdigest() == expected
 
 
 def test_digits_stage_outputs(study_run):
-    digits = pd.read_parquet(study_run / "data" / "02_intermediate" / "digits.parquet")
+    digits = pd.read_parquet(data_root(study_run) / "02_intermediate" / "digits.parquet")
     assert (digits["source"] == "mnist").sum() == 70_000
     assert (digits["source"] == "synthetic").sum() == 80
-    study = pd.read_parquet(study_run / "data" / "03_primary" / "study_items.parquet")
+    study = pd.read_parquet(data_root(study_run) / "03_primary" / "study_items.parquet")
     assert study.groupby("source").size().to_dict() == {"mnist": 100, "synthetic": 50}
-    assert (study_run / "data" / "08_reporting" / "figures" / "synthetic_samples.png").stat().st_size > 10_000
+    assert (data_root(study_run) / "08_reporting" / "figures" / "synthetic_samples.png").stat().st_size > 10_000
 
 
 def test_annotation_stage_outputs(study_run):
     from soft_label_audit.columns import H_COLS
 
-    labels = pd.read_parquet(study_run / "data" / "03_primary" / "human_soft_labels.parquet")
+    labels = pd.read_parquet(data_root(study_run) / "03_primary" / "human_soft_labels.parquet")
     assert len(labels) == 150
     assert (labels[list(H_COLS)].sum(axis=1) - 1).abs().max() < 1e-9
     assert set(labels["annotation_source"]) == {"simulated"}
-    stats = pd.read_parquet(study_run / "data" / "04_feature" / "item_stats.parquet")
+    stats = pd.read_parquet(data_root(study_run) / "04_feature" / "item_stats.parquet")
     assert {"item_id", "n_votes", "human_entropy", "pct_unsure", "human_mode", "mode_shift"} <= set(stats.columns)
 
 
@@ -59,7 +95,7 @@ def test_reporting_tables_cover_the_grid(study_run):
 
     params = config_loader(study_run)["parameters"]
     grid, seeds = StudyGrid.from_params(params), params["training"]["seeds"]
-    report = study_run / "data" / "08_reporting"
+    report = data_root(study_run) / "08_reporting"
     by_run = pd.read_csv(report / "metrics_by_run.csv")
     expected = {(s, c, seed) for s, c in grid.namespaces() for seed in seeds}
     assert set(zip(by_run["source"], by_run["condition"], by_run["seed"])) == expected
@@ -74,7 +110,7 @@ def test_mlflow_has_one_child_run_per_cell_under_the_parent(study_run):
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{study_run / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("soft_label_audit")
+    experiment = client.get_experiment_by_name("soft_label_audit_test")
     runs = client.search_runs([experiment.experiment_id], max_results=1000)
     children = [r for r in runs if r.data.tags.get("soft_label_audit.child_run") == "true"]
     parents = {r.data.tags["mlflow.parentRunId"] for r in children}
@@ -86,12 +122,18 @@ def test_mlflow_has_one_child_run_per_cell_under_the_parent(study_run):
     history = client.get_metric_history(some.info.run_id, "val_loss")
     assert [m.step for m in history] == [1, 2]  # step = epoch
     assert "nll" in some.data.metrics or any(k.startswith("nll") for k in some.data.metrics)
+    assert {r.info.status for r in children} == {"FINISHED"}
+    parent = client.get_run(parents.pop())
+    assert parent.info.run_name == "__default__ | env=test | annotation=simulated"
+    assert parent.info.status == "FINISHED"
+    assert "mnist.human_soft.accuracy" in parent.data.metrics  # the study's headline metrics
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
 
 
 def test_bad_raw_annotation_file_stops_and_keeps_earlier_outputs(study_run):
-    labels = study_run / "data" / "03_primary" / "human_soft_labels.parquet"
+    labels = data_root(study_run) / "03_primary" / "human_soft_labels.parquet"
     before = hashlib.md5(labels.read_bytes()).hexdigest()
-    study = pd.read_parquet(study_run / "data" / "03_primary" / "study_items.parquet")
+    study = pd.read_parquet(data_root(study_run) / "03_primary" / "study_items.parquet")
     bad = pd.DataFrame(
         {
             "item_id": study["item_id"].head(3).tolist() * 2,
@@ -107,7 +149,8 @@ def test_bad_raw_annotation_file_stops_and_keeps_earlier_outputs(study_run):
         "--params", f"annotation.source=raw_file,annotation.raw_path={bad_path}",
     )
     output = result.stdout + result.stderr
-    assert result.returncode != 0
+    assert result.returncode == 2
+    assert len(output.splitlines()) < 20, output  # the message, not a traceback
     assert "bad_votes.csv" in output and "choice" in output
     assert "rule '" in output and "2 offending row(s)" in output  # rows "11" and "12"
     assert hashlib.md5(labels.read_bytes()).hexdigest() == before
@@ -122,8 +165,8 @@ def test_released_environment_reads_the_released_file(study_run, tmp_path, mnist
     project = make_project_copy(tmp_path, mnist_raw_dir)
     # the digits stage's outputs (the released file's MNIST rows are checked against them)
     for table in ("02_intermediate/digits.parquet", "03_primary/study_items.parquet"):
-        (project / "data" / table).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(study_run / "data" / table, project / "data" / table)
+        (data_root(project, "released") / table).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(data_root(study_run) / table, data_root(project, "released") / table)
     fixture = PROJECT_ROOT / "tests" / "fixtures" / "released_annotations_small.parquet"
     result = kedro_cli(
         project, "run", "--env", "released", "--pipeline", "annotation",
@@ -131,10 +174,10 @@ def test_released_environment_reads_the_released_file(study_run, tmp_path, mnist
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     released = pd.read_parquet(fixture)
-    labels = pd.read_parquet(project / "data" / "03_primary" / "human_soft_labels.parquet")
+    labels = pd.read_parquet(data_root(project, "released") / "03_primary" / "human_soft_labels.parquet")
     assert len(labels) == len(released)
     assert set(labels["annotation_source"]) == {"released"}
-    study = pd.read_parquet(project / "data" / "03_primary" / "study_digits.parquet")
+    study = pd.read_parquet(data_root(project, "released") / "03_primary" / "study_digits.parquet")
     assert sorted(study["split"]) == sorted(released["split"])
 
 

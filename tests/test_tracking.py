@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from types import SimpleNamespace
 
 import matplotlib
@@ -13,10 +14,11 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
-from soft_label_audit.tracking import CHILD_TAG, MlflowChildRunsHook  # noqa: E402
+from soft_label_audit.tracking import CHILD_TAG, PARENT_RUN_ENV, MlflowChildRunsHook  # noqa: E402
 from tests.conftest import PROJECT_ROOT  # noqa: E402
 
 PARAMS = {
+    "annotation": {"source": "simulated"},
     "study": {"sources": ["mnist", "synthetic"], "conditions": ["original_hard", "human_soft"]},
     "training": {"seeds": [0, 1], "epochs": 3, "batch_size": 32,
                  "model": {"channels": [4, 8], "hidden": 16}, "optimizer": {"name": "adam", "lr": 0.002}},
@@ -116,15 +118,88 @@ def test_metrics_and_figures_land_in_the_same_child_runs(store):
     assert art1 == {"figures/reliability.png", "figures/cartography.png"}
 
 
-def test_a_later_session_finds_the_child_runs_by_tags(store):
-    _session(_hook(), [{"mnist.human_soft.curves": _curves("mnist", "human_soft")}])
-    metrics = pd.DataFrame({"seed": [0, 1], "accuracy": [0.7, 0.6]})
-    _session(_hook(), [{"mnist.human_soft.metrics": metrics}])
-    exp = store.experiment_id
-    runs = store.search_runs([exp], filter_string=f"tags.`{CHILD_TAG}` = 'true'")
-    assert len(runs) == 2  # no new child runs: the metrics joined the training runs
+def _children(store, parent_id: str) -> list:
+    return store.search_runs([store.experiment_id],
+                             filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}'")
+
+
+def test_consecutive_runs_log_complete_children_under_their_own_parent(store):
+    """A second run (another env, a partial rerun) never writes into the first run's children."""
+    first = _session(_hook(), [{"mnist.human_soft.curves": _curves("mnist", "human_soft")}])
+    second_curves = _curves("mnist", "human_soft").assign(val_acc=0.111)
+    second = _session(_hook(), [{"mnist.human_soft.curves": second_curves},
+                                {"mnist.human_soft.metrics": pd.DataFrame({"seed": [0, 1], "accuracy": [0.7, 0.6]})}])
+    assert first != second
+    old, new = _children(store, first), _children(store, second)
+    assert len(old) == len(new) == 2
+    for run in old:
+        assert run.data.metrics["val_acc"] == pytest.approx(0.8) and "accuracy" not in run.data.metrics
+        assert len(store.get_metric_history(run.info.run_id, "val_acc")) == 3  # 3 epochs, 3 points
+    assert {r.data.metrics["accuracy"] for r in new} == {0.7, 0.6}
+    assert all(r.data.metrics["val_acc"] == pytest.approx(0.111) for r in new)
+
+
+def test_resuming_a_parent_run_on_request_joins_its_children(store):
+    first = _session(_hook(), [{"mnist.human_soft.curves": _curves("mnist", "human_soft")}])
+    hook = _hook()
+    with mlflow.start_run(run_id=first):  # what MLFLOW_RUN_ID=<first> kedro run does
+        hook.before_pipeline_run(run_params={"pipeline_names": ["evaluation"]}, pipeline=None, catalog=None)
+        hook.after_node_run(node=None, catalog=None, inputs={},
+                            outputs={"mnist.human_soft.metrics": pd.DataFrame({"seed": [0, 1], "accuracy": [0.7, 0.6]})})
+        hook.after_pipeline_run(run_params={}, run_result={}, pipeline=None, catalog=None)
+    runs = _children(store, first)
+    assert len(runs) == 2
     assert {r.data.metrics["accuracy"] for r in runs} == {0.7, 0.6}
     assert all("train_loss" in r.data.metrics for r in runs)
+    assert store.get_run(first).info.run_name.startswith("__default__ | env=base")  # kept its name
+
+
+def test_parent_run_is_named_tagged_and_gets_the_headline_metrics(store):
+    hook = _hook()
+    summary = pd.DataFrame({"source": ["mnist"], "condition": ["human_soft"], "n_seeds": [2],
+                            "accuracy__mean": [0.91], "accuracy__std": [0.01], "ece_15__mean": [0.04]})
+    with mlflow.start_run() as parent:
+        hook.before_pipeline_run(run_params={"pipeline_names": ["training", "evaluation"], "env": "test"},
+                                 pipeline=None, catalog=None)
+        hook.after_node_run(node=None, catalog=None, inputs={}, outputs={"study_summary": summary})
+        hook.after_pipeline_run(run_params={}, run_result={}, pipeline=None, catalog=None)
+    run = store.get_run(parent.info.run_id)
+    assert run.info.run_name == "training+evaluation | env=test | annotation=simulated"
+    assert run.data.metrics == {"mnist.human_soft.accuracy": 0.91, "mnist.human_soft.ece_15": 0.04}
+    experiment = store.get_experiment(store.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_a_failed_run_leaves_no_half_logged_children(store):
+    hook = _hook()
+    with mlflow.start_run() as parent:
+        hook.before_pipeline_run(run_params={}, pipeline=None, catalog=None)
+        hook.after_node_run(node=None, catalog=None, inputs={},
+                            outputs={"mnist.human_soft.curves": _curves("mnist", "human_soft")})
+        hook.on_pipeline_error(error=RuntimeError("boom"), run_params={}, pipeline=None, catalog=None)
+        mlflow.end_run("FAILED")  # kedro-mlflow's on_pipeline_error does this for the parent
+    assert _children(store, parent.info.run_id) == []
+    assert store.get_run(parent.info.run_id).info.status == "FAILED"
+    assert PARENT_RUN_ENV not in os.environ
+
+
+def test_a_worker_without_an_active_run_logs_under_the_parent_given_by_environment(store, monkeypatch):
+    """A distributed runner's worker: no active run, no before_pipeline_run; the parent id comes
+    from SOFT_LABEL_AUDIT_MLFLOW_PARENT_RUN_ID, and the session closes the worker's children."""
+    session = _hook()
+    with mlflow.start_run() as parent:
+        session.before_pipeline_run(run_params={}, pipeline=None, catalog=None)
+        assert os.environ[PARENT_RUN_ENV] == parent.info.run_id
+        worker_env = dict(os.environ)
+        with monkeypatch.context() as m:  # the worker's process: same variables, no active run
+            m.setattr(mlflow, "active_run", lambda: None)
+            m.setattr(os, "environ", worker_env)
+            _hook().after_node_run(node=None, catalog=None, inputs={},
+                                   outputs={"mnist.human_soft.curves": _curves("mnist", "human_soft")})
+        session.after_pipeline_run(run_params={}, run_result={}, pipeline=None, catalog=None)
+    children = _children(store, parent.info.run_id)
+    assert len(children) == 2
+    assert {r.info.status for r in children} == {"FINISHED"}
 
 
 def test_nothing_is_logged_without_a_parent_run(store):

@@ -5,6 +5,22 @@ from __future__ import annotations
 from kedro.framework.hooks import hook_impl
 
 from soft_label_audit import grid
+from soft_label_audit.errors import UnknownConditionError
+
+
+def check_conditions(params: dict) -> None:
+    """Every condition of ``study.conditions`` must have a target builder (targets.BUILDERS)."""
+    from soft_label_audit.targets import BUILDERS
+
+    conditions = (params.get("study") or {}).get("conditions") or []
+    conditions = [conditions] if isinstance(conditions, str) else [str(c) for c in conditions]
+    unknown = [c for c in conditions if c not in BUILDERS]
+    if unknown:
+        raise UnknownConditionError(
+            f"unknown label condition(s) {', '.join(map(repr, unknown))} in study.conditions",
+            f"use names from {', '.join(sorted(BUILDERS))} (conf/base/parameters_study.yml), "
+            "or add a builder to soft_label_audit.targets.BUILDERS",
+        )
 
 
 class StudyGridHook:
@@ -14,4 +30,6 @@ class StudyGridHook:
     def after_context_created(self, context) -> None:
         # the raw parameters (runtime --params included): `context.params` would validate them
         # against the registered pipelines, building the pipelines before the grid is known
-        grid.remember_parameters(context.config_loader["parameters"])
+        params = context.config_loader["parameters"]
+        check_conditions(params)
+        grid.remember_parameters(params)

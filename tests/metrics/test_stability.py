@@ -50,3 +50,20 @@ def test_curve_spread_per_epoch():
     assert out["epoch"].tolist() == [1, 2]
     assert out["val_acc__mean"].tolist() == pytest.approx([0.6, 0.7])
     assert out["val_acc__std"].tolist() == pytest.approx([np.sqrt(0.02), 0.0])
+
+
+def test_metric_spread_of_a_wide_table_raises_no_performance_warning():
+    """metrics_by_run (read from CSV, ~150 metrics) made reset_index warn on a fragmented frame."""
+    import io
+    import warnings
+
+    rng = np.random.default_rng(0)
+    keys = pd.DataFrame([(s, c, seed) for s in ("mnist", "synthetic") for c in "abcdefg" for seed in (0, 1)],
+                        columns=["source", "condition", "seed"])
+    metrics = [f"m{i}" for i in range(60)]
+    wide = pd.concat([keys, pd.DataFrame(rng.random((len(keys), len(metrics))), columns=metrics)], axis=1)
+    wide = pd.read_csv(io.StringIO(wide.to_csv(index=False)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.PerformanceWarning)
+        spread = stability.metric_spread(wide, ["source", "condition"], metrics, stats=("mean", "std"))
+    assert spread.shape == (14, 2 + 1 + len(metrics) * 2)

@@ -28,7 +28,15 @@ def read_votes_file(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in (".csv", ".txt"):
-        return pd.read_csv(path, dtype=str, keep_default_na=True, skipinitialspace=True)
+        try:
+            return pd.read_csv(path, dtype=str, keep_default_na=True, skipinitialspace=True)
+        except pd.errors.EmptyDataError:
+            from soft_label_audit.crowd.validation import VOTE_COLUMNS, AnnotationValidationError
+
+            raise AnnotationValidationError(
+                f"{path} is empty: an annotation file needs a header row with the columns "
+                f"{', '.join(VOTE_COLUMNS)} (+ optional response_time) and one row per vote"
+            ) from None
     if suffix in (".parquet", ".pq"):
         return pd.read_parquet(path)
     raise ValueError(f"{path}: annotation files must be .csv or .parquet, not {suffix or 'no suffix'}")

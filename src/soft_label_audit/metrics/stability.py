@@ -83,7 +83,8 @@ def metric_spread(table: pd.DataFrame, by: list[str], metrics: list[str], stats:
     out.columns = [f"{metric}__{stat}" for stat, metric in out.columns]
     ordered = [f"{m}__{s}" for m in metrics for s in parts]
     n_seeds = table.groupby(by, sort=False).size().rename("n_seeds")
-    return pd.concat([n_seeds, out[ordered]], axis=1).reset_index()
+    # copy() consolidates the column blocks: reset_index on a fragmented frame warns
+    return pd.concat([n_seeds, out[ordered]], axis=1).copy().reset_index()
 
 
 def curve_spread(curves: pd.DataFrame, by: list[str], columns: list[str]) -> pd.DataFrame:
@@ -94,4 +95,4 @@ def curve_spread(curves: pd.DataFrame, by: list[str], columns: list[str]) -> pd.
     grouped = curves.groupby([*by, "epoch"], sort=True)
     out = grouped[columns].agg(["mean", "std"])
     out.columns = [f"{c}__{s}" for c, s in out.columns]
-    return pd.concat([grouped.size().rename("n_seeds"), out], axis=1).reset_index()
+    return pd.concat([grouped.size().rename("n_seeds"), out], axis=1).copy().reset_index()

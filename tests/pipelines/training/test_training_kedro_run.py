@@ -12,7 +12,7 @@ import pytest
 
 from soft_label_audit.grid import StudyGrid
 from soft_label_audit.pipelines.labels.nodes import build_condition_targets
-from tests.helpers import config_loader, kedro_cli, make_project_copy
+from tests.helpers import config_loader, data_root, kedro_cli, make_project_copy
 from tests.pipelines.labels.study_tables import small_study
 
 pytestmark = pytest.mark.slow
@@ -63,11 +63,11 @@ def _grid_and_seeds(project: Path) -> tuple[StudyGrid, list[int]]:
 def test_every_namespace_writes_its_outputs(project, run):
     grid, seeds = _grid_and_seeds(project)
     for source, condition in grid.namespaces():
-        base = project / "data" / "07_model_output" / source / condition
+        base = data_root(project) / "07_model_output" / source / condition
         preds = pd.read_parquet(base / "test_predictions.parquet")
         assert sorted(preds["seed"].unique()) == seeds
         assert (base / "dynamics.pkl").exists() and (base / "curves.parquet").exists()
-        assert (project / "data" / "06_models" / source / condition / "weights.pkl").exists()
+        assert (data_root(project) / "06_models" / source / condition / "weights.pkl").exists()
 
 
 def test_mlflow_lists_one_child_run_per_source_condition_seed(project, run):

@@ -9,19 +9,35 @@ from soft_label_audit.grid import StudyGrid, active_grid
 from . import nodes
 
 
-def _per_run(grid: StudyGrid, name: str) -> list[str]:
-    return [f"{source}.{condition}.{name}" for source, condition in grid.namespaces()]
+#: per-run table -> (the study's table, collecting function)
+COLLECTED = {
+    "metrics": ("metrics_by_run", nodes.collect_runs),
+    "stability": ("stability_runs", nodes.collect),
+    "reliability": ("reliability_by_run", nodes.collect),
+    "cartography": ("cartography_by_run", nodes.collect),
+    "curves": ("curves_by_run", nodes.collect),
+}
+
+
+def _collectors(grid: StudyGrid) -> list[Node]:
+    """Each table is collected in two steps: per source, inside the source's namespace (so
+    kedro-viz keeps the runs' tables in the source's box), then across sources. Stacking is
+    associative, so the result is the one-step stack, in grid order."""
+    collectors = []
+    for kind, (study_table, collect) in COLLECTED.items():
+        for source in grid.sources:
+            collectors.append(Node(collect, [f"{source}.{condition}.{kind}" for condition in grid.conditions],
+                                   f"{source}.{kind}_of_conditions", name=f"collect_{kind}", namespace=source))
+        collectors.append(Node(collect, [f"{source}.{kind}_of_conditions" for source in grid.sources],
+                               study_table, name=f"collect_{kind}"))
+    return collectors
 
 
 def create_pipeline(grid: StudyGrid | None = None, **kwargs) -> Pipeline:
     grid = grid or active_grid()
     return Pipeline(
         [
-            Node(nodes.collect_runs, _per_run(grid, "metrics"), "metrics_by_run", name="collect_metrics"),
-            Node(nodes.collect, _per_run(grid, "stability"), "stability_runs", name="collect_stability"),
-            Node(nodes.collect, _per_run(grid, "reliability"), "reliability_by_run", name="collect_reliability"),
-            Node(nodes.collect, _per_run(grid, "cartography"), "cartography_by_run", name="collect_cartography"),
-            Node(nodes.collect, _per_run(grid, "curves"), "curves_by_run", name="collect_curves"),
+            *_collectors(grid),
             Node(nodes.summarize_study, "metrics_by_run", "study_summary", name="summarize_study"),
             Node(nodes.compare_conditions, ["metrics_by_run", "params:reporting"], "paired_differences",
                  name="compare_conditions"),
