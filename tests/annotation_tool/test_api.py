@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 from soft_label_audit.annotation_tool import db, store
 from soft_label_audit.annotation_tool.web import create_app
 
-from .conftest import Api, count_votes
+from .conftest import Api, count_votes, reopen
 
 
 def study_ids(engine) -> set[int]:
@@ -382,7 +382,7 @@ def test_restart_loses_nothing_and_resumes(tmp_path, make_db):
     open_item = a.next().get_json()["item"]["item_id"]
     engine.dispose()
 
-    engine2 = db.open_database(tmp_path / "restart.db")  # a fresh process would do the same
+    engine2 = reopen(engine)  # a fresh process would do the same
     assert db.migrate(engine2) == []
     a2 = Api(create_app(engine2).test_client(), a.token)
     body = a2.next().get_json()
