@@ -101,6 +101,13 @@ def make_db(db_url, mnist_digits):
         engine.dispose()
 
 
+def db_arg(engine) -> str:
+    """What ``--db`` takes for this engine's database: the SQLite file path, or the URL."""
+    if engine.dialect.name == "sqlite":
+        return engine.url.database
+    return engine.url.render_as_string(hide_password=False)
+
+
 def reopen(engine):
     """A second engine on the same database, as another process would open it."""
     return db.open_database(engine.url.render_as_string(hide_password=False))
