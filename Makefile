@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export KEDRO_DISABLE_TELEMETRY := true
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install run test bench viz mlflow-ui lock clean-data
+.PHONY: install run test bench bench-annotate viz mlflow-ui lock clean-data
 
 install: $(STAMP)
 
@@ -29,6 +29,11 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_trainer.py
+
+# Annotation tool under load on 127.0.0.1: 50 annotators, 10,000 items, kill -9 half-way,
+# SQLite then PostgreSQL (a throwaway local server); at most 30 s of load each.
+bench-annotate: $(STAMP)
+	PYTHONPATH=src $(BIN)/python scripts/bench_annotate.py --backend both --duration 30
 
 viz: $(STAMP)
 	$(BIN)/kedro viz run --no-browser --host 127.0.0.1 --port 4141
