@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, and_, case, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, bindparam, case, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from soft_label_audit.annotation_tool import db
@@ -120,7 +120,28 @@ class Assignment:
 # --------------------------------------------------------------------------- settings
 
 
+#: seconds the settings (and the number of attention checks) read by a process stay cached:
+#: a change made by ``init`` in another process applies within this time
+SETTINGS_TTL_S = 1.0
+_CACHE: dict[tuple[str, str], tuple[float, Any]] = {}
+
+
+def _cached(conn: Connection, name: str, load) -> Any:
+    key = (str(conn.engine.url), name)
+    hit = _CACHE.get(key)
+    now = time.monotonic()
+    if hit is not None and now - hit[0] < SETTINGS_TTL_S:
+        return hit[1]
+    value = load()
+    _CACHE[key] = (now, value)
+    return value
+
+
 def read_settings(conn: Connection) -> Settings:
+    return _cached(conn, "settings", lambda: _read_settings(conn))
+
+
+def _read_settings(conn: Connection) -> Settings:
     stored = dict(conn.execute(select(db.settings.c.key, db.settings.c.value)).all())
     defaults = Settings()
     values = {}
@@ -131,8 +152,9 @@ def read_settings(conn: Connection) -> Settings:
 
 def write_settings(engine: Engine, **changes: Any) -> Settings:
     """Update the given settings (None values are ignored); returns the settings in force."""
+    _CACHE.clear()
     with engine.begin() as conn:
-        current = asdict(read_settings(conn))
+        current = asdict(_read_settings(conn))
         unknown = set(changes) - set(current)
         if unknown:
             raise ValueError(f"unknown setting(s) {sorted(unknown)}")
@@ -141,6 +163,7 @@ def write_settings(engine: Engine, **changes: Any) -> Settings:
         for key, value in asdict(new).items():
             conn.execute(db.settings.delete().where(db.settings.c.key == key))
             conn.execute(insert(db.settings).values(key=key, value=str(value)))
+    _CACHE.clear()
     return new
 
 
@@ -176,6 +199,7 @@ def insert_items(engine: Engine, frame: pd.DataFrame) -> dict[str, int]:
             "n_assigned": 0,
             "shuffle_key": shuffle_key(item_id),
         })
+    _CACHE.clear()
     with engine.begin() as conn:
         existing = set(conn.execute(select(db.items.c.item_id)).scalars())
         new_rows = [r for r in rows if r["item_id"] not in existing]
@@ -186,6 +210,63 @@ def insert_items(engine: Engine, frame: pd.DataFrame) -> dict[str, int]:
 
 def item_image(conn: Connection, item_id: int) -> bytes | None:
     return conn.execute(select(db.items.c.image).where(db.items.c.item_id == item_id)).scalar()
+
+
+# --------------------------------------------------------------------------- statements
+# The statements of the vote path, built once: building a Core statement costs more than
+# running it on SQLite. Values come in as bound parameters.
+
+_an, _a, _it, _v = db.annotators, db.assignments, db.items, db.votes
+_MINE = db.assignments.alias("mine")
+_NOT_MINE = ~(
+    select(_MINE.c.assignment_id)
+    .where(_MINE.c.item_id == _it.c.item_id, _MINE.c.annotator_id == bindparam("me"))
+    .correlate(_it)
+    .exists()
+)
+Q_TOKEN = select(_an.c.annotator_id, _an.c.pseudonym).where(
+    _an.c.token_sha256 == bindparam("sha"), _an.c.active.is_(True))
+Q_LOCK_ME = (select(_an.c.active, _an.c.n_study_done, _an.c.n_checks_done)
+             .where(_an.c.annotator_id == bindparam("me")).with_for_update())
+Q_OPEN = (select(_a.c.assignment_id, _a.c.item_id, _a.c.shown_at, _it.c.is_attention_check)
+          .join(_it, _it.c.item_id == _a.c.item_id)
+          .where(_a.c.annotator_id == bindparam("me"), _a.c.completed_at.is_(None)))
+Q_SEEK = {
+    upper: (select(_it.c.item_id)
+            .where(_it.c.is_attention_check.is_(False), _it.c.n_assigned == bindparam("level"),
+                   (_it.c.shuffle_key < bindparam("offset")) if upper
+                   else (_it.c.shuffle_key >= bindparam("offset")),
+                   _NOT_MINE)
+            .order_by(_it.c.shuffle_key).limit(1).with_for_update(skip_locked=True))
+    for upper in (False, True)
+}
+Q_FREE = (select(func.count()).select_from(_it)
+          .where(_it.c.is_attention_check.is_(False), _it.c.n_assigned < bindparam("quota")))
+Q_MINE_FREE = (select(func.count()).select_from(_a).join(_it, _it.c.item_id == _a.c.item_id)
+               .where(_a.c.annotator_id == bindparam("me"), _it.c.is_attention_check.is_(False),
+                      _it.c.n_assigned < bindparam("quota")))
+Q_N_CHECKS = select(func.count()).select_from(_it).where(_it.c.is_attention_check.is_(True))
+S_RESERVE = insert(_a).values(item_id=bindparam("item"), annotator_id=bindparam("me"),
+                              shown_at=bindparam("now"))
+S_COUNT_UP = (update(_it).where(_it.c.item_id == bindparam("item"))
+              .values(n_assigned=_it.c.n_assigned + 1))
+Q_ITEM = select(_it.c.item_id, _it.c.is_attention_check).where(_it.c.item_id == bindparam("item"))
+Q_PREVIOUS = select(_v.c.vote_id).where(_v.c.item_id == bindparam("item"),
+                                        _v.c.annotator_id == bindparam("me"))
+Q_ASSIGNMENT = select(_a.c.assignment_id, _a.c.shown_at).where(
+    _a.c.item_id == bindparam("item"), _a.c.annotator_id == bindparam("me"),
+    _a.c.completed_at.is_(None))
+S_VOTE = insert(_v).values(
+    item_id=bindparam("item"), annotator_id=bindparam("me"), choice=bindparam("choice"),
+    unsure=bindparam("unsure"), response_time=bindparam("rt"),
+    server_elapsed=bindparam("elapsed"), created_at=bindparam("now"))
+S_COMPLETE = (update(_a).where(_a.c.assignment_id == bindparam("aid"))
+              .values(completed_at=bindparam("now")))
+S_DONE_UP = {
+    column: (update(_an).where(_an.c.annotator_id == bindparam("me"))
+             .values({column: _an.c[column] + 1}))
+    for column in ("n_study_done", "n_checks_done")
+}
 
 
 # --------------------------------------------------------------------------- annotators
@@ -223,11 +304,7 @@ def annotator_for_token(conn: Connection, token: str | None) -> Annotator | None
     """The active annotator holding ``token``, or None (unknown, malformed or revoked)."""
     if not token or not TOKEN_PATTERN.match(token):
         return None
-    row = conn.execute(
-        select(db.annotators.c.annotator_id, db.annotators.c.pseudonym).where(
-            db.annotators.c.token_sha256 == hash_token(token), db.annotators.c.active.is_(True)
-        )
-    ).first()
+    row = conn.execute(Q_TOKEN, {"sha": hash_token(token)}).first()
     return Annotator(int(row.annotator_id), row.pseudonym) if row else None
 
 
@@ -277,12 +354,7 @@ class _Me:
 def _lock_me(conn: Connection, annotator: Annotator) -> _Me:
     """Lock the annotator's row (PostgreSQL; SQLite's write lock covers it) and re-check
     that they are still active: a revoke may have committed since the token was looked up."""
-    an = db.annotators
-    row = conn.execute(
-        select(an.c.active, an.c.n_study_done, an.c.n_checks_done)
-        .where(an.c.annotator_id == annotator.annotator_id)
-        .with_for_update()
-    ).first()
+    row = conn.execute(Q_LOCK_ME, {"me": annotator.annotator_id}).first()
     if row is None or not row.active:
         raise VoteRejected(403, "unknown or revoked annotator token")
     return _Me(annotator.annotator_id, int(row.n_study_done), int(row.n_checks_done))
@@ -309,9 +381,6 @@ def _taken_by_others(conn: Connection, item_id: int, annotator_id: int, now: flo
         )
     ).scalar_one()
     return int(votes_now + others_live)
-
-
-_MINE = db.assignments.alias("mine")
 
 
 def _not_mine(annotator_id: int):
@@ -353,14 +422,9 @@ def _next_study(conn: Connection, me: _Me, s: Settings, now: float) -> int | Non
     it, a = db.items, db.assignments
     offset = _annotator_offset(me.annotator_id)
     for level in range(s.votes_per_item - 1, -1, -1):
-        for part in (it.c.shuffle_key >= offset, it.c.shuffle_key < offset):
+        for upper in (False, True):
             item_id = conn.execute(
-                select(it.c.item_id)
-                .where(it.c.is_attention_check.is_(False), it.c.n_assigned == level, part,
-                       _not_mine(me.annotator_id))
-                .order_by(it.c.shuffle_key)
-                .limit(1)
-                .with_for_update(skip_locked=True)
+                Q_SEEK[upper], {"level": level, "offset": offset, "me": me.annotator_id}
             ).scalar()
             if item_id is not None:
                 return int(item_id)
@@ -381,16 +445,9 @@ def _next_study(conn: Connection, me: _Me, s: Settings, now: float) -> int | Non
 
 def _available_study(conn: Connection, me: _Me, s: Settings) -> int:
     """Study items not yet fully reserved that this annotator has not been given."""
-    it, a = db.items, db.assignments
-    free = conn.execute(
-        select(func.count()).select_from(it)
-        .where(it.c.is_attention_check.is_(False), it.c.n_assigned < s.votes_per_item)
-    ).scalar_one()
-    mine = conn.execute(
-        select(func.count()).select_from(a).join(it, it.c.item_id == a.c.item_id)
-        .where(a.c.annotator_id == me.annotator_id, it.c.is_attention_check.is_(False),
-               it.c.n_assigned < s.votes_per_item)
-    ).scalar_one()
+    params = {"quota": s.votes_per_item, "me": me.annotator_id}
+    free = conn.execute(Q_FREE, params).scalar_one()
+    mine = conn.execute(Q_MINE_FREE, params).scalar_one()
     return int(free - mine)
 
 
@@ -406,9 +463,7 @@ def _progress(conn: Connection, me: _Me, s: Settings, open_is_check: bool | None
     cap = s.max_items_per_annotator
     if cap:
         room = min(room, max(cap - me.n_study_done - open_study, 0))
-    n_checks = conn.execute(
-        select(func.count()).select_from(db.items).where(db.items.c.is_attention_check.is_(True))
-    ).scalar_one()
+    n_checks = _cached(conn, "n_checks", lambda: conn.execute(Q_N_CHECKS).scalar_one())
     unseen_checks = int(n_checks) - me.n_checks_done - open_check
     future_study = me.n_study_done + open_study + room
     checks_expected = min(me.n_checks_done + open_check + unseen_checks,
@@ -419,10 +474,9 @@ def _progress(conn: Connection, me: _Me, s: Settings, open_is_check: bool | None
 
 
 def _reserve(conn: Connection, me: _Me, item_id: int, now: float) -> None:
-    conn.execute(insert(db.assignments).values(
-        item_id=item_id, annotator_id=me.annotator_id, shown_at=now))
-    conn.execute(update(db.items).where(db.items.c.item_id == item_id)
-                 .values(n_assigned=db.items.c.n_assigned + 1))
+    params = {"item": item_id, "me": me.annotator_id, "now": now}
+    conn.execute(S_RESERVE, params)
+    conn.execute(S_COUNT_UP, params)
 
 
 def _next_assignment_in(conn: Connection, annotator: Annotator,
@@ -431,11 +485,7 @@ def _next_assignment_in(conn: Connection, annotator: Annotator,
     s = read_settings(conn)
     me = _lock_me(conn, annotator)
     a, it = db.assignments, db.items
-    open_row = conn.execute(
-        select(a.c.assignment_id, a.c.item_id, a.c.shown_at, it.c.is_attention_check)
-        .join(it, it.c.item_id == a.c.item_id)
-        .where(a.c.annotator_id == me.annotator_id, a.c.completed_at.is_(None))
-    ).first()
+    open_row = conn.execute(Q_OPEN, {"me": me.annotator_id}).first()
     if open_row is not None:
         is_check = bool(open_row.is_attention_check)
         if is_check or open_row.shown_at >= now - s.lease_seconds:
@@ -536,7 +586,7 @@ def parse_vote(payload: Any) -> dict[str, Any]:
 def _record_vote_in(conn: Connection, annotator: Annotator, vote: dict[str, Any],
                     now: float | None) -> int:
     now = time.time() if now is None else now
-    a, v, it = db.assignments, db.votes, db.items
+    it = db.items
     s = read_settings(conn)
     if vote["response_time"] < s.min_response_time:
         raise VoteRejected(
@@ -545,26 +595,17 @@ def _record_vote_in(conn: Connection, annotator: Annotator, vote: dict[str, Any]
             f"{s.min_response_time:g} s an answer takes at least",
         )
     me = _lock_me(conn, annotator)
-    item = conn.execute(
-        select(it.c.item_id, it.c.is_attention_check).where(it.c.item_id == vote["item_id"])
-    ).first()
+    keys = {"item": vote["item_id"], "me": me.annotator_id}
+    item = conn.execute(Q_ITEM, keys).first()
     if not item:
         raise VoteRejected(404, f"unknown item {vote['item_id']}")
-    previous = conn.execute(
-        select(v.c.vote_id).where(v.c.item_id == vote["item_id"],
-                                  v.c.annotator_id == me.annotator_id)
-    ).first()
+    previous = conn.execute(Q_PREVIOUS, keys).first()
     if previous:
         raise VoteRejected(
             409,
             f"you already voted on item {vote['item_id']}; a vote cannot be repeated or changed",
         )
-    assignment = conn.execute(
-        select(a.c.assignment_id, a.c.shown_at).where(
-            and_(a.c.item_id == vote["item_id"], a.c.annotator_id == me.annotator_id,
-                 a.c.completed_at.is_(None))
-        )
-    ).first()
+    assignment = conn.execute(Q_ASSIGNMENT, keys).first()
     if not assignment:
         raise VoteRejected(409, f"item {vote['item_id']} is not the item currently shown to you")
     elapsed = now - assignment.shown_at
@@ -583,23 +624,13 @@ def _record_vote_in(conn: Connection, annotator: Annotator, vote: dict[str, Any]
             f"response_time {vote['response_time']:.3f} s exceeds the {elapsed:.3f} s "
             "since the server showed the item",
         )
-    vote_id = conn.execute(
-        insert(v).values(
-            item_id=vote["item_id"],
-            annotator_id=me.annotator_id,
-            choice=vote["choice"],
-            unsure=vote["unsure"],
-            response_time=vote["response_time"],
-            server_elapsed=elapsed,
-            created_at=now,
-        )
-    ).inserted_primary_key[0]
-    conn.execute(update(a).where(a.c.assignment_id == assignment.assignment_id)
-                 .values(completed_at=now))
+    vote_id = conn.execute(S_VOTE, {
+        **keys, "choice": vote["choice"], "unsure": vote["unsure"],
+        "rt": vote["response_time"], "elapsed": elapsed, "now": now,
+    }).inserted_primary_key[0]
+    conn.execute(S_COMPLETE, {"aid": assignment.assignment_id, "now": now})
     counter = "n_checks_done" if item.is_attention_check else "n_study_done"
-    an = db.annotators
-    conn.execute(update(an).where(an.c.annotator_id == me.annotator_id)
-                 .values({counter: an.c[counter] + 1}))
+    conn.execute(S_DONE_UP[counter], keys)
     return int(vote_id)
 
 
