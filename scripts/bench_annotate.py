@@ -84,6 +84,15 @@ class Server:
         self.cmd = [*TOOL, "serve", "--db", db, "--port", str(port), "--threads", "8"]
         self.port, self.env, self.log = port, env, log
         self.proc: subprocess.Popen | None = None
+        self.cpu_s = 0.0  # CPU seconds of the server processes that have ended
+
+    def cpu_now(self) -> float:
+        """CPU seconds (user + system) the running server process has used so far."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return 0.0
 
     def start(self, wait: bool = True) -> None:
         self.proc = subprocess.Popen(self.cmd, env=self.env, cwd=ROOT,
@@ -104,11 +113,13 @@ class Server:
         raise RuntimeError("server did not start")
 
     def kill9(self) -> None:
+        self.cpu_s += self.cpu_now()
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
+            self.cpu_s += self.cpu_now()
             self.proc.terminate()
             try:
                 self.proc.wait(timeout=20)
@@ -211,6 +222,7 @@ async def load(tokens: list[str], server: Server, duration: float, max_votes: in
             server.kill9()
             server.start(wait=False)
             await asyncio.get_running_loop().run_in_executor(None, server.wait_ready)
+            server.cpu_s -= server.cpu_now()  # the new process's start-up is not load
             downtime = time.perf_counter() - t_kill
         await asyncio.sleep(0.05)
     stop.set()
@@ -260,9 +272,11 @@ def run_one(backend: str, args, src: Path, workdir: Path) -> dict:
         tokens = [link.rsplit("/", 1)[1] for link in links if "/a/" in link]
         server = Server(db, free_port(), env, workdir / f"serve-{backend}.log")
         server.start()
+        cpu_at_start = server.cpu_now()  # imports and start-up, not load
         stats, elapsed, downtime = asyncio.run(
             load(tokens, server, args.duration, args.max_votes, args.kill_at))
         server.stop()
+        server_cpu = server.cpu_s - cpu_at_start
         out = workdir / f"export-{backend}.csv"
         checks = workdir / f"export-{backend}-checks.csv"
         tool("export", "--out", str(out), "--attention-out", str(checks),
@@ -284,6 +298,7 @@ def run_one(backend: str, args, src: Path, workdir: Path) -> dict:
     return {
         "backend": backend,
         "votes_per_s": len(stats.acked) / elapsed,
+        "server_cpu_ms_per_vote": 1000 * server_cpu / max(len(stats.acked), 1),
         "wall_s": elapsed,
         "restart_s": downtime,
         "p50_ms": float(np.percentile(lat, 50)) if len(lat) else float("nan"),
@@ -331,6 +346,9 @@ def main() -> None:
         print(f"\n[{backend}] {r['votes_per_s']:.0f} votes/s over {r['wall_s']:.1f} s "
               f"(restart after kill -9 took {r['restart_s']:.1f} s); vote latency p50 "
               f"{r['p50_ms']:.0f} ms, p95 {r['p95_ms']:.0f} ms, max {r['max_ms']:.0f} ms")
+        print(f"[{backend}] server CPU per acknowledged vote {r['server_cpu_ms_per_vote']:.1f} ms "
+              f"(start-ups excluded): one free core would serve about "
+              f"{1000 / max(r['server_cpu_ms_per_vote'], 1e-9):.0f} votes/s")
         print(f"[{backend}] reconciliation: acknowledged {r['acknowledged']}, stored "
               f"{r['stored']}, exported {r['exported']}, lost {r['lost']}, duplicated "
               f"{r['duplicated']}, stored but unacknowledged {r['stored_unacknowledged']} "
