@@ -263,7 +263,8 @@ def serve(db_path, host, port, threads, allow_remote, allowed_hosts, connection_
     engine = _open_existing(db_path, pool_size=threads + 2)
     counts = store.study_status(engine)
     if not counts["study_items"]:
-        raise click.ClickException(f"{db.describe(engine)} holds no items; run the init command first")
+        raise click.ClickException(
+            f"{db.describe(engine)} holds no items; run the init command first")
     hosts = list(allowed_hosts) or None
     click.echo(f"serving {counts['study_items']} items from {db.describe(engine)} on "
                f"http://{host}:{port} for host names {hosts or 'loopback'} (Ctrl+C stops)",

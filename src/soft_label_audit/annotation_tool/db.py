@@ -146,8 +146,8 @@ votes = Table(
 )
 
 #: (version, name, DDL statements), applied in order; never edit a released migration,
-#: append a new one. ``{blob}``, ``{real}``, ``{serial_pk}`` and ``{mod}`` stand for the dialect's spelling
-#: (:data:`DIALECT_TYPES`); on SQLite they render the text that version 1 always had.
+#: append a new one. ``{blob}``, ``{real}``, ``{serial_pk}`` and ``{mod}`` stand for the
+#: dialect's spelling (:data:`DIALECT_TYPES`); on SQLite they render the text that version 1 always had.
 MIGRATIONS: Sequence[tuple[int, str, Sequence[str]]] = (
     (
         1,
