@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export KEDRO_DISABLE_TELEMETRY := true
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install run test lint bench viz viz-screenshots mlflow-ui lock clean-data
+.PHONY: install run test lint bench bench-annotate viz viz-screenshots mlflow-ui lock clean-data
 
 install: $(STAMP)
 
@@ -35,6 +35,11 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_trainer.py
 	$(BIN)/python scripts/bench_contracts.py
+
+# Annotation tool under load on 127.0.0.1: 50 annotators, 10,000 items, kill -9 half-way,
+# SQLite then PostgreSQL (a throwaway local server); at most 30 s of load each.
+bench-annotate: $(STAMP)
+	PYTHONPATH=src $(BIN)/python scripts/bench_annotate.py --backend both --duration 30
 
 # Ctrl-C stops kedro viz and its server child (README, "Looking at it")
 viz: $(STAMP)

@@ -1,6 +1,15 @@
-"""Fixtures of the annotation tool tests: small item sets made of real MNIST images."""
+"""Fixtures of the annotation tool tests: small item sets made of real MNIST images.
+
+``make_db`` (and everything built on it: ``engine``, ``client``, ``annotator``) runs each test
+twice: on a SQLite file and on a PostgreSQL database of a server the session starts itself
+from the machine's binaries (marker ``postgres``; ``pytest -m postgres`` runs those alone).
+Without PostgreSQL binaries the postgres runs are skipped, saying so; with them, a server
+that fails to start is an error.
+"""
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 import pandas as pd
@@ -9,6 +18,7 @@ from sqlalchemy import func, select
 
 from soft_label_audit.annotation_tool import db, store
 from soft_label_audit.annotation_tool.item_sets import build_annotation_items
+from soft_label_audit.annotation_tool.local_postgres import LocalPostgres, find_bin_dir
 from soft_label_audit.annotation_tool.web import create_app
 from soft_label_audit.data_sources.tables import images_to_column
 
@@ -36,12 +46,49 @@ def make_study_items(digits: pd.DataFrame, n: int) -> pd.DataFrame:
     return study
 
 
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One throwaway PostgreSQL server for the session (fsync off: nothing to protect)."""
+    if find_bin_dir() is None:
+        pytest.skip("PostgreSQL server binaries not found (Debian: apt-get install -y "
+                    "postgresql); the postgres variants of the annotation tool tests need them")
+    server = LocalPostgres(durable=False).start()
+    yield server
+    server.stop()
+
+
+_DB_NUMBER = itertools.count()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request):
+    return request.param
+
+
 @pytest.fixture
-def make_db(tmp_path, mnist_digits):
+def db_url(request, backend, tmp_path):
+    """Factory: the URL (or SQLite path) of a new, empty database named after ``name``."""
+    created = []
+
+    def _url(name="annotation.db") -> str:
+        if backend == "sqlite":
+            return str(tmp_path / name)
+        server = request.getfixturevalue("postgres_server")
+        url = server.create_database(f"t{next(_DB_NUMBER)}_{name.split('.')[0]}")
+        created.append(url)
+        return url
+
+    return _url
+
+
+@pytest.fixture
+def make_db(db_url, mnist_digits):
     """Factory: a migrated database holding ``n_study`` study items and ``n_checks`` checks."""
+    engines = []
 
     def _make(n_study=6, n_checks=2, name="annotation.db", **settings):
-        engine = db.open_database(tmp_path / name)
+        engine = db.open_database(db_url(name))
+        engines.append(engine)
         items = build_annotation_items(
             make_study_items(mnist_digits, n_study), mnist_digits, n_attention_checks=n_checks
         )
@@ -49,7 +96,21 @@ def make_db(tmp_path, mnist_digits):
         store.write_settings(engine, **settings)
         return engine
 
-    return _make
+    yield _make
+    for engine in engines:
+        engine.dispose()
+
+
+def db_arg(engine) -> str:
+    """What ``--db`` takes for this engine's database: the SQLite file path, or the URL."""
+    if engine.dialect.name == "sqlite":
+        return engine.url.database
+    return engine.url.render_as_string(hide_password=False)
+
+
+def reopen(engine):
+    """A second engine on the same database, as another process would open it."""
+    return db.open_database(engine.url.render_as_string(hide_password=False))
 
 
 @pytest.fixture

@@ -129,7 +129,9 @@ def tool(tmp_path, mnist_digits):
     runner = CliRunner()
     r = runner.invoke(main, ["init", "--db", str(db_path), "--study-items", str(study),
                              "--digits", str(digits), "--attention-checks", "1",
-                             "--votes-per-item", "2", "--attention-every", "2"])
+                             "--votes-per-item", "2", "--attention-every", "2",
+                             # a scripted browser answers faster than any person could
+                             "--min-response-time", "0"])
     assert r.exit_code == 0, r.output
     port = _free_port()
     r = runner.invoke(main, ["add-annotator", "--db", str(db_path), "--count", "2",
@@ -245,7 +247,9 @@ def test_two_annotators_in_two_browsers(chromium_path, tool, tmp_path):
     assert all(0 < r.response_time <= r.server_elapsed + 2 for r in rows)
 
     out = tmp_path / "votes.csv"
-    r = CliRunner().invoke(main, ["export", "--db", str(db_path), "--out", str(out)])
+    # A's attention check may be wrong (answered "1" whatever it shows): keep everyone
+    r = CliRunner().invoke(main, ["export", "--db", str(db_path), "--out", str(out),
+                                  "--min-attention-accuracy", "0"])
     assert r.exit_code == 0, r.output
     exported = pd.read_csv(out, dtype={"choice": str})
     assert list(exported.columns) == ["item_id", "annotator_id", "choice", "unsure", "response_time"]

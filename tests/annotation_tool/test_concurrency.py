@@ -73,7 +73,7 @@ def test_concurrent_annotators_lose_and_duplicate_nothing(server):
                 choice = str((item_id + k) % 10)
                 status, body = request(port, "POST", "/api/vote", token, {
                     "item_id": item_id, "choice": choice, "unsure": k % 2 == 0,
-                    "response_time": 0.01})
+                    "response_time": 0.3})
                 if status != 201:
                     errors.append(f"annotator {k}: {status} {body}")
                     return
@@ -109,7 +109,7 @@ def test_simultaneous_replays_store_one_vote(server):
     _, token = store.add_annotator(engine)
     status, body = request(port, "GET", "/api/next", token)
     vote = {"item_id": body["item"]["item_id"], "choice": "5", "unsure": False,
-            "response_time": 0.01}
+            "response_time": 0.3}
     n = 8
     start = threading.Barrier(n)
     statuses: list[int] = []

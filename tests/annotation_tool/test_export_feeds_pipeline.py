@@ -33,9 +33,10 @@ def test_export_runs_through_the_annotation_pipeline(tmp_path, make_db, mnist_di
         for choice, unsure in ANSWERS[k]:
             _, r = api.vote_current(choice=choice, unsure=unsure, response_time=0.3)
             assert r.status_code == 201
+    url = engine.url.render_as_string(hide_password=False)
     engine.dispose()
     out = tmp_path / f"votes{suffix}"
-    r = CliRunner().invoke(main, ["export", "--db", str(tmp_path / "feed.db"), "--out", str(out)])
+    r = CliRunner().invoke(main, ["export", "--db", url, "--out", str(out)])
     assert r.exit_code == 0, r.output
 
     params = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_annotation.yml").read_text())
@@ -56,7 +57,7 @@ def test_export_runs_through_the_annotation_pipeline(tmp_path, make_db, mnist_di
     assert (labels["annotation_source"] == "raw_file").all()
 
     # vote shares recomputed from the database by hand
-    with db.open_database(tmp_path / "feed.db").begin() as conn:
+    with db.open_database(url).begin() as conn:
         votes = pd.DataFrame(conn.execute(db.votes.select()).mappings().all())
     for item_id, group in votes.groupby("item_id"):
         expected = {c: 0.0 for c in H_COLS}

@@ -3,11 +3,14 @@
     python -m soft_label_audit.annotation_tool init           # schema + items from Kedro outputs
     python -m soft_label_audit.annotation_tool add-annotator  # prints a personal link
     python -m soft_label_audit.annotation_tool serve          # web server on 127.0.0.1:8050
+    python -m soft_label_audit.annotation_tool serve --host 0.0.0.0 --allow-remote \
+        --allowed-host annotate.example.org                    # behind a TLS reverse proxy
     python -m soft_label_audit.annotation_tool status
     python -m soft_label_audit.annotation_tool export --out data/01_raw/annotation_tool_votes.csv
     python -m soft_label_audit.annotation_tool revoke ann_1a2b3c4d
 
-Paths are relative to the working directory (run it from the project root).
+Paths are relative to the working directory (run it from the project root). ``--db`` takes a
+SQLite file path or a SQLAlchemy URL (``postgresql+psycopg://user@host:5432/dbname``).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pathlib import Path
 
 import click
 import pandas as pd
-from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
 
 from soft_label_audit.annotation_tool import db, store
 from soft_label_audit.annotation_tool.item_sets import build_annotation_items
@@ -31,16 +34,59 @@ DEFAULT_EXPORT = "data/01_raw/annotation_tool_votes.csv"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8050
 
+#: waitress: most simultaneous connections, and seconds before an idle one is closed
+DEFAULT_CONNECTION_LIMIT = 500
+DEFAULT_CHANNEL_TIMEOUT = 30
+#: waitress: largest request header block (a token header is under 200 bytes)
+MAX_HEADER_BYTES = 16 * 1024
+
 db_option = click.option(
     "--db", "db_path", default=DEFAULT_DB, show_default=True,
-    type=click.Path(dir_okay=False, path_type=Path), help="SQLite database file",
+    help="SQLite database file, or a SQLAlchemy URL: postgresql+psycopg://user@host/dbname",
 )
 
 
-def _open_existing(db_path: Path):
-    if not db_path.exists():
+def _is_url(db_path: str) -> bool:
+    return "://" in str(db_path)
+
+
+def _open_existing(db_path: str, pool_size: int = 10):
+    if not _is_url(db_path) and not Path(db_path).exists():
         raise click.ClickException(f"{db_path} does not exist; create it with the init command")
-    return db.open_database(db_path)
+    try:
+        engine = db.open_database(db_path, pool_size=pool_size)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    except OperationalError as exc:
+        raise click.ClickException(f"cannot open the database: {exc.orig}") from None
+    return engine
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def waitress_settings(host: str, port: int, threads: int, connection_limit: int,
+                      channel_timeout: int) -> dict:
+    """The waitress adjustments ``serve`` uses: the app's body limit enforced by waitress
+    before the body is read, bounded headers, connections and idle time."""
+    from soft_label_audit.annotation_tool.web import MAX_BODY_BYTES
+
+    return {
+        "host": host,
+        "port": port,
+        "threads": threads,
+        "ident": "annotation-tool",
+        "max_request_body_size": MAX_BODY_BYTES,
+        "max_request_header_size": MAX_HEADER_BYTES,
+        "connection_limit": connection_limit,
+        "channel_timeout": channel_timeout,
+        "cleanup_interval": max(1, min(30, channel_timeout)),
+        "asyncore_use_poll": True,
+    }
 
 
 def _read_table(path: Path) -> pd.DataFrame:
@@ -89,12 +135,22 @@ def main() -> None:
               help="cap on study items per annotator, 0 for none [default: 0]")
 @click.option("--lease-seconds", type=click.FloatRange(min=1), default=None,
               help=f"how long a shown item stays reserved [default: {store.Settings.lease_seconds:g}]")
+@click.option("--min-response-time", type=click.FloatRange(0, 3600), default=None,
+              help="seconds; faster answers are refused "
+                   f"[default: {store.Settings.min_response_time:g}]")
+@click.option("--min-attention-accuracy", type=click.FloatRange(0, 1), default=None,
+              help="export leaves out annotators below this attention-check accuracy "
+                   f"[default: {store.Settings.min_attention_accuracy:g}]")
 def init(db_path, study_items, digits, attention_checks, seed, votes_per_item,
-         attention_every, max_items_per_annotator, lease_seconds) -> None:
+         attention_every, max_items_per_annotator, lease_seconds, min_response_time,
+         min_attention_accuracy) -> None:
     frame = build_annotation_items(
         _read_table(study_items), _read_table(digits), n_attention_checks=attention_checks, seed=seed
     )
-    engine = db.make_engine(db_path)
+    try:
+        engine = db.make_engine(db_path)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     applied = db.migrate(engine)
     counts = store.insert_items(engine, frame)
     settings = store.write_settings(
@@ -103,9 +159,11 @@ def init(db_path, study_items, digits, attention_checks, seed, votes_per_item,
         attention_every=attention_every,
         max_items_per_annotator=max_items_per_annotator,
         lease_seconds=lease_seconds,
+        min_response_time=min_response_time,
+        min_attention_accuracy=min_attention_accuracy,
     )
     n_checks = int(frame["is_attention_check"].sum())
-    click.echo(f"database {db_path}: schema version {db.LATEST_VERSION}"
+    click.echo(f"database {db.describe(engine)}: schema version {db.LATEST_VERSION}"
                + (f" (applied migrations {applied})" if applied else ""))
     click.echo(f"items: {counts['added']} added, {counts['kept']} already present "
                f"({len(frame) - n_checks} study items, {n_checks} attention checks)")
@@ -124,18 +182,16 @@ def add_annotator(db_path, count, base_url) -> None:
         click.echo(f"{annotator.pseudonym}\t{base_url.rstrip('/')}/a/{token}")
 
 
-@main.command(help="Deactivate an annotator: their link stops working, their votes stay.")
+@main.command(help="Deactivate an annotator: their link stops working, their votes stay, and "
+                   "the item they held is released.")
 @db_option
 @click.argument("pseudonym")
 def revoke(db_path, pseudonym) -> None:
     engine = _open_existing(db_path)
-    with engine.begin() as conn:
-        n = conn.execute(
-            update(db.annotators).where(db.annotators.c.pseudonym == pseudonym).values(active=False)
-        ).rowcount
-    if not n:
+    released = store.revoke(engine, pseudonym)
+    if released is None:
         raise click.ClickException(f"no annotator {pseudonym!r}")
-    click.echo(f"revoked {pseudonym}")
+    click.echo(f"revoked {pseudonym} ({released} open reservation(s) released)")
 
 
 @main.command(help="Write the votes as raw_annotations (long format) for the annotation pipeline.")
@@ -145,7 +201,8 @@ def revoke(db_path, pseudonym) -> None:
 @click.option("--attention-out", default=None, type=click.Path(dir_okay=False, path_type=Path),
               help="attention-check answers [default: <out stem>_attention_checks.csv]")
 @click.option("--min-attention-accuracy", default=None, type=click.FloatRange(0, 1),
-              help="leave out annotators whose attention-check accuracy is below this")
+              help="leave out annotators whose attention-check accuracy is below this "
+                   "[default: the study setting; 0 keeps everyone]")
 def export(db_path, out, attention_out, min_attention_accuracy) -> None:
     engine = _open_existing(db_path)
     frames = store.export_frames(engine, min_attention_accuracy=min_attention_accuracy)
@@ -157,8 +214,8 @@ def export(db_path, out, attention_out, min_attention_accuracy) -> None:
                f"{raw['annotator_id'].nunique()} annotators -> {out}")
     click.echo(f"{len(frames['attention_checks'])} attention-check answers -> {attention_out}")
     dropped = summary.loc[~summary["kept"], "annotator_id"].tolist()
-    if dropped:
-        click.echo(f"left out (attention accuracy < {min_attention_accuracy}): {', '.join(dropped)}")
+    click.echo(f"left out (attention accuracy < {frames['threshold']:g}): "
+               f"{', '.join(dropped) if dropped else 'none'}")
     click.echo(summary.to_string(index=False))
 
 
@@ -170,27 +227,47 @@ def status(db_path) -> None:
         click.echo(f"{key}: {value}")
 
 
-@main.command(help="Serve the annotator pages (waitress). Bound to 127.0.0.1 unless --host says otherwise.")
+@main.command(help="Serve the annotator pages (waitress). Bound to 127.0.0.1 unless --host "
+                   "and --allow-remote say otherwise.")
 @db_option
 @click.option("--host", default=DEFAULT_HOST, show_default=True)
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 64))
-def serve(db_path, host, port, threads) -> None:
+@click.option("--allow-remote", is_flag=True,
+              help="required to bind a non-loopback address; serve it only behind a TLS "
+                   "reverse proxy (docs/annotation_tool.md)")
+@click.option("--allowed-host", "allowed_hosts", multiple=True,
+              help="Host header value the server answers to (repeatable; '.example.org' "
+                   "allows subdomains) [default: 127.0.0.1, localhost, [::1]]")
+@click.option("--connection-limit", default=DEFAULT_CONNECTION_LIMIT, show_default=True,
+              type=click.IntRange(1, 10_000), help="most simultaneous connections")
+@click.option("--channel-timeout", default=DEFAULT_CHANNEL_TIMEOUT, show_default=True,
+              type=click.IntRange(1, 3600), help="seconds before an idle connection is closed")
+def serve(db_path, host, port, threads, allow_remote, allowed_hosts, connection_limit,
+          channel_timeout) -> None:
     import waitress
 
     from soft_label_audit.annotation_tool.web import create_app
 
-    engine = _open_existing(db_path)
+    loopback = is_loopback(host)
+    if not loopback and not allow_remote:
+        raise click.ClickException(
+            f"--host {host} is reachable from other machines; pass --allow-remote (and "
+            "--allowed-host NAME) to do that on purpose, behind a TLS reverse proxy"
+        )
+    if not loopback and not allowed_hosts:
+        raise click.ClickException(
+            "--allow-remote needs at least one --allowed-host: the host name annotators' "
+            "links use (the reverse proxy must pass it on in the Host header)"
+        )
+    engine = _open_existing(db_path, pool_size=threads + 2)
     counts = store.study_status(engine)
     if not counts["study_items"]:
-        raise click.ClickException(f"{db_path} holds no items; run the init command first")
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = host == "localhost"
-    if not loopback:
-        click.echo(f"warning: listening on {host}, reachable from other machines; "
-                   "put it behind HTTPS before sending links over a network", err=True)
-    click.echo(f"serving {counts['study_items']} items from {db_path} on http://{host}:{port} "
-               "(Ctrl+C stops)", err=True)
-    waitress.serve(create_app(engine), host=host, port=port, threads=threads, ident="annotation-tool")
+        raise click.ClickException(
+            f"{db.describe(engine)} holds no items; run the init command first")
+    hosts = list(allowed_hosts) or None
+    click.echo(f"serving {counts['study_items']} items from {db.describe(engine)} on "
+               f"http://{host}:{port} for host names {hosts or 'loopback'} (Ctrl+C stops)",
+               err=True)
+    waitress.serve(create_app(engine, allowed_hosts=hosts),
+                   **waitress_settings(host, port, threads, connection_limit, channel_timeout))

@@ -4,15 +4,24 @@
   once by ``add-annotator`` and never stored. Exports name annotators by a pseudonym.
 * Assignment: an annotator is shown one item at a time (an *assignment*). Reloading the page
   or restarting the server shows the same open assignment again, so work resumes where it
-  stopped. A study item is handed out until ``votes + live assignments`` reaches
-  ``votes_per_item``, where an open assignment is live for ``lease_seconds`` after it was
-  shown. Items closest to completion go first, then a per-annotator pseudo-random order; the
-  ``(item, annotator)`` unique constraints mean nobody sees an item twice.
+  stopped. A study item is handed out until ``votes + live reservations`` reaches
+  ``votes_per_item``, where an open assignment of an *active* annotator is live for
+  ``lease_seconds`` after it was shown; revoking an annotator releases their reservation.
+  Items closest to completion go first, then a fixed shuffled order that starts at a
+  different place for each annotator; the ``(item, annotator)`` unique constraints mean
+  nobody sees an item twice.
+* The queue is read through counters kept in the same transactions as the rows they count:
+  ``items.n_assigned`` (assignments of the item, open or completed) and the annotator's
+  ``n_study_done``/``n_checks_done``. The next item is one index seek on
+  ``(is_attention_check, n_assigned, shuffle_key)``; an item whose count includes lapsed
+  reservations is found through the index of open assignments.
 * Attention checks: after every ``attention_every`` study votes, one unseen attention check
   is due. They have no quota and are indistinguishable from study items in the API.
 * A vote is accepted only for the annotator's open assignment, once, in one transaction
-  together with closing that assignment. Client-measured response times are checked against
-  the time the server saw pass since the item was shown.
+  together with closing that assignment. Client-measured response times must be at least
+  ``min_response_time`` and at most the time the server saw pass since the item was shown.
+* Quality control: the export leaves out annotators whose attention-check accuracy is below
+  ``min_attention_accuracy``; ``status`` and the export summary name them.
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, and_, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, case, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from soft_label_audit.annotation_tool import db
@@ -46,7 +55,10 @@ ATTENTION_COLUMNS = (
 )
 #: seconds by which a client-measured response time may exceed what the server measured
 RESPONSE_TIME_TOLERANCE_S = 2.0
+#: no response time above this is plausible (a day); larger numbers are refused at parsing
+MAX_RESPONSE_TIME_S = 86_400.0
 TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+VOTE_FIELDS = frozenset({"item_id", "choice", "unsure", "response_time"})
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,10 @@ class Settings:
     attention_every: int = 10
     max_items_per_annotator: int = 0  # 0: no cap
     lease_seconds: float = 900.0
+    #: seconds; a faster answer is refused as implausible (nobody reads a digit in less)
+    min_response_time: float = 0.25
+    #: the export leaves out annotators whose attention-check accuracy is below this
+    min_attention_accuracy: float = 0.75
 
     def validated(self) -> Settings:
         if self.votes_per_item < 1:
@@ -67,6 +83,10 @@ class Settings:
             raise ValueError("max_items_per_annotator must be 0 (no cap) or positive")
         if not self.lease_seconds > 0:
             raise ValueError("lease_seconds must be positive")
+        if not 0 <= self.min_response_time < MAX_RESPONSE_TIME_S:
+            raise ValueError(f"min_response_time must be in [0, {MAX_RESPONSE_TIME_S:g}) s")
+        if not 0 <= self.min_attention_accuracy <= 1:
+            raise ValueError("min_attention_accuracy must be in [0, 1]")
         return self
 
 
@@ -100,7 +120,28 @@ class Assignment:
 # --------------------------------------------------------------------------- settings
 
 
+#: seconds the settings (and the number of attention checks) read by a process stay cached:
+#: a change made by ``init`` in another process applies within this time
+SETTINGS_TTL_S = 1.0
+_CACHE: dict[tuple[str, str], tuple[float, Any]] = {}
+
+
+def _cached(conn: Connection, name: str, load) -> Any:
+    key = (str(conn.engine.url), name)
+    hit = _CACHE.get(key)
+    now = time.monotonic()
+    if hit is not None and now - hit[0] < SETTINGS_TTL_S:
+        return hit[1]
+    value = load()
+    _CACHE[key] = (now, value)
+    return value
+
+
 def read_settings(conn: Connection) -> Settings:
+    return _cached(conn, "settings", lambda: _read_settings(conn))
+
+
+def _read_settings(conn: Connection) -> Settings:
     stored = dict(conn.execute(select(db.settings.c.key, db.settings.c.value)).all())
     defaults = Settings()
     values = {}
@@ -111,8 +152,9 @@ def read_settings(conn: Connection) -> Settings:
 
 def write_settings(engine: Engine, **changes: Any) -> Settings:
     """Update the given settings (None values are ignored); returns the settings in force."""
+    _CACHE.clear()
     with engine.begin() as conn:
-        current = asdict(read_settings(conn))
+        current = asdict(_read_settings(conn))
         unknown = set(changes) - set(current)
         if unknown:
             raise ValueError(f"unknown setting(s) {sorted(unknown)}")
@@ -121,10 +163,16 @@ def write_settings(engine: Engine, **changes: Any) -> Settings:
         for key, value in asdict(new).items():
             conn.execute(db.settings.delete().where(db.settings.c.key == key))
             conn.execute(insert(db.settings).values(key=key, value=str(value)))
+    _CACHE.clear()
     return new
 
 
 # --------------------------------------------------------------------------- items
+
+
+def shuffle_key(item_id: int) -> int:
+    """The item's place in the shuffled order (the same formula as migration 2)."""
+    return (int(item_id) * db.SHUFFLE_MULTIPLIER) % db.SHUFFLE_MODULUS
 
 
 def insert_items(engine: Engine, frame: pd.DataFrame) -> dict[str, int]:
@@ -133,18 +181,25 @@ def insert_items(engine: Engine, frame: pd.DataFrame) -> dict[str, int]:
     Items already in the database are left as they are (their votes refer to them), so
     ``init`` can be re-run. Returns counts of ``added`` and ``kept`` items.
     """
-    rows = [
-        {
-            "item_id": int(r.item_id),
+    rows = []
+    for r in frame.itertuples(index=False):
+        item_id = int(r.item_id)
+        if not 0 <= item_id <= db.MAX_ITEM_ID:
+            raise ValueError(f"item table: item_id {item_id} outside 0..{db.MAX_ITEM_ID}")
+        split = r.split
+        rows.append({
+            "item_id": item_id,
             "source": str(r.source),
-            "split": None if r.split is None or (isinstance(r.split, float) and math.isnan(r.split)) else str(r.split),
+            "split": None if split is None or (isinstance(split, float) and math.isnan(split))
+            else str(split),
             "original_label": None if pd.isna(r.original_label) else int(r.original_label),
             "image": bytes(r.image),
             "is_attention_check": bool(r.is_attention_check),
             "expected_choice": None if r.expected_choice is None else str(r.expected_choice),
-        }
-        for r in frame.itertuples(index=False)
-    ]
+            "n_assigned": 0,
+            "shuffle_key": shuffle_key(item_id),
+        })
+    _CACHE.clear()
     with engine.begin() as conn:
         existing = set(conn.execute(select(db.items.c.item_id)).scalars())
         new_rows = [r for r in rows if r["item_id"] not in existing]
@@ -155,6 +210,63 @@ def insert_items(engine: Engine, frame: pd.DataFrame) -> dict[str, int]:
 
 def item_image(conn: Connection, item_id: int) -> bytes | None:
     return conn.execute(select(db.items.c.image).where(db.items.c.item_id == item_id)).scalar()
+
+
+# --------------------------------------------------------------------------- statements
+# The statements of the vote path, built once: building a Core statement costs more than
+# running it on SQLite. Values come in as bound parameters.
+
+_an, _a, _it, _v = db.annotators, db.assignments, db.items, db.votes
+_MINE = db.assignments.alias("mine")
+_NOT_MINE = ~(
+    select(_MINE.c.assignment_id)
+    .where(_MINE.c.item_id == _it.c.item_id, _MINE.c.annotator_id == bindparam("me"))
+    .correlate(_it)
+    .exists()
+)
+Q_TOKEN = select(_an.c.annotator_id, _an.c.pseudonym).where(
+    _an.c.token_sha256 == bindparam("sha"), _an.c.active.is_(True))
+Q_LOCK_ME = (select(_an.c.active, _an.c.n_study_done, _an.c.n_checks_done)
+             .where(_an.c.annotator_id == bindparam("me")).with_for_update())
+Q_OPEN = (select(_a.c.assignment_id, _a.c.item_id, _a.c.shown_at, _it.c.is_attention_check)
+          .join(_it, _it.c.item_id == _a.c.item_id)
+          .where(_a.c.annotator_id == bindparam("me"), _a.c.completed_at.is_(None)))
+Q_SEEK = {
+    upper: (select(_it.c.item_id)
+            .where(_it.c.is_attention_check.is_(False), _it.c.n_assigned == bindparam("level"),
+                   (_it.c.shuffle_key < bindparam("offset")) if upper
+                   else (_it.c.shuffle_key >= bindparam("offset")),
+                   _NOT_MINE)
+            .order_by(_it.c.shuffle_key).limit(1).with_for_update(skip_locked=True))
+    for upper in (False, True)
+}
+Q_FREE = (select(func.count()).select_from(_it)
+          .where(_it.c.is_attention_check.is_(False), _it.c.n_assigned < bindparam("quota")))
+Q_MINE_FREE = (select(func.count()).select_from(_a).join(_it, _it.c.item_id == _a.c.item_id)
+               .where(_a.c.annotator_id == bindparam("me"), _it.c.is_attention_check.is_(False),
+                      _it.c.n_assigned < bindparam("quota")))
+Q_N_CHECKS = select(func.count()).select_from(_it).where(_it.c.is_attention_check.is_(True))
+S_RESERVE = insert(_a).values(item_id=bindparam("item"), annotator_id=bindparam("me"),
+                              shown_at=bindparam("now"))
+S_COUNT_UP = (update(_it).where(_it.c.item_id == bindparam("item"))
+              .values(n_assigned=_it.c.n_assigned + 1))
+Q_ITEM = select(_it.c.item_id, _it.c.is_attention_check).where(_it.c.item_id == bindparam("item"))
+Q_PREVIOUS = select(_v.c.vote_id).where(_v.c.item_id == bindparam("item"),
+                                        _v.c.annotator_id == bindparam("me"))
+Q_ASSIGNMENT = select(_a.c.assignment_id, _a.c.shown_at).where(
+    _a.c.item_id == bindparam("item"), _a.c.annotator_id == bindparam("me"),
+    _a.c.completed_at.is_(None))
+S_VOTE = insert(_v).values(
+    item_id=bindparam("item"), annotator_id=bindparam("me"), choice=bindparam("choice"),
+    unsure=bindparam("unsure"), response_time=bindparam("rt"),
+    server_elapsed=bindparam("elapsed"), created_at=bindparam("now"))
+S_COMPLETE = (update(_a).where(_a.c.assignment_id == bindparam("aid"))
+              .values(completed_at=bindparam("now")))
+S_DONE_UP = {
+    column: (update(_an).where(_an.c.annotator_id == bindparam("me"))
+             .values({column: _an.c[column] + 1}))
+    for column in ("n_study_done", "n_checks_done")
+}
 
 
 # --------------------------------------------------------------------------- annotators
@@ -181,6 +293,8 @@ def add_annotator(engine: Engine) -> tuple[Annotator, str]:
                 token_sha256=hash_token(token),
                 created_at=time.time(),
                 active=True,
+                n_study_done=0,
+                n_checks_done=0,
             )
         ).inserted_primary_key[0]
     return Annotator(int(annotator_id), pseudonym), token
@@ -190,122 +304,216 @@ def annotator_for_token(conn: Connection, token: str | None) -> Annotator | None
     """The active annotator holding ``token``, or None (unknown, malformed or revoked)."""
     if not token or not TOKEN_PATTERN.match(token):
         return None
-    row = conn.execute(
-        select(db.annotators.c.annotator_id, db.annotators.c.pseudonym).where(
-            db.annotators.c.token_sha256 == hash_token(token), db.annotators.c.active.is_(True)
-        )
-    ).first()
+    row = conn.execute(Q_TOKEN, {"sha": hash_token(token)}).first()
     return Annotator(int(row.annotator_id), row.pseudonym) if row else None
+
+
+def find_annotator(engine: Engine, token: str | None) -> Annotator | None:
+    """:func:`annotator_for_token` in a read transaction of its own."""
+    if not token or not TOKEN_PATTERN.match(token):
+        return None
+    with db.reading(engine) as conn:
+        return annotator_for_token(conn, token)
+
+
+def revoke(engine: Engine, pseudonym: str) -> int | None:
+    """Deactivate an annotator and release their open reservation (their votes stay).
+
+    Returns the number of reservations released, or None when no annotator has that name.
+    """
+    an, a, it = db.annotators, db.assignments, db.items
+
+    def job(conn: Connection) -> int | None:
+        row = conn.execute(
+            select(an.c.annotator_id).where(an.c.pseudonym == pseudonym).with_for_update()
+        ).first()
+        if row is None:
+            return None
+        conn.execute(update(an).where(an.c.annotator_id == row.annotator_id).values(active=False))
+        open_items = conn.execute(
+            select(a.c.item_id).where(a.c.annotator_id == row.annotator_id,
+                                      a.c.completed_at.is_(None))
+        ).scalars().all()
+        for item_id in open_items:
+            conn.execute(update(it).where(it.c.item_id == item_id)
+                         .values(n_assigned=it.c.n_assigned - 1))
+        conn.execute(a.delete().where(a.c.annotator_id == row.annotator_id,
+                                      a.c.completed_at.is_(None)))
+        return len(open_items)
+
+    return db.write(engine, job)
+
+
+@dataclass(frozen=True)
+class _Me:
+    annotator_id: int
+    n_study_done: int
+    n_checks_done: int
+
+
+def _lock_me(conn: Connection, annotator: Annotator) -> _Me:
+    """Lock the annotator's row (PostgreSQL; SQLite's write lock covers it) and re-check
+    that they are still active: a revoke may have committed since the token was looked up."""
+    row = conn.execute(Q_LOCK_ME, {"me": annotator.annotator_id}).first()
+    if row is None or not row.active:
+        raise VoteRejected(403, "unknown or revoked annotator token")
+    return _Me(annotator.annotator_id, int(row.n_study_done), int(row.n_checks_done))
 
 
 # --------------------------------------------------------------------------- assignment
 
 
-def _order_key(annotator_id: int, item_id: int) -> bytes:
-    """A fixed pseudo-random order of items per annotator (no two annotators share it)."""
-    return hashlib.sha256(f"{annotator_id}:{item_id}".encode()).digest()
-
-
-@dataclass
-class _State:
-    """What the assignment rules need to know about one annotator, read in one transaction."""
-
-    settings: Settings
-    open: Any  # the open assignment row, or None
-    open_is_check: bool
-    done_study: int
-    done_checks: int
-    study_candidates: list[int]  # study items this annotator may be given now, in order
-    unseen_checks: list[int]
-
-
-def _read_state(conn: Connection, annotator: Annotator, now: float) -> _State:
-    s = read_settings(conn)
-    a, v, it = db.assignments, db.votes, db.items
-    mine = conn.execute(
-        select(a.c.assignment_id, a.c.item_id, a.c.shown_at, a.c.completed_at, it.c.is_attention_check)
-        .join(it, it.c.item_id == a.c.item_id)
-        .where(a.c.annotator_id == annotator.annotator_id)
-    ).all()
-    open_rows = [r for r in mine if r.completed_at is None]
-    assigned = {r.item_id for r in mine}
-    done_study = sum(1 for r in mine if r.completed_at is not None and not r.is_attention_check)
-    done_checks = sum(1 for r in mine if r.completed_at is not None and r.is_attention_check)
-
-    vote_counts = dict(
-        conn.execute(select(v.c.item_id, func.count()).group_by(v.c.item_id)).all()
-    )
-    live = dict(
-        conn.execute(
-            select(a.c.item_id, func.count())
-            .where(
-                a.c.completed_at.is_(None),
-                a.c.shown_at >= now - s.lease_seconds,
-                a.c.annotator_id != annotator.annotator_id,
-            )
-            .group_by(a.c.item_id)
-        ).all()
-    )
-    all_items = conn.execute(select(it.c.item_id, it.c.is_attention_check)).all()
-    study_ids = [r.item_id for r in all_items if not r.is_attention_check]
-    check_ids = [r.item_id for r in all_items if r.is_attention_check]
-
-    taken = {i: vote_counts.get(i, 0) + live.get(i, 0) for i in study_ids}
-    candidates = [i for i in study_ids if i not in assigned and taken[i] < s.votes_per_item]
-    candidates.sort(key=lambda i: (-taken[i], _order_key(annotator.annotator_id, i)))
-    unseen_checks = sorted(
-        (i for i in check_ids if i not in assigned),
-        key=lambda i: _order_key(annotator.annotator_id, i),
-    )
-    open_row = open_rows[0] if open_rows else None
-    return _State(
-        settings=s,
-        open=open_row,
-        open_is_check=bool(open_row.is_attention_check) if open_row else False,
-        done_study=done_study,
-        done_checks=done_checks,
-        study_candidates=candidates,
-        unseen_checks=unseen_checks,
-    )
-
-
-def _study_room(state: _State) -> int:
-    """How many more study items this annotator may be given (cap minus done and open)."""
-    cap = state.settings.max_items_per_annotator
-    open_study = 1 if state.open is not None and not state.open_is_check else 0
-    room = len(state.study_candidates)
-    if cap:
-        room = min(room, max(cap - state.done_study - open_study, 0))
-    return room
-
-
-def _progress(state: _State) -> Progress:
-    done = state.done_study + state.done_checks
-    open_study = 1 if state.open is not None and not state.open_is_check else 0
-    open_check = 1 if state.open is not None and state.open_is_check else 0
-    future_study = state.done_study + open_study + _study_room(state)
-    checks_expected = min(
-        state.done_checks + open_check + len(state.unseen_checks),
-        future_study // state.settings.attention_every,
-    )
-    total = future_study + max(checks_expected, state.done_checks + open_check)
-    return Progress(done=done, total=max(total, done))
-
-
-def _taken_by_others(conn: Connection, item_id: int, annotator: Annotator, now: float, s: Settings) -> int:
-    """Votes on the item plus live (unexpired, open) assignments of other annotators."""
+def _taken_by_others(conn: Connection, item_id: int, annotator_id: int, now: float,
+                     s: Settings) -> int:
+    """Votes on the item plus live (unexpired, open) reservations of other active annotators."""
+    a, an = db.assignments, db.annotators
     votes_now = conn.execute(
         select(func.count()).select_from(db.votes).where(db.votes.c.item_id == item_id)
     ).scalar_one()
     others_live = conn.execute(
-        select(func.count()).select_from(db.assignments).where(
-            db.assignments.c.item_id == item_id,
-            db.assignments.c.completed_at.is_(None),
-            db.assignments.c.shown_at >= now - s.lease_seconds,
-            db.assignments.c.annotator_id != annotator.annotator_id,
+        select(func.count()).select_from(a).join(an, an.c.annotator_id == a.c.annotator_id)
+        .where(
+            a.c.item_id == item_id,
+            a.c.completed_at.is_(None),
+            a.c.shown_at >= now - s.lease_seconds,
+            a.c.annotator_id != annotator_id,
+            an.c.active.is_(True),
         )
     ).scalar_one()
     return int(votes_now + others_live)
+
+
+def _not_mine(annotator_id: int):
+    """The item (of the outer query) was never assigned to this annotator."""
+    return ~(
+        select(_MINE.c.assignment_id)
+        .where(_MINE.c.item_id == db.items.c.item_id, _MINE.c.annotator_id == annotator_id)
+        .correlate(db.items)
+        .exists()
+    )
+
+
+def _annotator_offset(annotator_id: int) -> int:
+    """Where the annotator's walk through the shuffled order starts."""
+    digest = hashlib.sha256(f"annotator:{annotator_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % db.SHUFFLE_MODULUS
+
+
+def _next_check(conn: Connection, me: _Me) -> int | None:
+    it = db.items
+    return conn.execute(
+        select(it.c.item_id)
+        .where(it.c.is_attention_check.is_(True), _not_mine(me.annotator_id))
+        .order_by(func.abs(it.c.shuffle_key - _annotator_offset(me.annotator_id)), it.c.item_id)
+        .limit(1)
+    ).scalar()
+
+
+def _next_study(conn: Connection, me: _Me, s: Settings, now: float) -> int | None:
+    """The next study item for the annotator, locked (PostgreSQL) for the caller to reserve.
+
+    Fast path: items whose assignment count is below the quota, fullest first; within a
+    count, the shuffled order from the annotator's offset (wrapping round). The count
+    includes lapsed reservations, so it never under-counts: an item it yields is free. Items
+    held only by lapsed reservations are then looked up through the open assignments, and
+    checked exactly. On PostgreSQL ``FOR UPDATE SKIP LOCKED`` passes over items another
+    transaction is reserving, and the lock re-checks ``n_assigned`` on the newest row.
+    """
+    it, a = db.items, db.assignments
+    offset = _annotator_offset(me.annotator_id)
+    for level in range(s.votes_per_item - 1, -1, -1):
+        for upper in (False, True):
+            item_id = conn.execute(
+                Q_SEEK[upper], {"level": level, "offset": offset, "me": me.annotator_id}
+            ).scalar()
+            if item_id is not None:
+                return int(item_id)
+    lapsed = conn.execute(
+        select(a.c.item_id)
+        .join(it, it.c.item_id == a.c.item_id)
+        .where(a.c.completed_at.is_(None), a.c.shown_at < now - s.lease_seconds,
+               it.c.is_attention_check.is_(False), _not_mine(me.annotator_id))
+        .distinct()
+        .order_by(a.c.item_id)
+    ).scalars().all()
+    for item_id in lapsed:
+        conn.execute(select(it.c.item_id).where(it.c.item_id == item_id).with_for_update())
+        if _taken_by_others(conn, item_id, me.annotator_id, now, s) < s.votes_per_item:
+            return int(item_id)
+    return None
+
+
+def _available_study(conn: Connection, me: _Me, s: Settings) -> int:
+    """Study items not yet fully reserved that this annotator has not been given."""
+    params = {"quota": s.votes_per_item, "me": me.annotator_id}
+    free = conn.execute(Q_FREE, params).scalar_one()
+    mine = conn.execute(Q_MINE_FREE, params).scalar_one()
+    return int(free - mine)
+
+
+def _progress(conn: Connection, me: _Me, s: Settings, open_is_check: bool | None) -> Progress:
+    """Items done, and how many this annotator will have done when nothing is left.
+
+    ``open_is_check`` is None without an open assignment. Computed from counters and two
+    index counts, never by reading the item table.
+    """
+    open_study = 1 if open_is_check is False else 0
+    open_check = 1 if open_is_check is True else 0
+    room = _available_study(conn, me, s)
+    cap = s.max_items_per_annotator
+    if cap:
+        room = min(room, max(cap - me.n_study_done - open_study, 0))
+    n_checks = _cached(conn, "n_checks", lambda: conn.execute(Q_N_CHECKS).scalar_one())
+    unseen_checks = int(n_checks) - me.n_checks_done - open_check
+    future_study = me.n_study_done + open_study + room
+    checks_expected = min(me.n_checks_done + open_check + unseen_checks,
+                          future_study // s.attention_every)
+    done = me.n_study_done + me.n_checks_done
+    total = future_study + max(checks_expected, me.n_checks_done + open_check)
+    return Progress(done=done, total=max(total, done))
+
+
+def _reserve(conn: Connection, me: _Me, item_id: int, now: float) -> None:
+    params = {"item": item_id, "me": me.annotator_id, "now": now}
+    conn.execute(S_RESERVE, params)
+    conn.execute(S_COUNT_UP, params)
+
+
+def _next_assignment_in(conn: Connection, annotator: Annotator,
+                        now: float | None) -> tuple[Assignment | None, Progress]:
+    now = time.time() if now is None else now
+    s = read_settings(conn)
+    me = _lock_me(conn, annotator)
+    a, it = db.assignments, db.items
+    open_row = conn.execute(Q_OPEN, {"me": me.annotator_id}).first()
+    if open_row is not None:
+        is_check = bool(open_row.is_attention_check)
+        if is_check or open_row.shown_at >= now - s.lease_seconds:
+            return (Assignment(int(open_row.item_id), float(open_row.shown_at)),
+                    _progress(conn, me, s, is_check))
+        conn.execute(select(it.c.item_id).where(it.c.item_id == open_row.item_id)
+                     .with_for_update())
+        if _taken_by_others(conn, open_row.item_id, me.annotator_id, now, s) < s.votes_per_item:
+            conn.execute(update(a).where(a.c.assignment_id == open_row.assignment_id)
+                         .values(shown_at=now))
+            return Assignment(int(open_row.item_id), now), _progress(conn, me, s, False)
+        # others completed the item while this lease lapsed: hand out another
+        conn.execute(a.delete().where(a.c.assignment_id == open_row.assignment_id))
+        conn.execute(update(it).where(it.c.item_id == open_row.item_id)
+                     .values(n_assigned=it.c.n_assigned - 1))
+
+    item_id, is_check = None, False
+    if me.n_study_done // s.attention_every > me.n_checks_done:
+        item_id = _next_check(conn, me)
+        is_check = item_id is not None
+    if item_id is None:
+        cap = s.max_items_per_annotator
+        if not cap or me.n_study_done < cap:
+            item_id = _next_study(conn, me, s, now)
+    if item_id is None:
+        return None, _progress(conn, me, s, None)
+    _reserve(conn, me, item_id, now)
+    return Assignment(int(item_id), now), _progress(conn, me, s, is_check)
 
 
 def next_assignment(
@@ -313,162 +521,174 @@ def next_assignment(
 ) -> tuple[Assignment | None, Progress]:
     """The item the annotator should see now (creating the assignment), and their progress.
 
-    Returns ``(None, progress)`` when nothing is left for this annotator.
+    Returns ``(None, progress)`` when nothing is left for this annotator. Raises
+    :class:`VoteRejected` (403) when the annotator has been revoked meanwhile.
     """
-    with engine.begin() as conn:
-        now = time.time() if now is None else now
-        state = _read_state(conn, annotator, now)
-        s = state.settings
-        if state.open is not None:
-            stale = not state.open_is_check and state.open.shown_at < now - s.lease_seconds
-            if stale:
-                taken = _taken_by_others(conn, state.open.item_id, annotator, now, s)
-                if taken >= s.votes_per_item:
-                    # others completed the item while this lease lapsed: hand out another
-                    conn.execute(db.assignments.delete().where(
-                        db.assignments.c.assignment_id == state.open.assignment_id))
-                    state = _read_state(conn, annotator, now)
-                else:
-                    conn.execute(
-                        update(db.assignments)
-                        .where(db.assignments.c.assignment_id == state.open.assignment_id)
-                        .values(shown_at=now)
-                    )
-                    return Assignment(int(state.open.item_id), now), _progress(state)
-            else:
-                return Assignment(int(state.open.item_id), float(state.open.shown_at)), _progress(state)
-
-        check_due = (
-            state.unseen_checks
-            and state.done_study // s.attention_every > state.done_checks
-        )
-        if check_due:
-            item_id = state.unseen_checks[0]
-        elif _study_room(state) > 0:
-            item_id = state.study_candidates[0]
-        else:
-            return None, _progress(state)
-        conn.execute(
-            insert(db.assignments).values(
-                item_id=item_id, annotator_id=annotator.annotator_id, shown_at=now
-            )
-        )
-        state = _read_state(conn, annotator, now)
-        return Assignment(int(item_id), now), _progress(state)
+    return db.write(engine, lambda conn: _next_assignment_in(conn, annotator, now))
 
 
 def progress(engine: Engine, annotator: Annotator) -> Progress:
-    with engine.begin() as conn:
-        return _progress(_read_state(conn, annotator, time.time()))
+    with db.reading(engine) as conn:
+        me = _lock_me(conn, annotator)
+        open_row = conn.execute(
+            select(db.items.c.is_attention_check)
+            .join(db.assignments, db.assignments.c.item_id == db.items.c.item_id)
+            .where(db.assignments.c.annotator_id == me.annotator_id,
+                   db.assignments.c.completed_at.is_(None))
+        ).first()
+        is_check = None if open_row is None else bool(open_row.is_attention_check)
+        return _progress(conn, me, read_settings(conn), is_check)
 
 
 # --------------------------------------------------------------------------- votes
 
 
 def parse_vote(payload: Any) -> dict[str, Any]:
-    """Validate a vote's JSON body; raises :class:`VoteRejected` (400) naming the field."""
+    """Validate a vote's JSON body; raises :class:`VoteRejected` (400) naming the field.
+
+    Every number is bounded here, before it reaches the database: ``item_id`` in
+    0..:data:`db.MAX_ITEM_ID`, ``response_time`` positive and at most
+    :data:`MAX_RESPONSE_TIME_S` (an integer of any size, or -0.0, is refused, not converted).
+    """
     if not isinstance(payload, dict):
         raise VoteRejected(400, "the request body must be a JSON object")
-    unknown = set(payload) - {"item_id", "choice", "unsure", "response_time"}
+    unknown = set(payload) - VOTE_FIELDS
     if unknown:
-        raise VoteRejected(400, f"unknown field(s) {sorted(unknown)}")
+        shown = sorted(str(k)[:40] for k in unknown)[:5]
+        raise VoteRejected(400, f"unknown field(s) {shown}")
     item_id = payload.get("item_id")
     if isinstance(item_id, bool) or not isinstance(item_id, int):
         raise VoteRejected(400, "item_id must be an integer")
+    if not 0 <= item_id <= db.MAX_ITEM_ID:
+        raise VoteRejected(400, f"item_id must be an integer in 0..{db.MAX_ITEM_ID}")
     choice = payload.get("choice")
-    if isinstance(choice, int) and not isinstance(choice, bool):
+    if isinstance(choice, int) and not isinstance(choice, bool) and -1 <= choice <= 10:
         choice = str(choice)
     if not isinstance(choice, str) or choice not in CHOICES:
         raise VoteRejected(
-            400, f"choice must be one of {', '.join(CHOICES)}; got {payload.get('choice')!r}"
+            400, f"choice must be one of {', '.join(CHOICES)}; got {str(choice)[:40]!r}"
         )
     unsure = payload.get("unsure", False)
     if not isinstance(unsure, bool):
         raise VoteRejected(400, "unsure must be true or false")
     rt = payload.get("response_time")
-    if isinstance(rt, bool) or not isinstance(rt, int | float) or not math.isfinite(rt) or rt < 0:
-        raise VoteRejected(400, "response_time must be a finite, non-negative number of seconds")
+    if (
+        isinstance(rt, bool)
+        or not isinstance(rt, int | float)
+        or not 0 < rt <= MAX_RESPONSE_TIME_S  # also False for NaN and huge integers
+    ):
+        raise VoteRejected(
+            400, f"response_time must be a number of seconds in (0, {MAX_RESPONSE_TIME_S:g}]"
+        )
     return {"item_id": item_id, "choice": choice, "unsure": unsure, "response_time": float(rt)}
+
+
+def _record_vote_in(conn: Connection, annotator: Annotator, vote: dict[str, Any],
+                    now: float | None) -> int:
+    now = time.time() if now is None else now
+    it = db.items
+    s = read_settings(conn)
+    if vote["response_time"] < s.min_response_time:
+        raise VoteRejected(
+            400,
+            f"response_time {vote['response_time']:.3f} s is shorter than the "
+            f"{s.min_response_time:g} s an answer takes at least",
+        )
+    me = _lock_me(conn, annotator)
+    keys = {"item": vote["item_id"], "me": me.annotator_id}
+    item = conn.execute(Q_ITEM, keys).first()
+    if not item:
+        raise VoteRejected(404, f"unknown item {vote['item_id']}")
+    previous = conn.execute(Q_PREVIOUS, keys).first()
+    if previous:
+        raise VoteRejected(
+            409,
+            f"you already voted on item {vote['item_id']}; a vote cannot be repeated or changed",
+        )
+    assignment = conn.execute(Q_ASSIGNMENT, keys).first()
+    if not assignment:
+        raise VoteRejected(409, f"item {vote['item_id']} is not the item currently shown to you")
+    elapsed = now - assignment.shown_at
+    if elapsed > s.lease_seconds and not item.is_attention_check:
+        conn.execute(select(it.c.item_id).where(it.c.item_id == vote["item_id"])
+                     .with_for_update())
+        if _taken_by_others(conn, vote["item_id"], me.annotator_id, now, s) >= s.votes_per_item:
+            raise VoteRejected(
+                409,
+                f"item {vote['item_id']} was reserved for you for {s.lease_seconds:g} s "
+                "only, and other annotators have completed it meanwhile",
+            )
+    if vote["response_time"] > elapsed + RESPONSE_TIME_TOLERANCE_S:
+        raise VoteRejected(
+            400,
+            f"response_time {vote['response_time']:.3f} s exceeds the {elapsed:.3f} s "
+            "since the server showed the item",
+        )
+    vote_id = conn.execute(S_VOTE, {
+        **keys, "choice": vote["choice"], "unsure": vote["unsure"],
+        "rt": vote["response_time"], "elapsed": elapsed, "now": now,
+    }).inserted_primary_key[0]
+    conn.execute(S_COMPLETE, {"aid": assignment.assignment_id, "now": now})
+    counter = "n_checks_done" if item.is_attention_check else "n_study_done"
+    conn.execute(S_DONE_UP[counter], keys)
+    return int(vote_id)
 
 
 def record_vote(
     engine: Engine, annotator: Annotator, payload: Any, now: float | None = None
 ) -> int:
-    """Store one vote in one transaction; returns its ``vote_id``.
+    """Store one vote in one transaction; returns its ``vote_id`` once it is committed.
 
-    Raises :class:`VoteRejected`: 400 for a malformed body or an impossible response time,
-    404 for an unknown item, 409 for a replay (a vote already exists) or an item that is
-    not the annotator's open assignment. A rejected vote changes nothing.
+    Raises :class:`VoteRejected`: 400 for a malformed body or an implausible response time,
+    403 for an annotator revoked meanwhile, 404 for an unknown item, 409 for a replay (a vote
+    already exists) or an item that is not the annotator's open assignment. A rejected vote
+    changes nothing.
     """
     vote = parse_vote(payload)
-    a, v = db.assignments, db.votes
     try:
-        with engine.begin() as conn:
-            now = time.time() if now is None else now
-            exists = conn.execute(
-                select(db.items.c.item_id, db.items.c.is_attention_check).where(
-                    db.items.c.item_id == vote["item_id"])
-            ).first()
-            if not exists:
-                raise VoteRejected(404, f"unknown item {vote['item_id']}")
-            previous = conn.execute(
-                select(v.c.vote_id).where(
-                    v.c.item_id == vote["item_id"], v.c.annotator_id == annotator.annotator_id
-                )
-            ).first()
-            if previous:
-                raise VoteRejected(
-                    409, f"you already voted on item {vote['item_id']}; a vote cannot be repeated or changed"
-                )
-            assignment = conn.execute(
-                select(a.c.assignment_id, a.c.shown_at).where(
-                    and_(
-                        a.c.item_id == vote["item_id"],
-                        a.c.annotator_id == annotator.annotator_id,
-                        a.c.completed_at.is_(None),
-                    )
-                )
-            ).first()
-            if not assignment:
-                raise VoteRejected(
-                    409, f"item {vote['item_id']} is not the item currently shown to you"
-                )
-            elapsed = now - assignment.shown_at
-            s = read_settings(conn)
-            if elapsed > s.lease_seconds and not exists.is_attention_check:
-                taken = _taken_by_others(conn, vote["item_id"], annotator, now, s)
-                if taken >= s.votes_per_item:
-                    raise VoteRejected(
-                        409,
-                        f"item {vote['item_id']} was reserved for you for {s.lease_seconds:g} s "
-                        "only, and other annotators have completed it meanwhile",
-                    )
-            if vote["response_time"] > elapsed + RESPONSE_TIME_TOLERANCE_S:
-                raise VoteRejected(
-                    400,
-                    f"response_time {vote['response_time']:.3f} s exceeds the {elapsed:.3f} s "
-                    "since the server showed the item",
-                )
-            vote_id = conn.execute(
-                insert(v).values(
-                    item_id=vote["item_id"],
-                    annotator_id=annotator.annotator_id,
-                    choice=vote["choice"],
-                    unsure=vote["unsure"],
-                    response_time=vote["response_time"],
-                    server_elapsed=elapsed,
-                    created_at=now,
-                )
-            ).inserted_primary_key[0]
-            conn.execute(
-                update(a).where(a.c.assignment_id == assignment.assignment_id).values(completed_at=now)
-            )
+        return db.write(engine, lambda conn: _record_vote_in(conn, annotator, vote, now))
     except IntegrityError as exc:  # a concurrent replay got there first
         raise VoteRejected(409, f"you already voted on item {vote['item_id']}") from exc
-    return int(vote_id)
 
 
 # --------------------------------------------------------------------------- export and status
+
+
+def _annotator_quality(conn: Connection) -> pd.DataFrame:
+    """Per annotator: pseudonym, active, study votes, attention checks and accuracy on them."""
+    v, an, it = db.votes, db.annotators, db.items
+    correct = case((v.c.choice == it.c.expected_choice, 1), else_=0)
+    checks = dict(
+        (r.annotator_id, (int(r.n), int(r.n_correct)))
+        for r in conn.execute(
+            select(v.c.annotator_id, func.count().label("n"), func.sum(correct).label("n_correct"))
+            .join(it, it.c.item_id == v.c.item_id)
+            .where(it.c.is_attention_check.is_(True))
+            .group_by(v.c.annotator_id)
+        )
+    )
+    rows = conn.execute(
+        select(an.c.annotator_id, an.c.pseudonym, an.c.active).order_by(an.c.annotator_id)
+    ).all()
+    frame = pd.DataFrame({
+        "annotator_id": pd.Series([r.pseudonym for r in rows], dtype="str"),
+        "active": pd.Series([bool(r.active) for r in rows], dtype="bool"),
+        "n_attention_checks": pd.Series(
+            [checks.get(r.annotator_id, (0, 0))[0] for r in rows], dtype="int64"),
+        "n_correct": pd.Series(
+            [checks.get(r.annotator_id, (0, 0))[1] for r in rows], dtype="int64"),
+    })
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frame["attention_accuracy"] = (
+            frame["n_correct"] / frame["n_attention_checks"].where(frame["n_attention_checks"] > 0)
+        ).astype("float64")
+    return frame
+
+
+def _kept(quality: pd.DataFrame, threshold: float) -> np.ndarray:
+    """Annotators who answered no check are kept; the others need accuracy >= threshold."""
+    acc = quality["attention_accuracy"].to_numpy()
+    return np.isnan(acc) | (acc >= threshold)
 
 
 def export_frames(
@@ -478,11 +698,14 @@ def export_frames(
     ``attention_checks`` (one row per attention-check vote) and ``annotators`` (per annotator:
     votes, checks answered, accuracy on them, whether kept).
 
-    With ``min_attention_accuracy``, annotators whose attention-check accuracy is below it
-    are left out of ``raw_annotations`` (annotators who answered no check are kept).
+    Annotators whose attention-check accuracy is below ``min_attention_accuracy`` (default:
+    the study setting of that name; 0 keeps everyone) are left out of ``raw_annotations``;
+    annotators who answered no check are kept.
     """
     v, an, it = db.votes, db.annotators, db.items
-    with engine.begin() as conn:
+    with db.reading(engine) as conn:
+        threshold = (read_settings(conn).min_attention_accuracy
+                     if min_attention_accuracy is None else float(min_attention_accuracy))
         rows = conn.execute(
             select(
                 v.c.vote_id,
@@ -498,7 +721,7 @@ def export_frames(
             .join(it, it.c.item_id == v.c.item_id)
             .order_by(v.c.vote_id)
         ).all()
-        pseudonyms = conn.execute(select(an.c.pseudonym).order_by(an.c.annotator_id)).scalars().all()
+        quality = _annotator_quality(conn)
     frame = pd.DataFrame(
         rows,
         columns=[
@@ -514,40 +737,38 @@ def export_frames(
     checks["correct"] = checks["choice"] == checks["expected_choice"]
     study = frame[~frame["is_attention_check"]]
 
-    summary = pd.DataFrame({"annotator_id": pd.Series(pseudonyms, dtype="str")})
-    summary["n_votes"] = summary["annotator_id"].map(study["annotator_id"].value_counts()).fillna(0).astype("int64")
-    summary["n_attention_checks"] = summary["annotator_id"].map(checks["annotator_id"].value_counts()).fillna(0).astype("int64")
-    summary["attention_accuracy"] = summary["annotator_id"].map(
-        checks.groupby("annotator_id")["correct"].mean()
-    ).astype("float64")
-    keep = np.ones(len(summary), dtype=bool)
-    if min_attention_accuracy is not None:
-        acc = summary["attention_accuracy"].to_numpy()
-        keep = np.isnan(acc) | (acc >= min_attention_accuracy)
-    summary["kept"] = keep
+    summary = quality[["annotator_id"]].copy()
+    summary["n_votes"] = (summary["annotator_id"].map(study["annotator_id"].value_counts())
+                          .fillna(0).astype("int64"))
+    summary["n_attention_checks"] = quality["n_attention_checks"]
+    summary["attention_accuracy"] = quality["attention_accuracy"]
+    summary["kept"] = _kept(quality, threshold)
     kept_ids = set(summary.loc[summary["kept"], "annotator_id"])
     raw = study[study["annotator_id"].isin(kept_ids)][list(RAW_ANNOTATION_COLUMNS)]
     return {
         "raw_annotations": raw.reset_index(drop=True),
         "attention_checks": checks[list(ATTENTION_COLUMNS)].reset_index(drop=True),
         "annotators": summary,
+        "threshold": threshold,
     }
 
 
 def study_status(engine: Engine) -> dict[str, Any]:
-    """Counts for the ``status`` command."""
-    with engine.begin() as conn:
+    """Counts for the ``status`` command, the settings, and the annotators the export leaves
+    out under the study's attention-check threshold."""
+    it = db.items
+    with db.reading(engine) as conn:
         s = read_settings(conn)
         n_items = conn.execute(
-            select(func.count()).select_from(db.items).where(db.items.c.is_attention_check.is_(False))
+            select(func.count()).select_from(it).where(it.c.is_attention_check.is_(False))
         ).scalar_one()
         n_checks = conn.execute(
-            select(func.count()).select_from(db.items).where(db.items.c.is_attention_check.is_(True))
+            select(func.count()).select_from(it).where(it.c.is_attention_check.is_(True))
         ).scalar_one()
         per_item = (
             select(db.votes.c.item_id, func.count().label("n"))
-            .join(db.items, db.items.c.item_id == db.votes.c.item_id)
-            .where(db.items.c.is_attention_check.is_(False))
+            .join(it, it.c.item_id == db.votes.c.item_id)
+            .where(it.c.is_attention_check.is_(False))
             .group_by(db.votes.c.item_id)
             .subquery()
         )
@@ -555,14 +776,25 @@ def study_status(engine: Engine) -> dict[str, Any]:
             select(func.count()).select_from(per_item).where(per_item.c.n >= s.votes_per_item)
         ).scalar_one()
         n_votes = conn.execute(select(func.count()).select_from(db.votes)).scalar_one()
-        n_annotators = conn.execute(select(func.count()).select_from(db.annotators)).scalar_one()
+        n_open = conn.execute(
+            select(func.count()).select_from(db.assignments)
+            .where(db.assignments.c.completed_at.is_(None))
+        ).scalar_one()
         version = conn.execute(select(func.max(db.schema_version.c.version))).scalar_one()
+        quality = _annotator_quality(conn)
+    excluded = quality[~_kept(quality, s.min_attention_accuracy)]
     return {
         "schema_version": version,
         "study_items": n_items,
         "attention_checks": n_checks,
         "complete_items": n_complete,
         "votes": n_votes,
-        "annotators": n_annotators,
+        "open_reservations": n_open,
+        "annotators": len(quality),
+        "active_annotators": int(quality["active"].sum()),
         **asdict(s),
+        "excluded_annotators": ", ".join(
+            f"{r.annotator_id} ({r.n_correct}/{r.n_attention_checks} checks correct)"
+            for r in excluded.itertuples(index=False)
+        ) or "none",
     }

@@ -2,25 +2,31 @@
 
 Routes, all an annotator can reach (admin work is CLI-only, see :mod:`.cli`):
 
-* ``GET /``                                  a page telling visitors to use their personal link
-* ``GET /a/<token>``                         the annotation page of the annotator holding token
-* ``GET /a/<token>/items/<item_id>.png``     the 28x28 image of an item assigned to them
-* ``GET /api/next``                          their current item and progress (JSON)
-* ``POST /api/vote``                         one vote (JSON), answered with the next item
+* ``GET /``              a page telling visitors to use their personal link
+* ``GET /a/<token>``     the annotation page of the annotator holding token
+* ``GET /api/next``      their current item (its image inline as a PNG data URL) and progress
+* ``POST /api/vote``     one vote (JSON), answered with the next item
 
 The API takes the token in the ``X-Annotator-Token`` header; a custom header cannot be sent
 cross-site without a CORS preflight, which this app never grants. Unknown or forged tokens
-get 403; every refused request gets a JSON ``{"error": message}`` and changes nothing.
+get 403; every refused request gets a JSON ``{"error": message}`` and changes nothing. The
+token appears in one URL only, the page's, and never in a log line (see
+:func:`redact_path`). Requests whose ``Host`` header is not in the configured list get 400.
 """
 
 from __future__ import annotations
 
+import base64
+import json
+import re
+import threading
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 from flask import Flask, Response, abort, jsonify, render_template, request
-from sqlalchemy import Engine, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from soft_label_audit.annotation_tool import db, store
@@ -28,12 +34,16 @@ from soft_label_audit.annotation_tool.png import grayscale_png
 from soft_label_audit.data_sources.tables import IMAGE_SHAPE
 
 TOKEN_HEADER = "X-Annotator-Token"
-#: a vote body is a few dozen bytes
+#: a vote body is a few dozen bytes; waitress refuses larger bodies before reading them
 MAX_BODY_BYTES = 4096
+#: Host names served when none are configured (a server bound to the loopback interface)
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+#: PNG data URLs kept in memory (about 0.5 kB each)
+IMAGE_CACHE_SIZE = 50_000
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
         "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
@@ -42,33 +52,89 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 
+_TOKEN_IN_PATH = re.compile(r"^/a/[^/]*")
 
-def create_app(engine: Engine) -> Flask:
-    """The Flask app serving annotators from the (already migrated) database ``engine``."""
-    app = Flask(__name__)
+
+def redact_path(path: str) -> str:
+    """The request path as logs may show it: ``/a/<token>...`` becomes ``/a/<redacted>...``."""
+    return _TOKEN_IN_PATH.sub("/a/<redacted>", path)
+
+
+def host_name(host: str) -> str:
+    """The name part of a Host header, lower case, without the port (``[::1]`` kept whole)."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[: host.find("]") + 1]
+    return host.rsplit(":", 1)[0] if ":" in host else host
+
+
+class _AnnotationApp(Flask):
+    def log_exception(self, exc_info) -> None:  # Flask's own puts request.path in the log
+        self.logger.error(
+            "Exception on %s [%s]", redact_path(request.path), request.method, exc_info=exc_info
+        )
+
+
+class _ImageCache:
+    """PNG data URLs by item id; items' images never change once inserted."""
+
+    def __init__(self, engine: Engine, size: int):
+        self.engine, self.size = engine, size
+        self.urls: dict[int, str] = {}
+        self.lock = threading.Lock()
+
+    def url(self, item_id: int) -> str:
+        cached = self.urls.get(item_id)
+        if cached is not None:
+            return cached
+        with db.reading(self.engine) as conn:
+            image = store.item_image(conn, item_id)
+        png = grayscale_png(np.frombuffer(image, dtype=np.uint8).reshape(IMAGE_SHAPE))
+        url = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+        with self.lock:
+            if len(self.urls) >= self.size:
+                self.urls.clear()
+            self.urls[item_id] = url
+        return url
+
+
+def create_app(engine: Engine, allowed_hosts: Iterable[str] | None = None) -> Flask:
+    """The Flask app serving annotators from the (already migrated) database ``engine``.
+
+    ``allowed_hosts``: Host names (no port; ``.example.org`` also allows its subdomains)
+    the app answers to; default :data:`LOOPBACK_HOSTS`.
+    """
+    app = _AnnotationApp(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions["annotation_engine"] = engine
+    hosts = tuple(h.lower() for h in (allowed_hosts or LOOPBACK_HOSTS))
+    app.config["ANNOTATION_ALLOWED_HOSTS"] = hosts
+    images = _ImageCache(engine, IMAGE_CACHE_SIZE)
+
+    def host_allowed(host: str) -> bool:
+        name = host_name(host)
+        return any(name == h or (h.startswith(".") and name.endswith(h)) for h in hosts)
 
     def annotator_or_403(token: str | None) -> store.Annotator:
-        with engine.begin() as conn:
-            annotator = store.annotator_for_token(conn, token)
+        annotator = store.find_annotator(engine, token)
         if annotator is None:
             abort(403, description="unknown or revoked annotator token")
         return annotator
 
-    def item_payload(token: str, assignment: store.Assignment | None, progress: store.Progress) -> dict[str, Any]:
+    def item_payload(assignment: store.Assignment | None,
+                     progress: store.Progress) -> dict[str, Any]:
         body: dict[str, Any] = {"progress": {"done": progress.done, "total": progress.total}}
         if assignment is None:
             body.update(done=True, item=None)
         else:
-            body.update(
-                done=False,
-                item={
-                    "item_id": assignment.item_id,
-                    "image_url": f"/a/{token}/items/{assignment.item_id}.png",
-                },
-            )
+            body.update(done=False, item={"item_id": assignment.item_id,
+                                          "image": images.url(assignment.item_id)})
         return body
+
+    @app.before_request
+    def _check_host():
+        if not host_allowed(request.headers.get("Host", "")):
+            abort(400, description="this server does not answer to that host name")
 
     @app.after_request
     def _headers(response: Response) -> Response:
@@ -82,12 +148,11 @@ def create_app(engine: Engine) -> Flask:
             return jsonify(error=exc.description), exc.code
         return render_template("message.html", title=exc.name, message=exc.description), exc.code
 
-    @app.errorhandler(OperationalError)
-    def _busy(exc: OperationalError):
-        # SQLite could not take its lock within the busy timeout: nothing was written
-        app.logger.warning("database unavailable: %s", exc)
-        body = {"error": "the database is busy; nothing was saved, please retry"}
-        return jsonify(body), 503
+    @app.errorhandler(SQLAlchemyError)
+    def _database_error(exc: SQLAlchemyError):
+        app.logger.warning("database unavailable on %s: %s", redact_path(request.path),
+                           type(exc).__name__)
+        return jsonify(error="the database is unavailable; please retry in a moment"), 503
 
     @app.errorhandler(store.VoteRejected)
     def _rejected(exc: store.VoteRejected):
@@ -106,47 +171,45 @@ def create_app(engine: Engine) -> Flask:
         annotator_or_403(token)
         return render_template("annotate.html", token=token)
 
-    @app.get("/a/<token>/items/<int:item_id>.png")
-    def item_png(token: str, item_id: int):
-        annotator = annotator_or_403(token)
-        with engine.begin() as conn:
-            shown = conn.execute(
-                select(db.assignments.c.assignment_id).where(
-                    db.assignments.c.item_id == item_id,
-                    db.assignments.c.annotator_id == annotator.annotator_id,
-                )
-            ).first()
-            image = store.item_image(conn, item_id) if shown else None
-        if image is None:
-            abort(404, description=f"item {item_id} is not assigned to you")
-        png = grayscale_png(np.frombuffer(image, dtype=np.uint8).reshape(IMAGE_SHAPE))
-        return Response(png, mimetype="image/png")
-
     @app.get("/api/next")
     def api_next():
-        token = request.headers.get(TOKEN_HEADER)
-        annotator = annotator_or_403(token)
+        annotator = annotator_or_403(request.headers.get(TOKEN_HEADER))
         assignment, progress = store.next_assignment(engine, annotator)
-        return jsonify(item_payload(token, assignment, progress))
+        return jsonify(item_payload(assignment, progress))
 
     @app.post("/api/vote")
     def api_vote():
-        token = request.headers.get(TOKEN_HEADER)
-        annotator = annotator_or_403(token)
-        payload = request.get_json(silent=True)
-        if payload is None:
+        annotator = annotator_or_403(request.headers.get(TOKEN_HEADER))
+        if not request.is_json:
             raise store.VoteRejected(
                 400, "send the vote as a JSON object with Content-Type: application/json"
             )
-        vote_id = store.record_vote(engine, annotator, payload)
-        assignment, progress = store.next_assignment(engine, annotator)
-        body = item_payload(token, assignment, progress)
+        try:
+            payload = json.loads(request.get_data(cache=False))
+        except (ValueError, RecursionError):
+            raise store.VoteRejected(400, "the request body is not valid JSON") from None
+        try:
+            vote_id = store.record_vote(engine, annotator, payload)
+        except SQLAlchemyError as exc:
+            app.logger.warning("vote not stored: %s", type(exc).__name__)
+            return jsonify(error="the database is unavailable; send the answer again in a "
+                                 "moment (an answer is never counted twice)"), 503
+        try:
+            assignment, progress = store.next_assignment(engine, annotator)
+            body = item_payload(assignment, progress)
+        except Exception as exc:  # the vote is committed: say so, whatever failed after it
+            app.logger.warning("vote %s stored, next item failed: %s", vote_id,
+                               type(exc).__name__)
+            body = {"done": False, "item": None, "next_error": (
+                "your answer was saved; the next item is not available yet, please wait "
+                "a moment")}
         body["vote_id"] = vote_id
+        body["saved"] = True
         return jsonify(body), 201
 
     return app
 
 
-def create_app_for(db_path: str) -> Flask:
-    """App on the SQLite file ``db_path``, migrating its schema first."""
-    return create_app(db.open_database(db_path))
+def create_app_for(db_url: str, allowed_hosts: Iterable[str] | None = None) -> Flask:
+    """App on ``db_url`` (SQLite file path or SQLAlchemy URL), migrating its schema first."""
+    return create_app(db.open_database(db_url), allowed_hosts=allowed_hosts)

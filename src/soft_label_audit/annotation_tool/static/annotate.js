@@ -68,7 +68,7 @@
       render();
     };
     img.onerror = function () { showError("The image could not be loaded; reload the page."); };
-    img.src = body.item.image_url;
+    img.src = body.item.image;
   }
 
   async function call(method, path, payload) {
@@ -109,9 +109,15 @@
     render();
     try {
       const r = await call("POST", "/api/vote", vote);
+      if (r.ok && r.body && r.body.next_error) {
+        // the answer is saved; only the next item is late: fetch it again shortly
+        showError(r.body.next_error);
+        setTimeout(loadNext, 2000);
+        return;
+      }
       if (r.ok) { showError(""); show(r.body); return; }
       showError((r.body && r.body.error) || ("error " + r.status));
-      if (r.status === 409) { await loadNext(); return; }
+      if (r.status === 409 || r.status === 403) { await loadNext(); return; }
       state.busy = false;
       render();
     } catch (e) {

@@ -1,0 +1,365 @@
+"""Load benchmark of the annotation tool: many annotators voting at once, a kill -9 half-way.
+
+    python scripts/bench_annotate.py [--backend sqlite|postgres|both] [--items 10000]
+        [--annotators 50] [--duration 30] [--max-votes 30000] [--src DIR]
+
+What it does, on 127.0.0.1 only, bounded in votes and in time:
+
+1. writes a study of ``--items`` items (random 28x28 images, seeded) and 100 spare MNIST-like
+   images for the attention checks, then runs the tool's own commands: ``init
+   --votes-per-item 3 --attention-every 10``, ``add-annotator --count N``;
+2. starts ``serve`` (as documented) and lets ``--annotators`` asyncio clients vote as fast as
+   the server answers, each on one keep-alive connection: POST /api/vote, whose answer carries
+   the next item (and its image) - the requests a browser makes;
+3. half-way through sends SIGKILL to the server and starts it again at once; clients
+   reconnect and resume with GET /api/next;
+4. stops at ``--duration`` seconds or ``--max-votes`` acknowledged votes, runs ``export``, and
+   reconciles: votes acknowledged (201 with a vote_id), stored, exported, lost (acknowledged
+   but not stored), duplicated (an annotator's item stored twice), stored without an
+   acknowledgement (answers in flight at the kill: saved, the answer was lost with the
+   process), items over their quota.
+
+Prints votes/s (acknowledged votes over the load's wall time, the restart included) and
+latency percentiles of the vote requests. ``--src DIR`` runs the tool from another source
+tree (e.g. an older checkout) to compare, with the same client and the same data. PostgreSQL
+runs against a throwaway server (default durability settings) started from the machine's
+binaries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+TOOL = [sys.executable, "-m", "soft_label_audit.annotation_tool"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tool_env(src: Path) -> dict:
+    return {**os.environ, "PYTHONPATH": str(src), "KEDRO_DISABLE_TELEMETRY": "true"}
+
+
+def make_inputs(workdir: Path, n_items: int, seed: int = 0) -> tuple[Path, Path]:
+    """study_items and digits tables: random images, ids 0..n-1, 100 spare ids for checks."""
+    rng = np.random.default_rng(seed)
+    n_all = n_items + 100
+    images = rng.integers(0, 256, size=(n_all, 784), dtype=np.uint8)
+    digits = pd.DataFrame({
+        "item_id": np.arange(n_all, dtype=np.int64),
+        "source": "mnist",
+        "original_label": rng.integers(0, 10, n_all).astype(np.int64),
+        "image": [row.tobytes() for row in images],
+    })
+    study = digits.iloc[:n_items][["item_id", "source", "original_label"]].copy()
+    study["split"] = np.array(["train", "val", "test"])[np.arange(n_items) % 3]
+    digits_path, study_path = workdir / "digits.parquet", workdir / "study_items.parquet"
+    digits.to_parquet(digits_path)
+    study.to_parquet(study_path)
+    return study_path, digits_path
+
+
+class Server:
+    def __init__(self, db: str, port: int, env: dict, log: Path):
+        self.cmd = [*TOOL, "serve", "--db", db, "--port", str(port), "--threads", "8"]
+        self.port, self.env, self.log = port, env, log
+        self.proc: subprocess.Popen | None = None
+        self.cpu_s = 0.0  # CPU seconds of the server processes that have ended
+
+    def cpu_now(self) -> float:
+        """CPU seconds (user + system) the running server process has used so far."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return 0.0
+
+    def start(self, wait: bool = True) -> None:
+        self.proc = subprocess.Popen(self.cmd, env=self.env, cwd=ROOT,
+                                     stdout=self.log.open("a"), stderr=subprocess.STDOUT)
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log.read_text()[-2000:]}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("server did not start")
+
+    def kill9(self) -> None:
+        self.cpu_s += self.cpu_now()
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.cpu_s += self.cpu_now()
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Stats:
+    def __init__(self):
+        self.acked: list[tuple[str, int, str, int]] = []  # token, item, choice, vote_id
+        self.latencies: list[float] = []
+        self.in_flight_lost = 0  # vote requests whose answer never came (the kill)
+        self.refused: dict[int, int] = {}
+        self.done_annotators = 0
+
+
+async def http(reader, writer, method: str, path: str, token: str, port: int,
+               body: bytes | None = None) -> tuple[int, dict]:
+    head = (f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"X-Annotator-Token: {token}\r\n")
+    if body is not None:
+        head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    writer.write(head.encode() + b"\r\n" + (body or b""))
+    await writer.drain()
+    header = await reader.readuntil(b"\r\n\r\n")
+    lines = header.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    length = 0
+    for line in lines[1:]:
+        if line.lower().startswith("content-length:"):
+            length = int(line.split(":", 1)[1])
+    data = await reader.readexactly(length) if length else b""
+    return status, (json.loads(data) if data else {})
+
+
+async def annotator(k: int, token: str, port: int, stats: Stats, stop: asyncio.Event,
+                    max_votes: int) -> None:
+    rng = np.random.default_rng(k)
+    reader = writer = None
+    body = None
+    while not stop.is_set():
+        try:
+            if writer is None:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                body = None
+            if body is None or (body.get("item") is None and not body.get("done")):
+                status, body = await http(reader, writer, "GET", "/api/next", token, port)
+                if status != 200:
+                    stats.refused[status] = stats.refused.get(status, 0) + 1
+                    body = None
+                    await asyncio.sleep(0.1)
+                    continue
+            if body.get("done"):
+                stats.done_annotators += 1
+                return
+            item_id = body["item"]["item_id"]
+            choice = str(int(rng.integers(0, 10)))
+            vote = json.dumps({"item_id": item_id, "choice": choice, "unsure": False,
+                               "response_time": 0.3}).encode()
+            t0 = time.perf_counter()
+            try:
+                status, answer = await http(reader, writer, "POST", "/api/vote", token, port,
+                                            vote)
+            except (OSError, asyncio.IncompleteReadError):
+                stats.in_flight_lost += 1
+                raise
+            if status == 201:
+                stats.latencies.append(time.perf_counter() - t0)
+                stats.acked.append((token, item_id, choice, int(answer["vote_id"])))
+                body = answer
+                if len(stats.acked) >= max_votes:
+                    stop.set()
+            else:
+                stats.refused[status] = stats.refused.get(status, 0) + 1
+                body = None
+        except (OSError, asyncio.IncompleteReadError, ConnectionError):
+            if writer is not None:
+                writer.close()
+            reader = writer = None
+            await asyncio.sleep(0.05)  # the server is restarting
+    if writer is not None:
+        writer.close()
+
+
+async def load(tokens: list[str], server: Server, duration: float, max_votes: int,
+               kill_at: float) -> tuple[Stats, float, float]:
+    stats, stop = Stats(), asyncio.Event()
+    tasks = [asyncio.create_task(annotator(k, t, server.port, stats, stop, max_votes))
+             for k, t in enumerate(tokens)]
+    start = time.perf_counter()
+    downtime = 0.0
+    killed = False
+    while not stop.is_set() and time.perf_counter() - start < duration:
+        if all(t.done() for t in tasks):
+            break
+        if not killed and time.perf_counter() - start >= kill_at * duration:
+            killed = True
+            t_kill = time.perf_counter()
+            server.kill9()
+            server.start(wait=False)
+            await asyncio.get_running_loop().run_in_executor(None, server.wait_ready)
+            server.cpu_s -= server.cpu_now()  # the new process's start-up is not load
+            downtime = time.perf_counter() - t_kill
+        await asyncio.sleep(0.05)
+    stop.set()
+    elapsed = time.perf_counter() - start
+    await asyncio.wait(tasks, timeout=30)
+    for t in tasks:
+        t.cancel()
+    return stats, elapsed, downtime
+
+
+def stored_votes(db: str) -> list[tuple[str, int, str, int]]:
+    query = ("SELECT a.token_sha256, v.item_id, v.choice, v.vote_id FROM votes v "
+             "JOIN annotators a ON a.annotator_id = v.annotator_id")
+    if "://" in db:
+        import psycopg
+
+        with psycopg.connect(db.replace("postgresql+psycopg://", "postgresql://")) as conn:
+            return [tuple(r) for r in conn.execute(query).fetchall()]
+    with sqlite3.connect(db) as conn:
+        return [tuple(r) for r in conn.execute(query).fetchall()]
+
+
+def run_one(backend: str, args, src: Path, workdir: Path) -> dict:
+    env = tool_env(src)
+    study, digits = make_inputs(workdir, args.items)
+    pg = None
+    if backend == "postgres":
+        sys.path.insert(0, str(ROOT / "src"))
+        from soft_label_audit.annotation_tool.local_postgres import LocalPostgres
+
+        pg = LocalPostgres(durable=True).start()
+        db = pg.create_database("bench")
+    else:
+        db = str(workdir / "bench.db")
+    server = None
+    try:
+        def tool(*a: str) -> str:
+            done = subprocess.run([*TOOL, *a, "--db", db], env=env, cwd=ROOT, text=True,
+                                  capture_output=True, timeout=600)
+            if done.returncode:
+                raise RuntimeError(f"{a[0]} failed: {done.stdout}{done.stderr}")
+            return done.stdout
+
+        tool("init", "--study-items", str(study), "--digits", str(digits),
+             "--votes-per-item", "3", "--attention-every", "10")
+        links = tool("add-annotator", "--count", str(args.annotators)).split()
+        tokens = [link.rsplit("/", 1)[1] for link in links if "/a/" in link]
+        server = Server(db, free_port(), env, workdir / f"serve-{backend}.log")
+        server.start()
+        cpu_at_start = server.cpu_now()  # imports and start-up, not load
+        stats, elapsed, downtime = asyncio.run(
+            load(tokens, server, args.duration, args.max_votes, args.kill_at))
+        server.stop()
+        server_cpu = server.cpu_s - cpu_at_start
+        out = workdir / f"export-{backend}.csv"
+        checks = workdir / f"export-{backend}-checks.csv"
+        tool("export", "--out", str(out), "--attention-out", str(checks),
+             "--min-attention-accuracy", "0")
+        exported = len(pd.read_csv(out)) + len(pd.read_csv(checks))
+        stored = stored_votes(db)
+    finally:
+        if server is not None:
+            server.stop()
+        if pg is not None:
+            pg.stop()
+
+    sha = {t: hashlib.sha256(t.encode()).hexdigest() for t in {a[0] for a in stats.acked}}
+    acked = {(sha[t], i, c, v) for t, i, c, v in stats.acked}
+    stored_set = set(stored)
+    pairs = pd.Series([(s[0], s[1]) for s in stored]).value_counts()
+    # study items are ids 0..items-1; the attention checks (spare ids above) have no quota
+    per_item = pd.Series([s[1] for s in stored if s[1] < args.items]).value_counts()
+    lat = np.array(stats.latencies) * 1000
+    return {
+        "backend": backend,
+        "votes_per_s": len(stats.acked) / elapsed,
+        "server_cpu_ms_per_vote": 1000 * server_cpu / max(len(stats.acked), 1),
+        "wall_s": elapsed,
+        "restart_s": downtime,
+        "p50_ms": float(np.percentile(lat, 50)) if len(lat) else float("nan"),
+        "p95_ms": float(np.percentile(lat, 95)) if len(lat) else float("nan"),
+        "max_ms": float(lat.max()) if len(lat) else float("nan"),
+        "acknowledged": len(stats.acked),
+        "stored": len(stored),
+        "exported": exported,
+        "lost": len(acked - stored_set),
+        "duplicated": int((pairs > 1).sum()) + (len(stats.acked) - len(acked)),
+        "stored_unacknowledged": len(stored_set - acked),
+        "in_flight_at_kill": stats.in_flight_lost,
+        "over_quota_items": int((per_item > 3).sum()),
+        "refused": dict(stats.refused),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--items", type=int, default=10_000)
+    parser.add_argument("--annotators", type=int, default=50)
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds of load (max)")
+    parser.add_argument("--max-votes", type=int, default=30_000)
+    parser.add_argument("--kill-at", type=float, default=0.5,
+                        help="fraction of --duration at which the server gets SIGKILL")
+    parser.add_argument("--src", type=Path, default=ROOT / "src",
+                        help="source tree of the tool under test")
+    args = parser.parse_args()
+    if not 1 <= args.items <= 200_000 or not 1 <= args.annotators <= 500 \
+            or not 0 < args.duration <= 600:
+        parser.error("bounds: 1..200000 items, 1..500 annotators, duration up to 600 s")
+    backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    print(f"annotation tool load test: {args.items} items, {args.annotators} annotators, "
+          f"up to {args.duration:g} s or {args.max_votes} votes, kill -9 at "
+          f"{args.kill_at:.0%}, tool from {args.src}, load average now "
+          f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", flush=True)
+    failed = False
+    for backend in backends:
+        workdir = Path(tempfile.mkdtemp(prefix=f"bench-annotate-{backend}-"))
+        try:
+            r = run_one(backend, args, args.src, workdir)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        print(f"\n[{backend}] {r['votes_per_s']:.0f} votes/s over {r['wall_s']:.1f} s "
+              f"(restart after kill -9 took {r['restart_s']:.1f} s); vote latency p50 "
+              f"{r['p50_ms']:.0f} ms, p95 {r['p95_ms']:.0f} ms, max {r['max_ms']:.0f} ms")
+        print(f"[{backend}] server CPU per acknowledged vote {r['server_cpu_ms_per_vote']:.1f} ms "
+              f"(start-ups excluded): one free core would serve about "
+              f"{1000 / max(r['server_cpu_ms_per_vote'], 1e-9):.0f} votes/s")
+        print(f"[{backend}] reconciliation: acknowledged {r['acknowledged']}, stored "
+              f"{r['stored']}, exported {r['exported']}, lost {r['lost']}, duplicated "
+              f"{r['duplicated']}, stored but unacknowledged {r['stored_unacknowledged']} "
+              f"(requests in flight at the kill: {r['in_flight_at_kill']}), items over quota "
+              f"{r['over_quota_items']}, refused {r['refused'] or 'none'}", flush=True)
+        failed |= bool(r["lost"] or r["duplicated"] or r["over_quota_items"]
+                       or r["exported"] != r["stored"]
+                       or r["stored_unacknowledged"] > r["in_flight_at_kill"])
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
