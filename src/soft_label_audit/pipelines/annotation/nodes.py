@@ -69,15 +69,28 @@ def _simulate(digits: pd.DataFrame, study: pd.DataFrame, crowd: dict[str, Any]) 
     if memory.empty:
         raise ValueError("`digits` holds no MNIST test images (ids 60000..69999) for the simulated crowd's memory")
     p = crowd["perception"]
-    observer = perception.NearestNeighbourObserver(
-        n_components=int(p["n_components"]),
-        k_neighbours=int(p["k_neighbours"]),
+    observers = perception.observer_profiles(
+        images_from_column(memory["image"]),
+        memory["original_label"].to_numpy(),
+        n_profiles=int(p["n_profiles"]),
+        memory_share=float(p["memory_share"]),
+        n_components=_int_range(p["n_components"], "n_components"),
+        k_neighbours=_int_range(p["k_neighbours"], "k_neighbours"),
         bandwidth_scale=float(p["bandwidth_scale"]),
         typical_quantile=float(p["typical_quantile"]),
-    ).fit(images_from_column(memory["image"]), memory["original_label"].to_numpy())
-    crowd_model = simulated.SimulatedCrowd(simulated.CrowdConfig.from_params(crowd), observer)
+        seed=int(crowd["seed"]),
+    )
+    crowd_model = simulated.SimulatedCrowd(simulated.CrowdConfig.from_params(crowd), observers)
     votes = crowd_model.annotate(study["item_id"].to_numpy(), images_from_column(study["image"]))
     return votes, crowd_model.annotators_
+
+
+def _int_range(value: Any, name: str) -> tuple[int, int]:
+    """A [lo, hi] integer range of simulated_crowd.perception (a single number: lo = hi)."""
+    lo, hi = (int(value), int(value)) if np.isscalar(value) else (int(v) for v in value)
+    if hi < lo:
+        raise ValueError(f"simulated_crowd.perception.{name} = [{lo}, {hi}] must be increasing")
+    return lo, hi
 
 
 def collect_annotations(
