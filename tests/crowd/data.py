@@ -18,7 +18,7 @@ def small_digits(mnist_arrays: dict, n_mnist: int = 120, n_synthetic: int = 60, 
     te_x, te_y = mnist_arrays["test_images"], mnist_arrays["test_labels"].astype(np.int64)
     study_ids = np.sort(rng.choice(60_000, n_mnist, replace=False))
     mem_ids = np.arange(n_memory)
-    blends, labels = [], []
+    blends, labels, soft = [], [], []
     for j in range(n_synthetic):
         a, b = PAIRS[j % len(PAIRS)]
         ia = rng.choice(np.flatnonzero(tr_y[:5000] == a))
@@ -26,6 +26,9 @@ def small_digits(mnist_arrays: dict, n_mnist: int = 120, n_synthetic: int = 60, 
         w = rng.uniform(0.4, 0.6)
         blends.append(np.rint((1 - w) * tr_x[ia] + w * tr_x[ib]).astype(np.uint8))
         labels.append(a if w < 0.5 else b)
+        mixture = np.zeros(10)
+        mixture[[a, b]] = [1 - w, w]
+        soft.append(mixture.tolist())
     digits = pd.concat(
         [
             pd.DataFrame({"item_id": study_ids, "source": "mnist", "original_label": tr_y[study_ids], "image": images_to_column(tr_x[study_ids])}),
@@ -35,6 +38,9 @@ def small_digits(mnist_arrays: dict, n_mnist: int = 120, n_synthetic: int = 60, 
         ignore_index=True,
     )
     digits["machine_soft_label"] = None
+    digits.loc[digits["source"] == "synthetic", "machine_soft_label"] = pd.Series(
+        soft, index=digits.index[digits["source"] == "synthetic"], dtype=object
+    )
     study = digits[(digits["item_id"] < 60_000) | (digits["item_id"] >= 100_000)][["item_id", "source", "original_label"]].copy()
     study["split"] = np.array(["train", "val", "test"])[np.arange(len(study)) % 3]
     return digits, study[["item_id", "source", "split", "original_label"]].reset_index(drop=True)

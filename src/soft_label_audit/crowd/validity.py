@@ -87,6 +87,12 @@ def ambiguity(machine_soft: np.ndarray) -> np.ndarray:
     return 0.5 - np.asarray(machine_soft, float).max(axis=1)
 
 
+def _item_ambiguity(labels: pd.Series) -> np.ndarray:
+    """:func:`ambiguity` per item; NaN where an item has no machine soft label."""
+    return np.array([np.nan if v is None else float(ambiguity(np.asarray(v, float)[None])[0])
+                     for v in labels])
+
+
 def fit_reference_classifier(images: np.ndarray, labels: np.ndarray, targets: ValidityTargets):
     """RBF SVM on pixels in [0, 1] (libsvm: deterministic, single-threaded, float64)."""
     from sklearn.svm import SVC
@@ -134,8 +140,9 @@ def crowd_validity(
 
     syn = items[items["source"] == "synthetic"]
     if len(syn):
-        amb = ambiguity(np.stack(syn["machine_soft_label"].to_numpy()))
-        rho = spearman(syn["entropy"], amb)
+        amb = _item_ambiguity(syn["machine_soft_label"])
+        known = np.isfinite(amb)
+        rho = spearman(syn["entropy"].to_numpy()[known], amb[known])
         rows.append(_row("ambiguity_correlation", "synthetic", rho,
                          f">= {targets.ambiguity_spearman_min:g}", rho >= targets.ambiguity_spearman_min))
         contrast = stroke_contrast(_images(syn) / 255.0)
@@ -150,8 +157,9 @@ def crowd_validity(
         share_shift = len(shifted) / len(mnist)
         rows.append(_row("mnist_mode_shift_share", "mnist", share_shift, f"in [{lo:g}, {hi:g}]",
                          _within(share_shift, targets.mnist_shift_share)))
-        if len(shifted):
-            model = fit_reference_classifier(*classifier_pool, targets)
+        pool_images, pool_labels = classifier_pool
+        if len(shifted) and len(np.unique(pool_labels)) >= 2:
+            model = fit_reference_classifier(pool_images, pool_labels, targets)
             pred = model.predict(_images(shifted).reshape(len(shifted), -1) / 255.0)
             with_crowd = float(np.mean(pred == shifted["human_mode"].to_numpy()))
             with_label = float(np.mean(pred == shifted["original_label"].to_numpy()))
@@ -203,8 +211,39 @@ def validity_frame_for_plot(
         {
             "item_id": syn["item_id"].to_numpy(),
             "entropy": human_entropy(syn[list(H_COLS)].to_numpy(float), none_slot),
-            "ambiguity": ambiguity(np.stack(syn["machine_soft_label"].to_numpy())),
+            "ambiguity": _item_ambiguity(syn["machine_soft_label"]),
             "contrast": stroke_contrast(_images(syn) / 255.0),
             "hesitant_share": share.reindex(syn["item_id"]).to_numpy(float),
         }
     )
+
+
+def plot_validity(table: pd.DataFrame, synthetic_items: pd.DataFrame, title: str):
+    """Three panels: entropy vs ambiguity, none/unsure share vs contrast (synthetic items),
+    and the checks with their verdicts."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
+    ax = axes[0]
+    if len(synthetic_items):
+        ax.scatter(synthetic_items["ambiguity"], synthetic_items["entropy"], s=8, alpha=0.5)
+    ax.set_xlabel("generator ambiguity  -|w - 0.5|")
+    ax.set_ylabel("human entropy (nats)")
+    ax.set_title("synthetic: uncertainty follows ambiguity?", fontsize=10)
+    ax = axes[1]
+    if len(synthetic_items):
+        ax.scatter(synthetic_items["contrast"], synthetic_items["hesitant_share"], s=8, alpha=0.5, color="tab:orange")
+    ax.set_xlabel("stroke contrast")
+    ax.set_ylabel("share of none/unsure votes")
+    ax.set_title("synthetic: contrast should not drive it", fontsize=10)
+    ax = axes[2]
+    ax.set_axis_off()
+    lines = [
+        f"{'holds' if r.holds else 'FAILS'}  {r.check} [{r.source}] = {r.value:.3f}  ({r.target})"
+        for r in table.itertuples()
+    ]
+    ax.text(0.0, 1.0, "\n".join(lines) or "no checks", va="top", ha="left", fontsize=7.5, family="monospace",
+            transform=ax.transAxes, wrap=True)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
