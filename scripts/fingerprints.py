@@ -5,6 +5,7 @@ human_soft_labels), for one configuration environment.
     python scripts/fingerprints.py --env base --write    # record in fingerprints.json
     python scripts/fingerprints.py --env base --check    # compare with fingerprints.json
     python scripts/fingerprints.py --env base --threads 1 --check
+    python scripts/fingerprints.py --from-data data --check   # the tables a `kedro run` wrote
 
 The stages run in memory (nothing in data/ is read or written) from the MNIST idx files under
 data/01_raw/MNIST/raw, so a check from a clean clone needs only those files (the digits
@@ -26,6 +27,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="base")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    parser.add_argument("--from-data", default=None, metavar="DATA_ROOT",
+                        help="read the tables a kedro run of --env wrote under DATA_ROOT instead of running")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--write", action="store_true")
     mode.add_argument("--check", action="store_true")
@@ -39,8 +42,14 @@ def main() -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     start = time.perf_counter()
-    mnist_raw = MnistIdxDataset(path=str(ROOT / "data" / "01_raw" / "MNIST" / "raw")).load()
-    tables = fingerprints.run_pre_training_stages(ROOT / "conf", args.env, mnist_raw)
+    if args.from_data:
+        import pandas as pd
+
+        data = Path(args.from_data)
+        tables = {name: pd.read_parquet(data / rel) for name, rel in fingerprints.DATA_PATHS.items()}
+    else:
+        mnist_raw = MnistIdxDataset(path=str(ROOT / "data" / "01_raw" / "MNIST" / "raw")).load()
+        tables = fingerprints.run_pre_training_stages(ROOT / "conf", args.env, mnist_raw)
     found = fingerprints.study_fingerprints(tables)
     print(json.dumps({args.env: found}, indent=2))
     print(f"({time.perf_counter() - start:.0f} s, torch threads {torch.get_num_threads()})", file=sys.stderr)

@@ -53,12 +53,7 @@ def stamp(inputs: Inputs) -> str:
     dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
     from soft_label_audit import fingerprints
 
-    paths = {
-        "digits": "02_intermediate/digits.parquet",
-        "study_items": "03_primary/study_items.parquet",
-        "raw_annotations": "02_intermediate/raw_annotations.parquet",
-        "human_soft_labels": "03_primary/human_soft_labels.parquet",
-    }
+    paths = fingerprints.DATA_PATHS
     data = inputs.reporting.parent
     lines = []
     committed = fingerprints.read_file(inputs.root / fingerprints.FINGERPRINT_FILE).get("base", {})

@@ -38,6 +38,14 @@ TABLES: dict[str, tuple[str, ...]] = {
     "human_soft_labels": ("item_id", "aggregation"),
 }
 
+#: where a `kedro run` writes them under the data root (conf/base/catalog_*.yml)
+DATA_PATHS: dict[str, str] = {
+    "digits": "02_intermediate/digits.parquet",
+    "study_items": "03_primary/study_items.parquet",
+    "raw_annotations": "02_intermediate/raw_annotations.parquet",
+    "human_soft_labels": "03_primary/human_soft_labels.parquet",
+}
+
 _SEP = b"\x1f"
 _ROW = b"\x1e"
 
