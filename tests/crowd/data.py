@@ -52,12 +52,13 @@ def crowd_params(seed: int = 3) -> dict:
         "seed": seed,
         "n_annotators": 20,
         "votes_per_item": {"min": 8, "max": 10},
-        "contrast_sensitivity": 6.0,
-        "perception": {"memory_size": 2000, "n_components": 40, "k_neighbours": 20, "bandwidth_scale": 1.0, "typical_quantile": 0.99},
+        "contrast_sensitivity": 0.5,
+        "perception": {"memory_size": 2000, "n_profiles": 3, "memory_share": 0.8, "n_components": [30, 50],
+                       "k_neighbours": [10, 30], "bandwidth_scale": 1.0, "typical_quantile": 0.99},
         "traits": {
             "shift_px": [0.0, 0.6], "jitter_px": [0.2, 0.8], "rotation_deg": [2.0, 8.0], "blur_px": [0.3, 1.0],
-            "sharpness": [4.0, 8.0], "lapse": [0.0, 0.004], "none_threshold": [0.45, 0.6],
-            "atypical_threshold": [1.1, 1.6], "unsure_threshold": [0.75, 0.9], "speed_s": [1.2, 2.5],
+            "sharpness": [4.0, 8.0], "lapse": [0.0, 0.004], "none_threshold": [0.35, 0.5],
+            "atypical_threshold": [1.1, 1.6], "unsure_threshold": [0.3, 0.6], "speed_s": [1.2, 2.5],
         },
         "careless": {"share": 0.1, "lapse": [0.1, 0.25], "sharpness": [1.0, 2.0], "speed_s": [0.4, 0.8]},
     }

@@ -1,6 +1,7 @@
 """The `digits` pipeline run in memory on a slice of real MNIST."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from soft_label_audit.data_sources.tables import images_from_column
 from soft_label_audit.pipelines.digits import create_pipeline
@@ -75,5 +76,5 @@ def test_synthetic_items_record_their_parents_and_no_parent_spans_two_splits(out
     assert (labels[synthetic["parent_a"]] == synthetic["class_a"]).all()
     assert (labels[synthetic["parent_b"]] == synthetic["class_b"]).all()
     study = outputs["study_items"].merge(synthetic[["item_id", "parent_a", "parent_b"]], on="item_id")
-    for column in ("parent_a", "parent_b"):
-        assert (study.groupby(column)["split"].nunique() == 1).all()
+    parents = pd.concat([study[[c, "split"]].set_axis(["parent", "split"], axis=1) for c in ("parent_a", "parent_b")])
+    assert (parents.groupby("parent")["split"].nunique() == 1).all()
