@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export KEDRO_DISABLE_TELEMETRY := true
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install run test lint bench bench-annotate viz viz-screenshots mlflow-ui lock clean-data
+.PHONY: install run test lint bench bench-annotate viz viz-screenshots mlflow-ui lock clean-data fingerprints check-fingerprints results
 
 install: $(STAMP)
 
@@ -31,6 +31,20 @@ test: lint
 lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts
 	$(BIN)/ruff format --check src tests scripts
+
+# SHA-256 fingerprints of the data made before training (digits, study split, votes, human
+# soft labels), default and test configurations, recorded in fingerprints.json; the check
+# recomputes the default one with another torch thread count.
+fingerprints: $(STAMP)
+	$(BIN)/python scripts/fingerprints.py --env base --threads 1 --write
+	$(BIN)/python scripts/fingerprints.py --env test --threads 1 --write
+
+check-fingerprints: $(STAMP)
+	$(BIN)/python scripts/fingerprints.py --env base --threads 2 --check
+
+# The README's "Results of the default study" section, regenerated from data/08_reporting.
+results: $(STAMP)
+	$(BIN)/python scripts/render_results.py
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_trainer.py

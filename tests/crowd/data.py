@@ -18,7 +18,7 @@ def small_digits(mnist_arrays: dict, n_mnist: int = 120, n_synthetic: int = 60, 
     te_x, te_y = mnist_arrays["test_images"], mnist_arrays["test_labels"].astype(np.int64)
     study_ids = np.sort(rng.choice(60_000, n_mnist, replace=False))
     mem_ids = np.arange(n_memory)
-    blends, labels = [], []
+    blends, labels, soft = [], [], []
     for j in range(n_synthetic):
         a, b = PAIRS[j % len(PAIRS)]
         ia = rng.choice(np.flatnonzero(tr_y[:5000] == a))
@@ -26,6 +26,9 @@ def small_digits(mnist_arrays: dict, n_mnist: int = 120, n_synthetic: int = 60, 
         w = rng.uniform(0.4, 0.6)
         blends.append(np.rint((1 - w) * tr_x[ia] + w * tr_x[ib]).astype(np.uint8))
         labels.append(a if w < 0.5 else b)
+        mixture = np.zeros(10)
+        mixture[[a, b]] = [1 - w, w]
+        soft.append(mixture.tolist())
     digits = pd.concat(
         [
             pd.DataFrame({"item_id": study_ids, "source": "mnist", "original_label": tr_y[study_ids], "image": images_to_column(tr_x[study_ids])}),
@@ -35,6 +38,9 @@ def small_digits(mnist_arrays: dict, n_mnist: int = 120, n_synthetic: int = 60, 
         ignore_index=True,
     )
     digits["machine_soft_label"] = None
+    digits.loc[digits["source"] == "synthetic", "machine_soft_label"] = pd.Series(
+        soft, index=digits.index[digits["source"] == "synthetic"], dtype=object
+    )
     study = digits[(digits["item_id"] < 60_000) | (digits["item_id"] >= 100_000)][["item_id", "source", "original_label"]].copy()
     study["split"] = np.array(["train", "val", "test"])[np.arange(len(study)) % 3]
     return digits, study[["item_id", "source", "split", "original_label"]].reset_index(drop=True)
@@ -46,12 +52,13 @@ def crowd_params(seed: int = 3) -> dict:
         "seed": seed,
         "n_annotators": 20,
         "votes_per_item": {"min": 8, "max": 10},
-        "contrast_sensitivity": 6.0,
-        "perception": {"memory_size": 2000, "n_components": 40, "k_neighbours": 20, "bandwidth_scale": 1.0, "typical_quantile": 0.99},
+        "contrast_sensitivity": 0.5,
+        "perception": {"memory_size": 2000, "n_profiles": 3, "memory_share": 0.8, "n_components": [30, 50],
+                       "k_neighbours": [10, 30], "bandwidth_scale": 1.0, "typical_quantile": 0.99},
         "traits": {
             "shift_px": [0.0, 0.6], "jitter_px": [0.2, 0.8], "rotation_deg": [2.0, 8.0], "blur_px": [0.3, 1.0],
-            "sharpness": [4.0, 8.0], "lapse": [0.0, 0.004], "none_threshold": [0.45, 0.6],
-            "atypical_threshold": [1.1, 1.6], "unsure_threshold": [0.75, 0.9], "speed_s": [1.2, 2.5],
+            "sharpness": [4.0, 8.0], "lapse": [0.0, 0.004], "none_threshold": [0.35, 0.5],
+            "atypical_threshold": [1.1, 1.6], "unsure_threshold": [0.3, 0.6], "speed_s": [1.2, 2.5],
         },
         "careless": {"share": 0.1, "lapse": [0.1, 0.25], "sharpness": [1.0, 2.0], "speed_s": [0.4, 0.8]},
     }

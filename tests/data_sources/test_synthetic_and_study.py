@@ -91,3 +91,57 @@ def test_bad_fractions_and_oversized_requests_are_refused():
         study.split_items(np.zeros(10), {"train": 0.5, "val": 0.2, "test": 0.2}, np.random.default_rng(0))
     with pytest.raises(ValueError, match="pool of"):
         study.stratified_sample(np.zeros(5, int), 6, np.random.default_rng(0))
+
+
+def test_parent_groups_join_items_that_share_a_parent_transitively():
+    parents = np.array([[10, 11], [12, 13], [11, 14], [-1, -1], [14, 15], [-1, -1], [13, 16]])
+    groups = study.parent_groups(parents)
+    assert groups[0] == groups[2] == groups[4]  # 0-2 share 11, 2-4 share 14
+    assert groups[1] == groups[6]  # share 13
+    assert len({groups[0], groups[1], groups[3], groups[5]}) == 4  # no parent: own group
+
+
+def test_split_groups_keeps_each_group_in_one_split_and_hits_the_targets():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 300)
+    singletons = study.split_groups(labels, np.arange(300), FRACTIONS, np.random.default_rng(1))
+    for c in range(3):
+        counts = pd.Series(singletons[labels == c]).value_counts()
+        n_c = int((labels == c).sum())
+        assert counts["test"] == round(0.2 * n_c) and counts["val"] == round(0.2 * n_c)
+    groups = rng.integers(0, 120, 300)  # many groups of two or three items
+    split = study.split_groups(labels, groups, FRACTIONS, np.random.default_rng(1))
+    per_group = pd.DataFrame({"g": groups, "s": split}).groupby("g")["s"].nunique()
+    assert (per_group == 1).all()
+    shares = pd.Series(split).value_counts(normalize=True)
+    assert abs(shares["train"] - 0.6) < 0.1 and abs(shares["test"] - 0.2) < 0.1
+
+
+def test_no_parent_image_feeds_two_splits():
+    """Synthetic items drawn from a small pool of parents share parents often; the study split
+    must still put every parent's items in one split (the old item-wise split did not)."""
+    rng = np.random.default_rng(3)
+    n = 200
+    digits = pd.DataFrame(
+        {
+            "item_id": 100000 + np.arange(n),
+            "source": "synthetic",
+            "original_label": rng.integers(0, 10, n),
+            "parent_a": rng.integers(0, 150, n),  # few parents: about half the items share one
+            "parent_b": rng.integers(150, 300, n),
+        }
+    )
+    items = study.select_study_items(digits, {"synthetic": 150}, {}, FRACTIONS, seed=4)
+    merged = items.merge(digits[["item_id", "parent_a", "parent_b"]], on="item_id")
+    parents = pd.concat(
+        [merged[["parent_a", "split"]].set_axis(["parent", "split"], axis=1),
+         merged[["parent_b", "split"]].set_axis(["parent", "split"], axis=1)]
+    )
+    assert (parents.groupby("parent")["split"].nunique() == 1).all()
+    assert set(items["split"]) == {"train", "val", "test"}
+    # the item-wise split of the same items would have put some parents in two splits
+    itemwise = study.split_items(merged["original_label"].to_numpy(), FRACTIONS, np.random.default_rng(0))
+    both = pd.concat(
+        [pd.DataFrame({"parent": merged[c], "split": itemwise}) for c in ("parent_a", "parent_b")]
+    )
+    assert (both.groupby("parent")["split"].nunique() > 1).any()

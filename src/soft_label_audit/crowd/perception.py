@@ -58,7 +58,7 @@ def moments_deskew(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def warp(images: np.ndarray, a: np.ndarray, offset: np.ndarray) -> np.ndarray:
     """Bilinear resampling ``out_i(p) = x_i(A_i p + offset_i)``, zero outside the frame."""
-    x = np.asarray(images, dtype=np.float32)
+    x = np.asarray(images, dtype=np.float64)
     n = len(x)
     if n == 0:
         return x.copy()
@@ -67,8 +67,7 @@ def warp(images: np.ndarray, a: np.ndarray, offset: np.ndarray) -> np.ndarray:
     coords = np.empty((3, n, 784), dtype=np.float64)
     coords[0] = np.arange(n)[:, None]
     coords[1:] = src.transpose(1, 0, 2)
-    out = ndimage.map_coordinates(x, coords.reshape(3, n, 28, 28), order=1, mode="constant", cval=0.0)
-    return out.astype(np.float32)
+    return ndimage.map_coordinates(x, coords.reshape(3, n, 28, 28), order=1, mode="constant", cval=0.0)
 
 
 def compose(a1: np.ndarray, o1: np.ndarray, a2: np.ndarray, o2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -78,15 +77,15 @@ def compose(a1: np.ndarray, o1: np.ndarray, a2: np.ndarray, o2: np.ndarray) -> t
 
 def stroke_contrast(images01: np.ndarray, ink: float = 0.1) -> np.ndarray:
     """Mean intensity of the inked pixels (``x > ink``): crisp strokes near 1, smudged ones lower."""
-    x = np.asarray(images01, dtype=np.float32)
+    x = np.asarray(images01, dtype=np.float64)
     mask = x > ink
     return (x * mask).sum(axis=(1, 2)) / np.maximum(mask.sum(axis=(1, 2)), 1)
 
 
 def blur(images: np.ndarray, sigma: float) -> np.ndarray:
     if sigma <= 0:
-        return np.asarray(images, dtype=np.float32)
-    return ndimage.gaussian_filter(np.asarray(images, dtype=np.float32), sigma=(0, sigma, sigma))
+        return np.asarray(images, dtype=np.float64)
+    return ndimage.gaussian_filter(np.asarray(images, dtype=np.float64), sigma=(0, sigma, sigma))
 
 
 @dataclass
@@ -101,7 +100,7 @@ class NearestNeighbourObserver:
 
     def fit(self, images: np.ndarray, labels: np.ndarray) -> NearestNeighbourObserver:
         """Remember ``images`` (n, 28, 28) uint8 with their ``labels`` (MNIST test images)."""
-        x = np.asarray(images, dtype=np.float32) / 255.0
+        x = np.asarray(images, dtype=np.float64) / 255.0
         self.reference_contrast_ = float(np.median(stroke_contrast(x)))
         a, off = moments_deskew(x)
         flat = warp(x, a, off).reshape(len(x), -1).astype(np.float64)
@@ -109,7 +108,8 @@ class NearestNeighbourObserver:
         centred = flat - self.mean_
         eigval, eigvec = np.linalg.eigh(centred.T @ centred)
         self.components_ = eigvec[:, ::-1][:, : self.n_components].copy()
-        self.memory_ = (centred @ self.components_).astype(np.float32)
+        # eigenvector signs may differ between LAPACK builds; distances do not
+        self.memory_ = centred @ self.components_
         self.memory_labels_ = np.asarray(labels, dtype=np.int64)
         # nearest-neighbour distances inside the memory (leave one out)
         d2, _ = self._neighbours(self.memory_, k=2)
@@ -121,15 +121,15 @@ class NearestNeighbourObserver:
     def _neighbours(self, feats: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Squared distances and indices of the ``k`` nearest memories, sorted by distance."""
         mem = self.memory_
-        mem_sq = (mem.astype(np.float64) ** 2).sum(axis=1)
+        mem_sq = (mem**2).sum(axis=1)
         out_d = np.empty((len(feats), k))
         out_i = np.empty((len(feats), k), dtype=np.int64)
         for start in range(0, len(feats), self.chunk):
-            f = feats[start : start + self.chunk].astype(np.float32)
-            d2 = (f.astype(np.float64) ** 2).sum(axis=1)[:, None] + mem_sq[None] - 2.0 * (f @ mem.T)
+            f = np.asarray(feats[start : start + self.chunk], np.float64)
+            d2 = (f**2).sum(axis=1)[:, None] + mem_sq[None] - 2.0 * (f @ mem.T)
             idx = np.argpartition(d2, k - 1, axis=1)[:, :k]
             dk = np.take_along_axis(d2, idx, axis=1)
-            order = np.argsort(dk, axis=1)
+            order = np.lexsort((idx, dk), axis=1)  # ties by memory index, never by chance
             out_d[start : start + len(f)] = np.take_along_axis(dk, order, axis=1)
             out_i[start : start + len(f)] = np.take_along_axis(idx, order, axis=1)
         return np.maximum(out_d, 0.0), out_i
@@ -137,8 +137,8 @@ class NearestNeighbourObserver:
     def features(self, images01: np.ndarray) -> np.ndarray:
         """PCA features of images with pixels in [0, 1] (deskewed first)."""
         a, off = moments_deskew(images01)
-        flat = warp(images01, a, off).reshape(len(images01), -1).astype(np.float64)
-        return ((flat - self.mean_) @ self.components_).astype(np.float32)
+        flat = warp(images01, a, off).reshape(len(images01), -1)
+        return (flat - self.mean_) @ self.components_
 
     def perceive(self, images01: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Class evidence (n, 10) and atypicality (n,) of already-viewed images in [0, 1]."""
@@ -151,3 +151,35 @@ class NearestNeighbourObserver:
         evidence /= evidence.sum(axis=1, keepdims=True)
         atypicality = np.sqrt(d2[:, 0]) / self.typical_distance_
         return evidence, atypicality
+
+
+def observer_profiles(
+    images: np.ndarray,
+    labels: np.ndarray,
+    n_profiles: int,
+    memory_share: float,
+    n_components: tuple[int, int],
+    k_neighbours: tuple[int, int],
+    bandwidth_scale: float,
+    typical_quantile: float,
+    seed: int,
+) -> list[NearestNeighbourObserver]:
+    """``n_profiles`` observers that see differently: each remembers its own random share
+    ``memory_share`` of ``images`` and draws its number of principal components and of
+    neighbours uniformly (integers) in the given ranges. Seeded."""
+    if not 0 < memory_share <= 1:
+        raise ValueError(f"simulated_crowd.perception.memory_share must be in (0, 1], got {memory_share}")
+    rng = np.random.default_rng(seed)
+    n = len(images)
+    size = max(2, int(round(memory_share * n)))
+    observers = []
+    for _ in range(max(1, int(n_profiles))):
+        pick = np.sort(rng.choice(n, size=size, replace=False)) if size < n else np.arange(n)
+        observer = NearestNeighbourObserver(
+            n_components=int(rng.integers(n_components[0], n_components[1] + 1)),
+            k_neighbours=int(rng.integers(k_neighbours[0], k_neighbours[1] + 1)),
+            bandwidth_scale=bandwidth_scale,
+            typical_quantile=typical_quantile,
+        )
+        observers.append(observer.fit(np.asarray(images)[pick], np.asarray(labels)[pick]))
+    return observers

@@ -4,15 +4,20 @@ Each annotator ``a`` has traits drawn once from the ranges of :class:`CrowdConfi
 
 * viewing conditions: a constant offset ``shift_a`` (px) plus per-look jitter
   ``N(0, jitter_a)`` (px), a rotation ``N(0, rotation_a)`` (degrees), a blur ``sigma_a`` (px);
+* a perception profile: annotators differ in how they see, not only in viewing noise. Each
+  annotator uses one of ``n_profiles`` observers (:func:`.perception.observer_profiles`),
+  each with its own share of the remembered digits, its own number of principal components
+  and of neighbours, so that their errors are less correlated than copies of one observer's;
 * a decision ``sharpness_a`` (beta): the choice is drawn from ``q ∝ p ** beta_eff`` where
-  ``p`` is the perception model's class evidence (:mod:`.perception`) and
-  ``beta_eff = beta * (c / c_ref) ** gamma`` lowers the sharpness on faint or smudged strokes
-  (``c`` the item's stroke contrast, ``c_ref`` the memory's median, ``gamma`` =
-  ``contrast_sensitivity``); the annotator's confidence is ``max q``;
+  ``p`` is the observer's class evidence (:mod:`.perception`) and
+  ``beta_eff = beta * min(1, c / c_ref) ** gamma`` lowers the sharpness a little on strokes
+  fainter than usual (``c`` the item's stroke contrast, ``c_ref`` the memory's median,
+  ``gamma`` = ``contrast_sensitivity``, small: contrast must not be what makes people unsure);
 * a ``lapse_a`` rate: with that probability the vote is a uniformly random digit, sure;
-* a ``none_a`` threshold: when the confidence ``max q < none_a`` or the image is atypical
-  (atypicality ``> atypical_a``) the annotator answers "none" (can't tell);
-* an ``unsure_a`` threshold: a digit vote with confidence ``max q < unsure_a`` is flagged unsure;
+* a ``none_a`` threshold: when the top decision weight ``max q < none_a`` or the image is
+  atypical (atypicality ``> atypical_a``) the annotator answers "none" (can't tell);
+* an ``unsure_a`` threshold on the evidence margin: a digit vote is flagged unsure when the two
+  most likely digits are close, ``q_(1) - q_(2) < unsure_a``;
 * a speed ``speed_a`` (s): response time ``speed_a * exp(N(0, 0.3)) * (1 + 2 (1 - max q))``
   (+1 s when unsure).
 
@@ -46,7 +51,8 @@ class CrowdConfig:
     votes_min: int = 8
     votes_max: int = 10
     careless_share: float = 0.05
-    contrast_sensitivity: float = 3.0
+    n_profiles: int = 1
+    contrast_sensitivity: float = 0.5
     shift_px: Range = (0.0, 0.6)
     jitter_px: Range = (0.2, 0.8)
     rotation_deg: Range = (2.0, 8.0)
@@ -72,6 +78,7 @@ class CrowdConfig:
             "votes_min": int(params["votes_per_item"]["min"]),
             "votes_max": int(params["votes_per_item"]["max"]),
             "careless_share": float(careless.get("share", cls.careless_share)),
+            "n_profiles": int(params.get("perception", {}).get("n_profiles", cls.n_profiles)),
             "contrast_sensitivity": float(params.get("contrast_sensitivity", cls.contrast_sensitivity)),
         }
         for name, value in traits.items():
@@ -103,6 +110,7 @@ def draw_annotators(config: CrowdConfig, rng: np.random.Generator) -> pd.DataFra
     table = pd.DataFrame(
         {
             "annotator_id": [f"sim_{i:03d}" for i in range(n)],
+            "profile": np.arange(n) % max(1, config.n_profiles),
             "careless": careless,
             "shift_row_px": shift * np.sin(angle),
             "shift_col_px": shift * np.cos(angle),
@@ -148,11 +156,19 @@ def _progress_disabled() -> bool:
 
 @dataclass
 class SimulatedCrowd:
-    """Annotates images with a pool of observers; ``annotators_`` holds the drawn traits."""
+    """Annotates images with a pool of observers; ``annotators_`` holds the drawn traits.
+
+    ``observer`` is one perception model or a list of profiles; annotator ``j`` sees with
+    profile ``j % len(profiles)``.
+    """
 
     config: CrowdConfig
-    observer: perception.NearestNeighbourObserver
+    observer: perception.NearestNeighbourObserver | list[perception.NearestNeighbourObserver]
     annotators_: pd.DataFrame = field(init=False)
+
+    @property
+    def profiles(self) -> list[perception.NearestNeighbourObserver]:
+        return list(self.observer) if isinstance(self.observer, (list, tuple)) else [self.observer]
 
     def annotate(self, item_ids: np.ndarray, images: np.ndarray) -> pd.DataFrame:
         """Long vote table: item_id, annotator_id, choice ("0".."9"/"none"), unsure, response_time."""
@@ -162,7 +178,7 @@ class SimulatedCrowd:
         traits = self.annotators_
         item_idx, ann_idx = assign_annotators(len(item_ids), cfg.n_annotators, cfg.votes_min, cfg.votes_max, rng)
         n = len(item_idx)
-        x = np.asarray(images, dtype=np.float32)[item_idx] / 255.0
+        x = np.asarray(images, dtype=np.float64)[item_idx] / 255.0
 
         # viewing conditions of each look: rotation about the centre, constant shift + jitter
         theta = np.deg2rad(rng.normal(0.0, 1.0, n) * traits["rotation_deg"].to_numpy()[ann_idx])
@@ -178,24 +194,32 @@ class SimulatedCrowd:
         for j in tqdm(range(cfg.n_annotators), desc="simulated annotators", disable=_progress_disabled()):
             mask = ann_idx == j
             viewed[mask] = perception.blur(viewed[mask], float(blur[j]))
-        evidence, atypicality = self.observer.perceive(viewed)
+        profiles = self.profiles
+        profile = ann_idx % len(profiles)
+        evidence = np.empty((n, 10))
+        atypicality = np.empty(n)
+        for j, observer in enumerate(profiles):
+            mask = profile == j
+            evidence[mask], atypicality[mask] = observer.perceive(viewed[mask])
 
         # decisions
-        contrast = perception.stroke_contrast(np.asarray(images, dtype=np.float32) / 255.0)[item_idx]
-        clarity = (contrast / self.observer.reference_contrast_) ** cfg.contrast_sensitivity
+        contrast = perception.stroke_contrast(np.asarray(images, dtype=np.float64) / 255.0)[item_idx]
+        reference = np.array([o.reference_contrast_ for o in profiles])[profile]
+        clarity = np.minimum(1.0, contrast / reference) ** cfg.contrast_sensitivity
         beta = (traits["sharpness"].to_numpy()[ann_idx] * clarity)[:, None]
         log_q = beta * np.log(np.maximum(evidence, 1e-12))
         q = np.exp(log_q - log_q.max(axis=1, keepdims=True))
         q /= q.sum(axis=1, keepdims=True)
         choice = (rng.random((n, 1)) > np.cumsum(q, axis=1)).sum(axis=1).clip(0, 9)
-        top = q.max(axis=1)
+        top2 = -np.sort(-q, axis=1)[:, :2]
+        top, margin = top2[:, 0], top2[:, 0] - top2[:, 1]
         lapse = rng.random(n) < traits["lapse"].to_numpy()[ann_idx]
         random_digit = rng.integers(0, 10, size=n)
         is_none = (~lapse) & (
             (top < traits["none_threshold"].to_numpy()[ann_idx])
             | (atypicality > traits["atypical_threshold"].to_numpy()[ann_idx])
         )
-        unsure = (~lapse) & (~is_none) & (top < traits["unsure_threshold"].to_numpy()[ann_idx])
+        unsure = (~lapse) & (~is_none) & (margin < traits["unsure_threshold"].to_numpy()[ann_idx])
         digit = np.where(lapse, random_digit, choice)
         choices = np.where(is_none, NONE_CHOICE, digit.astype(str))
         speed = traits["speed_s"].to_numpy()[ann_idx]

@@ -1,4 +1,9 @@
-"""Choosing the study subset for re-annotation and splitting it into train/val/test."""
+"""Choosing the study subset for re-annotation and splitting it into train/val/test.
+
+Synthetic items are interpolated between two parent MNIST images drawn with replacement, so
+two items can share a parent and look alike. The split is a group split: items linked by a
+shared parent (directly or through a chain of items) form one group, and a group goes to one
+split whole, so no parent image feeds two splits."""
 
 from __future__ import annotations
 
@@ -37,18 +42,74 @@ def stratified_sample(labels: np.ndarray, n: int, rng: np.random.Generator) -> n
 
 
 def split_items(labels: np.ndarray, fractions: dict[str, float], rng: np.random.Generator) -> np.ndarray:
-    """Assign each item a split name, stratified by label; the counts follow ``fractions``."""
+    """Assign each item a split name, stratified by label (every item its own group)."""
+    return split_groups(labels, np.arange(len(labels)), fractions, rng)
+
+
+PARENT_COLUMNS = ("parent_a", "parent_b")
+
+
+def parent_groups(parents: np.ndarray) -> np.ndarray:
+    """Group number per item: items sharing any parent id (transitively) share a group.
+
+    ``parents`` is (n, k) of parent ids; negative ids mean "no parent" (MNIST items, which are
+    their own group). Groups are numbered in order of their first item.
+
+    >>> parent_groups(np.array([[1, 2], [3, 4], [2, 5], [-1, -1], [5, 6]])).tolist()
+    [0, 1, 0, 2, 0]
+    """
+    parents = np.asarray(parents, np.int64).reshape(len(parents), -1)
+    n = len(parents)
+    root = np.arange(n)
+
+    def find(i: int) -> int:
+        while root[i] != i:
+            root[i] = root[root[i]]
+            i = int(root[i])
+        return i
+
+    first_item: dict[int, int] = {}
+    for i, row in enumerate(parents):
+        for parent in row[row >= 0]:
+            j = first_item.setdefault(int(parent), i)
+            ri, rj = find(i), find(j)
+            if ri != rj:
+                root[max(ri, rj)] = min(ri, rj)
+    roots = np.array([find(i) for i in range(n)], dtype=np.int64)
+    _, groups = np.unique(roots, return_inverse=True)
+    return groups.astype(np.int64)
+
+
+def split_groups(
+    labels: np.ndarray, groups: np.ndarray, fractions: dict[str, float], rng: np.random.Generator
+) -> np.ndarray:
+    """Assign each item a split, whole groups at a time, stratified by label.
+
+    A group's stratum is the label of its first item. Within a stratum the groups are taken in
+    random order and each goes to the split furthest below its target count (``fraction`` x the
+    stratum's items, test and val rounded, train the rest), so with groups of one item the
+    counts equal the targets exactly.
+    """
     total = sum(fractions[s] for s in SPLITS)
     if set(fractions) != set(SPLITS) or not np.isclose(total, 1.0) or min(fractions.values()) < 0:
         raise ValueError(f"split fractions must give train, val and test, summing to 1: {fractions}")
+    labels = np.asarray(labels)
+    groups = np.asarray(groups, np.int64)
     out = np.empty(len(labels), dtype=object)
-    for c in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == c))
-        n_val = int(round(fractions["val"] * len(idx)))
-        n_test = int(round(fractions["test"] * len(idx)))
-        out[idx[:n_test]] = "test"
-        out[idx[n_test : n_test + n_val]] = "val"
-        out[idx[n_test + n_val :]] = "train"
+    group_ids, first = np.unique(groups, return_index=True)
+    stratum = labels[first]
+    order = ("test", "val", "train")
+    for c in np.unique(stratum):
+        members = np.isin(groups, group_ids[stratum == c])
+        n_c = int(members.sum())
+        n_test = int(round(fractions["test"] * n_c))
+        n_val = int(round(fractions["val"] * n_c))
+        deficit = {"test": n_test, "val": n_val, "train": n_c - n_test - n_val}
+        for g in rng.permutation(group_ids[stratum == c]):
+            items = groups == g
+            split = max(order, key=lambda s: deficit[s])  # first of the largest deficits
+            out[items] = split
+            deficit[split] -= int(items.sum())
     return out
 
 
@@ -62,6 +123,8 @@ def select_study_items(
     """The study subset: per source, ``n`` items stratified by original label, then split.
 
     ``pool_ids[source]`` optionally restricts the candidates to ``lo <= item_id < hi``.
+    The split keeps items that share a parent image (columns ``parent_a``, ``parent_b`` of
+    ``digits`` when present) in one split (:func:`parent_groups`, :func:`split_groups`).
     Returns item_id, source, split, original_label, sorted by item_id.
     """
     rng = np.random.default_rng(seed)
@@ -75,12 +138,16 @@ def select_study_items(
         if int(n) == 0:
             continue
         picked = pool.iloc[stratified_sample(pool["original_label"].to_numpy(), int(n), rng)]
+        if all(c in picked.columns for c in PARENT_COLUMNS):
+            groups = parent_groups(picked[list(PARENT_COLUMNS)].to_numpy(np.int64))
+        else:
+            groups = np.arange(len(picked))
         parts.append(
             pd.DataFrame(
                 {
                     "item_id": picked["item_id"].to_numpy(np.int64),
                     "source": source,
-                    "split": split_items(picked["original_label"].to_numpy(), split_fractions, rng),
+                    "split": split_groups(picked["original_label"].to_numpy(), groups, split_fractions, rng),
                     "original_label": picked["original_label"].to_numpy(np.int64),
                 }
             )

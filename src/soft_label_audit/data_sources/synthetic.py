@@ -3,12 +3,17 @@
 A small convolutional autoencoder is trained on MNIST training images. An ambiguous item is
 ``decode((1 - w) * encode(x_a) + w * encode(x_b))`` for an image ``x_a`` of class ``a`` and
 ``x_b`` of class ``b``; its machine soft label puts mass ``1 - w`` on ``a`` and ``w`` on ``b``.
-Everything is seeded: the same parameters and seed give the same bytes on the CPU.
+Everything is seeded, and the bytes do not depend on the machine: the autoencoder trains and
+decodes in float64 on one intra-op thread (so neither the thread count nor the CPU's vector
+kernels change more than the last bits of a float64, far below the uint8 rounding), and the
+decoded images are rounded to uint8 before anything depends on them.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,8 +68,29 @@ class AutoencoderConfig:
     seed: int = 0
 
 
+DTYPE = torch.float64
+
+
 def _to_tensor(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(images, np.float32) / 255.0).unsqueeze(1)
+    return torch.from_numpy(np.asarray(images, np.float64) / 255.0).unsqueeze(1)
+
+
+@contextmanager
+def machine_independent() -> Iterator[None]:
+    """One intra-op thread and deterministic kernels while the generator runs, restored after.
+
+    A reduction split over a different number of threads adds in a different order; in float64
+    that moves only the last bits, which the uint8 rounding of the images absorbs.
+    """
+    threads = torch.get_num_threads()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
 
 
 def train_autoencoder(images: np.ndarray, config: AutoencoderConfig, progress: bool = False) -> tuple[DigitAutoencoder, list[float]]:
@@ -78,15 +104,23 @@ def train_autoencoder(images: np.ndarray, config: AutoencoderConfig, progress: b
     pick = rng.choice(len(images), size=n, replace=False)
     x = _to_tensor(images[pick])
     torch.manual_seed(config.seed)
-    model = DigitAutoencoder(config.latent_dim, config.width)
+    model = DigitAutoencoder(config.latent_dim, config.width).to(DTYPE)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     loss_fn = nn.BCELoss()
-    losses = []
     epochs = range(config.epochs)
     if progress:
         from tqdm.auto import tqdm
 
         epochs = tqdm(epochs, desc="autoencoder", unit="epoch")
+    with machine_independent():
+        losses = _train_epochs(model, optimiser, loss_fn, x, epochs, rng, config)
+    model.eval()
+    return model, losses
+
+
+def _train_epochs(model, optimiser, loss_fn, x, epochs, rng, config) -> list[float]:
+    n = len(x)
+    losses = []
     for _ in epochs:
         order = torch.from_numpy(rng.permutation(n))
         total = 0.0
@@ -98,8 +132,7 @@ def train_autoencoder(images: np.ndarray, config: AutoencoderConfig, progress: b
             optimiser.step()
             total += loss.item() * len(batch)
         losses.append(total / n)
-    model.eval()
-    return model, losses
+    return losses
 
 
 @dataclass(frozen=True)
@@ -126,6 +159,8 @@ def generate_ambiguous(
 
     Returns images (n, 28, 28) uint8, machine_soft_label (n, 10), class_a, class_b,
     mix_weight, original_label and the ids of the two source images (index into ``images``).
+    Source images are drawn with replacement, so one parent can feed several items (the study
+    split keeps such items together, see :func:`soft_label_audit.data_sources.study.parent_groups`).
     """
     if not 0.0 <= config.min_weight <= config.max_weight <= 1.0:
         raise ValueError("need 0 <= min_weight <= max_weight <= 1")
@@ -145,10 +180,11 @@ def generate_ambiguous(
             raise ValueError(f"no source image of class {k} to interpolate from")
     src_a = np.array([rng.choice(by_class[int(k)]) for k in class_a])
     src_b = np.array([rng.choice(by_class[int(k)]) for k in class_b])
-    with torch.no_grad():
+    model = model.to(DTYPE)
+    with torch.no_grad(), machine_independent():
         z_a = model.encode(_to_tensor(images[src_a]))
         z_b = model.encode(_to_tensor(images[src_b]))
-        w = torch.from_numpy(weight.astype(np.float32)).unsqueeze(1)
+        w = torch.from_numpy(weight.astype(np.float64)).unsqueeze(1)
         decoded = model.decode((1 - w) * z_a + w * z_b).squeeze(1).numpy()
     out_images = np.clip(np.rint(decoded * 255.0), 0, 255).astype(np.uint8)
     soft = np.zeros((n, 10))

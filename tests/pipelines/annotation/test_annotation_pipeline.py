@@ -18,6 +18,10 @@ from tests.crowd.released_fixture import FIXTURE
 from tests.helpers import KeptMemoryDataset, run_in_memory
 
 REPORT = {"n_disputed": 8, "suspect_agreement_below": 0.8}
+VALIDITY = {
+    "ambiguity_spearman_min": 0.4, "mnist_shift_share": [0.003, 0.03], "votes_per_item": [20, 60],
+    "mnist_vote_agreement": [0.85, 0.99], "classifier": {"n_train": 300, "C": 5.0, "seed": 0},
+}
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +39,8 @@ def inputs(data, annotation_input, **params):
         "params:annotation": annotation,
         "params:simulated_crowd": crowd_params(),
         "params:annotation_report": REPORT,
+        "params:crowd_validity": VALIDITY,
+        "params:labels.none_slot": "renormalise",
     }
 
 

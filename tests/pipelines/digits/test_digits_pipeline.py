@@ -1,6 +1,7 @@
 """The `digits` pipeline run in memory on a slice of real MNIST."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from soft_label_audit.data_sources.tables import images_from_column
 from soft_label_audit.pipelines.digits import create_pipeline
@@ -63,3 +64,17 @@ def test_pipeline_is_deterministic(outputs, small_mnist_raw):
 def test_figure_is_made(outputs):
     fig = outputs["synthetic_samples_figure"]
     assert len([ax for ax in fig.axes if ax.images]) == 8
+
+
+def test_synthetic_items_record_their_parents_and_no_parent_spans_two_splits(outputs, small_mnist_raw):
+    digits = outputs["digits"]
+    synthetic = digits[digits.source == "synthetic"]
+    mnist = digits[digits.source == "mnist"]
+    assert (mnist[["parent_a", "parent_b"]] == -1).all().all()
+    # parents are MNIST training images of the classes the item lies between
+    labels = small_mnist_raw["train_labels"]
+    assert (labels[synthetic["parent_a"]] == synthetic["class_a"]).all()
+    assert (labels[synthetic["parent_b"]] == synthetic["class_b"]).all()
+    study = outputs["study_items"].merge(synthetic[["item_id", "parent_a", "parent_b"]], on="item_id")
+    parents = pd.concat([study[[c, "split"]].set_axis(["parent", "split"], axis=1) for c in ("parent_a", "parent_b")])
+    assert (parents.groupby("parent")["split"].nunique() == 1).all()

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from soft_label_audit.columns import H_COLS
-from soft_label_audit.crowd import aggregation, figures, perception, released, simulated, statistics
+from soft_label_audit.crowd import aggregation, figures, perception, released, simulated, statistics, validity
 from soft_label_audit.crowd.inputs import AnnotationInput
 from soft_label_audit.crowd.validation import AnnotationValidationError, validate_votes
 from soft_label_audit.data_sources.tables import images_from_column
@@ -69,15 +69,28 @@ def _simulate(digits: pd.DataFrame, study: pd.DataFrame, crowd: dict[str, Any]) 
     if memory.empty:
         raise ValueError("`digits` holds no MNIST test images (ids 60000..69999) for the simulated crowd's memory")
     p = crowd["perception"]
-    observer = perception.NearestNeighbourObserver(
-        n_components=int(p["n_components"]),
-        k_neighbours=int(p["k_neighbours"]),
+    observers = perception.observer_profiles(
+        images_from_column(memory["image"]),
+        memory["original_label"].to_numpy(),
+        n_profiles=int(p.get("n_profiles", 1)),
+        memory_share=float(p.get("memory_share", 1.0)),
+        n_components=_int_range(p["n_components"], "n_components"),
+        k_neighbours=_int_range(p["k_neighbours"], "k_neighbours"),
         bandwidth_scale=float(p["bandwidth_scale"]),
         typical_quantile=float(p["typical_quantile"]),
-    ).fit(images_from_column(memory["image"]), memory["original_label"].to_numpy())
-    crowd_model = simulated.SimulatedCrowd(simulated.CrowdConfig.from_params(crowd), observer)
+        seed=int(crowd["seed"]),
+    )
+    crowd_model = simulated.SimulatedCrowd(simulated.CrowdConfig.from_params(crowd), observers)
     votes = crowd_model.annotate(study["item_id"].to_numpy(), images_from_column(study["image"]))
     return votes, crowd_model.annotators_
+
+
+def _int_range(value: Any, name: str) -> tuple[int, int]:
+    """A [lo, hi] integer range of simulated_crowd.perception (a single number: lo = hi)."""
+    lo, hi = (int(value), int(value)) if np.isscalar(value) else (int(v) for v in value)
+    if hi < lo:
+        raise ValueError(f"simulated_crowd.perception.{name} = [{lo}, {hi}] must be increasing")
+    return lo, hi
 
 
 def collect_annotations(
@@ -226,6 +239,41 @@ def plot_disputed_items(
     item_stats: pd.DataFrame, human_soft_labels: pd.DataFrame, study_digits: pd.DataFrame, annotation_report: dict[str, Any]
 ) -> plt.Figure:
     return figures.disputed_items(item_stats, human_soft_labels, study_digits, int(annotation_report["n_disputed"]), _source(item_stats))
+
+
+def check_crowd_validity(
+    item_stats: pd.DataFrame,
+    human_soft_labels: pd.DataFrame,
+    validated_annotations: pd.DataFrame,
+    study_digits: pd.DataFrame,
+    digits: pd.DataFrame,
+    crowd_validity: dict[str, Any],
+    none_slot: str,
+) -> tuple[pd.DataFrame, plt.Figure]:
+    """``crowd_validity`` table and figure (see :mod:`soft_label_audit.crowd.validity`).
+
+    The independent classifier learns from MNIST training images that are not study items
+    (the simulated crowd remembers test images only, so the two never share an image).
+    """
+    targets = validity.ValidityTargets.from_params(crowd_validity)
+    pool = digits[
+        (digits["source"] == "mnist")
+        & (digits["item_id"] < MNIST_TEST_IDS[0])
+        & ~digits["item_id"].isin(study_digits["item_id"])
+    ]
+    table = validity.crowd_validity(
+        item_stats, human_soft_labels, validated_annotations, study_digits,
+        (images_from_column(pool["image"]), pool["original_label"].to_numpy()), targets, str(none_slot),
+    )
+    source = _source(item_stats)
+    for row in table.itertuples():
+        logger.info("crowd validity [%s] %s (%s) = %.3f, target %s: %s", source, row.check, row.source,
+                    row.value, row.target, "holds" if row.holds else "FAILS")
+    synthetic = validity.validity_frame_for_plot(
+        item_stats, human_soft_labels, validated_annotations, study_digits, str(none_slot)
+    )
+    figure = validity.plot_validity(table, synthetic, f"Crowd validity ({source} annotations)")
+    return table.assign(annotation_source=source), figure
 
 
 def _source(table: pd.DataFrame) -> str:

@@ -52,5 +52,14 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs="disputed_items_figure",
                 name="plot_disputed_items",
             ),
+            node(
+                nodes.check_crowd_validity,
+                inputs=[
+                    "item_stats", "human_soft_labels", "validated_annotations", "study_digits", "digits",
+                    "params:crowd_validity", "params:labels.none_slot",
+                ],
+                outputs=["crowd_validity", "crowd_validity_figure"],
+                name="check_crowd_validity",
+            ),
         ]
     )

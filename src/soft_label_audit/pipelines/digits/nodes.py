@@ -34,6 +34,8 @@ def build_mnist_table(mnist_raw: dict[str, np.ndarray]) -> pd.DataFrame:
             "class_a": np.full(n, -1, np.int64),
             "class_b": np.full(n, -1, np.int64),
             "mix_weight": np.full(n, np.nan),
+            "parent_a": np.full(n, -1, np.int64),
+            "parent_b": np.full(n, -1, np.int64),
         }
     )
 
@@ -51,7 +53,7 @@ def train_digit_autoencoder(mnist_raw: dict[str, np.ndarray], params: dict[str, 
 
 def _restore(bundle: dict[str, Any]) -> synthetic.DigitAutoencoder:
     config = bundle["config"]
-    model = synthetic.DigitAutoencoder(config["latent_dim"], config["width"])
+    model = synthetic.DigitAutoencoder(config["latent_dim"], config["width"]).to(synthetic.DTYPE)
     model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in bundle["state_dict"].items()})
     return model.eval()
 
@@ -81,6 +83,9 @@ def make_synthetic_digits(
             "class_a": made["class_a"].astype(np.int64),
             "class_b": made["class_b"].astype(np.int64),
             "mix_weight": made["mix_weight"],
+            # item ids of the two MNIST training images it was interpolated from
+            "parent_a": made["source_a"].astype(np.int64),
+            "parent_b": made["source_b"].astype(np.int64),
         }
     )
 
