@@ -177,10 +177,10 @@ def smoothing_epsilon_for_entropy(target_entropy: float, n_classes: int = N_CLAS
     return _bisect(lambda e: smoothing_entropy(e, n_classes), float(target_entropy), 0.0, 1.0)
 
 
-def off_label_mass(targets: np.ndarray, original: np.ndarray) -> np.ndarray:
-    """Per row, the mass a distribution puts off the original label, 1 - t[o]."""
-    targets = np.asarray(targets, np.float64)
-    return 1.0 - targets[np.arange(len(targets)), np.asarray(original, np.int64)]
+def off_label_mass(targets: np.ndarray) -> np.ndarray:
+    """Per row, the mass a distribution puts off its own top label, 1 - max_k t_k: the amount of
+    uncertainty, whichever label is on top (a mode shift is counted apart, by the argmax)."""
+    return 1.0 - np.asarray(targets, np.float64).max(1)
 
 
 def smoothing_epsilon_for_off_label_mass(mass: float, n_classes: int = N_CLASSES) -> float:
@@ -256,8 +256,8 @@ def _label_smoothing_matched(x: TargetInputs, options: dict) -> np.ndarray:
 
 
 def _label_smoothing_mass_matched(x: TargetInputs, options: dict) -> np.ndarray:
-    """eps with off-label mass eps (K-1)/K = mean (1 - h[o]) over the training items."""
-    mass = off_label_mass(x.h[x.train], x.original[x.train]).mean()
+    """eps with off-label mass eps (K-1)/K = mean (1 - max h) over the training items."""
+    mass = off_label_mass(x.h[x.train]).mean()
     return _smoothed(x.original, smoothing_epsilon_for_off_label_mass(mass))
 
 

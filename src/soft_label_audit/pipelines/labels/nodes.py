@@ -178,7 +178,7 @@ def build_condition_targets(
     train = inputs.train
     logger.info("%s.%s: %d targets, mean entropy on training items %.4f nats, off-label mass %.4f",
                 source, condition, len(t), tg.entropy(t[train]).mean(),
-                tg.off_label_mass(t[train], inputs.original[train]).mean())
+                tg.off_label_mass(t[train]).mean())
     out = pd.DataFrame(t, columns=list(T_COLS))
     out.insert(0, "split", frame["split"].astype(str).to_numpy())
     out.insert(0, "item_id", frame["item_id"].to_numpy(np.int64))
@@ -187,8 +187,8 @@ def build_condition_targets(
 
 def summarise_targets(study_digits: pd.DataFrame, *targets: pd.DataFrame, keys: list[tuple[str, str]]) -> pd.DataFrame:
     """``targets_summary``: per (source, condition, split) the mean target entropy (nats), the mean
-    mass off the original label (1 - t[o]) and the share of items whose target's argmax is not
-    the original label; ``keys`` name the (source, condition) of each targets table."""
+    mass off the target's own top label (1 - max t, :func:`targets.off_label_mass`) and the
+    share of items whose target's argmax is not the original label; ``keys`` name the (source, condition) of each targets table."""
     if len(targets) != len(keys):
         raise ValueError(f"summarise_targets got {len(targets)} tables for {len(keys)} (source, condition) keys")
     original = study_digits.set_index("item_id")["original_label"]
@@ -205,7 +205,7 @@ def summarise_targets(study_digits: pd.DataFrame, *targets: pd.DataFrame, keys: 
             rows.append({
                 "source": source, "condition": condition, "split": name, "n_items": int(m.sum()),
                 "mean_entropy": float(tg.entropy(t[m]).mean()) if m.any() else float("nan"),
-                "mean_off_label_mass": float(tg.off_label_mass(t[m], o[m]).mean()) if m.any() else float("nan"),
+                "mean_off_label_mass": float(tg.off_label_mass(t[m]).mean()) if m.any() else float("nan"),
                 "share_argmax_not_original": float((t[m].argmax(1) != o[m]).mean()) if m.any() else float("nan"),
             })
     out = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
