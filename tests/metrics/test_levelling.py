@@ -24,6 +24,12 @@ def test_the_synthetic_runs_of_the_old_default_had_not_levelled():
     assert has_levelled(np.r_[curve, np.full(15, curve[-1])])
 
 
+def test_a_memorised_hard_label_loss_near_zero_counts_as_levelled():
+    curve = np.r_[np.linspace(2.0, 0.1, 36), np.linspace(0.085, 0.078, 9)]
+    assert last_fifth_change(curve) > 0.05 and has_levelled(curve)
+    assert not has_levelled(curve, abs_tol=0.0)
+
+
 def test_too_short_or_broken_curves_never_count_as_levelled():
     assert np.isnan(last_fifth_change(np.array([1.0])))
     assert not has_levelled(np.array([1.0, np.nan, 0.5]))

@@ -5,8 +5,11 @@ fifth, the relative change over the last fifth is
 
     change = |L_E - L_{E-f}| / |L_{E-f}|
 
-and the run has *levelled off* when ``change < max_change`` (5% by default). With fewer than
-two epochs nothing can be said: the change is NaN and the run does not count as levelled.
+and the run has *levelled off* when ``change < max_change`` (5% by default) or when the loss
+moved by less than ``abs_tol`` nats (0.01 by default) over the last fifth: a hard-label run that
+has memorised its items keeps shrinking a loss near zero by a large relative amount while it
+no longer changes in any way that matters. With fewer than two epochs nothing can be said: the
+change is NaN and the run does not count as levelled.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import math
 import numpy as np
 
 DEFAULT_MAX_CHANGE = 0.05
+DEFAULT_ABS_TOL = 0.01
 
 
 def last_fifth_change(curve: np.ndarray) -> float:
@@ -32,7 +36,12 @@ def last_fifth_change(curve: np.ndarray) -> float:
     return float(abs(values[-1] - start) / abs(start))
 
 
-def has_levelled(curve: np.ndarray, max_change: float = DEFAULT_MAX_CHANGE) -> bool:
-    """True when the curve changes by less than ``max_change`` over its last fifth."""
+def has_levelled(curve: np.ndarray, max_change: float = DEFAULT_MAX_CHANGE, abs_tol: float = DEFAULT_ABS_TOL) -> bool:
+    """True when the curve changes by less than ``max_change`` (relative) or ``abs_tol``
+    (absolute) over its last fifth (module doc)."""
     change = last_fifth_change(curve)
-    return bool(np.isfinite(change) and change < max_change)
+    if not np.isfinite(change):
+        return False
+    values = np.asarray(curve, np.float64)
+    moved = abs(values[-1] - values[len(values) - 1 - max(1, math.ceil(len(values) / 5))])
+    return bool(change < max_change or moved < abs_tol)

@@ -10,7 +10,7 @@ import pandas as pd
 
 from soft_label_audit.columns import P_COLS, T_COLS
 from soft_label_audit.data_sources.tables import images_from_column
-from soft_label_audit.metrics.levelling import DEFAULT_MAX_CHANGE, last_fifth_change
+from soft_label_audit.metrics.levelling import has_levelled, last_fifth_change
 from soft_label_audit.trainer import CURVE_NAMES, ModelConfig, TrainConfig, TrainData, train_runs
 
 logger = logging.getLogger(__name__)
@@ -105,10 +105,11 @@ def train_condition(
         curves[name] = result.curves[name].reshape(-1)
     change = np.array([last_fifth_change(loss) for loss in result.curves["train_loss"]])
     curves["train_loss_change_last_fifth"] = np.repeat(change, epochs)
-    curves["train_loss_levelled"] = np.repeat(change < DEFAULT_MAX_CHANGE, epochs)
+    levelled = np.array([has_levelled(loss) for loss in result.curves["train_loss"]])
+    curves["train_loss_levelled"] = np.repeat(levelled, epochs)
     logger.info("%s.%s: training loss change over the last fifth of %d epochs: max %.3f over seeds (%s)",
                 source, condition, epochs, float(np.nanmax(change)),
-                "levelled off" if (change < DEFAULT_MAX_CHANGE).all() else "NOT levelled off")
+                "levelled off" if levelled.all() else f"NOT levelled off in {int((~levelled).sum())} seeds")
 
     dynamics = {"item_ids": train["item_id"].to_numpy(np.int64), "seeds": np.asarray(seeds, np.int64), "probs": result.dynamics}
     weights = {
