@@ -25,7 +25,7 @@ def test_the_synthetic_runs_of_the_old_default_had_not_levelled():
 
 
 def test_a_memorised_hard_label_loss_near_zero_counts_as_levelled():
-    curve = np.r_[np.linspace(2.0, 0.1, 36), np.linspace(0.085, 0.078, 9)]
+    curve = np.r_[np.linspace(2.0, 0.085, 36), np.linspace(0.083, 0.078, 9)]
     assert last_fifth_change(curve) > 0.05 and has_levelled(curve)
     assert not has_levelled(curve, abs_tol=0.0)
 
