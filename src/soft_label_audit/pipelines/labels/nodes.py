@@ -241,6 +241,6 @@ def count_mode_shifts_by_rule(
             })
     out = pd.DataFrame(rows)
     for row in out.itertuples():
-        logger.info("mode shifts [%s, %s]: argmax != original %d, supported %d, unsupported modes %d",
+        logger.info("mode shifts (%s, %s): argmax != original %d, supported %d, unsupported modes %d",
                     row.aggregation, row.source, row.argmax_not_original, row.mode_shift, row.mode_unsupported)
     return out
