@@ -56,7 +56,8 @@ class TargetInputs:
         if self.human is not None:
             self.human = np.asarray(self.human, np.float64)
             if self.human.shape != (n, N_CLASSES + 1):
-                raise ValueError(f"human labels must be (n, 11) = ({n}, 11), got {self.human.shape}")
+                raise ValueError(
+                    f"human labels must be (n, 11) = ({n}, 11), got {self.human.shape}")
         if self.mode is not None:
             self.mode = np.asarray(self.mode, np.int64)
             if self.mode.shape != (n,):
@@ -68,25 +69,29 @@ class TargetInputs:
         if self.human is None or self.mode is None:
             return
         h = self.h
-        off = np.flatnonzero((h[np.arange(n), self.mode] < h.max(1) - 1e-9) & (self.mode != self.original))
+        not_max = h[np.arange(n), self.mode] < h.max(1) - 1e-9
+        off = np.flatnonzero(not_max & (self.mode != self.original))
         if off.size:
             raise ValueError(
-                f"human_mode is neither a maximum of the human soft label nor the original label at "
-                f"rows {off[:5].tolist()} (of {off.size}); item_stats and human_soft_labels disagree"
+                "human_mode is neither a maximum of the human soft label nor the original label "
+                f"at rows {off[:5].tolist()} (of {off.size}); item_stats and human_soft_labels "
+                "disagree"
             )
 
     @property
     def h(self) -> np.ndarray:
         """The human soft label over the 10 digits."""
         if self.human is None:
-            raise ValueError("this condition reads the human labels: declare 'human' in its Builder.needs")
+            raise ValueError(
+                "this condition reads the human labels: declare 'human' in its Builder.needs")
         return human_digits(self.human, self.none_slot)
 
     @property
     def human_mode(self) -> np.ndarray:
         """The human mode of ``item_stats`` (supported argmax, else the original label)."""
         if self.mode is None:
-            raise ValueError("this condition reads the human mode: declare 'mode' in its Builder.needs")
+            raise ValueError(
+                "this condition reads the human mode: declare 'mode' in its Builder.needs")
         return self.mode
 
 

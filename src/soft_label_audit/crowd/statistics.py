@@ -95,7 +95,11 @@ def item_statistics(
 
 
 def mode_supported(
-    h: np.ndarray, mode: np.ndarray, item_ids: np.ndarray, votes: pd.DataFrame, mode_support: dict | None
+    h: np.ndarray,
+    mode: np.ndarray,
+    item_ids: np.ndarray,
+    votes: pd.DataFrame,
+    mode_support: dict | None,
 ) -> np.ndarray:
     """Per item: do the votes support ``mode`` (module doc)? Items without votes use ``h``."""
     rule = {"min_vote_share": 0.5, "min_sure_votes": 1, **(mode_support or {})}
@@ -103,14 +107,16 @@ def mode_supported(
     share = h[np.arange(len(h)), mode].astype(float)
     sure = np.full(len(h), np.iinfo(np.int64).max)
     if len(votes):
-        row = pd.Series(np.arange(len(item_ids)), index=item_ids).reindex(votes["item_id"]).to_numpy()
+        lookup = pd.Series(np.arange(len(item_ids)), index=item_ids)
+        row = lookup.reindex(votes["item_id"]).to_numpy()
         known = ~np.isnan(row)
         row = row[known].astype(np.int64)
         choice = votes["choice"].to_numpy(str)[known]
         on_mode = choice == mode[row].astype(str)
         n_all = np.bincount(row, minlength=len(h))
         n_mode = np.bincount(row, weights=on_mode, minlength=len(h))
-        n_sure = np.bincount(row, weights=on_mode & ~votes["unsure"].to_numpy(bool)[known], minlength=len(h))
+        sure_on_mode = on_mode & ~votes["unsure"].to_numpy(bool)[known]
+        n_sure = np.bincount(row, weights=sure_on_mode, minlength=len(h))
         voted = n_all > 0
         share = np.where(voted, n_mode / np.maximum(n_all, 1), share)
         sure = np.where(voted, n_sure, sure)

@@ -36,7 +36,9 @@ def last_fifth_change(curve: np.ndarray) -> float:
     return float(abs(values[-1] - start) / abs(start))
 
 
-def has_levelled(curve: np.ndarray, max_change: float = DEFAULT_MAX_CHANGE, abs_tol: float = DEFAULT_ABS_TOL) -> bool:
+def has_levelled(
+    curve: np.ndarray, max_change: float = DEFAULT_MAX_CHANGE, abs_tol: float = DEFAULT_ABS_TOL
+) -> bool:
     """True when the curve changes by less than ``max_change`` (relative) or ``abs_tol``
     (absolute) over its last fifth (module doc)."""
     change = last_fifth_change(curve)

@@ -110,6 +110,7 @@ def score_test_set(
             raise ValueError(f"unknown none bands {sorted(unknown)}; expected {NONE_BANDS}")
         for name in NONE_BANDS:
             m = none_band == name
-            sub = _metrics(probs[m], original_label[m], human_mode[m], human_digits[m], human_entropy[m], n_bins)
+            sub = _metrics(probs[m], original_label[m], human_mode[m], human_digits[m],
+                           human_entropy[m], n_bins)
             out.update({f"{k}{NONE_BAND_SEPARATOR}{name}": v for k, v in sub.items()})
     return out

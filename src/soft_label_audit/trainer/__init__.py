@@ -14,7 +14,12 @@ from soft_label_audit.trainer.engine import (
     train_runs,
 )
 from soft_label_audit.trainer.model import ModelConfig, SmallCNN, build_model
-from soft_label_audit.trainer.teacher import CrossFitTeacher, Teacher, cross_fit_teacher, train_teacher
+from soft_label_audit.trainer.teacher import (
+    CrossFitTeacher,
+    Teacher,
+    cross_fit_teacher,
+    train_teacher,
+)
 
 __all__ = [
     "CURVE_NAMES",

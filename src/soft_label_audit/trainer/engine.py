@@ -47,8 +47,8 @@ from torch.func import functional_call, stack_module_state, vmap
 from soft_label_audit.trainer.model import N_CLASSES, ModelConfig, build_model, images_to_tensor
 from soft_label_audit.trainer.progress import progress_bar, progress_enabled
 
-CURVE_NAMES = ("train_loss", "train_acc", "val_loss", "val_acc", "val_loss_human_mode", "val_acc_human_mode",
-               "val_loss_own_target", "lr")
+CURVE_NAMES = ("train_loss", "train_acc", "val_loss", "val_acc", "val_loss_human_mode",
+               "val_acc_human_mode", "val_loss_own_target", "lr")
 #: offset that separates the batch-order random stream from other uses of a seed
 _ORDER_STREAM = 0x5EED
 
@@ -253,7 +253,8 @@ class _Tensors:
         self.y = torch.as_tensor(np.array(data.train_labels, np.int64), device=device)
         self.x_val = images_to_tensor(data.val_images, device)
         self.y_val = torch.as_tensor(np.array(data.val_labels, np.int64), device=device)
-        self.m_val = None if data.val_modes is None else torch.as_tensor(np.array(data.val_modes, np.int64), device=device)
+        self.m_val = (None if data.val_modes is None
+                      else torch.as_tensor(np.array(data.val_modes, np.int64), device=device))
         self.x_test = images_to_tensor(data.test_images, device)
         self.t = torch.as_tensor(train_targets, device=device)
         self.t_val = torch.as_tensor(val_targets, device=device)
@@ -331,7 +332,8 @@ def _train_one(k, seed, tensors, model_config, config, device, record, desc, sho
         curves["lr"][epoch] = optimizer.param_groups[0]["lr"]
         if len(tensors.x_val):
             val_logits = _predict_plain(model, tensors.x_val, config.eval_batch_size)
-            for name, value in _val_curves(val_logits, tensors.t_val[k], tensors.y_val, tensors.m_val).items():
+            val = _val_curves(val_logits, tensors.t_val[k], tensors.y_val, tensors.m_val)
+            for name, value in val.items():
                 curves[name][epoch] = float(value)
         run_bar.update()
         run_bar.set_postfix(loss=f"{curves['train_loss'][epoch]:.3f}", val_acc=f"{curves['val_acc'][epoch]:.3f}")
@@ -415,7 +417,8 @@ def _train_vectorised(data, train_targets, val_targets, seeds, model_config, con
             history["lr"][:, epoch] = optimizer.param_groups[0]["lr"]
             if len(tensors.x_val):
                 val_logits = _predict_vectorised(forward_shared, params, tensors.x_val, config.eval_batch_size)
-                for name, value in _val_curves(val_logits, tensors.t_val, tensors.y_val, tensors.m_val).items():
+                val = _val_curves(val_logits, tensors.t_val, tensors.y_val, tensors.m_val)
+                for name, value in val.items():
                     history[name][:, epoch] = value
         bar.update()
     bar.close()

@@ -188,8 +188,8 @@ def compute_item_stats(
     stats = statistics.item_statistics(human_soft_labels, study_digits, validated_annotations, pct,
                                        none_slot=str(none_slot), mode_support=mode_support)
     for source, group in stats.groupby("source"):
-        logger.info("item_stats (%s): %d items, human argmax != original on %d, supported mode shifts "
-                    "%d, unsupported modes %d", source, len(group),
+        logger.info("item_stats (%s): %d items, human argmax != original on %d, supported mode "
+                    "shifts %d, unsupported modes %d", source, len(group),
                     int((group["human_argmax"] != group["original_label"]).sum()),
                     int(group["mode_shift"].sum()), int(group["mode_unsupported"].sum()))
     source = human_soft_labels["annotation_source"].iloc[0] if len(human_soft_labels) else ""

@@ -67,7 +67,8 @@ def _one_entropy(h11: np.ndarray, info: pd.DataFrame, none_slot: str, what: str)
     if off.size:
         raise ValueError(
             f"{what}: item_stats.human_entropy differs from the entropy of the human_soft target "
-            f"(labels.none_slot={none_slot!r}) for item_ids {info['item_id'].iloc[off[:5]].tolist()} "
+            f"(labels.none_slot={none_slot!r}) for item_ids "
+            f"{info['item_id'].iloc[off[:5]].tolist()} "
             f"(of {off.size}); rerun the annotation pipeline with the same labels.none_slot"
         )
     return entropy

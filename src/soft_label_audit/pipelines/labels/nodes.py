@@ -36,7 +36,8 @@ def _check_unique(frame: pd.DataFrame, name: str) -> None:
 
 def _needs_teacher(study_digits: pd.DataFrame) -> pd.DataFrame:
     """Study items without a generator label (MNIST items): the teachers label them."""
-    return study_digits[np.isnan(soft_labels_from_column(study_digits["machine_soft_label"])).any(1)]
+    machine = soft_labels_from_column(study_digits["machine_soft_label"])
+    return study_digits[np.isnan(machine).any(1)]
 
 
 def _logits_table(item_ids: np.ndarray, logits: np.ndarray) -> pd.DataFrame:
@@ -54,7 +55,8 @@ def fit_teacher(study_digits: pd.DataFrame, teacher_params: dict) -> tuple[dict,
     p = teacher_params
     need = _needs_teacher(study_digits)
     if need.empty:
-        return {"folds": [], "k_folds": int(p["k_folds"])}, _logits_table(np.zeros(0), np.zeros((0, N_CLASSES)))
+        empty = _logits_table(np.zeros(0), np.zeros((0, N_CLASSES)))
+        return {"state_dicts": [], "k_folds": int(p["k_folds"])}, empty
     is_train = need["split"].astype(str).to_numpy() == "train"
     model_config = ModelConfig.from_params(p["model"])
     teacher = cross_fit_teacher(
@@ -68,8 +70,8 @@ def fit_teacher(study_digits: pd.DataFrame, teacher_params: dict) -> tuple[dict,
     )
     shifts = int((teacher.logits.argmax(1) != need["original_label"].to_numpy())[is_train].sum())
     logger.info("teacher (cross-fitted, %d folds on %d training items): out-of-fold accuracy %.4f, "
-                "fold-average accuracy on %d val/test items %.4f, argmax != original on %d training "
-                "items, %.1f s", int(p["k_folds"]), int(is_train.sum()), teacher.oof_acc,
+                "fold-average accuracy on %d val/test items %.4f, argmax != original on %d "
+                "training items, %.1f s", int(p["k_folds"]), int(is_train.sum()), teacher.oof_acc,
                 int((~is_train).sum()), teacher.heldout_acc, shifts, teacher.seconds)
     model = {
         "state_dicts": teacher.state_dicts,
@@ -83,7 +85,9 @@ def fit_teacher(study_digits: pd.DataFrame, teacher_params: dict) -> tuple[dict,
     return model, _logits_table(need["item_id"].to_numpy(), teacher.logits)
 
 
-def fit_large_teacher(digits: pd.DataFrame, study_digits: pd.DataFrame, large_teacher_params: dict) -> tuple[dict, pd.DataFrame]:
+def fit_large_teacher(
+    digits: pd.DataFrame, study_digits: pd.DataFrame, large_teacher_params: dict
+) -> tuple[dict, pd.DataFrame]:
     """The ``machine_soft_large_teacher`` teacher: trained on MNIST training images outside the
     study (extra labelled data); logits for every study item without a generator label."""
     p = large_teacher_params
@@ -116,12 +120,15 @@ def fit_large_teacher(digits: pd.DataFrame, study_digits: pd.DataFrame, large_te
     return model, _logits_table(need["item_id"].to_numpy(), logits)
 
 
-def _join(frame: pd.DataFrame, table: pd.DataFrame, name: str, cols: list[str], source: str) -> pd.DataFrame:
+def _join(
+    frame: pd.DataFrame, table: pd.DataFrame, name: str, cols: list[str], source: str
+) -> pd.DataFrame:
     _check_unique(table, name)
     merged = frame.merge(table[["item_id", *cols]], on="item_id", how="left", validate="one_to_one")
     missing = merged.loc[merged[cols].isna().any(axis=1), "item_id"]
     if len(missing):
-        raise ValueError(f"{name} lacks {len(missing)} study items of source {source!r}, e.g. item_id {missing.head(5).tolist()}")
+        raise ValueError(f"{name} lacks {len(missing)} study items of source {source!r}, "
+                         f"e.g. item_id {missing.head(5).tolist()}")
     return merged
 
 
@@ -185,12 +192,16 @@ def build_condition_targets(
     return out
 
 
-def summarise_targets(study_digits: pd.DataFrame, *targets: pd.DataFrame, keys: list[tuple[str, str]]) -> pd.DataFrame:
+def summarise_targets(
+    study_digits: pd.DataFrame, *targets: pd.DataFrame, keys: list[tuple[str, str]]
+) -> pd.DataFrame:
     """``targets_summary``: per (source, condition, split) the mean target entropy (nats), the mean
     mass off the target's own top label (1 - max t, :func:`targets.off_label_mass`) and the
-    share of items whose target's argmax is not the original label; ``keys`` name the (source, condition) of each targets table."""
+    share of items whose target's argmax is not the original label; ``keys`` name the
+    (source, condition) of each targets table."""
     if len(targets) != len(keys):
-        raise ValueError(f"summarise_targets got {len(targets)} tables for {len(keys)} (source, condition) keys")
+        raise ValueError(f"summarise_targets got {len(targets)} tables for {len(keys)} "
+                         "(source, condition) keys")
     original = study_digits.set_index("item_id")["original_label"]
     rows = []
     for (source, condition), table in zip(keys, targets, strict=True):
@@ -202,16 +213,19 @@ def summarise_targets(study_digits: pd.DataFrame, *targets: pd.DataFrame, keys: 
         split = table["split"].astype(str).to_numpy()
         for name in ("all", *SPLITS):
             m = np.ones(len(t), bool) if name == "all" else split == name
+            nan = float("nan")
             rows.append({
                 "source": source, "condition": condition, "split": name, "n_items": int(m.sum()),
-                "mean_entropy": float(tg.entropy(t[m]).mean()) if m.any() else float("nan"),
-                "mean_off_label_mass": float(tg.off_label_mass(t[m]).mean()) if m.any() else float("nan"),
-                "share_argmax_not_original": float((t[m].argmax(1) != o[m]).mean()) if m.any() else float("nan"),
+                "mean_entropy": float(tg.entropy(t[m]).mean()) if m.any() else nan,
+                "mean_off_label_mass": float(tg.off_label_mass(t[m]).mean()) if m.any() else nan,
+                "share_argmax_not_original": (float((t[m].argmax(1) != o[m]).mean())
+                                              if m.any() else nan),
             })
     out = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     for row in out[out["split"] == "train"].itertuples():
-        logger.info("targets_summary %s.%s (train): entropy %.3f, off-label mass %.3f, argmax != original %.3f",
-                    row.source, row.condition, row.mean_entropy, row.mean_off_label_mass, row.share_argmax_not_original)
+        logger.info("targets_summary %s.%s (train): entropy %.3f, off-label mass %.3f, "
+                    "argmax != original %.3f", row.source, row.condition, row.mean_entropy,
+                    row.mean_off_label_mass, row.share_argmax_not_original)
     return out
 
 
@@ -241,6 +255,7 @@ def count_mode_shifts_by_rule(
             })
     out = pd.DataFrame(rows)
     for row in out.itertuples():
-        logger.info("mode shifts (%s, %s): argmax != original %d, supported %d, unsupported modes %d",
-                    row.aggregation, row.source, row.argmax_not_original, row.mode_shift, row.mode_unsupported)
+        logger.info("mode shifts (%s, %s): argmax != original %d, supported %d, unsupported modes "
+                    "%d", row.aggregation, row.source, row.argmax_not_original, row.mode_shift,
+                    row.mode_unsupported)
     return out

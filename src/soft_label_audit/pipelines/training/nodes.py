@@ -25,7 +25,8 @@ def epochs_for(training_params: dict, source: str) -> int:
     epochs = training_params["epochs"]
     if isinstance(epochs, dict):
         if source not in epochs:
-            raise KeyError(f"training.epochs names no epoch count for source {source!r} (it has {sorted(epochs)})")
+            raise KeyError(f"training.epochs names no epoch count for source {source!r} "
+                           f"(it has {sorted(epochs)})")
         epochs = epochs[source]
     epochs = int(epochs)
     if epochs < 1:
@@ -65,9 +66,11 @@ def train_condition(
     train, val, test = (_split(frame, s) for s in ("train", "val", "test"))
     val_modes = None
     if item_stats is not None:
-        modes = val[["item_id"]].merge(item_stats[["item_id", "human_mode"]], on="item_id", how="left")["human_mode"]
+        modes = val[["item_id"]].merge(item_stats[["item_id", "human_mode"]], on="item_id",
+                                       how="left")["human_mode"]
         if modes.isna().any():
-            raise ValueError(f"item_stats lacks validation items of {source}: {val.loc[modes.isna(), 'item_id'].head(5).tolist()}")
+            missing = val.loc[modes.isna(), "item_id"].head(5).tolist()
+            raise ValueError(f"item_stats lacks validation items of {source}: {missing}")
         val_modes = modes.to_numpy(np.int64)
     data = TrainData(
         train_images=images_from_column(train["image"]),
@@ -107,9 +110,11 @@ def train_condition(
     curves["train_loss_change_last_fifth"] = np.repeat(change, epochs)
     levelled = np.array([has_levelled(loss) for loss in result.curves["train_loss"]])
     curves["train_loss_levelled"] = np.repeat(levelled, epochs)
-    logger.info("%s.%s: training loss change over the last fifth of %d epochs: max %.3f over seeds (%s)",
+    logger.info("%s.%s: training loss change over the last fifth of %d epochs: max %.3f over "
+                "seeds (%s)",
                 source, condition, epochs, float(np.nanmax(change)),
-                "levelled off" if levelled.all() else f"NOT levelled off in {int((~levelled).sum())} seeds")
+                "levelled off" if levelled.all()
+                else f"NOT levelled off in {int((~levelled).sum())} seeds")
 
     dynamics = {"item_ids": train["item_id"].to_numpy(np.int64), "seeds": np.asarray(seeds, np.int64), "probs": result.dynamics}
     weights = {
