@@ -35,6 +35,8 @@ def inputs(data, annotation_input, **params):
         "params:annotation": annotation,
         "params:simulated_crowd": crowd_params(),
         "params:annotation_report": REPORT,
+        "params:labels.none_slot": "renormalise",
+        "params:annotation.mode_support": annotation["mode_support"],
     }
 
 
