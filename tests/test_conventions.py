@@ -59,8 +59,20 @@ def test_every_stage_is_registered(pipelines):
         assert {n.name for n in pipelines[stage].nodes} <= default_nodes
 
 
+def _optional_conditions():
+    """The labels pipeline of every condition that has a target builder, in or out of the default
+    study (e.g. machine_soft_large_teacher): its parameters and datasets count as used."""
+    from soft_label_audit.grid import StudyGrid
+    from soft_label_audit.pipelines.labels import create_pipeline
+    from soft_label_audit.targets import BUILDERS
+
+    return create_pipeline(grid=StudyGrid(("mnist",), tuple(BUILDERS)))
+
+
 def test_every_parameter_is_used(pipelines, base_params):
-    used = {d.split(":", 1)[1] for d in pipelines["__default__"].inputs() if d.startswith("params:")}
+    optional = _optional_conditions()
+    used = {d.split(":", 1)[1] for d in pipelines["__default__"].inputs() | optional.inputs()
+            if d.startswith("params:")}
     used |= {d.split(":", 1)[1] for n in pipelines["__default__"].nodes for d in n.inputs if d.startswith("params:")}
     unused = [
         leaf for leaf in _leaves(base_params)
@@ -88,7 +100,7 @@ def _parse_match(pattern: str, name: str) -> bool:
 
 
 def test_every_catalog_entry_is_produced_or_consumed(pipelines, base_catalog):
-    datasets = pipelines["__default__"].datasets()
+    datasets = pipelines["__default__"].datasets() | _optional_conditions().datasets()
     unused = [entry for entry in base_catalog if not any(_parse_match(entry, d) if "{" in entry else entry == d for d in datasets)]
     assert not unused, f"catalog entries no pipeline produces or consumes: {unused}"
 

@@ -152,10 +152,84 @@ def test_human_mode_ties_go_to_the_original_label_then_the_lowest_digit():
 def test_inconsistent_human_mode_is_refused():
     human = np.zeros((2, 11))
     human[:, 3] = 1.0
-    with pytest.raises(ValueError, match="human_mode is not a maximum"):
+    with pytest.raises(ValueError, match="human_mode is neither a maximum"):
         tg.TargetInputs(original=np.array([3, 3]), human=human, mode=np.array([3, 4]))
 
 
 def test_unknown_condition_names_the_registry():
     with pytest.raises(KeyError, match="no target builder"):
         tg.builder_for("nonsense")
+
+
+# ------------------------------------------------------------------ fitted on training items only
+
+ALL_OPTIONS = {**OPTIONS, "human_soft_permuted": {"band_edges": [1e-6, 0.5, 1.0], "seed": 3}}
+
+
+def _with_split(inputs: tg.TargetInputs, train: np.ndarray, human: np.ndarray, logits: np.ndarray) -> tg.TargetInputs:
+    h = tg.human_digits(human)
+    return tg.TargetInputs(original=inputs.original, human=human, mode=tg.human_mode(h, inputs.original),
+                           machine=inputs.machine, teacher_logits=logits, train=train)
+
+
+@pytest.mark.parametrize("condition", sorted(tg.BUILDERS))
+def test_val_and_test_human_labels_never_change_a_training_target(inputs, condition):
+    rng = np.random.default_rng(7)
+    train = rng.random(N) < 0.6
+    before = tg.build_targets(condition, _with_split(inputs, train, inputs.human, inputs.teacher_logits),
+                              ALL_OPTIONS.get(condition))
+    human = inputs.human.copy()
+    human[~train] = _human(rng, int((~train).sum()))  # other people, other answers
+    human[~train & (rng.random(N) < 0.3)] = np.eye(11)[10]  # some all-"none" items
+    logits = inputs.teacher_logits.copy()
+    logits[~train] = rng.normal(0, 5, ((~train).sum(), 10))
+    after = tg.build_targets(condition, _with_split(inputs, train, human, logits), ALL_OPTIONS.get(condition))
+    np.testing.assert_array_equal(after[train], before[train])
+
+
+def test_recipe_statistics_come_from_training_items(inputs):
+    train = np.arange(N) % 2 == 1
+    x = _with_split(inputs, train, inputs.human, inputs.teacher_logits)
+    t = tg.build_targets("label_smoothing_matched", x)
+    assert tg.entropy(t).mean() == pytest.approx(tg.entropy(x.h[train]).mean(), rel=1e-8)
+    teacher = np.isnan(inputs.machine).any(1)
+    m = tg.build_targets("machine_soft", x)
+    fit = teacher & train
+    assert fit.any() and tg.entropy(m[fit]).mean() == pytest.approx(tg.entropy(x.h[fit]).mean(), rel=1e-6)
+
+
+def test_permutation_donors_are_training_items(inputs):
+    train = np.arange(N) % 3 != 0
+    x = _with_split(inputs, train, inputs.human, inputs.teacher_logits)
+    t = tg.build_targets("human_soft_permuted", x, ALL_OPTIONS["human_soft_permuted"])
+    train_profiles = {tuple(np.round(np.sort(row)[::-1], 12)) for row in x.h[train]}
+    for row in t[~train]:
+        assert tuple(np.round(np.sort(row)[::-1], 12)) in train_profiles
+
+
+# ------------------------------------------------------------------ controls of equal strength
+
+
+def test_mass_matched_smoothing_puts_as_much_mass_off_the_label_as_h(inputs):
+    train = np.arange(N) < 300
+    x = _with_split(inputs, train, inputs.human, inputs.teacher_logits)
+    t = tg.build_targets("label_smoothing_mass_matched", x)
+    target = tg.off_label_mass(x.h[train]).mean()
+    assert tg.off_label_mass(t).mean() == pytest.approx(target, rel=1e-9)
+    np.testing.assert_array_equal(t.argmax(1), x.original)
+    # the entropy-matched control is the weaker regulariser: less mass off the label
+    weaker = tg.build_targets("label_smoothing_matched", x)
+    assert tg.off_label_mass(weaker).mean() < target
+
+
+def test_mode_aligned_puts_o_on_top_even_where_the_mode_is_unsupported(inputs):
+    h = inputs.h
+    argmax = tg.human_mode(h, inputs.original)
+    moved = argmax != inputs.original
+    assert moved.sum() > 10
+    unsupported = tg.TargetInputs(original=inputs.original, human=inputs.human, mode=inputs.original.copy())
+    t = tg.build_targets("human_soft_mode_aligned", unsupported)
+    assert np.all(t[np.arange(N), inputs.original] >= t.max(1) - 1e-12)
+    np.testing.assert_allclose(tg.entropy(t), tg.entropy(h), atol=1e-12)
+    # the unsupported mode keeps the original label in human_mode_hard
+    np.testing.assert_array_equal(tg.build_targets("human_mode_hard", unsupported).argmax(1), inputs.original)

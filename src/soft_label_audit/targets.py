@@ -3,8 +3,10 @@
 Notation, per item: o = original label, h = human soft label over the 10 digits (the "none"
 slot handled by :func:`human_digits`), m = human mode (argmax of h; ties go to o when o is
 among the maxima, else to the lowest digit). Entropies are in nats, H(p) = -sum_k p_k ln p_k
-with 0 ln 0 = 0. "Mean human entropy" is the mean of H(h) over the items of one target table
-(the study items of one source).
+with 0 ln 0 = 0. Every recipe statistic (smoothing epsilon, teacher temperature, permutation
+donors) is fitted on the training items of one target table only (``TargetInputs.train``), so
+the human labels of validation and test items never shape a training target: "mean human
+entropy" is the mean of H(h) over the training items of one source.
 
 Each condition has one builder in :data:`BUILDERS`, keyed by the condition name; a builder takes
 :class:`TargetInputs` and the condition's options (``labels.conditions.<name>`` parameters)
@@ -27,51 +29,73 @@ N_CLASSES = 10
 class TargetInputs:
     """Per-item arrays of one source, aligned by row.
 
-    ``human``: (n, 11) h_0..h_9, h_none. ``mode``: (n,) human mode (from ``item_stats``).
+    ``human``: (n, 11) h_0..h_9, h_none. ``mode``: (n,) human mode (from ``item_stats``): the
+    argmax of h where the votes support it, else the original label.
     ``machine``: (n, 10) generator labels, NaN rows where an item has none.
     ``teacher_logits``: (n, 10) teacher logits, NaN rows where not computed (optional).
     ``none_slot``: how :func:`human_digits` treats the "none" slot.
+    ``train``: (n,) bool, the training items on which recipe statistics are fitted (None: all).
     """
 
     original: np.ndarray
-    human: np.ndarray
-    mode: np.ndarray
+    human: np.ndarray | None = None
+    mode: np.ndarray | None = None
     machine: np.ndarray | None = None
     teacher_logits: np.ndarray | None = None
     none_slot: str = "renormalise"
+    train: np.ndarray | None = None
     #: distinguishes tables (e.g. sources) in random draws made with a condition's seed
     stream: int = 0
 
     def __post_init__(self) -> None:
         self.original = np.asarray(self.original, np.int64)
-        self.human = np.asarray(self.human, np.float64)
-        self.mode = np.asarray(self.mode, np.int64)
         n = len(self.original)
-        if self.human.shape != (n, N_CLASSES + 1):
-            raise ValueError(f"human labels must be (n, 11) = ({n}, 11), got {self.human.shape}")
-        if self.mode.shape != (n,):
-            raise ValueError(f"human mode must have {n} entries, got {self.mode.shape}")
+        self.train = np.ones(n, bool) if self.train is None else np.asarray(self.train, bool)
+        if self.train.shape != (n,) or not self.train.any():
+            raise ValueError(f"train must be an (n,) = ({n},) mask with at least one training item")
+        if self.human is not None:
+            self.human = np.asarray(self.human, np.float64)
+            if self.human.shape != (n, N_CLASSES + 1):
+                raise ValueError(
+                    f"human labels must be (n, 11) = ({n}, 11), got {self.human.shape}")
+        if self.mode is not None:
+            self.mode = np.asarray(self.mode, np.int64)
+            if self.mode.shape != (n,):
+                raise ValueError(f"human mode must have {n} entries, got {self.mode.shape}")
         for name, arr in (("original", self.original), ("mode", self.mode)):
-            bad = np.flatnonzero((arr < 0) | (arr >= N_CLASSES))
+            bad = np.flatnonzero((arr < 0) | (arr >= N_CLASSES)) if arr is not None else np.zeros(0)
             if bad.size:
                 raise ValueError(f"{name} labels outside 0..9 at rows {bad[:5].tolist()}")
+        if self.human is None or self.mode is None:
+            return
         h = self.h
-        off = np.flatnonzero(h[np.arange(n), self.mode] < h.max(1) - 1e-9)
+        not_max = h[np.arange(n), self.mode] < h.max(1) - 1e-9
+        off = np.flatnonzero(not_max & (self.mode != self.original))
         if off.size:
             raise ValueError(
-                f"human_mode is not a maximum of the human soft label at rows {off[:5].tolist()} "
-                f"(of {off.size}); item_stats and human_soft_labels disagree"
+                "human_mode is neither a maximum of the human soft label nor the original label "
+                f"at rows {off[:5].tolist()} (of {off.size}); item_stats and human_soft_labels "
+                "disagree"
             )
 
     @property
     def h(self) -> np.ndarray:
         """The human soft label over the 10 digits."""
+        if self.human is None:
+            raise ValueError(
+                "this condition reads the human labels: declare 'human' in its Builder.needs")
         return human_digits(self.human, self.none_slot)
+
+    @property
+    def human_mode(self) -> np.ndarray:
+        """The human mode of ``item_stats`` (supported argmax, else the original label)."""
+        if self.mode is None:
+            raise ValueError(
+                "this condition reads the human mode: declare 'mode' in its Builder.needs")
+        return self.mode
 
 
 # ---------------------------------------------------------------------------- primitives
-
-
 
 
 def one_hot(labels: np.ndarray) -> np.ndarray:
@@ -94,22 +118,40 @@ def entropy_bands(values: np.ndarray, edges) -> np.ndarray:
     return np.searchsorted(edges, values, side="right")
 
 
-def permuted_profiles(h: np.ndarray, original: np.ndarray, bands: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Each item takes the sorted mass profile of another item of its band (a random permutation
-    within the band, so each band's multiset of profiles, and hence of entropies, is kept), with
-    the largest mass on o and the others on the remaining classes in random order."""
+def permuted_profiles(
+    h: np.ndarray,
+    original: np.ndarray,
+    bands: np.ndarray,
+    rng: np.random.Generator,
+    train: np.ndarray | None = None,
+    rng_other: np.random.Generator | None = None,
+) -> np.ndarray:
+    """Each item takes the sorted mass profile of a donor item of its band, with the largest mass
+    on o and the others on the remaining classes in random order.
+
+    Donors are training items only (``train``, default all): the training items of a band trade
+    profiles by a random permutation (so each band's multiset of training profiles, and hence of
+    entropies, is kept); every other item draws a training donor of its band at random (of any
+    training item when its band has none). Training rows use ``rng`` alone and other rows
+    ``rng_other``, so validation and test labels never change a training target."""
     h = np.asarray(h, np.float64)
     n = len(h)
+    train = np.ones(n, bool) if train is None else np.asarray(train, bool)
+    rng_other = rng if rng_other is None else rng_other
     donor = np.arange(n)
-    for band in np.unique(bands):
-        members = np.flatnonzero(bands == band)
+    train_rows = np.flatnonzero(train)
+    for band in np.unique(bands[train]):
+        members = train_rows[bands[train_rows] == band]
         donor[members] = rng.permutation(members)
+    for i in np.flatnonzero(~train):
+        pool = train_rows[bands[train_rows] == bands[i]]
+        donor[i] = rng_other.choice(pool if pool.size else train_rows)
     profiles = -np.sort(-h[donor], axis=1)  # descending
     out = np.empty_like(profiles)
-    for i in range(n):
+    for i in [*train_rows, *np.flatnonzero(~train)]:
         others = np.delete(np.arange(N_CLASSES), original[i])
         out[i, original[i]] = profiles[i, 0]
-        out[i, rng.permutation(others)] = profiles[i, 1:]
+        out[i, (rng if train[i] else rng_other).permutation(others)] = profiles[i, 1:]
     return out
 
 
@@ -140,6 +182,17 @@ def smoothing_epsilon_for_entropy(target_entropy: float, n_classes: int = N_CLAS
     return _bisect(lambda e: smoothing_entropy(e, n_classes), float(target_entropy), 0.0, 1.0)
 
 
+def off_label_mass(targets: np.ndarray) -> np.ndarray:
+    """Per row, the mass a distribution puts off its own top label, 1 - max_k t_k: the amount of
+    uncertainty, whichever label is on top (a mode shift is counted apart, by the argmax)."""
+    return 1.0 - np.asarray(targets, np.float64).max(1)
+
+
+def smoothing_epsilon_for_off_label_mass(mass: float, n_classes: int = N_CLASSES) -> float:
+    """The eps with off-label mass eps (K - 1) / K equal to ``mass`` (clipped to [0, 1])."""
+    return float(np.clip(float(mass) * n_classes / (n_classes - 1), 0.0, 1.0))
+
+
 def tempered_softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
     """softmax(z / T), row-wise."""
     z = np.asarray(logits, np.float64) / temperature
@@ -163,7 +216,10 @@ def temperature_for_entropy(logits: np.ndarray, target_mean_entropy: float) -> f
 
 @dataclass(frozen=True)
 class Builder:
-    """A target builder and the optional inputs it needs (``teacher`` adds ``teacher_logits``)."""
+    """A target builder and the inputs it reads besides the original label and split: ``human``
+    (``human_soft_labels``), ``mode`` (``item_stats``' human mode), ``teacher`` (the cross-fitted
+    ``teacher_logits``) or ``large_teacher`` (``large_teacher_logits``). The labels pipeline wires
+    only these, so kedro-viz shows where the human label, the mode and the teacher enter."""
 
     build: Callable[[TargetInputs, dict], np.ndarray]
     needs: tuple[str, ...] = ()
@@ -174,7 +230,7 @@ def _original_hard(x: TargetInputs, options: dict) -> np.ndarray:
 
 
 def _human_mode_hard(x: TargetInputs, options: dict) -> np.ndarray:
-    return one_hot(x.mode)
+    return one_hot(x.human_mode)
 
 
 def _human_soft(x: TargetInputs, options: dict) -> np.ndarray:
@@ -182,24 +238,38 @@ def _human_soft(x: TargetInputs, options: dict) -> np.ndarray:
 
 
 def _human_soft_mode_aligned(x: TargetInputs, options: dict) -> np.ndarray:
-    return swap_mode_and_original(x.h, x.mode, x.original)
+    """h with the masses of its argmax and of o swapped (whether or not the mode is supported),
+    so the target's argmax is o wherever h has any mass there to swap."""
+    return swap_mode_and_original(x.h, human_mode(x.h, x.original), x.original)
 
 
 def _human_soft_permuted(x: TargetInputs, options: dict) -> np.ndarray:
     h = x.h
     bands = entropy_bands(entropy(h), options["band_edges"])
     rng = np.random.default_rng([int(options["seed"]), int(x.stream)])
-    return permuted_profiles(h, x.original, bands, rng)
+    rng_other = np.random.default_rng([int(options["seed"]), int(x.stream), 1])
+    return permuted_profiles(h, x.original, bands, rng, x.train, rng_other)
+
+
+def _smoothed(original: np.ndarray, eps: float) -> np.ndarray:
+    return (1.0 - eps) * one_hot(original) + eps / N_CLASSES
 
 
 def _label_smoothing_matched(x: TargetInputs, options: dict) -> np.ndarray:
-    eps = smoothing_epsilon_for_entropy(entropy(x.h).mean())
-    return (1.0 - eps) * one_hot(x.original) + eps / N_CLASSES
+    """eps with H(smoothed) = mean H(h) over the training items."""
+    return _smoothed(x.original, smoothing_epsilon_for_entropy(entropy(x.h[x.train]).mean()))
+
+
+def _label_smoothing_mass_matched(x: TargetInputs, options: dict) -> np.ndarray:
+    """eps with off-label mass eps (K-1)/K = mean (1 - max h) over the training items."""
+    mass = off_label_mass(x.h[x.train]).mean()
+    return _smoothed(x.original, smoothing_epsilon_for_off_label_mass(mass))
 
 
 def _machine_soft(x: TargetInputs, options: dict) -> np.ndarray:
     """Generator labels where an item has one; elsewhere the teacher's softmax(z / T), with T set
-    so that the mean entropy over those items equals their mean human entropy."""
+    so that the mean entropy over the training items among those equals their mean human
+    entropy (all such items when none of them is a training item)."""
     n = len(x.original)
     machine = np.full((n, N_CLASSES), np.nan) if x.machine is None else np.asarray(x.machine, np.float64)
     out = machine.copy()
@@ -209,20 +279,22 @@ def _machine_soft(x: TargetInputs, options: dict) -> np.ndarray:
         missing = np.flatnonzero(need & np.isnan(teacher).any(1))
         if missing.size:
             raise ValueError(f"machine_soft: rows {missing[:5].tolist()} have neither a generator label nor teacher logits")
-        logits = teacher[need]
-        temperature = temperature_for_entropy(logits, entropy(x.h[need]).mean())
-        out[need] = tempered_softmax(logits, temperature)
+        fit = need & x.train if (need & x.train).any() else need
+        temperature = temperature_for_entropy(teacher[fit], entropy(x.h[fit]).mean())
+        out[need] = tempered_softmax(teacher[need], temperature)
     return out / out.sum(1, keepdims=True)
 
 
 BUILDERS: dict[str, Builder] = {
     "original_hard": Builder(_original_hard),
-    "human_mode_hard": Builder(_human_mode_hard),
-    "human_soft": Builder(_human_soft),
-    "human_soft_mode_aligned": Builder(_human_soft_mode_aligned),
-    "human_soft_permuted": Builder(_human_soft_permuted),
-    "label_smoothing_matched": Builder(_label_smoothing_matched),
-    "machine_soft": Builder(_machine_soft, needs=("teacher",)),
+    "human_mode_hard": Builder(_human_mode_hard, needs=("mode",)),
+    "human_soft": Builder(_human_soft, needs=("human",)),
+    "human_soft_mode_aligned": Builder(_human_soft_mode_aligned, needs=("human",)),
+    "human_soft_permuted": Builder(_human_soft_permuted, needs=("human",)),
+    "label_smoothing_matched": Builder(_label_smoothing_matched, needs=("human",)),
+    "label_smoothing_mass_matched": Builder(_label_smoothing_mass_matched, needs=("human",)),
+    "machine_soft": Builder(_machine_soft, needs=("human", "teacher")),
+    "machine_soft_large_teacher": Builder(_machine_soft, needs=("human", "large_teacher")),
 }
 
 

@@ -74,6 +74,7 @@ def annotation_params(**overrides) -> dict:
         "dawid_skene": {"n_iter": 100, "tol": 1e-5},
         "require_votes_for_all_study_items": True,
         "soft_label_tolerance": 1e-3,
+        "mode_support": {"min_vote_share": 0.5, "min_sure_votes": 3},
         "released": {
             "soft_label_column": "soft_label",
             "image_tolerance": 0,

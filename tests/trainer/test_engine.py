@@ -13,6 +13,8 @@ from soft_label_audit.trainer import (
     TrainData,
     batch_orders,
     build_model,
+    cross_fit_teacher,
+    predict_logits,
     soft_cross_entropy,
     train_runs,
     train_teacher,
@@ -87,7 +89,9 @@ def test_shapes_and_distributions(data):
     np.testing.assert_allclose(res.dynamics.sum(-1), 1.0, atol=1e-5)
     assert res.test_probs.shape == (k, len(data.test_images), 10)
     for name in CURVE_NAMES:
-        assert res.curves[name].shape == (k, e) and np.isfinite(res.curves[name]).all(), name
+        # without TrainData.val_modes the human-mode curves are NaN
+        finite = np.isfinite(res.curves[name]).all() != name.endswith("_human_mode")
+        assert res.curves[name].shape == (k, e) and finite, name
     assert len(res.state_dicts) == k
     assert res.sample_updates == k * e * n
     # the cosine schedule decays to zero at the last step
@@ -166,3 +170,55 @@ def test_parallel_runs_on_cpu_threads_match_one_after_another(data):
     in_turn = train_runs(data, targets, val, [0, 1, 2], MODEL, _config(num_threads=2, parallel_runs=1))
     np.testing.assert_allclose(together.dynamics, in_turn.dynamics, atol=1e-5)
     np.testing.assert_allclose(together.test_logits, in_turn.test_logits, atol=1e-4)
+
+
+@pytest.mark.parametrize("vectorise", ["never", "always"])
+def test_validation_curves_measure_every_condition_against_the_original_label_and_the_mode(data, vectorise):
+    rng = np.random.default_rng(1)
+    modes = np.where(rng.random(len(data.val_labels)) < 0.3, (data.val_labels + 1) % 10, data.val_labels)
+    with_modes = TrainData(data.train_images, data.train_labels, data.val_images, data.val_labels,
+                           data.test_images, val_modes=modes)
+    val_soft = _soft(data.val_labels, rng)
+    config = _config(epochs=2, vectorise=vectorise)
+    hard = train_runs(with_modes, EYE[data.train_labels][None], EYE[data.val_labels][None], [0], MODEL, config,
+                      record_dynamics=False)
+    soft = train_runs(with_modes, _soft(data.train_labels, rng)[None], val_soft[None], [0], MODEL, config,
+                      record_dynamics=False)
+    for result, own in ((hard, EYE[data.val_labels]), (soft, val_soft)):
+        logits = predict_logits(result.state_dicts[0], MODEL, data.val_images, device="cpu")
+        logp = torch.log_softmax(torch.as_tensor(logits, dtype=torch.float64), -1).numpy()
+        rows = np.arange(len(logp))
+        curves = {name: values[0, -1] for name, values in result.curves.items()}
+        assert curves["val_loss"] == pytest.approx(-logp[rows, data.val_labels].mean(), rel=1e-4)
+        assert curves["val_acc"] == pytest.approx((logits.argmax(1) == data.val_labels).mean())
+        assert curves["val_loss_human_mode"] == pytest.approx(-logp[rows, modes].mean(), rel=1e-4)
+        assert curves["val_acc_human_mode"] == pytest.approx((logits.argmax(1) == modes).mean())
+        assert curves["val_loss_own_target"] == pytest.approx(-(own * logp).sum(1).mean(), rel=1e-4)
+    # the soft run's own objective differs from the shared yardstick
+    assert abs(soft.curves["val_loss_own_target"][0, -1] - soft.curves["val_loss"][0, -1]) > 0.05
+
+
+def test_cross_fitted_teacher_labels_no_item_with_a_model_that_saw_it(mnist_arrays, monkeypatch):
+    from soft_label_audit.trainer import teacher as teacher_module
+
+    x, y = mnist_arrays["train_images"][:90], mnist_arrays["train_labels"][:90].astype(np.int64)
+    is_train = np.arange(90) < 60
+    seen = []
+    real_train_runs = teacher_module.train_runs
+
+    def spy(data, *args, **kwargs):
+        seen.append({im.tobytes() for im in data.train_images})
+        return real_train_runs(data, *args, **kwargs)
+
+    monkeypatch.setattr(teacher_module, "train_runs", spy)
+    result = cross_fit_teacher(x, y, is_train, MODEL, _config(epochs=1), k_folds=3, seed=0)
+    assert len(seen) == 3 and sorted(set(result.fold[is_train])) == [0, 1, 2]
+    assert (result.fold[~is_train] == -1).all()
+    for f, fit in enumerate(seen):
+        held = np.flatnonzero(result.fold == f)
+        assert not {x[i].tobytes() for i in held} & fit  # the fold's own model never saw it
+        np.testing.assert_allclose(result.logits[held],
+                                   predict_logits(result.state_dicts[f], MODEL, x[held], device="cpu"), atol=1e-5)
+        assert not {x[i].tobytes() for i in np.flatnonzero(~is_train)} & fit  # val/test never trained on
+    mean = np.mean([predict_logits(s, MODEL, x[~is_train], device="cpu") for s in result.state_dicts], axis=0)
+    np.testing.assert_allclose(result.logits[~is_train], mean, atol=1e-4)

@@ -5,7 +5,10 @@ indexed by item_id with columns ``h_0`` .. ``h_9``, ``h_none``, rows summing to 
 ``fit_predict_proba(votes)`` returns it. With ``n_c`` the votes for slot ``c`` of an item
 (``none`` votes count for ``h_none``), ``u_c`` the unsure ones among them and ``n`` all votes:
 
-* ``vote_share``: ``h_c = n_c / n`` (unsure votes count as sure ones);
+* ``vote_share`` (the default): ``h_c = n_c / n``: a sure and an unsure vote on a digit count
+  equally on that digit (the released data's own ``soft_label`` semantics);
+* ``vote_share_yes_only``: only sure votes count, ``h_c = (n_c - u_c) / (n - u)`` with ``u``
+  all unsure votes; an item whose votes are all unsure gets ``h_none = 1``;
 * ``vote_share_unsure_to_none``: ``h_c = (n_c - u_c) / n`` for digits and
   ``h_none = (n_none + sum_c u_c) / n``: an unsure vote's mass moves to the "none" slot;
 * ``dawid_skene``: crowd-kit's :class:`~crowdkit.aggregation.DawidSkene` posterior over the
@@ -22,7 +25,7 @@ import pandas as pd
 
 from soft_label_audit.columns import CHOICES, H_COLS, H_NONE_COL
 
-RULES = ("vote_share", "vote_share_unsure_to_none", "dawid_skene")
+RULES = ("vote_share", "vote_share_yes_only", "vote_share_unsure_to_none", "dawid_skene")
 _SLOT = {choice: i for i, choice in enumerate(CHOICES)}
 
 
@@ -32,9 +35,11 @@ def _empty() -> pd.DataFrame:
 
 @dataclass
 class VoteShare:
-    """Share of votes per slot; ``unsure_to_none`` moves unsure votes' mass to ``h_none``."""
+    """Share of votes per slot; ``unsure_to_none`` moves unsure votes' mass to ``h_none``;
+    ``yes_only`` drops unsure votes (an item with no sure vote is all ``h_none``)."""
 
     unsure_to_none: bool = False
+    yes_only: bool = False
     probas_: pd.DataFrame = field(init=False, repr=False)
 
     def fit(self, votes: pd.DataFrame) -> VoteShare:
@@ -46,7 +51,9 @@ class VoteShare:
             slot = np.where(votes["unsure"].to_numpy(bool), _SLOT["none"], slot)
         items, item_idx = np.unique(votes["item_id"].to_numpy(np.int64), return_inverse=True)
         counts = np.zeros((len(items), len(H_COLS)))
-        np.add.at(counts, (item_idx, slot), 1.0)
+        weight = 1.0 - votes["unsure"].to_numpy(bool) if self.yes_only else np.ones(len(votes))
+        np.add.at(counts, (item_idx, slot), weight)
+        counts[counts.sum(axis=1) == 0, _SLOT["none"]] = 1.0
         self.probas_ = pd.DataFrame(
             counts / counts.sum(axis=1, keepdims=True),
             index=pd.Index(items, name="item_id"),
@@ -101,6 +108,8 @@ class DawidSkeneSoft:
 def make_aggregator(rule: str, dawid_skene: dict | None = None) -> VoteShare | DawidSkeneSoft:
     if rule == "vote_share":
         return VoteShare(unsure_to_none=False)
+    if rule == "vote_share_yes_only":
+        return VoteShare(yes_only=True)
     if rule == "vote_share_unsure_to_none":
         return VoteShare(unsure_to_none=True)
     if rule == "dawid_skene":

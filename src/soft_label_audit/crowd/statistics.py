@@ -1,9 +1,17 @@
 """Item, annotator and study-level agreement statistics of the human soft labels.
 
-* human entropy ``H(h) = -sum_c h_c ln h_c`` over the 11 slots, in nats (``0 ln 0 = 0``);
-* human mode: argmax of ``h`` over the 10 digits; ties go to the original label when it is
-  among the maxima, else to the lowest digit; ``mode_shift`` = human mode != original label;
-* an item is unanimous when all its votes name the same choice;
+* human entropy: :func:`soft_label_audit.human_labels.human_entropy`, the entropy (nats) of the
+  10-digit label that the none-slot rule (``labels.none_slot``) makes of h, i.e. the entropy
+  of the ``human_soft`` training target (an item whose votes are all "none" is uniform, ln 10);
+* ``human_argmax``: argmax of ``h`` over the 10 digits; ties go to the original label when it
+  is among the maxima, else to the lowest digit;
+* the mode is *supported* when at least ``min_vote_share`` of all the item's votes (none and
+  unsure included) name it and at least ``min_sure_votes`` of those are sure (released soft
+  labels carry no votes: the mode's 11-slot mass stands for its vote share, sure votes are
+  not checked); ``human_mode`` = ``human_argmax`` where supported, else the original label,
+  ``mode_unsupported`` = not supported; ``mode_shift`` = human mode != original label;
+* an item is unanimous when all its votes name the same digit (an item without digit votes
+  never is);
 * an annotator's agreement with the aggregate is the share of its votes that name the
   item's aggregate mode over all 11 slots, its soft agreement the mean ``h[choice]``;
 * Krippendorff's alpha (nominal, 11 categories) over the annotator x item matrix,
@@ -16,8 +24,7 @@ import numpy as np
 import pandas as pd
 
 from soft_label_audit.columns import CHOICES, H_COLS, H_DIGIT_COLS, NONE_CHOICE
-from soft_label_audit.human_labels import entropy
-from soft_label_audit.human_labels import human_mode
+from soft_label_audit.human_labels import human_digits, human_entropy, human_mode
 
 _SLOT = {choice: i for i, choice in enumerate(CHOICES)}
 
@@ -35,7 +42,7 @@ def vote_summary(votes: pd.DataFrame) -> pd.DataFrame:
             "n_votes": g.size().astype("Int64"),
             "pct_unsure": g["unsure"].mean().astype(float),
             "pct_none": g["is_none"].mean().astype(float),
-            "unanimous": (g["choice"].nunique() == 1).astype("boolean"),
+            "unanimous": ((g["choice"].nunique() == 1) & ~g["is_none"].any()).astype("boolean"),
         }
     )
 
@@ -45,11 +52,14 @@ def item_statistics(
     study: pd.DataFrame,
     votes: pd.DataFrame,
     pct_unsure: pd.Series | None = None,
+    none_slot: str = "renormalise",
+    mode_support: dict | None = None,
 ) -> pd.DataFrame:
     """The ``item_stats`` table (one row per study item with a soft label).
 
     ``pct_unsure`` (indexed by item_id) replaces the vote-based share when there are no votes
-    (released soft labels carry it).
+    (released soft labels carry it). ``none_slot``: the ``labels.none_slot`` rule behind the
+    entropy; ``mode_support``: ``min_vote_share`` and ``min_sure_votes`` (module doc).
     """
     merged = study[["item_id", "source", "split", "original_label"]].merge(
         soft_labels[["item_id", *H_COLS]], on="item_id", how="inner", validate="one_to_one"
@@ -60,7 +70,10 @@ def item_statistics(
     if pct_unsure is not None:
         given = pct_unsure.reindex(merged["item_id"]).to_numpy(float)
         unsure = np.where(np.isnan(unsure), given, unsure)
-    mode = human_mode(merged[list(H_DIGIT_COLS)].to_numpy(float), merged["original_label"].to_numpy())
+    original = merged["original_label"].to_numpy(np.int64)
+    argmax = human_mode(human_digits(h, none_slot), original)
+    supported = mode_supported(h, argmax, merged["item_id"].to_numpy(np.int64), votes, mode_support)
+    mode = np.where(supported, argmax, original)
     return pd.DataFrame(
         {
             "item_id": merged["item_id"].astype("int64"),
@@ -68,15 +81,46 @@ def item_statistics(
             "split": merged["split"].astype(str),
             "original_label": merged["original_label"].astype("int64"),
             "n_votes": pd.array(summary["n_votes"].to_numpy(), dtype="Int64"),
-            "human_entropy": entropy(h),
+            "human_entropy": human_entropy(h, none_slot),
             "pct_unsure": unsure,
             "pct_none_votes": summary["pct_none"].to_numpy(float),
             "unanimous": pd.array(summary["unanimous"].to_numpy(), dtype="boolean"),
             "h_none": h[:, -1],
+            "human_argmax": argmax,
             "human_mode": mode,
-            "mode_shift": mode != merged["original_label"].to_numpy(),
+            "mode_unsupported": ~supported,
+            "mode_shift": mode != original,
         }
     )
+
+
+def mode_supported(
+    h: np.ndarray,
+    mode: np.ndarray,
+    item_ids: np.ndarray,
+    votes: pd.DataFrame,
+    mode_support: dict | None,
+) -> np.ndarray:
+    """Per item: do the votes support ``mode`` (module doc)? Items without votes use ``h``."""
+    rule = {"min_vote_share": 0.5, "min_sure_votes": 1, **(mode_support or {})}
+    min_share, min_sure = float(rule["min_vote_share"]), int(rule["min_sure_votes"])
+    share = h[np.arange(len(h)), mode].astype(float)
+    sure = np.full(len(h), np.iinfo(np.int64).max)
+    if len(votes):
+        lookup = pd.Series(np.arange(len(item_ids)), index=item_ids)
+        row = lookup.reindex(votes["item_id"]).to_numpy()
+        known = ~np.isnan(row)
+        row = row[known].astype(np.int64)
+        choice = votes["choice"].to_numpy(str)[known]
+        on_mode = choice == mode[row].astype(str)
+        n_all = np.bincount(row, minlength=len(h))
+        n_mode = np.bincount(row, weights=on_mode, minlength=len(h))
+        sure_on_mode = on_mode & ~votes["unsure"].to_numpy(bool)[known]
+        n_sure = np.bincount(row, weights=sure_on_mode, minlength=len(h))
+        voted = n_all > 0
+        share = np.where(voted, n_mode / np.maximum(n_all, 1), share)
+        sure = np.where(voted, n_sure, sure)
+    return (share >= min_share - 1e-12) & (sure >= min_sure)
 
 
 def aggregate_mode_slot(soft_labels: pd.DataFrame) -> pd.Series:

@@ -20,7 +20,9 @@ Metric names (columns of ``{source}.{condition}.metrics``), for ``n_bins = B``:
 ``mce_B``              maximum calibration error, B equal-width bins
 =====================  ===============================================================
 
-Each also exists per band as ``{name}__band_{band}`` (``unanimous``, ``low``, ``high``).
+Each also exists per band as ``{name}__band_{band}`` (``unanimous``, ``low``, ``high``) and,
+when the none band is given, per none band as ``{name}__none_{band}`` (``none_free``,
+``some_none``, ``mostly_none``; :mod:`soft_label_audit.metrics.bands`).
 ``h`` is the human label over the 10 digits (:func:`soft_label_audit.human_labels.human_digits`).
 """
 
@@ -29,9 +31,10 @@ from __future__ import annotations
 import numpy as np
 
 from soft_label_audit.metrics import alignment, calibration, scoring
-from soft_label_audit.metrics.bands import BANDS
+from soft_label_audit.metrics.bands import BANDS, NONE_BANDS
 
 BAND_SEPARATOR = "__band_"
+NONE_BAND_SEPARATOR = "__none_"
 
 
 def metric_names(n_bins: int) -> list[str]:
@@ -86,8 +89,10 @@ def score_test_set(
     human_entropy: np.ndarray,
     band: np.ndarray,
     n_bins: int = 15,
+    none_band: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """Every metric on all items and on each band; arrays are aligned row by row."""
+    """Every metric on all items, on each band and (if given) each none band; arrays are
+    aligned row by row."""
     probs = np.asarray(probs, dtype=np.float64)
     out = _metrics(probs, original_label, human_mode, human_digits, human_entropy, n_bins)
     band = np.asarray(band)
@@ -98,4 +103,14 @@ def score_test_set(
         m = band == name
         sub = _metrics(probs[m], original_label[m], human_mode[m], human_digits[m], human_entropy[m], n_bins)
         out.update({f"{k}{BAND_SEPARATOR}{name}": v for k, v in sub.items()})
+    if none_band is not None:
+        none_band = np.asarray(none_band)
+        unknown = set(np.unique(none_band)) - set(NONE_BANDS)
+        if unknown:
+            raise ValueError(f"unknown none bands {sorted(unknown)}; expected {NONE_BANDS}")
+        for name in NONE_BANDS:
+            m = none_band == name
+            sub = _metrics(probs[m], original_label[m], human_mode[m], human_digits[m],
+                           human_entropy[m], n_bins)
+            out.update({f"{k}{NONE_BAND_SEPARATOR}{name}": v for k, v in sub.items()})
     return out

@@ -14,10 +14,16 @@ from soft_label_audit.trainer.engine import (
     train_runs,
 )
 from soft_label_audit.trainer.model import ModelConfig, SmallCNN, build_model
-from soft_label_audit.trainer.teacher import Teacher, train_teacher
+from soft_label_audit.trainer.teacher import (
+    CrossFitTeacher,
+    Teacher,
+    cross_fit_teacher,
+    train_teacher,
+)
 
 __all__ = [
     "CURVE_NAMES",
+    "CrossFitTeacher",
     "ModelConfig",
     "SmallCNN",
     "Teacher",
@@ -26,6 +32,7 @@ __all__ = [
     "TrainResult",
     "batch_orders",
     "build_model",
+    "cross_fit_teacher",
     "predict_logits",
     "resolve_device",
     "soft_cross_entropy",

@@ -11,9 +11,13 @@ they share the number of training items and therefore, for a given seed, the bat
   every epoch, taken from the training forward pass of the batch that holds the item (so it
   costs no extra forward pass; it reflects the weights at that point of the epoch).
 * Curves per epoch: ``train_loss`` (mean loss of the epoch's batches against the targets),
-  ``train_acc`` (share of the epoch's forward predictions equal to the original label),
-  ``val_loss`` (against the validation targets, end of epoch), ``val_acc`` (against the
-  original label, end of epoch), ``lr`` (learning rate at the epoch's last step).
+  ``train_acc`` (share of the epoch's forward predictions equal to the original label); at the
+  end of the epoch, on the validation items, the same yardstick for every condition:
+  ``val_loss`` (cross-entropy against the original label, -mean ln p[o]) and ``val_acc``
+  (accuracy against the original label), ``val_loss_human_mode`` and ``val_acc_human_mode``
+  (the same against the human mode; NaN without ``TrainData.val_modes``), and the run's own
+  objective ``val_loss_own_target`` (against its validation targets); ``lr`` (learning rate
+  at the epoch's last step).
 
 Two code paths give the same numbers (to float tolerance): the plain loop trains the runs one
 after another (on a CPU, ``parallel_runs`` of them at a time, each in a thread of its own with
@@ -43,7 +47,8 @@ from torch.func import functional_call, stack_module_state, vmap
 from soft_label_audit.trainer.model import N_CLASSES, ModelConfig, build_model, images_to_tensor
 from soft_label_audit.trainer.progress import progress_bar, progress_enabled
 
-CURVE_NAMES = ("train_loss", "train_acc", "val_loss", "val_acc", "lr")
+CURVE_NAMES = ("train_loss", "train_acc", "val_loss", "val_acc", "val_loss_human_mode",
+               "val_acc_human_mode", "val_loss_own_target", "lr")
 #: offset that separates the batch-order random stream from other uses of a seed
 _ORDER_STREAM = 0x5EED
 
@@ -101,13 +106,15 @@ class TrainConfig:
 
 @dataclass
 class TrainData:
-    """Images (n, 28, 28) uint8 and original labels (n,) of the three splits."""
+    """Images (n, 28, 28) uint8 and original labels (n,) of the three splits; optionally the
+    human mode of the validation items (for the ``*_human_mode`` curves)."""
 
     train_images: np.ndarray
     train_labels: np.ndarray
     val_images: np.ndarray
     val_labels: np.ndarray
     test_images: np.ndarray
+    val_modes: np.ndarray | None = None
 
 
 @dataclass
@@ -246,6 +253,8 @@ class _Tensors:
         self.y = torch.as_tensor(np.array(data.train_labels, np.int64), device=device)
         self.x_val = images_to_tensor(data.val_images, device)
         self.y_val = torch.as_tensor(np.array(data.val_labels, np.int64), device=device)
+        self.m_val = (None if data.val_modes is None
+                      else torch.as_tensor(np.array(data.val_modes, np.int64), device=device))
         self.x_test = images_to_tensor(data.test_images, device)
         self.t = torch.as_tensor(train_targets, device=device)
         self.t_val = torch.as_tensor(val_targets, device=device)
@@ -323,8 +332,9 @@ def _train_one(k, seed, tensors, model_config, config, device, record, desc, sho
         curves["lr"][epoch] = optimizer.param_groups[0]["lr"]
         if len(tensors.x_val):
             val_logits = _predict_plain(model, tensors.x_val, config.eval_batch_size)
-            curves["val_loss"][epoch] = float(soft_cross_entropy(val_logits, tensors.t_val[k]))
-            curves["val_acc"][epoch] = float((val_logits.argmax(-1) == tensors.y_val).float().mean())
+            val = _val_curves(val_logits, tensors.t_val[k], tensors.y_val, tensors.m_val)
+            for name, value in val.items():
+                curves[name][epoch] = float(value)
         run_bar.update()
         run_bar.set_postfix(loss=f"{curves['train_loss'][epoch]:.3f}", val_acc=f"{curves['val_acc'][epoch]:.3f}")
         overall.update()
@@ -332,6 +342,27 @@ def _train_one(k, seed, tensors, model_config, config, device, record, desc, sho
     test_logits = _predict_plain(model, tensors.x_test, config.eval_batch_size).cpu().numpy()
     state = {name: p.detach().cpu().numpy().copy() for name, p in model.state_dict().items()}
     return curves, test_logits, dyn.cpu().numpy() if record else None, state
+
+
+@torch.no_grad()
+def _val_curves(logits: torch.Tensor, own_targets: torch.Tensor, original: torch.Tensor,
+                modes: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """Validation curves of one epoch (module doc); ``logits`` (..., m, 10), labels (m,)."""
+    logp = torch.log_softmax(logits, dim=-1)
+    pred = logits.argmax(-1)
+
+    def against(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        picked = logp.gather(-1, labels.expand(pred.shape).unsqueeze(-1)).squeeze(-1)
+        return -picked.mean(-1), (pred == labels).float().mean(-1)
+
+    out = {"val_loss_own_target": soft_cross_entropy(logits, own_targets)}
+    out["val_loss"], out["val_acc"] = against(original)
+    if modes is None:
+        nan = torch.full_like(out["val_loss"], float("nan"))
+        out["val_loss_human_mode"], out["val_acc_human_mode"] = nan, nan
+    else:
+        out["val_loss_human_mode"], out["val_acc_human_mode"] = against(modes)
+    return out
 
 
 @torch.no_grad()
@@ -386,8 +417,9 @@ def _train_vectorised(data, train_targets, val_targets, seeds, model_config, con
             history["lr"][:, epoch] = optimizer.param_groups[0]["lr"]
             if len(tensors.x_val):
                 val_logits = _predict_vectorised(forward_shared, params, tensors.x_val, config.eval_batch_size)
-                history["val_loss"][:, epoch] = soft_cross_entropy(val_logits, tensors.t_val)
-                history["val_acc"][:, epoch] = (val_logits.argmax(-1) == tensors.y_val).float().mean(-1)
+                val = _val_curves(val_logits, tensors.t_val, tensors.y_val, tensors.m_val)
+                for name, value in val.items():
+                    history[name][:, epoch] = value
         bar.update()
     bar.close()
     test_logits = _predict_vectorised(forward_shared, params, tensors.x_test, config.eval_batch_size)

@@ -1,5 +1,10 @@
-"""The teacher behind ``machine_soft`` for MNIST items: the study CNN trained on hard labels of
-MNIST training images that are not study items (so it never sees an audited image).
+"""The teachers behind the machine labels of MNIST items.
+
+* :func:`cross_fit_teacher` (``machine_soft``): the labelled budget of the students, the hard
+  labels of the study's training items, cross-fitted in k folds so no training item's label
+  comes from a teacher that saw it;
+* :func:`train_teacher` (``machine_soft_large_teacher``): trained on hard labels of extra MNIST
+  training images that are not study items (so it never sees an audited image).
 
 Its logits are later temperature-scaled (:func:`soft_label_audit.targets.temperature_for_entropy`)
 so that the mean entropy of its labels equals the mean human entropy.
@@ -54,4 +59,70 @@ def train_teacher(
         n_train=n_train,
         val_acc=float(result.curves["val_acc"][0, -1]) if n_val else float("nan"),
         seconds=result.seconds,
+    )
+
+
+@dataclass
+class CrossFitTeacher:
+    """Teachers of one labelled budget: k fold models trained on the study's training items.
+
+    ``logits``: (n, 10); a training item's row comes from the fold model that did not see it,
+    every other item's row is the mean of the k fold models' logits. ``fold``: (n,) the fold
+    of each training item, -1 elsewhere. ``oof_acc``: accuracy of the out-of-fold argmax on the
+    training items; ``heldout_acc``: accuracy of the fold-average argmax on the other items.
+    """
+
+    logits: np.ndarray
+    fold: np.ndarray
+    state_dicts: list[dict[str, np.ndarray]]
+    model_config: ModelConfig
+    oof_acc: float
+    heldout_acc: float
+    seconds: float
+
+
+def cross_fit_teacher(
+    images: np.ndarray,
+    labels: np.ndarray,
+    is_train: np.ndarray,
+    model_config: ModelConfig,
+    config: TrainConfig,
+    k_folds: int,
+    seed: int,
+) -> CrossFitTeacher:
+    """Train ``k_folds`` teachers on the hard labels of the training items (``is_train``), each
+    leaving one fold out (folds drawn at random, seeded); see :class:`CrossFitTeacher`."""
+    labels = np.asarray(labels, np.int64)
+    is_train = np.asarray(is_train, bool)
+    train_rows = np.flatnonzero(is_train)
+    if k_folds < 2 or len(train_rows) < k_folds:
+        raise ValueError(f"cross-fitting needs 2 <= k_folds <= training items, got k={k_folds}, "
+                         f"{len(train_rows)} items")
+    fold = np.full(len(labels), -1, np.int64)
+    order = np.random.default_rng(seed).permutation(len(train_rows))
+    fold[train_rows[order]] = np.arange(len(train_rows)) % k_folds
+    other = np.flatnonzero(~is_train)
+    eye = np.eye(N_CLASSES, dtype=np.float32)
+    logits = np.zeros((len(labels), N_CLASSES))
+    states, seconds = [], 0.0
+    for f in range(k_folds):
+        fit, held = train_rows[fold[train_rows] != f], train_rows[fold[train_rows] == f]
+        data = TrainData(images[fit], labels[fit], images[held], labels[held], images[other])
+        result = train_runs(data, eye[labels[fit]][None], eye[labels[held]][None], [seed + f],
+                            model_config, config, record_dynamics=False,
+                            desc=f"teacher fold {f + 1}/{k_folds}")
+        state = result.state_dicts[0]
+        logits[held] = predict_logits(state, model_config, images[held], device=config.device)
+        logits[other] += result.test_logits[0] / k_folds
+        states.append(state)
+        seconds += result.seconds
+    correct = logits.argmax(1) == labels
+    return CrossFitTeacher(
+        logits=logits,
+        fold=fold,
+        state_dicts=states,
+        model_config=model_config,
+        oof_acc=float(correct[train_rows].mean()),
+        heldout_acc=float(correct[other].mean()) if len(other) else float("nan"),
+        seconds=seconds,
     )

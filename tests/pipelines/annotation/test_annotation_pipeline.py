@@ -41,6 +41,7 @@ def inputs(data, annotation_input, **params):
         "params:annotation_report": REPORT,
         "params:crowd_validity": VALIDITY,
         "params:labels.none_slot": "renormalise",
+        "params:annotation.mode_support": annotation["mode_support"],
     }
 
 

@@ -7,6 +7,7 @@ import pandas as pd
 
 from soft_label_audit.columns import H_COLS, P_COLS
 from soft_label_audit.grid import StudyGrid
+from soft_label_audit.human_labels import human_entropy
 
 EVAL_PARAMS = {
     "n_bins": 15,
@@ -37,8 +38,7 @@ def make_study(grid: StudyGrid = GRID, seeds=(0, 1, 2), n_train=40, n_test=30, e
         h = votes + np.eye(11)[original] * (1 - votes.sum(axis=1, keepdims=True))
         h[: n // 4] = np.eye(11)[original[: n // 4]]  # unanimous items
         mode = h[:, :10].argmax(axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            entropy = -np.where(h > 0, h * np.log(h), 0).sum(axis=1)
+        entropy = human_entropy(h, "renormalise")  # the entropy of the human_soft target
         split = np.array(["train"] * n_train + ["test"] * n_test)
         stats.append(pd.DataFrame({
             "item_id": ids, "source": source, "split": split, "original_label": original,

@@ -100,3 +100,27 @@ def test_cartography_burn_in_leaves_out_the_first_epochs(study):
     labels = study["item_stats"].set_index("item_id").loc[dyn["item_ids"], "original_label"].to_numpy()
     late = dyn["probs"][0, 2:, np.arange(len(labels)), labels]  # (items, epochs 3..4)
     assert np.allclose(table[table.seed == 0]["confidence_original"], late.mean(axis=1), atol=1e-6)
+
+
+def test_bands_use_the_entropy_of_the_human_soft_target(study):
+    """An all-"none" item's human_soft target is uniform: it is scored in the high band, and an
+    item_stats entropy over the 11 slots (0 for that item) is refused."""
+    from soft_label_audit.columns import H_COLS
+    from soft_label_audit.human_labels import entropy
+
+    human = study["human_soft_labels"].copy()
+    stats = study["item_stats"].copy()
+    preds = study["mnist.original_hard.test_predictions"]
+    item = preds["item_id"].iloc[0]
+    human.loc[human["item_id"] == item, list(H_COLS)] = np.eye(11)[10]
+    stats.loc[stats["item_id"] == item, "human_entropy"] = np.log(10)
+    one = preds[preds["seed"] == preds["seed"].min()]
+    metrics, _ = nodes.score_test_predictions(one, human, stats, EVAL_PARAMS, "renormalise",
+                                              source="mnist", condition="original_hard")
+    unanimous = stats[stats["item_id"].isin(one["item_id"]) & (stats["human_entropy"] <= 1e-9)]
+    assert metrics["n_items__band_unanimous"].iloc[0] == len(unanimous)
+    assert metrics["n_items__none_mostly_none"].iloc[0] >= 1
+    eleven = stats.assign(human_entropy=entropy(human.set_index("item_id").loc[stats["item_id"], list(H_COLS)].to_numpy()))
+    with pytest.raises(ValueError, match="differs from the entropy of the human_soft target"):
+        nodes.score_test_predictions(one, human, eleven, EVAL_PARAMS, "renormalise",
+                                     source="mnist", condition="original_hard")

@@ -8,6 +8,7 @@ import pandas as pd
 from soft_label_audit import targets as tg
 from soft_label_audit.columns import H_COLS
 from soft_label_audit.data_sources.tables import images_to_column
+from soft_label_audit.human_labels import human_entropy
 
 N_MNIST, N_SYNTHETIC, N_POOL = 60, 30, 1500
 
@@ -56,10 +57,23 @@ def small_study(mnist_arrays: dict, seed: int = 0) -> dict[str, pd.DataFrame]:
         "split": study["split"],
         "original_label": study["original_label"],
         "n_votes": pd.array([15] * n, dtype="Int64"),
-        "human_entropy": tg.entropy(votes),
+        "human_entropy": human_entropy(votes),
         "pct_unsure": 0.0,
         "human_mode": tg.human_mode(h, study["original_label"].to_numpy()),
     })
     stats["mode_shift"] = stats["human_mode"] != stats["original_label"]
     stats["annotation_source"] = "simulated"
-    return {"digits": digits, "study_digits": study, "human_soft_labels": human, "item_stats": stats}
+    no_votes = pd.DataFrame({"item_id": pd.Series(dtype="int64"), "annotator_id": pd.Series(dtype="str"),
+                             "choice": pd.Series(dtype="str"), "unsure": pd.Series(dtype="bool")})
+    return {"digits": digits, "study_digits": study, "human_soft_labels": human, "item_stats": stats,
+            "human_soft_labels_by_rule": human, "validated_annotations": no_votes}
+
+
+def targets_for(tables: dict, labels_params: dict, source: str, condition: str,
+                teacher_logits: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One condition's targets from the small study, as the labels pipeline builds them."""
+    from soft_label_audit.pipelines.labels.nodes import build_condition_targets
+
+    return build_condition_targets(
+        tables["study_digits"], labels_params["conditions"][condition], labels_params["none_slot"],
+        tables["human_soft_labels"], tables["item_stats"], teacher_logits, source=source, condition=condition)

@@ -11,9 +11,8 @@ import pandas as pd
 import pytest
 
 from soft_label_audit.grid import StudyGrid
-from soft_label_audit.pipelines.labels.nodes import build_condition_targets
 from tests.helpers import config_loader, data_root, kedro_cli, make_project_copy
-from tests.pipelines.labels.study_tables import small_study
+from tests.pipelines.labels.study_tables import small_study, targets_for
 
 pytestmark = pytest.mark.slow
 
@@ -26,11 +25,11 @@ def project(tmp_path_factory, mnist_arrays) -> Path:
     tables = small_study(mnist_arrays)
     grid = StudyGrid.from_params(params)
     _write(root / catalog["study_digits"]["filepath"], tables["study_digits"])
+    _write(root / catalog["item_stats"]["filepath"], tables["item_stats"])
     pattern = catalog["{source}.{condition}.targets"]["filepath"]
     teacher_logits = _stand_in_teacher_logits(tables["study_digits"])
     for source, condition in grid.namespaces():
-        targets = build_condition_targets(tables["study_digits"], tables["human_soft_labels"], tables["item_stats"],
-                                          params["labels"], teacher_logits, source=source, condition=condition)
+        targets = targets_for(tables, params["labels"], source, condition, teacher_logits)
         _write(root / pattern.format(source=source, condition=condition), targets)
     return root
 

@@ -7,12 +7,11 @@ import pytest
 
 from soft_label_audit.columns import P_COLS
 from soft_label_audit.grid import StudyGrid
-from soft_label_audit.pipelines.labels.nodes import build_condition_targets
 from soft_label_audit.pipelines.training import create_pipeline
 from soft_label_audit.trainer import CURVE_NAMES, batch_orders
 from tests.conftest import PROJECT_ROOT
 from tests.helpers import config_loader, run_in_memory
-from tests.pipelines.labels.study_tables import small_study
+from tests.pipelines.labels.study_tables import small_study, targets_for
 
 GRID = StudyGrid(("mnist", "synthetic"), ("original_hard", "human_soft"))
 
@@ -30,23 +29,23 @@ def params():
 @pytest.fixture(scope="module")
 def targets(tables, params):
     return {
-        f"{s}.{c}.targets": build_condition_targets(
-            tables["study_digits"], tables["human_soft_labels"], tables["item_stats"], params["labels"], source=s, condition=c
-        )
+        f"{s}.{c}.targets": targets_for(tables, params["labels"], s, c)
         for s, c in GRID.namespaces()
     }
 
 
 @pytest.fixture(scope="module")
 def outputs(tables, targets, params):
-    inputs = {**targets, "study_digits": tables["study_digits"], "params:training": params["training"]}
+    inputs = {**targets, "study_digits": tables["study_digits"], "item_stats": tables["item_stats"],
+              "params:training": params["training"]}
     return run_in_memory(create_pipeline(grid=GRID), inputs)
 
 
 def test_one_namespace_per_source_and_condition():
     pipe = create_pipeline(grid=GRID)
     assert {n.namespace for n in pipe.nodes} == {f"{s}.{c}" for s, c in GRID.namespaces()}
-    assert pipe.inputs() == {"study_digits", "params:training"} | {f"{s}.{c}.targets" for s, c in GRID.namespaces()}
+    assert pipe.inputs() == {"study_digits", "item_stats", "params:training"} | {
+        f"{s}.{c}.targets" for s, c in GRID.namespaces()}
     assert pipe.outputs() == {f"{s}.{c}.{kind}" for s, c in GRID.namespaces()
                               for kind in ("test_predictions", "curves", "dynamics", "weights")}
 
@@ -69,7 +68,8 @@ def test_outputs_follow_the_contracts(outputs, tables, params):
         np.testing.assert_allclose(preds[list(P_COLS)].sum(axis=1), 1.0, atol=1e-5)
 
         curves = outputs[f"{source}.{condition}.curves"]
-        assert list(curves.columns) == ["source", "condition", "seed", "epoch", *CURVE_NAMES]
+        assert list(curves.columns) == ["source", "condition", "seed", "epoch", *CURVE_NAMES,
+                                        "train_loss_change_last_fifth", "train_loss_levelled"]
         assert sorted(curves["epoch"].unique()) == list(range(1, epochs + 1))
         assert len(curves) == len(seeds) * epochs and curves[list(CURVE_NAMES)].notna().all().all()
 

@@ -190,11 +190,21 @@ def compute_item_stats(
     validated_annotations: pd.DataFrame,
     study_digits: pd.DataFrame,
     released_soft_labels: pd.DataFrame,
+    none_slot: str,
+    mode_support: dict[str, Any],
 ) -> pd.DataFrame:
+    """``item_stats``; the entropy follows ``labels.none_slot`` (the ``human_soft`` target's
+    entropy) and a mode shift needs ``annotation.mode_support``."""
     pct = None
     if len(released_soft_labels):
         pct = released_soft_labels.drop_duplicates("item_id").set_index("item_id")["pct_unsure"].astype(float)
-    stats = statistics.item_statistics(human_soft_labels, study_digits, validated_annotations, pct)
+    stats = statistics.item_statistics(human_soft_labels, study_digits, validated_annotations, pct,
+                                       none_slot=str(none_slot), mode_support=mode_support)
+    for source, group in stats.groupby("source"):
+        logger.info("item_stats (%s): %d items, human argmax != original on %d, supported mode "
+                    "shifts %d, unsupported modes %d", source, len(group),
+                    int((group["human_argmax"] != group["original_label"]).sum()),
+                    int(group["mode_shift"].sum()), int(group["mode_unsupported"].sum()))
     source = human_soft_labels["annotation_source"].iloc[0] if len(human_soft_labels) else ""
     return stats.assign(annotation_source=source)
 

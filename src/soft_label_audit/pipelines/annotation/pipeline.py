@@ -28,7 +28,9 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 nodes.compute_item_stats,
-                inputs=["human_soft_labels", "validated_annotations", "study_digits", "released_soft_labels"],
+                inputs=["human_soft_labels", "validated_annotations", "study_digits",
+                        "released_soft_labels", "params:labels.none_slot",
+                        "params:annotation.mode_support"],
                 outputs="item_stats",
                 name="compute_item_stats",
             ),

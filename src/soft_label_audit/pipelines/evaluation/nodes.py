@@ -13,9 +13,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from soft_label_audit.columns import H_COLS, P_COLS
-from soft_label_audit.human_labels import human_digits
+from soft_label_audit.human_labels import human_digits, human_entropy
 from soft_label_audit.metrics import alignment, calibration, cartography, stability
-from soft_label_audit.metrics.bands import difficulty_band
+from soft_label_audit.metrics.bands import difficulty_band, none_band
 from soft_label_audit.metrics.per_run import score_test_set
 from soft_label_audit.reporting import figures
 
@@ -58,6 +58,22 @@ def _item_lookup(item_ids: np.ndarray, human_soft_labels: pd.DataFrame, item_sta
     return info
 
 
+def _one_entropy(h11: np.ndarray, info: pd.DataFrame, none_slot: str, what: str) -> np.ndarray:
+    """The human entropy of the ``human_soft`` target (``human_labels.human_entropy``); it must
+    equal ``item_stats.human_entropy``, else item_stats was built under another none-slot rule."""
+    entropy = human_entropy(h11, none_slot)
+    stats = info["human_entropy"].to_numpy(dtype=np.float64)
+    off = np.flatnonzero(~np.isclose(entropy, stats, atol=1e-9))
+    if off.size:
+        raise ValueError(
+            f"{what}: item_stats.human_entropy differs from the entropy of the human_soft target "
+            f"(labels.none_slot={none_slot!r}) for item_ids "
+            f"{info['item_id'].iloc[off[:5]].tolist()} "
+            f"(of {off.size}); rerun the annotation pipeline with the same labels.none_slot"
+        )
+    return entropy
+
+
 def score_test_predictions(
     test_predictions: pd.DataFrame,
     human_soft_labels: pd.DataFrame,
@@ -82,9 +98,11 @@ def score_test_predictions(
         info = _item_lookup(run["item_id"].to_numpy(), human_soft_labels, item_stats,
                             f"{source}.{condition}.test_predictions seed {seed}")
         probs = run[list(P_COLS)].to_numpy(dtype=np.float64)
-        human = human_digits(info[list(H_COLS)].to_numpy(dtype=np.float64), none_slot)
-        entropy = info["human_entropy"].to_numpy(dtype=np.float64)
+        h11 = info[list(H_COLS)].to_numpy(dtype=np.float64)
+        human = human_digits(h11, none_slot)
+        entropy = _one_entropy(h11, info, none_slot, f"{source}.{condition} seed {seed}")
         band = difficulty_band(entropy, float(bands["unanimous_max"]), float(bands["low_max"]))
+        nones = none_band(h11[:, -1], float(bands.get("mostly_none_min", 0.5)))
         scores = score_test_set(
             probs,
             info["original_label"].to_numpy(dtype=np.int64),
@@ -93,6 +111,7 @@ def score_test_predictions(
             entropy,
             band,
             n_bins,
+            none_band=nones,
         )
         rows.append({"source": source, "condition": condition, "seed": int(seed), **scores})
         bins = calibration.reliability_table(probs, info["original_label"].to_numpy(dtype=np.int64), n_bins, "width")

@@ -1,5 +1,6 @@
 """Nodes of the `labels` pipeline: unpack the study tables, call :mod:`soft_label_audit.targets`
-(and the teacher of :mod:`soft_label_audit.trainer`), pack the target tables."""
+(and the teachers of :mod:`soft_label_audit.trainer`), pack the target tables and summarise
+how strong each condition's targets are."""
 
 from __future__ import annotations
 
@@ -11,14 +12,20 @@ import pandas as pd
 
 from soft_label_audit import targets as tg
 from soft_label_audit.columns import H_COLS, N_CLASSES, SPLITS, T_COLS
+from soft_label_audit.crowd import statistics
 from soft_label_audit.data_sources.tables import images_from_column, soft_labels_from_column
-from soft_label_audit.trainer import ModelConfig, TrainConfig, train_teacher
+from soft_label_audit.trainer import ModelConfig, TrainConfig, cross_fit_teacher, train_teacher
 
 logger = logging.getLogger(__name__)
 
 #: teacher logits table: item_id, z_0..z_9
 Z_COLS = tuple(f"z_{k}" for k in range(N_CLASSES))
 MNIST_TRAIN_IDS = (0, 60_000)  # item ids of the MNIST training images (70k ordering)
+#: Builder.needs -> the catalog dataset that feeds it
+NEED_DATASETS = {"human": "human_soft_labels", "mode": "item_stats", "teacher": "teacher_logits",
+                 "large_teacher": "large_teacher_logits"}
+SUMMARY_COLUMNS = ["source", "condition", "split", "n_items", "mean_entropy", "mean_off_label_mass",
+                   "share_argmax_not_original"]
 
 
 def _check_unique(frame: pd.DataFrame, name: str) -> None:
@@ -27,10 +34,63 @@ def _check_unique(frame: pd.DataFrame, name: str) -> None:
         raise ValueError(f"{name}: item_id repeats, e.g. {dup.head(5).tolist()}")
 
 
-def fit_teacher(digits: pd.DataFrame, study_digits: pd.DataFrame, labels_params: dict) -> tuple[dict, pd.DataFrame]:
-    """Train the teacher on MNIST training images outside the study; logits for every study item
-    without a generator label. Returns the teacher (weights, settings, accuracy) and its logits."""
-    p = labels_params["teacher"]
+def _needs_teacher(study_digits: pd.DataFrame) -> pd.DataFrame:
+    """Study items without a generator label (MNIST items): the teachers label them."""
+    machine = soft_labels_from_column(study_digits["machine_soft_label"])
+    return study_digits[np.isnan(machine).any(1)]
+
+
+def _logits_table(item_ids: np.ndarray, logits: np.ndarray) -> pd.DataFrame:
+    table = pd.DataFrame(np.asarray(logits, np.float64), columns=list(Z_COLS))
+    table.insert(0, "item_id", np.asarray(item_ids, np.int64))
+    return table
+
+
+def fit_teacher(study_digits: pd.DataFrame, teacher_params: dict) -> tuple[dict, pd.DataFrame]:
+    """The ``machine_soft`` teacher: the students' labelled budget (hard original labels of the
+    study's training items), cross-fitted in ``k_folds`` folds. A training item's logits come
+    from the fold model that did not see it; validation and test items get the mean logits of
+    the k fold models (no model trained on all training items: that would need one more
+    training and would see every training item). Returns the fold models and the logits."""
+    p = teacher_params
+    need = _needs_teacher(study_digits)
+    if need.empty:
+        empty = _logits_table(np.zeros(0), np.zeros((0, N_CLASSES)))
+        return {"state_dicts": [], "k_folds": int(p["k_folds"])}, empty
+    is_train = need["split"].astype(str).to_numpy() == "train"
+    model_config = ModelConfig.from_params(p["model"])
+    teacher = cross_fit_teacher(
+        images_from_column(need["image"]),
+        need["original_label"].to_numpy(np.int64),
+        is_train,
+        model_config,
+        TrainConfig.from_params(p),
+        k_folds=int(p["k_folds"]),
+        seed=int(p["seed"]),
+    )
+    shifts = int((teacher.logits.argmax(1) != need["original_label"].to_numpy())[is_train].sum())
+    logger.info("teacher (cross-fitted, %d folds on %d training items): out-of-fold accuracy %.4f, "
+                "fold-average accuracy on %d val/test items %.4f, argmax != original on %d "
+                "training items, %.1f s", int(p["k_folds"]), int(is_train.sum()), teacher.oof_acc,
+                int((~is_train).sum()), teacher.heldout_acc, shifts, teacher.seconds)
+    model = {
+        "state_dicts": teacher.state_dicts,
+        "model": {"channels": list(model_config.channels), "hidden": model_config.hidden},
+        "k_folds": int(p["k_folds"]),
+        "fold": dict(zip(need["item_id"].astype(int).tolist(), teacher.fold.tolist(), strict=True)),
+        "oof_acc": teacher.oof_acc,
+        "heldout_acc": teacher.heldout_acc,
+        "train_argmax_not_original": shifts,
+    }
+    return model, _logits_table(need["item_id"].to_numpy(), teacher.logits)
+
+
+def fit_large_teacher(
+    digits: pd.DataFrame, study_digits: pd.DataFrame, large_teacher_params: dict
+) -> tuple[dict, pd.DataFrame]:
+    """The ``machine_soft_large_teacher`` teacher: trained on MNIST training images outside the
+    study (extra labelled data); logits for every study item without a generator label."""
+    p = large_teacher_params
     study_ids = set(study_digits["item_id"].tolist())
     lo, hi = MNIST_TRAIN_IDS
     pool = digits[(digits["source"] == "mnist") & digits["item_id"].between(lo, hi - 1) & ~digits["item_id"].isin(study_ids)]
@@ -44,34 +104,52 @@ def fit_teacher(digits: pd.DataFrame, study_digits: pd.DataFrame, labels_params:
         n_val=int(p["n_val"]),
         seed=int(p["seed"]),
     )
-    logger.info("teacher: %d images, held-out accuracy %.4f, %.1f s", teacher.n_train, teacher.val_acc, teacher.seconds)
-    need = study_digits[np.isnan(soft_labels_from_column(study_digits["machine_soft_label"])).any(1)]
+    need = _needs_teacher(study_digits)
     logits = teacher.logits(images_from_column(need["image"]), device=str(p.get("device", "auto")))
-    table = pd.DataFrame(logits.astype(np.float64), columns=list(Z_COLS))
-    table.insert(0, "item_id", need["item_id"].to_numpy(np.int64))
+    train = need["split"].astype(str).to_numpy() == "train"
+    shifts = int((logits.argmax(1) != need["original_label"].to_numpy())[train].sum())
+    logger.info("large teacher: %d extra images, held-out accuracy %.4f, argmax != original on %d "
+                "training items, %.1f s", teacher.n_train, teacher.val_acc, shifts, teacher.seconds)
     model = {
         "state_dict": teacher.state_dict,
         "model": {"channels": list(model_config.channels), "hidden": model_config.hidden},
         "n_train": teacher.n_train,
         "val_acc": teacher.val_acc,
+        "train_argmax_not_original": shifts,
     }
-    return model, table
+    return model, _logits_table(need["item_id"].to_numpy(), logits)
+
+
+def _join(
+    frame: pd.DataFrame, table: pd.DataFrame, name: str, cols: list[str], source: str
+) -> pd.DataFrame:
+    _check_unique(table, name)
+    merged = frame.merge(table[["item_id", *cols]], on="item_id", how="left", validate="one_to_one")
+    missing = merged.loc[merged[cols].isna().any(axis=1), "item_id"]
+    if len(missing):
+        raise ValueError(f"{name} lacks {len(missing)} study items of source {source!r}, "
+                         f"e.g. item_id {missing.head(5).tolist()}")
+    return merged
 
 
 def build_condition_targets(
     study_digits: pd.DataFrame,
-    human_soft_labels: pd.DataFrame,
-    item_stats: pd.DataFrame,
-    labels_params: dict,
+    options: dict | None,
+    none_slot: str,
+    human_soft_labels: pd.DataFrame | None = None,
+    item_stats: pd.DataFrame | None = None,
     teacher_logits: pd.DataFrame | None = None,
     *,
     source: str,
     condition: str,
 ) -> pd.DataFrame:
-    """The ``{source}.{condition}.targets`` table: item_id, split, t_0..t_9 for every study item of the source."""
-    conditions = labels_params.get("conditions") or {}
-    if condition not in conditions:
+    """The ``{source}.{condition}.targets`` table: item_id, split, t_0..t_9 for every study item
+    of the source. ``options`` are ``labels.conditions.<condition>``; the builder declares which
+    of the human labels (``human_soft_labels``), the human mode (``item_stats``) and teacher
+    logits it reads (:data:`soft_label_audit.targets.BUILDERS`), and only those are wired."""
+    if options is None:
         raise KeyError(f"labels.conditions has no entry for condition {condition!r} (conf/base/parameters_labels.yml)")
+    needs = tg.builder_for(condition).needs
     items = study_digits[study_digits["source"] == source]
     _check_unique(items, "study_digits")
     counts = items["split"].value_counts()
@@ -84,29 +162,101 @@ def build_condition_targets(
             "val and test items: choose a larger study or drop the source from study.sources"
         )
     frame = items[["item_id", "split", "original_label", "machine_soft_label"]].reset_index(drop=True)
-    for name, table, cols in (("human_soft_labels", human_soft_labels, list(H_COLS)), ("item_stats", item_stats, ["human_mode"])):
-        _check_unique(table, name)
-        merged = frame.merge(table[["item_id", *cols]], on="item_id", how="left", validate="one_to_one")
-        missing = merged.loc[merged[cols].isna().any(axis=1), "item_id"]
-        if len(missing):
-            raise ValueError(f"{name} lacks {len(missing)} study items of source {source!r}, e.g. item_id {missing.head(5).tolist()}")
-        frame = merged
-    teacher = None
+    human = mode = teacher = None
+    if "human" in needs:
+        frame = _join(frame, human_soft_labels, "human_soft_labels", list(H_COLS), source)
+        human = frame[list(H_COLS)].to_numpy(np.float64)
+    if "mode" in needs:
+        frame = _join(frame, item_stats, "item_stats", ["human_mode"], source)
+        mode = frame["human_mode"].to_numpy(np.int64)
     if teacher_logits is not None:
         teacher = frame[["item_id"]].merge(teacher_logits, on="item_id", how="left")[list(Z_COLS)].to_numpy(np.float64)
     inputs = tg.TargetInputs(
         original=frame["original_label"].to_numpy(np.int64),
-        human=frame[list(H_COLS)].to_numpy(np.float64),
-        mode=frame["human_mode"].to_numpy(np.int64),
+        human=human,
+        mode=mode,
         machine=soft_labels_from_column(frame["machine_soft_label"]),
         teacher_logits=teacher,
-        none_slot=str(labels_params["none_slot"]),
+        none_slot=str(none_slot),
+        train=frame["split"].astype(str).to_numpy() == "train",
         stream=zlib.crc32(source.encode()),
     )
-    t = tg.build_targets(condition, inputs, conditions[condition])
-    logger.info("%s.%s: %d targets, mean entropy %.4f nats (human %.4f)", source, condition, len(t),
-                tg.entropy(t).mean(), tg.entropy(inputs.h).mean())
+    t = tg.build_targets(condition, inputs, options)
+    train = inputs.train
+    logger.info("%s.%s: %d targets, mean entropy on training items %.4f nats, off-label mass %.4f",
+                source, condition, len(t), tg.entropy(t[train]).mean(),
+                tg.off_label_mass(t[train]).mean())
     out = pd.DataFrame(t, columns=list(T_COLS))
     out.insert(0, "split", frame["split"].astype(str).to_numpy())
     out.insert(0, "item_id", frame["item_id"].to_numpy(np.int64))
+    return out
+
+
+def summarise_targets(
+    study_digits: pd.DataFrame, *targets: pd.DataFrame, keys: list[tuple[str, str]]
+) -> pd.DataFrame:
+    """``targets_summary``: per (source, condition, split) the mean target entropy (nats), the mean
+    mass off the target's own top label (1 - max t, :func:`targets.off_label_mass`) and the
+    share of items whose target puts more mass on another label than on the original one; ``keys`` name the
+    (source, condition) of each targets table."""
+    if len(targets) != len(keys):
+        raise ValueError(f"summarise_targets got {len(targets)} tables for {len(keys)} "
+                         "(source, condition) keys")
+    original = study_digits.set_index("item_id")["original_label"]
+    rows = []
+    for (source, condition), table in zip(keys, targets, strict=True):
+        o = original.reindex(table["item_id"]).to_numpy()
+        if np.isnan(o.astype(float)).any():
+            raise ValueError(f"{source}.{condition}.targets names items missing from study_digits")
+        t = table[list(T_COLS)].to_numpy(np.float64)
+        o = o.astype(np.int64)
+        split = table["split"].astype(str).to_numpy()
+        # a tie that includes o (e.g. a uniform target) leaves o on top
+        not_original = t[np.arange(len(t)), o] < t.max(1) - 1e-12
+        for name in ("all", *SPLITS):
+            m = np.ones(len(t), bool) if name == "all" else split == name
+            nan = float("nan")
+            rows.append({
+                "source": source, "condition": condition, "split": name, "n_items": int(m.sum()),
+                "mean_entropy": float(tg.entropy(t[m]).mean()) if m.any() else nan,
+                "mean_off_label_mass": float(tg.off_label_mass(t[m]).mean()) if m.any() else nan,
+                "share_argmax_not_original": (float(not_original[m].mean()) if m.any() else nan),
+            })
+    out = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    for row in out[out["split"] == "train"].itertuples():
+        logger.info("targets_summary %s.%s (train): entropy %.3f, off-label mass %.3f, "
+                    "argmax != original %.3f", row.source, row.condition, row.mean_entropy,
+                    row.mean_off_label_mass, row.share_argmax_not_original)
+    return out
+
+
+def count_mode_shifts_by_rule(
+    human_soft_labels_by_rule: pd.DataFrame,
+    study_digits: pd.DataFrame,
+    validated_annotations: pd.DataFrame,
+    none_slot: str,
+    mode_support: dict,
+) -> pd.DataFrame:
+    """``mode_shifts_by_rule``: per aggregation rule and source, how many items the human argmax
+    moves off the original label, how many of those moves the votes support (mode shifts) and
+    how many items have an unsupported mode."""
+    rows = []
+    for rule, labels in human_soft_labels_by_rule.groupby("aggregation", sort=True):
+        stats = statistics.item_statistics(labels, study_digits, validated_annotations,
+                                           none_slot=str(none_slot), mode_support=mode_support)
+        for source, g in stats.groupby("source", sort=True):
+            moved = g["human_argmax"] != g["original_label"]
+            rows.append({
+                "aggregation": str(rule), "source": str(source), "n_items": int(len(g)),
+                "argmax_not_original": int(moved.sum()),
+                "mode_shift": int(g["mode_shift"].sum()),
+                "argmax_not_original_unsupported": int((moved & g["mode_unsupported"]).sum()),
+                "mode_unsupported": int(g["mode_unsupported"].sum()),
+                "mean_human_entropy": float(g["human_entropy"].mean()),
+            })
+    out = pd.DataFrame(rows)
+    for row in out.itertuples():
+        logger.info("mode shifts (%s, %s): argmax != original %d, supported %d, unsupported modes "
+                    "%d", row.aggregation, row.source, row.argmax_not_original, row.mode_shift,
+                    row.mode_unsupported)
     return out

@@ -10,14 +10,14 @@ from soft_label_audit.grid import StudyGrid, active_grid, bind_cell
 
 from . import nodes
 
-SHARED_INPUTS = {"study_digits"}
+SHARED_INPUTS = {"study_digits", "item_stats"}
 OUTPUTS = ["test_predictions", "curves", "dynamics", "weights"]
 
 
 def _cell(source: str, condition: str) -> Pipeline:
     train = node(
         bind_cell(nodes.train_condition, source, condition),
-        ["targets", "study_digits", "params:training"],
+        ["targets", "study_digits", "params:training", "item_stats"],
         OUTPUTS,
         name="train",
     )
