@@ -178,28 +178,39 @@ def _split_band(name: str) -> tuple[str, str | None]:
     return name, None
 
 
+def prepare(runs: SourceRuns, name: str, n_bins: int) -> np.ndarray:
+    """Per-item values (C, S, n) of an item metric, or binned deviations (C, S, n, J) of a
+    binned calibration error: what :func:`resample_metric` multiplies by the draws."""
+    if name in ITEM_METRICS:
+        return per_item_values(runs, name)
+    return binned_deviations(runs, name, n_bins)
+
+
 def resample_metric(runs: SourceRuns, metric: str, draws: Draws, n_bins: int,
-                    chunk: int = 500) -> np.ndarray:
+                    chunk: int = 500, prepared: np.ndarray | None = None) -> np.ndarray:
     """(B, C) resampled values of ``metric`` (optionally ``{metric}__band_{band}``).
 
     With :func:`identity_draws` it returns the observed mean over seeds of the per-seed
-    metric. A resample whose band holds no item gives NaN.
+    metric. A resample whose band holds no item gives NaN. ``prepared`` is
+    :func:`prepare`'s array for the metric without its band (computed when not given).
     """
     name, band = _split_band(metric)
-    mask = np.ones(len(runs.item_ids), dtype=bool) if band is None else runs.band == band
-    C, S, n = runs.probs.shape[:3]
+    keep = np.ones(len(runs.item_ids), dtype=bool) if band is None else runs.band == band
+    C, S = runs.probs.shape[:2]
+    arrays = prepare(runs, name, n_bins) if prepared is None else prepared
+    arrays = arrays[:, :, keep]  # only the band's items enter the products
+    n = int(keep.sum())
+    items = draws.items[:, keep]
     if name in ITEM_METRICS:
-        values = per_item_values(runs, name)  # (C, S, n)
+        values = arrays.reshape(C * S, n)
 
-        def stat(w: np.ndarray) -> np.ndarray:  # w: (b, n) masked counts
+        def stat(w: np.ndarray) -> np.ndarray:  # w: (b, n) counts of the kept items
             total = w.sum(axis=1)  # (b,)
-            sums = values.reshape(C * S, n) @ w.T  # (C*S, b)
             with np.errstate(invalid="ignore", divide="ignore"):
-                return (sums / total[None, :]).reshape(C, S, -1)
+                return ((values @ w.T) / total[None, :]).reshape(C, S, -1)
     else:
-        dev = binned_deviations(runs, name, n_bins)  # (C, S, n, J)
-        J = dev.shape[-1]
-        moved = np.moveaxis(dev, 2, 0).reshape(n, C * S * J)
+        J = arrays.shape[-1]
+        moved = np.moveaxis(arrays, 2, 0).reshape(n, C * S * J)
 
         def stat(w: np.ndarray) -> np.ndarray:
             total = w.sum(axis=1)
@@ -210,7 +221,7 @@ def resample_metric(runs: SourceRuns, metric: str, draws: Draws, n_bins: int,
     out = np.empty((draws.n_resamples, C))
     for start in range(0, draws.n_resamples, chunk):
         stop = min(start + chunk, draws.n_resamples)
-        per_seed = stat(draws.items[start:stop] * mask[None, :])  # (C, S, b)
+        per_seed = stat(items[start:stop])  # (C, S, b)
         v = draws.seeds[start:stop]  # (b, S)
         out[start:stop] = np.einsum("csb,bs->bc", per_seed, v) / S
     return out

@@ -36,7 +36,7 @@ from soft_label_audit.metrics.per_run import BAND_SEPARATOR
 from soft_label_audit.reporting import bootstrap
 from soft_label_audit.reporting.multiple import holm
 from soft_label_audit.reporting.stability import detectable_spread_ratio, spread_ratio, std_relative_error
-from soft_label_audit.reporting.statistics import SourceBootstrap, per_seed_table
+from soft_label_audit.reporting.statistics import SourceBootstrap
 
 log = logging.getLogger(__name__)
 
@@ -116,27 +116,27 @@ class ClaimEvaluator:
         pair = [claim["baseline"], claim["condition"]]
         metric = claim["metric"]
         if kind == "difference":
-            per_seed = per_seed_table(boot.metrics_by_run, boot.source, pair, metric, runs.seeds)
+            per_seed = boot.per_seed.get(metric, pair)
             boot_all, how = self._difference(boot, claim, metric)
             boot_items, _ = self._difference(boot, claim, metric, items_only=True)
             return dict(effect=float(np.mean(per_seed[1] - per_seed[0])), boot=boot_all, boot_items=boot_items,
                         per_seed=per_seed[1] - per_seed[0], n_items=len(runs.item_ids), resampled=how)
         if kind == "band_contrast":
             band_metric = f"{metric}{BAND_SEPARATOR}{claim['band']}"
-            seed_all = per_seed_table(boot.metrics_by_run, boot.source, pair, metric, runs.seeds)
-            seed_band = per_seed_table(boot.metrics_by_run, boot.source, pair, band_metric, runs.seeds)
+            seed_all = boot.per_seed.get(metric, pair)
+            seed_band = boot.per_seed.get(band_metric, pair)
             per_seed = (seed_band[1] - seed_band[0]) - (seed_all[1] - seed_all[0])
             parts = [self._difference(boot, claim, m, io) for io in (False, True) for m in (band_metric, metric)]
             return dict(effect=float(np.mean(per_seed)), boot=parts[0][0] - parts[1][0],
                         boot_items=parts[2][0] - parts[3][0], per_seed=per_seed,
                         n_items=int(np.sum(runs.band == claim["band"])), resampled=parts[0][1])
         if kind == "spread_ratio":
-            per_seed = per_seed_table(boot.metrics_by_run, boot.source, pair, metric, runs.seeds)
+            per_seed = boot.per_seed.get(metric, pair)
             res = spread_ratio(per_seed[1], per_seed[0], self.n_resamples, self.seed, self.confidence)
             return dict(effect=res["ratio"], ci=(res["ratio_low"], res["ratio_high"]), p_value=res["p_value"],
                         per_seed=None, n_items=len(runs.item_ids), resampled="seeds")
         # correlation over training items
-        per_seed = per_seed_table(boot.metrics_by_run, boot.source, pair, metric, runs.seeds)
+        per_seed = boot.per_seed.get(metric, pair)
         values, reference = self._cartography_arrays(boot.source, pair, claim["cartography_column"], runs.seeds)
         rng = np.random.default_rng([self.seed, 7, *boot.source.encode()])
         both = bootstrap.resample_correlation(values, reference, self.n_resamples, rng)
@@ -239,14 +239,18 @@ def seed_and_item_components(per_seed_effects: np.ndarray, item_resampled_effect
     return sd_seed, se_items
 
 
-def detectable_effect(sd_seed: float, se_items: float, n_seeds: int, alpha: float, power: float = 0.8) -> float:
+def detectable_effect(sd_seed: float, se_items: float, n_seeds, alpha: float, power: float = 0.8):
     """Smallest effect a two-sided test at ``alpha`` detects with ``power`` from ``n_seeds``
-    seeds: ``(t_{1-alpha/2, S-1} + t_{power, S-1}) * sqrt(sd_seed^2 / S + se_items^2)``."""
-    if n_seeds < 2 or not np.isfinite(sd_seed) or not np.isfinite(se_items):
-        return float("nan")
-    df = n_seeds - 1
-    se = np.sqrt(sd_seed ** 2 / n_seeds + se_items ** 2)
-    return float((stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(power, df)) * se)
+    seeds: ``(t_{1-alpha/2, S-1} + t_{power, S-1}) * sqrt(sd_seed^2 / S + se_items^2)``
+    (``n_seeds`` may be an array)."""
+    s = np.asarray(n_seeds, dtype=np.float64)
+    if not np.isfinite(sd_seed) or not np.isfinite(se_items):
+        return np.full(s.shape, np.nan) if s.ndim else float("nan")
+    with np.errstate(invalid="ignore"):
+        df = np.where(s >= 2, s - 1, np.nan)
+        se = np.sqrt(sd_seed ** 2 / s + se_items ** 2)
+        out = (stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(power, df)) * se
+    return out if s.ndim else float(out)
 
 
 def seeds_for_effect(target: float, sd_seed: float, se_items: float, alpha: float, power: float = 0.8,
@@ -255,10 +259,9 @@ def seeds_for_effect(target: float, sd_seed: float, se_items: float, alpha: floa
     sample alone makes the target unreachable (or beyond ``max_seeds``)."""
     if not np.isfinite(target) or target <= 0:
         return float("nan")
-    for n_seeds in range(2, max_seeds + 1):
-        if detectable_effect(sd_seed, se_items, n_seeds, alpha, power) <= target:
-            return float(n_seeds)
-    return float("nan")
+    seeds = np.arange(2, max_seeds + 1)
+    ok = np.flatnonzero(detectable_effect(sd_seed, se_items, seeds, alpha, power) <= target)
+    return float(seeds[ok[0]]) if len(ok) else float("nan")
 
 
 def evaluate_claims(boots: dict[str, SourceBootstrap], cartography: pd.DataFrame | None,
@@ -281,9 +284,9 @@ def stability_ratios(boots: dict[str, SourceBootstrap], metrics: list[str], base
             row: dict[str, Any] = {"source": source, "condition": condition,
                                    "std_relative_error": std_relative_error(len(boot.runs.seeds))}
             for metric in metrics:
-                if metric not in boot.metrics_by_run:
+                if metric not in boot.per_seed:
                     continue
-                per_seed = per_seed_table(boot.metrics_by_run, source, [baseline, condition], metric, boot.runs.seeds)
+                per_seed = boot.per_seed.get(metric, [baseline, condition])
                 res = spread_ratio(per_seed[1], per_seed[0], n_resamples, seed, confidence)
                 row |= {f"{metric}__std_ratio": res["ratio"], f"{metric}__std_ratio_low": res["ratio_low"],
                         f"{metric}__std_ratio_high": res["ratio_high"], f"{metric}__std_ratio_p": res["p_value"]}

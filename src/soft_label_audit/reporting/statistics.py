@@ -19,6 +19,7 @@ from scipy import stats
 from soft_label_audit.columns import H_COLS, P_COLS
 from soft_label_audit.human_labels import human_digits
 from soft_label_audit.metrics.bands import difficulty_band
+from soft_label_audit.metrics.per_run import BAND_SEPARATOR
 from soft_label_audit.reporting import bootstrap
 
 log = logging.getLogger(__name__)
@@ -67,18 +68,68 @@ def source_runs(predictions: pd.DataFrame, source: str, conditions: list[str], h
 
 def per_seed_table(metrics_by_run: pd.DataFrame, source: str, conditions: list[str], metric: str,
                    seeds: np.ndarray) -> np.ndarray:
-    """(C, S) per-seed values of ``metric`` from metrics_by_run."""
+    """(C, S) per-seed values of ``metric`` from metrics_by_run (NaN where a run is missing)."""
     sub = metrics_by_run[metrics_by_run["source"].astype(str) == source]
-    wide = sub.pivot(index="condition", columns="seed", values=metric)
-    return wide.reindex(index=conditions, columns=seeds).to_numpy(dtype=np.float64)
+    index = pd.MultiIndex.from_product([list(conditions), list(seeds)], names=["condition", "seed"])
+    wide = sub.assign(condition=sub["condition"].astype(str)).set_index(["condition", "seed"])[metric]
+    return wide.reindex(index).to_numpy(dtype=np.float64).reshape(len(conditions), len(seeds))
 
 
-def paired_t_p_value(diffs: np.ndarray) -> float:
-    d = np.asarray(diffs, dtype=np.float64)
-    d = d[np.isfinite(d)]
-    if len(d) < 2 or np.std(d) == 0:
-        return float("nan") if len(d) < 2 else (1.0 if np.mean(d) == 0 else 0.0)
-    return float(stats.ttest_1samp(d, 0.0).pvalue)
+class PerSeed:
+    """Every numeric metric of one source as a (C, S) array, looked up without pandas."""
+
+    def __init__(self, metrics_by_run: pd.DataFrame, source: str, conditions: list[str], seeds: np.ndarray):
+        sub = metrics_by_run[metrics_by_run["source"].astype(str) == source]
+        sub = sub.assign(condition=sub["condition"].astype(str)).set_index(["condition", "seed"])
+        numeric = [c for c in sub.columns if pd.api.types.is_numeric_dtype(sub[c])]
+        index = pd.MultiIndex.from_product([list(conditions), list(seeds)], names=["condition", "seed"])
+        self.columns = {c: k for k, c in enumerate(numeric)}
+        self.conditions = {c: k for k, c in enumerate(conditions)}
+        self.values = sub[numeric].reindex(index).to_numpy(dtype=np.float64).reshape(
+            len(conditions), len(seeds), len(numeric))
+
+    def __contains__(self, metric: str) -> bool:
+        return metric in self.columns
+
+    def get(self, metric: str, conditions: list[str] | None = None) -> np.ndarray:
+        """(C', S) values of ``metric`` for ``conditions`` (all, in study order, by default)."""
+        table = self.values[:, :, self.columns[metric]]
+        if conditions is None:
+            return table
+        return table[[self.conditions[c] for c in conditions]]
+
+
+def paired_t_p_values(mean_diff, std_diff, n_pairs) -> np.ndarray:
+    """Two-sided p-values of the paired t-test over seeds (mean difference = 0), from the
+    mean, the sample std and the number of pairs; 1 for a zero difference without spread."""
+    mean = np.asarray(mean_diff, dtype=np.float64)
+    sd = np.asarray(std_diff, dtype=np.float64)
+    n = np.asarray(n_pairs, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = mean / (sd / np.sqrt(n))
+        p = 2 * stats.t.sf(np.abs(t), np.where(n > 1, n - 1, np.nan))
+    p = np.where((sd == 0) & (mean == 0), 1.0, p)
+    return np.where(n > 1, p, np.nan)
+
+
+def percentile_intervals(samples: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """Column-wise :func:`bootstrap.percentile_interval` of (B, R) samples, NaN ignored."""
+    with np.errstate(invalid="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+            lo, hi = np.nanquantile(samples, [0.5 - confidence / 2, 0.5 + confidence / 2], axis=0)
+    return lo, hi
+
+
+def bootstrap_p_values(samples: np.ndarray, null: float = 0.0) -> np.ndarray:
+    """Column-wise :func:`bootstrap.bootstrap_p_value` of (B, R) samples."""
+    finite = np.isfinite(samples)
+    count = finite.sum(axis=0)
+    below = (1 + np.sum(finite & (samples <= null), axis=0)) / (1 + count)
+    above = (1 + np.sum(finite & (samples >= null), axis=0)) / (1 + count)
+    return np.where(count > 0, np.minimum(1.0, 2 * np.minimum(below, above)), np.nan)
 
 
 class SourceBootstrap:
@@ -93,7 +144,9 @@ class SourceBootstrap:
         # item-only draws (seeds held fixed): the item component of the variance, for power
         self.item_draws = bootstrap.Draws(np.ones((n_resamples, S)), self.draws.items)
         self.item_resampled = set(bootstrap.item_resampled_metrics(runs, n_bins))
+        self.per_seed = PerSeed(metrics_by_run, source, list(runs.conditions), runs.seeds)
         self._cache: dict[tuple[str, bool], np.ndarray] = {}
+        self._prepared: dict[str, np.ndarray] = {}
 
     def resampled(self, metric: str, items_only: bool = False) -> tuple[np.ndarray, str]:
         """(B, C) resampled values and how they were resampled."""
@@ -101,10 +154,13 @@ class SourceBootstrap:
         if metric in self.item_resampled:
             if key not in self._cache:
                 draws = self.item_draws if items_only else self.draws
-                self._cache[key] = bootstrap.resample_metric(self.runs, metric, draws, self.n_bins)
+                name = metric.split(BAND_SEPARATOR)[0]
+                if name not in self._prepared:
+                    self._prepared[name] = bootstrap.prepare(self.runs, name, self.n_bins)
+                self._cache[key] = bootstrap.resample_metric(self.runs, metric, draws, self.n_bins,
+                                                             prepared=self._prepared[name])
             return self._cache[key], RESAMPLED_BOTH
-        per_seed = per_seed_table(self.metrics_by_run, self.source, list(self.runs.conditions), metric,
-                                  self.runs.seeds)
+        per_seed = self.per_seed.get(metric)
         if items_only:
             return np.zeros((self.draws.n_resamples, len(self.runs.conditions))) + per_seed.mean(axis=1), \
                 RESAMPLED_SEEDS
@@ -114,22 +170,22 @@ class SourceBootstrap:
 def bootstrap_paired(paired: pd.DataFrame, boots: dict[str, SourceBootstrap], confidence: float) -> pd.DataFrame:
     """``paired`` (one row per source, baseline, condition, metric) with ``boot_low``,
     ``boot_high``, ``p_value`` (bootstrap, two-sided), ``p_t`` (paired t-test over seeds) and
-    ``resampled``."""
-    out = paired.copy()
-    low, high, p_boot, p_t, how = [], [], [], [], []
-    for row in out.itertuples(index=False):
-        boot = boots[str(row.source)]
-        values, resampled = boot.resampled(str(row.metric))
-        runs = boot.runs
-        diff = values[:, runs.index(str(row.condition))] - values[:, runs.index(str(row.baseline))]
-        lo, hi = bootstrap.percentile_interval(diff, confidence)
-        low.append(lo)
-        high.append(hi)
-        p_boot.append(bootstrap.bootstrap_p_value(diff))
-        per_seed = per_seed_table(boot.metrics_by_run, boot.source, [str(row.baseline), str(row.condition)],
-                                  str(row.metric), runs.seeds)
-        p_t.append(paired_t_p_value(per_seed[1] - per_seed[0]))
-        how.append(resampled)
+    ``resampled``. Rows of one (source, metric) share one resampled array."""
+    out = paired.reset_index(drop=True)
+    n = len(out)
+    low, high, p_boot = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+    how = np.empty(n, dtype=object)
+    for (source, metric), rows in out.groupby(["source", "metric"], sort=False):
+        boot = boots[str(source)]
+        values, resampled = boot.resampled(str(metric))
+        cond = [boot.runs.index(str(c)) for c in rows["condition"]]
+        base = [boot.runs.index(str(b)) for b in rows["baseline"]]
+        diff = values[:, cond] - values[:, base]  # (B, rows)
+        idx = rows.index.to_numpy()
+        low[idx], high[idx] = percentile_intervals(diff, confidence)
+        p_boot[idx] = bootstrap_p_values(diff)
+        how[idx] = resampled
+    p_t = paired_t_p_values(out["mean_diff"], out["std_diff"], out["n_pairs"])
     return out.assign(boot_low=low, boot_high=high, p_value=p_boot, p_t=p_t, resampled=how)
 
 
