@@ -17,12 +17,16 @@ def _constant_confidence(n: int, c: float, k: int = 10) -> np.ndarray:
 
 @pytest.mark.parametrize(("n", "c"), [(20, 0.7), (150, 0.93), (37, 0.5)])
 @pytest.mark.parametrize("kind", ["width", "mass"])
-def test_floor_of_one_bin_with_constant_confidence_is_the_binomial_mean_absolute_deviation(n, c, kind):
+def test_floor_of_one_bin_with_constant_confidence_is_the_binomial_mean_absolute_deviation(
+    n, c, kind
+):
     """One bin, every confidence c: the calibrated model's ECE is |K/n - c| with K ~ Bin(n, c)."""
     k = np.arange(n + 1)
     expected = float(np.sum(stats.binom.pmf(k, n, c) * np.abs(k / n - c)))
     draws = 20000
-    floors = calibration.ece_noise_floor(_constant_confidence(n, c), n_bins=1, draws=draws, seed=3, kinds=(kind,))
+    floors = calibration.ece_noise_floor(
+        _constant_confidence(n, c), n_bins=1, draws=draws, seed=3, kinds=(kind,)
+    )
     values = floors[kind]
     assert values.shape == (draws,)
     # Monte Carlo error of the mean: 5 standard errors
@@ -51,9 +55,15 @@ def test_floor_ece_is_the_estimator_applied_to_the_drawn_labels():
     floors = calibration.ece_noise_floor(p, 10, 4, seed=9)
     labels = calibration.sample_labels(p, 4, np.random.default_rng(9))
     for r in range(4):
-        assert floors["width"][r] == pytest.approx(calibration.top_label_ece(p, labels[r], 10, "width"))
-        assert floors["mass"][r] == pytest.approx(calibration.top_label_ece(p, labels[r], 10, "mass"))
-        assert floors["classwise"][r] == pytest.approx(calibration.classwise_ece(p, labels[r], 10, "width"))
+        assert floors["width"][r] == pytest.approx(
+            calibration.top_label_ece(p, labels[r], 10, "width")
+        )
+        assert floors["mass"][r] == pytest.approx(
+            calibration.top_label_ece(p, labels[r], 10, "mass")
+        )
+        assert floors["classwise"][r] == pytest.approx(
+            calibration.classwise_ece(p, labels[r], 10, "width")
+        )
 
 
 def test_sampled_labels_follow_the_predicted_distribution():
@@ -72,12 +82,22 @@ def test_debiased_l2_matches_the_uncertainty_calibration_package(seed, n_bins):
     n = [60, 200, 1000, 333, 17, 500][seed]
     p = random_probs(rng, n)
     y = np.where(rng.random(n) < 0.7, p.argmax(axis=1), rng.integers(0, 10, n))
-    expected = package.lower_bound_scaling_ce(p, y, p=2, debias=True, num_bins=n_bins,
-                                              binning_scheme=package.get_equal_bins, mode="top-label")
-    assert calibration.debiased_l2_calibration_error(p, y, n_bins) == pytest.approx(expected, abs=1e-12)
+    expected = package.lower_bound_scaling_ce(
+        p,
+        y,
+        p=2,
+        debias=True,
+        num_bins=n_bins,
+        binning_scheme=package.get_equal_bins,
+        mode="top-label",
+    )
+    assert calibration.debiased_l2_calibration_error(p, y, n_bins) == pytest.approx(
+        expected, abs=1e-12
+    )
     if n_bins == 15:  # the package's default entry point (continuous confidences)
         assert calibration.debiased_l2_calibration_error(p, y) == pytest.approx(
-            package.get_top_calibration_error(p, y, p=2, debias=True), abs=1e-12)
+            package.get_top_calibration_error(p, y, p=2, debias=True), abs=1e-12
+        )
 
 
 def test_debiased_l2_is_near_zero_for_a_calibrated_model_where_the_plugin_ece_is_not():
@@ -108,7 +128,9 @@ def test_human_ece_compares_confidence_with_the_human_mass_on_the_predicted_clas
     assert calibration.human_ece(p, h, 15) == pytest.approx(_human_ece_by_loops(p, h, 15))
     # a one-hot human label on y gives the ordinary ECE against y
     y = rng.integers(0, 10, 300)
-    assert calibration.human_ece(p, np.eye(10)[y], 15) == pytest.approx(calibration.top_label_ece(p, y, 15))
+    assert calibration.human_ece(p, np.eye(10)[y], 15) == pytest.approx(
+        calibration.top_label_ece(p, y, 15)
+    )
     # a model whose confidence is the human agreement is calibrated to people
     q = h.copy()
     assert calibration.human_ece(q, h, 15) == pytest.approx(0.0, abs=1e-12)

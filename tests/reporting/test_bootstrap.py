@@ -13,9 +13,16 @@ def _tiny_runs(rng, C=2, S=3, n=7, K=10):
     original = rng.integers(0, K, n)
     human = random_probs(rng, n, K, sharpness=5)
     band = np.array(["unanimous", "low", "high", "high", "low", "high", "unanimous"])[:n]
-    return bootstrap.SourceRuns(conditions=tuple(f"c{c}" for c in range(C)), seeds=np.arange(S),
-                                item_ids=np.arange(n), probs=probs, original=original,
-                                mode=human.argmax(axis=1), human=human, band=band)
+    return bootstrap.SourceRuns(
+        conditions=tuple(f"c{c}" for c in range(C)),
+        seeds=np.arange(S),
+        item_ids=np.arange(n),
+        probs=probs,
+        original=original,
+        mode=human.argmax(axis=1),
+        human=human,
+        band=band,
+    )
 
 
 def _brute(runs, metric, seed_idx, item_idx, n_bins):
@@ -28,28 +35,49 @@ def _brute(runs, metric, seed_idx, item_idx, n_bins):
         for s in seed_idx:
             items = [i for i in item_idx if band is None or runs.band[i] == band]
             p, y, h = runs.probs[c, s][items], runs.original[items], runs.human[items]
-            value = {
-                "accuracy": lambda: scoring.accuracy(p, y),
-                "accuracy_human_mode": lambda: scoring.accuracy(p, runs.mode[items]),
-                "nll": lambda: scoring.nll(p, y),
-                "brier": lambda: scoring.brier(p, y),
-                "kl_human": lambda: float(alignment.kl_divergence(h, p).mean()),
-                "ce_human": lambda: float(alignment.cross_entropy(h, p).mean()),
-                "tv_human": lambda: float(alignment.total_variation(h, p).mean()),
-                "abs_entropy_gap": lambda: float(np.abs(alignment.entropy_gap(h, p)).mean()),
-                "overconfidence_human": lambda: float(np.mean(p.max(1) - h[np.arange(len(p)), p.argmax(1)])),
-                f"ece_{n_bins}": lambda: calibration.top_label_ece(p, y, n_bins),
-                f"classwise_ece_{n_bins}": lambda: calibration.classwise_ece(p, y, n_bins),
-                f"ece_human_{n_bins}": lambda: calibration.human_ece(p, h, n_bins),
-            }[name]() if items else np.nan
+            value = (
+                {
+                    "accuracy": lambda: scoring.accuracy(p, y),
+                    "accuracy_human_mode": lambda: scoring.accuracy(p, runs.mode[items]),
+                    "nll": lambda: scoring.nll(p, y),
+                    "brier": lambda: scoring.brier(p, y),
+                    "kl_human": lambda: float(alignment.kl_divergence(h, p).mean()),
+                    "ce_human": lambda: float(alignment.cross_entropy(h, p).mean()),
+                    "tv_human": lambda: float(alignment.total_variation(h, p).mean()),
+                    "abs_entropy_gap": lambda: float(np.abs(alignment.entropy_gap(h, p)).mean()),
+                    "overconfidence_human": lambda: float(
+                        np.mean(p.max(1) - h[np.arange(len(p)), p.argmax(1)])
+                    ),
+                    f"ece_{n_bins}": lambda: calibration.top_label_ece(p, y, n_bins),
+                    f"classwise_ece_{n_bins}": lambda: calibration.classwise_ece(p, y, n_bins),
+                    f"ece_human_{n_bins}": lambda: calibration.human_ece(p, h, n_bins),
+                }[name]()
+                if items
+                else np.nan
+            )
             per_seed.append(value)
         out.append(np.mean(per_seed))
     return np.array(out)
 
 
-METRICS = ["accuracy", "accuracy_human_mode", "nll", "brier", "kl_human", "ce_human", "tv_human", "abs_entropy_gap",
-           "overconfidence_human", "ece_5", "classwise_ece_5", "ece_human_5", "accuracy__band_high",
-           "ece_5__band_high", "nll__band_low", "classwise_ece_5__band_unanimous"]
+METRICS = [
+    "accuracy",
+    "accuracy_human_mode",
+    "nll",
+    "brier",
+    "kl_human",
+    "ce_human",
+    "tv_human",
+    "abs_entropy_gap",
+    "overconfidence_human",
+    "ece_5",
+    "classwise_ece_5",
+    "ece_human_5",
+    "accuracy__band_high",
+    "ece_5__band_high",
+    "nll__band_low",
+    "classwise_ece_5__band_unanimous",
+]
 
 
 @pytest.mark.parametrize("metric", METRICS)
@@ -72,8 +100,10 @@ def test_identity_draw_gives_the_mean_over_seeds_of_each_run_metric():
     rng = np.random.default_rng(3)
     runs = _tiny_runs(rng, C=3, S=4, n=7)
     value = bootstrap.resample_metric(runs, "ece_15", bootstrap.identity_draws(4, 7), 15)
-    expected = [np.mean([calibration.top_label_ece(runs.probs[c, s], runs.original) for s in range(4)])
-                for c in range(3)]
+    expected = [
+        np.mean([calibration.top_label_ece(runs.probs[c, s], runs.original) for s in range(4)])
+        for c in range(3)
+    ]
     np.testing.assert_allclose(value[0], expected)
 
 
@@ -86,7 +116,9 @@ def test_draws_are_multinomial_counts_and_seeded():
 
 def test_percentile_interval_and_p_value():
     x = np.arange(1, 100, dtype=float)  # 1..99, all above 0
-    assert bootstrap.percentile_interval(x, 0.9) == pytest.approx(tuple(np.quantile(x, [0.05, 0.95])))
+    assert bootstrap.percentile_interval(x, 0.9) == pytest.approx(
+        tuple(np.quantile(x, [0.05, 0.95]))
+    )
     assert bootstrap.bootstrap_p_value(x) == pytest.approx(2 * 1 / 100)
     sym = np.concatenate([-x, x])
     assert bootstrap.bootstrap_p_value(sym) == 1.0
@@ -108,6 +140,15 @@ def test_resampled_correlation_equals_a_loop():
         seed_idx = r2.integers(0, 3, (b, 3))
         item_idx = r2.integers(0, 9, (b, 9))
         for k in range(b):
-            slow.append([np.mean([spearmanr(values[c, s][item_idx[k]], reference[item_idx[k]])[0]
-                                  for s in seed_idx[k]]) for c in range(2)])
+            slow.append(
+                [
+                    np.mean(
+                        [
+                            spearmanr(values[c, s][item_idx[k]], reference[item_idx[k]])[0]
+                            for s in seed_idx[k]
+                        ]
+                    )
+                    for c in range(2)
+                ]
+            )
     np.testing.assert_allclose(fast, np.array(slow), atol=1e-12)

@@ -22,7 +22,9 @@ def test_benjamini_hochberg_against_hand_computed_values():
     # sorted p: 0.01, 0.02, 0.03, 0.5 (m = 4): 0.04, 0.04, 0.04, 0.5 after the step-up minimum
     p = [0.03, 0.01, 0.5, 0.02]
     np.testing.assert_allclose(multiple.benjamini_hochberg(p), [0.04, 0.04, 0.5, 0.04])
-    np.testing.assert_allclose(multiple.benjamini_hochberg([0.01, 0.04, np.nan]), [0.02, 0.04, np.nan])
+    np.testing.assert_allclose(
+        multiple.benjamini_hochberg([0.01, 0.04, np.nan]), [0.02, 0.04, np.nan]
+    )
 
 
 @pytest.mark.parametrize(
@@ -55,14 +57,21 @@ def test_detectable_effect_and_seeds_for_a_target():
     expected = (stats.t.ppf(0.975, 5) + stats.t.ppf(0.8, 5)) * 0.02 / np.sqrt(6)
     assert claims.detectable_effect(0.02, 0.0, 6, 0.05) == pytest.approx(expected)
     n = claims.seeds_for_effect(0.01, 0.02, 0.0, 0.05)
-    assert claims.detectable_effect(0.02, 0.0, int(n), 0.05) <= 0.01 < claims.detectable_effect(0.02, 0.0, int(n) - 1, 0.05)
+    assert (
+        claims.detectable_effect(0.02, 0.0, int(n), 0.05)
+        <= 0.01
+        < claims.detectable_effect(0.02, 0.0, int(n) - 1, 0.05)
+    )
     # item noise alone above the target: no number of seeds reaches it
     assert np.isnan(claims.seeds_for_effect(0.01, 0.02, 0.01, 0.05))
 
 
 def test_std_relative_error_and_detectable_spread_ratio():
     assert stability.std_relative_error(6) == pytest.approx(1 / np.sqrt(10))
-    r6, r20 = stability.detectable_spread_ratio(6, 0.05), stability.detectable_spread_ratio(20, 0.05)
+    r6, r20 = (
+        stability.detectable_spread_ratio(6, 0.05),
+        stability.detectable_spread_ratio(20, 0.05),
+    )
     assert 0 < r6 < r20 < 1
 
 
@@ -79,16 +88,26 @@ def test_spread_ratio_interval_covers_the_observed_ratio_and_is_seeded():
 
 
 def test_claims_markdown_renders_every_row():
-    frame = pd.DataFrame({
-        "claim": ["a_accuracy", "a_accuracy"], "source": ["mnist", "synthetic"], "metric": ["accuracy"] * 2,
-        "comparison": ["human_soft - original_hard"] * 2, "effect": [0.012, -0.0004], "ci_low": [0.002, -0.01],
-        "ci_high": [0.02, 0.009], "p_adjusted": [0.03, 1.0], "verdict": ["supported", "inconclusive"],
-    })
+    frame = pd.DataFrame(
+        {
+            "claim": ["a_accuracy", "a_accuracy"],
+            "source": ["mnist", "synthetic"],
+            "metric": ["accuracy"] * 2,
+            "comparison": ["human_soft - original_hard"] * 2,
+            "effect": [0.012, -0.0004],
+            "ci_low": [0.002, -0.01],
+            "ci_high": [0.02, 0.009],
+            "p_adjusted": [0.03, 1.0],
+            "verdict": ["supported", "inconclusive"],
+        }
+    )
     text = claims.claims_markdown(frame)
     lines = text.strip().splitlines()
     assert len(lines) == 4 and lines[0].startswith("| claim | source")
-    assert "| a_accuracy | mnist | `accuracy` | human_soft - original_hard | 0.012 | [0.002, 0.020] | 0.030 | " \
-           "**supported** |" == lines[2]
+    assert (
+        "| a_accuracy | mnist | `accuracy` | human_soft - original_hard | 0.012 | [0.002, 0.020] | 0.030 | "
+        "**supported** |" == lines[2]
+    )
     assert "-0.0004" in lines[3] and "**inconclusive**" in lines[3]
     with pytest.raises(ValueError, match="lacks columns"):
         claims.claims_markdown(frame.drop(columns="verdict"))

@@ -201,8 +201,13 @@ def sample_labels(probs: np.ndarray, draws: int, rng: np.random.Generator) -> np
     return np.minimum(labels, probs.shape[1] - 1)
 
 
-def ece_noise_floor(probs: np.ndarray, n_bins: int = 15, draws: int = 200, seed: int = 0,
-                    kinds: tuple[str, ...] = ("width", "mass", "classwise")) -> dict[str, np.ndarray]:
+def ece_noise_floor(
+    probs: np.ndarray,
+    n_bins: int = 15,
+    draws: int = 200,
+    seed: int = 0,
+    kinds: tuple[str, ...] = ("width", "mass", "classwise"),
+) -> dict[str, np.ndarray]:
     """ECE values that a perfectly calibrated model with these predictions would show.
 
     Labels are drawn ``draws`` times from the model's own predicted distributions (so the
@@ -224,7 +229,8 @@ def ece_noise_floor(probs: np.ndarray, n_bins: int = 15, draws: int = 200, seed:
     for kind in kinds:
         if kind in BINNINGS:
             correct = (labels == pred[None, :]).astype(np.float64)
-            out[kind] = _binned_ece_of_outcomes(_bin_index(conf, n_bins, kind), conf, correct, n_bins)
+            index = _bin_index(conf, n_bins, kind)
+            out[kind] = _binned_ece_of_outcomes(index, conf, correct, n_bins)
         elif kind == "classwise":
             per_class = [
                 _binned_ece_of_outcomes(equal_width_bin_index(p[:, k], n_bins), p[:, k],
@@ -288,7 +294,9 @@ def human_agreement(probs: np.ndarray, human: np.ndarray) -> tuple[np.ndarray, n
     return p[rows, pred], h[rows, pred]
 
 
-def human_ece(probs: np.ndarray, human: np.ndarray, n_bins: int = 15, binning: str = "width") -> float:
+def human_ece(
+    probs: np.ndarray, human: np.ndarray, n_bins: int = 15, binning: str = "width"
+) -> float:
     """Top-label ECE against the human soft label: per confidence bin, the gap between the mean
     confidence and the mean human mass on the predicted class (expected human agreement)."""
     conf, agreement = human_agreement(probs, human)

@@ -73,7 +73,11 @@ def metric_names(n_bins: int, floor_quantile: float = 0.95) -> list[str]:
         f"ece_mass_{n_bins}",
         f"classwise_ece_{n_bins}",
         f"mce_{n_bins}",
-        *[f"{prefix}_{n_bins}_floor_{stat}" for prefix in FLOOR_KINDS.values() for stat in ("mean", q)],
+        *[
+            f"{prefix}_{n_bins}_floor_{stat}"
+            for prefix in FLOOR_KINDS.values()
+            for stat in ("mean", q)
+        ],
         f"ce_l2_debiased_{n_bins}",
         f"ece_human_{n_bins}",
         "overconfidence_human",
@@ -90,8 +94,15 @@ def _floor(p: np.ndarray, n_bins: int, draws: int, quantile: float, seed: int) -
     return out
 
 
-def _metrics(p: np.ndarray, original: np.ndarray, mode: np.ndarray, h: np.ndarray, human_entropy: np.ndarray,
-             n_bins: int, floor: dict[str, float | int]) -> dict[str, float]:
+def _metrics(
+    p: np.ndarray,
+    original: np.ndarray,
+    mode: np.ndarray,
+    h: np.ndarray,
+    human_entropy: np.ndarray,
+    n_bins: int,
+    floor: dict[str, float | int],
+) -> dict[str, float]:
     n = len(p)
     if n == 0:
         return {name: (0 if name == "n_items" else float("nan"))
@@ -147,7 +158,8 @@ def score_test_set(
         raise ValueError(f"unknown difficulty bands {sorted(unknown)}; expected {BANDS}")
     for name in BANDS:
         m = band == name
-        sub = _metrics(probs[m], original_label[m], human_mode[m], human_digits[m], human_entropy[m], n_bins,
-                       floor)
+        sub = _metrics(
+            probs[m], original_label[m], human_mode[m], human_digits[m], human_entropy[m], n_bins, floor
+        )
         out.update({f"{k}{BAND_SEPARATOR}{name}": v for k, v in sub.items()})
     return out

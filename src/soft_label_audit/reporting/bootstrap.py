@@ -89,7 +89,9 @@ def draw(n_resamples: int, n_seeds: int, n_items: int, rng: np.random.Generator)
     if n_resamples < 1:
         raise ValueError(f"n_resamples must be at least 1, got {n_resamples}")
     if n_seeds < 1 or n_items < 1:
-        raise ValueError(f"a bootstrap needs at least one seed and one item, got {n_seeds} and {n_items}")
+        raise ValueError(
+            f"a bootstrap needs at least one seed and one item, got {n_seeds} and {n_items}"
+        )
     seeds = rng.multinomial(n_seeds, np.full(n_seeds, 1.0 / n_seeds), size=n_resamples)
     items = rng.multinomial(n_items, np.full(n_items, 1.0 / n_items), size=n_resamples)
     return Draws(seeds.astype(np.float64), items.astype(np.float64))
@@ -129,7 +131,9 @@ def per_item_values(runs: SourceRuns, metric: str) -> np.ndarray:
     elif metric == "abs_entropy_gap":
         out = [np.abs(alignment.entropy_gap(h, q)) for q in flat]
     elif metric == "overconfidence_human":
-        agreement = np.take_along_axis(np.broadcast_to(h, p.shape), pred[..., None], axis=-1)[..., 0]
+        agreement = np.take_along_axis(np.broadcast_to(h, p.shape), pred[..., None], axis=-1)[
+            ..., 0
+        ]
         return conf - agreement
     else:
         raise ValueError(f"{metric!r} is not a per-item metric; choose from {ITEM_METRICS}")
@@ -148,7 +152,9 @@ def binned_deviations(runs: SourceRuns, metric: str, n_bins: int) -> np.ndarray:
     conf = p.max(axis=-1)
     if metric in (f"ece_{n_bins}", f"ece_human_{n_bins}"):
         if metric.startswith("ece_human"):
-            outcome = np.take_along_axis(np.broadcast_to(runs.human, p.shape), pred[..., None], axis=-1)[..., 0]
+            outcome = np.take_along_axis(
+                np.broadcast_to(runs.human, p.shape), pred[..., None], axis=-1
+            )[..., 0]
         else:
             outcome = (pred == runs.original).astype(np.float64)
         index = calibration.equal_width_bin_index(conf.reshape(-1), n_bins).reshape(conf.shape)
@@ -157,7 +163,9 @@ def binned_deviations(runs: SourceRuns, metric: str, n_bins: int) -> np.ndarray:
         return out
     if metric == f"classwise_ece_{n_bins}":
         onehot = np.eye(K)[runs.original]  # (n, K)
-        index = calibration.equal_width_bin_index(p.reshape(-1), n_bins).reshape(p.shape)  # (C,S,n,K)
+        index = calibration.equal_width_bin_index(p.reshape(-1), n_bins).reshape(
+            p.shape
+        )  # (C,S,n,K)
         out = np.zeros((C, S, n, K, n_bins))
         np.put_along_axis(out, index[..., None], ((onehot - p) / K)[..., None], axis=-1)
         return out.reshape(C, S, n, K * n_bins)
@@ -186,8 +194,14 @@ def prepare(runs: SourceRuns, name: str, n_bins: int) -> np.ndarray:
     return binned_deviations(runs, name, n_bins)
 
 
-def resample_metric(runs: SourceRuns, metric: str, draws: Draws, n_bins: int,
-                    chunk: int = 500, prepared: np.ndarray | None = None) -> np.ndarray:
+def resample_metric(
+    runs: SourceRuns,
+    metric: str,
+    draws: Draws,
+    n_bins: int,
+    chunk: int = 500,
+    prepared: np.ndarray | None = None,
+) -> np.ndarray:
     """(B, C) resampled values of ``metric`` (optionally ``{metric}__band_{band}``).
 
     With :func:`identity_draws` it returns the observed mean over seeds of the per-seed
@@ -265,13 +279,19 @@ def spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     ry = rankdata(y, axis=-1)
     rx -= rx.mean(axis=-1, keepdims=True)
     ry -= ry.mean(axis=-1, keepdims=True)
-    den = np.sqrt((rx ** 2).sum(axis=-1) * (ry ** 2).sum(axis=-1))
+    den = np.sqrt((rx**2).sum(axis=-1) * (ry**2).sum(axis=-1))
     with np.errstate(invalid="ignore", divide="ignore"):
         return (rx * ry).sum(axis=-1) / den
 
 
-def resample_correlation(values: np.ndarray, reference: np.ndarray, n_resamples: int,
-                         rng: np.random.Generator, chunk: int = 250, resample_seeds: bool = True) -> np.ndarray:
+def resample_correlation(
+    values: np.ndarray,
+    reference: np.ndarray,
+    n_resamples: int,
+    rng: np.random.Generator,
+    chunk: int = 250,
+    resample_seeds: bool = True,
+) -> np.ndarray:
     """(B, C) seed-and-item bootstrap of the mean over seeds of the per-seed Spearman
     correlation between ``values`` (C, S, n) and ``reference`` (n,), e.g. cartography
     variability and human entropy over training items. Items are drawn as indices (ranks
@@ -282,11 +302,14 @@ def resample_correlation(values: np.ndarray, reference: np.ndarray, n_resamples:
     out = np.empty((n_resamples, C))
     for start in range(0, n_resamples, chunk):
         b = min(chunk, n_resamples - start)
-        seed_idx = rng.integers(0, S, size=(b, S)) if resample_seeds else np.tile(np.arange(S), (b, 1))
+        seed_idx = (
+            rng.integers(0, S, size=(b, S)) if resample_seeds else np.tile(np.arange(S), (b, 1))
+        )
         item_idx = rng.integers(0, n, size=(b, n))
         ref = reference[item_idx]  # (b, n)
         for c in range(C):
-            rho = np.stack([spearman_rows(values[c, s][item_idx], ref) for s in range(S)], axis=1)  # (b, S)
-            out[start:start + b, c] = np.take_along_axis(rho, seed_idx, axis=1).mean(axis=1)
+            rho = np.stack(
+                [spearman_rows(values[c, s][item_idx], ref) for s in range(S)], axis=1
+            )  # (b, S)
+            out[start : start + b, c] = np.take_along_axis(rho, seed_idx, axis=1).mean(axis=1)
     return out
-

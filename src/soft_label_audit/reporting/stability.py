@@ -34,8 +34,13 @@ def _log_ratio(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
         return np.log(np.std(x, axis=axis, ddof=1) / np.std(y, axis=axis, ddof=1))
 
 
-def spread_ratio(condition: np.ndarray, baseline: np.ndarray, n_resamples: int, seed: int,
-                 confidence: float = 0.95) -> dict[str, float]:
+def spread_ratio(
+    condition: np.ndarray,
+    baseline: np.ndarray,
+    n_resamples: int,
+    seed: int,
+    confidence: float = 0.95,
+) -> dict[str, float]:
     """Ratio of seed spreads with its paired bootstrap interval and p-value.
 
     ``condition`` and ``baseline`` hold one value per seed, the same seeds in the same order.
@@ -43,24 +48,44 @@ def spread_ratio(condition: np.ndarray, baseline: np.ndarray, n_resamples: int, 
     x = np.asarray(condition, dtype=np.float64)
     y = np.asarray(baseline, dtype=np.float64)
     if x.shape != y.shape or x.ndim != 1:
-        raise ValueError(f"spread_ratio needs paired per-seed values, got shapes {x.shape} and {y.shape}")
-    out = {"n_seeds": len(x), "std_condition": float("nan"), "std_baseline": float("nan"),
-           "ratio": float("nan"), "ratio_low": float("nan"), "ratio_high": float("nan"),
-           "p_value": float("nan"), "log_ratio_boot": np.array([])}
+        raise ValueError(
+            f"spread_ratio needs paired per-seed values, got shapes {x.shape} and {y.shape}"
+        )
+    out = {
+        "n_seeds": len(x),
+        "std_condition": float("nan"),
+        "std_baseline": float("nan"),
+        "ratio": float("nan"),
+        "ratio_low": float("nan"),
+        "ratio_high": float("nan"),
+        "p_value": float("nan"),
+        "log_ratio_boot": np.array([]),
+    }
     if len(x) < 3 or not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
         return out
     sx, sy = float(np.std(x, ddof=1)), float(np.std(y, ddof=1))
     out.update(std_condition=sx, std_baseline=sy, ratio=sx / sy if sy > 0 else float("nan"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # degenerate resamples give inf/NaN; dropped below
-        res = stats.bootstrap((x, y), _log_ratio, paired=True, vectorized=True, n_resamples=n_resamples,
-                              method="percentile", confidence_level=confidence,
-                              rng=np.random.default_rng(seed))
+        res = stats.bootstrap(
+            (x, y),
+            _log_ratio,
+            paired=True,
+            vectorized=True,
+            n_resamples=n_resamples,
+            method="percentile",
+            confidence_level=confidence,
+            rng=np.random.default_rng(seed),
+        )
     boot = np.asarray(res.bootstrap_distribution, dtype=np.float64)
     boot = boot[np.isfinite(boot)]
     lo, hi = percentile_interval(boot, confidence)
-    out.update(ratio_low=float(np.exp(lo)), ratio_high=float(np.exp(hi)), p_value=bootstrap_p_value(boot, 0.0),
-               log_ratio_boot=boot)
+    out.update(
+        ratio_low=float(np.exp(lo)),
+        ratio_high=float(np.exp(hi)),
+        p_value=bootstrap_p_value(boot, 0.0),
+        log_ratio_boot=boot,
+    )
     return out
 
 

@@ -28,8 +28,15 @@ RESAMPLED_BOTH = "seeds+items"
 RESAMPLED_SEEDS = "seeds"
 
 
-def source_runs(predictions: pd.DataFrame, source: str, conditions: list[str], human_soft_labels: pd.DataFrame,
-                item_stats: pd.DataFrame, none_slot: str, bands: dict) -> bootstrap.SourceRuns:
+def source_runs(
+    predictions: pd.DataFrame,
+    source: str,
+    conditions: list[str],
+    human_soft_labels: pd.DataFrame,
+    item_stats: pd.DataFrame,
+    none_slot: str,
+    bands: dict,
+) -> bootstrap.SourceRuns:
     """Arrays of one source; every condition and seed must have predicted the same items."""
     table = predictions[predictions["source"].astype(str) == source]
     seeds = np.sort(table["seed"].unique())
@@ -47,12 +54,20 @@ def source_runs(predictions: pd.DataFrame, source: str, conditions: list[str], h
                 )
             probs[c, s] = run.loc[items, list(P_COLS)].to_numpy(dtype=np.float64)
     info = pd.DataFrame({"item_id": items})
-    info = info.merge(item_stats[["item_id", "original_label", "human_mode", "human_entropy"]], on="item_id",
-                      how="left", validate="one_to_one")
-    info = info.merge(human_soft_labels[["item_id", *H_COLS]], on="item_id", how="left", validate="one_to_one")
+    info = info.merge(
+        item_stats[["item_id", "original_label", "human_mode", "human_entropy"]],
+        on="item_id",
+        how="left",
+        validate="one_to_one",
+    )
+    info = info.merge(
+        human_soft_labels[["item_id", *H_COLS]], on="item_id", how="left", validate="one_to_one"
+    )
     missing = info.loc[info.isna().any(axis=1), "item_id"]
     if len(missing):
-        raise ValueError(f"test items {missing.tolist()[:5]} of {source!r} lack an item_stats or human_soft_labels row")
+        raise ValueError(
+            f"test items {missing.tolist()[:5]} of {source!r} lack an item_stats or human_soft_labels row"
+        )
     entropy = info["human_entropy"].to_numpy(dtype=np.float64)
     return bootstrap.SourceRuns(
         conditions=tuple(conditions),
@@ -66,27 +81,38 @@ def source_runs(predictions: pd.DataFrame, source: str, conditions: list[str], h
     )
 
 
-def per_seed_table(metrics_by_run: pd.DataFrame, source: str, conditions: list[str], metric: str,
-                   seeds: np.ndarray) -> np.ndarray:
+def per_seed_table(
+    metrics_by_run: pd.DataFrame, source: str, conditions: list[str], metric: str, seeds: np.ndarray
+) -> np.ndarray:
     """(C, S) per-seed values of ``metric`` from metrics_by_run (NaN where a run is missing)."""
     sub = metrics_by_run[metrics_by_run["source"].astype(str) == source]
     index = pd.MultiIndex.from_product([list(conditions), list(seeds)], names=["condition", "seed"])
-    wide = sub.assign(condition=sub["condition"].astype(str)).set_index(["condition", "seed"])[metric]
+    wide = sub.assign(condition=sub["condition"].astype(str)).set_index(["condition", "seed"])[
+        metric
+    ]
     return wide.reindex(index).to_numpy(dtype=np.float64).reshape(len(conditions), len(seeds))
 
 
 class PerSeed:
     """Every numeric metric of one source as a (C, S) array, looked up without pandas."""
 
-    def __init__(self, metrics_by_run: pd.DataFrame, source: str, conditions: list[str], seeds: np.ndarray):
+    def __init__(
+        self, metrics_by_run: pd.DataFrame, source: str, conditions: list[str], seeds: np.ndarray
+    ):
         sub = metrics_by_run[metrics_by_run["source"].astype(str) == source]
         sub = sub.assign(condition=sub["condition"].astype(str)).set_index(["condition", "seed"])
         numeric = [c for c in sub.columns if pd.api.types.is_numeric_dtype(sub[c])]
-        index = pd.MultiIndex.from_product([list(conditions), list(seeds)], names=["condition", "seed"])
+        index = pd.MultiIndex.from_product(
+            [list(conditions), list(seeds)], names=["condition", "seed"]
+        )
         self.columns = {c: k for k, c in enumerate(numeric)}
         self.conditions = {c: k for k, c in enumerate(conditions)}
-        self.values = sub[numeric].reindex(index).to_numpy(dtype=np.float64).reshape(
-            len(conditions), len(seeds), len(numeric))
+        self.values = (
+            sub[numeric]
+            .reindex(index)
+            .to_numpy(dtype=np.float64)
+            .reshape(len(conditions), len(seeds), len(numeric))
+        )
 
     def __contains__(self, metric: str) -> bool:
         return metric in self.columns
@@ -135,9 +161,21 @@ def bootstrap_p_values(samples: np.ndarray, null: float = 0.0) -> np.ndarray:
 class SourceBootstrap:
     """Resampled per-condition metric values of one source, computed once and cached."""
 
-    def __init__(self, runs: bootstrap.SourceRuns, metrics_by_run: pd.DataFrame, source: str, n_bins: int,
-                 n_resamples: int, seed: int):
-        self.runs, self.metrics_by_run, self.source, self.n_bins = runs, metrics_by_run, source, n_bins
+    def __init__(
+        self,
+        runs: bootstrap.SourceRuns,
+        metrics_by_run: pd.DataFrame,
+        source: str,
+        n_bins: int,
+        n_resamples: int,
+        seed: int,
+    ):
+        self.runs, self.metrics_by_run, self.source, self.n_bins = (
+            runs,
+            metrics_by_run,
+            source,
+            n_bins,
+        )
         rng = np.random.default_rng([seed, len(source), *source.encode()])
         S, n = len(runs.seeds), len(runs.item_ids)
         self.draws = bootstrap.draw(n_resamples, S, n, rng)
@@ -157,17 +195,21 @@ class SourceBootstrap:
                 name = metric.split(BAND_SEPARATOR)[0]
                 if name not in self._prepared:
                     self._prepared[name] = bootstrap.prepare(self.runs, name, self.n_bins)
-                self._cache[key] = bootstrap.resample_metric(self.runs, metric, draws, self.n_bins,
-                                                             prepared=self._prepared[name])
+                self._cache[key] = bootstrap.resample_metric(
+                    self.runs, metric, draws, self.n_bins, prepared=self._prepared[name]
+                )
             return self._cache[key], RESAMPLED_BOTH
         per_seed = self.per_seed.get(metric)
         if items_only:
-            return np.zeros((self.draws.n_resamples, len(self.runs.conditions))) + per_seed.mean(axis=1), \
-                RESAMPLED_SEEDS
+            return np.zeros((self.draws.n_resamples, len(self.runs.conditions))) + per_seed.mean(
+                axis=1
+            ), RESAMPLED_SEEDS
         return bootstrap.seed_bootstrap(per_seed, self.draws), RESAMPLED_SEEDS
 
 
-def bootstrap_paired(paired: pd.DataFrame, boots: dict[str, SourceBootstrap], confidence: float) -> pd.DataFrame:
+def bootstrap_paired(
+    paired: pd.DataFrame, boots: dict[str, SourceBootstrap], confidence: float
+) -> pd.DataFrame:
     """``paired`` (one row per source, baseline, condition, metric) with ``boot_low``,
     ``boot_high``, ``p_value`` (bootstrap, two-sided), ``p_t`` (paired t-test over seeds) and
     ``resampled``. Rows of one (source, metric) share one resampled array."""
@@ -189,15 +231,36 @@ def bootstrap_paired(paired: pd.DataFrame, boots: dict[str, SourceBootstrap], co
     return out.assign(boot_low=low, boot_high=high, p_value=p_boot, p_t=p_t, resampled=how)
 
 
-def build_bootstraps(metrics_by_run: pd.DataFrame, predictions: pd.DataFrame, human_soft_labels: pd.DataFrame,
-                     item_stats: pd.DataFrame, none_slot: str, eval_params: dict, n_resamples: int,
-                     seed: int) -> dict[str, SourceBootstrap]:
+def build_bootstraps(
+    metrics_by_run: pd.DataFrame,
+    predictions: pd.DataFrame,
+    human_soft_labels: pd.DataFrame,
+    item_stats: pd.DataFrame,
+    none_slot: str,
+    eval_params: dict,
+    n_resamples: int,
+    seed: int,
+) -> dict[str, SourceBootstrap]:
     """One :class:`SourceBootstrap` per source of metrics_by_run, conditions in study order."""
     out = {}
     for source in dict.fromkeys(metrics_by_run["source"].astype(str)):
-        conditions = list(dict.fromkeys(metrics_by_run.loc[metrics_by_run["source"].astype(str) == source,
-                                                           "condition"].astype(str)))
-        runs = source_runs(predictions, source, conditions, human_soft_labels, item_stats, none_slot,
-                           eval_params["bands"])
-        out[source] = SourceBootstrap(runs, metrics_by_run, source, int(eval_params["n_bins"]), n_resamples, seed)
+        conditions = list(
+            dict.fromkeys(
+                metrics_by_run.loc[
+                    metrics_by_run["source"].astype(str) == source, "condition"
+                ].astype(str)
+            )
+        )
+        runs = source_runs(
+            predictions,
+            source,
+            conditions,
+            human_soft_labels,
+            item_stats,
+            none_slot,
+            eval_params["bands"],
+        )
+        out[source] = SourceBootstrap(
+            runs, metrics_by_run, source, int(eval_params["n_bins"]), n_resamples, seed
+        )
     return out

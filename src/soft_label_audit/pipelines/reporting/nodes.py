@@ -69,17 +69,20 @@ def compare_conditions(
     confidence = float(params["confidence"])
     boot_params = params.get("bootstrap") or {}
     n_resamples, seed = int(boot_params.get("n_resamples", 2000)), int(boot_params.get("seed", 0))
-    boots = build_bootstraps(metrics_by_run, test_predictions, human_soft_labels, item_stats, none_slot,
-                             eval_params, n_resamples, seed)
-    paired = paired_differences(metrics_by_run, metric_columns(metrics_by_run), list(params["baselines"]),
-                                confidence)
+    boots = build_bootstraps(
+        metrics_by_run, test_predictions, human_soft_labels, item_stats, none_slot, eval_params,
+        n_resamples, seed,
+    )
+    metrics = metric_columns(metrics_by_run)
+    paired = paired_differences(metrics_by_run, metrics, list(params["baselines"]), confidence)
     paired = bootstrap_paired(paired, boots, confidence)
     claims, power = claims_module.evaluate_claims(boots, cartography, params)
     paired = _corrected(paired, claims)
     stability = params.get("stability") or {}
-    ratios = claims_module.stability_ratios(boots, list(stability.get("metrics", [])),
-                                            str(stability.get("baseline", "original_hard")), n_resamples, seed,
-                                            confidence)
+    ratios = claims_module.stability_ratios(
+        boots, list(stability.get("metrics", [])), str(stability.get("baseline", "original_hard")),
+        n_resamples, seed, confidence,
+    )
     return paired, claims, power, ratios
 
 
@@ -87,10 +90,9 @@ def _corrected(paired: pd.DataFrame, claims: pd.DataFrame) -> pd.DataFrame:
     """``p_holm``: the Holm-adjusted p-value of the rows that are claims (difference claims
     against a baseline of the table); ``q_bh``: Benjamini-Hochberg q-values of all other rows."""
     keys = ["source", "baseline", "condition", "metric"]
-    family = claims[claims["kind"] == "difference"].copy()
-    family["baseline"] = [c.split(" - ")[1] for c in family["comparison"]]
-    family["condition"] = [c.split(" - ")[0] for c in family["comparison"]]
-    family = family[keys + ["p_adjusted"]].rename(columns={"p_adjusted": "p_holm"})
+    family = claims[claims["kind"] == "difference"]
+    family = family[keys + ["p_adjusted"]].drop_duplicates(keys)
+    family = family.rename(columns={"p_adjusted": "p_holm"})
     out = paired.merge(family, on=keys, how="left", validate="many_to_one")
     rest = out["p_holm"].isna()
     out["q_bh"] = float("nan")
@@ -102,8 +104,13 @@ def draw_claims(claims: pd.DataFrame) -> Figure:
     return claims_module.claims_figure(claims)
 
 
-def stability_tables(metrics_by_run: pd.DataFrame, stability: pd.DataFrame, curves: pd.DataFrame,
-                     spread_ratios: pd.DataFrame, eval_params: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def stability_tables(
+    metrics_by_run: pd.DataFrame,
+    stability: pd.DataFrame,
+    curves: pd.DataFrame,
+    spread_ratios: pd.DataFrame,
+    eval_params: dict[str, Any],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per (source, condition): prediction disagreement, curve spread, convergence epochs,
     the std over seeds of the headline metrics and their ratio to the baseline's with a
     bootstrap interval (``{metric}__std_ratio*``, ``std_relative_error``); and the validation
