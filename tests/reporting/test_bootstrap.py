@@ -127,28 +127,41 @@ def test_percentile_interval_and_p_value():
     assert bootstrap.bootstrap_p_value(y) == pytest.approx(0.22)
 
 
+def test_resampled_ranks_equal_scipy_ranks_of_the_repeated_items():
+    from scipy.stats import rankdata
+
+    rng = np.random.default_rng(2)
+    values = np.round(rng.random(15), 1)  # ties in the data as well as from repeats
+    idx = rng.integers(0, 15, (5, 15))
+    counts = np.stack([np.bincount(r, minlength=15) for r in idx]).astype(float)
+    ranks = bootstrap.resampled_ranks(values, counts)
+    for b in range(5):
+        np.testing.assert_allclose(ranks[b, idx[b]], rankdata(values[idx[b]]))
+
+
 def test_resampled_correlation_equals_a_loop():
     from scipy.stats import spearmanr
 
     rng = np.random.default_rng(4)
-    values = rng.random((2, 3, 9))
-    reference = rng.random(9)
-    fast = bootstrap.resample_correlation(values, reference, 6, np.random.default_rng(5), chunk=4)
-    r2 = np.random.default_rng(5)
-    slow = []
-    for start, b in ((0, 4), (4, 2)):
-        seed_idx = r2.integers(0, 3, (b, 3))
-        item_idx = r2.integers(0, 9, (b, 9))
-        for k in range(b):
-            slow.append(
+    values = np.round(rng.random((2, 3, 9)), 1)
+    reference = np.round(rng.random(9), 1)
+    seed_idx = rng.integers(0, 3, (6, 3))
+    item_idx = rng.integers(0, 9, (6, 9))
+    draws = bootstrap.Draws(
+        seeds=np.stack([np.bincount(r, minlength=3) for r in seed_idx]).astype(float),
+        items=np.stack([np.bincount(r, minlength=9) for r in item_idx]).astype(float),
+    )
+    fast = bootstrap.resample_correlation(values, reference, draws, chunk=4)
+    slow = [
+        [
+            np.mean(
                 [
-                    np.mean(
-                        [
-                            spearmanr(values[c, s][item_idx[k]], reference[item_idx[k]])[0]
-                            for s in seed_idx[k]
-                        ]
-                    )
-                    for c in range(2)
+                    spearmanr(values[c, s][item_idx[k]], reference[item_idx[k]])[0]
+                    for s in seed_idx[k]
                 ]
             )
+            for c in range(2)
+        ]
+        for k in range(6)
+    ]
     np.testing.assert_allclose(fast, np.array(slow), atol=1e-12)

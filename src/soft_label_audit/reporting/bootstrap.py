@@ -271,45 +271,65 @@ def bootstrap_p_value(samples: np.ndarray, null: float = 0.0) -> float:
     return float(min(1.0, 2 * min(below, above)))
 
 
-def spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Spearman correlation of each row of ``x`` with the same row of ``y`` (average ranks)."""
-    from scipy.stats import rankdata
+def resampled_ranks(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """(B, n) average ranks (1-based) that each item would get in the resample that repeats
+    item ``i`` ``counts[b, i]`` times, without sorting any resample.
 
-    rx = rankdata(x, axis=-1)
-    ry = rankdata(y, axis=-1)
-    rx -= rx.mean(axis=-1, keepdims=True)
-    ry -= ry.mean(axis=-1, keepdims=True)
-    den = np.sqrt((rx**2).sum(axis=-1) * (ry**2).sum(axis=-1))
+    Items are sorted once; an item's rank is the number of resampled copies of strictly
+    smaller values plus ``(copies of its own value + 1) / 2``, which is exactly the average
+    rank that ``scipy.stats.rankdata`` gives every copy of a tied value.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    order = np.argsort(values, kind="stable")
+    sorted_values = values[order]
+    starts = np.flatnonzero(np.r_[True, sorted_values[1:] != sorted_values[:-1]])
+    group = np.cumsum(np.r_[True, sorted_values[1:] != sorted_values[:-1]]) - 1  # per sorted item
+    per_group = np.add.reduceat(counts[:, order], starts, axis=1)  # (B, groups)
+    below = np.cumsum(per_group, axis=1) - per_group
+    rank_sorted = (below + (per_group + 1) / 2)[:, group]  # (B, n) in sorted order
+    ranks = np.empty_like(rank_sorted)
+    ranks[:, order] = rank_sorted
+    return ranks
+
+
+def weighted_spearman(rank_x: np.ndarray, rank_y: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Spearman correlation of each resample from :func:`resampled_ranks`: the Pearson
+    correlation of the ranks over the resampled copies (item ``i`` weighted by its count)."""
+    total = counts.sum(axis=1, keepdims=True)
+    mx = (counts * rank_x).sum(axis=1, keepdims=True) / total
+    my = (counts * rank_y).sum(axis=1, keepdims=True) / total
+    dx, dy = rank_x - mx, rank_y - my
+    cov = (counts * dx * dy).sum(axis=1)
+    den = np.sqrt((counts * dx**2).sum(axis=1) * (counts * dy**2).sum(axis=1))
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (rx * ry).sum(axis=-1) / den
+        return cov / den
 
 
 def resample_correlation(
-    values: np.ndarray,
-    reference: np.ndarray,
-    n_resamples: int,
-    rng: np.random.Generator,
-    chunk: int = 250,
-    resample_seeds: bool = True,
+    values: np.ndarray, reference: np.ndarray, draws: Draws, chunk: int = 250
 ) -> np.ndarray:
     """(B, C) seed-and-item bootstrap of the mean over seeds of the per-seed Spearman
     correlation between ``values`` (C, S, n) and ``reference`` (n,), e.g. cartography
-    variability and human entropy over training items. Items are drawn as indices (ranks
-    need the repeated items); the same draw serves every condition and seed. With
-    ``resample_seeds=False`` every seed is kept once (the item component alone)."""
+    variability and human entropy over training items; ``draws`` hold counts over the S seeds
+    and the n items (the same draw for every condition and seed)."""
     values = np.asarray(values, dtype=np.float64)
     C, S, n = values.shape
-    out = np.empty((n_resamples, C))
-    for start in range(0, n_resamples, chunk):
-        b = min(chunk, n_resamples - start)
-        seed_idx = (
-            rng.integers(0, S, size=(b, S)) if resample_seeds else np.tile(np.arange(S), (b, 1))
-        )
-        item_idx = rng.integers(0, n, size=(b, n))
-        ref = reference[item_idx]  # (b, n)
-        for c in range(C):
-            rho = np.stack(
-                [spearman_rows(values[c, s][item_idx], ref) for s in range(S)], axis=1
-            )  # (b, S)
-            out[start : start + b, c] = np.take_along_axis(rho, seed_idx, axis=1).mean(axis=1)
+    out = np.empty((draws.n_resamples, C))
+    for start in range(0, draws.n_resamples, chunk):
+        stop = min(start + chunk, draws.n_resamples)
+        w = draws.items[start:stop]
+        ref_ranks = resampled_ranks(reference, w)
+        rho = np.stack(
+            [
+                np.stack(
+                    [
+                        weighted_spearman(resampled_ranks(values[c, s], w), ref_ranks, w)
+                        for s in range(S)
+                    ],
+                    axis=1,
+                )
+                for c in range(C)
+            ]
+        )  # (C, b, S)
+        out[start:stop] = np.einsum("cbs,bs->bc", rho, draws.seeds[start:stop]) / S
     return out

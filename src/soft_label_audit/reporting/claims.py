@@ -227,10 +227,10 @@ class ClaimEvaluator:
             boot.source, pair, claim["cartography_column"], runs.seeds
         )
         rng = np.random.default_rng([self.seed, 7, *boot.source.encode()])
-        both = bootstrap.resample_correlation(values, reference, self.n_resamples, rng)
-        items = bootstrap.resample_correlation(
-            values, reference, self.n_resamples, rng, resample_seeds=False
-        )
+        draws = bootstrap.draw(self.n_resamples, len(runs.seeds), values.shape[2], rng)
+        fixed_seeds = bootstrap.Draws(np.ones_like(draws.seeds), draws.items)
+        both = bootstrap.resample_correlation(values, reference, draws)
+        items = bootstrap.resample_correlation(values, reference, fixed_seeds)
         return dict(
             effect=float(np.mean(per_seed[1] - per_seed[0])),
             boot=both[:, 1] - both[:, 0],
