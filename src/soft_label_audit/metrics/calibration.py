@@ -185,12 +185,14 @@ def _binned_ece_of_outcomes(index: np.ndarray, confidence: np.ndarray, outcomes:
     """ECE of each row of ``outcomes`` (R, n) for fixed bins and confidences.
 
     ``sum_j |B_j|/n |mean outcome - mean confidence|`` equals ``sum_j |sum_{i in B_j}
-    (outcome_i - confidence_i)| / n``, so one matrix product bins every row at once.
+    (outcome_i - confidence_i)| / n``, so one weighted count bins every row at once.
     """
     n = len(confidence)
-    onehot = np.zeros((n, n_bins))
-    onehot[np.arange(n), index] = 1.0
-    return np.abs((outcomes - confidence[None, :]) @ onehot).sum(axis=1) / n
+    rows = outcomes.shape[0]
+    # one bincount over (row, bin) pairs: no BLAS call, which is slow on small busy CPUs
+    keys = (np.arange(rows)[:, None] * n_bins + index[None, :]).ravel()
+    sums = np.bincount(keys, weights=(outcomes - confidence[None, :]).ravel(), minlength=rows * n_bins)
+    return np.abs(sums.reshape(rows, n_bins)).sum(axis=1) / n
 
 
 def sample_labels(probs: np.ndarray, draws: int, rng: np.random.Generator) -> np.ndarray:
