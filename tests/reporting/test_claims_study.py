@@ -164,7 +164,9 @@ def test_paired_differences_gain_bootstrap_holm_and_bh_columns(results):
 
 def test_power_and_stability_tables(results):
     power, ratios = results[2], results[3]
-    assert len(power) == 8
+    assert len(power) == 8 + 2 * 2  # claims, then the reference rows of the two target metrics
+    ref = power[power.claim == "reference_ece_15"]
+    assert list(ref["source"]) == list(GRID.sources) and (ref["detectable_effect"] > 0).all()
     a = power[power.claim == "a"]
     assert (a["detectable_effect"] > a["detectable_effect_infinite_seeds"]).all()
     assert np.allclose(a["alpha_per_test"], 0.05 / 8)

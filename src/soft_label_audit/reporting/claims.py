@@ -331,10 +331,31 @@ class ClaimEvaluator:
                 for r in table.itertuples()
             ]
         m = max(len(table), 1)
+        power_rows += self._reference_rows()
         power = pd.DataFrame(
             [self._power(c, s, r, n, m) for c, s, r, n in power_rows], columns=POWER_COLUMNS
         )
         return table, power
+
+    def _reference_rows(self) -> list[tuple]:
+        """Power rows for a plain difference of every target metric (``power.targets``) between
+        ``power.reference`` conditions (default human_soft vs original_hard), claim or not."""
+        ref = self.power_params.get("reference") or {}
+        condition = str(ref.get("condition", "human_soft"))
+        baseline = str(ref.get("baseline", "original_hard"))
+        out = []
+        for metric in self.power_params.get("targets") or {}:
+            claim = {
+                "id": f"reference_{metric}",
+                "metric": metric,
+                "condition": condition,
+                "baseline": baseline,
+                "direction": "increase",
+            }
+            for source, boot in self.boots.items():
+                if {condition, baseline} <= set(boot.runs.conditions) and metric in boot.per_seed:
+                    out.append((claim, source, self._effects(boot, claim), len(boot.runs.seeds)))
+        return out
 
     def _power(
         self, claim: dict, source: str, res: dict, n_seeds: int, family_size: int
