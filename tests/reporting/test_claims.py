@@ -111,3 +111,13 @@ def test_claims_markdown_renders_every_row():
     assert "-0.0004" in lines[3] and "**inconclusive**" in lines[3]
     with pytest.raises(ValueError, match="lacks columns"):
         claims.claims_markdown(frame.drop(columns="verdict"))
+
+
+def test_items_for_effect_scales_with_the_square_of_the_error():
+    from scipy import stats
+
+    z = stats.norm.ppf(0.975) + stats.norm.ppf(0.8)
+    # se 0.02 with 200 items: the item part of the detectable effect is z * 0.02
+    assert claims.items_for_effect(z * 0.02, 0.02, 200, 0.05) == 200
+    assert claims.items_for_effect(z * 0.01, 0.02, 200, 0.05) == 800
+    assert np.isnan(claims.items_for_effect(float("nan"), 0.02, 200, 0.05))

@@ -81,6 +81,8 @@ POWER_COLUMNS = [
     "detectable_effect_infinite_seeds",
     "target_effect",
     "seeds_for_target",
+    "seeds_for_target_items_fixed",
+    "items_for_target",
 ]
 KINDS = ("difference", "band_contrast", "spread_ratio", "correlation")
 DIRECTIONS = ("increase", "decrease")
@@ -383,6 +385,8 @@ class ClaimEvaluator:
                 "detectable_effect": detectable_spread_ratio(n_seeds, alpha, power),
                 "detectable_effect_infinite_seeds": np.nan,
                 "seeds_for_target": np.nan,
+                "seeds_for_target_items_fixed": np.nan,
+                "items_for_target": np.nan,
             }
         sd_seed, se_items = seed_and_item_components(res["per_seed"], res["boot_items"])
         mde = detectable_effect(sd_seed, se_items, n_seeds, alpha, power)
@@ -395,6 +399,10 @@ class ClaimEvaluator:
                 (stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) * se_items
             ),
             "seeds_for_target": seeds_for_effect(target, sd_seed, se_items, alpha, power),
+            # the same test items for ever: only the seed component counts
+            "seeds_for_target_items_fixed": seeds_for_effect(target, sd_seed, 0.0, alpha, power),
+            # items for the target with unlimited seeds, the item error shrinking as 1/sqrt(n)
+            "items_for_target": items_for_effect(target, se_items, res["n_items"], alpha, power),
         }
 
 
@@ -447,6 +455,17 @@ def seeds_for_effect(
     seeds = np.arange(2, max_seeds + 1)
     ok = np.flatnonzero(detectable_effect(sd_seed, se_items, seeds, alpha, power) <= target)
     return float(seeds[ok[0]]) if len(ok) else float("nan")
+
+
+def items_for_effect(
+    target: float, se_items: float, n_items: int, alpha: float, power: float = 0.8
+) -> float:
+    """Test items that bring the item part of the detectable effect down to ``target`` with
+    unlimited seeds, assuming its standard error shrinks as ``1 / sqrt(n)`` (normal quantiles)."""
+    if not (np.isfinite(target) and target > 0 and np.isfinite(se_items)):
+        return float("nan")
+    z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
+    return float(np.ceil(n_items * (z * se_items / target) ** 2))
 
 
 def evaluate_claims(
