@@ -102,8 +102,18 @@ def test_reporting_tables_cover_the_grid(study_run):
     assert len(by_run) == len(expected)
     summary = pd.read_csv(report / "study_summary.csv")
     assert len(summary) == len(grid.namespaces())
-    for name in ("reliability_diagrams", "ece_by_band", "cartography_maps", "validation_curves"):
+    for name in ("reliability_diagrams", "ece_by_band", "cartography_maps", "validation_curves", "claims"):
         assert (report / "figures" / f"{name}.png").stat().st_size > 10_000, name
+    # one claims row per declared claim whose conditions the grid has, and per source
+    claims = pd.read_csv(report / "claims.csv")
+    declared = [c["id"] for c in params["reporting"]["claims"]
+                if {c["condition"], c["baseline"]} <= set(grid.conditions)]
+    assert claims[["claim", "source"]].values.tolist() == [[c, s] for c in declared for s in grid.sources]
+    assert set(claims["verdict"]) <= {"supported", "contradicted", "inconclusive"}
+    paired = pd.read_csv(report / "paired_differences.csv")
+    assert {"boot_low", "boot_high", "p_value", "p_holm", "q_bh"} <= set(paired.columns)
+    power = pd.read_csv(report / "power.csv")
+    assert set(zip(claims["claim"], claims["source"])) <= set(zip(power["claim"], power["source"]))
 
 
 def test_mlflow_has_one_child_run_per_cell_under_the_parent(study_run):

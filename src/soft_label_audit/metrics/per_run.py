@@ -18,6 +18,17 @@ Metric names (columns of ``{source}.{condition}.metrics``), for ``n_bins = B``:
 ``ece_mass_B``         top-label ECE, B equal-mass bins
 ``classwise_ece_B``    class-wise ECE, B equal-width bins
 ``mce_B``              maximum calibration error, B equal-width bins
+``{ece}_floor_mean``   for ``{ece}`` in ``ece_B``, ``ece_mass_B``, ``classwise_ece_B``: the
+                       mean ECE of a perfectly calibrated model with the same predictions on
+                       the same items (labels drawn from the predictions, ``floor_draws``
+                       times; :func:`~soft_label_audit.metrics.calibration.ece_noise_floor`)
+``{ece}_floor_qQ``     its ``Q``-th percentile (``floor_quantile``, e.g. ``q95``): an ECE
+                       below it is within the noise of a calibrated model
+``ce_l2_debiased_B``   debiased top-label L2 calibration error (Kumar et al. 2019), B
+                       equal-mass bins
+``ece_human_B``        top-label ECE against the human label: confidence vs the human mass on
+                       the predicted class (expected human agreement), B equal-width bins
+``overconfidence_human`` mean confidence minus mean human mass on the predicted class
 =====================  ===============================================================
 
 Each also exists per band as ``{name}__band_{band}`` (``unanimous``, ``low``, ``high``) and,
@@ -37,7 +48,18 @@ BAND_SEPARATOR = "__band_"
 NONE_BAND_SEPARATOR = "__none_"
 
 
-def metric_names(n_bins: int) -> list[str]:
+FLOOR_KINDS = {"width": "ece", "mass": "ece_mass", "classwise": "classwise_ece"}
+
+
+def floor_suffix(quantile: float) -> str:
+    """Column suffix of the noise floor's upper quantile: 0.95 -> ``q95``."""
+    if not 0 < quantile < 1:
+        raise ValueError(f"floor_quantile must lie in (0, 1), got {quantile}")
+    return f"q{100 * quantile:g}".replace(".", "_")
+
+
+def metric_names(n_bins: int, floor_quantile: float = 0.95) -> list[str]:
+    q = floor_suffix(floor_quantile)
     return [
         "n_items",
         "accuracy",
@@ -54,14 +76,42 @@ def metric_names(n_bins: int) -> list[str]:
         f"ece_mass_{n_bins}",
         f"classwise_ece_{n_bins}",
         f"mce_{n_bins}",
+        *[
+            f"{prefix}_{n_bins}_floor_{stat}"
+            for prefix in FLOOR_KINDS.values()
+            for stat in ("mean", q)
+        ],
+        f"ce_l2_debiased_{n_bins}",
+        f"ece_human_{n_bins}",
+        "overconfidence_human",
     ]
 
 
-def _metrics(p: np.ndarray, original: np.ndarray, mode: np.ndarray, h: np.ndarray, human_entropy: np.ndarray, n_bins: int) -> dict[str, float]:
+def _floor(p: np.ndarray, n_bins: int, draws: int, quantile: float, seed: int) -> dict[str, float]:
+    floors = calibration.ece_noise_floor(p, n_bins, draws, seed, tuple(FLOOR_KINDS))
+    q = floor_suffix(quantile)
+    out = {}
+    for kind, prefix in FLOOR_KINDS.items():
+        out[f"{prefix}_{n_bins}_floor_mean"] = float(floors[kind].mean())
+        out[f"{prefix}_{n_bins}_floor_{q}"] = float(np.quantile(floors[kind], quantile))
+    return out
+
+
+def _metrics(
+    p: np.ndarray,
+    original: np.ndarray,
+    mode: np.ndarray,
+    h: np.ndarray,
+    human_entropy: np.ndarray,
+    n_bins: int,
+    floor: dict[str, float | int],
+) -> dict[str, float]:
     n = len(p)
     if n == 0:
-        return {name: (0 if name == "n_items" else float("nan")) for name in metric_names(n_bins)}
+        return {name: (0 if name == "n_items" else float("nan"))
+                for name in metric_names(n_bins, float(floor["quantile"]))}
     gap = alignment.entropy_gap(h, p)
+    conf, agreement = calibration.human_agreement(p, h)
     return {
         "n_items": n,
         "accuracy": scoring.accuracy(p, original),
@@ -78,6 +128,10 @@ def _metrics(p: np.ndarray, original: np.ndarray, mode: np.ndarray, h: np.ndarra
         f"ece_mass_{n_bins}": calibration.top_label_ece(p, original, n_bins, "mass"),
         f"classwise_ece_{n_bins}": calibration.classwise_ece(p, original, n_bins, "width"),
         f"mce_{n_bins}": calibration.max_calibration_error(p, original, n_bins, "width"),
+        **_floor(p, n_bins, int(floor["draws"]), float(floor["quantile"]), int(floor["seed"])),
+        f"ce_l2_debiased_{n_bins}": calibration.debiased_l2_calibration_error(p, original, n_bins),
+        f"ece_human_{n_bins}": calibration.human_ece(p, h, n_bins, "width"),
+        "overconfidence_human": float(np.mean(conf - agreement)),
     }
 
 
@@ -90,18 +144,28 @@ def score_test_set(
     band: np.ndarray,
     n_bins: int = 15,
     none_band: np.ndarray | None = None,
+    floor_draws: int = 200,
+    floor_quantile: float = 0.95,
+    floor_seed: int = 0,
 ) -> dict[str, float]:
     """Every metric on all items, on each band and (if given) each none band; arrays are
-    aligned row by row."""
+    aligned row by row.
+
+    The noise floors draw their labels from ``numpy.random.default_rng(floor_seed)`` afresh
+    for every item set, so a run's metrics are a function of its inputs alone.
+    """
     probs = np.asarray(probs, dtype=np.float64)
-    out = _metrics(probs, original_label, human_mode, human_digits, human_entropy, n_bins)
+    floor = {"draws": floor_draws, "quantile": floor_quantile, "seed": floor_seed}
+    out = _metrics(probs, original_label, human_mode, human_digits, human_entropy, n_bins, floor)
     band = np.asarray(band)
     unknown = set(np.unique(band)) - set(BANDS)
     if unknown:
         raise ValueError(f"unknown difficulty bands {sorted(unknown)}; expected {BANDS}")
     for name in BANDS:
         m = band == name
-        sub = _metrics(probs[m], original_label[m], human_mode[m], human_digits[m], human_entropy[m], n_bins)
+        sub = _metrics(
+            probs[m], original_label[m], human_mode[m], human_digits[m], human_entropy[m], n_bins, floor
+        )
         out.update({f"{k}{BAND_SEPARATOR}{name}": v for k, v in sub.items()})
     if none_band is not None:
         none_band = np.asarray(none_band)
@@ -110,7 +174,8 @@ def score_test_set(
             raise ValueError(f"unknown none bands {sorted(unknown)}; expected {NONE_BANDS}")
         for name in NONE_BANDS:
             m = none_band == name
-            sub = _metrics(probs[m], original_label[m], human_mode[m], human_digits[m],
-                           human_entropy[m], n_bins)
+            sub = _metrics(
+                probs[m], original_label[m], human_mode[m], human_digits[m], human_entropy[m], n_bins, floor
+            )
             out.update({f"{k}{NONE_BAND_SEPARATOR}{name}": v for k, v in sub.items()})
     return out

@@ -44,6 +44,27 @@ def t_interval(diffs: np.ndarray, confidence: float = 0.95) -> tuple[float, floa
     return mean, sd, mean - half, mean + half
 
 
+def _columns_t_interval(d: np.ndarray, confidence: float) -> tuple[np.ndarray, ...]:
+    """:func:`t_interval` of every column of ``d`` (seeds, metrics) at once: (n, mean, sd, low, high)."""
+    finite = np.isfinite(d)
+    n = finite.sum(axis=0)
+    filled = np.where(finite, d, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(n > 0, filled.sum(axis=0) / n, np.nan)
+        dev = np.where(finite, d - mean, 0.0)
+        sd = np.where(n > 1, np.sqrt((dev ** 2).sum(axis=0) / (n - 1)), np.nan)
+        t = stats.t.ppf(0.5 + confidence / 2, np.where(n > 1, n - 1, np.nan))
+        half = t * sd / np.sqrt(n)
+    return n, mean, sd, mean - half, mean + half
+
+
+def _nanmean_columns(x: np.ndarray) -> np.ndarray:
+    finite = np.isfinite(x)
+    count = finite.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, np.where(finite, x, 0.0).sum(axis=0) / count, np.nan)
+
+
 def paired_differences(
     metrics_by_run: pd.DataFrame,
     metrics: list[str],
@@ -53,7 +74,7 @@ def paired_differences(
     """Long table: one row per (source, baseline, condition, metric), conditions other than the baseline."""
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
-    rows = []
+    parts = []
     for source, per_source in metrics_by_run.groupby("source", sort=False):
         wide = per_source.set_index(["condition", "seed"])[metrics]
         conditions = list(dict.fromkeys(per_source["condition"]))
@@ -66,24 +87,23 @@ def paired_differences(
                     continue
                 other = wide.loc[condition]
                 seeds = base.index.intersection(other.index)
-                for metric in metrics:
-                    b = base.loc[seeds, metric].to_numpy(dtype=np.float64)
-                    c = other.loc[seeds, metric].to_numpy(dtype=np.float64)
-                    mean, sd, low, high = t_interval(c - b, confidence)
-                    rows.append(
-                        {
-                            "source": source,
-                            "baseline": baseline,
-                            "condition": condition,
-                            "metric": metric,
-                            "n_pairs": int(np.sum(np.isfinite(c - b))),
-                            "baseline_mean": float(np.nanmean(b)) if np.isfinite(b).any() else float("nan"),
-                            "condition_mean": float(np.nanmean(c)) if np.isfinite(c).any() else float("nan"),
-                            "mean_diff": mean,
-                            "std_diff": sd,
-                            "ci_low": low,
-                            "ci_high": high,
-                            "confidence": confidence,
-                        }
-                    )
-    return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
+                b = base.loc[seeds, metrics].to_numpy(dtype=np.float64).reshape(len(seeds), len(metrics))
+                c = other.loc[seeds, metrics].to_numpy(dtype=np.float64).reshape(len(seeds), len(metrics))
+                n, mean, sd, low, high = _columns_t_interval(c - b, confidence)
+                parts.append(pd.DataFrame({
+                    "source": source,
+                    "baseline": baseline,
+                    "condition": condition,
+                    "metric": metrics,
+                    "n_pairs": n.astype(int),
+                    "baseline_mean": _nanmean_columns(b),
+                    "condition_mean": _nanmean_columns(c),
+                    "mean_diff": mean,
+                    "std_diff": sd,
+                    "ci_low": low,
+                    "ci_high": high,
+                    "confidence": confidence,
+                }))
+    if not parts:
+        return pd.DataFrame(columns=PAIRED_COLUMNS)
+    return pd.concat(parts, ignore_index=True)[PAIRED_COLUMNS]

@@ -93,6 +93,7 @@ def score_test_predictions(
     _check_identity(test_predictions, "test_predictions", source, condition)
     n_bins = int(params["n_bins"])
     bands = params["bands"]
+    floor = params.get("calibration_floor") or {}
     rows, reliability = [], []
     for seed, run in test_predictions.groupby("seed", sort=True):
         info = _item_lookup(run["item_id"].to_numpy(), human_soft_labels, item_stats,
@@ -112,6 +113,9 @@ def score_test_predictions(
             band,
             n_bins,
             none_band=nones,
+            floor_draws=int(floor.get("draws", 200)),
+            floor_quantile=float(floor.get("quantile", 0.95)),
+            floor_seed=int(floor.get("seed", 0)),
         )
         rows.append({"source": source, "condition": condition, "seed": int(seed), **scores})
         bins = calibration.reliability_table(probs, info["original_label"].to_numpy(dtype=np.int64), n_bins, "width")

@@ -12,8 +12,11 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from soft_label_audit.metrics.stability import curve_spread, metric_spread
+from soft_label_audit.reporting import claims as claims_module
 from soft_label_audit.reporting import figures
+from soft_label_audit.reporting.multiple import benjamini_hochberg
 from soft_label_audit.reporting.paired import paired_differences
+from soft_label_audit.reporting.statistics import bootstrap_paired, build_bootstraps
 
 RUN_KEYS = ["source", "condition", "seed"]
 GROUP_KEYS = ["source", "condition"]
@@ -50,21 +53,76 @@ def summarize_study(metrics_by_run: pd.DataFrame) -> pd.DataFrame:
     return metric_spread(metrics_by_run, GROUP_KEYS, metric_columns(metrics_by_run), stats=("mean", "std"))
 
 
-def compare_conditions(metrics_by_run: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
-    """Paired differences over seeds of every condition against each baseline, with t-intervals."""
-    return paired_differences(metrics_by_run, metric_columns(metrics_by_run), list(params["baselines"]),
-                              float(params["confidence"]))
+def compare_conditions(
+    metrics_by_run: pd.DataFrame,
+    test_predictions: pd.DataFrame,
+    cartography: pd.DataFrame,
+    human_soft_labels: pd.DataFrame,
+    item_stats: pd.DataFrame,
+    params: dict[str, Any],
+    eval_params: dict[str, Any],
+    none_slot: str,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Paired differences (t-interval over seeds, bootstrap over seeds and items, Holm p-values
+    for the claims, BH q-values for the rest), the claims table, the power table and the ratios
+    of seed spreads. One set of bootstrap draws per source serves every table."""
+    confidence = float(params["confidence"])
+    boot_params = params.get("bootstrap") or {}
+    n_resamples, seed = int(boot_params.get("n_resamples", 2000)), int(boot_params.get("seed", 0))
+    boots = build_bootstraps(
+        metrics_by_run, test_predictions, human_soft_labels, item_stats, none_slot, eval_params,
+        n_resamples, seed,
+    )
+    metrics = metric_columns(metrics_by_run)
+    paired = paired_differences(metrics_by_run, metrics, list(params["baselines"]), confidence)
+    paired = bootstrap_paired(paired, boots, confidence)
+    claims, power = claims_module.evaluate_claims(boots, cartography, params)
+    paired = _corrected(paired, claims)
+    stability = params.get("stability") or {}
+    ratios = claims_module.stability_ratios(
+        boots, list(stability.get("metrics", [])), str(stability.get("baseline", "original_hard")),
+        n_resamples, seed, confidence,
+    )
+    return paired, claims, power, ratios
 
 
-def stability_tables(metrics_by_run: pd.DataFrame, stability: pd.DataFrame, curves: pd.DataFrame, eval_params: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per (source, condition): prediction disagreement, curve spread, convergence epochs and
-    the std over seeds of the headline metrics; and the validation curves' mean/std per epoch."""
+def _corrected(paired: pd.DataFrame, claims: pd.DataFrame) -> pd.DataFrame:
+    """``p_holm``: the Holm-adjusted p-value of the rows that are claims (difference claims
+    against a baseline of the table); ``q_bh``: Benjamini-Hochberg q-values of all other rows."""
+    keys = ["source", "baseline", "condition", "metric"]
+    family = claims[claims["kind"] == "difference"]
+    family = family[keys + ["p_adjusted"]].drop_duplicates(keys)
+    family = family.rename(columns={"p_adjusted": "p_holm"})
+    out = paired.merge(family, on=keys, how="left", validate="many_to_one")
+    rest = out["p_holm"].isna()
+    out["q_bh"] = float("nan")
+    out.loc[rest, "q_bh"] = benjamini_hochberg(out.loc[rest, "p_value"].to_numpy(dtype=float))
+    return out
+
+
+def draw_claims(claims: pd.DataFrame) -> Figure:
+    return claims_module.claims_figure(claims)
+
+
+def stability_tables(
+    metrics_by_run: pd.DataFrame,
+    stability: pd.DataFrame,
+    curves: pd.DataFrame,
+    spread_ratios: pd.DataFrame,
+    eval_params: dict[str, Any],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per (source, condition): prediction disagreement, curve spread, convergence epochs,
+    the std over seeds of the headline metrics and their ratio to the baseline's with a
+    bootstrap interval (``{metric}__std_ratio*``, ``std_relative_error``); and the validation
+    curves' mean/std per epoch."""
     n_bins = int(eval_params["n_bins"])
     headline = [m for m in ("accuracy", "nll", "brier", f"ece_{n_bins}", "kl_human", "convergence_epoch")
                 if m in metrics_by_run]
     spread = metric_spread(metrics_by_run, GROUP_KEYS, headline, stats=("mean", "std", "min", "max"))
     spread = spread.drop(columns="n_seeds")
     table = stability.merge(spread, on=GROUP_KEYS, how="left", validate="one_to_one")
+    if len(spread_ratios):
+        table = table.merge(spread_ratios, on=GROUP_KEYS, how="left", validate="one_to_one")
     columns = [c for c in eval_params["stability_curves"] if c in curves]
     by_epoch = curve_spread(curves, GROUP_KEYS, columns)
     # keep the study order, not the alphabetical one groupby would give

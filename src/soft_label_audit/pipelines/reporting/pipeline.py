@@ -16,6 +16,7 @@ COLLECTED = {
     "reliability": ("reliability_by_run", nodes.collect),
     "cartography": ("cartography_by_run", nodes.collect),
     "curves": ("curves_by_run", nodes.collect),
+    "test_predictions": ("test_predictions_by_run", nodes.collect),
 }
 
 
@@ -39,10 +40,22 @@ def create_pipeline(grid: StudyGrid | None = None, **kwargs) -> Pipeline:
         [
             *_collectors(grid),
             Node(nodes.summarize_study, "metrics_by_run", "study_summary", name="summarize_study"),
-            Node(nodes.compare_conditions, ["metrics_by_run", "params:reporting"], "paired_differences",
-                 name="compare_conditions"),
-            Node(nodes.stability_tables, ["metrics_by_run", "stability_runs", "curves_by_run", "params:evaluation"],
-                 ["stability_by_condition", "validation_curves_by_epoch"], name="stability_tables"),
+            Node(
+                nodes.compare_conditions,
+                ["metrics_by_run", "test_predictions_by_run", "cartography_by_run",
+                 "human_soft_labels", "item_stats", "params:reporting", "params:evaluation",
+                 "params:labels.none_slot"],
+                ["paired_differences", "claims", "power", "stability_ratios"],
+                name="compare_conditions",
+            ),
+            Node(
+                nodes.stability_tables,
+                ["metrics_by_run", "stability_runs", "curves_by_run", "stability_ratios",
+                 "params:evaluation"],
+                ["stability_by_condition", "validation_curves_by_epoch"],
+                name="stability_tables",
+            ),
+            Node(nodes.draw_claims, "claims", "claims_figure", name="draw_claims"),
             Node(nodes.reliability_figure, ["reliability_by_run", "metrics_by_run", "params:evaluation"],
                  "reliability_diagrams_figure", name="draw_reliability_diagrams"),
             Node(nodes.ece_by_band_figure, ["metrics_by_run", "params:evaluation"], "ece_by_band_figure",

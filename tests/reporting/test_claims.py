@@ -1,0 +1,123 @@
+"""Multiple-testing corrections, the verdict rule, power, spread ratios and the claims table."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from soft_label_audit.reporting import claims, multiple, stability
+
+
+def test_holm_against_hand_computed_values():
+    # sorted p: 0.01, 0.02, 0.03, 0.5 (m = 4): 0.04, 0.06, 0.06 (monotone), 0.5
+    p = [0.03, 0.01, 0.5, 0.02]
+    np.testing.assert_allclose(multiple.holm(p), [0.06, 0.04, 0.5, 0.06])
+    assert np.isnan(multiple.holm([0.01, np.nan])[1])
+    assert multiple.holm([0.01, np.nan])[0] == pytest.approx(0.01)  # NaN not counted in m
+    assert multiple.holm([0.4, 0.3, 0.6]).max() <= 1.0
+    with pytest.raises(ValueError, match="lie in"):
+        multiple.holm([1.2])
+
+
+def test_benjamini_hochberg_against_hand_computed_values():
+    # sorted p: 0.01, 0.02, 0.03, 0.5 (m = 4): 0.04, 0.04, 0.04, 0.5 after the step-up minimum
+    p = [0.03, 0.01, 0.5, 0.02]
+    np.testing.assert_allclose(multiple.benjamini_hochberg(p), [0.04, 0.04, 0.5, 0.04])
+    np.testing.assert_allclose(
+        multiple.benjamini_hochberg([0.01, 0.04, np.nan]), [0.02, 0.04, np.nan]
+    )
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "p", "direction", "expected"),
+    [
+        (0.01, 0.03, 0.01, "increase", "supported"),
+        (0.01, 0.03, 0.01, "decrease", "contradicted"),
+        (-0.03, -0.01, 0.01, "decrease", "supported"),
+        (-0.03, -0.01, 0.01, "increase", "contradicted"),
+        (-0.01, 0.03, 0.01, "increase", "inconclusive"),  # interval reaches 0
+        (0.01, 0.03, 0.2, "increase", "inconclusive"),  # adjusted p too large
+        (0.01, 0.03, np.nan, "increase", "inconclusive"),
+    ],
+)
+def test_verdict_rule(low, high, p, direction, expected):
+    assert claims.verdict(low, high, p, direction, alpha=0.05) == expected
+
+
+def test_verdict_rule_of_a_ratio_uses_its_null_value():
+    assert claims.verdict(0.4, 0.9, 0.01, "decrease", 0.05, null=1.0) == "supported"
+    assert claims.verdict(0.4, 1.2, 0.01, "decrease", 0.05, null=1.0) == "inconclusive"
+    with pytest.raises(ValueError, match="direction"):
+        claims.verdict(0.1, 0.2, 0.01, "up", 0.05)
+
+
+def test_detectable_effect_and_seeds_for_a_target():
+    # no item noise: (t_{0.975,5} + t_{0.8,5}) * sd / sqrt(6)
+    from scipy import stats
+
+    expected = (stats.t.ppf(0.975, 5) + stats.t.ppf(0.8, 5)) * 0.02 / np.sqrt(6)
+    assert claims.detectable_effect(0.02, 0.0, 6, 0.05) == pytest.approx(expected)
+    n = claims.seeds_for_effect(0.01, 0.02, 0.0, 0.05)
+    assert (
+        claims.detectable_effect(0.02, 0.0, int(n), 0.05)
+        <= 0.01
+        < claims.detectable_effect(0.02, 0.0, int(n) - 1, 0.05)
+    )
+    # item noise alone above the target: no number of seeds reaches it
+    assert np.isnan(claims.seeds_for_effect(0.01, 0.02, 0.01, 0.05))
+
+
+def test_std_relative_error_and_detectable_spread_ratio():
+    assert stability.std_relative_error(6) == pytest.approx(1 / np.sqrt(10))
+    r6, r20 = (
+        stability.detectable_spread_ratio(6, 0.05),
+        stability.detectable_spread_ratio(20, 0.05),
+    )
+    assert 0 < r6 < r20 < 1
+
+
+def test_spread_ratio_interval_covers_the_observed_ratio_and_is_seeded():
+    rng = np.random.default_rng(0)
+    base = rng.normal(0, 1.0, 8)
+    cond = 0.5 * base + rng.normal(0, 0.05, 8)
+    a = stability.spread_ratio(cond, base, 500, 1)
+    b = stability.spread_ratio(cond, base, 500, 1)
+    assert a["ratio"] == pytest.approx(np.std(cond, ddof=1) / np.std(base, ddof=1))
+    assert a["ratio_low"] <= a["ratio"] <= a["ratio_high"]
+    assert a["ratio_high"] < 1 and a["p_value"] < 0.05
+    assert (a["ratio_low"], a["ratio_high"]) == (b["ratio_low"], b["ratio_high"])
+
+
+def test_claims_markdown_renders_every_row():
+    frame = pd.DataFrame(
+        {
+            "claim": ["a_accuracy", "a_accuracy"],
+            "source": ["mnist", "synthetic"],
+            "metric": ["accuracy"] * 2,
+            "comparison": ["human_soft - original_hard"] * 2,
+            "effect": [0.012, -0.0004],
+            "ci_low": [0.002, -0.01],
+            "ci_high": [0.02, 0.009],
+            "p_adjusted": [0.03, 1.0],
+            "verdict": ["supported", "inconclusive"],
+        }
+    )
+    text = claims.claims_markdown(frame)
+    lines = text.strip().splitlines()
+    assert len(lines) == 4 and lines[0].startswith("| claim | source")
+    assert (
+        "| a_accuracy | mnist | `accuracy` | human_soft - original_hard | 0.012 | [0.002, 0.020] | 0.030 | "
+        "**supported** |" == lines[2]
+    )
+    assert "-0.0004" in lines[3] and "**inconclusive**" in lines[3]
+    with pytest.raises(ValueError, match="lacks columns"):
+        claims.claims_markdown(frame.drop(columns="verdict"))
+
+
+def test_items_for_effect_scales_with_the_square_of_the_error():
+    from scipy import stats
+
+    z = stats.norm.ppf(0.975) + stats.norm.ppf(0.8)
+    # se 0.02 with 200 items: the item part of the detectable effect is z * 0.02
+    assert claims.items_for_effect(z * 0.02, 0.02, 200, 0.05) == 200
+    assert claims.items_for_effect(z * 0.01, 0.02, 200, 0.05) == 800
+    assert np.isnan(claims.items_for_effect(float("nan"), 0.02, 200, 0.05))
