@@ -48,3 +48,22 @@ def small_mnist_raw(mnist_arrays) -> dict[str, np.ndarray]:
         "test_images": mnist_arrays["test_images"][:200],
         "test_labels": mnist_arrays["test_labels"][:200],
     }
+
+
+@pytest.fixture(scope="session")
+def project_copy(tmp_path_factory, mnist_raw_dir) -> Path:
+    """pyproject, conf and the verified idx files in a fresh folder: nothing of the repo's data is touched."""
+    from tests.helpers import make_project_copy
+
+    return make_project_copy(tmp_path_factory.mktemp("project"), mnist_raw_dir)
+
+
+@pytest.fixture(scope="session")
+def study_run(project_copy) -> Path:
+    """``kedro run --env test`` (sequential runner) in ``project_copy``; shared by the end-to-end
+    tests and the Dask runner's test, which compares its outputs with this run's."""
+    from tests.helpers import kedro_cli
+
+    result = kedro_cli(project_copy, "run", "--env", "test")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return project_copy

@@ -13,19 +13,6 @@ from tests.helpers import config_loader, kedro_cli, make_project_copy
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="session")
-def project_copy(tmp_path_factory, mnist_raw_dir) -> Path:
-    """pyproject, conf and the verified idx files in a fresh folder: nothing of the repo's data is touched."""
-    return make_project_copy(tmp_path_factory.mktemp("project"), mnist_raw_dir)
-
-
-@pytest.fixture(scope="session")
-def study_run(project_copy) -> Path:
-    result = kedro_cli(project_copy, "run", "--env", "test")
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    return project_copy
-
-
 def test_idx_files_match_published_md5(study_run):
     from soft_label_audit.data_sources.mnist import IDX_MD5
 

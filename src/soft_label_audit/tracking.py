@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 import subprocess
 import time
@@ -38,6 +39,9 @@ LOGGED_KINDS = ("curves", "metrics", "figures")
 RUN_PARAM_KEYS = ("model", "optimizer", "schedule", "epochs", "batch_size", "seeds")
 _SEED_PREFIX = re.compile(r"^seed_?(\d+)/(.+)$")
 _BATCH = 900  # MLflow accepts at most 1000 metrics per log_batch call
+#: set by soft_label_audit.runner.DaskRunner on its workers: the driver's parent run, which is
+#: not active in a worker process
+PARENT_RUN_ENV = "SOFT_LABEL_AUDIT_MLFLOW_PARENT_RUN_ID"
 
 
 def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, str]:
@@ -125,6 +129,8 @@ class MlflowChildRunsHook:
     def _parent_run(self):
         import mlflow
 
+        if self._parent is None and os.environ.get(PARENT_RUN_ENV):  # a node on a Dask worker
+            self._parent = self._client().get_run(os.environ[PARENT_RUN_ENV])
         return self._parent or mlflow.active_run()
 
     def _annotation_source(self, inputs: dict[str, Any]) -> str:
@@ -214,11 +220,27 @@ class MlflowChildRunsHook:
                 client.log_figure(run_id, figure, f"figures/{match.group(2) if match else name}.png")
 
     def _close(self, status: str) -> None:
-        client = self._client() if self._created else None
-        for run_id in sorted(self._created):
+        created = set(self._created)
+        if self._parent is not None:  # children that Dask workers created under this parent
+            created |= self._open_children(self._parent)
+        client = self._client() if created else None
+        for run_id in sorted(created):
             try:
                 client.set_terminated(run_id, status)
             except Exception as exc:  # never mask the pipeline's own outcome
                 logger.warning("could not close MLflow child run %s: %s", run_id, exc)
         self._created.clear()
         self._parent = None
+
+    def _open_children(self, parent) -> set[str]:
+        try:
+            found = self._client().search_runs(
+                [parent.info.experiment_id],
+                filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}' "
+                "and attributes.status = 'RUNNING'",
+                max_results=10_000,
+            )
+        except Exception as exc:  # never mask the pipeline's own outcome
+            logger.warning("could not list the MLflow child runs of %s: %s", parent.info.run_id, exc)
+            return set()
+        return {run.info.run_id for run in found if run.data.tags.get(CHILD_TAG) == "true"}
