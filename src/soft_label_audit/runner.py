@@ -155,6 +155,8 @@ class DaskRunner(AbstractRunner):
         if self._address:
             self._logger.info("DaskRunner: connecting to the scheduler at %s", self._address)
             return Client(self._address), None
+        # the in-process scheduler logs each closed connection with a traceback at INFO
+        logging.getLogger("distributed.batched").setLevel(logging.WARNING)
         cluster = LocalCluster(
             n_workers=self._n_workers,
             threads_per_worker=self._threads,

@@ -75,9 +75,12 @@ def download_parquet_files(path: str, cache_dir: str | None = None) -> list[Path
             cache_dir=cache_dir,
         )
     except (LocalEntryNotFoundError, OfflineModeIsEnabled) as exc:
+        from huggingface_hub import constants
+
+        cache_dir = cache_dir or constants.HF_HUB_CACHE
         raise HubUnreachableError(
             f"cannot reach the Hugging Face hub for {hub.url}, and it is not in the local cache "
-            f"({cache_dir or 'HF_HUB_CACHE'}). Download the parquet where the hub is reachable "
+            f"({cache_dir}). Download the parquet where the hub is reachable "
             "and pass the file: --params \"annotation.source=released,"
             "annotation.released_path=PATH/TO/FILE.parquet\""
         ) from exc
