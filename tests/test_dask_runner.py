@@ -46,7 +46,10 @@ def test_dask_predictions_equal_the_sequential_run_bit_for_bit(dask_run, study_r
         assert sorted(on_dask["seed"].unique()) == sorted(seeds)
         pd.testing.assert_frame_equal(on_dask, sequential, check_exact=True)
         p_cols = [c for c in on_dask.columns if c.startswith("p_")]
-        assert np.array_equal(on_dask[p_cols].to_numpy(), sequential[p_cols].to_numpy()), (source, condition)
+        assert np.array_equal(on_dask[p_cols].to_numpy(), sequential[p_cols].to_numpy()), (
+            source,
+            condition,
+        )
     metrics = "data/08_reporting/metrics_by_run.csv"
     pd.testing.assert_frame_equal(pd.read_csv(dask_run / metrics), pd.read_csv(study_run / metrics))
 
@@ -64,15 +67,22 @@ def test_dask_run_logs_every_child_run_under_its_parent(dask_run):
     parents = [r for r in runs if r.info.run_id not in {c.info.run_id for c in children}]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}
-    cells = [(c.data.tags["source"], c.data.tags["condition"], int(c.data.tags["seed"])) for c in children]
+    cells = [
+        (c.data.tags["source"], c.data.tags["condition"], int(c.data.tags["seed"]))
+        for c in children
+    ]
     assert sorted(cells) == sorted((s, c, seed) for s, c in grid.namespaces() for seed in seeds)
     for child in children:
         assert child.info.status == "FINISHED", child.info.run_name
         assert child.data.metrics, f"{child.info.run_name} has no metrics"
-        assert any(a.path == "figures" for a in client.list_artifacts(child.info.run_id)), child.info.run_name
+        assert any(a.path == "figures" for a in client.list_artifacts(child.info.run_id)), (
+            child.info.run_name
+        )
     # kedro-mlflow's parameter logging and the artifact datasets still reach the parent run
     assert parents[0].data.params
-    assert any(a.path.startswith("study_summary") for a in client.list_artifacts(parents[0].info.run_id))
+    assert any(
+        a.path.startswith("study_summary") for a in client.list_artifacts(parents[0].info.run_id)
+    )
 
 
 def test_in_memory_datasets_without_the_exchange_pattern_are_refused():
@@ -81,9 +91,13 @@ def test_in_memory_datasets_without_the_exchange_pattern_are_refused():
 
     from soft_label_audit.runner import DaskRunner, DaskRunnerError
 
-    pipeline = Pipeline([node(lambda x: x, "a", "b", name="one"), node(lambda x: x, "b", "c", name="two")])
+    pipeline = Pipeline(
+        [node(lambda x: x, "a", "b", name="one"), node(lambda x: x, "b", "c", name="two")]
+    )
     catalog = DataCatalog({"a": MemoryDataset(1)})
-    with pytest.raises(DaskRunnerError, match=r"other workers cannot read: \['b', 'c'\].*dask_exchange"):
+    with pytest.raises(
+        DaskRunnerError, match=r"other workers cannot read: \['b', 'c'\].*dask_exchange"
+    ):
         DaskRunner(address="tcp://127.0.0.1:1").run(pipeline, catalog)
 
 
@@ -92,7 +106,9 @@ def test_in_memory_datasets_go_through_the_exchange_pattern(tmp_path):
 
     from soft_label_audit.runner import EXCHANGE_PATTERN, DaskRunner
 
-    config = {EXCHANGE_PATTERN: {"type": "pickle.PickleDataset", "filepath": f"{tmp_path}/{{name}}.pkl"}}
+    config = {
+        EXCHANGE_PATTERN: {"type": "pickle.PickleDataset", "filepath": f"{tmp_path}/{{name}}.pkl"}
+    }
     catalog = DataCatalog.from_config(config)
     catalog["a"] = MemoryDataset(1)
     from kedro.pipeline import Pipeline, node

@@ -114,7 +114,9 @@ def _run_node(
 
         mlflow.set_tracking_uri(setup.environ["MLFLOW_TRACKING_URI"])
     hook_manager = _worker_hook_manager(setup)
-    return Task(node=node, catalog=catalog, is_async=is_async, hook_manager=hook_manager, run_id=run_id).execute()
+    return Task(
+        node=node, catalog=catalog, is_async=is_async, hook_manager=hook_manager, run_id=run_id
+    ).execute()
 
 
 class DaskRunner(AbstractRunner):
@@ -130,7 +132,8 @@ class DaskRunner(AbstractRunner):
         """
         Args:
             is_async: load and save a node's datasets with threads (as Kedro's runners).
-            address: the scheduler, e.g. ``tcp://10.0.0.5:8786``; default ``DASK_SCHEDULER_ADDRESS``.
+            address: the scheduler, e.g. ``tcp://10.0.0.5:8786``; by default
+                ``DASK_SCHEDULER_ADDRESS``.
             n_workers, threads_per_worker: size of the ``LocalCluster`` made when no scheduler is
                 given (one thread per worker: each node already uses the worker's cores).
         """
@@ -191,8 +194,8 @@ class DaskRunner(AbstractRunner):
             raise DaskRunnerError(
                 f"DaskRunner: {len(missing)} dataset(s) would stay in one process's memory, which "
                 f"other workers cannot read: {missing[:8]}{' ...' if len(missing) > 8 else ''}. "
-                f'Give them catalog entries on shared storage, or add the pattern "{EXCHANGE_PATTERN}" '
-                "(see conf/base/catalog_dask.yml)."
+                "Give them catalog entries on shared storage, or add the pattern "
+                f'"{EXCHANGE_PATTERN}" (see conf/base/catalog_dask.yml).'
             )
 
     @staticmethod
@@ -209,7 +212,10 @@ class DaskRunner(AbstractRunner):
         environ[PARENT_RUN_ENV] = parent.info.run_id
         for name in catalog.keys():
             dataset = catalog.get(name)
-            if getattr(dataset, "_logging_activated", False) and getattr(dataset, "run_id", 1) is None:
+            if (
+                getattr(dataset, "_logging_activated", False)
+                and getattr(dataset, "run_id", 1) is None
+            ):
                 dataset.run_id = parent.info.run_id  # no active run on a worker
         return environ
 
@@ -222,7 +228,9 @@ class DaskRunner(AbstractRunner):
             return  # _NullPluginManager
         project_hooks = [h for h in hook_manager.get_plugins() if h in set(settings.HOOKS)]
         caller = hook_manager.subset_hook_caller("before_node_run", remove_plugins=project_hooks)
-        inputs = {n: catalog.load(n) for n in node.inputs if n.startswith("params:") or n == "parameters"}
+        inputs = {
+            n: catalog.load(n) for n in node.inputs if n.startswith("params:") or n == "parameters"
+        }
         caller(node=node, catalog=catalog, inputs=inputs, is_async=False, run_id=run_id)
 
     def _run(
@@ -237,7 +245,9 @@ class DaskRunner(AbstractRunner):
 
         self._persist_memory_datasets(pipeline, catalog)
         parameters = catalog.load("parameters") if "parameters" in catalog else {}
-        setup = _WorkerSetup(PACKAGE_NAME, str(Path.cwd()), parameters, self._mlflow_environ(catalog))
+        setup = _WorkerSetup(
+            PACKAGE_NAME, str(Path.cwd()), parameters, self._mlflow_environ(catalog)
+        )
         nodes = pipeline.nodes
         dependencies = pipeline.node_dependencies
         client, cluster = self._client()
@@ -248,10 +258,19 @@ class DaskRunner(AbstractRunner):
                 self._plugin_before_node_run(hook_manager, catalog, node, run_id)
                 upstream = [futures[dep] for dep in dependencies[node]]
                 futures[node] = client.submit(
-                    _run_node, node, catalog, self._is_async, run_id, setup, *upstream,
-                    key=f"{node.name}-{run_id}", pure=False,
+                    _run_node,
+                    node,
+                    catalog,
+                    self._is_async,
+                    run_id,
+                    setup,
+                    *upstream,
+                    key=f"{node.name}-{run_id}",
+                    pure=False,
                 )
-            for finished, result in as_completed(futures.values(), with_results=True, raise_errors=False):
+            for finished, result in as_completed(
+                futures.values(), with_results=True, raise_errors=False
+            ):
                 if finished.status == "error":
                     failed = next(n for n, f in futures.items() if f is finished)
                     self._logger.error("Node %s failed on a Dask worker", failed.name)

@@ -68,11 +68,15 @@ def test_released_annotations_load_by_name_from_the_cache(hub_cache, monkeypatch
 
 
 def test_one_file_of_the_repository(hub_cache):
-    frames = hub.download_parquet_files(URL + "/data/train-00000-of-00001.parquet", cache_dir=str(hub_cache))
+    frames = hub.download_parquet_files(
+        URL + "/data/train-00000-of-00001.parquet", cache_dir=str(hub_cache)
+    )
     assert [p.name for p in frames] == ["train-00000-of-00001.parquet"]
 
 
-def test_offline_without_cache_says_the_hub_cannot_be_reached_and_how_to_pass_a_file(tmp_path, monkeypatch):
+def test_offline_without_cache_says_the_hub_cannot_be_reached_and_how_to_pass_a_file(
+    tmp_path, monkeypatch
+):
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "empty"))
     dataset = AnnotationInputDataset(source="released", released_path=URL)
     with pytest.raises(hub.HubUnreachableError) as info:
@@ -87,7 +91,9 @@ def test_local_files_still_load_and_missing_ones_are_named(tmp_path):
     copy = tmp_path / "released.parquet"
     shutil.copy(FIXTURE, copy)
     assert len(AnnotationInputDataset(source="released", released_path=str(copy)).load().frame) == 9
-    missing = AnnotationInputDataset(source="released", released_path=str(tmp_path / "nope.parquet"))
+    missing = AnnotationInputDataset(
+        source="released", released_path=str(tmp_path / "nope.parquet")
+    )
     assert not missing.exists()
     with pytest.raises(Exception, match="does not exist"):
         missing.load()

@@ -77,4 +77,8 @@ class AnnotationInputDataset(AbstractDataset[None, AnnotationInput]):
         return self._source == "simulated" or hub.is_hub_path(path) or _is_file(path)
 
     def _describe(self) -> dict[str, Any]:
-        return {"source": self._source, "raw_path": self._raw_path, "released_path": self._released_path}
+        return {
+            "source": self._source,
+            "raw_path": self._raw_path,
+            "released_path": self._released_path,
+        }

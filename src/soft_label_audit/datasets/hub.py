@@ -22,7 +22,9 @@ import pandas as pd
 from kedro.io import DatasetError
 
 HUB_PREFIX = "hf://datasets/"
-_HUB_PATH = re.compile(r"^hf://datasets/(?P<repo>[\w.-]+/[\w.-]+)(?:@(?P<revision>[^/]+))?(?:/(?P<file>.+))?$")
+_HUB_PATH = re.compile(
+    r"^hf://datasets/(?P<repo>[\w.-]+/[\w.-]+)(?:@(?P<revision>[^/]+))?(?:/(?P<file>.+))?$"
+)
 
 
 class HubUnreachableError(DatasetError):
@@ -81,8 +83,8 @@ def download_parquet_files(path: str, cache_dir: str | None = None) -> list[Path
         raise HubUnreachableError(
             f"cannot reach the Hugging Face hub for {hub.url}, and it is not in the local cache "
             f"({cache_dir}). Download the parquet where the hub is reachable "
-            "and pass the file: --params \"annotation.source=released,"
-            "annotation.released_path=PATH/TO/FILE.parquet\""
+            'and pass the file: --params "annotation.source=released,'
+            'annotation.released_path=PATH/TO/FILE.parquet"'
         ) from exc
     except (RepositoryNotFoundError, RevisionNotFoundError) as exc:
         raise DatasetError(f"{hub.url}: no such dataset repository or revision on the hub") from exc
@@ -90,7 +92,9 @@ def download_parquet_files(path: str, cache_dir: str | None = None) -> list[Path
     if hub.filename:
         files = [p for p in files if p.relative_to(folder).as_posix() == hub.filename]
     if not files:
-        raise DatasetError(f"{hub.url}: the repository holds no parquet file{' ' + hub.filename if hub.filename else ''}")
+        raise DatasetError(
+            f"{hub.url}: the repository holds no parquet file {hub.filename or ''}".rstrip()
+        )
     return files
 
 
