@@ -228,9 +228,8 @@ class DaskRunner(AbstractRunner):
             return  # _NullPluginManager
         project_hooks = [h for h in hook_manager.get_plugins() if h in set(settings.HOOKS)]
         caller = hook_manager.subset_hook_caller("before_node_run", remove_plugins=project_hooks)
-        inputs = {
-            n: catalog.load(n) for n in node.inputs if n.startswith("params:") or n == "parameters"
-        }
+        names = [n for n in node.inputs if n.startswith("params:") or n == "parameters"]
+        inputs = {n: catalog.get(n).load() for n in names}  # catalog.load logs every call
         caller(node=node, catalog=catalog, inputs=inputs, is_async=False, run_id=run_id)
 
     def _run(
@@ -255,7 +254,6 @@ class DaskRunner(AbstractRunner):
         futures = {}
         try:
             for node in nodes:  # topological order: a node's upstream futures already exist
-                self._plugin_before_node_run(hook_manager, catalog, node, run_id)
                 upstream = [futures[dep] for dep in dependencies[node]]
                 futures[node] = client.submit(
                     _run_node,
@@ -268,6 +266,8 @@ class DaskRunner(AbstractRunner):
                     key=f"{node.name}-{run_id}",
                     pure=False,
                 )
+            for node in nodes:  # while the workers compute (one MLflow call per parameter)
+                self._plugin_before_node_run(hook_manager, catalog, node, run_id)
             for finished, result in as_completed(
                 futures.values(), with_results=True, raise_errors=False
             ):
