@@ -184,12 +184,24 @@ class DaskRunner(AbstractRunner):
             if isinstance(catalog.get(name, fallback_to_runtime_pattern=True), MemoryDataset)
         )
         missing = []
-        for name in in_memory:
-            exchange = catalog.get(EXCHANGE_PATTERN.format(name=name))
-            if exchange is None or isinstance(exchange, MemoryDataset):
-                missing.append(name)
-            else:
-                catalog[name] = exchange
+        catalog_logger = logging.getLogger("kedro.io.data_catalog")
+        level = catalog_logger.level
+        catalog_logger.setLevel(logging.ERROR)  # not one "Replacing dataset" warning per swap
+        try:
+            for name in in_memory:
+                exchange = catalog.get(EXCHANGE_PATTERN.format(name=name))
+                if exchange is None or isinstance(exchange, MemoryDataset):
+                    missing.append(name)
+                else:
+                    catalog[name] = exchange
+        finally:
+            catalog_logger.setLevel(level)
+        if in_memory and not missing:
+            self._logger.info(
+                "DaskRunner: %d in-memory dataset(s) go through %s",
+                len(in_memory),
+                EXCHANGE_PATTERN,
+            )
         if missing:
             raise DaskRunnerError(
                 f"DaskRunner: {len(missing)} dataset(s) would stay in one process's memory, which "
@@ -224,8 +236,10 @@ class DaskRunner(AbstractRunner):
         """Entry-point plugins' ``before_node_run`` on the driver, with the node's parameters."""
         from kedro.framework.project import settings
 
-        if not hasattr(hook_manager, "subset_hook_caller"):
-            return  # _NullPluginManager
+        from pluggy import PluginManager
+
+        if not isinstance(hook_manager, PluginManager):
+            return  # kedro's _NullPluginManager: a runner used without a session
         project_hooks = [h for h in hook_manager.get_plugins() if h in set(settings.HOOKS)]
         caller = hook_manager.subset_hook_caller("before_node_run", remove_plugins=project_hooks)
         names = [n for n in node.inputs if n.startswith("params:") or n == "parameters"]
@@ -253,15 +267,17 @@ class DaskRunner(AbstractRunner):
         done_nodes: set[Node] = set()
         futures = {}
         try:
+            # sent to the workers once, not with every task: a big graph stalls the scheduler
+            shared_catalog, shared_setup = client.scatter([catalog, setup], hash=False)
             for node in nodes:  # topological order: a node's upstream futures already exist
                 upstream = [futures[dep] for dep in dependencies[node]]
                 futures[node] = client.submit(
                     _run_node,
                     node,
-                    catalog,
+                    shared_catalog,
                     self._is_async,
                     run_id,
-                    setup,
+                    shared_setup,
                     *upstream,
                     key=f"{node.name}-{run_id}",
                     pure=False,
