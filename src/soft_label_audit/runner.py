@@ -235,7 +235,6 @@ class DaskRunner(AbstractRunner):
     def _plugin_before_node_run(hook_manager, catalog: CatalogProtocol, node: Node, run_id) -> None:
         """Entry-point plugins' ``before_node_run`` on the driver, with the node's parameters."""
         from kedro.framework.project import settings
-
         from pluggy import PluginManager
 
         if not isinstance(hook_manager, PluginManager):
