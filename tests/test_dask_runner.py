@@ -22,7 +22,9 @@ RUNNER = "soft_label_audit.runner.DaskRunner"
 def dask_run(tmp_path_factory, mnist_raw_dir) -> Path:
     project = make_project_copy(tmp_path_factory.mktemp("dask_project"), mnist_raw_dir)
     result = kedro_cli(
-        project, "run", "--env", "test", "--runner", RUNNER, "--runner-params", "n_workers=2"
+        project,
+        *("run", "--env", "test", "--runner", RUNNER, "--runner-params", "n_workers=2"),
+        timeout=1800,  # about 2 min on an idle 2-core machine; far longer on a shared, busy one
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert "LocalCluster of 2 worker processes" in result.stdout + result.stderr
