@@ -286,9 +286,9 @@ class DaskRunner(AbstractRunner):
             for finished, result in as_completed(
                 futures.values(), with_results=True, raise_errors=False
             ):
-                if finished.status == "error":
+                if finished.status != "finished":  # erred, or cancelled by the scheduler
                     failed = next(n for n, f in futures.items() if f is finished)
-                    self._logger.error("Node %s failed on a Dask worker", failed.name)
+                    self._logger.error("Node %s %s on Dask", failed.name, finished.status)
                     self._suggest_resume_scenario(pipeline, done_nodes, catalog)
                     finished.result()  # re-raises the worker's exception here
                 done_nodes.add(result)
