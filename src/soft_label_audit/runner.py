@@ -153,7 +153,13 @@ class DaskRunner(AbstractRunner):
     # ------------------------------------------------------------------ driver side
 
     def _client(self):
+        import dask
         from distributed import Client, LocalCluster
+
+        # a busy scheduler (seen: 30 s unresponsive on a shared 2-core machine) must not drop the
+        # client, which loses every future of the run; DASK_DISTRIBUTED__COMM__TIMEOUTS__TCP wins
+        if "DASK_DISTRIBUTED__COMM__TIMEOUTS__TCP" not in os.environ:
+            dask.config.set({"distributed.comm.timeouts.tcp": "300s"})
 
         if self._address:
             self._logger.info("DaskRunner: connecting to the scheduler at %s", self._address)
