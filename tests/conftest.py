@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -48,3 +49,53 @@ def small_mnist_raw(mnist_arrays) -> dict[str, np.ndarray]:
         "test_images": mnist_arrays["test_images"][:200],
         "test_labels": mnist_arrays["test_labels"][:200],
     }
+
+
+@pytest.fixture(scope="session")
+def project_copy(tmp_path_factory, mnist_raw_dir) -> Path:
+    """pyproject, conf and the verified idx files in a fresh folder: nothing of the repo's data is touched."""
+    from tests.helpers import make_project_copy
+
+    return make_project_copy(tmp_path_factory.mktemp("project"), mnist_raw_dir)
+
+
+def default_study_state(project: Path) -> dict:
+    """Digest of every file under the default data root (test's own root excluded) and the
+    runs of the default MLflow experiment."""
+    import mlflow
+
+    from tests.helpers import data_root
+
+    test_root = data_root(project, "test")
+    files = {str(f.relative_to(project)): hashlib.md5(f.read_bytes()).hexdigest()
+             for f in sorted((project / "data").rglob("*")) if f.is_file() and test_root not in f.parents}
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("soft_label_audit")
+    runs = client.search_runs([experiment.experiment_id])
+    return {"files": files, "runs": sorted((r.info.run_id, r.info.status, str(r.data.metrics)) for r in runs)}
+
+
+@pytest.fixture(scope="session")
+def default_study(project_copy) -> dict:
+    """What a default study left before the test run: a summary table and a run in its experiment."""
+    import mlflow
+
+    report = project_copy / "data" / "08_reporting"
+    report.mkdir(parents=True)
+    (report / "study_summary.csv").write_text("source,condition,n_seeds,accuracy__mean\nmnist,original_hard,5,0.98\n")
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project_copy / 'mlflow.db'}")
+    run = client.create_run(client.create_experiment("soft_label_audit"))
+    client.log_metric(run.info.run_id, "accuracy", 0.98)
+    client.set_terminated(run.info.run_id)
+    return default_study_state(project_copy)
+
+
+@pytest.fixture(scope="session")
+def study_run(project_copy, default_study) -> Path:
+    """``kedro run --env test`` (sequential runner) in ``project_copy``; shared by the end-to-end
+    tests and the Dask runner's test, which compares its outputs with this run's."""
+    from tests.helpers import kedro_cli
+
+    result = kedro_cli(project_copy, "run", "--env", "test")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return project_copy

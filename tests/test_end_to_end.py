@@ -8,55 +8,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.conftest import default_study_state
 from tests.helpers import config_loader, data_root, kedro_cli, make_project_copy
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="session")
-def project_copy(tmp_path_factory, mnist_raw_dir) -> Path:
-    """pyproject, conf and the verified idx files in a fresh folder: nothing of the repo's data is touched."""
-    return make_project_copy(tmp_path_factory.mktemp("project"), mnist_raw_dir)
-
-
-def _default_study_state(project: Path) -> dict:
-    """Digest of every file under the default data root (test's own root excluded) and the
-    runs of the default MLflow experiment."""
-    import mlflow
-
-    test_root = data_root(project, "test")
-    files = {str(f.relative_to(project)): hashlib.md5(f.read_bytes()).hexdigest()
-             for f in sorted((project / "data").rglob("*")) if f.is_file() and test_root not in f.parents}
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("soft_label_audit")
-    runs = client.search_runs([experiment.experiment_id])
-    return {"files": files, "runs": sorted((r.info.run_id, r.info.status, str(r.data.metrics)) for r in runs)}
-
-
-@pytest.fixture(scope="session")
-def default_study(project_copy) -> dict:
-    """What a default study left before the test run: a summary table and a run in its experiment."""
-    import mlflow
-
-    report = project_copy / "data" / "08_reporting"
-    report.mkdir(parents=True)
-    (report / "study_summary.csv").write_text("source,condition,n_seeds,accuracy__mean\nmnist,original_hard,5,0.98\n")
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project_copy / 'mlflow.db'}")
-    run = client.create_run(client.create_experiment("soft_label_audit"))
-    client.log_metric(run.info.run_id, "accuracy", 0.98)
-    client.set_terminated(run.info.run_id)
-    return _default_study_state(project_copy)
-
-
-@pytest.fixture(scope="session")
-def study_run(project_copy, default_study) -> Path:
-    result = kedro_cli(project_copy, "run", "--env", "test")
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    return project_copy
-
-
 def test_test_environment_leaves_the_default_outputs_and_experiment_unchanged(study_run, default_study):
-    after = _default_study_state(study_run)
+    after = default_study_state(study_run)
     assert after["runs"] == default_study["runs"]
     assert after["files"] == default_study["files"]
     assert (data_root(study_run) / "08_reporting" / "study_summary.csv").is_file()

@@ -24,12 +24,14 @@ class AnnotationInput:
 
 
 def read_votes_file(path: str | Path) -> pd.DataFrame:
-    """A long vote table from CSV (every cell read as text) or parquet (types as stored)."""
-    path = Path(path)
-    suffix = path.suffix.lower()
+    """A long vote table from CSV (every cell read as text) or parquet (types as stored).
+
+    ``path`` may be an fsspec URL; it reaches pandas as given.
+    """
+    suffix = Path(str(path)).suffix.lower()
     if suffix in (".csv", ".txt"):
         try:
-            return pd.read_csv(path, dtype=str, keep_default_na=True, skipinitialspace=True)
+            return pd.read_csv(str(path), dtype=str, keep_default_na=True, skipinitialspace=True)
         except pd.errors.EmptyDataError:
             from soft_label_audit.crowd.validation import VOTE_COLUMNS, AnnotationValidationError
 
@@ -38,9 +40,9 @@ def read_votes_file(path: str | Path) -> pd.DataFrame:
                 f"{', '.join(VOTE_COLUMNS)} (+ optional response_time) and one row per vote"
             ) from None
     if suffix in (".parquet", ".pq"):
-        return pd.read_parquet(path)
+        return pd.read_parquet(str(path))
     raise ValueError(f"{path}: annotation files must be .csv or .parquet, not {suffix or 'no suffix'}")
 
 
 def read_released_file(path: str | Path) -> pd.DataFrame:
-    return pd.read_parquet(Path(path))
+    return pd.read_parquet(str(path))

@@ -3,16 +3,33 @@
 ``source`` and the paths come from the catalog, which reads the command line's
 ``--params "annotation.source=...,annotation.raw_path=..."`` through the
 ``runtime_params`` resolver. Only the chosen file is read; ``simulated`` reads nothing.
+Paths may be fsspec URLs (``s3://...``, ``gcs://...``); ``released_path`` may also name the
+released dataset on the Hugging Face hub (``hf://datasets/OWNER/NAME``, see :mod:`.hub`).
+
+Example (conf/base/catalog_annotation.yml)::
+
+    annotation_input:
+      type: soft_label_audit.datasets.annotation_files.AnnotationInputDataset
+      source: released
+      released_path: hf://datasets/majapavlo/image-level-soft-label-digits
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
+import fsspec
 from kedro.io import AbstractDataset, DatasetError
 
 from soft_label_audit.crowd.inputs import AnnotationInput, read_released_file, read_votes_file
+from soft_label_audit.datasets import hub
+
+
+def _is_file(path: str | None) -> bool:
+    if not path:
+        return False
+    fs, local = fsspec.core.url_to_fs(str(path))
+    return fs.isfile(local)
 
 
 class AnnotationInputDataset(AbstractDataset[None, AnnotationInput]):
@@ -38,7 +55,9 @@ class AnnotationInputDataset(AbstractDataset[None, AnnotationInput]):
             return AnnotationInput("simulated")
         path = self._path()
         key = "raw_path" if self._source == "raw_file" else "released_path"
-        if not path or not Path(path).is_file():
+        if self._source == "released" and hub.is_hub_path(path):
+            return AnnotationInput(self._source, str(path), hub.read_hub_parquet(path))
+        if not _is_file(path):
             raise DatasetError(
                 f"annotation.source={self._source} needs a file: {path!r} does not exist; "
                 f'pass it with --params "annotation.source={self._source},annotation.{key}=PATH"'
@@ -55,7 +74,11 @@ class AnnotationInputDataset(AbstractDataset[None, AnnotationInput]):
 
     def _exists(self) -> bool:
         path = self._path()
-        return self._source == "simulated" or bool(path and Path(path).is_file())
+        return self._source == "simulated" or hub.is_hub_path(path) or _is_file(path)
 
     def _describe(self) -> dict[str, Any]:
-        return {"source": self._source, "raw_path": self._raw_path, "released_path": self._released_path}
+        return {
+            "source": self._source,
+            "raw_path": self._raw_path,
+            "released_path": self._released_path,
+        }
