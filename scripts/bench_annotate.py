@@ -65,12 +65,14 @@ def make_inputs(workdir: Path, n_items: int, seed: int = 0) -> tuple[Path, Path]
     rng = np.random.default_rng(seed)
     n_all = n_items + 100
     images = rng.integers(0, 256, size=(n_all, 784), dtype=np.uint8)
-    digits = pd.DataFrame({
-        "item_id": np.arange(n_all, dtype=np.int64),
-        "source": "mnist",
-        "original_label": rng.integers(0, 10, n_all).astype(np.int64),
-        "image": [row.tobytes() for row in images],
-    })
+    digits = pd.DataFrame(
+        {
+            "item_id": np.arange(n_all, dtype=np.int64),
+            "source": "mnist",
+            "original_label": rng.integers(0, 10, n_all).astype(np.int64),
+            "image": [row.tobytes() for row in images],
+        }
+    )
     study = digits.iloc[:n_items][["item_id", "source", "original_label"]].copy()
     study["split"] = np.array(["train", "val", "test"])[np.arange(n_items) % 3]
     digits_path, study_path = workdir / "digits.parquet", workdir / "study_items.parquet"
@@ -95,8 +97,9 @@ class Server:
             return 0.0
 
     def start(self, wait: bool = True) -> None:
-        self.proc = subprocess.Popen(self.cmd, env=self.env, cwd=ROOT,
-                                     stdout=self.log.open("a"), stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            self.cmd, env=self.env, cwd=ROOT, stdout=self.log.open("a"), stderr=subprocess.STDOUT
+        )
         if wait:
             self.wait_ready()
 
@@ -137,10 +140,10 @@ class Stats:
         self.done_annotators = 0
 
 
-async def http(reader, writer, method: str, path: str, token: str, port: int,
-               body: bytes | None = None) -> tuple[int, dict]:
-    head = (f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-            f"X-Annotator-Token: {token}\r\n")
+async def http(
+    reader, writer, method: str, path: str, token: str, port: int, body: bytes | None = None
+) -> tuple[int, dict]:
+    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Annotator-Token: {token}\r\n"
     if body is not None:
         head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
     writer.write(head.encode() + b"\r\n" + (body or b""))
@@ -156,8 +159,9 @@ async def http(reader, writer, method: str, path: str, token: str, port: int,
     return status, (json.loads(data) if data else {})
 
 
-async def annotator(k: int, token: str, port: int, stats: Stats, stop: asyncio.Event,
-                    max_votes: int) -> None:
+async def annotator(
+    k: int, token: str, port: int, stats: Stats, stop: asyncio.Event, max_votes: int
+) -> None:
     rng = np.random.default_rng(k)
     reader = writer = None
     body = None
@@ -178,12 +182,12 @@ async def annotator(k: int, token: str, port: int, stats: Stats, stop: asyncio.E
                 return
             item_id = body["item"]["item_id"]
             choice = str(int(rng.integers(0, 10)))
-            vote = json.dumps({"item_id": item_id, "choice": choice, "unsure": False,
-                               "response_time": 0.3}).encode()
+            vote = json.dumps(
+                {"item_id": item_id, "choice": choice, "unsure": False, "response_time": 0.3}
+            ).encode()
             t0 = time.perf_counter()
             try:
-                status, answer = await http(reader, writer, "POST", "/api/vote", token, port,
-                                            vote)
+                status, answer = await http(reader, writer, "POST", "/api/vote", token, port, vote)
             except (OSError, asyncio.IncompleteReadError):
                 stats.in_flight_lost += 1
                 raise
@@ -205,11 +209,14 @@ async def annotator(k: int, token: str, port: int, stats: Stats, stop: asyncio.E
         writer.close()
 
 
-async def load(tokens: list[str], server: Server, duration: float, max_votes: int,
-               kill_at: float) -> tuple[Stats, float, float]:
+async def load(
+    tokens: list[str], server: Server, duration: float, max_votes: int, kill_at: float
+) -> tuple[Stats, float, float]:
     stats, stop = Stats(), asyncio.Event()
-    tasks = [asyncio.create_task(annotator(k, t, server.port, stats, stop, max_votes))
-             for k, t in enumerate(tokens)]
+    tasks = [
+        asyncio.create_task(annotator(k, t, server.port, stats, stop, max_votes))
+        for k, t in enumerate(tokens)
+    ]
     start = time.perf_counter()
     downtime = 0.0
     killed = False
@@ -234,8 +241,10 @@ async def load(tokens: list[str], server: Server, duration: float, max_votes: in
 
 
 def stored_votes(db: str) -> list[tuple[str, int, str, int]]:
-    query = ("SELECT a.token_sha256, v.item_id, v.choice, v.vote_id FROM votes v "
-             "JOIN annotators a ON a.annotator_id = v.annotator_id")
+    query = (
+        "SELECT a.token_sha256, v.item_id, v.choice, v.vote_id FROM votes v "
+        "JOIN annotators a ON a.annotator_id = v.annotator_id"
+    )
     if "://" in db:
         import psycopg
 
@@ -259,28 +268,52 @@ def run_one(backend: str, args, src: Path, workdir: Path) -> dict:
         db = str(workdir / "bench.db")
     server = None
     try:
+
         def tool(*a: str) -> str:
-            done = subprocess.run([*TOOL, *a, "--db", db], env=env, cwd=ROOT, text=True,
-                                  capture_output=True, timeout=600)
+            done = subprocess.run(
+                [*TOOL, *a, "--db", db],
+                env=env,
+                cwd=ROOT,
+                text=True,
+                capture_output=True,
+                timeout=600,
+            )
             if done.returncode:
                 raise RuntimeError(f"{a[0]} failed: {done.stdout}{done.stderr}")
             return done.stdout
 
-        tool("init", "--study-items", str(study), "--digits", str(digits),
-             "--votes-per-item", "3", "--attention-every", "10")
+        tool(
+            "init",
+            "--study-items",
+            str(study),
+            "--digits",
+            str(digits),
+            "--votes-per-item",
+            "3",
+            "--attention-every",
+            "10",
+        )
         links = tool("add-annotator", "--count", str(args.annotators)).split()
         tokens = [link.rsplit("/", 1)[1] for link in links if "/a/" in link]
         server = Server(db, free_port(), env, workdir / f"serve-{backend}.log")
         server.start()
         cpu_at_start = server.cpu_now()  # imports and start-up, not load
         stats, elapsed, downtime = asyncio.run(
-            load(tokens, server, args.duration, args.max_votes, args.kill_at))
+            load(tokens, server, args.duration, args.max_votes, args.kill_at)
+        )
         server.stop()
         server_cpu = server.cpu_s - cpu_at_start
         out = workdir / f"export-{backend}.csv"
         checks = workdir / f"export-{backend}-checks.csv"
-        tool("export", "--out", str(out), "--attention-out", str(checks),
-             "--min-attention-accuracy", "0")
+        tool(
+            "export",
+            "--out",
+            str(out),
+            "--attention-out",
+            str(checks),
+            "--min-attention-accuracy",
+            "0",
+        )
         exported = len(pd.read_csv(out)) + len(pd.read_csv(checks))
         stored = stored_votes(db)
     finally:
@@ -324,19 +357,30 @@ def main() -> None:
     parser.add_argument("--annotators", type=int, default=50)
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of load (max)")
     parser.add_argument("--max-votes", type=int, default=30_000)
-    parser.add_argument("--kill-at", type=float, default=0.5,
-                        help="fraction of --duration at which the server gets SIGKILL")
-    parser.add_argument("--src", type=Path, default=ROOT / "src",
-                        help="source tree of the tool under test")
+    parser.add_argument(
+        "--kill-at",
+        type=float,
+        default=0.5,
+        help="fraction of --duration at which the server gets SIGKILL",
+    )
+    parser.add_argument(
+        "--src", type=Path, default=ROOT / "src", help="source tree of the tool under test"
+    )
     args = parser.parse_args()
-    if not 1 <= args.items <= 200_000 or not 1 <= args.annotators <= 500 \
-            or not 0 < args.duration <= 600:
+    if (
+        not 1 <= args.items <= 200_000
+        or not 1 <= args.annotators <= 500
+        or not 0 < args.duration <= 600
+    ):
         parser.error("bounds: 1..200000 items, 1..500 annotators, duration up to 600 s")
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
-    print(f"annotation tool load test: {args.items} items, {args.annotators} annotators, "
-          f"up to {args.duration:g} s or {args.max_votes} votes, kill -9 at "
-          f"{args.kill_at:.0%}, tool from {args.src}, load average now "
-          f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", flush=True)
+    print(
+        f"annotation tool load test: {args.items} items, {args.annotators} annotators, "
+        f"up to {args.duration:g} s or {args.max_votes} votes, kill -9 at "
+        f"{args.kill_at:.0%}, tool from {args.src}, load average now "
+        f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores",
+        flush=True,
+    )
     failed = False
     for backend in backends:
         workdir = Path(tempfile.mkdtemp(prefix=f"bench-annotate-{backend}-"))
@@ -344,20 +388,31 @@ def main() -> None:
             r = run_one(backend, args, args.src, workdir)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
-        print(f"\n[{backend}] {r['votes_per_s']:.0f} votes/s over {r['wall_s']:.1f} s "
-              f"(restart after kill -9 took {r['restart_s']:.1f} s); vote latency p50 "
-              f"{r['p50_ms']:.0f} ms, p95 {r['p95_ms']:.0f} ms, max {r['max_ms']:.0f} ms")
-        print(f"[{backend}] server CPU per acknowledged vote {r['server_cpu_ms_per_vote']:.1f} ms "
-              f"(start-ups excluded): one free core would serve about "
-              f"{1000 / max(r['server_cpu_ms_per_vote'], 1e-9):.0f} votes/s")
-        print(f"[{backend}] reconciliation: acknowledged {r['acknowledged']}, stored "
-              f"{r['stored']}, exported {r['exported']}, lost {r['lost']}, duplicated "
-              f"{r['duplicated']}, stored but unacknowledged {r['stored_unacknowledged']} "
-              f"(requests in flight at the kill: {r['in_flight_at_kill']}), items over quota "
-              f"{r['over_quota_items']}, refused {r['refused'] or 'none'}", flush=True)
-        failed |= bool(r["lost"] or r["duplicated"] or r["over_quota_items"]
-                       or r["exported"] != r["stored"]
-                       or r["stored_unacknowledged"] > r["in_flight_at_kill"])
+        print(
+            f"\n[{backend}] {r['votes_per_s']:.0f} votes/s over {r['wall_s']:.1f} s "
+            f"(restart after kill -9 took {r['restart_s']:.1f} s); vote latency p50 "
+            f"{r['p50_ms']:.0f} ms, p95 {r['p95_ms']:.0f} ms, max {r['max_ms']:.0f} ms"
+        )
+        print(
+            f"[{backend}] server CPU per acknowledged vote {r['server_cpu_ms_per_vote']:.1f} ms "
+            f"(start-ups excluded): one free core would serve about "
+            f"{1000 / max(r['server_cpu_ms_per_vote'], 1e-9):.0f} votes/s"
+        )
+        print(
+            f"[{backend}] reconciliation: acknowledged {r['acknowledged']}, stored "
+            f"{r['stored']}, exported {r['exported']}, lost {r['lost']}, duplicated "
+            f"{r['duplicated']}, stored but unacknowledged {r['stored_unacknowledged']} "
+            f"(requests in flight at the kill: {r['in_flight_at_kill']}), items over quota "
+            f"{r['over_quota_items']}, refused {r['refused'] or 'none'}",
+            flush=True,
+        )
+        failed |= bool(
+            r["lost"]
+            or r["duplicated"]
+            or r["over_quota_items"]
+            or r["exported"] != r["stored"]
+            or r["stored_unacknowledged"] > r["in_flight_at_kill"]
+        )
     sys.exit(1 if failed else 0)
 
 

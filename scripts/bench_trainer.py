@@ -11,8 +11,9 @@ when available:
   ``DataLoader(shuffle=True)``, the optimizer, ``F.cross_entropy`` with probability targets,
   a validation pass every epoch; no dynamics.
 
-Prints the device, K, sample-updates per second (best of the interleaved repeats) (runs x epochs x training items / seconds)
-for each, and their ratio (trainer / reference). Targets: >= 0.9 on a CPU, >= 4 on a GPU at K=16.
+Prints the device, K, sample-updates per second (runs x epochs x training items / seconds, best
+of the interleaved repeats) for each, and their ratio (trainer / reference).
+Targets: >= 0.9 on a CPU, >= 4 on a GPU at K=16.
 """
 
 from __future__ import annotations
@@ -51,30 +52,54 @@ def training_params() -> dict:
     # numpy (plus PyYAML) are installed, such as a lent GPU machine.
     import yaml
 
-    return dict(yaml.safe_load((PROJECT / "conf" / "base" / "parameters_training.yml").read_text())["training"])
+    return dict(
+        yaml.safe_load((PROJECT / "conf" / "base" / "parameters_training.yml").read_text())[
+            "training"
+        ]
+    )
 
 
 def make_data(n_train: int, n_val: int, seed: int = 0):
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 256, (n_train + n_val, 28, 28), dtype=np.uint8)
     labels = rng.integers(0, 10, n_train + n_val)
-    targets = (0.7 * np.eye(10)[labels] + 0.3 * rng.dirichlet(np.ones(10), n_train + n_val)).astype(np.float32)
-    data = TrainData(images[:n_train], labels[:n_train], images[n_train:], labels[n_train:], images[:0])
+    targets = (0.7 * np.eye(10)[labels] + 0.3 * rng.dirichlet(np.ones(10), n_train + n_val)).astype(
+        np.float32
+    )
+    data = TrainData(
+        images[:n_train], labels[:n_train], images[n_train:], labels[n_train:], images[:0]
+    )
     return data, targets[:n_train], targets[n_train:]
 
 
-def reference_loop(data: TrainData, targets, val_targets, seeds, model_config: ModelConfig, config: TrainConfig,
-                   device: torch.device) -> float:
+def reference_loop(
+    data: TrainData,
+    targets,
+    val_targets,
+    seeds,
+    model_config: ModelConfig,
+    config: TrainConfig,
+    device: torch.device,
+) -> float:
     """One run after another with a DataLoader; returns seconds."""
     x, t = images_to_tensor(data.train_images), torch.as_tensor(targets)
-    x_val, t_val = images_to_tensor(data.val_images).to(device), torch.as_tensor(val_targets).to(device)
+    x_val, t_val = (
+        images_to_tensor(data.val_images).to(device),
+        torch.as_tensor(val_targets).to(device),
+    )
     y_val = torch.as_tensor(data.val_labels).to(device)
     start = time.perf_counter()
     for seed in seeds:
         model = build_model(model_config, int(seed)).to(device)
-        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        loader = DataLoader(TensorDataset(x, t), batch_size=config.batch_size, shuffle=True,
-                            generator=torch.Generator().manual_seed(int(seed)))
+        optimizer = torch.optim.Adam(
+            model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        )
+        loader = DataLoader(
+            TensorDataset(x, t),
+            batch_size=config.batch_size,
+            shuffle=True,
+            generator=torch.Generator().manual_seed(int(seed)),
+        )
         for _ in range(config.epochs):
             model.train()
             for xb, tb in loader:
@@ -96,8 +121,16 @@ def reference_loop(data: TrainData, targets, val_targets, seeds, model_config: M
 
 def project_trainer(data, targets, val_targets, seeds, model_config, config) -> float:
     k = len(seeds)
-    result = train_runs(data, np.repeat(targets[None], k, 0), np.repeat(val_targets[None], k, 0), seeds,
-                        model_config, config, record_dynamics=True, desc="bench")
+    result = train_runs(
+        data,
+        np.repeat(targets[None], k, 0),
+        np.repeat(val_targets[None], k, 0),
+        seeds,
+        model_config,
+        config,
+        record_dynamics=True,
+        desc="bench",
+    )
     assert result.dynamics is not None and result.dynamics.shape[:2] == (k, config.epochs)
     return result.seconds
 
@@ -107,32 +140,65 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=None, help="K (default: 16 on cuda, 4 on cpu)")
     parser.add_argument("--items", type=int, default=600, help="training items per run")
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=5, help="timings per side (interleaved); the best is reported")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=5,
+        help="timings per side (interleaved); the best is reported",
+    )
     args = parser.parse_args()
 
     params = training_params()
     device = resolve_device("auto")
     k = args.runs or (16 if device.type == "cuda" else 4)
     model_config = ModelConfig.from_params(params["model"])
-    config = TrainConfig.from_params({**params, "epochs": args.epochs, "progress": False, "device": str(device)})
+    config = TrainConfig.from_params(
+        {**params, "epochs": args.epochs, "progress": False, "device": str(device)}
+    )
     threads = config.num_threads or os.cpu_count()
     torch.set_num_threads(threads)
     data, targets, val_targets = make_data(args.items, max(args.items // 3, 1))
     seeds = list(range(k))
 
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()}, {threads} threads)"
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"cpu ({platform.processor() or platform.machine()}, {threads} threads)"
+    )
     print(f"device: {name}")
-    print(f"K = {k} runs, {args.items} items, {args.epochs} epochs, batch {config.batch_size}, "
-          f"model {model_config}, optimizer {config.optimizer} lr {config.lr}")
+    print(
+        f"K = {k} runs, {args.items} items, {args.epochs} epochs, batch {config.batch_size}, "
+        f"model {model_config}, optimizer {config.optimizer} lr {config.lr}"
+    )
     # warm-up: first calls pay for kernel selection and allocations
-    project_trainer(data, targets, val_targets, seeds[:1], model_config, TrainConfig(**{**config.__dict__, "epochs": 1}))
-    reference_loop(data, targets, val_targets, seeds[:1], model_config, TrainConfig(**{**config.__dict__, "epochs": 1}), device)
+    project_trainer(
+        data,
+        targets,
+        val_targets,
+        seeds[:1],
+        model_config,
+        TrainConfig(**{**config.__dict__, "epochs": 1}),
+    )
+    reference_loop(
+        data,
+        targets,
+        val_targets,
+        seeds[:1],
+        model_config,
+        TrainConfig(**{**config.__dict__, "epochs": 1}),
+        device,
+    )
 
     updates = k * args.epochs * args.items
     ours, ref = [], []
     for _ in range(args.repeats):  # interleaved, so background load hits both sides alike
-        ref.append(updates / reference_loop(data, targets, val_targets, seeds, model_config, config, device))
-        ours.append(updates / project_trainer(data, targets, val_targets, seeds, model_config, config))
+        ref.append(
+            updates
+            / reference_loop(data, targets, val_targets, seeds, model_config, config, device)
+        )
+        ours.append(
+            updates / project_trainer(data, targets, val_targets, seeds, model_config, config)
+        )
     # best of N, as timeit does: background load only ever slows a repeat down
     ours_m, ref_m = max(ours), max(ref)
     if config.vectorise == "always" or (config.vectorise == "auto" and device.type == "cuda"):
@@ -140,10 +206,17 @@ def main() -> None:
     else:
         workers = min(k, threads if config.parallel_runs == "auto" else int(config.parallel_runs))
         mode = f"plain loop, {workers} runs at a time"
-    print(f"reference loop        : {ref_m:10.0f} sample-updates/s best  (runs: {', '.join(f'{v:.0f}' for v in ref)})")
-    print(f"trainer ({mode}, dynamics on): {ours_m:10.0f} sample-updates/s best  (runs: {', '.join(f'{v:.0f}' for v in ours)})")
-    print(f"ratio trainer / reference: {ours_m / ref_m:.2f} best of {args.repeats}, "
-          f"{statistics.median(ours) / statistics.median(ref):.2f} median  (target: >= 0.9 on cpu, >= 4 on a GPU at K=16)")
+    print(
+        f"reference loop        : {ref_m:10.0f} sample-updates/s best  (runs: {', '.join(f'{v:.0f}' for v in ref)})"
+    )
+    print(
+        f"trainer ({mode}, dynamics on): {ours_m:10.0f} sample-updates/s best  "
+        f"(runs: {', '.join(f'{v:.0f}' for v in ours)})"
+    )
+    print(
+        f"ratio trainer / reference: {ours_m / ref_m:.2f} best of {args.repeats}, "
+        f"{statistics.median(ours) / statistics.median(ref):.2f} median  (target: >= 0.9 on cpu, >= 4 on a GPU at K=16)"
+    )
 
 
 if __name__ == "__main__":

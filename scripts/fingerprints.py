@@ -27,8 +27,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="base")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
-    parser.add_argument("--from-data", default=None, metavar="DATA_ROOT",
-                        help="read the tables a kedro run of --env wrote under DATA_ROOT instead of running")
+    parser.add_argument(
+        "--from-data",
+        default=None,
+        metavar="DATA_ROOT",
+        help="read the tables a kedro run of --env wrote under DATA_ROOT instead of running",
+    )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--write", action="store_true")
     mode.add_argument("--check", action="store_true")
@@ -46,13 +50,18 @@ def main() -> int:
         import pandas as pd
 
         data = Path(args.from_data)
-        tables = {name: pd.read_parquet(data / rel) for name, rel in fingerprints.DATA_PATHS.items()}
+        tables = {
+            name: pd.read_parquet(data / rel) for name, rel in fingerprints.DATA_PATHS.items()
+        }
     else:
         mnist_raw = MnistIdxDataset(path=str(ROOT / "data" / "01_raw" / "MNIST" / "raw")).load()
         tables = fingerprints.run_pre_training_stages(ROOT / "conf", args.env, mnist_raw)
     found = fingerprints.study_fingerprints(tables)
     print(json.dumps({args.env: found}, indent=2))
-    print(f"({time.perf_counter() - start:.0f} s, torch threads {torch.get_num_threads()})", file=sys.stderr)
+    print(
+        f"({time.perf_counter() - start:.0f} s, torch threads {torch.get_num_threads()})",
+        file=sys.stderr,
+    )
     path = ROOT / fingerprints.FINGERPRINT_FILE
     if args.write:
         fingerprints.write_entry(path, args.env, found)
@@ -61,7 +70,10 @@ def main() -> int:
         expected = fingerprints.read_file(path).get(args.env, {})
         changed = fingerprints.differences(expected, found)
         if changed:
-            print(f"fingerprints of {args.env!r} differ from {path.name} for: {', '.join(changed)}", file=sys.stderr)
+            print(
+                f"fingerprints of {args.env!r} differ from {path.name} for: {', '.join(changed)}",
+                file=sys.stderr,
+            )
             return 1
         print(f"fingerprints of {args.env!r} match {path.name}", file=sys.stderr)
     return 0

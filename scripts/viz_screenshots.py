@@ -24,9 +24,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run",
-                  "--hide-scrollbars")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--hide-scrollbars",
+)
 
 
 def chromium() -> str:
@@ -52,14 +59,23 @@ def wait_for(url: str, timeout: float, server: subprocess.Popen) -> None:
 
 
 #: kedro-viz remembers its settings in localStorage: no feature tour, layers shown, pretty names
-SETTINGS = {"showFeatureHints": False, "layers": True, "textLabels": True, "prettyName": True,
-            "visible": {"sidebar": True, "miniMap": False, "code": False, "metadata": False}}
+SETTINGS = {
+    "showFeatureHints": False,
+    "layers": True,
+    "textLabels": True,
+    "prettyName": True,
+    "visible": {"sidebar": True, "miniMap": False, "code": False, "metadata": False},
+}
 #: the new-release banner and hint pop-ups cover the flowchart in a fresh browser profile
-HIDE = ("[class*='update-reminder'], [class*='feature-hint'], [class*='feature-tour'],"
-        " .kui-modal { display: none !important; }")
+HIDE = (
+    "[class*='update-reminder'], [class*='feature-hint'], [class*='feature-tour'],"
+    " .kui-modal { display: none !important; }"
+)
 
 
-def screenshot(browser: str, url: str, path: Path, size: str, open_boxes: tuple[str, ...] = ()) -> None:
+def screenshot(
+    browser: str, url: str, path: Path, size: str, open_boxes: tuple[str, ...] = ()
+) -> None:
     """Playwright drives the system Chromium (no browser download); ``open_boxes`` are the
     namespace boxes clicked open, outermost first."""
     import json
@@ -71,7 +87,9 @@ def screenshot(browser: str, url: str, path: Path, size: str, open_boxes: tuple[
     with sync_playwright() as p:
         chrome = p.chromium.launch(executable_path=browser, args=list(CHROMIUM_FLAGS[1:]))
         page = chrome.new_page(viewport={"width": width, "height": height})
-        page.add_init_script(f"window.localStorage.setItem('KedroViz', {json.dumps(json.dumps(SETTINGS))})")
+        page.add_init_script(
+            f"window.localStorage.setItem('KedroViz', {json.dumps(json.dumps(SETTINGS))})"
+        )
         page.goto(url, timeout=300_000)
         page.wait_for_selector(".pipeline-node", timeout=300_000)
         page.add_style_tag(content=HIDE)
@@ -120,19 +138,30 @@ def main() -> None:
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"}
     server = subprocess.Popen(
         [str(kedro), "viz", "run", "--no-browser", "--host", "127.0.0.1", "--port", str(args.port)],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         start_new_session=True,  # its own process group, so stop() reaches the server child too
     )
     base = f"http://127.0.0.1:{args.port}/"
     try:
         wait_for(base + "api/main", 600, server)
         DOCS.mkdir(exist_ok=True)
-        screenshot(browser, base + "?pid=__default__&expandAllPipelines=false",
-                   DOCS / "kedro_viz_overview.png", args.size)
+        screenshot(
+            browser,
+            base + "?pid=__default__&expandAllPipelines=false",
+            DOCS / "kedro_viz_overview.png",
+            args.size,
+        )
         # focusing a nested box by URL (fid) focuses its outer box: one source, its inputs
         # and the tables its conditions hand to reporting
-        screenshot(browser, base + f"?pid=__default__&fid={args.source}&expandAllPipelines=false",
-                   DOCS / "kedro_viz_source.png", args.size)
+        screenshot(
+            browser,
+            base + f"?pid=__default__&fid={args.source}&expandAllPipelines=false",
+            DOCS / "kedro_viz_source.png",
+            args.size,
+        )
     finally:
         stop(server)
 

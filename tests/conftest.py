@@ -67,12 +67,18 @@ def default_study_state(project: Path) -> dict:
     from tests.helpers import data_root
 
     test_root = data_root(project, "test")
-    files = {str(f.relative_to(project)): hashlib.md5(f.read_bytes()).hexdigest()
-             for f in sorted((project / "data").rglob("*")) if f.is_file() and test_root not in f.parents}
+    files = {
+        str(f.relative_to(project)): hashlib.md5(f.read_bytes()).hexdigest()
+        for f in sorted((project / "data").rglob("*"))
+        if f.is_file() and test_root not in f.parents
+    }
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("soft_label_audit")
     runs = client.search_runs([experiment.experiment_id])
-    return {"files": files, "runs": sorted((r.info.run_id, r.info.status, str(r.data.metrics)) for r in runs)}
+    return {
+        "files": files,
+        "runs": sorted((r.info.run_id, r.info.status, str(r.data.metrics)) for r in runs),
+    }
 
 
 @pytest.fixture(scope="session")
@@ -82,7 +88,9 @@ def default_study(project_copy) -> dict:
 
     report = project_copy / "data" / "08_reporting"
     report.mkdir(parents=True)
-    (report / "study_summary.csv").write_text("source,condition,n_seeds,accuracy__mean\nmnist,original_hard,5,0.98\n")
+    (report / "study_summary.csv").write_text(
+        "source,condition,n_seeds,accuracy__mean\nmnist,original_hard,5,0.98\n"
+    )
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project_copy / 'mlflow.db'}")
     run = client.create_run(client.create_experiment("soft_label_audit"))
     client.log_metric(run.info.run_id, "accuracy", 0.98)

@@ -23,7 +23,9 @@ def run_in_memory(pipeline: Pipeline, inputs: dict[str, Any]) -> dict[str, Any]:
         datasets.setdefault(name, KeptMemoryDataset())
     catalog = DataCatalog(datasets)
     SequentialRunner().run(pipeline, catalog)
-    return {name: catalog.load(name) for name in pipeline.datasets() if catalog[name]._data is not None}
+    return {
+        name: catalog.load(name) for name in pipeline.datasets() if catalog[name]._data is not None
+    }
 
 
 def make_project_copy(root, mnist_raw_dir=None):
@@ -58,7 +60,11 @@ def kedro_cli(project, *args: str, timeout: int = 600):
     env.pop("KEDRO_ENV", None)
     return subprocess.run(
         [sys.executable, "-m", "kedro", *args],
-        cwd=project, env=env, capture_output=True, text=True, timeout=timeout,
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -66,7 +72,10 @@ def config_loader(project, env: str = "test"):
     from kedro.config import OmegaConfigLoader
 
     return OmegaConfigLoader(
-        str(project / "conf"), base_env="base", default_run_env="local", env=env,
+        str(project / "conf"),
+        base_env="base",
+        default_run_env="local",
+        env=env,
         merge_strategy={"parameters": "soft"},
     )
 

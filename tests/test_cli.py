@@ -26,7 +26,9 @@ def test_unknown_environment_is_refused_listing_the_environments():
 def test_user_errors_are_found_through_their_causes_and_bugs_are_not():
     try:
         try:
-            raise AnnotationValidationError("votes.csv: rule 'choice in 0..9 or none', 2 offending row(s)")
+            raise AnnotationValidationError(
+                "votes.csv: rule 'choice in 0..9 or none', 2 offending row(s)"
+            )
         except ValueError as inner:
             raise RuntimeError("Failed while loading data from dataset annotation_input") from inner
     except RuntimeError as outer:
@@ -43,14 +45,36 @@ def project(tmp_path_factory) -> Path:
 
 CASES = {
     "unknown_env": (["--env", "nosuch"], ["'nosuch'", "base, local, released, test"]),
-    "unknown_pipeline": (["--env", "test", "--pipelines", "nosuch"], ["'nosuch'", "annotation, digits"]),
-    "unknown_condition": (["--env", "test", "--params", "study.conditions=nosuch"], ["'nosuch'", "human_soft"]),
-    "missing_file": (["--env", "test", "--pipelines", "annotation", "--params",
-                      "annotation.source=raw_file,annotation.raw_path=nowhere/votes.csv"],
-                     ["nowhere/votes.csv", "does not exist"]),
-    "empty_file": (["--env", "test", "--pipelines", "annotation", "--params",
-                    "annotation.source=raw_file,annotation.raw_path=empty.csv"],
-                   ["empty.csv is empty", "item_id, annotator_id, choice, unsure"]),
+    "unknown_pipeline": (
+        ["--env", "test", "--pipelines", "nosuch"],
+        ["'nosuch'", "annotation, digits"],
+    ),
+    "unknown_condition": (
+        ["--env", "test", "--params", "study.conditions=nosuch"],
+        ["'nosuch'", "human_soft"],
+    ),
+    "missing_file": (
+        [
+            "--env",
+            "test",
+            "--pipelines",
+            "annotation",
+            "--params",
+            "annotation.source=raw_file,annotation.raw_path=nowhere/votes.csv",
+        ],
+        ["nowhere/votes.csv", "does not exist"],
+    ),
+    "empty_file": (
+        [
+            "--env",
+            "test",
+            "--pipelines",
+            "annotation",
+            "--params",
+            "annotation.source=raw_file,annotation.raw_path=empty.csv",
+        ],
+        ["empty.csv is empty", "item_id, annotator_id, choice, unsure"],
+    ),
 }
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import yaml
 from kedro.config import OmegaConfigLoader
@@ -16,12 +14,17 @@ from tests.conftest import PROJECT_ROOT
 CONF = PROJECT_ROOT / "conf"
 STAGES = ("digits", "annotation", "labels", "training", "evaluation", "reporting")
 #: parameters read outside nodes, with the reason
-READ_OUTSIDE_NODES = {"study": "the grid: pipeline_registry builds one namespace per (source, condition)"}
+READ_OUTSIDE_NODES = {
+    "study": "the grid: pipeline_registry builds one namespace per (source, condition)"
+}
 
 
 def _loader(env: str | None = None) -> OmegaConfigLoader:
     return OmegaConfigLoader(
-        conf_source=str(CONF), base_env="base", default_run_env="local", env=env,
+        conf_source=str(CONF),
+        base_env="base",
+        default_run_env="local",
+        env=env,
         merge_strategy={"parameters": "soft"},
     )
 
@@ -71,11 +74,20 @@ def _optional_conditions():
 
 def test_every_parameter_is_used(pipelines, base_params):
     optional = _optional_conditions()
-    used = {d.split(":", 1)[1] for d in pipelines["__default__"].inputs() | optional.inputs()
-            if d.startswith("params:")}
-    used |= {d.split(":", 1)[1] for n in pipelines["__default__"].nodes for d in n.inputs if d.startswith("params:")}
+    used = {
+        d.split(":", 1)[1]
+        for d in pipelines["__default__"].inputs() | optional.inputs()
+        if d.startswith("params:")
+    }
+    used |= {
+        d.split(":", 1)[1]
+        for n in pipelines["__default__"].nodes
+        for d in n.inputs
+        if d.startswith("params:")
+    }
     unused = [
-        leaf for leaf in _leaves(base_params)
+        leaf
+        for leaf in _leaves(base_params)
         if leaf.split(".")[0] not in READ_OUTSIDE_NODES
         and not any(leaf == u or leaf.startswith(u + ".") for u in used)
     ]
@@ -104,7 +116,11 @@ def test_every_catalog_entry_is_produced_or_consumed(pipelines, base_catalog):
 
     datasets = pipelines["__default__"].datasets() | _optional_conditions().datasets()
     base_catalog = {k: v for k, v in base_catalog.items() if k != EXCHANGE_PATTERN}
-    unused = [entry for entry in base_catalog if not any(_parse_match(entry, d) if "{" in entry else entry == d for d in datasets)]
+    unused = [
+        entry
+        for entry in base_catalog
+        if not any(_parse_match(entry, d) if "{" in entry else entry == d for d in datasets)
+    ]
     assert not unused, f"catalog entries no pipeline produces or consumes: {unused}"
 
 
@@ -118,24 +134,31 @@ def test_datasets_crossing_stages_are_in_the_catalog(pipelines, base_catalog):
             if a != b:
                 crossing |= produced[a] & consumed[b]
     missing = sorted(
-        d for d in crossing
+        d
+        for d in crossing
         if not any(_parse_match(entry, d) if "{" in entry else entry == d for entry in base_catalog)
     )
     assert not missing, f"datasets crossing stages without a catalog entry: {missing}"
 
 
-@pytest.mark.parametrize("env", sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name not in ("base", "local")))
+@pytest.mark.parametrize(
+    "env", sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name not in ("base", "local"))
+)
 def test_environment_overrides_only_known_parameters(env, base_params):
     """A typo in conf/<env> would silently add a parameter nobody reads."""
     base_leaves = set(_leaves(base_params))
     for path in (CONF / env).glob("parameters*.yml"):
         overrides = yaml.safe_load(path.read_text()) or {}
         unknown = [
-            leaf for leaf in _leaves(overrides)
-            if leaf not in base_leaves and not any(b.startswith(leaf + ".") for b in base_leaves)
+            leaf
+            for leaf in _leaves(overrides)
+            if leaf not in base_leaves
+            and not any(b.startswith(leaf + ".") for b in base_leaves)
             and not any(leaf.startswith(b + ".") for b in base_leaves)
         ]
-        assert not unknown, f"{path.relative_to(PROJECT_ROOT)} sets parameters conf/base lacks: {unknown}"
+        assert not unknown, (
+            f"{path.relative_to(PROJECT_ROOT)} sets parameters conf/base lacks: {unknown}"
+        )
 
 
 def test_grid_namespaces_are_consistent(pipelines, base_params):
@@ -158,7 +181,11 @@ def test_telemetry_consent_is_committed_off():
 
 def test_no_machine_paths_in_the_project():
     offenders = []
-    for path in list((PROJECT_ROOT / "src").rglob("*.py")) + list(CONF.rglob("*.yml")) + [PROJECT_ROOT / "Makefile"]:
+    for path in (
+        list((PROJECT_ROOT / "src").rglob("*.py"))
+        + list(CONF.rglob("*.yml"))
+        + [PROJECT_ROOT / "Makefile"]
+    ):
         text = path.read_text(errors="ignore")
         if "/work/" in text or "/root/" in text or "/tmp/pytest" in text:
             offenders.append(str(path.relative_to(PROJECT_ROOT)))

@@ -66,7 +66,9 @@ def test_dask_run_logs_every_child_run_under_its_parent(dask_run):
 
     grid, seeds = _grid(dask_run)
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{dask_run / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name(config_loader(dask_run)["globals"]["mlflow_experiment"])
+    experiment = client.get_experiment_by_name(
+        config_loader(dask_run)["globals"]["mlflow_experiment"]
+    )
     runs = client.search_runs([experiment.experiment_id], max_results=1000)
     children = [r for r in runs if r.data.tags.get("soft_label_audit.child_run") == "true"]
     parents = [r for r in runs if r.info.run_id not in {c.info.run_id for c in children}]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -14,7 +13,9 @@ from tests.helpers import config_loader, data_root, kedro_cli, make_project_copy
 pytestmark = pytest.mark.slow
 
 
-def test_test_environment_leaves_the_default_outputs_and_experiment_unchanged(study_run, default_study):
+def test_test_environment_leaves_the_default_outputs_and_experiment_unchanged(
+    study_run, default_study
+):
     after = default_study_state(study_run)
     assert after["runs"] == default_study["runs"]
     assert after["files"] == default_study["files"]
@@ -35,7 +36,9 @@ def test_digits_stage_outputs(study_run):
     assert (digits["source"] == "synthetic").sum() == 80
     study = pd.read_parquet(data_root(study_run) / "03_primary" / "study_items.parquet")
     assert study.groupby("source").size().to_dict() == {"mnist": 100, "synthetic": 50}
-    assert (data_root(study_run) / "08_reporting" / "figures" / "synthetic_samples.png").stat().st_size > 10_000
+    assert (
+        data_root(study_run) / "08_reporting" / "figures" / "synthetic_samples.png"
+    ).stat().st_size > 10_000
 
 
 def test_annotation_stage_outputs(study_run):
@@ -46,7 +49,9 @@ def test_annotation_stage_outputs(study_run):
     assert (labels[list(H_COLS)].sum(axis=1) - 1).abs().max() < 1e-9
     assert set(labels["annotation_source"]) == {"simulated"}
     stats = pd.read_parquet(data_root(study_run) / "04_feature" / "item_stats.parquet")
-    assert {"item_id", "n_votes", "human_entropy", "pct_unsure", "human_mode", "mode_shift"} <= set(stats.columns)
+    assert {"item_id", "n_votes", "human_entropy", "pct_unsure", "human_mode", "mode_shift"} <= set(
+        stats.columns
+    )
 
 
 def test_reporting_tables_cover_the_grid(study_run):
@@ -61,13 +66,24 @@ def test_reporting_tables_cover_the_grid(study_run):
     assert len(by_run) == len(expected)
     summary = pd.read_csv(report / "study_summary.csv")
     assert len(summary) == len(grid.namespaces())
-    for name in ("reliability_diagrams", "ece_by_band", "cartography_maps", "validation_curves", "claims"):
+    for name in (
+        "reliability_diagrams",
+        "ece_by_band",
+        "cartography_maps",
+        "validation_curves",
+        "claims",
+    ):
         assert (report / "figures" / f"{name}.png").stat().st_size > 10_000, name
     # one claims row per declared claim whose conditions the grid has, and per source
     claims = pd.read_csv(report / "claims.csv")
-    declared = [c["id"] for c in params["reporting"]["claims"]
-                if {c["condition"], c["baseline"]} <= set(grid.conditions)]
-    assert claims[["claim", "source"]].values.tolist() == [[c, s] for c in declared for s in grid.sources]
+    declared = [
+        c["id"]
+        for c in params["reporting"]["claims"]
+        if {c["condition"], c["baseline"]} <= set(grid.conditions)
+    ]
+    assert claims[["claim", "source"]].values.tolist() == [
+        [c, s] for c in declared for s in grid.sources
+    ]
     assert set(claims["verdict"]) <= {"supported", "contradicted", "inconclusive"}
     paired = pd.read_csv(report / "paired_differences.csv")
     assert {"boot_low", "boot_high", "p_value", "p_holm", "q_bh"} <= set(paired.columns)
@@ -84,7 +100,9 @@ def test_mlflow_has_one_child_run_per_cell_under_the_parent(study_run):
     children = [r for r in runs if r.data.tags.get("soft_label_audit.child_run") == "true"]
     parents = {r.data.tags["mlflow.parentRunId"] for r in children}
     assert len(parents) == 1
-    cells = {(r.data.tags["source"], r.data.tags["condition"], r.data.tags["seed"]) for r in children}
+    cells = {
+        (r.data.tags["source"], r.data.tags["condition"], r.data.tags["seed"]) for r in children
+    }
     assert len(cells) == len(children) == 2 * 7 * 2
     some = children[0]
     assert some.data.tags["annotation_source"] == "simulated"
@@ -114,8 +132,14 @@ def test_bad_raw_annotation_file_stops_and_keeps_earlier_outputs(study_run):
     bad_path = study_run / "bad_votes.csv"
     bad.to_csv(bad_path, index=False)
     result = kedro_cli(
-        study_run, "run", "--env", "test", "--pipeline", "annotation",
-        "--params", f"annotation.source=raw_file,annotation.raw_path={bad_path}",
+        study_run,
+        "run",
+        "--env",
+        "test",
+        "--pipeline",
+        "annotation",
+        "--params",
+        f"annotation.source=raw_file,annotation.raw_path={bad_path}",
     )
     output = result.stdout + result.stderr
     assert result.returncode == 2
@@ -138,12 +162,20 @@ def test_released_environment_reads_the_released_file(study_run, tmp_path, mnist
         shutil.copy(data_root(study_run) / table, data_root(project, "released") / table)
     fixture = PROJECT_ROOT / "tests" / "fixtures" / "released_annotations_small.parquet"
     result = kedro_cli(
-        project, "run", "--env", "released", "--pipeline", "annotation",
-        "--params", f"annotation.released_path={fixture}",
+        project,
+        "run",
+        "--env",
+        "released",
+        "--pipeline",
+        "annotation",
+        "--params",
+        f"annotation.released_path={fixture}",
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     released = pd.read_parquet(fixture)
-    labels = pd.read_parquet(data_root(project, "released") / "03_primary" / "human_soft_labels.parquet")
+    labels = pd.read_parquet(
+        data_root(project, "released") / "03_primary" / "human_soft_labels.parquet"
+    )
     assert len(labels) == len(released)
     assert set(labels["annotation_source"]) == {"released"}
     study = pd.read_parquet(data_root(project, "released") / "03_primary" / "study_digits.parquet")
@@ -155,7 +187,9 @@ def test_every_table_the_run_wrote_keeps_its_contract(study_run):
     from soft_label_audit.contracts import check_table, schema_for
 
     checked = 0
-    tables = [p for p in (study_run / "data").glob("0[2-7]_*/**/*") if p.suffix in (".parquet", ".csv")]
+    tables = [
+        p for p in (study_run / "data").glob("0[2-7]_*/**/*") if p.suffix in (".parquet", ".csv")
+    ]
     for path in sorted(tables):
         folder, *rest = path.relative_to(study_run / "data").with_suffix("").parts
         if folder == "05_model_input":  # targets/{source}/{condition}

@@ -16,8 +16,14 @@ from tests.conftest import PROJECT_ROOT
 
 def test_canonical_serialisation_ignores_row_order_and_storage_but_not_values():
     frame = pd.DataFrame(
-        {"item_id": [2, 1], "h": [0.1 + 0.2, 0.5], "image": [b"\x00\x01", b"\x02\x03"],
-         "soft": [[0.25, 0.75], None], "ok": [True, False], "choice": ["7", "none"]}
+        {
+            "item_id": [2, 1],
+            "h": [0.1 + 0.2, 0.5],
+            "image": [b"\x00\x01", b"\x02\x03"],
+            "soft": [[0.25, 0.75], None],
+            "ok": [True, False],
+            "choice": ["7", "none"],
+        }
     )
     shuffled = frame.iloc[::-1].reset_index(drop=True)
     as_arrays = frame.assign(soft=[np.array([0.25, 0.75]), None], h=[0.3, 0.5])  # 0.1 + 0.2 != 0.3

@@ -34,7 +34,9 @@ def inputs() -> tg.TargetInputs:
     machine[: N // 2] = rng.dirichlet(np.full(10, 0.3), N // 2)  # generator labels ("synthetic")
     logits = rng.normal(0, 3, (N, 10))
     logits[np.arange(N), original] += 6.0
-    return tg.TargetInputs(original=original, human=human, mode=mode, machine=machine, teacher_logits=logits)
+    return tg.TargetInputs(
+        original=original, human=human, mode=mode, machine=machine, teacher_logits=logits
+    )
 
 
 OPTIONS = {"human_soft_permuted": {"band_edges": [1e-6, 0.5, 1.0], "seed": 3}}
@@ -49,8 +51,12 @@ def test_every_row_is_a_distribution(inputs, condition):
 
 
 def test_hard_conditions(inputs):
-    np.testing.assert_array_equal(tg.build_targets("original_hard", inputs).argmax(1), inputs.original)
-    np.testing.assert_array_equal(tg.build_targets("human_mode_hard", inputs).argmax(1), inputs.mode)
+    np.testing.assert_array_equal(
+        tg.build_targets("original_hard", inputs).argmax(1), inputs.original
+    )
+    np.testing.assert_array_equal(
+        tg.build_targets("human_mode_hard", inputs).argmax(1), inputs.mode
+    )
     assert set(np.unique(tg.build_targets("human_mode_hard", inputs))) == {0.0, 1.0}
 
 
@@ -75,18 +81,24 @@ def test_permuted_keeps_the_entropy_distribution_within_each_band(inputs):
     assert len(np.unique(bands)) == 4
     for band in np.unique(bands):
         members = bands == band
-        np.testing.assert_allclose(np.sort(tg.entropy(t[members])), np.sort(tg.entropy(h[members])), atol=1e-12)
+        np.testing.assert_allclose(
+            np.sort(tg.entropy(t[members])), np.sort(tg.entropy(h[members])), atol=1e-12
+        )
     np.testing.assert_array_equal(tg.entropy_bands(tg.entropy(t), edges), bands)
     assert np.all(t[np.arange(N), inputs.original] >= t.max(1) - 1e-12)
     mixed = tg.entropy(h) > 0.5
-    assert not np.allclose(t[mixed], tg.swap_mode_and_original(h, inputs.mode, inputs.original)[mixed])
+    assert not np.allclose(
+        t[mixed], tg.swap_mode_and_original(h, inputs.mode, inputs.original)[mixed]
+    )
 
 
 def test_permuted_is_seeded(inputs):
     opts = OPTIONS["human_soft_permuted"]
     a = tg.build_targets("human_soft_permuted", inputs, opts)
     np.testing.assert_array_equal(a, tg.build_targets("human_soft_permuted", inputs, opts))
-    assert not np.array_equal(a, tg.build_targets("human_soft_permuted", inputs, opts | {"seed": 4}))
+    assert not np.array_equal(
+        a, tg.build_targets("human_soft_permuted", inputs, opts | {"seed": 4})
+    )
 
 
 def test_matched_smoothing_reaches_the_mean_human_entropy(inputs):
@@ -101,7 +113,9 @@ def test_matched_smoothing_reaches_the_mean_human_entropy(inputs):
 def test_machine_soft_keeps_generator_labels_and_matches_entropy_with_the_teacher(inputs):
     t = tg.build_targets("machine_soft", inputs)
     generated = ~np.isnan(inputs.machine).any(1)
-    np.testing.assert_allclose(t[generated], inputs.machine[generated] / inputs.machine[generated].sum(1, keepdims=True))
+    np.testing.assert_allclose(
+        t[generated], inputs.machine[generated] / inputs.machine[generated].sum(1, keepdims=True)
+    )
     teacher = ~generated
     target = tg.entropy(inputs.h[teacher]).mean()
     assert tg.entropy(t[teacher]).mean() == pytest.approx(target, rel=0.01)
@@ -119,7 +133,9 @@ def test_temperature_and_epsilon_solvers(entropy_target):
     rng = np.random.default_rng(0)
     logits = rng.normal(0, 4, (300, 10))
     temperature = tg.temperature_for_entropy(logits, entropy_target)
-    assert tg.entropy(tg.tempered_softmax(logits, temperature)).mean() == pytest.approx(entropy_target, rel=1e-6)
+    assert tg.entropy(tg.tempered_softmax(logits, temperature)).mean() == pytest.approx(
+        entropy_target, rel=1e-6
+    )
     eps = tg.smoothing_epsilon_for_entropy(entropy_target)
     assert tg.smoothing_entropy(eps) == pytest.approx(entropy_target, rel=1e-6)
 
@@ -166,24 +182,37 @@ def test_unknown_condition_names_the_registry():
 ALL_OPTIONS = {**OPTIONS, "human_soft_permuted": {"band_edges": [1e-6, 0.5, 1.0], "seed": 3}}
 
 
-def _with_split(inputs: tg.TargetInputs, train: np.ndarray, human: np.ndarray, logits: np.ndarray) -> tg.TargetInputs:
+def _with_split(
+    inputs: tg.TargetInputs, train: np.ndarray, human: np.ndarray, logits: np.ndarray
+) -> tg.TargetInputs:
     h = tg.human_digits(human)
-    return tg.TargetInputs(original=inputs.original, human=human, mode=tg.human_mode(h, inputs.original),
-                           machine=inputs.machine, teacher_logits=logits, train=train)
+    return tg.TargetInputs(
+        original=inputs.original,
+        human=human,
+        mode=tg.human_mode(h, inputs.original),
+        machine=inputs.machine,
+        teacher_logits=logits,
+        train=train,
+    )
 
 
 @pytest.mark.parametrize("condition", sorted(tg.BUILDERS))
 def test_val_and_test_human_labels_never_change_a_training_target(inputs, condition):
     rng = np.random.default_rng(7)
     train = rng.random(N) < 0.6
-    before = tg.build_targets(condition, _with_split(inputs, train, inputs.human, inputs.teacher_logits),
-                              ALL_OPTIONS.get(condition))
+    before = tg.build_targets(
+        condition,
+        _with_split(inputs, train, inputs.human, inputs.teacher_logits),
+        ALL_OPTIONS.get(condition),
+    )
     human = inputs.human.copy()
     human[~train] = _human(rng, int((~train).sum()))  # other people, other answers
     human[~train & (rng.random(N) < 0.3)] = np.eye(11)[10]  # some all-"none" items
     logits = inputs.teacher_logits.copy()
     logits[~train] = rng.normal(0, 5, ((~train).sum(), 10))
-    after = tg.build_targets(condition, _with_split(inputs, train, human, logits), ALL_OPTIONS.get(condition))
+    after = tg.build_targets(
+        condition, _with_split(inputs, train, human, logits), ALL_OPTIONS.get(condition)
+    )
     np.testing.assert_array_equal(after[train], before[train])
 
 
@@ -195,7 +224,9 @@ def test_recipe_statistics_come_from_training_items(inputs):
     teacher = np.isnan(inputs.machine).any(1)
     m = tg.build_targets("machine_soft", x)
     fit = teacher & train
-    assert fit.any() and tg.entropy(m[fit]).mean() == pytest.approx(tg.entropy(x.h[fit]).mean(), rel=1e-6)
+    assert fit.any() and tg.entropy(m[fit]).mean() == pytest.approx(
+        tg.entropy(x.h[fit]).mean(), rel=1e-6
+    )
 
 
 def test_permutation_donors_are_training_items(inputs):
@@ -227,9 +258,13 @@ def test_mode_aligned_puts_o_on_top_even_where_the_mode_is_unsupported(inputs):
     argmax = tg.human_mode(h, inputs.original)
     moved = argmax != inputs.original
     assert moved.sum() > 10
-    unsupported = tg.TargetInputs(original=inputs.original, human=inputs.human, mode=inputs.original.copy())
+    unsupported = tg.TargetInputs(
+        original=inputs.original, human=inputs.human, mode=inputs.original.copy()
+    )
     t = tg.build_targets("human_soft_mode_aligned", unsupported)
     assert np.all(t[np.arange(N), inputs.original] >= t.max(1) - 1e-12)
     np.testing.assert_allclose(tg.entropy(t), tg.entropy(h), atol=1e-12)
     # the unsupported mode keeps the original label in human_mode_hard
-    np.testing.assert_array_equal(tg.build_targets("human_mode_hard", unsupported).argmax(1), inputs.original)
+    np.testing.assert_array_equal(
+        tg.build_targets("human_mode_hard", unsupported).argmax(1), inputs.original
+    )

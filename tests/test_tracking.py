@@ -20,15 +20,29 @@ from tests.conftest import PROJECT_ROOT  # noqa: E402
 PARAMS = {
     "annotation": {"source": "simulated"},
     "study": {"sources": ["mnist", "synthetic"], "conditions": ["original_hard", "human_soft"]},
-    "training": {"seeds": [0, 1], "epochs": 3, "batch_size": 32,
-                 "model": {"channels": [4, 8], "hidden": 16}, "optimizer": {"name": "adam", "lr": 0.002}},
+    "training": {
+        "seeds": [0, 1],
+        "epochs": 3,
+        "batch_size": 32,
+        "model": {"channels": [4, 8], "hidden": 16},
+        "optimizer": {"name": "adam", "lr": 0.002},
+    },
 }
 
 
 def _curves(source: str, condition: str) -> pd.DataFrame:
-    rows = [{"source": source, "condition": condition, "seed": s, "epoch": e,
-             "train_loss": 1.0 / e + s, "val_acc": 0.5 + 0.1 * e}
-            for s in (0, 1) for e in (1, 2, 3)]
+    rows = [
+        {
+            "source": source,
+            "condition": condition,
+            "seed": s,
+            "epoch": e,
+            "train_loss": 1.0 / e + s,
+            "val_acc": 0.5 + 0.1 * e,
+        }
+        for s in (0, 1)
+        for e in (1, 2, 3)
+    ]
     return pd.DataFrame(rows)
 
 
@@ -53,7 +67,9 @@ def store(database, request):
 
 def _hook() -> MlflowChildRunsHook:
     hook = MlflowChildRunsHook()
-    hook.after_context_created(SimpleNamespace(config_loader={"parameters": PARAMS}, project_path=PROJECT_ROOT))
+    hook.after_context_created(
+        SimpleNamespace(config_loader={"parameters": PARAMS}, project_path=PROJECT_ROOT)
+    )
     return hook
 
 
@@ -69,17 +85,32 @@ def _session(hook, node_outputs: list[dict], inputs: dict | None = None) -> str:
 def test_one_child_run_per_source_condition_seed(store):
     hook = _hook()
     study_digits = pd.DataFrame({"item_id": [1], "annotation_source": ["released"]})
-    outputs = [{f"{s}.{c}.curves": _curves(s, c), f"{s}.{c}.test_predictions": pd.DataFrame()}
-               for s in PARAMS["study"]["sources"] for c in PARAMS["study"]["conditions"]]
+    outputs = [
+        {f"{s}.{c}.curves": _curves(s, c), f"{s}.{c}.test_predictions": pd.DataFrame()}
+        for s in PARAMS["study"]["sources"]
+        for c in PARAMS["study"]["conditions"]
+    ]
     parent_id = _session(hook, outputs, inputs={"study_digits": study_digits})
 
     exp = store.experiment_id
     children = store.search_runs([exp], filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}'")
     assert len(children) == 2 * 2 * 2
-    keys = {(r.data.tags["source"], r.data.tags["condition"], r.data.tags["seed"]) for r in children}
-    assert keys == {(s, c, str(seed)) for s in ("mnist", "synthetic") for c in ("original_hard", "human_soft") for seed in (0, 1)}
-    run = next(r for r in children if r.data.tags["source"] == "mnist" and r.data.tags["condition"] == "human_soft"
-               and r.data.tags["seed"] == "1")
+    keys = {
+        (r.data.tags["source"], r.data.tags["condition"], r.data.tags["seed"]) for r in children
+    }
+    assert keys == {
+        (s, c, str(seed))
+        for s in ("mnist", "synthetic")
+        for c in ("original_hard", "human_soft")
+        for seed in (0, 1)
+    }
+    run = next(
+        r
+        for r in children
+        if r.data.tags["source"] == "mnist"
+        and r.data.tags["condition"] == "human_soft"
+        and r.data.tags["seed"] == "1"
+    )
     assert run.info.status == "FINISHED"
     assert run.data.tags["annotation_source"] == "released"
     assert run.data.tags[CHILD_TAG] == "true"
@@ -94,15 +125,25 @@ def test_one_child_run_per_source_condition_seed(store):
 
 def test_metrics_and_figures_land_in_the_same_child_runs(store):
     hook = _hook()
-    metrics = pd.DataFrame({"source": "mnist", "condition": "human_soft", "seed": [0, 1],
-                            "accuracy": [0.9, 0.8], "ece": [0.05, float("nan")]})
+    metrics = pd.DataFrame(
+        {
+            "source": "mnist",
+            "condition": "human_soft",
+            "seed": [0, 1],
+            "accuracy": [0.9, 0.8],
+            "ece": [0.05, float("nan")],
+        }
+    )
     figure = plt.figure()
     figures = {"reliability": figure, "seed1/cartography": plt.figure()}
-    parent_id = _session(hook, [
-        {"mnist.human_soft.curves": _curves("mnist", "human_soft")},
-        {"mnist.human_soft.metrics": metrics},
-        {"mnist.human_soft.figures": figures},
-    ])
+    parent_id = _session(
+        hook,
+        [
+            {"mnist.human_soft.curves": _curves("mnist", "human_soft")},
+            {"mnist.human_soft.metrics": metrics},
+            {"mnist.human_soft.figures": figures},
+        ],
+    )
     plt.close("all")
     exp = store.experiment_id
     children = store.search_runs([exp], filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}'")
@@ -119,21 +160,29 @@ def test_metrics_and_figures_land_in_the_same_child_runs(store):
 
 
 def _children(store, parent_id: str) -> list:
-    return store.search_runs([store.experiment_id],
-                             filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}'")
+    return store.search_runs(
+        [store.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}'"
+    )
 
 
 def test_consecutive_runs_log_complete_children_under_their_own_parent(store):
     """A second run (another env, a partial rerun) never writes into the first run's children."""
     first = _session(_hook(), [{"mnist.human_soft.curves": _curves("mnist", "human_soft")}])
     second_curves = _curves("mnist", "human_soft").assign(val_acc=0.111)
-    second = _session(_hook(), [{"mnist.human_soft.curves": second_curves},
-                                {"mnist.human_soft.metrics": pd.DataFrame({"seed": [0, 1], "accuracy": [0.7, 0.6]})}])
+    second = _session(
+        _hook(),
+        [
+            {"mnist.human_soft.curves": second_curves},
+            {"mnist.human_soft.metrics": pd.DataFrame({"seed": [0, 1], "accuracy": [0.7, 0.6]})},
+        ],
+    )
     assert first != second
     old, new = _children(store, first), _children(store, second)
     assert len(old) == len(new) == 2
     for run in old:
-        assert run.data.metrics["val_acc"] == pytest.approx(0.8) and "accuracy" not in run.data.metrics
+        assert (
+            run.data.metrics["val_acc"] == pytest.approx(0.8) and "accuracy" not in run.data.metrics
+        )
         assert len(store.get_metric_history(run.info.run_id, "val_acc")) == 3  # 3 epochs, 3 points
     assert {r.data.metrics["accuracy"] for r in new} == {0.7, 0.6}
     assert all(r.data.metrics["val_acc"] == pytest.approx(0.111) for r in new)
@@ -143,9 +192,17 @@ def test_resuming_a_parent_run_on_request_joins_its_children(store):
     first = _session(_hook(), [{"mnist.human_soft.curves": _curves("mnist", "human_soft")}])
     hook = _hook()
     with mlflow.start_run(run_id=first):  # what MLFLOW_RUN_ID=<first> kedro run does
-        hook.before_pipeline_run(run_params={"pipeline_names": ["evaluation"]}, pipeline=None, catalog=None)
-        hook.after_node_run(node=None, catalog=None, inputs={},
-                            outputs={"mnist.human_soft.metrics": pd.DataFrame({"seed": [0, 1], "accuracy": [0.7, 0.6]})})
+        hook.before_pipeline_run(
+            run_params={"pipeline_names": ["evaluation"]}, pipeline=None, catalog=None
+        )
+        hook.after_node_run(
+            node=None,
+            catalog=None,
+            inputs={},
+            outputs={
+                "mnist.human_soft.metrics": pd.DataFrame({"seed": [0, 1], "accuracy": [0.7, 0.6]})
+            },
+        )
         hook.after_pipeline_run(run_params={}, run_result={}, pipeline=None, catalog=None)
     runs = _children(store, first)
     assert len(runs) == 2
@@ -156,11 +213,22 @@ def test_resuming_a_parent_run_on_request_joins_its_children(store):
 
 def test_parent_run_is_named_tagged_and_gets_the_headline_metrics(store):
     hook = _hook()
-    summary = pd.DataFrame({"source": ["mnist"], "condition": ["human_soft"], "n_seeds": [2],
-                            "accuracy__mean": [0.91], "accuracy__std": [0.01], "ece_15__mean": [0.04]})
+    summary = pd.DataFrame(
+        {
+            "source": ["mnist"],
+            "condition": ["human_soft"],
+            "n_seeds": [2],
+            "accuracy__mean": [0.91],
+            "accuracy__std": [0.01],
+            "ece_15__mean": [0.04],
+        }
+    )
     with mlflow.start_run() as parent:
-        hook.before_pipeline_run(run_params={"pipeline_names": ["training", "evaluation"], "env": "test"},
-                                 pipeline=None, catalog=None)
+        hook.before_pipeline_run(
+            run_params={"pipeline_names": ["training", "evaluation"], "env": "test"},
+            pipeline=None,
+            catalog=None,
+        )
         hook.after_node_run(node=None, catalog=None, inputs={}, outputs={"study_summary": summary})
         hook.after_pipeline_run(run_params={}, run_result={}, pipeline=None, catalog=None)
     run = store.get_run(parent.info.run_id)
@@ -174,16 +242,24 @@ def test_a_failed_run_leaves_no_half_logged_children(store):
     hook = _hook()
     with mlflow.start_run() as parent:
         hook.before_pipeline_run(run_params={}, pipeline=None, catalog=None)
-        hook.after_node_run(node=None, catalog=None, inputs={},
-                            outputs={"mnist.human_soft.curves": _curves("mnist", "human_soft")})
-        hook.on_pipeline_error(error=RuntimeError("boom"), run_params={}, pipeline=None, catalog=None)
+        hook.after_node_run(
+            node=None,
+            catalog=None,
+            inputs={},
+            outputs={"mnist.human_soft.curves": _curves("mnist", "human_soft")},
+        )
+        hook.on_pipeline_error(
+            error=RuntimeError("boom"), run_params={}, pipeline=None, catalog=None
+        )
         mlflow.end_run("FAILED")  # kedro-mlflow's on_pipeline_error does this for the parent
     assert _children(store, parent.info.run_id) == []
     assert store.get_run(parent.info.run_id).info.status == "FAILED"
     assert PARENT_RUN_ENV not in os.environ
 
 
-def test_a_worker_without_an_active_run_logs_under_the_parent_given_by_environment(store, monkeypatch):
+def test_a_worker_without_an_active_run_logs_under_the_parent_given_by_environment(
+    store, monkeypatch
+):
     """A distributed runner's worker: no active run, no before_pipeline_run; the parent id comes
     from SOFT_LABEL_AUDIT_MLFLOW_PARENT_RUN_ID, and the session closes the worker's children."""
     session = _hook()
@@ -194,8 +270,12 @@ def test_a_worker_without_an_active_run_logs_under_the_parent_given_by_environme
         with monkeypatch.context() as m:  # the worker's process: same variables, no active run
             m.setattr(mlflow, "active_run", lambda: None)
             m.setattr(os, "environ", worker_env)
-            _hook().after_node_run(node=None, catalog=None, inputs={},
-                                   outputs={"mnist.human_soft.curves": _curves("mnist", "human_soft")})
+            _hook().after_node_run(
+                node=None,
+                catalog=None,
+                inputs={},
+                outputs={"mnist.human_soft.curves": _curves("mnist", "human_soft")},
+            )
         session.after_pipeline_run(run_params={}, run_result={}, pipeline=None, catalog=None)
     children = _children(store, parent.info.run_id)
     assert len(children) == 2
@@ -205,7 +285,12 @@ def test_a_worker_without_an_active_run_logs_under_the_parent_given_by_environme
 def test_nothing_is_logged_without_a_parent_run(store):
     hook = _hook()
     hook.before_pipeline_run(run_params={}, pipeline=None, catalog=None)
-    hook.after_node_run(node=None, catalog=None, inputs={}, outputs={"mnist.human_soft.curves": _curves("mnist", "human_soft")})
+    hook.after_node_run(
+        node=None,
+        catalog=None,
+        inputs={},
+        outputs={"mnist.human_soft.curves": _curves("mnist", "human_soft")},
+    )
     hook.after_pipeline_run(run_params={}, run_result={}, pipeline=None, catalog=None)
     exp = store.experiment_id
     assert store.search_runs([exp]) == []
@@ -213,6 +298,16 @@ def test_nothing_is_logged_without_a_parent_run(store):
 
 def test_outputs_outside_the_grid_are_ignored(store):
     hook = _hook()
-    parent_id = _session(hook, [{"other.thing.curves": _curves("other", "thing"), "mnist.human_soft.targets": pd.DataFrame()}])
+    parent_id = _session(
+        hook,
+        [
+            {
+                "other.thing.curves": _curves("other", "thing"),
+                "mnist.human_soft.targets": pd.DataFrame(),
+            }
+        ],
+    )
     exp = store.experiment_id
-    assert store.search_runs([exp], filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}'") == []
+    assert (
+        store.search_runs([exp], filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}'") == []
+    )

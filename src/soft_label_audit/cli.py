@@ -65,7 +65,9 @@ def describe_user_error(error: BaseException) -> tuple[str, str | None] | None:
         if isinstance(cause, AnnotationValidationError):
             return str(cause), "correct the annotation file (or choose another with --params)"
         if isinstance(cause, MnistChecksumError):
-            return str(cause), "delete the MNIST idx files under data/01_raw/MNIST/raw to rebuild them"
+            return str(
+                cause
+            ), "delete the MNIST idx files under data/01_raw/MNIST/raw to rebuild them"
         if isinstance(cause, FileNotFoundError):
             return str(cause), "check the path, or pass the file with --params"
         if isinstance(cause, ValueError) and str(cause).startswith(_UNKNOWN_PIPELINE):
@@ -85,8 +87,10 @@ def _unknown_pipeline(message: str) -> tuple[str, str]:
         known = sorted(pipelines)
     except Exception:  # registering the pipelines failed too: say what we can
         known = []
-    return (f"unknown pipeline {name!r}",
-            f"use one of the registered pipelines: {', '.join(known)}" if known else None)
+    return (
+        f"unknown pipeline {name!r}",
+        f"use one of the registered pipelines: {', '.join(known)}" if known else None,
+    )
 
 
 def report_user_error(message: str, fix: str | None) -> None:
@@ -114,7 +118,12 @@ def cli() -> None:
     """Commands of the Soft-Label Audit project."""
 
 
-cli.add_command(click.Command(
-    name="run", params=list(kedro_run.params), callback=_run, help=kedro_run.help,
-    short_help=kedro_run.short_help,
-))
+cli.add_command(
+    click.Command(
+        name="run",
+        params=list(kedro_run.params),
+        callback=_run,
+        help=kedro_run.help,
+        short_help=kedro_run.short_help,
+    )
+)

@@ -112,10 +112,14 @@ def write_entry(path: str | Path, env: str, fingerprints: dict[str, str]) -> Non
 
 def differences(expected: dict[str, str], actual: dict[str, str]) -> list[str]:
     """Names of the tables whose fingerprints differ (or are missing on either side)."""
-    return sorted(name for name in set(expected) | set(actual) if expected.get(name) != actual.get(name))
+    return sorted(
+        name for name in set(expected) | set(actual) if expected.get(name) != actual.get(name)
+    )
 
 
-def run_pre_training_stages(conf_source: str | Path, env: str, mnist_raw: dict[str, np.ndarray]) -> dict[str, pd.DataFrame]:
+def run_pre_training_stages(
+    conf_source: str | Path, env: str, mnist_raw: dict[str, np.ndarray]
+) -> dict[str, pd.DataFrame]:
     """Run the ``digits`` and ``annotation`` stages (figures and validity checks left out) in
     memory with the parameters of configuration ``env`` and return the tables of
     :data:`TABLES`. The annotation source is the simulated crowd."""
@@ -125,17 +129,20 @@ def run_pre_training_stages(conf_source: str | Path, env: str, mnist_raw: dict[s
 
     from soft_label_audit.datasets.annotation_files import AnnotationInputDataset
     from soft_label_audit.pipelines import annotation, digits
-
     from soft_label_audit.settings import CONFIG_LOADER_ARGS
 
-    loader = OmegaConfigLoader(str(conf_source), **{**CONFIG_LOADER_ARGS, "default_run_env": env}, env=env)
+    loader = OmegaConfigLoader(
+        str(conf_source), **{**CONFIG_LOADER_ARGS, "default_run_env": env}, env=env
+    )
     params = loader["parameters"]
     if params["annotation"]["source"] != "simulated":
-        raise ValueError(f"fingerprints cover the simulated crowd; configuration {env!r} reads "
-                         f"annotation.source={params['annotation']['source']!r}")
-    pipe = digits.create_pipeline().to_nodes("choose_study_items") + annotation.create_pipeline().to_nodes(
-        "select_aggregation_rule"
-    )
+        raise ValueError(
+            f"fingerprints cover the simulated crowd; configuration {env!r} reads "
+            f"annotation.source={params['annotation']['source']!r}"
+        )
+    pipe = digits.create_pipeline().to_nodes(
+        "choose_study_items"
+    ) + annotation.create_pipeline().to_nodes("select_aggregation_rule")
     datasets: dict[str, MemoryDataset] = {
         "mnist_raw": MemoryDataset(mnist_raw),
         "annotation_input": MemoryDataset(AnnotationInputDataset("simulated").load()),
@@ -143,9 +150,10 @@ def run_pre_training_stages(conf_source: str | Path, env: str, mnist_raw: dict[s
     for name in pipe.inputs():
         if name.startswith("params:"):
             value = params
-            for part in name[len("params:"):].split("."):
+            for part in name[len("params:") :].split("."):
                 value = value[part]
             datasets[name] = MemoryDataset(value, copy_mode="deepcopy")
+
     class Kept(MemoryDataset):
         def _release(self) -> None:  # the runner frees intermediates; these are the results
             pass

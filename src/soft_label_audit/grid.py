@@ -95,7 +95,9 @@ def bind_cell(func: Callable, source: str, condition: str) -> Callable:
         parameters=[p for name, p in signature.parameters.items() if name not in CELL_ARGUMENTS]
     )
     bound.__annotations__ = {
-        name: hint for name, hint in typing.get_type_hints(func).items() if name not in CELL_ARGUMENTS
+        name: hint
+        for name, hint in typing.get_type_hints(func).items()
+        if name not in CELL_ARGUMENTS
     }
     for attribute in ("__module__", "__name__", "__qualname__", "__doc__"):
         setattr(bound, attribute, getattr(func, attribute))

@@ -24,7 +24,9 @@ def human_digits(human: np.ndarray, none_slot: str = "renormalise") -> np.ndarra
     """(n, 11) human soft labels -> (n, 10) distributions over the digits (see module doc)."""
     human = np.asarray(human, np.float64)
     if human.ndim != 2 or human.shape[1] != N_DIGITS + 1:
-        raise ValueError(f"the human soft label needs 11 slots (10 digits + none), got shape {human.shape}")
+        raise ValueError(
+            f"the human soft label needs 11 slots (10 digits + none), got shape {human.shape}"
+        )
     bad = (human < -1e-12).any(1) | ~np.isclose(human.sum(1), 1.0, atol=1e-6)
     if bad.any():
         rows = np.flatnonzero(bad)
@@ -64,4 +66,6 @@ def human_mode(h_digits: np.ndarray, original: np.ndarray, tol: float = 1e-12) -
     h_digits = np.asarray(h_digits, np.float64)
     original = np.asarray(original, np.int64)
     is_max = h_digits >= h_digits.max(1, keepdims=True) - tol
-    return np.where(is_max[np.arange(len(h_digits)), original], original, is_max.argmax(1)).astype(np.int64)
+    return np.where(is_max[np.arange(len(h_digits)), original], original, is_max.argmax(1)).astype(
+        np.int64
+    )

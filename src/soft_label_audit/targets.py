@@ -57,7 +57,8 @@ class TargetInputs:
             self.human = np.asarray(self.human, np.float64)
             if self.human.shape != (n, N_CLASSES + 1):
                 raise ValueError(
-                    f"human labels must be (n, 11) = ({n}, 11), got {self.human.shape}")
+                    f"human labels must be (n, 11) = ({n}, 11), got {self.human.shape}"
+                )
         if self.mode is not None:
             self.mode = np.asarray(self.mode, np.int64)
             if self.mode.shape != (n,):
@@ -83,7 +84,8 @@ class TargetInputs:
         """The human soft label over the 10 digits."""
         if self.human is None:
             raise ValueError(
-                "this condition reads the human labels: declare 'human' in its Builder.needs")
+                "this condition reads the human labels: declare 'human' in its Builder.needs"
+            )
         return human_digits(self.human, self.none_slot)
 
     @property
@@ -91,7 +93,8 @@ class TargetInputs:
         """The human mode of ``item_stats`` (supported argmax, else the original label)."""
         if self.mode is None:
             raise ValueError(
-                "this condition reads the human mode: declare 'mode' in its Builder.needs")
+                "this condition reads the human mode: declare 'mode' in its Builder.needs"
+            )
         return self.mode
 
 
@@ -161,11 +164,15 @@ def smoothing_entropy(eps: float, n_classes: int = N_CLASSES) -> float:
     return float(entropy(np.array([[top] + [rest] * (n_classes - 1)]))[0])
 
 
-def _bisect(f: Callable[[float], float], target: float, lo: float, hi: float, tol: float = 1e-12) -> float:
+def _bisect(
+    f: Callable[[float], float], target: float, lo: float, hi: float, tol: float = 1e-12
+) -> float:
     """Root of the increasing f(x) = target on [lo, hi]."""
     f_lo, f_hi = f(lo), f(hi)
     if not f_lo <= target <= f_hi:
-        raise ValueError(f"target {target:.6g} outside the reachable range [{f_lo:.6g}, {f_hi:.6g}]")
+        raise ValueError(
+            f"target {target:.6g} outside the reachable range [{f_lo:.6g}, {f_hi:.6g}]"
+        )
     for _ in range(200):
         mid = 0.5 * (lo + hi)
         if f(mid) < target:
@@ -271,14 +278,22 @@ def _machine_soft(x: TargetInputs, options: dict) -> np.ndarray:
     so that the mean entropy over the training items among those equals their mean human
     entropy (all such items when none of them is a training item)."""
     n = len(x.original)
-    machine = np.full((n, N_CLASSES), np.nan) if x.machine is None else np.asarray(x.machine, np.float64)
+    machine = (
+        np.full((n, N_CLASSES), np.nan) if x.machine is None else np.asarray(x.machine, np.float64)
+    )
     out = machine.copy()
     need = np.isnan(machine).any(1)
     if need.any():
-        teacher = np.full((n, N_CLASSES), np.nan) if x.teacher_logits is None else np.asarray(x.teacher_logits, np.float64)
+        teacher = (
+            np.full((n, N_CLASSES), np.nan)
+            if x.teacher_logits is None
+            else np.asarray(x.teacher_logits, np.float64)
+        )
         missing = np.flatnonzero(need & np.isnan(teacher).any(1))
         if missing.size:
-            raise ValueError(f"machine_soft: rows {missing[:5].tolist()} have neither a generator label nor teacher logits")
+            raise ValueError(
+                f"machine_soft: rows {missing[:5].tolist()} have neither a generator label nor teacher logits"
+            )
         fit = need & x.train if (need & x.train).any() else need
         temperature = temperature_for_entropy(teacher[fit], entropy(x.h[fit]).mean())
         out[need] = tempered_softmax(teacher[need], temperature)
@@ -311,7 +326,13 @@ def builder_for(condition: str) -> Builder:
 def build_targets(condition: str, inputs: TargetInputs, options: dict | None = None) -> np.ndarray:
     """(n, 10) targets of ``condition``; checks that every row is a distribution."""
     targets = np.asarray(builder_for(condition).build(inputs, dict(options or {})), np.float64)
-    bad = np.flatnonzero(~np.isfinite(targets).all(1) | (targets < 0).any(1) | ~np.isclose(targets.sum(1), 1.0, atol=1e-9))
+    bad = np.flatnonzero(
+        ~np.isfinite(targets).all(1)
+        | (targets < 0).any(1)
+        | ~np.isclose(targets.sum(1), 1.0, atol=1e-9)
+    )
     if targets.shape != (len(inputs.original), N_CLASSES) or bad.size:
-        raise ValueError(f"condition {condition!r} built invalid targets (shape {targets.shape}, bad rows {bad[:5].tolist()})")
+        raise ValueError(
+            f"condition {condition!r} built invalid targets (shape {targets.shape}, bad rows {bad[:5].tolist()})"
+        )
     return targets

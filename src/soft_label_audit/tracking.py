@@ -81,8 +81,9 @@ def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, str]:
 
 def git_commit(path: Path) -> str | None:
     try:
-        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True,
-                              text=True, timeout=10)
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=10
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     if done.returncode != 0:
@@ -90,8 +91,9 @@ def git_commit(path: Path) -> str | None:
     return done.stdout.strip() or None
 
 
-def parent_run_name(pipeline_names: list[str] | str | None, env: str | None,
-                    annotation_source: str) -> str:
+def parent_run_name(
+    pipeline_names: list[str] | str | None, env: str | None, annotation_source: str
+) -> str:
     """``__default__ | env=test | annotation=simulated``: what the parent run of a kedro run did."""
     if isinstance(pipeline_names, str):
         pipeline_names = [pipeline_names]
@@ -139,19 +141,27 @@ class MlflowChildRunsHook:
         self._parent_id, self._experiment_id = parent.info.run_id, parent.info.experiment_id
         client = self._client()
         client.set_experiment_tag(self._experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
-        if PARENT_TAG not in client.get_run(self._parent_id).data.tags:  # a resumed run keeps its name
+        if (
+            PARENT_TAG not in client.get_run(self._parent_id).data.tags
+        ):  # a resumed run keeps its name
             annotation = str((self._params.get("annotation") or {}).get("source", "unknown"))
-            name = parent_run_name(run_params.get("pipeline_names") or run_params.get("pipeline_name"),
-                                   run_params.get("env"), annotation)
+            name = parent_run_name(
+                run_params.get("pipeline_names") or run_params.get("pipeline_name"),
+                run_params.get("env"),
+                annotation,
+            )
             client.set_tag(self._parent_id, "mlflow.runName", name)
             client.set_tag(self._parent_id, PARENT_TAG, "true")
-        logger.info("MLflow run %s: %s", self._parent_id, client.get_run(self._parent_id).info.run_name)
+        logger.info(
+            "MLflow run %s: %s", self._parent_id, client.get_run(self._parent_id).info.run_name
+        )
         self._env_before, self._set_env = os.environ.get(PARENT_RUN_ENV), True
         os.environ[PARENT_RUN_ENV] = self._parent_id
 
     @hook_impl
-    def after_node_run(self, node, catalog, inputs: dict[str, Any], outputs: dict[str, Any],
-                       is_async: bool = False) -> None:
+    def after_node_run(
+        self, node, catalog, inputs: dict[str, Any], outputs: dict[str, Any], is_async: bool = False
+    ) -> None:
         targets = [(name, value) for name, value in outputs.items() if self._parse(name)]
         summary = outputs.get(SUMMARY_DATASET)
         if not targets and summary is None:
@@ -180,8 +190,9 @@ class MlflowChildRunsHook:
         parts = name.split(".")
         if len(parts) != 3 or parts[2] not in LOGGED_KINDS:
             return None
-        if self._grid is not None and (parts[0] not in self._grid.sources
-                                       or parts[1] not in self._grid.conditions):
+        if self._grid is not None and (
+            parts[0] not in self._grid.sources or parts[1] not in self._grid.conditions
+        ):
             return None
         return parts[0], parts[1], parts[2]
 
@@ -214,26 +225,31 @@ class MlflowChildRunsHook:
         query = f"tags.`{CHILD_TAG}` = 'true' and tags.`mlflow.parentRunId` = '{parent_id}'" + extra
         return client.search_runs([experiment], filter_string=query, max_results=10_000)
 
-    def child_run(self, parent_id: str, source: str, condition: str, seed: int,
-                  annotation_source: str) -> str:
+    def child_run(
+        self, parent_id: str, source: str, condition: str, seed: int, annotation_source: str
+    ) -> str:
         """The child run id of (source, condition, seed) under ``parent_id``: cached, else found
         among that parent's children (a resumed parent, another process), else created."""
         key = (source, condition, int(seed))
         if key in self.run_ids:
             return self.run_ids[key]
         client = self._client()
-        extra = f" and tags.source = '{source}' and tags.condition = '{condition}'" \
-                f" and tags.seed = '{int(seed)}'"
+        extra = (
+            f" and tags.source = '{source}' and tags.condition = '{condition}'"
+            f" and tags.seed = '{int(seed)}'"
+        )
         found = self._children(client, parent_id, extra)
         if found:
             self.run_ids[key] = found[0].info.run_id
         else:
-            self.run_ids[key] = self._create(client, parent_id, source, condition, int(seed),
-                                             annotation_source)
+            self.run_ids[key] = self._create(
+                client, parent_id, source, condition, int(seed), annotation_source
+            )
         return self.run_ids[key]
 
-    def _create(self, client, parent_id: str, source: str, condition: str, seed: int,
-                annotation_source: str) -> str:
+    def _create(
+        self, client, parent_id: str, source: str, condition: str, seed: int, annotation_source: str
+    ) -> str:
         from mlflow.entities import Param
 
         tags = {
@@ -249,8 +265,12 @@ class MlflowChildRunsHook:
         experiment = self._experiment_id or client.get_run(parent_id).info.experiment_id
         run = client.create_run(experiment, tags=tags, run_name=f"{source}.{condition}.seed{seed}")
         training = self._params.get("training") or {}
-        params = {"source": source, "condition": condition, "seed": str(seed),
-                  "annotation_source": annotation_source}
+        params = {
+            "source": source,
+            "condition": condition,
+            "seed": str(seed),
+            "annotation_source": annotation_source,
+        }
         params |= flatten({k: training[k] for k in RUN_PARAM_KEYS if k in training}, "training.")
         client.log_batch(run.info.run_id, params=[Param(k, v[:6000]) for k, v in params.items()])
         self._created.add(run.info.run_id)
@@ -258,14 +278,17 @@ class MlflowChildRunsHook:
 
     # ------------------------------------------------------------------ logging
 
-    def _log_metrics(self, parent_id, source, condition, annotation_source, frame,
-                     step_column: str | None = None) -> None:
+    def _log_metrics(
+        self, parent_id, source, condition, annotation_source, frame, step_column: str | None = None
+    ) -> None:
         from mlflow.entities import Metric
 
         if "seed" not in getattr(frame, "columns", ()):
             logger.warning("%s.%s: no seed column, nothing logged to MLflow", source, condition)
             return
-        numeric = [c for c in frame.select_dtypes("number").columns if c not in ("seed", step_column)]
+        numeric = [
+            c for c in frame.select_dtypes("number").columns if c not in ("seed", step_column)
+        ]
         client = self._client()
         now = int(time.time() * 1000)
         for seed, rows in frame.groupby("seed", sort=True):
@@ -280,7 +303,9 @@ class MlflowChildRunsHook:
                 client.log_batch(run_id, metrics=metrics[start : start + _BATCH])
 
     def _log_curves(self, parent_id, source, condition, annotation_source, frame) -> None:
-        self._log_metrics(parent_id, source, condition, annotation_source, frame, step_column="epoch")
+        self._log_metrics(
+            parent_id, source, condition, annotation_source, frame, step_column="epoch"
+        )
 
     def _log_figures(self, parent_id, source, condition, annotation_source, figures: dict) -> None:
         client = self._client()
@@ -290,7 +315,9 @@ class MlflowChildRunsHook:
             match = _SEED_PREFIX.match(str(name))
             for seed in [int(match.group(1))] if match else seeds:
                 run_id = self.child_run(parent_id, source, condition, seed, annotation_source)
-                client.log_figure(run_id, figure, f"figures/{match.group(2) if match else name}.png")
+                client.log_figure(
+                    run_id, figure, f"figures/{match.group(2) if match else name}.png"
+                )
 
     def _log_headline(self, parent_id: str, summary) -> None:
         """``<source>.<condition>.<metric>`` on the parent run: the mean over seeds."""
@@ -301,7 +328,12 @@ class MlflowChildRunsHook:
             return
         now = int(time.time() * 1000)
         metrics = [
-            Metric(f"{row['source']}.{row['condition']}.{col.removesuffix('__mean')}", float(row[col]), now, 0)
+            Metric(
+                f"{row['source']}.{row['condition']}.{col.removesuffix('__mean')}",
+                float(row[col]),
+                now,
+                0,
+            )
             for _, row in summary.iterrows()
             for col in columns
             if row[col] is not None and math.isfinite(float(row[col]))
@@ -319,15 +351,20 @@ class MlflowChildRunsHook:
                 children = self._children(client, parent_id)
                 for child in children:
                     run_id = child.info.run_id
-                    created_here = run_id in self._created or child.info.start_time >= self._session_start
+                    created_here = (
+                        run_id in self._created or child.info.start_time >= self._session_start
+                    )
                     if failed and created_here:
                         client.set_terminated(run_id, "FAILED")
                         client.delete_run(run_id)
                     elif child.info.status == "RUNNING":
                         client.set_terminated(run_id, "FAILED" if failed else "FINISHED")
                 if failed and self._created:
-                    logger.info("MLflow: %d half-logged child run(s) of the failed run %s deleted",
-                                len(self._created), parent_id)
+                    logger.info(
+                        "MLflow: %d half-logged child run(s) of the failed run %s deleted",
+                        len(self._created),
+                        parent_id,
+                    )
         except Exception as exc:  # never mask the pipeline's own outcome
             logger.warning("could not close the MLflow child runs of %s: %s", parent_id, exc)
         finally:

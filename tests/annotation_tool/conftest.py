@@ -50,8 +50,10 @@ def make_study_items(digits: pd.DataFrame, n: int) -> pd.DataFrame:
 def postgres_server():
     """One throwaway PostgreSQL server for the session (fsync off: nothing to protect)."""
     if find_bin_dir() is None:
-        pytest.skip("PostgreSQL server binaries not found (Debian: apt-get install -y "
-                    "postgresql); the postgres variants of the annotation tool tests need them")
+        pytest.skip(
+            "PostgreSQL server binaries not found (Debian: apt-get install -y "
+            "postgresql); the postgres variants of the annotation tool tests need them"
+        )
     server = LocalPostgres(durable=False).start()
     yield server
     server.stop()
@@ -146,8 +148,12 @@ class Api:
 
     def vote_current(self, choice="3", unsure=False, response_time=0.5):
         item = self.next().get_json()["item"]
-        body = {"item_id": item["item_id"], "choice": choice, "unsure": unsure,
-                "response_time": response_time}
+        body = {
+            "item_id": item["item_id"],
+            "choice": choice,
+            "unsure": unsure,
+            "response_time": response_time,
+        }
         return item["item_id"], self.vote(body)
 
 

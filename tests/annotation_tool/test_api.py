@@ -61,9 +61,11 @@ def test_unknown_or_forged_token_is_403_everywhere(client, engine, annotator, to
     assert client.get(f"/a/{token}").status_code == 403
     r = client.get("/api/next", headers={"X-Annotator-Token": token})
     assert r.status_code == 403 and "token" in r.get_json()["error"]
-    r = client.post("/api/vote", json={"item_id": 0, "choice": "1", "unsure": False,
-                                       "response_time": 1.0},
-                    headers={"X-Annotator-Token": token})
+    r = client.post(
+        "/api/vote",
+        json={"item_id": 0, "choice": "1", "unsure": False, "response_time": 1.0},
+        headers={"X-Annotator-Token": token},
+    )
     assert r.status_code == 403
     assert count_votes(engine) == 0
 
@@ -99,7 +101,9 @@ def test_security_headers(client, annotator):
 
 def test_only_annotator_routes_exist(engine):
     app = create_app(engine)
-    rules = {(r.rule, tuple(sorted(r.methods - {"HEAD", "OPTIONS"}))) for r in app.url_map.iter_rules()}
+    rules = {
+        (r.rule, tuple(sorted(r.methods - {"HEAD", "OPTIONS"}))) for r in app.url_map.iter_rules()
+    }
     assert rules == {
         ("/", ("GET",)),
         ("/a/<token>", ("GET",)),
@@ -109,8 +113,18 @@ def test_only_annotator_routes_exist(engine):
     }
 
 
-@pytest.mark.parametrize("path", ["/admin", "/init", "/export", "/add-annotator", "/api/export",
-                                  "/api/annotators", "/api/status"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin",
+        "/init",
+        "/export",
+        "/add-annotator",
+        "/api/export",
+        "/api/annotators",
+        "/api/status",
+    ],
+)
 def test_admin_paths_are_not_reachable(client, annotator, path):
     headers = {"X-Annotator-Token": annotator.token}
     assert client.get(path, headers=headers).status_code == 404
@@ -239,21 +253,30 @@ def test_malformed_vote_is_400_and_changes_nothing(engine, annotator, change, fr
 def test_non_finite_response_time_is_400(engine, annotator):
     item = annotator.next().get_json()["item"]
     raw = '{"item_id": ITEM, "choice": "1", "unsure": false, "response_time": NaN}'.replace(
-        "ITEM", str(item["item_id"]))
-    r = annotator.client.post("/api/vote", data=raw, content_type="application/json",
-                              headers={"X-Annotator-Token": annotator.token})
+        "ITEM", str(item["item_id"])
+    )
+    r = annotator.client.post(
+        "/api/vote",
+        data=raw,
+        content_type="application/json",
+        headers={"X-Annotator-Token": annotator.token},
+    )
     assert r.status_code == 400
     assert count_votes(engine) == 0
 
 
 def test_non_json_body_is_400(engine, annotator):
     annotator.next()
-    r = annotator.client.post("/api/vote", data="choice=1",
-                              headers={"X-Annotator-Token": annotator.token})
+    r = annotator.client.post(
+        "/api/vote", data="choice=1", headers={"X-Annotator-Token": annotator.token}
+    )
     assert r.status_code == 400 and "JSON" in r.get_json()["error"]
-    r = annotator.client.post("/api/vote", data=struct.pack("B", 255) * 5000,
-                              content_type="application/json",
-                              headers={"X-Annotator-Token": annotator.token})
+    r = annotator.client.post(
+        "/api/vote",
+        data=struct.pack("B", 255) * 5000,
+        content_type="application/json",
+        headers={"X-Annotator-Token": annotator.token},
+    )
     assert r.status_code == 413
     assert count_votes(engine) == 0
 
@@ -278,8 +301,9 @@ def test_annotator_never_sees_an_item_twice_and_finishes(engine, annotator):
         if body["done"]:
             break
         seen.append(body["item"]["item_id"])
-        r = annotator.vote({"item_id": seen[-1], "choice": "1", "unsure": False,
-                            "response_time": 0.3})
+        r = annotator.vote(
+            {"item_id": seen[-1], "choice": "1", "unsure": False, "response_time": 0.3}
+        )
         assert r.status_code == 201
     assert len(seen) == len(set(seen)) == len(study_ids(engine))  # attention_every is 100
     assert body["progress"]["done"] == body["progress"]["total"] == len(seen)
@@ -300,11 +324,23 @@ def test_each_item_gets_exactly_votes_per_item_distinct_annotators(make_db, mnis
             if body["done"]:
                 active.remove(a)
                 continue
-            assert a.vote({"item_id": body["item"]["item_id"], "choice": "0", "unsure": False,
-                           "response_time": 0.3}).status_code == 201
+            assert (
+                a.vote(
+                    {
+                        "item_id": body["item"]["item_id"],
+                        "choice": "0",
+                        "unsure": False,
+                        "response_time": 0.3,
+                    }
+                ).status_code
+                == 201
+            )
     with engine.begin() as conn:
-        per_item = dict(conn.execute(
-            select(db.votes.c.item_id, func.count()).group_by(db.votes.c.item_id)).all())
+        per_item = dict(
+            conn.execute(
+                select(db.votes.c.item_id, func.count()).group_by(db.votes.c.item_id)
+            ).all()
+        )
     assert per_item == {i: 2 for i in study_ids(engine)}
 
 
@@ -347,26 +383,39 @@ def test_stale_lease_is_reassigned_only_when_others_filled_the_item(make_db):
         if body["done"]:
             break
         other_items.add(body["item"]["item_id"])
-        fast.vote({"item_id": body["item"]["item_id"], "choice": "1", "unsure": False,
-                   "response_time": 0.3})
+        fast.vote(
+            {
+                "item_id": body["item"]["item_id"],
+                "choice": "1",
+                "unsure": False,
+                "response_time": 0.3,
+            }
+        )
     assert held not in other_items
     # the lease lapses while the item is still unfilled: the slow annotator keeps it
     with engine.begin() as conn:
-        conn.execute(update(db.assignments).where(db.assignments.c.completed_at.is_(None))
-                     .values(shown_at=time.time() - 120))
+        conn.execute(
+            update(db.assignments)
+            .where(db.assignments.c.completed_at.is_(None))
+            .values(shown_at=time.time() - 120)
+        )
     assert slow.next().get_json()["item"]["item_id"] == held
     # a lapsed lease lets a third annotator take and fill the item; the slow one moves on
     with engine.begin() as conn:
-        conn.execute(update(db.assignments).where(db.assignments.c.completed_at.is_(None))
-                     .values(shown_at=time.time() - 120))
+        conn.execute(
+            update(db.assignments)
+            .where(db.assignments.c.completed_at.is_(None))
+            .values(shown_at=time.time() - 120)
+        )
     third = new_annotator(engine, client)
     item_id, r = third.vote_current()
     assert item_id == held and r.status_code == 201
     late = slow.vote({"item_id": held, "choice": "1", "unsure": False, "response_time": 0.3})
     assert late.status_code == 409 and "completed it meanwhile" in late.get_json()["error"]
     with engine.begin() as conn:
-        n_held = conn.execute(select(func.count()).select_from(db.votes)
-                              .where(db.votes.c.item_id == held)).scalar_one()
+        n_held = conn.execute(
+            select(func.count()).select_from(db.votes).where(db.votes.c.item_id == held)
+        ).scalar_one()
     assert n_held == 1
     body = slow.next().get_json()
     assert body["done"] is True and body["progress"]["done"] == 0
@@ -389,6 +438,7 @@ def test_restart_loses_nothing_and_resumes(tmp_path, make_db):
     assert body["item"]["item_id"] == open_item
     assert body["progress"]["done"] == 2
     with engine2.begin() as conn:
-        rows = conn.execute(select(db.votes.c.item_id, db.votes.c.choice)
-                            .order_by(db.votes.c.vote_id)).all()
+        rows = conn.execute(
+            select(db.votes.c.item_id, db.votes.c.choice).order_by(db.votes.c.vote_id)
+        ).all()
     assert [(r.item_id, r.choice) for r in rows] == [(voted[0], "0"), (voted[1], "1")]

@@ -65,7 +65,9 @@ def chromium_path() -> str:
     if not shutil.which("apt-get"):
         pytest.skip("Chromium is not installed and apt-get is not available to install it")
     if os.geteuid() != 0:
-        pytest.skip("Chromium is not installed; `sudo apt-get install -y chromium` enables this test")
+        pytest.skip(
+            "Chromium is not installed; `sudo apt-get install -y chromium` enables this test"
+        )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     install = ["apt-get", "install", "-y", "-q", "chromium"]
     log = []
@@ -96,9 +98,19 @@ class ToolServer:
     def start(self) -> None:
         log = open(self.log_path, "a")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "soft_label_audit.annotation_tool", "serve",
-             "--db", str(self.db_path), "--port", str(self.port)],
-            stdout=log, stderr=subprocess.STDOUT, cwd=self.db_path.parent,
+            [
+                sys.executable,
+                "-m",
+                "soft_label_audit.annotation_tool",
+                "serve",
+                "--db",
+                str(self.db_path),
+                "--port",
+                str(self.port),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.db_path.parent,
         )
         log.close()
         deadline = time.monotonic() + 20
@@ -127,15 +139,41 @@ def tool(tmp_path, mnist_digits):
     mnist_digits.to_parquet(digits)
     db_path = tmp_path / "annotation_tool.db"
     runner = CliRunner()
-    r = runner.invoke(main, ["init", "--db", str(db_path), "--study-items", str(study),
-                             "--digits", str(digits), "--attention-checks", "1",
-                             "--votes-per-item", "2", "--attention-every", "2",
-                             # a scripted browser answers faster than any person could
-                             "--min-response-time", "0"])
+    r = runner.invoke(
+        main,
+        [
+            "init",
+            "--db",
+            str(db_path),
+            "--study-items",
+            str(study),
+            "--digits",
+            str(digits),
+            "--attention-checks",
+            "1",
+            "--votes-per-item",
+            "2",
+            "--attention-every",
+            "2",
+            # a scripted browser answers faster than any person could
+            "--min-response-time",
+            "0",
+        ],
+    )
     assert r.exit_code == 0, r.output
     port = _free_port()
-    r = runner.invoke(main, ["add-annotator", "--db", str(db_path), "--count", "2",
-                             "--base-url", f"http://127.0.0.1:{port}"])
+    r = runner.invoke(
+        main,
+        [
+            "add-annotator",
+            "--db",
+            str(db_path),
+            "--count",
+            "2",
+            "--base-url",
+            f"http://127.0.0.1:{port}",
+        ],
+    )
     assert r.exit_code == 0, r.output
     links = [line.split("\t") for line in r.output.strip().splitlines()]
     server = ToolServer(db_path, port, tmp_path / "server.log")
@@ -154,7 +192,8 @@ def wait_for_next(page, previous: int) -> None:
         "prev => document.getElementById('app').dataset.finished === 'true' || "
         "(document.getElementById('app').dataset.ready === 'true' && "
         " document.getElementById('app').dataset.itemId !== String(prev))",
-        arg=previous, timeout=10_000,
+        arg=previous,
+        timeout=10_000,
     )
 
 
@@ -218,10 +257,14 @@ def test_two_annotators_in_two_browsers(chromium_path, tool, tmp_path):
 
             # A's third item is the attention check (attention_every = 2): answer it anyway
             check_item = answer_with_keyboard(page_a, "1", unsure=False)
-            expected.append((answer_with_mouse(page_b, "none", unsure=False), pseud_b, "none", False))
+            expected.append(
+                (answer_with_mouse(page_b, "none", unsure=False), pseud_b, "none", False)
+            )
             # A finishes everything left for them with the keyboard
             while page_a.get_attribute("#app", "data-finished") != "true":
-                expected.append((answer_with_keyboard(page_a, "8", unsure=False), pseud_a, "8", False))
+                expected.append(
+                    (answer_with_keyboard(page_a, "8", unsure=False), pseud_a, "8", False)
+                )
             assert page_a.is_visible("#finished")
             done_text = page_a.text_content("#progress-text")
         finally:
@@ -233,26 +276,42 @@ def test_two_annotators_in_two_browsers(chromium_path, tool, tmp_path):
     engine = db.open_database(db_path)
     with engine.begin() as conn:
         rows = conn.execute(
-            select(db.votes.c.item_id, db.annotators.c.pseudonym, db.votes.c.choice,
-                   db.votes.c.unsure, db.votes.c.response_time, db.votes.c.server_elapsed,
-                   db.items.c.is_attention_check)
+            select(
+                db.votes.c.item_id,
+                db.annotators.c.pseudonym,
+                db.votes.c.choice,
+                db.votes.c.unsure,
+                db.votes.c.response_time,
+                db.votes.c.server_elapsed,
+                db.items.c.is_attention_check,
+            )
             .join(db.annotators, db.annotators.c.annotator_id == db.votes.c.annotator_id)
             .join(db.items, db.items.c.item_id == db.votes.c.item_id)
             .order_by(db.votes.c.vote_id)
         ).all()
     checks = [r for r in rows if r.is_attention_check]
     assert [(r.item_id, r.pseudonym, r.choice) for r in checks] == [(check_item, pseud_a, "1")]
-    study = [(r.item_id, r.pseudonym, r.choice, bool(r.unsure)) for r in rows if not r.is_attention_check]
+    study = [
+        (r.item_id, r.pseudonym, r.choice, bool(r.unsure)) for r in rows if not r.is_attention_check
+    ]
     assert sorted(study) == sorted(expected)
     assert all(0 < r.response_time <= r.server_elapsed + 2 for r in rows)
 
     out = tmp_path / "votes.csv"
     # A's attention check may be wrong (answered "1" whatever it shows): keep everyone
-    r = CliRunner().invoke(main, ["export", "--db", str(db_path), "--out", str(out),
-                                  "--min-attention-accuracy", "0"])
+    r = CliRunner().invoke(
+        main, ["export", "--db", str(db_path), "--out", str(out), "--min-attention-accuracy", "0"]
+    )
     assert r.exit_code == 0, r.output
     exported = pd.read_csv(out, dtype={"choice": str})
-    assert list(exported.columns) == ["item_id", "annotator_id", "choice", "unsure", "response_time"]
-    assert sorted(exported[["item_id", "annotator_id", "choice", "unsure"]].itertuples(
-        index=False, name=None)) == sorted(expected)
+    assert list(exported.columns) == [
+        "item_id",
+        "annotator_id",
+        "choice",
+        "unsure",
+        "response_time",
+    ]
+    assert sorted(
+        exported[["item_id", "annotator_id", "choice", "unsure"]].itertuples(index=False, name=None)
+    ) == sorted(expected)
     assert SCREENSHOT.stat().st_size > 5_000

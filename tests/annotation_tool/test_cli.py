@@ -33,8 +33,19 @@ def tool(tmp_path, mnist_digits):
         result = runner.invoke(main, [*args, "--db", str(db_path)], catch_exceptions=False)
         return result
 
-    r = run("init", "--study-items", str(study_path), "--digits", str(digits_path),
-            "--attention-checks", "2", "--votes-per-item", "2", "--attention-every", "2")
+    r = run(
+        "init",
+        "--study-items",
+        str(study_path),
+        "--digits",
+        str(digits_path),
+        "--attention-checks",
+        "2",
+        "--votes-per-item",
+        "2",
+        "--attention-every",
+        "2",
+    )
     assert r.exit_code == 0, r.output
     assert "8 added" in r.output and "6 study items, 2 attention checks" in r.output
     return run, db_path, study_path, digits_path
@@ -42,15 +53,24 @@ def tool(tmp_path, mnist_digits):
 
 def test_init_is_rerunnable_and_keeps_settings(tool):
     run, db_path, study_path, digits_path = tool
-    r = run("init", "--study-items", str(study_path), "--digits", str(digits_path),
-            "--attention-checks", "2")
+    r = run(
+        "init",
+        "--study-items",
+        str(study_path),
+        "--digits",
+        str(digits_path),
+        "--attention-checks",
+        "2",
+    )
     assert r.exit_code == 0 and "0 added, 8 already present" in r.output
     assert "votes_per_item=2" in r.output and "attention_every=2" in r.output
 
 
 def test_init_names_a_missing_input(tmp_path):
-    r = CliRunner().invoke(main, ["init", "--db", str(tmp_path / "x.db"),
-                                  "--study-items", str(tmp_path / "nope.parquet")])
+    r = CliRunner().invoke(
+        main,
+        ["init", "--db", str(tmp_path / "x.db"), "--study-items", str(tmp_path / "nope.parquet")],
+    )
     assert r.exit_code != 0 and "nope.parquet does not exist" in r.output
 
 
@@ -74,9 +94,13 @@ def test_export_writes_the_raw_annotations_contract(tool, tmp_path):
     engine = db.open_database(db_path)
     client = create_app(engine).test_client()
     with engine.begin() as conn:
-        expected_check = dict(conn.execute(
-            select(db.items.c.item_id, db.items.c.expected_choice)
-            .where(db.items.c.is_attention_check.is_(True))).all())
+        expected_check = dict(
+            conn.execute(
+                select(db.items.c.item_id, db.items.c.expected_choice).where(
+                    db.items.c.is_attention_check.is_(True)
+                )
+            ).all()
+        )
     expected, check_answers = [], []
     for token, pseud, choices in ((t1, p1, ["1", "none", "7", "8"]), (t2, p2, ["2", "3"])):
         api = Api(client, token)
@@ -87,8 +111,14 @@ def test_export_writes_the_raw_annotations_contract(tool, tmp_path):
                 check_answers.append((pseud, item_id))
             else:
                 expected.append((item_id, pseud, choice, k % 2 == 1, 0.3 + k / 4))
-            r = api.vote({"item_id": item_id, "choice": choice, "unsure": k % 2 == 1,
-                          "response_time": 0.3 + k / 4})
+            r = api.vote(
+                {
+                    "item_id": item_id,
+                    "choice": choice,
+                    "unsure": k % 2 == 1,
+                    "response_time": 0.3 + k / 4,
+                }
+            )
             assert r.status_code == 201
 
     out = tmp_path / "export" / "votes.csv"
@@ -115,13 +145,16 @@ def test_export_writes_the_raw_annotations_contract(tool, tmp_path):
 
     r = run("export", "--out", str(out), "--min-attention-accuracy", "0.5")
     filtered = pd.read_csv(out, dtype={"choice": str})
-    assert set(filtered["annotator_id"]) == {p2} and f"left out (attention accuracy < 0.5): {p1}" in r.output
+    assert (
+        set(filtered["annotator_id"]) == {p2}
+        and f"left out (attention accuracy < 0.5): {p1}" in r.output
+    )
     assert len(filtered) == 2
 
 
 def test_status_and_revoke(tool):
     run, db_path, *_ = tool
-    (pseud, token), = LINK.findall(run("add-annotator").output)
+    ((pseud, token),) = LINK.findall(run("add-annotator").output)
     r = run("status")
     assert "study_items: 6" in r.output and "attention_checks: 2" in r.output
     assert "annotators: 1" in r.output and f"schema_version: {db.LATEST_VERSION}" in r.output

@@ -21,8 +21,13 @@ VOTES_PER_ITEM = 3
 
 @pytest.fixture
 def server(make_db):
-    engine = make_db(n_study=N_ITEMS, n_checks=0, votes_per_item=VOTES_PER_ITEM,
-                     attention_every=1000, name="concurrent.db")
+    engine = make_db(
+        n_study=N_ITEMS,
+        n_checks=0,
+        votes_per_item=VOTES_PER_ITEM,
+        attention_every=1000,
+        name="concurrent.db",
+    )
     srv = create_server(create_app(engine), host="127.0.0.1", port=0, threads=8)
     stopping = threading.Event()
 
@@ -71,9 +76,18 @@ def test_concurrent_annotators_lose_and_duplicate_nothing(server):
             while status in (200, 201) and not body["done"]:
                 item_id = body["item"]["item_id"]
                 choice = str((item_id + k) % 10)
-                status, body = request(port, "POST", "/api/vote", token, {
-                    "item_id": item_id, "choice": choice, "unsure": k % 2 == 0,
-                    "response_time": 0.3})
+                status, body = request(
+                    port,
+                    "POST",
+                    "/api/vote",
+                    token,
+                    {
+                        "item_id": item_id,
+                        "choice": choice,
+                        "unsure": k % 2 == 0,
+                        "response_time": 0.3,
+                    },
+                )
                 if status != 201:
                     errors.append(f"annotator {k}: {status} {body}")
                     return
@@ -90,12 +104,15 @@ def test_concurrent_annotators_lose_and_duplicate_nothing(server):
 
     with engine.begin() as conn:
         rows = conn.execute(
-            select(db.votes.c.item_id, db.annotators.c.token_sha256, db.votes.c.choice)
-            .join(db.annotators, db.annotators.c.annotator_id == db.votes.c.annotator_id)
+            select(db.votes.c.item_id, db.annotators.c.token_sha256, db.votes.c.choice).join(
+                db.annotators, db.annotators.c.annotator_id == db.votes.c.annotator_id
+            )
         ).all()
     stored = Counter((r.token_sha256, r.item_id, r.choice) for r in rows)
     sent = Counter(
-        (store.hash_token(t), item, choice) for t, votes in accepted.items() for item, choice in votes
+        (store.hash_token(t), item, choice)
+        for t, votes in accepted.items()
+        for item, choice in votes
     )
     assert stored == sent  # every acknowledged vote is stored, nothing else is
     assert len(rows) == N_ITEMS * VOTES_PER_ITEM
@@ -108,8 +125,12 @@ def test_simultaneous_replays_store_one_vote(server):
     engine, port = server
     _, token = store.add_annotator(engine)
     status, body = request(port, "GET", "/api/next", token)
-    vote = {"item_id": body["item"]["item_id"], "choice": "5", "unsure": False,
-            "response_time": 0.3}
+    vote = {
+        "item_id": body["item"]["item_id"],
+        "choice": "5",
+        "unsure": False,
+        "response_time": 0.3,
+    }
     n = 8
     start = threading.Barrier(n)
     statuses: list[int] = []

@@ -38,8 +38,11 @@ def test_migrations_are_numbered_in_order():
 def test_database_newer_than_the_code_is_refused(tmp_path):
     engine = db.open_database(tmp_path / "a.db")
     with engine.begin() as conn:
-        conn.execute(insert(db.schema_version).values(
-            version=db.LATEST_VERSION + 1, name="from the future", applied_at=time.time()))
+        conn.execute(
+            insert(db.schema_version).values(
+                version=db.LATEST_VERSION + 1, name="from the future", applied_at=time.time()
+            )
+        )
     with pytest.raises(db.SchemaTooNewError, match="newer"):
         db.migrate(engine)
 
@@ -55,25 +58,43 @@ def test_wal_and_foreign_keys_are_on(tmp_path):
 
 def _seed(engine):
     with engine.begin() as conn:
-        conn.execute(insert(db.items).values(item_id=1, source="mnist", split="train",
-                                             original_label=3, image=bytes(784),
-                                             is_attention_check=False))
-        conn.execute(insert(db.annotators).values(annotator_id=1, pseudonym="ann_x",
-                                                  token_sha256="h", created_at=0.0, active=True))
+        conn.execute(
+            insert(db.items).values(
+                item_id=1,
+                source="mnist",
+                split="train",
+                original_label=3,
+                image=bytes(784),
+                is_attention_check=False,
+            )
+        )
+        conn.execute(
+            insert(db.annotators).values(
+                annotator_id=1, pseudonym="ann_x", token_sha256="h", created_at=0.0, active=True
+            )
+        )
 
 
 def _vote(**over):
-    return {"item_id": 1, "annotator_id": 1, "choice": "3", "unsure": False,
-            "response_time": 1.0, "server_elapsed": 1.0, "created_at": 0.0, **over}
+    return {
+        "item_id": 1,
+        "annotator_id": 1,
+        "choice": "3",
+        "unsure": False,
+        "response_time": 1.0,
+        "server_elapsed": 1.0,
+        "created_at": 0.0,
+        **over,
+    }
 
 
 @pytest.mark.parametrize(
     "bad",
     [
-        {"choice": "10"},          # CHECK on choice
-        {"item_id": 2},            # foreign key to items
-        {"annotator_id": 9},       # foreign key to annotators
-        {"response_time": -1.0},   # CHECK on response time
+        {"choice": "10"},  # CHECK on choice
+        {"item_id": 2},  # foreign key to items
+        {"annotator_id": 9},  # foreign key to annotators
+        {"response_time": -1.0},  # CHECK on response time
     ],
 )
 def test_database_rejects_bad_votes_itself(tmp_path, bad):
@@ -100,5 +121,8 @@ def test_image_must_be_784_bytes(tmp_path):
     engine = db.open_database(tmp_path / "a.db")
     with pytest.raises(IntegrityError):
         with engine.begin() as conn:
-            conn.execute(insert(db.items).values(item_id=1, source="mnist", image=bytes(100),
-                                                 is_attention_check=False))
+            conn.execute(
+                insert(db.items).values(
+                    item_id=1, source="mnist", image=bytes(100), is_attention_check=False
+                )
+            )

@@ -20,8 +20,10 @@ from .conftest import Api, make_study_items
 
 N_STUDY = 5
 #: per annotator, the answer given to the k-th item shown: (choice, unsure)
-ANSWERS = {0: [("3", False), ("none", False), ("7", True), ("1", False), ("1", False)],
-           1: [("3", True), ("8", False), ("7", False), ("2", False), ("none", True)]}
+ANSWERS = {
+    0: [("3", False), ("none", False), ("7", True), ("1", False), ("1", False)],
+    1: [("3", True), ("8", False), ("7", False), ("2", False), ("none", True)],
+}
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
@@ -40,18 +42,25 @@ def test_export_runs_through_the_annotation_pipeline(tmp_path, make_db, mnist_di
     assert r.exit_code == 0, r.output
 
     params = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_annotation.yml").read_text())
-    annotation = {**params["annotation"], "source": "raw_file", "raw_path": str(out),
-                  "aggregation": "vote_share"}
+    annotation = {
+        **params["annotation"],
+        "source": "raw_file",
+        "raw_path": str(out),
+        "aggregation": "vote_share",
+    }
     annotation_input = AnnotationInputDataset(source="raw_file", raw_path=str(out)).load()
     digits = mnist_digits.assign(machine_soft_label=None)
     pipeline = create_pipeline().to_outputs("human_soft_labels")
-    outputs = run_in_memory(pipeline, {
-        "annotation_input": annotation_input,
-        "digits": digits,
-        "study_items": make_study_items(mnist_digits, N_STUDY),
-        "params:annotation": annotation,
-        "params:simulated_crowd": params["simulated_crowd"],
-    })
+    outputs = run_in_memory(
+        pipeline,
+        {
+            "annotation_input": annotation_input,
+            "digits": digits,
+            "study_items": make_study_items(mnist_digits, N_STUDY),
+            "params:annotation": annotation,
+            "params:simulated_crowd": params["simulated_crowd"],
+        },
+    )
     labels = outputs["human_soft_labels"].set_index("item_id")
     assert sorted(labels.index) == list(range(N_STUDY))
     assert (labels["annotation_source"] == "raw_file").all()

@@ -49,9 +49,20 @@ class Served:
         self.port = free_port()
         self.log = tmp_path / f"serve-{self.port}.log"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "soft_label_audit.annotation_tool", "serve",
-             "--db", db_path, "--port", str(self.port), *extra],
-            stdout=self.log.open("w"), stderr=subprocess.STDOUT, cwd=PROJECT_ROOT,
+            [
+                sys.executable,
+                "-m",
+                "soft_label_audit.annotation_tool",
+                "serve",
+                "--db",
+                db_path,
+                "--port",
+                str(self.port),
+                *extra,
+            ],
+            stdout=self.log.open("w"),
+            stderr=subprocess.STDOUT,
+            cwd=PROJECT_ROOT,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -112,8 +123,10 @@ def raw_exchange(port: int, request: bytes, timeout: float = 10.0) -> bytes:
 
 def test_large_body_without_token_is_refused_before_it_is_uploaded(served):
     server, _ = served()
-    headers = (b"POST /api/vote HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-               b"Content-Type: application/json\r\nContent-Length: 50000000\r\n\r\n")
+    headers = (
+        b"POST /api/vote HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 50000000\r\n\r\n"
+    )
     start = time.monotonic()
     answer = raw_exchange(server.port, headers + b"{" * 1024, timeout=10)
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
@@ -122,8 +135,24 @@ def test_large_body_without_token_is_refused_before_it_is_uploaded(served):
 
 # ------------------------------------------------------------ 2. no 500 on any input
 
-NASTY_NUMBERS = [2**63, 2**64, -(2**63) - 1, 10**309, -1, 2**31, 1e308, -0.0, 0, True,
-                 None, "1", [], {}, 1.5, float("1e-320")]
+NASTY_NUMBERS = [
+    2**63,
+    2**64,
+    -(2**63) - 1,
+    10**309,
+    -1,
+    2**31,
+    1e308,
+    -0.0,
+    0,
+    True,
+    None,
+    "1",
+    [],
+    {},
+    1.5,
+    float("1e-320"),
+]
 NASTY_CHOICES = ["3", 3, -1, 10, 2**70, "none", "", "\u0000", "x" * 300, None, [1], True]
 
 
@@ -131,14 +160,28 @@ def _fuzz_bodies(item_id: int) -> list[bytes]:
     rng = random.Random(13)
     bodies = []
     for iid, rt in itertools.product([item_id, *NASTY_NUMBERS], NASTY_NUMBERS):
-        body = {"item_id": iid, "choice": rng.choice(NASTY_CHOICES),
-                "unsure": rng.choice([True, False, 0, "no", None]), "response_time": rt}
+        body = {
+            "item_id": iid,
+            "choice": rng.choice(NASTY_CHOICES),
+            "unsure": rng.choice([True, False, 0, "no", None]),
+            "response_time": rt,
+        }
         if iid == item_id and rt in (-0.0, 0):
             body["choice"] = "3"  # a well-formed vote except for its zero response time
         bodies.append(json.dumps(body).encode())
-    bodies += [b"[" * 4000, b"{" * 4000, b'{"item_id": ' + b"9" * 4000 + b"}",
-               b'{"response_time": 1' + b"0" * 400 + b', "item_id": 1, "choice": "1"}',
-               b"\xff\xfe\x00", b"", b"null", b"[]", b'"x"', b"1e999", b'{"a":' * 500]
+    bodies += [
+        b"[" * 4000,
+        b"{" * 4000,
+        b'{"item_id": ' + b"9" * 4000 + b"}",
+        b'{"response_time": 1' + b"0" * 400 + b', "item_id": 1, "choice": "1"}',
+        b"\xff\xfe\x00",
+        b"",
+        b"null",
+        b"[]",
+        b'"x"',
+        b"1e999",
+        b'{"a":' * 500,
+    ]
     return bodies
 
 
@@ -150,20 +193,24 @@ def test_malformed_requests_get_4xx_never_500(engine, annotator):
     headers = {"X-Annotator-Token": annotator.token}
     statuses = []
     for body in _fuzz_bodies(item_id):
-        r = client.post("/api/vote", data=body, content_type="application/json",
-                        headers=headers)
+        r = client.post("/api/vote", data=body, content_type="application/json", headers=headers)
         statuses.append((r.status_code, body[:80]))
-    for path in [f"/a/{annotator.token}/items/{2**63}.png", f"/a/{annotator.token}/items/-1.png",
-                 f"/a/{'x' * 5000}", "/a/%00", "/a/" + "9" * 400,
-                 f"/a/{annotator.token}/items/{10**30}.png", "/api/vote"]:
+    for path in [
+        f"/a/{annotator.token}/items/{2**63}.png",
+        f"/a/{annotator.token}/items/-1.png",
+        f"/a/{'x' * 5000}",
+        "/a/%00",
+        "/a/" + "9" * 400,
+        f"/a/{annotator.token}/items/{10**30}.png",
+        "/api/vote",
+    ]:
         statuses.append((client.get(path, headers=headers).status_code, path[:80]))
     assert len(statuses) >= 200
     bad = [(s, b) for s, b in statuses if not 400 <= s < 500]
     assert not bad, bad[:10]
     assert count_votes(engine) == 0
     # the open item can still be answered properly
-    r = annotator.vote({"item_id": item_id, "choice": "3", "unsure": False,
-                        "response_time": 0.5})
+    r = annotator.vote({"item_id": item_id, "choice": "3", "unsure": False, "response_time": 0.5})
     assert r.status_code == 201
 
 
@@ -199,8 +246,7 @@ def test_vote_saved_but_next_item_failing_is_reported_as_saved(engine, annotator
         raise OperationalError("SELECT 1", {}, Exception("injected: database locked"))
 
     monkeypatch.setattr(store, "next_assignment", failing_next)
-    r = annotator.vote({"item_id": item_id, "choice": "4", "unsure": False,
-                        "response_time": 0.5})
+    r = annotator.vote({"item_id": item_id, "choice": "4", "unsure": False, "response_time": 0.5})
     body = r.get_json()
     assert count_votes(engine) == 1
     assert r.status_code == 201, body
@@ -234,15 +280,26 @@ def test_revoking_an_annotator_releases_their_reservation(make_db, tmp_path):
 def test_non_loopback_bind_needs_the_explicit_flag(tmp_path, make_db):
     engine = make_db(name="bind.db")
     url = db_arg(engine)
-    cmd = [sys.executable, "-m", "soft_label_audit.annotation_tool", "serve", "--db", url,
-           "--host", "0.0.0.0", "--port", str(free_port())]
+    cmd = [
+        sys.executable,
+        "-m",
+        "soft_label_audit.annotation_tool",
+        "serve",
+        "--db",
+        url,
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(free_port()),
+    ]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=PROJECT_ROOT)
     except subprocess.TimeoutExpired:
         pytest.fail("serve --host 0.0.0.0 started serving without --allow-remote")
     assert done.returncode != 0 and "--allow-remote" in done.stderr
-    done = subprocess.run(cmd + ["--allow-remote"], capture_output=True, text=True, timeout=60,
-                          cwd=PROJECT_ROOT)
+    done = subprocess.run(
+        cmd + ["--allow-remote"], capture_output=True, text=True, timeout=60, cwd=PROJECT_ROOT
+    )
     assert done.returncode != 0 and "--allowed-host" in done.stderr
 
 
@@ -276,19 +333,22 @@ def test_idle_connections_do_not_block_other_annotators(served):
 @pytest.mark.parametrize("rt", [0, 0.0, -0.0, 0.05])
 def test_implausibly_fast_answers_are_refused(engine, annotator, rt):
     item_id = annotator.next().get_json()["item"]["item_id"]
-    r = annotator.vote({"item_id": item_id, "choice": "1", "unsure": False,
-                        "response_time": rt})
+    r = annotator.vote({"item_id": item_id, "choice": "1", "unsure": False, "response_time": rt})
     assert r.status_code == 400 and "response_time" in r.get_json()["error"]
     assert count_votes(engine) == 0
 
 
 def test_annotators_failing_attention_checks_are_left_out_and_named(make_db, tmp_path):
-    engine = make_db(n_study=6, n_checks=2, votes_per_item=2, attention_every=1,
-                     name="quality.db")
+    engine = make_db(n_study=6, n_checks=2, votes_per_item=2, attention_every=1, name="quality.db")
     client = create_app(engine).test_client()
     with engine.begin() as conn:
-        checks = dict(conn.execute(select(db.items.c.item_id, db.items.c.expected_choice)
-                                   .where(db.items.c.is_attention_check.is_(True))).all())
+        checks = dict(
+            conn.execute(
+                select(db.items.c.item_id, db.items.c.expected_choice).where(
+                    db.items.c.is_attention_check.is_(True)
+                )
+            ).all()
+        )
     names = []
     for wrong in (True, False):
         annotator, token = store.add_annotator(engine)
@@ -299,8 +359,12 @@ def test_annotators_failing_attention_checks_are_left_out_and_named(make_db, tmp
             choice = "1"
             if item_id in checks:
                 choice = "none" if wrong else checks[item_id]
-            assert api.vote({"item_id": item_id, "choice": choice, "unsure": False,
-                             "response_time": 0.5}).status_code == 201
+            assert (
+                api.vote(
+                    {"item_id": item_id, "choice": choice, "unsure": False, "response_time": 0.5}
+                ).status_code
+                == 201
+            )
     bad, good = names
     url = db_arg(engine)
     out = tmp_path / "votes.csv"

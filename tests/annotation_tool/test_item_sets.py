@@ -69,4 +69,6 @@ def test_duplicate_study_item_is_an_error(mnist_digits):
 
 def test_missing_column_is_named(mnist_digits):
     with pytest.raises(ValueError, match="lacks column.*image"):
-        build_annotation_items(make_study_items(mnist_digits, 3), mnist_digits.drop(columns="image"))
+        build_annotation_items(
+            make_study_items(mnist_digits, 3), mnist_digits.drop(columns="image")
+        )

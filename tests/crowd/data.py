@@ -10,7 +10,13 @@ from soft_label_audit.data_sources.tables import images_to_column
 PAIRS = [(4, 9), (3, 5), (3, 8), (1, 7), (2, 7)]
 
 
-def small_digits(mnist_arrays: dict, n_mnist: int = 120, n_synthetic: int = 60, n_memory: int = 2000, seed: int = 0):
+def small_digits(
+    mnist_arrays: dict,
+    n_mnist: int = 120,
+    n_synthetic: int = 60,
+    n_memory: int = 2000,
+    seed: int = 0,
+):
     """(digits, study_items): MNIST training items, MNIST test items (the crowd's memory) and
     pixel blends of two training digits of confusable classes (ids from 100000)."""
     rng = np.random.default_rng(seed)
@@ -31,9 +37,30 @@ def small_digits(mnist_arrays: dict, n_mnist: int = 120, n_synthetic: int = 60, 
         soft.append(mixture.tolist())
     digits = pd.concat(
         [
-            pd.DataFrame({"item_id": study_ids, "source": "mnist", "original_label": tr_y[study_ids], "image": images_to_column(tr_x[study_ids])}),
-            pd.DataFrame({"item_id": 60_000 + mem_ids, "source": "mnist", "original_label": te_y[mem_ids], "image": images_to_column(te_x[mem_ids])}),
-            pd.DataFrame({"item_id": 100_000 + np.arange(n_synthetic), "source": "synthetic", "original_label": np.asarray(labels, np.int64), "image": images_to_column(np.stack(blends))}),
+            pd.DataFrame(
+                {
+                    "item_id": study_ids,
+                    "source": "mnist",
+                    "original_label": tr_y[study_ids],
+                    "image": images_to_column(tr_x[study_ids]),
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "item_id": 60_000 + mem_ids,
+                    "source": "mnist",
+                    "original_label": te_y[mem_ids],
+                    "image": images_to_column(te_x[mem_ids]),
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "item_id": 100_000 + np.arange(n_synthetic),
+                    "source": "synthetic",
+                    "original_label": np.asarray(labels, np.int64),
+                    "image": images_to_column(np.stack(blends)),
+                }
+            ),
         ],
         ignore_index=True,
     )
@@ -41,7 +68,9 @@ def small_digits(mnist_arrays: dict, n_mnist: int = 120, n_synthetic: int = 60, 
     digits.loc[digits["source"] == "synthetic", "machine_soft_label"] = pd.Series(
         soft, index=digits.index[digits["source"] == "synthetic"], dtype=object
     )
-    study = digits[(digits["item_id"] < 60_000) | (digits["item_id"] >= 100_000)][["item_id", "source", "original_label"]].copy()
+    study = digits[(digits["item_id"] < 60_000) | (digits["item_id"] >= 100_000)][
+        ["item_id", "source", "original_label"]
+    ].copy()
     study["split"] = np.array(["train", "val", "test"])[np.arange(len(study)) % 3]
     return digits, study[["item_id", "source", "split", "original_label"]].reset_index(drop=True)
 
@@ -53,14 +82,33 @@ def crowd_params(seed: int = 3) -> dict:
         "n_annotators": 20,
         "votes_per_item": {"min": 8, "max": 10},
         "contrast_sensitivity": 0.5,
-        "perception": {"memory_size": 2000, "n_profiles": 3, "memory_share": 0.8, "n_components": [30, 50],
-                       "k_neighbours": [10, 30], "bandwidth_scale": 1.0, "typical_quantile": 0.99},
-        "traits": {
-            "shift_px": [0.0, 0.6], "jitter_px": [0.2, 0.8], "rotation_deg": [2.0, 8.0], "blur_px": [0.3, 1.0],
-            "sharpness": [4.0, 8.0], "lapse": [0.0, 0.004], "none_threshold": [0.35, 0.5],
-            "atypical_threshold": [1.1, 1.6], "unsure_threshold": [0.3, 0.6], "speed_s": [1.2, 2.5],
+        "perception": {
+            "memory_size": 2000,
+            "n_profiles": 3,
+            "memory_share": 0.8,
+            "n_components": [30, 50],
+            "k_neighbours": [10, 30],
+            "bandwidth_scale": 1.0,
+            "typical_quantile": 0.99,
         },
-        "careless": {"share": 0.1, "lapse": [0.1, 0.25], "sharpness": [1.0, 2.0], "speed_s": [0.4, 0.8]},
+        "traits": {
+            "shift_px": [0.0, 0.6],
+            "jitter_px": [0.2, 0.8],
+            "rotation_deg": [2.0, 8.0],
+            "blur_px": [0.3, 1.0],
+            "sharpness": [4.0, 8.0],
+            "lapse": [0.0, 0.004],
+            "none_threshold": [0.35, 0.5],
+            "atypical_threshold": [1.1, 1.6],
+            "unsure_threshold": [0.3, 0.6],
+            "speed_s": [1.2, 2.5],
+        },
+        "careless": {
+            "share": 0.1,
+            "lapse": [0.1, 0.25],
+            "sharpness": [1.0, 2.0],
+            "speed_s": [0.4, 0.8],
+        },
     }
 
 

@@ -17,7 +17,9 @@ N_SYNTHETIC = 3  # with the 6 MNIST rows, every source has train, val and test r
 
 
 def make(mnist_arrays: dict) -> pd.DataFrame:
-    return build_released_fixture(mnist_arrays["train_images"], mnist_arrays["train_labels"], MNIST_IDS, N_SYNTHETIC, seed=0)
+    return build_released_fixture(
+        mnist_arrays["train_images"], mnist_arrays["train_labels"], MNIST_IDS, N_SYNTHETIC, seed=0
+    )
 
 
 if __name__ == "__main__":

@@ -5,7 +5,13 @@ import pandas as pd
 import pytest
 
 from soft_label_audit.columns import H_COLS
-from soft_label_audit.crowd.aggregation import RULES, DawidSkeneSoft, VoteShare, aggregate, check_soft_labels
+from soft_label_audit.crowd.aggregation import (
+    RULES,
+    DawidSkeneSoft,
+    VoteShare,
+    aggregate,
+    check_soft_labels,
+)
 
 VOTES = pd.DataFrame(
     {

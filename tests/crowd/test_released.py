@@ -18,7 +18,14 @@ CONFIG = released.ReleasedConfig()
 @pytest.fixture(scope="module")
 def digits(mnist_arrays):
     ids = np.arange(2000)
-    return pd.DataFrame({"item_id": ids, "source": "mnist", "original_label": mnist_arrays["train_labels"][ids].astype(np.int64), "image": images_to_column(mnist_arrays["train_images"][ids])})
+    return pd.DataFrame(
+        {
+            "item_id": ids,
+            "source": "mnist",
+            "original_label": mnist_arrays["train_labels"][ids].astype(np.int64),
+            "image": images_to_column(mnist_arrays["train_images"][ids]),
+        }
+    )
 
 
 def test_committed_fixture_is_what_the_builder_makes(mnist_arrays):
@@ -33,14 +40,20 @@ def test_round_trip(digits, tmp_path):
     again = read_released_file(path)
     released.validate_released(again, str(path), CONFIG)
     study, soft = released.released_to_study(again, digits, str(path), CONFIG)
-    assert study["item_id"].tolist() == MNIST_IDS + [200_000 + len(MNIST_IDS) + j for j in range(N_SYNTHETIC)]
+    assert study["item_id"].tolist() == MNIST_IDS + [
+        200_000 + len(MNIST_IDS) + j for j in range(N_SYNTHETIC)
+    ]
     assert study["source"].tolist() == ["mnist"] * len(MNIST_IDS) + ["synthetic"] * N_SYNTHETIC
     assert study["split"].tolist() == frame["split"].tolist()
-    np.testing.assert_array_equal(images_from_column(study["image"]), images_from_column(frame["images"]))
+    np.testing.assert_array_equal(
+        images_from_column(study["image"]), images_from_column(frame["images"])
+    )
     assert set(soft["aggregation"]) == {f"released:{c}" for c in released.SOFT_LABEL_COLUMNS}
     chosen = soft[soft["aggregation"] == "released:soft_label"]
     expected = np.stack([released.parse_vector(s, 11) for s in frame["soft_label"]])
-    np.testing.assert_allclose(chosen[list(H_COLS)].to_numpy(), expected / expected.sum(1, keepdims=True))
+    np.testing.assert_allclose(
+        chosen[list(H_COLS)].to_numpy(), expected / expected.sum(1, keepdims=True)
+    )
     np.testing.assert_allclose(chosen[list(H_COLS)].sum(axis=1), 1.0)
 
 
@@ -62,7 +75,9 @@ def _fails(frame, digits, rule):
 def test_soft_label_that_does_not_sum_to_one(digits):
     frame = pd.read_parquet(FIXTURE)
     frame.loc[3, "soft_label"] = "[0.5, 0.5, 0.5, 0, 0, 0, 0, 0, 0, 0, 0]"
-    message = _fails(frame, digits, "soft_label: soft label is 11 non-negative numbers summing to 1")
+    message = _fails(
+        frame, digits, "soft_label: soft label is 11 non-negative numbers summing to 1"
+    )
     assert "1 offending row(s)" in message
 
 

@@ -25,7 +25,9 @@ def setup(mnist_arrays):
 
 def run(setup, seed=3):
     _, study, observer, images = setup
-    crowd = simulated.SimulatedCrowd(simulated.CrowdConfig.from_params(crowd_params(seed)), observer)
+    crowd = simulated.SimulatedCrowd(
+        simulated.CrowdConfig.from_params(crowd_params(seed)), observer
+    )
     return crowd.annotate(study["item_id"].to_numpy(), images), crowd.annotators_
 
 
@@ -76,14 +78,37 @@ def test_human_like_properties(setup):
     none_sources = source_of.reindex(votes.loc[votes["choice"] == "none", "item_id"])
     assert (none_sources == "synthetic").mean() > 0.5
     # unsure flags sit where annotators disagree
-    assert items.loc[~items["unanimous"].astype(bool), "pct_unsure"].mean() > 3 * items.loc[items["unanimous"].astype(bool), "pct_unsure"].mean()
+    assert (
+        items.loc[~items["unanimous"].astype(bool), "pct_unsure"].mean()
+        > 3 * items.loc[items["unanimous"].astype(bool), "pct_unsure"].mean()
+    )
     # wrong votes on MNIST follow visually similar digits
-    mnist_votes = votes.merge(study, on="item_id").query("source == 'mnist' and choice != 'none' and not unsure")
+    mnist_votes = votes.merge(study, on="item_id").query(
+        "source == 'mnist' and choice != 'none' and not unsure"
+    )
     wrong = mnist_votes[mnist_votes["choice"] != mnist_votes["original_label"].astype(str)]
     careless = set(traits.loc[traits["careless"], "annotator_id"])
     wrong = wrong[~wrong["annotator_id"].isin(careless)]
-    similar = {frozenset(p) for p in [(4, 9), (3, 5), (3, 8), (5, 8), (1, 7), (2, 7), (7, 9), (0, 6), (5, 6), (8, 9), (2, 3)]}
-    pairs = [frozenset((int(a), int(b))) for a, b in zip(wrong["original_label"], wrong["choice"], strict=True)]
+    similar = {
+        frozenset(p)
+        for p in [
+            (4, 9),
+            (3, 5),
+            (3, 8),
+            (5, 8),
+            (1, 7),
+            (2, 7),
+            (7, 9),
+            (0, 6),
+            (5, 6),
+            (8, 9),
+            (2, 3),
+        ]
+    }
+    pairs = [
+        frozenset((int(a), int(b)))
+        for a, b in zip(wrong["original_label"], wrong["choice"], strict=True)
+    ]
     assert len(pairs) > 0
     # far more often than if wrong votes fell on random digit pairs (11 of 45 pairs), and the
     # most frequent confusion is one of them (on the full study: 4/9, then 7/9, 0/6, 3/5, 2/7)
@@ -95,8 +120,13 @@ def test_careless_annotators_agree_least(setup):
     votes, traits = run(setup)
     from soft_label_audit.crowd.statistics import annotator_statistics
 
-    stats = annotator_statistics(votes, aggregate(votes, "vote_share"), agreement_below=0.8).merge(traits, on="annotator_id")
-    assert stats.loc[stats["careless"], "agreement_with_aggregate"].max() < stats.loc[~stats["careless"], "agreement_with_aggregate"].median()
+    stats = annotator_statistics(votes, aggregate(votes, "vote_share"), agreement_below=0.8).merge(
+        traits, on="annotator_id"
+    )
+    assert (
+        stats.loc[stats["careless"], "agreement_with_aggregate"].max()
+        < stats.loc[~stats["careless"], "agreement_with_aggregate"].median()
+    )
 
 
 def test_too_few_annotators_for_the_votes():

@@ -25,14 +25,25 @@ def good_votes() -> pd.DataFrame:
 def test_good_votes_are_typed_by_the_contract():
     votes = validate_votes(good_votes(), STUDY, FILE)
     assert votes.dtypes.astype(str).to_dict() == {
-        "item_id": "int64", "annotator_id": "str", "choice": "str", "unsure": "bool", "response_time": "float64",
+        "item_id": "int64",
+        "annotator_id": "str",
+        "choice": "str",
+        "unsure": "bool",
+        "response_time": "float64",
     }
     assert votes["unsure"].tolist() == [False, True, False, True]
     assert votes["choice"].tolist() == ["3", "none", "7", "1"]
 
 
 def test_parquet_like_types_are_accepted():
-    frame = pd.DataFrame({"item_id": [10, 11, 12], "annotator_id": ["a", "a", "a"], "choice": [3, "None", 9], "unsure": [True, False, False]})
+    frame = pd.DataFrame(
+        {
+            "item_id": [10, 11, 12],
+            "annotator_id": ["a", "a", "a"],
+            "choice": [3, "None", 9],
+            "unsure": [True, False, False],
+        }
+    )
     votes = validate_votes(frame, STUDY, FILE)
     assert votes["choice"].tolist() == ["3", "none", "9"]
     assert votes["response_time"].isna().all()
@@ -91,7 +102,15 @@ def test_items_without_votes_and_the_opt_out():
 
 def test_counts_and_shows_at_most_five_rows():
     frame = pd.concat([good_votes()] * 1, ignore_index=True)
-    many = pd.DataFrame({"item_id": ["10"] * 8, "annotator_id": [f"x{i}" for i in range(8)], "choice": ["12"] * 8, "unsure": ["0"] * 8, "response_time": [1.0] * 8})
+    many = pd.DataFrame(
+        {
+            "item_id": ["10"] * 8,
+            "annotator_id": [f"x{i}" for i in range(8)],
+            "choice": ["12"] * 8,
+            "unsure": ["0"] * 8,
+            "response_time": [1.0] * 8,
+        }
+    )
     message = _message(pd.concat([frame, many], ignore_index=True))
     assert "8 offending row(s); first 5" in message
 

@@ -33,39 +33,65 @@ def _synthetic(n=200, follows_ambiguity=True, contrast_driven=False, seed=0):
         n_hes = int(round(10 * hesitant[i]))
         for a in range(20):
             votes.append((item, f"a{a}", "4" if a % 2 else "9", a < n_hes))
-    return ids, h, soft, images, pd.DataFrame(votes, columns=["item_id", "annotator_id", "choice", "unsure"])
+    return (
+        ids,
+        h,
+        soft,
+        images,
+        pd.DataFrame(votes, columns=["item_id", "annotator_id", "choice", "unsure"]),
+    )
 
 
 def _tables(ids, h, soft, images, source="synthetic", original=None, mode=None):
     n = len(ids)
     original = np.full(n, 4) if original is None else original
     mode = original if mode is None else mode
-    stats = pd.DataFrame({"item_id": ids, "source": source, "original_label": original,
-                          "human_mode": mode, "mode_shift": mode != original})
+    stats = pd.DataFrame(
+        {
+            "item_id": ids,
+            "source": source,
+            "original_label": original,
+            "human_mode": mode,
+            "mode_shift": mode != original,
+        }
+    )
     labels = pd.DataFrame(h, columns=list(H_COLS)).assign(item_id=ids)
-    digits = pd.DataFrame({"item_id": ids, "image": images_to_column(images), "machine_soft_label": soft})
+    digits = pd.DataFrame(
+        {"item_id": ids, "image": images_to_column(images), "machine_soft_label": soft}
+    )
     return stats, labels, digits
 
 
 def _checks(ids, h, soft, images, votes):
     stats, labels, digits = _tables(ids, h, soft, images)
     empty_pool = (np.zeros((0, 28, 28), np.uint8), np.zeros(0, int))
-    table = validity.crowd_validity(stats, labels, votes, digits, empty_pool, TARGETS, "renormalise")
+    table = validity.crowd_validity(
+        stats, labels, votes, digits, empty_pool, TARGETS, "renormalise"
+    )
     return table.set_index("check")
 
 
 def test_ambiguity_check_holds_only_when_uncertainty_follows_the_generator():
     good = _checks(*_synthetic(follows_ambiguity=True))
     bad = _checks(*_synthetic(follows_ambiguity=False))
-    assert good.loc["ambiguity_correlation", "value"] > 0.9 and good.loc["ambiguity_correlation", "holds"]
-    assert abs(bad.loc["ambiguity_correlation", "value"]) < 0.2 and not bad.loc["ambiguity_correlation", "holds"]
+    assert (
+        good.loc["ambiguity_correlation", "value"] > 0.9
+        and good.loc["ambiguity_correlation", "holds"]
+    )
+    assert (
+        abs(bad.loc["ambiguity_correlation", "value"]) < 0.2
+        and not bad.loc["ambiguity_correlation", "holds"]
+    )
 
 
 def test_contrast_check_fails_when_faint_strokes_make_the_crowd_hesitate():
     good = _checks(*_synthetic(contrast_driven=False))
     bad = _checks(*_synthetic(follows_ambiguity=False, contrast_driven=True))
     assert good.loc["contrast_vs_uncertainty", "holds"]
-    assert bad.loc["contrast_vs_uncertainty", "value"] > 0.9 and not bad.loc["contrast_vs_uncertainty", "holds"]
+    assert (
+        bad.loc["contrast_vs_uncertainty", "value"] > 0.9
+        and not bad.loc["contrast_vs_uncertainty", "holds"]
+    )
 
 
 def test_votes_per_item_and_agreement_ranges():
@@ -91,8 +117,16 @@ def _mnist_checks(images, labels, pool, original, mode, agree_share=0.95):
     h[ids, mode] = 1.0
     stats, tables_h, digits = _tables(ids, h, [None] * len(ids), images, "mnist", original, mode)
     votes = pd.DataFrame(
-        [(i, f"a{a}", str(mode[i]) if a < round(20 * agree_share) else str((mode[i] + 1) % 10), False)
-         for i in ids for a in range(20)],
+        [
+            (
+                i,
+                f"a{a}",
+                str(mode[i]) if a < round(20 * agree_share) else str((mode[i] + 1) % 10),
+                False,
+            )
+            for i in ids
+            for a in range(20)
+        ],
         columns=["item_id", "annotator_id", "choice", "unsure"],
     )
     table = validity.crowd_validity(stats, tables_h, votes, digits, pool, TARGETS, "renormalise")
@@ -117,4 +151,6 @@ def test_mode_shifts_that_correct_label_errors_pass_and_observer_errors_fail(mni
     assert not bad.loc["mnist_shift_classifier_agreement", "holds"]
     assert not bad.loc["mnist_mode_shift_share", "holds"]  # 5% > 3%
     assert good.loc["mnist_vote_agreement", "value"] == pytest.approx(0.95)
-    assert not _mnist_checks(images, labels, pool, labels, labels, agree_share=1.0).loc["mnist_vote_agreement", "holds"]
+    assert not _mnist_checks(images, labels, pool, labels, labels, agree_share=1.0).loc[
+        "mnist_vote_agreement", "holds"
+    ]

@@ -7,12 +7,16 @@ from soft_label_audit.data_sources import study, synthetic
 
 @pytest.fixture(scope="module")
 def tiny_autoencoder(small_mnist_raw):
-    config = synthetic.AutoencoderConfig(n_train_images=300, epochs=1, width=4, latent_dim=4, seed=3)
+    config = synthetic.AutoencoderConfig(
+        n_train_images=300, epochs=1, width=4, latent_dim=4, seed=3
+    )
     return synthetic.train_autoencoder(small_mnist_raw["train_images"], config)
 
 
 def test_autoencoder_training_is_deterministic(small_mnist_raw, tiny_autoencoder):
-    config = synthetic.AutoencoderConfig(n_train_images=300, epochs=1, width=4, latent_dim=4, seed=3)
+    config = synthetic.AutoencoderConfig(
+        n_train_images=300, epochs=1, width=4, latent_dim=4, seed=3
+    )
     again, losses = synthetic.train_autoencoder(small_mnist_raw["train_images"], config)
     first, first_losses = tiny_autoencoder
     assert losses == first_losses
@@ -22,8 +26,12 @@ def test_autoencoder_training_is_deterministic(small_mnist_raw, tiny_autoencoder
 
 def test_generated_items_have_two_class_machine_labels(small_mnist_raw, tiny_autoencoder):
     model, _ = tiny_autoencoder
-    config = synthetic.AmbiguityConfig(n_items=64, class_pairs=((4, 9), (1, 7)), min_weight=0.3, max_weight=0.7, seed=5)
-    made = synthetic.generate_ambiguous(model, small_mnist_raw["train_images"], small_mnist_raw["train_labels"], config)
+    config = synthetic.AmbiguityConfig(
+        n_items=64, class_pairs=((4, 9), (1, 7)), min_weight=0.3, max_weight=0.7, seed=5
+    )
+    made = synthetic.generate_ambiguous(
+        model, small_mnist_raw["train_images"], small_mnist_raw["train_labels"], config
+    )
     soft = made["machine_soft_label"]
     assert made["images"].shape == (64, 28, 28) and made["images"].dtype == np.uint8
     np.testing.assert_allclose(soft.sum(1), 1.0)
@@ -34,7 +42,9 @@ def test_generated_items_have_two_class_machine_labels(small_mnist_raw, tiny_aut
     assert (made["mix_weight"] >= 0.3).all() and (made["mix_weight"] <= 0.7).all()
     # the source images really are of the classes named in the label
     assert (small_mnist_raw["train_labels"][made["source_a"]] == made["class_a"]).all()
-    again = synthetic.generate_ambiguous(model, small_mnist_raw["train_images"], small_mnist_raw["train_labels"], config)
+    again = synthetic.generate_ambiguous(
+        model, small_mnist_raw["train_images"], small_mnist_raw["train_labels"], config
+    )
     assert np.array_equal(again["images"], made["images"])
 
 
@@ -42,7 +52,9 @@ def test_bad_pairs_are_refused(small_mnist_raw, tiny_autoencoder):
     model, _ = tiny_autoencoder
     with pytest.raises(ValueError, match="two different digits"):
         synthetic.generate_ambiguous(
-            model, small_mnist_raw["train_images"], small_mnist_raw["train_labels"],
+            model,
+            small_mnist_raw["train_images"],
+            small_mnist_raw["train_labels"],
             synthetic.AmbiguityConfig(n_items=4, class_pairs=((3, 3),)),
         )
 
@@ -63,7 +75,11 @@ FRACTIONS = {"train": 0.6, "val": 0.2, "test": 0.2}
 
 def test_study_split_is_disjoint_stratified_and_reproducible():
     digits = _digits()
-    args = dict(n_per_source={"mnist": 200, "synthetic": 50}, pool_ids={"mnist": (0, 400)}, split_fractions=FRACTIONS)
+    args = dict(
+        n_per_source={"mnist": 200, "synthetic": 50},
+        pool_ids={"mnist": (0, 400)},
+        split_fractions=FRACTIONS,
+    )
     a = study.select_study_items(digits, seed=7, **args)
     b = study.select_study_items(digits, seed=7, **args)
     c = study.select_study_items(digits, seed=8, **args)
@@ -88,7 +104,9 @@ def test_stratified_sample_moves_quota_of_small_classes():
 
 def test_bad_fractions_and_oversized_requests_are_refused():
     with pytest.raises(ValueError, match="summing to 1"):
-        study.split_items(np.zeros(10), {"train": 0.5, "val": 0.2, "test": 0.2}, np.random.default_rng(0))
+        study.split_items(
+            np.zeros(10), {"train": 0.5, "val": 0.2, "test": 0.2}, np.random.default_rng(0)
+        )
     with pytest.raises(ValueError, match="pool of"):
         study.stratified_sample(np.zeros(5, int), 6, np.random.default_rng(0))
 
@@ -134,13 +152,17 @@ def test_no_parent_image_feeds_two_splits():
     items = study.select_study_items(digits, {"synthetic": 150}, {}, FRACTIONS, seed=4)
     merged = items.merge(digits[["item_id", "parent_a", "parent_b"]], on="item_id")
     parents = pd.concat(
-        [merged[["parent_a", "split"]].set_axis(["parent", "split"], axis=1),
-         merged[["parent_b", "split"]].set_axis(["parent", "split"], axis=1)]
+        [
+            merged[["parent_a", "split"]].set_axis(["parent", "split"], axis=1),
+            merged[["parent_b", "split"]].set_axis(["parent", "split"], axis=1),
+        ]
     )
     assert (parents.groupby("parent")["split"].nunique() == 1).all()
     assert set(items["split"]) == {"train", "val", "test"}
     # the item-wise split of the same items would have put some parents in two splits
-    itemwise = study.split_items(merged["original_label"].to_numpy(), FRACTIONS, np.random.default_rng(0))
+    itemwise = study.split_items(
+        merged["original_label"].to_numpy(), FRACTIONS, np.random.default_rng(0)
+    )
     both = pd.concat(
         [pd.DataFrame({"parent": merged[c], "split": itemwise}) for c in ("parent_a", "parent_b")]
     )

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 
-def random_probs(rng: np.random.Generator, n: int, k: int = 10, sharpness: float = 3.0) -> np.ndarray:
+def random_probs(
+    rng: np.random.Generator, n: int, k: int = 10, sharpness: float = 3.0
+) -> np.ndarray:
     """Softmax of scaled Gaussian logits: a spread of confidences from near 1/k to near 1."""
     logits = rng.normal(size=(n, k)) * rng.uniform(0.2, sharpness, size=(n, 1))
     p = np.exp(logits - logits.max(axis=1, keepdims=True))

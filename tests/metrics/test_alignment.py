@@ -38,7 +38,9 @@ def test_total_variation_and_entropy_gap(pair):
     h, p = pair
     tv = np.array([0.5 * sum(abs(a - b) for a, b in zip(hi, pi)) for hi, pi in zip(h, p)])
     assert np.allclose(alignment.total_variation(h, p), tv, atol=1e-12)
-    assert np.allclose(alignment.entropy_gap(h, p), scipy_entropy(p, axis=1) - scipy_entropy(h, axis=1), atol=1e-12)
+    assert np.allclose(
+        alignment.entropy_gap(h, p), scipy_entropy(p, axis=1) - scipy_entropy(h, axis=1), atol=1e-12
+    )
 
 
 def test_spearman_matches_pandas_with_ties():

@@ -6,7 +6,14 @@ from soft_label_audit.metrics.bands import difficulty_band
 
 def test_bands_follow_the_thresholds_inclusively():
     e = np.array([0.0, 1e-12, 0.3, 0.5, 0.5000001, 2.0])
-    assert difficulty_band(e, 1e-9, 0.5).tolist() == ["unanimous", "unanimous", "low", "low", "high", "high"]
+    assert difficulty_band(e, 1e-9, 0.5).tolist() == [
+        "unanimous",
+        "unanimous",
+        "low",
+        "low",
+        "high",
+        "high",
+    ]
 
 
 @pytest.mark.parametrize("thresholds", [(0.5, 0.5), (0.6, 0.5), (-0.1, 0.5)])

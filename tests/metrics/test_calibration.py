@@ -24,13 +24,17 @@ def test_top_label_ece_matches_torchmetrics(predictions, n_bins):
     p, y = predictions
     p = _float32(p)
     # torchmetrics sums in float32: agreement to ~1e-7
-    assert calibration.top_label_ece(p, y, n_bins) == pytest.approx(_torchmetrics(p, y, n_bins, "l1"), abs=1e-6)
+    assert calibration.top_label_ece(p, y, n_bins) == pytest.approx(
+        _torchmetrics(p, y, n_bins, "l1"), abs=1e-6
+    )
 
 
 @pytest.mark.parametrize("n_bins", [5, 15])
 def test_mce_matches_torchmetrics(predictions, n_bins):
     p, y = _float32(predictions[0]), predictions[1]
-    assert calibration.max_calibration_error(p, y, n_bins) == pytest.approx(_torchmetrics(p, y, n_bins, "max"), abs=1e-6)
+    assert calibration.max_calibration_error(p, y, n_bins) == pytest.approx(
+        _torchmetrics(p, y, n_bins, "max"), abs=1e-6
+    )
 
 
 def _brute_equal_mass_ece(p, y, n_bins):
@@ -51,7 +55,9 @@ def _brute_equal_mass_ece(p, y, n_bins):
 @pytest.mark.parametrize("n_bins", [1, 7, 15])
 def test_equal_mass_ece_matches_brute_force(predictions, n_bins):
     p, y = predictions
-    assert calibration.top_label_ece(p, y, n_bins, "mass") == pytest.approx(_brute_equal_mass_ece(p, y, n_bins), abs=1e-12)
+    assert calibration.top_label_ece(p, y, n_bins, "mass") == pytest.approx(
+        _brute_equal_mass_ece(p, y, n_bins), abs=1e-12
+    )
 
 
 def test_equal_mass_bins_hold_equal_counts():
@@ -69,8 +75,11 @@ def test_equal_mass_bins_keep_ties_together_whatever_the_item_order():
     assert len(set(index[25:])) == 1
     perm = rng.permutation(40)
     assert calibration.top_label_ece(p[perm], y[perm], 10, "mass") == pytest.approx(
-        calibration.top_label_ece(p, y, 10, "mass"), abs=1e-15)
-    assert calibration.top_label_ece(p, y, 10, "mass") == pytest.approx(_brute_equal_mass_ece(p, y, 10), abs=1e-12)
+        calibration.top_label_ece(p, y, 10, "mass"), abs=1e-15
+    )
+    assert calibration.top_label_ece(p, y, 10, "mass") == pytest.approx(
+        _brute_equal_mass_ece(p, y, 10), abs=1e-12
+    )
 
 
 def _brute_classwise_ece(p, y, n_bins):
@@ -83,7 +92,9 @@ def _brute_classwise_ece(p, y, n_bins):
         for j in range(n_bins):
             lo, hi = edges[j], edges[j + 1]
             last = j == n_bins - 1
-            members = [i for i in range(n) if lo <= p[i, c] and (p[i, c] < hi or (last and p[i, c] <= hi))]
+            members = [
+                i for i in range(n) if lo <= p[i, c] and (p[i, c] < hi or (last and p[i, c] <= hi))
+            ]
             if members:
                 freq = np.mean([y[i] == c for i in members])
                 err += len(members) / n * abs(freq - np.mean(p[members, c]))
@@ -96,10 +107,13 @@ def test_classwise_ece_matches_brute_force(n_bins):
     rng = np.random.default_rng(7)
     p = random_probs(rng, 150)
     y = rng.integers(0, 10, 150)
-    assert calibration.classwise_ece(p, y, n_bins) == pytest.approx(_brute_classwise_ece(p, y, n_bins), abs=1e-12)
+    assert calibration.classwise_ece(p, y, n_bins) == pytest.approx(
+        _brute_classwise_ece(p, y, n_bins), abs=1e-12
+    )
 
 
 # -- the known traps -----------------------------------------------------------------------
+
 
 def test_confidence_of_exactly_one_lands_in_the_last_bin():
     assert calibration.equal_width_bin_index(np.array([1.0]), 15).tolist() == [14]

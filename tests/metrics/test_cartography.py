@@ -16,7 +16,9 @@ def test_coordinates_against_per_item_loops():
             traj = [float(probs[si, ep, i, y[i]]) for ep in range(e)]
             mean = sum(traj) / e
             assert coords.confidence[si, i] == pytest.approx(mean, abs=1e-7)
-            assert coords.variability[si, i] == pytest.approx((sum((t - mean) ** 2 for t in traj) / e) ** 0.5, abs=1e-7)
+            assert coords.variability[si, i] == pytest.approx(
+                (sum((t - mean) ** 2 for t in traj) / e) ** 0.5, abs=1e-7
+            )
             hits = sum(int(np.argmax(probs[si, ep, i]) == y[i]) for ep in range(e))
             assert coords.correctness[si, i] == pytest.approx(hits / e)
 
@@ -46,7 +48,10 @@ def test_bad_shapes_are_refused():
         cartography.coordinates(np.full((1, 1, 2, 10), 0.1), np.array([0, 10]))
 
 
-@pytest.mark.parametrize(("epochs", "fraction", "expected"), [(12, 0.2, 2), (10, 0.2, 2), (2, 0.2, 0), (1, 0.9, 0), (5, 0.0, 0)])
+@pytest.mark.parametrize(
+    ("epochs", "fraction", "expected"),
+    [(12, 0.2, 2), (10, 0.2, 2), (2, 0.2, 0), (1, 0.9, 0), (5, 0.0, 0)],
+)
 def test_burn_in_keeps_at_least_one_epoch(epochs, fraction, expected):
     assert cartography.burn_in_epochs(epochs, fraction) == expected
 

@@ -55,7 +55,9 @@ def test_an_empty_band_gives_nan_not_an_error(run):
 
 def test_noise_floor_debiased_and_human_calibration_columns(run):
     p, original, mode, h, ent, band = run
-    out = score_test_set(p, original, mode, h, ent, band, 15, floor_draws=50, floor_quantile=0.9, floor_seed=7)
+    out = score_test_set(
+        p, original, mode, h, ent, band, 15, floor_draws=50, floor_quantile=0.9, floor_seed=7
+    )
     floors = calibration.ece_noise_floor(p, 15, 50, 7)
     for kind, prefix in (("width", "ece"), ("mass", "ece_mass"), ("classwise", "classwise_ece")):
         assert out[f"{prefix}_15_floor_mean"] == pytest.approx(floors[kind].mean())
@@ -63,10 +65,13 @@ def test_noise_floor_debiased_and_human_calibration_columns(run):
         assert out[f"{prefix}_15_floor_q90"] >= out[f"{prefix}_15_floor_mean"]
     assert out["ce_l2_debiased_15"] == calibration.debiased_l2_calibration_error(p, original, 15)
     assert out["ece_human_15"] == calibration.human_ece(p, h, 15)
-    assert out["overconfidence_human"] == pytest.approx(np.mean(p.max(1) - h[np.arange(120), p.argmax(1)]))
+    assert out["overconfidence_human"] == pytest.approx(
+        np.mean(p.max(1) - h[np.arange(120), p.argmax(1)])
+    )
     high = band == "high"
     assert out["ece_15_floor_mean__band_high"] == pytest.approx(
-        calibration.ece_noise_floor(p[high], 15, 50, 7)["width"].mean())
+        calibration.ece_noise_floor(p[high], 15, 50, 7)["width"].mean()
+    )
     # fewer items, higher floor
     assert out["ece_15_floor_mean__band_high"] > out["ece_15_floor_mean"]
     assert set(metric_names(15, 0.9)) <= set(out)

@@ -14,7 +14,12 @@ def test_convergence_epoch_of_a_decreasing_loss():
 
 
 def test_convergence_epoch_handles_order_accuracy_and_flat_curves():
-    assert stability.convergence_epoch(np.array([3, 1, 2]), np.array([0.9, 0.1, 0.7]), 0.95, higher_is_better=True) == 3
+    assert (
+        stability.convergence_epoch(
+            np.array([3, 1, 2]), np.array([0.9, 0.1, 0.7]), 0.95, higher_is_better=True
+        )
+        == 3
+    )
     assert stability.convergence_epoch(np.arange(1, 4), np.array([1.0, 1.0, 1.0])) == 1
     # overfitting after the best epoch does not move the convergence epoch
     assert stability.convergence_epoch(np.arange(1, 6), np.array([1.0, 0.5, 0.4, 0.6, 0.9])) == 3
@@ -41,11 +46,15 @@ def test_metric_spread_uses_sample_std_and_keeps_group_order():
     assert out["m__mean"].tolist() == [2.0, 5.0]
     assert out["m__std"].tolist() == [1.0, 0.0]
     assert list(out.columns) == ["condition", "n_seeds", "m__mean", "m__std", "m__min", "m__max"]
-    assert np.isnan(stability.metric_spread(table.iloc[:1], ["condition"], ["m"], ("std",))["m__std"].iloc[0])
+    assert np.isnan(
+        stability.metric_spread(table.iloc[:1], ["condition"], ["m"], ("std",))["m__std"].iloc[0]
+    )
 
 
 def test_curve_spread_per_epoch():
-    curves = pd.DataFrame({"epoch": [1, 2, 1, 2], "seed": [0, 0, 1, 1], "val_acc": [0.5, 0.7, 0.7, 0.7]})
+    curves = pd.DataFrame(
+        {"epoch": [1, 2, 1, 2], "seed": [0, 0, 1, 1], "val_acc": [0.5, 0.7, 0.7, 0.7]}
+    )
     out = stability.curve_spread(curves, [], ["val_acc"])
     assert out["epoch"].tolist() == [1, 2]
     assert out["val_acc__mean"].tolist() == pytest.approx([0.6, 0.7])
@@ -58,12 +67,18 @@ def test_metric_spread_of_a_wide_table_raises_no_performance_warning():
     import warnings
 
     rng = np.random.default_rng(0)
-    keys = pd.DataFrame([(s, c, seed) for s in ("mnist", "synthetic") for c in "abcdefg" for seed in (0, 1)],
-                        columns=["source", "condition", "seed"])
+    keys = pd.DataFrame(
+        [(s, c, seed) for s in ("mnist", "synthetic") for c in "abcdefg" for seed in (0, 1)],
+        columns=["source", "condition", "seed"],
+    )
     metrics = [f"m{i}" for i in range(60)]
-    wide = pd.concat([keys, pd.DataFrame(rng.random((len(keys), len(metrics))), columns=metrics)], axis=1)
+    wide = pd.concat(
+        [keys, pd.DataFrame(rng.random((len(keys), len(metrics))), columns=metrics)], axis=1
+    )
     wide = pd.read_csv(io.StringIO(wide.to_csv(index=False)))
     with warnings.catch_warnings():
         warnings.simplefilter("error", pd.errors.PerformanceWarning)
-        spread = stability.metric_spread(wide, ["source", "condition"], metrics, stats=("mean", "std"))
+        spread = stability.metric_spread(
+            wide, ["source", "condition"], metrics, stats=("mean", "std")
+        )
     assert spread.shape == (14, 2 + 1 + len(metrics) * 2)

@@ -11,10 +11,17 @@ from soft_label_audit.reporting.figures import _pooled_reliability
 
 
 def test_pooled_reliability_weights_by_count():
-    rel = pd.DataFrame({
-        "seed": [0, 0, 1, 1], "bin": [0, 1, 0, 1], "bin_lower": [0, 0.5, 0, 0.5], "bin_upper": [0.5, 1, 0.5, 1],
-        "count": [1, 0, 3, 2], "mean_confidence": [0.4, np.nan, 0.2, 0.9], "accuracy": [1.0, np.nan, 0.0, 0.5],
-    })
+    rel = pd.DataFrame(
+        {
+            "seed": [0, 0, 1, 1],
+            "bin": [0, 1, 0, 1],
+            "bin_lower": [0, 0.5, 0, 0.5],
+            "bin_upper": [0.5, 1, 0.5, 1],
+            "count": [1, 0, 3, 2],
+            "mean_confidence": [0.4, np.nan, 0.2, 0.9],
+            "accuracy": [1.0, np.nan, 0.0, 0.5],
+        }
+    )
     pooled = _pooled_reliability(rel)
     assert pooled["count"].tolist() == [4, 2]
     assert pooled["accuracy"].tolist() == pytest.approx([0.25, 0.5])
@@ -25,8 +32,16 @@ def test_figures_do_not_accumulate_in_pyplot():
     import matplotlib.pyplot as plt
 
     before = len(plt.get_fignums())
-    curves = pd.DataFrame({"source": "mnist", "condition": "a", "seed": [0, 0], "epoch": [1, 2],
-                           "val_loss": [1.0, 0.5], "val_acc": [0.5, 0.8]})
+    curves = pd.DataFrame(
+        {
+            "source": "mnist",
+            "condition": "a",
+            "seed": [0, 0],
+            "epoch": [1, 2],
+            "val_loss": [1.0, 0.5],
+            "val_acc": [0.5, 0.8],
+        }
+    )
     fig = figures.validation_curves(curves, ["mnist"], ["a"])
     assert len(plt.get_fignums()) == before
     buffer = io.BytesIO()

@@ -25,8 +25,12 @@ def test_notebook_reads_through_the_catalog_and_mlflow_only():
     tree = ast.parse("\n".join(_code_cells()))
     defined = [n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.ClassDef)]
     assert not defined, f"the notebook defines {defined}: logic belongs in the package"
-    imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom)
-                for a in (n.names if isinstance(n, ast.Import) else [ast.alias(n.module or "")])}
+    imported = {
+        a.name.split(".")[0]
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Import | ast.ImportFrom)
+        for a in (n.names if isinstance(n, ast.Import) else [ast.alias(n.module or "")])
+    }
     assert "soft_label_audit" not in imported
     source = "\n".join(_code_cells())
     assert 'catalog.load("study_summary")' in source and "mlflow.search_runs" in source

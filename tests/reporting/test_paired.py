@@ -23,12 +23,14 @@ def test_t_interval_of_one_seed_has_no_width():
 
 def test_differences_are_paired_by_seed():
     # seed effects are large, the condition effect is a constant +1: pairing removes the seeds
-    runs = pd.DataFrame({
-        "source": "mnist",
-        "condition": ["original_hard"] * 3 + ["human_soft"] * 3,
-        "seed": [2, 0, 1, 0, 1, 2],
-        "m": [30.0, 10.0, 20.0, 11.0, 21.0, 31.0],
-    })
+    runs = pd.DataFrame(
+        {
+            "source": "mnist",
+            "condition": ["original_hard"] * 3 + ["human_soft"] * 3,
+            "seed": [2, 0, 1, 0, 1, 2],
+            "m": [30.0, 10.0, 20.0, 11.0, 21.0, 31.0],
+        }
+    )
     out = paired_differences(runs, ["m"], ["original_hard"], 0.95)
     assert len(out) == 1
     row = out.iloc[0]
@@ -40,12 +42,23 @@ def test_differences_are_paired_by_seed():
 def test_every_condition_against_every_baseline_per_source():
     rng = np.random.default_rng(0)
     conditions = ["original_hard", "human_soft", "machine_soft"]
-    runs = pd.DataFrame([{"source": s, "condition": c, "seed": k, "a": rng.random(), "b": rng.random()}
-                         for s in ("mnist", "synthetic") for c in conditions for k in range(3)])
+    runs = pd.DataFrame(
+        [
+            {"source": s, "condition": c, "seed": k, "a": rng.random(), "b": rng.random()}
+            for s in ("mnist", "synthetic")
+            for c in conditions
+            for k in range(3)
+        ]
+    )
     out = paired_differences(runs, ["a", "b"], ["original_hard", "human_soft"])
     assert len(out) == 2 * 2 * 2 * 2  # sources x baselines x other conditions x metrics
     assert not ((out["baseline"] == out["condition"]).any())
-    row = out[(out.source == "synthetic") & (out.baseline == "human_soft") & (out.condition == "machine_soft") & (out.metric == "a")].iloc[0]
+    row = out[
+        (out.source == "synthetic")
+        & (out.baseline == "human_soft")
+        & (out.condition == "machine_soft")
+        & (out.metric == "a")
+    ].iloc[0]
     a = runs.set_index(["source", "condition", "seed"])["a"].sort_index()
     d = a.loc["synthetic", "machine_soft"].to_numpy() - a.loc["synthetic", "human_soft"].to_numpy()
     ref = stats.ttest_1samp(d, 0.0).confidence_interval(0.95)

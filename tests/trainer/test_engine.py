@@ -43,7 +43,9 @@ def _soft(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def test_initial_weights_depend_on_the_seed_only():
     a, b, c = build_model(MODEL, 7), build_model(MODEL, 7), build_model(MODEL, 8)
-    for (name, pa), pb, pc in zip(a.state_dict().items(), b.state_dict().values(), c.state_dict().values()):
+    for (name, pa), pb, pc in zip(
+        a.state_dict().items(), b.state_dict().values(), c.state_dict().values()
+    ):
         assert torch.equal(pa, pb), name
         if name.endswith("weight"):
             assert not torch.equal(pa, pc), name
@@ -62,7 +64,9 @@ def test_paired_runs_start_alike_and_part_with_their_targets(data):
     rng = np.random.default_rng(0)
     hard, soft = EYE[data.train_labels], _soft(data.train_labels, rng)
     cfg = _config()
-    res = train_runs(data, np.stack([hard, soft]), np.stack([EYE[data.val_labels]] * 2), [5, 5], MODEL, cfg)
+    res = train_runs(
+        data, np.stack([hard, soft]), np.stack([EYE[data.val_labels]] * 2), [5, 5], MODEL, cfg
+    )
     first = batch_orders(5, len(data.train_images), cfg.epochs)[0, : cfg.batch_size]
     later = batch_orders(5, len(data.train_images), cfg.epochs)[0, cfg.batch_size :]
     np.testing.assert_array_equal(res.dynamics[0, 0, first], res.dynamics[1, 0, first])
@@ -83,7 +87,14 @@ def test_cpu_runs_are_deterministic(data):
 
 def test_shapes_and_distributions(data):
     k, cfg = 2, _config()
-    res = train_runs(data, np.stack([EYE[data.train_labels]] * k), np.stack([EYE[data.val_labels]] * k), [0, 1], MODEL, cfg)
+    res = train_runs(
+        data,
+        np.stack([EYE[data.train_labels]] * k),
+        np.stack([EYE[data.val_labels]] * k),
+        [0, 1],
+        MODEL,
+        cfg,
+    )
     n, e = len(data.train_images), cfg.epochs
     assert res.dynamics.shape == (k, e, n, 10) and res.dynamics.dtype == np.float32
     np.testing.assert_allclose(res.dynamics.sum(-1), 1.0, atol=1e-5)
@@ -100,14 +111,18 @@ def test_shapes_and_distributions(data):
 
 def test_training_learns(data):
     cfg = _config(epochs=6)
-    res = train_runs(data, EYE[data.train_labels][None], EYE[data.val_labels][None], [0], MODEL, cfg)
+    res = train_runs(
+        data, EYE[data.train_labels][None], EYE[data.val_labels][None], [0], MODEL, cfg
+    )
     assert res.curves["train_loss"][0, -1] < 0.6 * res.curves["train_loss"][0, 0]
     assert res.curves["val_acc"][0, -1] > 0.5
 
 
 def test_vectorised_path_matches_the_plain_loop(data):
     rng = np.random.default_rng(1)
-    targets = np.stack([EYE[data.train_labels], _soft(data.train_labels, rng), EYE[data.train_labels]])
+    targets = np.stack(
+        [EYE[data.train_labels], _soft(data.train_labels, rng), EYE[data.train_labels]]
+    )
     val = np.stack([EYE[data.val_labels]] * 3)
     seeds = [0, 0, 1]
     plain = train_runs(data, targets, val, seeds, MODEL, _config(vectorise="never"))
@@ -134,13 +149,24 @@ def test_bad_shapes_are_refused(data):
     with pytest.raises(ValueError, match="train_targets"):
         train_runs(data, EYE[data.train_labels], EYE[data.val_labels][None], [0], MODEL, _config())
     with pytest.raises(ValueError, match="seeds"):
-        train_runs(data, EYE[data.train_labels][None], EYE[data.val_labels][None], [0, 1], MODEL, _config())
+        train_runs(
+            data, EYE[data.train_labels][None], EYE[data.val_labels][None], [0, 1], MODEL, _config()
+        )
 
 
 def test_torch_settings_are_restored(data):
     threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    train_runs(data, EYE[data.train_labels][None], EYE[data.val_labels][None], [0], MODEL, _config(epochs=1))
-    assert torch.get_num_threads() == threads and torch.are_deterministic_algorithms_enabled() == det
+    train_runs(
+        data,
+        EYE[data.train_labels][None],
+        EYE[data.val_labels][None],
+        [0],
+        MODEL,
+        _config(epochs=1),
+    )
+    assert (
+        torch.get_num_threads() == threads and torch.are_deterministic_algorithms_enabled() == det
+    )
 
 
 def test_progress_is_quiet_in_ci_and_off_a_terminal(monkeypatch):
@@ -156,7 +182,9 @@ def test_progress_is_quiet_in_ci_and_off_a_terminal(monkeypatch):
 
 def test_teacher_learns_hard_labels(mnist_arrays):
     x, y = mnist_arrays["train_images"][:700], mnist_arrays["train_labels"][:700]
-    teacher = train_teacher(x, y, MODEL, _config(epochs=6, batch_size=32, lr=5e-3), n_train=500, n_val=200, seed=0)
+    teacher = train_teacher(
+        x, y, MODEL, _config(epochs=6, batch_size=32, lr=5e-3), n_train=500, n_val=200, seed=0
+    )
     assert teacher.val_acc > 0.6
     logits = teacher.logits(mnist_arrays["test_images"][:50], device="cpu")
     assert logits.shape == (50, 10)
@@ -166,24 +194,52 @@ def test_teacher_learns_hard_labels(mnist_arrays):
 def test_parallel_runs_on_cpu_threads_match_one_after_another(data):
     targets = np.stack([EYE[data.train_labels]] * 3)
     val = np.stack([EYE[data.val_labels]] * 3)
-    together = train_runs(data, targets, val, [0, 1, 2], MODEL, _config(num_threads=2, parallel_runs=2))
-    in_turn = train_runs(data, targets, val, [0, 1, 2], MODEL, _config(num_threads=2, parallel_runs=1))
+    together = train_runs(
+        data, targets, val, [0, 1, 2], MODEL, _config(num_threads=2, parallel_runs=2)
+    )
+    in_turn = train_runs(
+        data, targets, val, [0, 1, 2], MODEL, _config(num_threads=2, parallel_runs=1)
+    )
     np.testing.assert_allclose(together.dynamics, in_turn.dynamics, atol=1e-5)
     np.testing.assert_allclose(together.test_logits, in_turn.test_logits, atol=1e-4)
 
 
 @pytest.mark.parametrize("vectorise", ["never", "always"])
-def test_validation_curves_measure_every_condition_against_the_original_label_and_the_mode(data, vectorise):
+def test_validation_curves_measure_every_condition_against_the_original_label_and_the_mode(
+    data, vectorise
+):
     rng = np.random.default_rng(1)
-    modes = np.where(rng.random(len(data.val_labels)) < 0.3, (data.val_labels + 1) % 10, data.val_labels)
-    with_modes = TrainData(data.train_images, data.train_labels, data.val_images, data.val_labels,
-                           data.test_images, val_modes=modes)
+    modes = np.where(
+        rng.random(len(data.val_labels)) < 0.3, (data.val_labels + 1) % 10, data.val_labels
+    )
+    with_modes = TrainData(
+        data.train_images,
+        data.train_labels,
+        data.val_images,
+        data.val_labels,
+        data.test_images,
+        val_modes=modes,
+    )
     val_soft = _soft(data.val_labels, rng)
     config = _config(epochs=2, vectorise=vectorise)
-    hard = train_runs(with_modes, EYE[data.train_labels][None], EYE[data.val_labels][None], [0], MODEL, config,
-                      record_dynamics=False)
-    soft = train_runs(with_modes, _soft(data.train_labels, rng)[None], val_soft[None], [0], MODEL, config,
-                      record_dynamics=False)
+    hard = train_runs(
+        with_modes,
+        EYE[data.train_labels][None],
+        EYE[data.val_labels][None],
+        [0],
+        MODEL,
+        config,
+        record_dynamics=False,
+    )
+    soft = train_runs(
+        with_modes,
+        _soft(data.train_labels, rng)[None],
+        val_soft[None],
+        [0],
+        MODEL,
+        config,
+        record_dynamics=False,
+    )
     for result, own in ((hard, EYE[data.val_labels]), (soft, val_soft)):
         logits = predict_logits(result.state_dicts[0], MODEL, data.val_images, device="cpu")
         logp = torch.log_softmax(torch.as_tensor(logits, dtype=torch.float64), -1).numpy()
@@ -217,8 +273,15 @@ def test_cross_fitted_teacher_labels_no_item_with_a_model_that_saw_it(mnist_arra
     for f, fit in enumerate(seen):
         held = np.flatnonzero(result.fold == f)
         assert not {x[i].tobytes() for i in held} & fit  # the fold's own model never saw it
-        np.testing.assert_allclose(result.logits[held],
-                                   predict_logits(result.state_dicts[f], MODEL, x[held], device="cpu"), atol=1e-5)
-        assert not {x[i].tobytes() for i in np.flatnonzero(~is_train)} & fit  # val/test never trained on
-    mean = np.mean([predict_logits(s, MODEL, x[~is_train], device="cpu") for s in result.state_dicts], axis=0)
+        np.testing.assert_allclose(
+            result.logits[held],
+            predict_logits(result.state_dicts[f], MODEL, x[held], device="cpu"),
+            atol=1e-5,
+        )
+        assert (
+            not {x[i].tobytes() for i in np.flatnonzero(~is_train)} & fit
+        )  # val/test never trained on
+    mean = np.mean(
+        [predict_logits(s, MODEL, x[~is_train], device="cpu") for s in result.state_dicts], axis=0
+    )
     np.testing.assert_allclose(result.logits[~is_train], mean, atol=1e-4)

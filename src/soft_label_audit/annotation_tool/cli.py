@@ -41,7 +41,10 @@ DEFAULT_CHANNEL_TIMEOUT = 30
 MAX_HEADER_BYTES = 16 * 1024
 
 db_option = click.option(
-    "--db", "db_path", default=DEFAULT_DB, show_default=True,
+    "--db",
+    "db_path",
+    default=DEFAULT_DB,
+    show_default=True,
     help="SQLite database file, or a SQLAlchemy URL: postgresql+psycopg://user@host/dbname",
 )
 
@@ -69,8 +72,9 @@ def is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
-def waitress_settings(host: str, port: int, threads: int, connection_limit: int,
-                      channel_timeout: int) -> dict:
+def waitress_settings(
+    host: str, port: int, threads: int, connection_limit: int, channel_timeout: int
+) -> dict:
     """The waitress adjustments ``serve`` uses: the app's body limit enforced by waitress
     before the body is read, bounded headers, connections and idle time."""
     from soft_label_audit.annotation_tool.web import MAX_BODY_BYTES
@@ -120,32 +124,85 @@ def main() -> None:
 
 @main.command(help="Create or migrate the database, load the items and set the study settings.")
 @db_option
-@click.option("--study-items", default=DEFAULT_STUDY_ITEMS, show_default=True,
-              type=click.Path(dir_okay=False, path_type=Path), help="study_items (parquet or csv)")
-@click.option("--digits", default=DEFAULT_DIGITS, show_default=True,
-              type=click.Path(dir_okay=False, path_type=Path), help="digits table with images")
-@click.option("--attention-checks", default=4, show_default=True, type=click.IntRange(0, 50),
-              help="number of easy MNIST images (outside the study) used as attention checks")
-@click.option("--seed", default=0, show_default=True, type=int, help="seed of the attention-check draw")
-@click.option("--votes-per-item", type=click.IntRange(1), default=None,
-              help=f"distinct annotators per study item [default: {store.Settings.votes_per_item}]")
-@click.option("--attention-every", type=click.IntRange(1), default=None,
-              help=f"one attention check after every N study votes [default: {store.Settings.attention_every}]")
-@click.option("--max-items-per-annotator", type=click.IntRange(0), default=None,
-              help="cap on study items per annotator, 0 for none [default: 0]")
-@click.option("--lease-seconds", type=click.FloatRange(min=1), default=None,
-              help=f"how long a shown item stays reserved [default: {store.Settings.lease_seconds:g}]")
-@click.option("--min-response-time", type=click.FloatRange(0, 3600), default=None,
-              help="seconds; faster answers are refused "
-                   f"[default: {store.Settings.min_response_time:g}]")
-@click.option("--min-attention-accuracy", type=click.FloatRange(0, 1), default=None,
-              help="export leaves out annotators below this attention-check accuracy "
-                   f"[default: {store.Settings.min_attention_accuracy:g}]")
-def init(db_path, study_items, digits, attention_checks, seed, votes_per_item,
-         attention_every, max_items_per_annotator, lease_seconds, min_response_time,
-         min_attention_accuracy) -> None:
+@click.option(
+    "--study-items",
+    default=DEFAULT_STUDY_ITEMS,
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="study_items (parquet or csv)",
+)
+@click.option(
+    "--digits",
+    default=DEFAULT_DIGITS,
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="digits table with images",
+)
+@click.option(
+    "--attention-checks",
+    default=4,
+    show_default=True,
+    type=click.IntRange(0, 50),
+    help="number of easy MNIST images (outside the study) used as attention checks",
+)
+@click.option(
+    "--seed", default=0, show_default=True, type=int, help="seed of the attention-check draw"
+)
+@click.option(
+    "--votes-per-item",
+    type=click.IntRange(1),
+    default=None,
+    help=f"distinct annotators per study item [default: {store.Settings.votes_per_item}]",
+)
+@click.option(
+    "--attention-every",
+    type=click.IntRange(1),
+    default=None,
+    help=f"one attention check after every N study votes [default: {store.Settings.attention_every}]",
+)
+@click.option(
+    "--max-items-per-annotator",
+    type=click.IntRange(0),
+    default=None,
+    help="cap on study items per annotator, 0 for none [default: 0]",
+)
+@click.option(
+    "--lease-seconds",
+    type=click.FloatRange(min=1),
+    default=None,
+    help=f"how long a shown item stays reserved [default: {store.Settings.lease_seconds:g}]",
+)
+@click.option(
+    "--min-response-time",
+    type=click.FloatRange(0, 3600),
+    default=None,
+    help=f"seconds; faster answers are refused [default: {store.Settings.min_response_time:g}]",
+)
+@click.option(
+    "--min-attention-accuracy",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="export leaves out annotators below this attention-check accuracy "
+    f"[default: {store.Settings.min_attention_accuracy:g}]",
+)
+def init(
+    db_path,
+    study_items,
+    digits,
+    attention_checks,
+    seed,
+    votes_per_item,
+    attention_every,
+    max_items_per_annotator,
+    lease_seconds,
+    min_response_time,
+    min_attention_accuracy,
+) -> None:
     frame = build_annotation_items(
-        _read_table(study_items), _read_table(digits), n_attention_checks=attention_checks, seed=seed
+        _read_table(study_items),
+        _read_table(digits),
+        n_attention_checks=attention_checks,
+        seed=seed,
     )
     try:
         engine = db.make_engine(db_path)
@@ -163,18 +220,26 @@ def init(db_path, study_items, digits, attention_checks, seed, votes_per_item,
         min_attention_accuracy=min_attention_accuracy,
     )
     n_checks = int(frame["is_attention_check"].sum())
-    click.echo(f"database {db.describe(engine)}: schema version {db.LATEST_VERSION}"
-               + (f" (applied migrations {applied})" if applied else ""))
-    click.echo(f"items: {counts['added']} added, {counts['kept']} already present "
-               f"({len(frame) - n_checks} study items, {n_checks} attention checks)")
+    click.echo(
+        f"database {db.describe(engine)}: schema version {db.LATEST_VERSION}"
+        + (f" (applied migrations {applied})" if applied else "")
+    )
+    click.echo(
+        f"items: {counts['added']} added, {counts['kept']} already present "
+        f"({len(frame) - n_checks} study items, {n_checks} attention checks)"
+    )
     click.echo(f"settings: {settings}")
 
 
 @main.command("add-annotator", help="Create annotators and print their personal links.")
 @db_option
 @click.option("--count", default=1, show_default=True, type=click.IntRange(1, 1000))
-@click.option("--base-url", default=f"http://{DEFAULT_HOST}:{DEFAULT_PORT}", show_default=True,
-              help="address annotators reach the server at")
+@click.option(
+    "--base-url",
+    default=f"http://{DEFAULT_HOST}:{DEFAULT_PORT}",
+    show_default=True,
+    help="address annotators reach the server at",
+)
 def add_annotator(db_path, count, base_url) -> None:
     engine = _open_existing(db_path)
     for _ in range(count):
@@ -182,8 +247,10 @@ def add_annotator(db_path, count, base_url) -> None:
         click.echo(f"{annotator.pseudonym}\t{base_url.rstrip('/')}/a/{token}")
 
 
-@main.command(help="Deactivate an annotator: their link stops working, their votes stay, and "
-                   "the item they held is released.")
+@main.command(
+    help="Deactivate an annotator: their link stops working, their votes stay, and "
+    "the item they held is released."
+)
 @db_option
 @click.argument("pseudonym")
 def revoke(db_path, pseudonym) -> None:
@@ -196,13 +263,26 @@ def revoke(db_path, pseudonym) -> None:
 
 @main.command(help="Write the votes as raw_annotations (long format) for the annotation pipeline.")
 @db_option
-@click.option("--out", default=DEFAULT_EXPORT, show_default=True,
-              type=click.Path(dir_okay=False, path_type=Path), help=".csv or .parquet")
-@click.option("--attention-out", default=None, type=click.Path(dir_okay=False, path_type=Path),
-              help="attention-check answers [default: <out stem>_attention_checks.csv]")
-@click.option("--min-attention-accuracy", default=None, type=click.FloatRange(0, 1),
-              help="leave out annotators whose attention-check accuracy is below this "
-                   "[default: the study setting; 0 keeps everyone]")
+@click.option(
+    "--out",
+    default=DEFAULT_EXPORT,
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=".csv or .parquet",
+)
+@click.option(
+    "--attention-out",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="attention-check answers [default: <out stem>_attention_checks.csv]",
+)
+@click.option(
+    "--min-attention-accuracy",
+    default=None,
+    type=click.FloatRange(0, 1),
+    help="leave out annotators whose attention-check accuracy is below this "
+    "[default: the study setting; 0 keeps everyone]",
+)
 def export(db_path, out, attention_out, min_attention_accuracy) -> None:
     engine = _open_existing(db_path)
     frames = store.export_frames(engine, min_attention_accuracy=min_attention_accuracy)
@@ -210,12 +290,16 @@ def export(db_path, out, attention_out, min_attention_accuracy) -> None:
     _write_atomic(frames["raw_annotations"], out)
     _write_atomic(frames["attention_checks"], attention_out)
     raw, summary = frames["raw_annotations"], frames["annotators"]
-    click.echo(f"{len(raw)} votes on {raw['item_id'].nunique()} items by "
-               f"{raw['annotator_id'].nunique()} annotators -> {out}")
+    click.echo(
+        f"{len(raw)} votes on {raw['item_id'].nunique()} items by "
+        f"{raw['annotator_id'].nunique()} annotators -> {out}"
+    )
     click.echo(f"{len(frames['attention_checks'])} attention-check answers -> {attention_out}")
     dropped = summary.loc[~summary["kept"], "annotator_id"].tolist()
-    click.echo(f"left out (attention accuracy < {frames['threshold']:g}): "
-               f"{', '.join(dropped) if dropped else 'none'}")
+    click.echo(
+        f"left out (attention accuracy < {frames['threshold']:g}): "
+        f"{', '.join(dropped) if dropped else 'none'}"
+    )
     click.echo(summary.to_string(index=False))
 
 
@@ -227,24 +311,44 @@ def status(db_path) -> None:
         click.echo(f"{key}: {value}")
 
 
-@main.command(help="Serve the annotator pages (waitress). Bound to 127.0.0.1 unless --host "
-                   "and --allow-remote say otherwise.")
+@main.command(
+    help="Serve the annotator pages (waitress). Bound to 127.0.0.1 unless --host "
+    "and --allow-remote say otherwise."
+)
 @db_option
 @click.option("--host", default=DEFAULT_HOST, show_default=True)
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 64))
-@click.option("--allow-remote", is_flag=True,
-              help="required to bind a non-loopback address; serve it only behind a TLS "
-                   "reverse proxy (docs/annotation_tool.md)")
-@click.option("--allowed-host", "allowed_hosts", multiple=True,
-              help="Host header value the server answers to (repeatable; '.example.org' "
-                   "allows subdomains) [default: 127.0.0.1, localhost, [::1]]")
-@click.option("--connection-limit", default=DEFAULT_CONNECTION_LIMIT, show_default=True,
-              type=click.IntRange(1, 10_000), help="most simultaneous connections")
-@click.option("--channel-timeout", default=DEFAULT_CHANNEL_TIMEOUT, show_default=True,
-              type=click.IntRange(1, 3600), help="seconds before an idle connection is closed")
-def serve(db_path, host, port, threads, allow_remote, allowed_hosts, connection_limit,
-          channel_timeout) -> None:
+@click.option(
+    "--allow-remote",
+    is_flag=True,
+    help="required to bind a non-loopback address; serve it only behind a TLS "
+    "reverse proxy (docs/annotation_tool.md)",
+)
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    help="Host header value the server answers to (repeatable; '.example.org' "
+    "allows subdomains) [default: 127.0.0.1, localhost, [::1]]",
+)
+@click.option(
+    "--connection-limit",
+    default=DEFAULT_CONNECTION_LIMIT,
+    show_default=True,
+    type=click.IntRange(1, 10_000),
+    help="most simultaneous connections",
+)
+@click.option(
+    "--channel-timeout",
+    default=DEFAULT_CHANNEL_TIMEOUT,
+    show_default=True,
+    type=click.IntRange(1, 3600),
+    help="seconds before an idle connection is closed",
+)
+def serve(
+    db_path, host, port, threads, allow_remote, allowed_hosts, connection_limit, channel_timeout
+) -> None:
     import waitress
 
     from soft_label_audit.annotation_tool.web import create_app
@@ -264,10 +368,15 @@ def serve(db_path, host, port, threads, allow_remote, allowed_hosts, connection_
     counts = store.study_status(engine)
     if not counts["study_items"]:
         raise click.ClickException(
-            f"{db.describe(engine)} holds no items; run the init command first")
+            f"{db.describe(engine)} holds no items; run the init command first"
+        )
     hosts = list(allowed_hosts) or None
-    click.echo(f"serving {counts['study_items']} items from {db.describe(engine)} on "
-               f"http://{host}:{port} for host names {hosts or 'loopback'} (Ctrl+C stops)",
-               err=True)
-    waitress.serve(create_app(engine, allowed_hosts=hosts),
-                   **waitress_settings(host, port, threads, connection_limit, channel_timeout))
+    click.echo(
+        f"serving {counts['study_items']} items from {db.describe(engine)} on "
+        f"http://{host}:{port} for host names {hosts or 'loopback'} (Ctrl+C stops)",
+        err=True,
+    )
+    waitress.serve(
+        create_app(engine, allowed_hosts=hosts),
+        **waitress_settings(host, port, threads, connection_limit, channel_timeout),
+    )

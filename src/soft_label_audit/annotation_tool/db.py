@@ -293,7 +293,10 @@ def make_engine(db: str | Path, pool_size: int = 10) -> Engine:
 
         return engine
     return create_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
         connect_args={"connect_timeout": 10},
     )
 
@@ -446,8 +449,9 @@ def current_version(engine: Engine) -> int:
     with engine.begin() as conn:
         _lock_schema(conn)
         schema_version.create(conn, checkfirst=True)
-        version = conn.execute(select(schema_version.c.version).order_by(
-            schema_version.c.version.desc()).limit(1)).scalar()
+        version = conn.execute(
+            select(schema_version.c.version).order_by(schema_version.c.version.desc()).limit(1)
+        ).scalar()
     return int(version or 0)
 
 

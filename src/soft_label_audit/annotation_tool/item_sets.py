@@ -57,9 +57,11 @@ def select_attention_checks(
         return digits.iloc[0:0][["item_id", "source", "original_label", "image"]]
     _require(digits, ("item_id", "source", "original_label", "image"), "digits")
     ids = digits["item_id"].astype(np.int64)
-    candidates = digits[
-        (digits["source"] == "mnist") & (ids < N_MNIST_TRAIN) & ~ids.isin(exclude_ids)
-    ].sort_values("item_id").head(pool_size)
+    candidates = (
+        digits[(digits["source"] == "mnist") & (ids < N_MNIST_TRAIN) & ~ids.isin(exclude_ids)]
+        .sort_values("item_id")
+        .head(pool_size)
+    )
     if candidates.empty:
         raise ValueError("no MNIST training image outside the study is left for attention checks")
     pixels = images_from_column(candidates["image"]).reshape(len(candidates), -1).astype(float)
@@ -136,9 +138,7 @@ def build_annotation_items(
     checks["expected_choice"] = checks["original_label"].astype(int).astype(str)
     checks["image"] = images_to_column(images_from_column(checks["image"]))
 
-    out = pd.concat(
-        [merged[list(ITEM_COLUMNS)], checks[list(ITEM_COLUMNS)]], ignore_index=True
-    )
+    out = pd.concat([merged[list(ITEM_COLUMNS)], checks[list(ITEM_COLUMNS)]], ignore_index=True)
     labels = out["original_label"]
     bad = out.loc[labels.notna() & ~labels.isin(range(N_CLASSES)), "item_id"].tolist()
     if bad:

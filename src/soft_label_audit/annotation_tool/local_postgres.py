@@ -26,9 +26,11 @@ def find_bin_dir() -> Path | None:
     on_path = shutil.which("pg_ctl")
     if on_path and shutil.which("initdb"):
         return Path(on_path).parent
-    for candidate in sorted(glob.glob("/usr/lib/postgresql/*/bin"),
-                            key=lambda p: int(Path(p).parent.name) if Path(p).parent.name
-                            .isdigit() else 0, reverse=True):
+    for candidate in sorted(
+        glob.glob("/usr/lib/postgresql/*/bin"),
+        key=lambda p: int(Path(p).parent.name) if Path(p).parent.name.isdigit() else 0,
+        reverse=True,
+    ):
         if (Path(candidate) / "initdb").exists() and (Path(candidate) / "pg_ctl").exists():
             return Path(candidate)
     return None
@@ -75,18 +77,35 @@ class LocalPostgres:
             for path in (self.root, sockets):
                 os.chown(path, entry.pw_uid, entry.pw_gid)
         self.port = free_port()
-        self._run("initdb", "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8",
-                  "--no-sync")
-        options = (f"-p {self.port} -k {sockets} -c listen_addresses=127.0.0.1 "
-                   f"-c max_connections={self.max_connections}")
+        self._run(
+            "initdb", "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"
+        )
+        options = (
+            f"-p {self.port} -k {sockets} -c listen_addresses=127.0.0.1 "
+            f"-c max_connections={self.max_connections}"
+        )
         if not self.durable:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         try:
-            self._run("pg_ctl", "-D", str(data), "-o", options, "-l",
-                      str(self.root / "server.log"), "-w", "-t", "60", "start")
+            self._run(
+                "pg_ctl",
+                "-D",
+                str(data),
+                "-o",
+                options,
+                "-l",
+                str(self.root / "server.log"),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            )
         except subprocess.CalledProcessError as exc:
-            log = (self.root / "server.log").read_text() if (self.root / "server.log").exists() \
+            log = (
+                (self.root / "server.log").read_text()
+                if (self.root / "server.log").exists()
                 else ""
+            )
             raise RuntimeError(f"PostgreSQL did not start: {exc.stderr}\n{log}") from exc
         return self
 
@@ -99,8 +118,9 @@ class LocalPostgres:
 
         if not name.replace("_", "").isalnum():
             raise ValueError(f"database name {name!r}: letters, digits and underscores only")
-        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres",
-                             autocommit=True) as conn:
+        with psycopg.connect(
+            f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True
+        ) as conn:
             conn.execute(f"CREATE DATABASE {name}")
         return self.url(name)
 

@@ -187,18 +187,21 @@ def insert_items(engine: Engine, frame: pd.DataFrame) -> dict[str, int]:
         if not 0 <= item_id <= db.MAX_ITEM_ID:
             raise ValueError(f"item table: item_id {item_id} outside 0..{db.MAX_ITEM_ID}")
         split = r.split
-        rows.append({
-            "item_id": item_id,
-            "source": str(r.source),
-            "split": None if split is None or (isinstance(split, float) and math.isnan(split))
-            else str(split),
-            "original_label": None if pd.isna(r.original_label) else int(r.original_label),
-            "image": bytes(r.image),
-            "is_attention_check": bool(r.is_attention_check),
-            "expected_choice": None if r.expected_choice is None else str(r.expected_choice),
-            "n_assigned": 0,
-            "shuffle_key": shuffle_key(item_id),
-        })
+        rows.append(
+            {
+                "item_id": item_id,
+                "source": str(r.source),
+                "split": None
+                if split is None or (isinstance(split, float) and math.isnan(split))
+                else str(split),
+                "original_label": None if pd.isna(r.original_label) else int(r.original_label),
+                "image": bytes(r.image),
+                "is_attention_check": bool(r.is_attention_check),
+                "expected_choice": None if r.expected_choice is None else str(r.expected_choice),
+                "n_assigned": 0,
+                "shuffle_key": shuffle_key(item_id),
+            }
+        )
     _CACHE.clear()
     with engine.begin() as conn:
         existing = set(conn.execute(select(db.items.c.item_id)).scalars())
@@ -225,46 +228,82 @@ _NOT_MINE = ~(
     .exists()
 )
 Q_TOKEN = select(_an.c.annotator_id, _an.c.pseudonym).where(
-    _an.c.token_sha256 == bindparam("sha"), _an.c.active.is_(True))
-Q_LOCK_ME = (select(_an.c.active, _an.c.n_study_done, _an.c.n_checks_done)
-             .where(_an.c.annotator_id == bindparam("me")).with_for_update())
-Q_OPEN = (select(_a.c.assignment_id, _a.c.item_id, _a.c.shown_at, _it.c.is_attention_check)
-          .join(_it, _it.c.item_id == _a.c.item_id)
-          .where(_a.c.annotator_id == bindparam("me"), _a.c.completed_at.is_(None)))
+    _an.c.token_sha256 == bindparam("sha"), _an.c.active.is_(True)
+)
+Q_LOCK_ME = (
+    select(_an.c.active, _an.c.n_study_done, _an.c.n_checks_done)
+    .where(_an.c.annotator_id == bindparam("me"))
+    .with_for_update()
+)
+Q_OPEN = (
+    select(_a.c.assignment_id, _a.c.item_id, _a.c.shown_at, _it.c.is_attention_check)
+    .join(_it, _it.c.item_id == _a.c.item_id)
+    .where(_a.c.annotator_id == bindparam("me"), _a.c.completed_at.is_(None))
+)
 Q_SEEK = {
-    upper: (select(_it.c.item_id)
-            .where(_it.c.is_attention_check.is_(False), _it.c.n_assigned == bindparam("level"),
-                   (_it.c.shuffle_key < bindparam("offset")) if upper
-                   else (_it.c.shuffle_key >= bindparam("offset")),
-                   _NOT_MINE)
-            .order_by(_it.c.shuffle_key).limit(1).with_for_update(skip_locked=True))
+    upper: (
+        select(_it.c.item_id)
+        .where(
+            _it.c.is_attention_check.is_(False),
+            _it.c.n_assigned == bindparam("level"),
+            (_it.c.shuffle_key < bindparam("offset"))
+            if upper
+            else (_it.c.shuffle_key >= bindparam("offset")),
+            _NOT_MINE,
+        )
+        .order_by(_it.c.shuffle_key)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
     for upper in (False, True)
 }
-Q_FREE = (select(func.count()).select_from(_it)
-          .where(_it.c.is_attention_check.is_(False), _it.c.n_assigned < bindparam("quota")))
-Q_MINE_FREE = (select(func.count()).select_from(_a).join(_it, _it.c.item_id == _a.c.item_id)
-               .where(_a.c.annotator_id == bindparam("me"), _it.c.is_attention_check.is_(False),
-                      _it.c.n_assigned < bindparam("quota")))
+Q_FREE = (
+    select(func.count())
+    .select_from(_it)
+    .where(_it.c.is_attention_check.is_(False), _it.c.n_assigned < bindparam("quota"))
+)
+Q_MINE_FREE = (
+    select(func.count())
+    .select_from(_a)
+    .join(_it, _it.c.item_id == _a.c.item_id)
+    .where(
+        _a.c.annotator_id == bindparam("me"),
+        _it.c.is_attention_check.is_(False),
+        _it.c.n_assigned < bindparam("quota"),
+    )
+)
 Q_N_CHECKS = select(func.count()).select_from(_it).where(_it.c.is_attention_check.is_(True))
-S_RESERVE = insert(_a).values(item_id=bindparam("item"), annotator_id=bindparam("me"),
-                              shown_at=bindparam("now"))
-S_COUNT_UP = (update(_it).where(_it.c.item_id == bindparam("item"))
-              .values(n_assigned=_it.c.n_assigned + 1))
+S_RESERVE = insert(_a).values(
+    item_id=bindparam("item"), annotator_id=bindparam("me"), shown_at=bindparam("now")
+)
+S_COUNT_UP = (
+    update(_it).where(_it.c.item_id == bindparam("item")).values(n_assigned=_it.c.n_assigned + 1)
+)
 Q_ITEM = select(_it.c.item_id, _it.c.is_attention_check).where(_it.c.item_id == bindparam("item"))
-Q_PREVIOUS = select(_v.c.vote_id).where(_v.c.item_id == bindparam("item"),
-                                        _v.c.annotator_id == bindparam("me"))
+Q_PREVIOUS = select(_v.c.vote_id).where(
+    _v.c.item_id == bindparam("item"), _v.c.annotator_id == bindparam("me")
+)
 Q_ASSIGNMENT = select(_a.c.assignment_id, _a.c.shown_at).where(
-    _a.c.item_id == bindparam("item"), _a.c.annotator_id == bindparam("me"),
-    _a.c.completed_at.is_(None))
+    _a.c.item_id == bindparam("item"),
+    _a.c.annotator_id == bindparam("me"),
+    _a.c.completed_at.is_(None),
+)
 S_VOTE = insert(_v).values(
-    item_id=bindparam("item"), annotator_id=bindparam("me"), choice=bindparam("choice"),
-    unsure=bindparam("unsure"), response_time=bindparam("rt"),
-    server_elapsed=bindparam("elapsed"), created_at=bindparam("now"))
-S_COMPLETE = (update(_a).where(_a.c.assignment_id == bindparam("aid"))
-              .values(completed_at=bindparam("now")))
+    item_id=bindparam("item"),
+    annotator_id=bindparam("me"),
+    choice=bindparam("choice"),
+    unsure=bindparam("unsure"),
+    response_time=bindparam("rt"),
+    server_elapsed=bindparam("elapsed"),
+    created_at=bindparam("now"),
+)
+S_COMPLETE = (
+    update(_a).where(_a.c.assignment_id == bindparam("aid")).values(completed_at=bindparam("now"))
+)
 S_DONE_UP = {
-    column: (update(_an).where(_an.c.annotator_id == bindparam("me"))
-             .values({column: _an.c[column] + 1}))
+    column: (
+        update(_an).where(_an.c.annotator_id == bindparam("me")).values({column: _an.c[column] + 1})
+    )
     for column in ("n_study_done", "n_checks_done")
 }
 
@@ -330,15 +369,22 @@ def revoke(engine: Engine, pseudonym: str) -> int | None:
         if row is None:
             return None
         conn.execute(update(an).where(an.c.annotator_id == row.annotator_id).values(active=False))
-        open_items = conn.execute(
-            select(a.c.item_id).where(a.c.annotator_id == row.annotator_id,
-                                      a.c.completed_at.is_(None))
-        ).scalars().all()
+        open_items = (
+            conn.execute(
+                select(a.c.item_id).where(
+                    a.c.annotator_id == row.annotator_id, a.c.completed_at.is_(None)
+                )
+            )
+            .scalars()
+            .all()
+        )
         for item_id in open_items:
-            conn.execute(update(it).where(it.c.item_id == item_id)
-                         .values(n_assigned=it.c.n_assigned - 1))
-        conn.execute(a.delete().where(a.c.annotator_id == row.annotator_id,
-                                      a.c.completed_at.is_(None)))
+            conn.execute(
+                update(it).where(it.c.item_id == item_id).values(n_assigned=it.c.n_assigned - 1)
+            )
+        conn.execute(
+            a.delete().where(a.c.annotator_id == row.annotator_id, a.c.completed_at.is_(None))
+        )
         return len(open_items)
 
     return db.write(engine, job)
@@ -363,15 +409,18 @@ def _lock_me(conn: Connection, annotator: Annotator) -> _Me:
 # --------------------------------------------------------------------------- assignment
 
 
-def _taken_by_others(conn: Connection, item_id: int, annotator_id: int, now: float,
-                     s: Settings) -> int:
+def _taken_by_others(
+    conn: Connection, item_id: int, annotator_id: int, now: float, s: Settings
+) -> int:
     """Votes on the item plus live (unexpired, open) reservations of other active annotators."""
     a, an = db.assignments, db.annotators
     votes_now = conn.execute(
         select(func.count()).select_from(db.votes).where(db.votes.c.item_id == item_id)
     ).scalar_one()
     others_live = conn.execute(
-        select(func.count()).select_from(a).join(an, an.c.annotator_id == a.c.annotator_id)
+        select(func.count())
+        .select_from(a)
+        .join(an, an.c.annotator_id == a.c.annotator_id)
         .where(
             a.c.item_id == item_id,
             a.c.completed_at.is_(None),
@@ -428,14 +477,22 @@ def _next_study(conn: Connection, me: _Me, s: Settings, now: float) -> int | Non
             ).scalar()
             if item_id is not None:
                 return int(item_id)
-    lapsed = conn.execute(
-        select(a.c.item_id)
-        .join(it, it.c.item_id == a.c.item_id)
-        .where(a.c.completed_at.is_(None), a.c.shown_at < now - s.lease_seconds,
-               it.c.is_attention_check.is_(False), _not_mine(me.annotator_id))
-        .distinct()
-        .order_by(a.c.item_id)
-    ).scalars().all()
+    lapsed = (
+        conn.execute(
+            select(a.c.item_id)
+            .join(it, it.c.item_id == a.c.item_id)
+            .where(
+                a.c.completed_at.is_(None),
+                a.c.shown_at < now - s.lease_seconds,
+                it.c.is_attention_check.is_(False),
+                _not_mine(me.annotator_id),
+            )
+            .distinct()
+            .order_by(a.c.item_id)
+        )
+        .scalars()
+        .all()
+    )
     for item_id in lapsed:
         conn.execute(select(it.c.item_id).where(it.c.item_id == item_id).with_for_update())
         if _taken_by_others(conn, item_id, me.annotator_id, now, s) < s.votes_per_item:
@@ -466,8 +523,9 @@ def _progress(conn: Connection, me: _Me, s: Settings, open_is_check: bool | None
     n_checks = _cached(conn, "n_checks", lambda: conn.execute(Q_N_CHECKS).scalar_one())
     unseen_checks = int(n_checks) - me.n_checks_done - open_check
     future_study = me.n_study_done + open_study + room
-    checks_expected = min(me.n_checks_done + open_check + unseen_checks,
-                          future_study // s.attention_every)
+    checks_expected = min(
+        me.n_checks_done + open_check + unseen_checks, future_study // s.attention_every
+    )
     done = me.n_study_done + me.n_checks_done
     total = future_study + max(checks_expected, me.n_checks_done + open_check)
     return Progress(done=done, total=max(total, done))
@@ -479,8 +537,9 @@ def _reserve(conn: Connection, me: _Me, item_id: int, now: float) -> None:
     conn.execute(S_COUNT_UP, params)
 
 
-def _next_assignment_in(conn: Connection, annotator: Annotator,
-                        now: float | None) -> tuple[Assignment | None, Progress]:
+def _next_assignment_in(
+    conn: Connection, annotator: Annotator, now: float | None
+) -> tuple[Assignment | None, Progress]:
     now = time.time() if now is None else now
     s = read_settings(conn)
     me = _lock_me(conn, annotator)
@@ -489,18 +548,23 @@ def _next_assignment_in(conn: Connection, annotator: Annotator,
     if open_row is not None:
         is_check = bool(open_row.is_attention_check)
         if is_check or open_row.shown_at >= now - s.lease_seconds:
-            return (Assignment(int(open_row.item_id), float(open_row.shown_at)),
-                    _progress(conn, me, s, is_check))
-        conn.execute(select(it.c.item_id).where(it.c.item_id == open_row.item_id)
-                     .with_for_update())
+            return (
+                Assignment(int(open_row.item_id), float(open_row.shown_at)),
+                _progress(conn, me, s, is_check),
+            )
+        conn.execute(select(it.c.item_id).where(it.c.item_id == open_row.item_id).with_for_update())
         if _taken_by_others(conn, open_row.item_id, me.annotator_id, now, s) < s.votes_per_item:
-            conn.execute(update(a).where(a.c.assignment_id == open_row.assignment_id)
-                         .values(shown_at=now))
+            conn.execute(
+                update(a).where(a.c.assignment_id == open_row.assignment_id).values(shown_at=now)
+            )
             return Assignment(int(open_row.item_id), now), _progress(conn, me, s, False)
         # others completed the item while this lease lapsed: hand out another
         conn.execute(a.delete().where(a.c.assignment_id == open_row.assignment_id))
-        conn.execute(update(it).where(it.c.item_id == open_row.item_id)
-                     .values(n_assigned=it.c.n_assigned - 1))
+        conn.execute(
+            update(it)
+            .where(it.c.item_id == open_row.item_id)
+            .values(n_assigned=it.c.n_assigned - 1)
+        )
 
     item_id, is_check = None, False
     if me.n_study_done // s.attention_every > me.n_checks_done:
@@ -533,8 +597,10 @@ def progress(engine: Engine, annotator: Annotator) -> Progress:
         open_row = conn.execute(
             select(db.items.c.is_attention_check)
             .join(db.assignments, db.assignments.c.item_id == db.items.c.item_id)
-            .where(db.assignments.c.annotator_id == me.annotator_id,
-                   db.assignments.c.completed_at.is_(None))
+            .where(
+                db.assignments.c.annotator_id == me.annotator_id,
+                db.assignments.c.completed_at.is_(None),
+            )
         ).first()
         is_check = None if open_row is None else bool(open_row.is_attention_check)
         return _progress(conn, me, read_settings(conn), is_check)
@@ -583,8 +649,9 @@ def parse_vote(payload: Any) -> dict[str, Any]:
     return {"item_id": item_id, "choice": choice, "unsure": unsure, "response_time": float(rt)}
 
 
-def _record_vote_in(conn: Connection, annotator: Annotator, vote: dict[str, Any],
-                    now: float | None) -> int:
+def _record_vote_in(
+    conn: Connection, annotator: Annotator, vote: dict[str, Any], now: float | None
+) -> int:
     now = time.time() if now is None else now
     it = db.items
     s = read_settings(conn)
@@ -610,8 +677,7 @@ def _record_vote_in(conn: Connection, annotator: Annotator, vote: dict[str, Any]
         raise VoteRejected(409, f"item {vote['item_id']} is not the item currently shown to you")
     elapsed = now - assignment.shown_at
     if elapsed > s.lease_seconds and not item.is_attention_check:
-        conn.execute(select(it.c.item_id).where(it.c.item_id == vote["item_id"])
-                     .with_for_update())
+        conn.execute(select(it.c.item_id).where(it.c.item_id == vote["item_id"]).with_for_update())
         if _taken_by_others(conn, vote["item_id"], me.annotator_id, now, s) >= s.votes_per_item:
             raise VoteRejected(
                 409,
@@ -624,10 +690,17 @@ def _record_vote_in(conn: Connection, annotator: Annotator, vote: dict[str, Any]
             f"response_time {vote['response_time']:.3f} s exceeds the {elapsed:.3f} s "
             "since the server showed the item",
         )
-    vote_id = conn.execute(S_VOTE, {
-        **keys, "choice": vote["choice"], "unsure": vote["unsure"],
-        "rt": vote["response_time"], "elapsed": elapsed, "now": now,
-    }).inserted_primary_key[0]
+    vote_id = conn.execute(
+        S_VOTE,
+        {
+            **keys,
+            "choice": vote["choice"],
+            "unsure": vote["unsure"],
+            "rt": vote["response_time"],
+            "elapsed": elapsed,
+            "now": now,
+        },
+    ).inserted_primary_key[0]
     conn.execute(S_COMPLETE, {"aid": assignment.assignment_id, "now": now})
     counter = "n_checks_done" if item.is_attention_check else "n_study_done"
     conn.execute(S_DONE_UP[counter], keys)
@@ -670,14 +743,18 @@ def _annotator_quality(conn: Connection) -> pd.DataFrame:
     rows = conn.execute(
         select(an.c.annotator_id, an.c.pseudonym, an.c.active).order_by(an.c.annotator_id)
     ).all()
-    frame = pd.DataFrame({
-        "annotator_id": pd.Series([r.pseudonym for r in rows], dtype="str"),
-        "active": pd.Series([bool(r.active) for r in rows], dtype="bool"),
-        "n_attention_checks": pd.Series(
-            [checks.get(r.annotator_id, (0, 0))[0] for r in rows], dtype="int64"),
-        "n_correct": pd.Series(
-            [checks.get(r.annotator_id, (0, 0))[1] for r in rows], dtype="int64"),
-    })
+    frame = pd.DataFrame(
+        {
+            "annotator_id": pd.Series([r.pseudonym for r in rows], dtype="str"),
+            "active": pd.Series([bool(r.active) for r in rows], dtype="bool"),
+            "n_attention_checks": pd.Series(
+                [checks.get(r.annotator_id, (0, 0))[0] for r in rows], dtype="int64"
+            ),
+            "n_correct": pd.Series(
+                [checks.get(r.annotator_id, (0, 0))[1] for r in rows], dtype="int64"
+            ),
+        }
+    )
     with np.errstate(invalid="ignore", divide="ignore"):
         frame["attention_accuracy"] = (
             frame["n_correct"] / frame["n_attention_checks"].where(frame["n_attention_checks"] > 0)
@@ -704,8 +781,11 @@ def export_frames(
     """
     v, an, it = db.votes, db.annotators, db.items
     with db.reading(engine) as conn:
-        threshold = (read_settings(conn).min_attention_accuracy
-                     if min_attention_accuracy is None else float(min_attention_accuracy))
+        threshold = (
+            read_settings(conn).min_attention_accuracy
+            if min_attention_accuracy is None
+            else float(min_attention_accuracy)
+        )
         rows = conn.execute(
             select(
                 v.c.vote_id,
@@ -725,21 +805,34 @@ def export_frames(
     frame = pd.DataFrame(
         rows,
         columns=[
-            "vote_id", "item_id", "annotator_id", "choice", "unsure", "response_time",
-            "is_attention_check", "expected_choice",
+            "vote_id",
+            "item_id",
+            "annotator_id",
+            "choice",
+            "unsure",
+            "response_time",
+            "is_attention_check",
+            "expected_choice",
         ],
     )
     frame = frame.astype(
-        {"item_id": "int64", "annotator_id": "str", "choice": "str", "unsure": "bool",
-         "response_time": "float64", "is_attention_check": "bool"}
+        {
+            "item_id": "int64",
+            "annotator_id": "str",
+            "choice": "str",
+            "unsure": "bool",
+            "response_time": "float64",
+            "is_attention_check": "bool",
+        }
     )
     checks = frame[frame["is_attention_check"]].copy()
     checks["correct"] = checks["choice"] == checks["expected_choice"]
     study = frame[~frame["is_attention_check"]]
 
     summary = quality[["annotator_id"]].copy()
-    summary["n_votes"] = (summary["annotator_id"].map(study["annotator_id"].value_counts())
-                          .fillna(0).astype("int64"))
+    summary["n_votes"] = (
+        summary["annotator_id"].map(study["annotator_id"].value_counts()).fillna(0).astype("int64")
+    )
     summary["n_attention_checks"] = quality["n_attention_checks"]
     summary["attention_accuracy"] = quality["attention_accuracy"]
     summary["kept"] = _kept(quality, threshold)
@@ -777,7 +870,8 @@ def study_status(engine: Engine) -> dict[str, Any]:
         ).scalar_one()
         n_votes = conn.execute(select(func.count()).select_from(db.votes)).scalar_one()
         n_open = conn.execute(
-            select(func.count()).select_from(db.assignments)
+            select(func.count())
+            .select_from(db.assignments)
             .where(db.assignments.c.completed_at.is_(None))
         ).scalar_one()
         version = conn.execute(select(func.max(db.schema_version.c.version))).scalar_one()
@@ -796,5 +890,6 @@ def study_status(engine: Engine) -> dict[str, Any]:
         "excluded_annotators": ", ".join(
             f"{r.annotator_id} ({r.n_correct}/{r.n_attention_checks} checks correct)"
             for r in excluded.itertuples(index=False)
-        ) or "none",
+        )
+        or "none",
     }

@@ -121,14 +121,17 @@ def create_app(engine: Engine, allowed_hosts: Iterable[str] | None = None) -> Fl
             abort(403, description="unknown or revoked annotator token")
         return annotator
 
-    def item_payload(assignment: store.Assignment | None,
-                     progress: store.Progress) -> dict[str, Any]:
+    def item_payload(
+        assignment: store.Assignment | None, progress: store.Progress
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {"progress": {"done": progress.done, "total": progress.total}}
         if assignment is None:
             body.update(done=True, item=None)
         else:
-            body.update(done=False, item={"item_id": assignment.item_id,
-                                          "image": images.url(assignment.item_id)})
+            body.update(
+                done=False,
+                item={"item_id": assignment.item_id, "image": images.url(assignment.item_id)},
+            )
         return body
 
     @app.before_request
@@ -150,8 +153,9 @@ def create_app(engine: Engine, allowed_hosts: Iterable[str] | None = None) -> Fl
 
     @app.errorhandler(SQLAlchemyError)
     def _database_error(exc: SQLAlchemyError):
-        app.logger.warning("database unavailable on %s: %s", redact_path(request.path),
-                           type(exc).__name__)
+        app.logger.warning(
+            "database unavailable on %s: %s", redact_path(request.path), type(exc).__name__
+        )
         return jsonify(error="the database is unavailable; please retry in a moment"), 503
 
     @app.errorhandler(store.VoteRejected)
@@ -192,17 +196,23 @@ def create_app(engine: Engine, allowed_hosts: Iterable[str] | None = None) -> Fl
             vote_id = store.record_vote(engine, annotator, payload)
         except SQLAlchemyError as exc:
             app.logger.warning("vote not stored: %s", type(exc).__name__)
-            return jsonify(error="the database is unavailable; send the answer again in a "
-                                 "moment (an answer is never counted twice)"), 503
+            return jsonify(
+                error="the database is unavailable; send the answer again in a "
+                "moment (an answer is never counted twice)"
+            ), 503
         try:
             assignment, progress = store.next_assignment(engine, annotator)
             body = item_payload(assignment, progress)
         except Exception as exc:  # the vote is committed: say so, whatever failed after it
-            app.logger.warning("vote %s stored, next item failed: %s", vote_id,
-                               type(exc).__name__)
-            body = {"done": False, "item": None, "next_error": (
-                "your answer was saved; the next item is not available yet, please wait "
-                "a moment")}
+            app.logger.warning("vote %s stored, next item failed: %s", vote_id, type(exc).__name__)
+            body = {
+                "done": False,
+                "item": None,
+                "next_error": (
+                    "your answer was saved; the next item is not available yet, please wait "
+                    "a moment"
+                ),
+            }
         body["vote_id"] = vote_id
         body["saved"] = True
         return jsonify(body), 201

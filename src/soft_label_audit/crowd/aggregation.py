@@ -30,7 +30,9 @@ _SLOT = {choice: i for i, choice in enumerate(CHOICES)}
 
 
 def _empty() -> pd.DataFrame:
-    return pd.DataFrame(columns=list(H_COLS), index=pd.Index([], dtype="int64", name="item_id"), dtype=float)
+    return pd.DataFrame(
+        columns=list(H_COLS), index=pd.Index([], dtype="int64", name="item_id"), dtype=float
+    )
 
 
 @dataclass
@@ -128,7 +130,11 @@ def aggregate(votes: pd.DataFrame, rule: str, dawid_skene: dict | None = None) -
 def check_soft_labels(frame: pd.DataFrame, atol: float = 1e-6) -> None:
     """Raise when a soft label has a negative or NaN slot or does not sum to one."""
     values = frame[list(H_COLS)].to_numpy(float)
-    bad = ~np.isfinite(values).all(axis=1) | (values < -atol).any(axis=1) | (np.abs(values.sum(axis=1) - 1) > atol)
+    bad = (
+        ~np.isfinite(values).all(axis=1)
+        | (values < -atol).any(axis=1)
+        | (np.abs(values.sum(axis=1) - 1) > atol)
+    )
     if bad.any():
         raise ValueError(
             f"{int(bad.sum())} soft label(s) are not distributions over {H_COLS[0]}..{H_NONE_COL}; "

@@ -14,7 +14,9 @@ from soft_label_audit.data_sources.tables import images_from_column  # noqa: E40
 
 
 def _title(annotation_source: str) -> str:
-    return f"annotation source: {annotation_source}" + (" (simulated crowd)" if annotation_source == "simulated" else "")
+    return f"annotation source: {annotation_source}" + (
+        " (simulated crowd)" if annotation_source == "simulated" else ""
+    )
 
 
 def entropy_by_source(item_stats: pd.DataFrame, annotation_source: str) -> plt.Figure:
@@ -22,7 +24,12 @@ def entropy_by_source(item_stats: pd.DataFrame, annotation_source: str) -> plt.F
     fig, ax = plt.subplots(figsize=(6, 3.6))
     bins = np.linspace(0, np.log(len(H_COLS)), 31)
     for source, group in item_stats.groupby("source"):
-        ax.hist(group["human_entropy"], bins=bins, alpha=0.6, label=f"{source} (n={len(group)}, mean {group['human_entropy'].mean():.3f})")
+        ax.hist(
+            group["human_entropy"],
+            bins=bins,
+            alpha=0.6,
+            label=f"{source} (n={len(group)}, mean {group['human_entropy'].mean():.3f})",
+        )
     ax.set_xlabel("human entropy (nats)")
     ax.set_ylabel("items")
     ax.set_yscale("symlog", linthresh=10)
@@ -43,7 +50,15 @@ def mode_confusion(item_stats: pd.DataFrame, annotation_source: str) -> plt.Figu
         ax.imshow(np.log1p(m), cmap="Blues")
         for (r, c), v in np.ndenumerate(m):
             if v:
-                ax.text(c, r, str(v), ha="center", va="center", fontsize=6, color="black" if r != c else "white")
+                ax.text(
+                    c,
+                    r,
+                    str(v),
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color="black" if r != c else "white",
+                )
         shift = group["mode_shift"].mean() if len(group) else float("nan")
         ax.set_title(f"{source}: mode shift {shift:.1%}", fontsize=9)
         ax.set_xlabel("human mode")
@@ -56,14 +71,23 @@ def mode_confusion(item_stats: pd.DataFrame, annotation_source: str) -> plt.Figu
 
 
 def disputed_items(
-    item_stats: pd.DataFrame, soft_labels: pd.DataFrame, study_digits: pd.DataFrame, n_items: int, annotation_source: str
+    item_stats: pd.DataFrame,
+    soft_labels: pd.DataFrame,
+    study_digits: pd.DataFrame,
+    n_items: int,
+    annotation_source: str,
 ) -> plt.Figure:
     """The ``n_items`` items of highest human entropy: image above, soft label (vote shares) below."""
     top = item_stats.nlargest(n_items, "human_entropy")
     cols = max(1, min(8, len(top)))
     rows = max(1, int(np.ceil(len(top) / cols)))
-    fig, axes = plt.subplots(2 * rows, cols, figsize=(1.6 * cols, 2.9 * rows), squeeze=False,
-                             gridspec_kw={"height_ratios": [1.0, 0.7] * rows})
+    fig, axes = plt.subplots(
+        2 * rows,
+        cols,
+        figsize=(1.6 * cols, 2.9 * rows),
+        squeeze=False,
+        gridspec_kw={"height_ratios": [1.0, 0.7] * rows},
+    )
     for ax in axes.flat:
         ax.set_axis_off()
     h = soft_labels.set_index("item_id")
@@ -72,12 +96,23 @@ def disputed_items(
         r, c = divmod(k, cols)
         ax_img, ax_bar = axes[2 * r, c], axes[2 * r + 1, c]
         ax_img.imshow(images_from_column(images.loc[[item["item_id"]]])[0], cmap="gray_r")
-        ax_img.set_title(f"{item['item_id']} ({item['source'][:5]})\nlabel {item['original_label']}, H={item['human_entropy']:.2f}", fontsize=6)
+        ax_img.set_title(
+            f"{item['item_id']} ({item['source'][:5]})\nlabel {item['original_label']}, H={item['human_entropy']:.2f}",
+            fontsize=6,
+        )
         ax_bar.set_axis_on()
-        ax_bar.bar(range(len(H_COLS)), h.loc[item["item_id"], list(H_COLS)].to_numpy(float), color="tab:blue")
-        ax_bar.set_xticks(range(len(H_COLS)), [c_[:1] if c_ != "none" else "∅" for c_ in CHOICES], fontsize=5)
+        ax_bar.bar(
+            range(len(H_COLS)),
+            h.loc[item["item_id"], list(H_COLS)].to_numpy(float),
+            color="tab:blue",
+        )
+        ax_bar.set_xticks(
+            range(len(H_COLS)), [c_[:1] if c_ != "none" else "∅" for c_ in CHOICES], fontsize=5
+        )
         ax_bar.set_ylim(0, 1)
         ax_bar.tick_params(axis="y", labelsize=5)
-    fig.suptitle("Most disputed items and their vote shares — " + _title(annotation_source), fontsize=8)
+    fig.suptitle(
+        "Most disputed items and their vote shares — " + _title(annotation_source), fontsize=8
+    )
     fig.tight_layout()
     return fig

@@ -41,7 +41,9 @@ def read_votes_file(path: str | Path) -> pd.DataFrame:
             ) from None
     if suffix in (".parquet", ".pq"):
         return pd.read_parquet(str(path))
-    raise ValueError(f"{path}: annotation files must be .csv or .parquet, not {suffix or 'no suffix'}")
+    raise ValueError(
+        f"{path}: annotation files must be .csv or .parquet, not {suffix or 'no suffix'}"
+    )
 
 
 def read_released_file(path: str | Path) -> pd.DataFrame:

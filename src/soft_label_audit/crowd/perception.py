@@ -67,10 +67,14 @@ def warp(images: np.ndarray, a: np.ndarray, offset: np.ndarray) -> np.ndarray:
     coords = np.empty((3, n, 784), dtype=np.float64)
     coords[0] = np.arange(n)[:, None]
     coords[1:] = src.transpose(1, 0, 2)
-    return ndimage.map_coordinates(x, coords.reshape(3, n, 28, 28), order=1, mode="constant", cval=0.0)
+    return ndimage.map_coordinates(
+        x, coords.reshape(3, n, 28, 28), order=1, mode="constant", cval=0.0
+    )
 
 
-def compose(a1: np.ndarray, o1: np.ndarray, a2: np.ndarray, o2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def compose(
+    a1: np.ndarray, o1: np.ndarray, a2: np.ndarray, o2: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """The map ``p -> A1 (A2 p + o2) + o1``: first apply the sampling map 2, then map 1."""
     return a1 @ a2, np.einsum("nij,nj->ni", a1, o2) + o1
 
@@ -147,7 +151,11 @@ class NearestNeighbourObserver:
         weights = np.exp(-(d2 - d2[:, :1]) / (2.0 * self.bandwidth_**2))
         labels = self.memory_labels_[idx]
         evidence = np.zeros((len(feats), 10))
-        np.add.at(evidence, (np.repeat(np.arange(len(feats)), idx.shape[1]), labels.ravel()), weights.ravel())
+        np.add.at(
+            evidence,
+            (np.repeat(np.arange(len(feats)), idx.shape[1]), labels.ravel()),
+            weights.ravel(),
+        )
         evidence /= evidence.sum(axis=1, keepdims=True)
         atypicality = np.sqrt(d2[:, 0]) / self.typical_distance_
         return evidence, atypicality
@@ -168,7 +176,9 @@ def observer_profiles(
     ``memory_share`` of ``images`` and draws its number of principal components and of
     neighbours uniformly (integers) in the given ranges. Seeded."""
     if not 0 < memory_share <= 1:
-        raise ValueError(f"simulated_crowd.perception.memory_share must be in (0, 1], got {memory_share}")
+        raise ValueError(
+            f"simulated_crowd.perception.memory_share must be in (0, 1], got {memory_share}"
+        )
     rng = np.random.default_rng(seed)
     n = len(images)
     size = max(2, int(round(memory_share * n)))

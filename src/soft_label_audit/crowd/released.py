@@ -50,7 +50,11 @@ class ReleasedConfig:
     image_tolerance: int = 0
     non_mnist_id_offset: int = 200_000
     source_map: dict[str, str] = field(
-        default_factory=lambda: {"mnist": "mnist", "synthetic": "synthetic", "ambiguous": "synthetic"}
+        default_factory=lambda: {
+            "mnist": "mnist",
+            "synthetic": "synthetic",
+            "ambiguous": "synthetic",
+        }
     )
 
 
@@ -103,7 +107,12 @@ def decode_image(cell: Any) -> np.ndarray | None:
 def _distribution(tolerance: float, length: int):
     def ok(cell: Any) -> bool:
         v = parse_vector(cell, length)
-        return v is not None and bool(np.isfinite(v).all()) and bool((v >= 0).all()) and abs(v.sum() - 1.0) <= tolerance
+        return (
+            v is not None
+            and bool(np.isfinite(v).all())
+            and bool((v >= 0).all())
+            and abs(v.sum() - 1.0) <= tolerance
+        )
 
     return ok
 
@@ -122,16 +131,38 @@ def released_schema(config: ReleasedConfig) -> pa.DataFrameSchema:
     dist10 = _distribution(config.sum_tolerance, 10)
     soft_rule = f"soft label is 11 non-negative numbers summing to 1 (±{config.sum_tolerance:g})"
     columns: dict[str, pa.Column] = {
-        "images": pa.Column(None, nullable=False, checks=[element_check("image is 28x28 pixels", lambda v: decode_image(v) is not None)]),
-        "indices": pa.Column(None, nullable=False, checks=[element_check("indices is an integer >= 0", lambda v: _nonneg_int(v))]),
-        "original_labels": pa.Column(None, nullable=False, checks=[element_check("original_labels is 10 numbers summing to 1", dist10)]),
-        "pct_ann_unsure": pa.Column(None, nullable=False, checks=[element_check("pct_ann_unsure is a share in [0, 1] or a percentage", _is_fraction_or_percent)]),
+        "images": pa.Column(
+            None,
+            nullable=False,
+            checks=[element_check("image is 28x28 pixels", lambda v: decode_image(v) is not None)],
+        ),
+        "indices": pa.Column(
+            None,
+            nullable=False,
+            checks=[element_check("indices is an integer >= 0", lambda v: _nonneg_int(v))],
+        ),
+        "original_labels": pa.Column(
+            None,
+            nullable=False,
+            checks=[element_check("original_labels is 10 numbers summing to 1", dist10)],
+        ),
+        "pct_ann_unsure": pa.Column(
+            None,
+            nullable=False,
+            checks=[
+                element_check(
+                    "pct_ann_unsure is a share in [0, 1] or a percentage", _is_fraction_or_percent
+                )
+            ],
+        ),
         "human_uncert_mean": pa.Column(None, nullable=True),
         "soft_label_argmax": pa.Column(None, nullable=True),
         "split": pa.Column(
             None,
             nullable=False,
-            checks=[element_check(f"split is one of {list(SPLITS)}", lambda v: _split(v) in SPLITS)],
+            checks=[
+                element_check(f"split is one of {list(SPLITS)}", lambda v: _split(v) in SPLITS)
+            ],
         ),
         "source": pa.Column(
             None,
@@ -145,10 +176,14 @@ def released_schema(config: ReleasedConfig) -> pa.DataFrameSchema:
         ),
     }
     for col in SOFT_LABEL_COLUMNS:
-        columns[col] = pa.Column(None, nullable=False, checks=[element_check(f"{col}: {soft_rule}", dist11)])
+        columns[col] = pa.Column(
+            None, nullable=False, checks=[element_check(f"{col}: {soft_rule}", dist11)]
+        )
 
     def mnist_ids(df: pd.DataFrame) -> pd.Series:
-        is_mnist = df["source"].map(lambda v: config.source_map.get(str(v).strip().lower()) == "mnist")
+        is_mnist = df["source"].map(
+            lambda v: config.source_map.get(str(v).strip().lower()) == "mnist"
+        )
         idx = df["indices"].map(lambda v: int(float(v)) if _nonneg_int(v) else -1)
         in_range = ~is_mnist | ((idx >= 0) & (idx < N_MNIST))
         dup = is_mnist & idx.duplicated(keep=False) & (idx >= 0)
@@ -189,7 +224,9 @@ def validate_released(frame: pd.DataFrame, file: str, config: ReleasedConfig) ->
             f"missing column(s) {missing}; the released schema has {list(RELEASED_COLUMNS)}"
         )
     if frame.empty:
-        raise AnnotationValidationError(f"Invalid released annotations in {file}:\n  rule 'at least one row': the file has no rows")
+        raise AnnotationValidationError(
+            f"Invalid released annotations in {file}:\n  rule 'at least one row': the file has no rows"
+        )
     _raise(frame.reset_index(drop=True), released_schema(config), file, "released annotations")
 
 
@@ -207,7 +244,9 @@ def released_to_study(
     source = frame["source"].map(lambda v: config.source_map[str(v).strip().lower()]).astype(str)
     index = frame["indices"].map(lambda v: int(float(v))).astype("int64")
     is_mnist = (source == "mnist").to_numpy()
-    item_id = np.where(is_mnist, index.to_numpy(), config.non_mnist_id_offset + np.arange(len(frame)))
+    item_id = np.where(
+        is_mnist, index.to_numpy(), config.non_mnist_id_offset + np.arange(len(frame))
+    )
     images = np.stack([decode_image(v) for v in frame["images"]])
 
     # MNIST rows: their id must be in digits and the stored image must be that item's image
@@ -223,13 +262,24 @@ def released_to_study(
         from soft_label_audit.data_sources.tables import images_from_column
 
         expected = images_from_column(lookup.loc[mnist_ids, "image"])
-        diff = np.abs(images[is_mnist].astype(int) - expected.astype(int)).reshape(len(mnist_ids), -1).max(axis=1)
+        diff = (
+            np.abs(images[is_mnist].astype(int) - expected.astype(int))
+            .reshape(len(mnist_ids), -1)
+            .max(axis=1)
+        )
         bad = np.flatnonzero(is_mnist)[diff > config.image_tolerance]
         if len(bad):
-            shown = pd.DataFrame({"row": bad[:5], "indices": index.to_numpy()[bad[:5]], "max_pixel_difference": diff[diff > config.image_tolerance][:5]})
+            shown = pd.DataFrame(
+                {
+                    "row": bad[:5],
+                    "indices": index.to_numpy()[bad[:5]],
+                    "max_pixel_difference": diff[diff > config.image_tolerance][:5],
+                }
+            )
             raise AnnotationValidationError(
-                f"Invalid released annotations in {file}:\n  rule 'stored image equals the MNIST image of its index "
-                f"(max pixel difference <= {config.image_tolerance})': {len(bad)} offending row(s); first {min(5, len(bad))}:\n"
+                f"Invalid released annotations in {file}:\n  rule 'stored image equals the MNIST image "
+                f"of its index (max pixel difference <= {config.image_tolerance})': {len(bad)} "
+                f"offending row(s); first {min(5, len(bad))}:\n"
                 + "\n".join("    " + t for t in shown.to_string(index=False).splitlines())
             )
     labels = np.stack([parse_vector(v, 10) for v in frame["original_labels"]]).argmax(axis=1)
@@ -313,6 +363,14 @@ def build_released_fixture(
     for j in range(n_synthetic):
         a, b = rng.choice(len(mnist_ids), size=2, replace=False)
         w = rng.uniform(0.3, 0.7)
-        blend = (1 - w) * mnist_images[mnist_ids[a]].astype(float) + w * mnist_images[mnist_ids[b]].astype(float)
-        add(np.rint(blend).astype(np.uint8), 60_000 + j, int(mnist_labels[mnist_ids[a]]), "synthetic", len(mnist_ids) + j)
+        blend = (1 - w) * mnist_images[mnist_ids[a]].astype(float) + w * mnist_images[
+            mnist_ids[b]
+        ].astype(float)
+        add(
+            np.rint(blend).astype(np.uint8),
+            60_000 + j,
+            int(mnist_labels[mnist_ids[a]]),
+            "synthetic",
+            len(mnist_ids) + j,
+        )
     return pd.DataFrame(rows, columns=list(RELEASED_COLUMNS))

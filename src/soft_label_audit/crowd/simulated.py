@@ -79,7 +79,9 @@ class CrowdConfig:
             "votes_max": int(params["votes_per_item"]["max"]),
             "careless_share": float(careless.get("share", cls.careless_share)),
             "n_profiles": int(params.get("perception", {}).get("n_profiles", cls.n_profiles)),
-            "contrast_sensitivity": float(params.get("contrast_sensitivity", cls.contrast_sensitivity)),
+            "contrast_sensitivity": float(
+                params.get("contrast_sensitivity", cls.contrast_sensitivity)
+            ),
         }
         for name, value in traits.items():
             kwargs[name] = _range(value, name)
@@ -176,7 +178,9 @@ class SimulatedCrowd:
         rng = np.random.default_rng(cfg.seed)
         self.annotators_ = draw_annotators(cfg, rng)
         traits = self.annotators_
-        item_idx, ann_idx = assign_annotators(len(item_ids), cfg.n_annotators, cfg.votes_min, cfg.votes_max, rng)
+        item_idx, ann_idx = assign_annotators(
+            len(item_ids), cfg.n_annotators, cfg.votes_min, cfg.votes_max, rng
+        )
         n = len(item_idx)
         x = np.asarray(images, dtype=np.float64)[item_idx] / 255.0
 
@@ -184,14 +188,23 @@ class SimulatedCrowd:
         theta = np.deg2rad(rng.normal(0.0, 1.0, n) * traits["rotation_deg"].to_numpy()[ann_idx])
         cos, sin = np.cos(theta), np.sin(theta)
         a = np.stack([np.stack([cos, -sin], 1), np.stack([sin, cos], 1)], 1)
-        shift = np.stack(
-            [traits["shift_row_px"].to_numpy()[ann_idx], traits["shift_col_px"].to_numpy()[ann_idx]], 1
-        ) + rng.normal(0.0, 1.0, (n, 2)) * traits["jitter_px"].to_numpy()[ann_idx, None]
+        shift = (
+            np.stack(
+                [
+                    traits["shift_row_px"].to_numpy()[ann_idx],
+                    traits["shift_col_px"].to_numpy()[ann_idx],
+                ],
+                1,
+            )
+            + rng.normal(0.0, 1.0, (n, 2)) * traits["jitter_px"].to_numpy()[ann_idx, None]
+        )
         centre = np.broadcast_to(np.array([13.5, 13.5]), (n, 2))
         offset = centre - np.einsum("nij,nj->ni", a, centre) - shift
         viewed = perception.warp(x, a, offset)
         blur = traits["blur_px"].to_numpy()
-        for j in tqdm(range(cfg.n_annotators), desc="simulated annotators", disable=_progress_disabled()):
+        for j in tqdm(
+            range(cfg.n_annotators), desc="simulated annotators", disable=_progress_disabled()
+        ):
             mask = ann_idx == j
             viewed[mask] = perception.blur(viewed[mask], float(blur[j]))
         profiles = self.profiles
@@ -203,7 +216,9 @@ class SimulatedCrowd:
             evidence[mask], atypicality[mask] = observer.perceive(viewed[mask])
 
         # decisions
-        contrast = perception.stroke_contrast(np.asarray(images, dtype=np.float64) / 255.0)[item_idx]
+        contrast = perception.stroke_contrast(np.asarray(images, dtype=np.float64) / 255.0)[
+            item_idx
+        ]
         reference = np.array([o.reference_contrast_ for o in profiles])[profile]
         clarity = np.minimum(1.0, contrast / reference) ** cfg.contrast_sensitivity
         beta = (traits["sharpness"].to_numpy()[ann_idx] * clarity)[:, None]
@@ -223,7 +238,9 @@ class SimulatedCrowd:
         digit = np.where(lapse, random_digit, choice)
         choices = np.where(is_none, NONE_CHOICE, digit.astype(str))
         speed = traits["speed_s"].to_numpy()[ann_idx]
-        response_time = speed * np.exp(rng.normal(0.0, 0.3, n)) * (1.0 + 2.0 * (1.0 - top)) + unsure * 1.0
+        response_time = (
+            speed * np.exp(rng.normal(0.0, 0.3, n)) * (1.0 + 2.0 * (1.0 - top)) + unsure * 1.0
+        )
 
         votes = pd.DataFrame(
             {

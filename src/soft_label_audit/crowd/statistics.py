@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from soft_label_audit.columns import CHOICES, H_COLS, H_DIGIT_COLS, NONE_CHOICE
+from soft_label_audit.columns import CHOICES, H_COLS, NONE_CHOICE
 from soft_label_audit.human_labels import human_digits, human_entropy, human_mode
 
 _SLOT = {choice: i for i, choice in enumerate(CHOICES)}
@@ -33,7 +33,12 @@ def vote_summary(votes: pd.DataFrame) -> pd.DataFrame:
     """Per item: n_votes, pct_unsure, pct_none, unanimous (all votes the same choice)."""
     if votes.empty:
         return pd.DataFrame(
-            {"n_votes": pd.Series(dtype="Int64"), "pct_unsure": [], "pct_none": [], "unanimous": pd.Series(dtype="boolean")},
+            {
+                "n_votes": pd.Series(dtype="Int64"),
+                "pct_unsure": [],
+                "pct_none": [],
+                "unanimous": pd.Series(dtype="boolean"),
+            },
             index=pd.Index([], dtype="int64", name="item_id"),
         )
     g = votes.assign(is_none=votes["choice"] == NONE_CHOICE).groupby("item_id")
@@ -129,18 +134,35 @@ def aggregate_mode_slot(soft_labels: pd.DataFrame) -> pd.Series:
     return pd.Series(np.asarray(CHOICES)[h.argmax(axis=1)], index=soft_labels["item_id"].to_numpy())
 
 
-def annotator_statistics(votes: pd.DataFrame, soft_labels: pd.DataFrame, agreement_below: float) -> pd.DataFrame:
+def annotator_statistics(
+    votes: pd.DataFrame, soft_labels: pd.DataFrame, agreement_below: float
+) -> pd.DataFrame:
     """One row per annotator: votes, agreement with the aggregate, unsure/none shares, speed.
 
     ``suspect`` flags annotators whose agreement with the aggregate mode is below
     ``agreement_below`` (careless or adversarial annotators).
     """
     columns = [
-        "annotator_id", "n_votes", "agreement_with_aggregate", "soft_agreement",
-        "pct_unsure", "pct_none", "median_response_time", "suspect",
+        "annotator_id",
+        "n_votes",
+        "agreement_with_aggregate",
+        "soft_agreement",
+        "pct_unsure",
+        "pct_none",
+        "median_response_time",
+        "suspect",
     ]
     if votes.empty:
-        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(columns, ["str", "int64", "float64", "float64", "float64", "float64", "float64", "bool"], strict=True)})
+        return pd.DataFrame(
+            {
+                c: pd.Series(dtype=t)
+                for c, t in zip(
+                    columns,
+                    ["str", "int64", "float64", "float64", "float64", "float64", "float64", "bool"],
+                    strict=True,
+                )
+            }
+        )
     mode = aggregate_mode_slot(soft_labels)
     h = soft_labels.set_index("item_id")[list(H_COLS)]
     slot = votes["choice"].map(_SLOT).to_numpy()
@@ -195,14 +217,24 @@ def agreement_summary(votes: pd.DataFrame, item_stats: pd.DataFrame) -> pd.DataF
                 "n_items": int(len(items)),
                 "n_votes": int(len(v)),
                 "n_annotators": int(v["annotator_id"].nunique()) if len(v) else 0,
-                "votes_per_item": float(len(v) / len(items)) if len(v) and len(items) else float("nan"),
+                "votes_per_item": float(len(v) / len(items))
+                if len(v) and len(items)
+                else float("nan"),
                 "krippendorff_alpha": krippendorff_alpha(v),
-                "unanimous_share": float(items["unanimous"].astype("float").mean()) if len(v) else float("nan"),
-                "mean_human_entropy": float(items["human_entropy"].mean()) if len(items) else float("nan"),
-                "mean_pct_unsure": float(items["pct_unsure"].mean()) if len(items) else float("nan"),
+                "unanimous_share": float(items["unanimous"].astype("float").mean())
+                if len(v)
+                else float("nan"),
+                "mean_human_entropy": float(items["human_entropy"].mean())
+                if len(items)
+                else float("nan"),
+                "mean_pct_unsure": float(items["pct_unsure"].mean())
+                if len(items)
+                else float("nan"),
                 "none_votes": int((v["choice"] == NONE_CHOICE).sum()) if len(v) else 0,
                 "unsure_votes": int(v["unsure"].sum()) if len(v) else 0,
-                "mode_shift_share": float(items["mode_shift"].mean()) if len(items) else float("nan"),
+                "mode_shift_share": float(items["mode_shift"].mean())
+                if len(items)
+                else float("nan"),
             }
         )
     return pd.DataFrame(rows)

@@ -67,7 +67,7 @@ def to_int(v: Any) -> int:
 
 
 def normalise_choice(v: Any) -> Any:
-    """"3", 3, 3.0, " None " -> "3", "3", "3", "none"; anything else is returned unchanged."""
+    """ "3", 3, 3.0, " None " -> "3", "3", "3", "none"; anything else is returned unchanged."""
     if isinstance(v, bool | np.bool_) or _missing(v):
         return v
     if is_integer_like(v):
@@ -125,7 +125,9 @@ def describe_failures(frame: pd.DataFrame, errors: SchemaErrors, file: str, what
     # a missing value is reported per column; a frame-wide rule once for all its columns
     with_rows["rule"] = [
         f"{_BUILTIN_RULES[c]} in column {col}" if c == "not_nullable" else _BUILTIN_RULES.get(c, c)
-        for c, col in zip(with_rows["check"].astype(str), with_rows["column"].astype(str), strict=True)
+        for c, col in zip(
+            with_rows["check"].astype(str), with_rows["column"].astype(str), strict=True
+        )
     ]
     for rule, group in with_rows.groupby("rule", sort=False):
         index = pd.unique(group["index"].astype(int))
@@ -154,14 +156,17 @@ def votes_schema(study_item_ids: Iterable[int], with_response_time: bool) -> pa.
             checks=[
                 element_check("item_id is an integer", is_integer_like),
                 element_check(
-                    "item_id is a study item", lambda v: not is_integer_like(v) or to_int(v) in known
+                    "item_id is a study item",
+                    lambda v: not is_integer_like(v) or to_int(v) in known,
                 ),
             ],
         ),
         "annotator_id": pa.Column(
             None,
             nullable=False,
-            checks=[element_check("annotator_id is a non-empty id", lambda v: str(v).strip() != "")],
+            checks=[
+                element_check("annotator_id is a non-empty id", lambda v: str(v).strip() != "")
+            ],
         ),
         "choice": pa.Column(
             None,
@@ -175,14 +180,22 @@ def votes_schema(study_item_ids: Iterable[int], with_response_time: bool) -> pa.
         "unsure": pa.Column(
             None,
             nullable=False,
-            checks=[element_check("unsure is a boolean (true/false, 1/0)", lambda v: parse_bool(v) is not None)],
+            checks=[
+                element_check(
+                    "unsure is a boolean (true/false, 1/0)", lambda v: parse_bool(v) is not None
+                )
+            ],
         ),
     }
     if with_response_time:
         columns["response_time"] = pa.Column(
             None,
             nullable=True,
-            checks=[element_check("response_time is a non-negative number of seconds", is_nonnegative_number)],
+            checks=[
+                element_check(
+                    "response_time is a non-negative number of seconds", is_nonnegative_number
+                )
+            ],
         )
 
     def one_vote_per_pair(df: pd.DataFrame) -> pd.Series:
@@ -229,7 +242,9 @@ def validate_votes(
             )
         raise AnnotationValidationError("\n".join(parts))
     if frame.empty:
-        raise AnnotationValidationError(f"Invalid annotations in {file}:\n  rule 'at least one vote': the file has no rows")
+        raise AnnotationValidationError(
+            f"Invalid annotations in {file}:\n  rule 'at least one vote': the file has no rows"
+        )
     _raise(frame, schema, file, "annotations")
     votes = pd.DataFrame(
         {
@@ -237,7 +252,9 @@ def validate_votes(
             "annotator_id": frame["annotator_id"].astype(str).str.strip().astype(str),
             "choice": frame["choice"].map(normalise_choice).astype(str),
             "unsure": frame["unsure"].map(parse_bool).astype(bool),
-            "response_time": pd.to_numeric(frame["response_time"], errors="coerce").astype("float64")
+            "response_time": pd.to_numeric(frame["response_time"], errors="coerce").astype(
+                "float64"
+            )
             if with_rt
             else np.full(len(frame), np.nan),
         }

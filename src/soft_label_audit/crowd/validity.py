@@ -89,8 +89,9 @@ def ambiguity(machine_soft: np.ndarray) -> np.ndarray:
 
 def _item_ambiguity(labels: pd.Series) -> np.ndarray:
     """:func:`ambiguity` per item; NaN where an item has no machine soft label."""
-    return np.array([np.nan if v is None else float(ambiguity(np.asarray(v, float)[None])[0])
-                     for v in labels])
+    return np.array(
+        [np.nan if v is None else float(ambiguity(np.asarray(v, float)[None])[0]) for v in labels]
+    )
 
 
 def fit_reference_classifier(images: np.ndarray, labels: np.ndarray, targets: ValidityTargets):
@@ -129,9 +130,15 @@ def crowd_validity(
     them a study item or remembered by the simulated crowd); ``votes`` the long vote table
     (empty when the source gives soft labels only: the vote-based checks then do not hold).
     """
-    items = item_stats[["item_id", "source", "original_label", "human_mode", "mode_shift"]].merge(
-        human_soft_labels[["item_id", *H_COLS]], on="item_id", validate="one_to_one"
-    ).merge(study_digits[["item_id", "image", "machine_soft_label"]], on="item_id", validate="one_to_one")
+    items = (
+        item_stats[["item_id", "source", "original_label", "human_mode", "mode_shift"]]
+        .merge(human_soft_labels[["item_id", *H_COLS]], on="item_id", validate="one_to_one")
+        .merge(
+            study_digits[["item_id", "image", "machine_soft_label"]],
+            on="item_id",
+            validate="one_to_one",
+        )
+    )
     items["entropy"] = human_entropy(items[list(H_COLS)].to_numpy(float), none_slot)
     hesitant = (votes["choice"].astype(str) == NONE_CHOICE) | votes["unsure"].astype(bool)
     share = hesitant.groupby(votes["item_id"]).mean() if len(votes) else pd.Series(dtype=float)
@@ -143,20 +150,41 @@ def crowd_validity(
         amb = _item_ambiguity(syn["machine_soft_label"])
         known = np.isfinite(amb)
         rho = spearman(syn["entropy"].to_numpy()[known], amb[known])
-        rows.append(_row("ambiguity_correlation", "synthetic", rho,
-                         f">= {targets.ambiguity_spearman_min:g}", rho >= targets.ambiguity_spearman_min))
+        rows.append(
+            _row(
+                "ambiguity_correlation",
+                "synthetic",
+                rho,
+                f">= {targets.ambiguity_spearman_min:g}",
+                rho >= targets.ambiguity_spearman_min,
+            )
+        )
         contrast = stroke_contrast(_images(syn) / 255.0)
         rho_c = abs(spearman(syn["hesitant_share"], contrast))
-        rows.append(_row("contrast_vs_uncertainty", "synthetic", rho_c,
-                         f"< ambiguity_correlation ({rho:.3f})", rho_c < rho))
+        rows.append(
+            _row(
+                "contrast_vs_uncertainty",
+                "synthetic",
+                rho_c,
+                f"< ambiguity_correlation ({rho:.3f})",
+                rho_c < rho,
+            )
+        )
 
     mnist = items[items["source"] == "mnist"]
     if len(mnist):
         shifted = mnist[mnist["mode_shift"].astype(bool)]
         lo, hi = targets.mnist_shift_share
         share_shift = len(shifted) / len(mnist)
-        rows.append(_row("mnist_mode_shift_share", "mnist", share_shift, f"in [{lo:g}, {hi:g}]",
-                         _within(share_shift, targets.mnist_shift_share)))
+        rows.append(
+            _row(
+                "mnist_mode_shift_share",
+                "mnist",
+                share_shift,
+                f"in [{lo:g}, {hi:g}]",
+                _within(share_shift, targets.mnist_shift_share),
+            )
+        )
         pool_images, pool_labels = classifier_pool
         if len(shifted) and len(np.unique(pool_labels)) >= 2:
             model = fit_reference_classifier(pool_images, pool_labels, targets)
@@ -165,20 +193,41 @@ def crowd_validity(
             with_label = float(np.mean(pred == shifted["original_label"].to_numpy()))
         else:
             with_crowd = with_label = float("nan")
-        rows.append(_row("mnist_shift_classifier_agreement", "mnist", with_crowd,
-                         f">= agreement with the dataset label ({with_label:.3f})", with_crowd >= with_label))
+        rows.append(
+            _row(
+                "mnist_shift_classifier_agreement",
+                "mnist",
+                with_crowd,
+                f">= agreement with the dataset label ({with_label:.3f})",
+                with_crowd >= with_label,
+            )
+        )
 
     if len(votes):
         per_item = float(votes.groupby("item_id").size().mean())
         lo, hi = targets.votes_per_item
-        rows.append(_row("votes_per_item", "all", per_item, f"in [{lo:g}, {hi:g}]",
-                         _within(per_item, targets.votes_per_item)))
+        rows.append(
+            _row(
+                "votes_per_item",
+                "all",
+                per_item,
+                f"in [{lo:g}, {hi:g}]",
+                _within(per_item, targets.votes_per_item),
+            )
+        )
         mnist_votes = votes[votes["item_id"].isin(mnist["item_id"])]
         if len(mnist_votes):
             agree = _plurality_agreement(mnist_votes)
             lo, hi = targets.mnist_vote_agreement
-            rows.append(_row("mnist_vote_agreement", "mnist", agree, f"in [{lo:g}, {hi:g}]",
-                             _within(agree, targets.mnist_vote_agreement)))
+            rows.append(
+                _row(
+                    "mnist_vote_agreement",
+                    "mnist",
+                    agree,
+                    f"in [{lo:g}, {hi:g}]",
+                    _within(agree, targets.mnist_vote_agreement),
+                )
+            )
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -196,15 +245,22 @@ def _plurality_agreement(votes: pd.DataFrame) -> float:
 
 
 def validity_frame_for_plot(
-    item_stats: pd.DataFrame, human_soft_labels: pd.DataFrame, votes: pd.DataFrame,
-    study_digits: pd.DataFrame, none_slot: str,
+    item_stats: pd.DataFrame,
+    human_soft_labels: pd.DataFrame,
+    votes: pd.DataFrame,
+    study_digits: pd.DataFrame,
+    none_slot: str,
 ) -> pd.DataFrame:
     """Synthetic items with entropy, ambiguity, contrast and none/unsure share (for the figure)."""
-    syn = item_stats.loc[item_stats["source"] == "synthetic", ["item_id"]].merge(
-        human_soft_labels[["item_id", *H_COLS]], on="item_id"
-    ).merge(study_digits[["item_id", "image", "machine_soft_label"]], on="item_id")
+    syn = (
+        item_stats.loc[item_stats["source"] == "synthetic", ["item_id"]]
+        .merge(human_soft_labels[["item_id", *H_COLS]], on="item_id")
+        .merge(study_digits[["item_id", "image", "machine_soft_label"]], on="item_id")
+    )
     if syn.empty:
-        return pd.DataFrame(columns=["item_id", "entropy", "ambiguity", "contrast", "hesitant_share"])
+        return pd.DataFrame(
+            columns=["item_id", "entropy", "ambiguity", "contrast", "hesitant_share"]
+        )
     hesitant = (votes["choice"].astype(str) == NONE_CHOICE) | votes["unsure"].astype(bool)
     share = hesitant.groupby(votes["item_id"]).mean() if len(votes) else pd.Series(dtype=float)
     return pd.DataFrame(
@@ -232,7 +288,13 @@ def plot_validity(table: pd.DataFrame, synthetic_items: pd.DataFrame, title: str
     ax.set_title("synthetic: uncertainty follows ambiguity?", fontsize=10)
     ax = axes[1]
     if len(synthetic_items):
-        ax.scatter(synthetic_items["contrast"], synthetic_items["hesitant_share"], s=8, alpha=0.5, color="tab:orange")
+        ax.scatter(
+            synthetic_items["contrast"],
+            synthetic_items["hesitant_share"],
+            s=8,
+            alpha=0.5,
+            color="tab:orange",
+        )
     ax.set_xlabel("stroke contrast")
     ax.set_ylabel("share of none/unsure votes")
     ax.set_title("synthetic: contrast should not drive it", fontsize=10)
@@ -242,8 +304,17 @@ def plot_validity(table: pd.DataFrame, synthetic_items: pd.DataFrame, title: str
         f"{'holds' if r.holds else 'FAILS'}  {r.check} [{r.source}] = {r.value:.3f}  ({r.target})"
         for r in table.itertuples()
     ]
-    ax.text(0.0, 1.0, "\n".join(lines) or "no checks", va="top", ha="left", fontsize=7.5, family="monospace",
-            transform=ax.transAxes, wrap=True)
+    ax.text(
+        0.0,
+        1.0,
+        "\n".join(lines) or "no checks",
+        va="top",
+        ha="left",
+        fontsize=7.5,
+        family="monospace",
+        transform=ax.transAxes,
+        wrap=True,
+    )
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     return fig

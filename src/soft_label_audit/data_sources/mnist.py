@@ -107,7 +107,10 @@ def offline_pickle_path() -> Path:
 def idx_arrays_from_offline_pickle(path: Path) -> dict[str, np.ndarray]:
     with gzip.open(path, "rb") as f:
         (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = pickle.load(f, encoding="latin1")
-    to_bytes = lambda x: np.rint(np.asarray(x, np.float64) * 256).astype(np.uint8).reshape(-1, 28, 28)  # noqa: E731
+
+    def to_bytes(x):
+        return np.rint(np.asarray(x, np.float64) * 256).astype(np.uint8).reshape(-1, 28, 28)
+
     return {
         "train-images-idx3-ubyte": to_bytes(np.concatenate([x_tr, x_va])),
         "train-labels-idx1-ubyte": np.concatenate([y_tr, y_va]).astype(np.uint8),

@@ -41,7 +41,9 @@ def stratified_sample(labels: np.ndarray, n: int, rng: np.random.Generator) -> n
     return np.sort(picked)
 
 
-def split_items(labels: np.ndarray, fractions: dict[str, float], rng: np.random.Generator) -> np.ndarray:
+def split_items(
+    labels: np.ndarray, fractions: dict[str, float], rng: np.random.Generator
+) -> np.ndarray:
     """Assign each item a split name, stratified by label (every item its own group)."""
     return split_groups(labels, np.arange(len(labels)), fractions, rng)
 
@@ -92,7 +94,9 @@ def split_groups(
     """
     total = sum(fractions[s] for s in SPLITS)
     if set(fractions) != set(SPLITS) or not np.isclose(total, 1.0) or min(fractions.values()) < 0:
-        raise ValueError(f"split fractions must give train, val and test, summing to 1: {fractions}")
+        raise ValueError(
+            f"split fractions must give train, val and test, summing to 1: {fractions}"
+        )
     labels = np.asarray(labels)
     groups = np.asarray(groups, np.int64)
     out = np.empty(len(labels), dtype=object)
@@ -147,7 +151,9 @@ def select_study_items(
                 {
                     "item_id": picked["item_id"].to_numpy(np.int64),
                     "source": source,
-                    "split": split_groups(picked["original_label"].to_numpy(), groups, split_fractions, rng),
+                    "split": split_groups(
+                        picked["original_label"].to_numpy(), groups, split_fractions, rng
+                    ),
                     "original_label": picked["original_label"].to_numpy(np.int64),
                 }
             )

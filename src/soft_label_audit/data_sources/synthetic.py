@@ -93,7 +93,9 @@ def machine_independent() -> Iterator[None]:
         torch.use_deterministic_algorithms(deterministic)
 
 
-def train_autoencoder(images: np.ndarray, config: AutoencoderConfig, progress: bool = False) -> tuple[DigitAutoencoder, list[float]]:
+def train_autoencoder(
+    images: np.ndarray, config: AutoencoderConfig, progress: bool = False
+) -> tuple[DigitAutoencoder, list[float]]:
     """Train on ``config.n_train_images`` images drawn (seeded) from ``images`` (n, 28, 28) uint8.
 
     Loss: binary cross-entropy per pixel. Returns the model (eval mode) and the mean loss of
@@ -138,7 +140,16 @@ def _train_epochs(model, optimiser, loss_fn, x, epochs, rng, config) -> list[flo
 @dataclass(frozen=True)
 class AmbiguityConfig:
     n_items: int = 1000
-    class_pairs: tuple[tuple[int, int], ...] = ((4, 9), (3, 5), (3, 8), (5, 8), (1, 7), (2, 7), (0, 6), (5, 6))
+    class_pairs: tuple[tuple[int, int], ...] = (
+        (4, 9),
+        (3, 5),
+        (3, 8),
+        (5, 8),
+        (1, 7),
+        (2, 7),
+        (0, 6),
+        (5, 6),
+    )
     min_weight: float = 0.3
     max_weight: float = 0.7
     seed: int = 1
@@ -166,7 +177,9 @@ def generate_ambiguous(
         raise ValueError("need 0 <= min_weight <= max_weight <= 1")
     pairs = np.asarray(config.class_pairs, dtype=np.int64)
     if pairs.ndim != 2 or pairs.shape[1] != 2 or (pairs[:, 0] == pairs[:, 1]).any():
-        raise ValueError(f"class_pairs must be pairs of two different digits, got {config.class_pairs}")
+        raise ValueError(
+            f"class_pairs must be pairs of two different digits, got {config.class_pairs}"
+        )
     rng = np.random.default_rng(config.seed)
     n = config.n_items
     chosen = pairs[rng.integers(0, len(pairs), size=n)]

@@ -23,9 +23,15 @@ def images_from_column(column: pd.Series) -> np.ndarray:
     values = list(column)
     if not values:
         return np.zeros((0, *IMAGE_SHAPE), np.uint8)
-    bad = [i for i, v in enumerate(values) if not isinstance(v, bytes | bytearray) or len(v) != IMAGE_BYTES]
+    bad = [
+        i
+        for i, v in enumerate(values)
+        if not isinstance(v, bytes | bytearray) or len(v) != IMAGE_BYTES
+    ]
     if bad:
-        raise ValueError(f"image cells must be {IMAGE_BYTES} bytes; rows {bad[:5]} (of {len(bad)}) are not")
+        raise ValueError(
+            f"image cells must be {IMAGE_BYTES} bytes; rows {bad[:5]} (of {len(bad)}) are not"
+        )
     return np.frombuffer(b"".join(values), dtype=np.uint8).reshape(-1, *IMAGE_SHAPE)
 
 

@@ -28,7 +28,9 @@ class MnistIdxDataset(AbstractDataset[None, dict[str, np.ndarray]]):
         return mnist.load_idx_files(self._path)
 
     def save(self, data: None) -> None:
-        raise DatasetError("MnistIdxDataset is read-only: the idx files are made and verified on load")
+        raise DatasetError(
+            "MnistIdxDataset is read-only: the idx files are made and verified on load"
+        )
 
     def _exists(self) -> bool:
         return all((self._path / name).exists() for name in mnist.IDX_MD5)

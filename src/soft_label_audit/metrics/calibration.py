@@ -95,7 +95,9 @@ class BinStats:
         return np.where(self.count > 0, g, 0.0)
 
 
-def bin_stats(confidence: np.ndarray, outcome: np.ndarray, n_bins: int, binning: str = "width") -> BinStats:
+def bin_stats(
+    confidence: np.ndarray, outcome: np.ndarray, n_bins: int, binning: str = "width"
+) -> BinStats:
     """Sums of confidence and of a 0/1 outcome in each bin of the confidence."""
     confidence = np.asarray(confidence, dtype=np.float64)
     outcome = np.asarray(outcome, dtype=np.float64)
@@ -114,7 +116,9 @@ def _top_label(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.nd
     return p[np.arange(len(p)), pred], (pred == y).astype(np.float64)
 
 
-def top_label_ece(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15, binning: str = "width") -> float:
+def top_label_ece(
+    probs: np.ndarray, labels: np.ndarray, n_bins: int = 15, binning: str = "width"
+) -> float:
     """Top-label expected calibration error ``sum_j |B_j|/n |acc(B_j) - conf(B_j)|``."""
     conf, correct = _top_label(probs, labels)
     if len(conf) == 0:
@@ -123,7 +127,9 @@ def top_label_ece(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15, binni
     return float(np.sum(stats.weight * stats.gap))
 
 
-def max_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15, binning: str = "width") -> float:
+def max_calibration_error(
+    probs: np.ndarray, labels: np.ndarray, n_bins: int = 15, binning: str = "width"
+) -> float:
     """Maximum over non-empty bins of ``|acc(B_j) - conf(B_j)|``."""
     conf, correct = _top_label(probs, labels)
     if len(conf) == 0:
@@ -131,7 +137,9 @@ def max_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: int = 1
     return float(np.max(bin_stats(conf, correct, n_bins, binning).gap))
 
 
-def classwise_ece(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15, binning: str = "width") -> float:
+def classwise_ece(
+    probs: np.ndarray, labels: np.ndarray, n_bins: int = 15, binning: str = "width"
+) -> float:
     """Class-wise ECE: the mean over classes of the ECE of ``p_k`` against ``1[y = k]``."""
     p = as_probs(probs)
     y = as_labels(labels, len(p), p.shape[1])
@@ -144,7 +152,9 @@ def classwise_ece(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15, binni
     return float(np.mean(per_class))
 
 
-def reliability_table(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15, binning: str = "width") -> pd.DataFrame:
+def reliability_table(
+    probs: np.ndarray, labels: np.ndarray, n_bins: int = 15, binning: str = "width"
+) -> pd.DataFrame:
     """Reliability-diagram data of the top label, one row per bin (empty bins included).
 
     Columns: ``bin`` (0-based), ``bin_lower``, ``bin_upper`` (edges; for equal-mass bins the
@@ -180,8 +190,9 @@ def reliability_table(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15, b
 # --- calibration against its noise floor, debiased and human-referenced calibration errors ---
 
 
-def _binned_ece_of_outcomes(index: np.ndarray, confidence: np.ndarray, outcomes: np.ndarray,
-                            n_bins: int) -> np.ndarray:
+def _binned_ece_of_outcomes(
+    index: np.ndarray, confidence: np.ndarray, outcomes: np.ndarray, n_bins: int
+) -> np.ndarray:
     """ECE of each row of ``outcomes`` (R, n) for fixed bins and confidences.
 
     ``sum_j |B_j|/n |mean outcome - mean confidence|`` equals ``sum_j |sum_{i in B_j}
@@ -191,7 +202,9 @@ def _binned_ece_of_outcomes(index: np.ndarray, confidence: np.ndarray, outcomes:
     rows = outcomes.shape[0]
     # one bincount over (row, bin) pairs: no BLAS call, which is slow on small busy CPUs
     keys = (np.arange(rows)[:, None] * n_bins + index[None, :]).ravel()
-    sums = np.bincount(keys, weights=(outcomes - confidence[None, :]).ravel(), minlength=rows * n_bins)
+    sums = np.bincount(
+        keys, weights=(outcomes - confidence[None, :]).ravel(), minlength=rows * n_bins
+    )
     return np.abs(sums.reshape(rows, n_bins)).sum(axis=1) / n
 
 
@@ -235,8 +248,12 @@ def ece_noise_floor(
             out[kind] = _binned_ece_of_outcomes(index, conf, correct, n_bins)
         elif kind == "classwise":
             per_class = [
-                _binned_ece_of_outcomes(equal_width_bin_index(p[:, k], n_bins), p[:, k],
-                                        (labels == k).astype(np.float64), n_bins)
+                _binned_ece_of_outcomes(
+                    equal_width_bin_index(p[:, k], n_bins),
+                    p[:, k],
+                    (labels == k).astype(np.float64),
+                    n_bins,
+                )
                 for k in range(p.shape[1])
             ]
             out[kind] = np.mean(per_class, axis=0)

@@ -43,7 +43,9 @@ def coordinates(probs: np.ndarray, labels: np.ndarray) -> CartographyCoordinates
     """
     probs = np.asarray(probs)
     if probs.ndim != 4:
-        raise ValueError(f"dynamics must be (seeds, epochs, items, classes), got shape {probs.shape}")
+        raise ValueError(
+            f"dynamics must be (seeds, epochs, items, classes), got shape {probs.shape}"
+        )
     s, e, n, k = probs.shape
     if e < 1:
         raise ValueError("dynamics need at least one epoch")
@@ -66,7 +68,12 @@ def burn_in_epochs(n_epochs: int, fraction: float) -> int:
     return min(int(np.floor(fraction * n_epochs)), n_epochs - 1)
 
 
-def regions(confidence: np.ndarray, variability: np.ndarray, easy_min_confidence: float, ambiguous_min_variability: float) -> np.ndarray:
+def regions(
+    confidence: np.ndarray,
+    variability: np.ndarray,
+    easy_min_confidence: float,
+    ambiguous_min_variability: float,
+) -> np.ndarray:
     """Region name per item (same shape as the inputs)."""
     confidence = np.asarray(confidence)
     variability = np.asarray(variability)

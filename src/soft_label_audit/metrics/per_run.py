@@ -108,8 +108,10 @@ def _metrics(
 ) -> dict[str, float]:
     n = len(p)
     if n == 0:
-        return {name: (0 if name == "n_items" else float("nan"))
-                for name in metric_names(n_bins, float(floor["quantile"]))}
+        return {
+            name: (0 if name == "n_items" else float("nan"))
+            for name in metric_names(n_bins, float(floor["quantile"]))
+        }
     gap = alignment.entropy_gap(h, p)
     conf, agreement = calibration.human_agreement(p, h)
     return {
@@ -164,7 +166,13 @@ def score_test_set(
     for name in BANDS:
         m = band == name
         sub = _metrics(
-            probs[m], original_label[m], human_mode[m], human_digits[m], human_entropy[m], n_bins, floor
+            probs[m],
+            original_label[m],
+            human_mode[m],
+            human_digits[m],
+            human_entropy[m],
+            n_bins,
+            floor,
         )
         out.update({f"{k}{BAND_SEPARATOR}{name}": v for k, v in sub.items()})
     if none_band is not None:
@@ -175,7 +183,13 @@ def score_test_set(
         for name in NONE_BANDS:
             m = none_band == name
             sub = _metrics(
-                probs[m], original_label[m], human_mode[m], human_digits[m], human_entropy[m], n_bins, floor
+                probs[m],
+                original_label[m],
+                human_mode[m],
+                human_digits[m],
+                human_entropy[m],
+                n_bins,
+                floor,
             )
             out.update({f"{k}{NONE_BAND_SEPARATOR}{name}": v for k, v in sub.items()})
     return out

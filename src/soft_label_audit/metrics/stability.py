@@ -20,7 +20,9 @@ import numpy as np
 import pandas as pd
 
 
-def convergence_epoch(epochs: np.ndarray, values: np.ndarray, fraction: float = 0.95, higher_is_better: bool = False) -> int:
+def convergence_epoch(
+    epochs: np.ndarray, values: np.ndarray, fraction: float = 0.95, higher_is_better: bool = False
+) -> int:
     """First epoch reaching ``fraction`` of the run's total improvement over its first epoch."""
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction must lie in (0, 1], got {fraction}")
@@ -65,7 +67,9 @@ def pairwise_total_variation(probs: np.ndarray) -> float:
 SPREAD_STATS = ("mean", "std", "min", "max")
 
 
-def metric_spread(table: pd.DataFrame, by: list[str], metrics: list[str], stats: tuple[str, ...] = SPREAD_STATS) -> pd.DataFrame:
+def metric_spread(
+    table: pd.DataFrame, by: list[str], metrics: list[str], stats: tuple[str, ...] = SPREAD_STATS
+) -> pd.DataFrame:
     """Per group: ``n_seeds`` and, for every metric, the chosen statistics over seeds.
 
     ``std`` is the sample standard deviation (ddof=1; NaN for a single seed). Columns are
@@ -76,8 +80,7 @@ def metric_spread(table: pd.DataFrame, by: list[str], metrics: list[str], stats:
         raise ValueError(f"unknown statistics {sorted(unknown)}; choose from {SPREAD_STATS}")
     grouped = table.groupby(by, sort=False)[metrics]
     parts = {
-        stat: (grouped.std(ddof=1) if stat == "std" else getattr(grouped, stat)())
-        for stat in stats
+        stat: (grouped.std(ddof=1) if stat == "std" else getattr(grouped, stat)()) for stat in stats
     }
     out = pd.concat(parts, axis=1)
     out.columns = [f"{metric}__{stat}" for stat, metric in out.columns]

@@ -23,14 +23,23 @@ def _label(name: str) -> str:
     return name.replace("_", " ")
 
 
-def _grid(n_rows: int, n_cols: int, title: str, sharex: bool = True, sharey: bool = True, panel: tuple[float, float] = (PANEL, PANEL)) -> tuple[Figure, np.ndarray]:
+def _grid(
+    n_rows: int,
+    n_cols: int,
+    title: str,
+    sharex: bool = True,
+    sharey: bool = True,
+    panel: tuple[float, float] = (PANEL, PANEL),
+) -> tuple[Figure, np.ndarray]:
     fig = Figure(figsize=(panel[0] * n_cols + 0.6, panel[1] * n_rows + 0.7), layout="constrained")
     axes = fig.subplots(n_rows, n_cols, sharex=sharex, sharey=sharey, squeeze=False)
     fig.suptitle(title)
     return fig, axes
 
 
-def _label_edges(axes: np.ndarray, conditions: list[str], row_labels: list[str], xlabel: str) -> None:
+def _label_edges(
+    axes: np.ndarray, conditions: list[str], row_labels: list[str], xlabel: str
+) -> None:
     """Condition names above the top row, row labels left of the first column, x label below the last row."""
     for c, condition in enumerate(conditions):
         axes[0, c].set_title(_label(condition), fontsize=9)
@@ -43,7 +52,14 @@ def _shared_legend(fig: Figure, axes: np.ndarray, ncols: int | None = None) -> N
     """One legend below the grid, taken from the first panel (every panel draws the same series)."""
     handles, labels = axes[0, 0].get_legend_handles_labels()
     if handles:
-        fig.legend(handles, labels, loc="outside lower center", ncols=ncols or len(handles), fontsize=8, frameon=False)
+        fig.legend(
+            handles,
+            labels,
+            loc="outside lower center",
+            ncols=ncols or len(handles),
+            fontsize=8,
+            frameon=False,
+        )
 
 
 def _pooled_reliability(rel: pd.DataFrame) -> pd.DataFrame:
@@ -60,8 +76,12 @@ def _pooled_reliability(rel: pd.DataFrame) -> pd.DataFrame:
         conf_sum=("conf_sum", "sum"),
     )
     nonempty = pooled["count"] > 0
-    pooled["accuracy"] = np.where(nonempty, pooled["acc_sum"] / pooled["count"].where(nonempty, 1), np.nan)
-    pooled["mean_confidence"] = np.where(nonempty, pooled["conf_sum"] / pooled["count"].where(nonempty, 1), np.nan)
+    pooled["accuracy"] = np.where(
+        nonempty, pooled["acc_sum"] / pooled["count"].where(nonempty, 1), np.nan
+    )
+    pooled["mean_confidence"] = np.where(
+        nonempty, pooled["conf_sum"] / pooled["count"].where(nonempty, 1), np.nan
+    )
     return pooled.reset_index()
 
 
@@ -71,32 +91,82 @@ def _draw_reliability(ax, pooled: pd.DataFrame, note: str | None) -> None:
     acc = pooled["accuracy"].to_numpy()
     conf = pooled["mean_confidence"].to_numpy()
     ax.plot([0, 1], [0, 1], ls="--", lw=0.8, color="0.5")
-    ax.bar(left, np.nan_to_num(acc), width=width, align="edge", color="#4A78B5", edgecolor="white", lw=0.5, label="accuracy")
+    ax.bar(
+        left,
+        np.nan_to_num(acc),
+        width=width,
+        align="edge",
+        color="#4A78B5",
+        edgecolor="white",
+        lw=0.5,
+        label="accuracy",
+    )
     # the gap between accuracy and mean confidence, hatched so it reads the same over a bar
     # (under-confident bins) and over empty space (over-confident bins)
     ok = np.isfinite(acc)
-    ax.bar(left[ok], (conf - acc)[ok], bottom=acc[ok], width=width[ok], align="edge", facecolor="none",
-           edgecolor="#C0392B", hatch="////", lw=0.6, label="gap to mean confidence")
+    ax.bar(
+        left[ok],
+        (conf - acc)[ok],
+        bottom=acc[ok],
+        width=width[ok],
+        align="edge",
+        facecolor="none",
+        edgecolor="#C0392B",
+        hatch="////",
+        lw=0.6,
+        label="gap to mean confidence",
+    )
     share = pooled["count"].to_numpy() / max(pooled["count"].sum(), 1)
-    ax.step(np.r_[left, 1.0], np.r_[share, share[-1]], where="post", color="0.2", lw=0.8, label="share of items")
+    ax.step(
+        np.r_[left, 1.0],
+        np.r_[share, share[-1]],
+        where="post",
+        color="0.2",
+        lw=0.8,
+        label="share of items",
+    )
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     if note:
-        ax.text(0.04, 0.95, note, transform=ax.transAxes, va="top", fontsize=7.5,
-                bbox={"facecolor": "white", "alpha": 0.8, "lw": 0, "pad": 1.5})
+        ax.text(
+            0.04,
+            0.95,
+            note,
+            transform=ax.transAxes,
+            va="top",
+            fontsize=7.5,
+            bbox={"facecolor": "white", "alpha": 0.8, "lw": 0, "pad": 1.5},
+        )
 
 
-def reliability_diagrams(reliability: pd.DataFrame, metrics_by_run: pd.DataFrame, sources: list[str], conditions: list[str], n_bins: int) -> Figure:
+def reliability_diagrams(
+    reliability: pd.DataFrame,
+    metrics_by_run: pd.DataFrame,
+    sources: list[str],
+    conditions: list[str],
+    n_bins: int,
+) -> Figure:
     """Top-label reliability diagrams, bins pooled over seeds; ECE mean ± std over seeds in each panel."""
-    fig, axes = _grid(len(sources), len(conditions), f"Reliability on test items (top label, {n_bins} equal-width bins, seeds pooled)")
+    fig, axes = _grid(
+        len(sources),
+        len(conditions),
+        f"Reliability on test items (top label, {n_bins} equal-width bins, seeds pooled)",
+    )
     ece = f"ece_{n_bins}"
     for r, source in enumerate(sources):
         for c, condition in enumerate(conditions):
             ax = axes[r, c]
-            rel = reliability[(reliability["source"] == source) & (reliability["condition"] == condition)]
-            runs = metrics_by_run[(metrics_by_run["source"] == source) & (metrics_by_run["condition"] == condition)]
-            note = f"ECE {runs[ece].mean():.3f} ± {runs[ece].std(ddof=1):.3f}" if len(runs) > 1 else (
-                f"ECE {runs[ece].mean():.3f}" if len(runs) else None)
+            rel = reliability[
+                (reliability["source"] == source) & (reliability["condition"] == condition)
+            ]
+            runs = metrics_by_run[
+                (metrics_by_run["source"] == source) & (metrics_by_run["condition"] == condition)
+            ]
+            note = (
+                f"ECE {runs[ece].mean():.3f} ± {runs[ece].std(ddof=1):.3f}"
+                if len(runs) > 1
+                else (f"ECE {runs[ece].mean():.3f}" if len(runs) else None)
+            )
             if len(rel):
                 _draw_reliability(ax, _pooled_reliability(rel), note)
     _label_edges(axes, conditions, [f"{source}\naccuracy" for source in sources], "confidence")
@@ -104,10 +174,18 @@ def reliability_diagrams(reliability: pd.DataFrame, metrics_by_run: pd.DataFrame
     return fig
 
 
-def ece_by_band(metrics_by_run: pd.DataFrame, sources: list[str], conditions: list[str], n_bins: int) -> Figure:
+def ece_by_band(
+    metrics_by_run: pd.DataFrame, sources: list[str], conditions: list[str], n_bins: int
+) -> Figure:
     """Grouped bars: top-label ECE on all test items and per human-difficulty band, mean ± std over seeds."""
-    fig, axes = _grid(len(sources), 1, f"Top-label ECE ({n_bins} bins) by human-difficulty band (mean ± std over seeds)",
-                      sharey=True, sharex=False, panel=(0.85 * len(conditions) + 1.5, 2.6))
+    fig, axes = _grid(
+        len(sources),
+        1,
+        f"Top-label ECE ({n_bins} bins) by human-difficulty band (mean ± std over seeds)",
+        sharey=True,
+        sharex=False,
+        panel=(0.85 * len(conditions) + 1.5, 2.6),
+    )
     ece = f"ece_{n_bins}"
     groups = [("all", ece)] + [(band, f"{ece}{BAND_SEPARATOR}{band}") for band in BANDS]
     width = 0.8 / len(groups)
@@ -118,12 +196,26 @@ def ece_by_band(metrics_by_run: pd.DataFrame, sources: list[str], conditions: li
         for g, (name, column) in enumerate(groups):
             if column not in runs:
                 continue
-            stats = runs.groupby("condition")[column].agg(["mean", "std", "count"]).reindex(conditions)
+            stats = (
+                runs.groupby("condition")[column].agg(["mean", "std", "count"]).reindex(conditions)
+            )
             n_items = column.replace(ece, "n_items")
-            items = runs.groupby("condition")[n_items].mean().reindex(conditions) if n_items in runs else None
+            items = (
+                runs.groupby("condition")[n_items].mean().reindex(conditions)
+                if n_items in runs
+                else None
+            )
             label = name if items is None else f"{name} (~{np.nanmean(items):.0f} items)"
-            ax.bar(x + (g - (len(groups) - 1) / 2) * width, stats["mean"], width, yerr=stats["std"],
-                   color=BAND_COLOURS[name], label=label, capsize=2, error_kw={"lw": 0.8})
+            ax.bar(
+                x + (g - (len(groups) - 1) / 2) * width,
+                stats["mean"],
+                width,
+                yerr=stats["std"],
+                color=BAND_COLOURS[name],
+                label=label,
+                capsize=2,
+                error_kw={"lw": 0.8},
+            )
         ax.set_xticks(x, [_label(c) for c in conditions], rotation=20, ha="right", fontsize=8)
         ax.set_ylabel(f"{source}\nECE")
         ax.legend(fontsize=7.5, ncols=4, frameon=False, loc="upper left")
@@ -131,23 +223,47 @@ def ece_by_band(metrics_by_run: pd.DataFrame, sources: list[str], conditions: li
     return fig
 
 
-def cartography_maps(cartography: pd.DataFrame, sources: list[str], conditions: list[str], reference: str = "original",
-                     thresholds: dict[str, float] | None = None) -> Figure:
+def cartography_maps(
+    cartography: pd.DataFrame,
+    sources: list[str],
+    conditions: list[str],
+    reference: str = "original",
+    thresholds: dict[str, float] | None = None,
+) -> Figure:
     """Variability (x) against confidence (y) per training item, seed-averaged, coloured by human
     entropy; dotted lines mark the region thresholds (``easy_min_confidence``,
     ``ambiguous_min_variability``) when given."""
     conf, var = f"confidence_{reference}", f"variability_{reference}"
-    fig, axes = _grid(len(sources), len(conditions), f"Data maps of training items (reference: {_label(reference)} label, seed means), colour = human entropy"
-                         + ("; dotted: region thresholds" if thresholds else ""))
+    fig, axes = _grid(
+        len(sources),
+        len(conditions),
+        f"Data maps of training items (reference: {_label(reference)} label, seed means), colour = human entropy"
+        + ("; dotted: region thresholds" if thresholds else ""),
+    )
     vmax = float(np.nanmax(cartography["human_entropy"])) if len(cartography) else 1.0
     mappable = None
     for r, source in enumerate(sources):
         for c, condition in enumerate(conditions):
             ax = axes[r, c]
-            sub = cartography[(cartography["source"] == source) & (cartography["condition"] == condition)]
-            items = sub.groupby("item_id")[[conf, var, "human_entropy"]].mean().sort_values("human_entropy")
-            mappable = ax.scatter(items[var], items[conf], c=items["human_entropy"], cmap=ENTROPY_CMAP,
-                                  vmin=0, vmax=max(vmax, 1e-9), s=5, lw=0, alpha=0.85)
+            sub = cartography[
+                (cartography["source"] == source) & (cartography["condition"] == condition)
+            ]
+            items = (
+                sub.groupby("item_id")[[conf, var, "human_entropy"]]
+                .mean()
+                .sort_values("human_entropy")
+            )
+            mappable = ax.scatter(
+                items[var],
+                items[conf],
+                c=items["human_entropy"],
+                cmap=ENTROPY_CMAP,
+                vmin=0,
+                vmax=max(vmax, 1e-9),
+                s=5,
+                lw=0,
+                alpha=0.85,
+            )
             if thresholds:
                 ax.axhline(thresholds["easy_min_confidence"], color="0.4", ls=":", lw=0.8)
                 ax.axvline(thresholds["ambiguous_min_variability"], color="0.4", ls=":", lw=0.8)
@@ -159,10 +275,17 @@ def cartography_maps(cartography: pd.DataFrame, sources: list[str], conditions: 
     return fig
 
 
-def validation_curves(curves: pd.DataFrame, sources: list[str], conditions: list[str], columns: tuple[str, ...] = ("val_loss", "val_acc")) -> Figure:
+def validation_curves(
+    curves: pd.DataFrame,
+    sources: list[str],
+    conditions: list[str],
+    columns: tuple[str, ...] = ("val_loss", "val_acc"),
+) -> Figure:
     """Validation curves of every seed (one line each), one row per (source, curve)."""
     rows = [(s, col) for s in sources for col in columns]
-    fig, axes = _grid(len(rows), len(conditions), "Validation curves, one line per seed", sharey="row")
+    fig, axes = _grid(
+        len(rows), len(conditions), "Validation curves, one line per seed", sharey="row"
+    )
     for r, (source, column) in enumerate(rows):
         for c, condition in enumerate(conditions):
             ax = axes[r, c]
@@ -170,12 +293,19 @@ def validation_curves(curves: pd.DataFrame, sources: list[str], conditions: list
             for seed, run in sub.groupby("seed", sort=True):
                 run = run.sort_values("epoch")
                 ax.plot(run["epoch"], run[column], lw=1, marker=".", ms=3, label=f"seed {seed}")
-    _label_edges(axes, conditions, [f"{source}\n{_label(column)}" for source, column in rows], "epoch")
+    _label_edges(
+        axes, conditions, [f"{source}\n{_label(column)}" for source, column in rows], "epoch"
+    )
     _shared_legend(fig, axes)
     return fig
 
 
-def run_overview(reliability: pd.DataFrame, cartography: pd.DataFrame | None, title: str, reference: str = "original") -> Figure:
+def run_overview(
+    reliability: pd.DataFrame,
+    cartography: pd.DataFrame | None,
+    title: str,
+    reference: str = "original",
+) -> Figure:
     """One run at a glance: its reliability diagram and its data map coloured by human entropy.
 
     A fixed layout (no constrained layout): dozens of these are drawn per study.
@@ -191,8 +321,14 @@ def run_overview(reliability: pd.DataFrame, cartography: pd.DataFrame | None, ti
     ax_rel.legend(fontsize=7, loc="upper left", frameon=False)
     if cartography is not None and len(cartography):
         cart = cartography.sort_values("human_entropy")
-        sc = ax_map.scatter(cart[f"variability_{reference}"], cart[f"confidence_{reference}"], c=cart["human_entropy"],
-                            cmap=ENTROPY_CMAP, s=5, lw=0)
+        sc = ax_map.scatter(
+            cart[f"variability_{reference}"],
+            cart[f"confidence_{reference}"],
+            c=cart["human_entropy"],
+            cmap=ENTROPY_CMAP,
+            s=5,
+            lw=0,
+        )
         fig.colorbar(sc, ax=ax_map, label="human entropy (nats)", pad=0.02)
         ax_map.set_xlim(0, max(0.5, float(cart[f"variability_{reference}"].max()) * 1.05))
     ax_map.set_ylim(0, 1)

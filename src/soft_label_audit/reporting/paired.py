@@ -52,7 +52,7 @@ def _columns_t_interval(d: np.ndarray, confidence: float) -> tuple[np.ndarray, .
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(n > 0, filled.sum(axis=0) / n, np.nan)
         dev = np.where(finite, d - mean, 0.0)
-        sd = np.where(n > 1, np.sqrt((dev ** 2).sum(axis=0) / (n - 1)), np.nan)
+        sd = np.where(n > 1, np.sqrt((dev**2).sum(axis=0) / (n - 1)), np.nan)
         t = stats.t.ppf(0.5 + confidence / 2, np.where(n > 1, n - 1, np.nan))
         half = t * sd / np.sqrt(n)
     return n, mean, sd, mean - half, mean + half
@@ -80,30 +80,44 @@ def paired_differences(
         conditions = list(dict.fromkeys(per_source["condition"]))
         for baseline in baselines:
             if baseline not in conditions:
-                raise ValueError(f"baseline condition {baseline!r} has no runs for source {source!r}")
+                raise ValueError(
+                    f"baseline condition {baseline!r} has no runs for source {source!r}"
+                )
             base = wide.loc[baseline]
             for condition in conditions:
                 if condition == baseline:
                     continue
                 other = wide.loc[condition]
                 seeds = base.index.intersection(other.index)
-                b = base.loc[seeds, metrics].to_numpy(dtype=np.float64).reshape(len(seeds), len(metrics))
-                c = other.loc[seeds, metrics].to_numpy(dtype=np.float64).reshape(len(seeds), len(metrics))
+                b = (
+                    base.loc[seeds, metrics]
+                    .to_numpy(dtype=np.float64)
+                    .reshape(len(seeds), len(metrics))
+                )
+                c = (
+                    other.loc[seeds, metrics]
+                    .to_numpy(dtype=np.float64)
+                    .reshape(len(seeds), len(metrics))
+                )
                 n, mean, sd, low, high = _columns_t_interval(c - b, confidence)
-                parts.append(pd.DataFrame({
-                    "source": source,
-                    "baseline": baseline,
-                    "condition": condition,
-                    "metric": metrics,
-                    "n_pairs": n.astype(int),
-                    "baseline_mean": _nanmean_columns(b),
-                    "condition_mean": _nanmean_columns(c),
-                    "mean_diff": mean,
-                    "std_diff": sd,
-                    "ci_low": low,
-                    "ci_high": high,
-                    "confidence": confidence,
-                }))
+                parts.append(
+                    pd.DataFrame(
+                        {
+                            "source": source,
+                            "baseline": baseline,
+                            "condition": condition,
+                            "metric": metrics,
+                            "n_pairs": n.astype(int),
+                            "baseline_mean": _nanmean_columns(b),
+                            "condition_mean": _nanmean_columns(c),
+                            "mean_diff": mean,
+                            "std_diff": sd,
+                            "ci_low": low,
+                            "ci_high": high,
+                            "confidence": confidence,
+                        }
+                    )
+                )
     if not parts:
         return pd.DataFrame(columns=PAIRED_COLUMNS)
     return pd.concat(parts, ignore_index=True)[PAIRED_COLUMNS]

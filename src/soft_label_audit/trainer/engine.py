@@ -47,8 +47,16 @@ from torch.func import functional_call, stack_module_state, vmap
 from soft_label_audit.trainer.model import N_CLASSES, ModelConfig, build_model, images_to_tensor
 from soft_label_audit.trainer.progress import progress_bar, progress_enabled
 
-CURVE_NAMES = ("train_loss", "train_acc", "val_loss", "val_acc", "val_loss_human_mode",
-               "val_acc_human_mode", "val_loss_own_target", "lr")
+CURVE_NAMES = (
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "val_loss_human_mode",
+    "val_acc_human_mode",
+    "val_loss_own_target",
+    "lr",
+)
 #: offset that separates the batch-order random stream from other uses of a seed
 _ORDER_STREAM = 0x5EED
 
@@ -147,7 +155,11 @@ def resolve_device(name: str = "auto") -> torch.device:
 def batch_orders(seed: int, n_items: int, epochs: int) -> np.ndarray:
     """(epochs, n_items) item orders, one permutation per epoch, from the seed alone."""
     rng = np.random.default_rng([int(seed), _ORDER_STREAM])
-    return np.stack([rng.permutation(n_items) for _ in range(epochs)]) if epochs else np.zeros((0, n_items), np.int64)
+    return (
+        np.stack([rng.permutation(n_items) for _ in range(epochs)])
+        if epochs
+        else np.zeros((0, n_items), np.int64)
+    )
 
 
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -162,15 +174,23 @@ def _make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
     if name == "adamw":
         return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     if name == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+        return torch.optim.SGD(
+            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        )
     raise ValueError(f"unknown optimizer {config.optimizer!r}; use adam, adamw or sgd")
 
 
 def _make_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int):
     if config.schedule == "cosine":
-        factor = lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / max(total_steps, 1)))  # noqa: E731
+
+        def factor(step):
+            return 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / max(total_steps, 1)))
+
     elif config.schedule == "constant":
-        factor = lambda step: 1.0  # noqa: E731
+
+        def factor(step):
+            return 1.0
+
     else:
         raise ValueError(f"unknown schedule {config.schedule!r}; use cosine or constant")
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
@@ -193,12 +213,16 @@ def torch_settings(config: TrainConfig, device: torch.device) -> Iterator[None]:
         torch.use_deterministic_algorithms(old_det, warn_only=old_warn)
 
 
-def _check_inputs(data: TrainData, train_targets: np.ndarray, val_targets: np.ndarray, seeds) -> None:
+def _check_inputs(
+    data: TrainData, train_targets: np.ndarray, val_targets: np.ndarray, seeds
+) -> None:
     n, m = len(data.train_images), len(data.val_images)
     if train_targets.ndim != 3 or train_targets.shape[1:] != (n, N_CLASSES):
         raise ValueError(f"train_targets must be (K, {n}, {N_CLASSES}), got {train_targets.shape}")
     if val_targets.shape != (train_targets.shape[0], m, N_CLASSES):
-        raise ValueError(f"val_targets must be ({train_targets.shape[0]}, {m}, {N_CLASSES}), got {val_targets.shape}")
+        raise ValueError(
+            f"val_targets must be ({train_targets.shape[0]}, {m}, {N_CLASSES}), got {val_targets.shape}"
+        )
     if len(seeds) != train_targets.shape[0]:
         raise ValueError(f"{len(seeds)} seeds for {train_targets.shape[0]} runs")
     if n == 0:
@@ -221,16 +245,40 @@ def train_runs(
     seeds = np.asarray(seeds, np.int64)
     _check_inputs(data, train_targets, val_targets, seeds)
     device = resolve_device(config.device)
-    vectorise = {"auto": device.type == "cuda", "always": True, "never": False}.get(config.vectorise)
+    vectorise = {"auto": device.type == "cuda", "always": True, "never": False}.get(
+        config.vectorise
+    )
     if vectorise is None:
         raise ValueError(f"vectorise must be auto, always or never, got {config.vectorise!r}")
     show = progress_enabled(config.progress)
     start = time.perf_counter()
     with torch_settings(config, device):
         if vectorise:
-            out = _train_vectorised(data, train_targets, val_targets, seeds, model_config, config, device, record_dynamics, desc, show)
+            out = _train_vectorised(
+                data,
+                train_targets,
+                val_targets,
+                seeds,
+                model_config,
+                config,
+                device,
+                record_dynamics,
+                desc,
+                show,
+            )
         else:
-            out = _train_plain(data, train_targets, val_targets, seeds, model_config, config, device, record_dynamics, desc, show)
+            out = _train_plain(
+                data,
+                train_targets,
+                val_targets,
+                seeds,
+                model_config,
+                config,
+                device,
+                record_dynamics,
+                desc,
+                show,
+            )
     curves, test_logits, dynamics, state_dicts = out
     return TrainResult(
         seeds=seeds,
@@ -253,8 +301,11 @@ class _Tensors:
         self.y = torch.as_tensor(np.array(data.train_labels, np.int64), device=device)
         self.x_val = images_to_tensor(data.val_images, device)
         self.y_val = torch.as_tensor(np.array(data.val_labels, np.int64), device=device)
-        self.m_val = (None if data.val_modes is None
-                      else torch.as_tensor(np.array(data.val_modes, np.int64), device=device))
+        self.m_val = (
+            None
+            if data.val_modes is None
+            else torch.as_tensor(np.array(data.val_modes, np.int64), device=device)
+        )
         self.x_test = images_to_tensor(data.test_images, device)
         self.t = torch.as_tensor(train_targets, device=device)
         self.t_val = torch.as_tensor(val_targets, device=device)
@@ -264,7 +315,9 @@ def _chunks(n: int, size: int) -> list[slice]:
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
 
-def _train_plain(data, train_targets, val_targets, seeds, model_config, config, device, record, desc, show):
+def _train_plain(
+    data, train_targets, val_targets, seeds, model_config, config, device, record, desc, show
+):
     """The runs one after another, or, on a CPU with ``workers`` > 1, several at a time in threads
     with one intra-op thread each (the results are the same either way: runs share nothing)."""
     tensors = _Tensors(data, train_targets, val_targets, device)
@@ -275,8 +328,19 @@ def _train_plain(data, train_targets, val_targets, seeds, model_config, config, 
     def run(k: int):
         if workers > 1:
             torch.set_num_threads(1)  # per-thread setting: each worker keeps to one core
-        return _train_one(k, int(seeds[k]), tensors, model_config, config, device, record, desc, show,
-                          overall, position=1 + k % workers)
+        return _train_one(
+            k,
+            int(seeds[k]),
+            tensors,
+            model_config,
+            config,
+            device,
+            record,
+            desc,
+            show,
+            overall,
+            position=1 + k % workers,
+        )
 
     if workers > 1:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="train-run") as pool:
@@ -299,7 +363,9 @@ def _cpu_workers(config: TrainConfig, device: torch.device) -> int:
     return int(config.parallel_runs)
 
 
-def _train_one(k, seed, tensors, model_config, config, device, record, desc, show, overall, position):
+def _train_one(
+    k, seed, tensors, model_config, config, device, record, desc, show, overall, position
+):
     n, epochs = len(tensors.x), config.epochs
     curves = {name: np.full(epochs, np.nan) for name in CURVE_NAMES}
     batches = _chunks(n, config.batch_size)
@@ -336,7 +402,9 @@ def _train_one(k, seed, tensors, model_config, config, device, record, desc, sho
             for name, value in val.items():
                 curves[name][epoch] = float(value)
         run_bar.update()
-        run_bar.set_postfix(loss=f"{curves['train_loss'][epoch]:.3f}", val_acc=f"{curves['val_acc'][epoch]:.3f}")
+        run_bar.set_postfix(
+            loss=f"{curves['train_loss'][epoch]:.3f}", val_acc=f"{curves['val_acc'][epoch]:.3f}"
+        )
         overall.update()
     run_bar.close()
     test_logits = _predict_plain(model, tensors.x_test, config.eval_batch_size).cpu().numpy()
@@ -345,8 +413,12 @@ def _train_one(k, seed, tensors, model_config, config, device, record, desc, sho
 
 
 @torch.no_grad()
-def _val_curves(logits: torch.Tensor, own_targets: torch.Tensor, original: torch.Tensor,
-                modes: torch.Tensor | None) -> dict[str, torch.Tensor]:
+def _val_curves(
+    logits: torch.Tensor,
+    own_targets: torch.Tensor,
+    original: torch.Tensor,
+    modes: torch.Tensor | None,
+) -> dict[str, torch.Tensor]:
     """Validation curves of one epoch (module doc); ``logits`` (..., m, 10), labels (m,)."""
     logp = torch.log_softmax(logits, dim=-1)
     pred = logits.argmax(-1)
@@ -372,7 +444,9 @@ def _predict_plain(model: torch.nn.Module, x: torch.Tensor, batch_size: int) -> 
     return torch.cat([model(x[chunk]) for chunk in _chunks(len(x), batch_size)])
 
 
-def _train_vectorised(data, train_targets, val_targets, seeds, model_config, config, device, record, desc, show):
+def _train_vectorised(
+    data, train_targets, val_targets, seeds, model_config, config, device, record, desc, show
+):
     tensors = _Tensors(data, train_targets, val_targets, device)
     n, epochs, k_runs = len(data.train_images), config.epochs, len(seeds)
     models = [build_model(model_config, int(seed)) for seed in seeds]
@@ -389,10 +463,14 @@ def _train_vectorised(data, train_targets, val_targets, seeds, model_config, con
     batches = _chunks(n, config.batch_size)
     optimizer = _make_optimizer(list(params.values()), config)
     schedule = _make_schedule(optimizer, config, epochs * len(batches))
-    orders = torch.as_tensor(np.stack([batch_orders(int(s), n, epochs) for s in seeds]), device=device)
+    orders = torch.as_tensor(
+        np.stack([batch_orders(int(s), n, epochs) for s in seeds]), device=device
+    )
     run_index = torch.arange(k_runs, device=device)[:, None]
     dyn = torch.empty((k_runs, epochs, n, N_CLASSES), device=device) if record else None
-    history = {name: torch.full((k_runs, epochs), float("nan"), device=device) for name in CURVE_NAMES}
+    history = {
+        name: torch.full((k_runs, epochs), float("nan"), device=device) for name in CURVE_NAMES
+    }
     bar = progress_bar(epochs, f"{desc} ({k_runs} runs vectorised)", show, position=0)
     for epoch in range(epochs):
         loss_sum = torch.zeros(k_runs, device=device)
@@ -416,14 +494,21 @@ def _train_vectorised(data, train_targets, val_targets, seeds, model_config, con
             history["train_acc"][:, epoch] = correct.float() / n
             history["lr"][:, epoch] = optimizer.param_groups[0]["lr"]
             if len(tensors.x_val):
-                val_logits = _predict_vectorised(forward_shared, params, tensors.x_val, config.eval_batch_size)
+                val_logits = _predict_vectorised(
+                    forward_shared, params, tensors.x_val, config.eval_batch_size
+                )
                 val = _val_curves(val_logits, tensors.t_val, tensors.y_val, tensors.m_val)
                 for name, value in val.items():
                     history[name][:, epoch] = value
         bar.update()
     bar.close()
-    test_logits = _predict_vectorised(forward_shared, params, tensors.x_test, config.eval_batch_size)
-    state_dicts = [{name: p[k].detach().cpu().numpy().copy() for name, p in params.items()} for k in range(k_runs)]
+    test_logits = _predict_vectorised(
+        forward_shared, params, tensors.x_test, config.eval_batch_size
+    )
+    state_dicts = [
+        {name: p[k].detach().cpu().numpy().copy() for name, p in params.items()}
+        for k in range(k_runs)
+    ]
     curves = {name: h.cpu().double().numpy() for name, h in history.items()}
     dynamics = dyn.cpu().numpy() if record else None
     return curves, test_logits.cpu().numpy().astype(np.float32), dynamics, state_dicts
@@ -435,11 +520,18 @@ def _predict_vectorised(forward_shared, params, x: torch.Tensor, batch_size: int
     if len(x) == 0:
         return torch.zeros((k_runs, 0, N_CLASSES), device=x.device)
     detached = {name: p.detach() for name, p in params.items()}
-    return torch.cat([forward_shared(detached, x[chunk]) for chunk in _chunks(len(x), batch_size)], dim=1)
+    return torch.cat(
+        [forward_shared(detached, x[chunk]) for chunk in _chunks(len(x), batch_size)], dim=1
+    )
 
 
-def predict_logits(state_dict: dict[str, np.ndarray], model_config: ModelConfig, images: np.ndarray,
-                   device: str = "auto", batch_size: int = 2048) -> np.ndarray:
+def predict_logits(
+    state_dict: dict[str, np.ndarray],
+    model_config: ModelConfig,
+    images: np.ndarray,
+    device: str = "auto",
+    batch_size: int = 2048,
+) -> np.ndarray:
     """(n, 10) logits of a trained model (a :class:`TrainResult` state dict) on (n, 28, 28) images."""
     dev = resolve_device(device)
     model = build_model(model_config, 0)

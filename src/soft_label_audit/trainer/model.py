@@ -46,7 +46,9 @@ class SmallCNN(nn.Module):
     which keeps runs deterministic and the vectorised path numerically equal to the plain one.
     """
 
-    def __init__(self, config: ModelConfig = ModelConfig(), generator: torch.Generator | None = None):
+    def __init__(
+        self, config: ModelConfig = ModelConfig(), generator: torch.Generator | None = None
+    ):
         super().__init__()
         c1, c2 = config.channels
         self.conv1 = nn.Conv2d(1, c1, 3, padding=1)

@@ -50,8 +50,14 @@ def train_teacher(
     eye = np.eye(N_CLASSES, dtype=np.float32)
     data = TrainData(images[tr], labels[tr], images[va], labels[va], images[:0])
     result = train_runs(
-        data, eye[labels[tr]][None], eye[labels[va]][None], [seed], model_config, config,
-        record_dynamics=False, desc="teacher",
+        data,
+        eye[labels[tr]][None],
+        eye[labels[va]][None],
+        [seed],
+        model_config,
+        config,
+        record_dynamics=False,
+        desc="teacher",
     )
     return Teacher(
         state_dict=result.state_dicts[0],
@@ -96,8 +102,10 @@ def cross_fit_teacher(
     is_train = np.asarray(is_train, bool)
     train_rows = np.flatnonzero(is_train)
     if k_folds < 2 or len(train_rows) < k_folds:
-        raise ValueError(f"cross-fitting needs 2 <= k_folds <= training items, got k={k_folds}, "
-                         f"{len(train_rows)} items")
+        raise ValueError(
+            f"cross-fitting needs 2 <= k_folds <= training items, got k={k_folds}, "
+            f"{len(train_rows)} items"
+        )
     fold = np.full(len(labels), -1, np.int64)
     order = np.random.default_rng(seed).permutation(len(train_rows))
     fold[train_rows[order]] = np.arange(len(train_rows)) % k_folds
@@ -108,9 +116,16 @@ def cross_fit_teacher(
     for f in range(k_folds):
         fit, held = train_rows[fold[train_rows] != f], train_rows[fold[train_rows] == f]
         data = TrainData(images[fit], labels[fit], images[held], labels[held], images[other])
-        result = train_runs(data, eye[labels[fit]][None], eye[labels[held]][None], [seed + f],
-                            model_config, config, record_dynamics=False,
-                            desc=f"teacher fold {f + 1}/{k_folds}")
+        result = train_runs(
+            data,
+            eye[labels[fit]][None],
+            eye[labels[held]][None],
+            [seed + f],
+            model_config,
+            config,
+            record_dynamics=False,
+            desc=f"teacher fold {f + 1}/{k_folds}",
+        )
         state = result.state_dicts[0]
         logits[held] = predict_logits(state, model_config, images[held], device=config.device)
         logits[other] += result.test_logits[0] / k_folds

@@ -19,8 +19,11 @@ from tests.helpers import KeptMemoryDataset, run_in_memory
 
 REPORT = {"n_disputed": 8, "suspect_agreement_below": 0.8}
 VALIDITY = {
-    "ambiguity_spearman_min": 0.4, "mnist_shift_share": [0.003, 0.03], "votes_per_item": [20, 60],
-    "mnist_vote_agreement": [0.85, 0.99], "classifier": {"n_train": 300, "C": 5.0, "seed": 0},
+    "ambiguity_spearman_min": 0.4,
+    "mnist_shift_share": [0.003, 0.03],
+    "votes_per_item": [20, 60],
+    "mnist_vote_agreement": [0.85, 0.99],
+    "classifier": {"n_train": 300, "C": 5.0, "seed": 0},
 }
 
 
@@ -47,7 +50,9 @@ def inputs(data, annotation_input, **params):
 
 @pytest.fixture(scope="module")
 def simulated_run(data):
-    return run_in_memory(create_pipeline(), inputs(data, AnnotationInputDataset("simulated").load()))
+    return run_in_memory(
+        create_pipeline(), inputs(data, AnnotationInputDataset("simulated").load())
+    )
 
 
 def test_simulated_run_meets_the_contracts(simulated_run, data):
@@ -57,17 +62,47 @@ def test_simulated_run_meets_the_contracts(simulated_run, data):
     assert set(h["item_id"]) == set(study["item_id"])
     np.testing.assert_allclose(h[list(H_COLS)].sum(axis=1), 1.0)
     assert set(h["aggregation"]) == {"vote_share_unsure_to_none"}
-    assert set(out["human_soft_labels_by_rule"]["aggregation"]) == {"vote_share", "vote_share_unsure_to_none", "dawid_skene"}
+    assert set(out["human_soft_labels_by_rule"]["aggregation"]) == {
+        "vote_share",
+        "vote_share_unsure_to_none",
+        "dawid_skene",
+    }
     stats = out["item_stats"]
-    for col in ["item_id", "source", "split", "original_label", "n_votes", "human_entropy", "pct_unsure", "human_mode", "mode_shift"]:
+    for col in [
+        "item_id",
+        "source",
+        "split",
+        "original_label",
+        "n_votes",
+        "human_entropy",
+        "pct_unsure",
+        "human_mode",
+        "mode_shift",
+    ]:
         assert col in stats.columns
-    for name in ["validated_annotations", "study_digits", "human_soft_labels", "human_soft_labels_by_rule", "item_stats", "annotator_stats", "annotation_agreement"]:
+    for name in [
+        "validated_annotations",
+        "study_digits",
+        "human_soft_labels",
+        "human_soft_labels_by_rule",
+        "item_stats",
+        "annotator_stats",
+        "annotation_agreement",
+    ]:
         assert set(out[name]["annotation_source"]) == {"simulated"}, name
-    assert list(out["raw_annotations"].columns) == ["item_id", "annotator_id", "choice", "unsure", "response_time"]
+    assert list(out["raw_annotations"].columns) == [
+        "item_id",
+        "annotator_id",
+        "choice",
+        "unsure",
+        "response_time",
+    ]
     assert {"all", "mnist", "synthetic"} == set(out["annotation_agreement"]["scope"])
     assert "sim_careless" in out["annotator_stats"].columns
     for fig in ["human_entropy_by_source_figure", "mode_confusion_figure", "disputed_items_figure"]:
-        titles = [out[fig]._suptitle.get_text() if out[fig]._suptitle else ""] + [ax.get_title() for ax in out[fig].axes]
+        titles = [out[fig]._suptitle.get_text() if out[fig]._suptitle else ""] + [
+            ax.get_title() for ax in out[fig].axes
+        ]
         assert any("simulated crowd" in t for t in titles), fig
 
 
@@ -75,7 +110,9 @@ def test_raw_file_csv_gives_the_same_tables(simulated_run, data, tmp_path):
     path = tmp_path / "votes.csv"
     simulated_run["raw_annotations"].to_csv(path, index=False)
     loaded = AnnotationInputDataset("raw_file", raw_path=str(path)).load()
-    out = run_in_memory(create_pipeline(), inputs(data, loaded, source="raw_file", raw_path=str(path)))
+    out = run_in_memory(
+        create_pipeline(), inputs(data, loaded, source="raw_file", raw_path=str(path))
+    )
     pd.testing.assert_frame_equal(out["raw_annotations"], simulated_run["raw_annotations"])
     pd.testing.assert_frame_equal(
         out["human_soft_labels"].drop(columns="annotation_source"),
@@ -86,16 +123,29 @@ def test_raw_file_csv_gives_the_same_tables(simulated_run, data, tmp_path):
 
 def test_catalog_and_parameters_must_agree(data, tmp_path):
     with pytest.raises(ValueError, match="annotation.source"):
-        run_in_memory(create_pipeline(), inputs(data, AnnotationInputDataset("simulated").load(), source="raw_file"))
+        run_in_memory(
+            create_pipeline(),
+            inputs(data, AnnotationInputDataset("simulated").load(), source="raw_file"),
+        )
 
 
 def test_released_fixture_through_the_pipeline(mnist_arrays, tmp_path):
     ids = np.arange(2000)
     from soft_label_audit.data_sources.tables import images_to_column
 
-    digits = pd.DataFrame({"item_id": ids, "source": "mnist", "original_label": mnist_arrays["train_labels"][ids].astype(np.int64), "image": images_to_column(mnist_arrays["train_images"][ids]), "machine_soft_label": None})
+    digits = pd.DataFrame(
+        {
+            "item_id": ids,
+            "source": "mnist",
+            "original_label": mnist_arrays["train_labels"][ids].astype(np.int64),
+            "image": images_to_column(mnist_arrays["train_images"][ids]),
+            "machine_soft_label": None,
+        }
+    )
     loaded = AnnotationInputDataset("released", released_path=str(FIXTURE)).load()
-    empty_study = pd.DataFrame({"item_id": pd.Series(dtype="int64"), "source": [], "split": [], "original_label": []})
+    empty_study = pd.DataFrame(
+        {"item_id": pd.Series(dtype="int64"), "source": [], "split": [], "original_label": []}
+    )
     out = run_in_memory(
         create_pipeline(),
         inputs((digits, empty_study), loaded, source="released", released_path=str(FIXTURE)),
@@ -108,8 +158,19 @@ def test_released_fixture_through_the_pipeline(mnist_arrays, tmp_path):
 
 
 def _file_catalog(tmp_path, data, annotation_input, **params):
-    persisted = ["raw_annotations", "validated_annotations", "study_digits", "human_soft_labels", "human_soft_labels_by_rule", "item_stats", "annotator_stats", "annotation_agreement"]
-    datasets = {name: ParquetDataset(filepath=str(tmp_path / f"{name}.parquet")) for name in persisted}
+    persisted = [
+        "raw_annotations",
+        "validated_annotations",
+        "study_digits",
+        "human_soft_labels",
+        "human_soft_labels_by_rule",
+        "item_stats",
+        "annotator_stats",
+        "annotation_agreement",
+    ]
+    datasets = {
+        name: ParquetDataset(filepath=str(tmp_path / f"{name}.parquet")) for name in persisted
+    }
     for name, value in inputs(data, annotation_input, **params).items():
         datasets[name] = KeptMemoryDataset(value)
     return DataCatalog(datasets), persisted
@@ -118,7 +179,13 @@ def _file_catalog(tmp_path, data, annotation_input, **params):
 def test_bad_file_after_a_good_run_stops_and_changes_nothing(simulated_run, data, tmp_path):
     good = tmp_path / "good.csv"
     simulated_run["raw_annotations"].to_csv(good, index=False)
-    catalog, persisted = _file_catalog(tmp_path, data, AnnotationInputDataset("raw_file", raw_path=str(good)).load(), source="raw_file", raw_path=str(good))
+    catalog, persisted = _file_catalog(
+        tmp_path,
+        data,
+        AnnotationInputDataset("raw_file", raw_path=str(good)).load(),
+        source="raw_file",
+        raw_path=str(good),
+    )
     SequentialRunner().run(create_pipeline(), catalog)
     before = {name: (tmp_path / f"{name}.parquet").read_bytes() for name in persisted}
 
@@ -127,11 +194,21 @@ def test_bad_file_after_a_good_run_stops_and_changes_nothing(simulated_run, data
     frame["choice"] = frame["choice"].astype(object)
     frame.loc[[3, 17], "choice"] = "12"
     frame.to_csv(bad, index=False)
-    catalog, _ = _file_catalog(tmp_path, data, AnnotationInputDataset("raw_file", raw_path=str(bad)).load(), source="raw_file", raw_path=str(bad))
+    catalog, _ = _file_catalog(
+        tmp_path,
+        data,
+        AnnotationInputDataset("raw_file", raw_path=str(bad)).load(),
+        source="raw_file",
+        raw_path=str(bad),
+    )
     with pytest.raises(AnnotationValidationError) as err:
         SequentialRunner().run(create_pipeline(), catalog)
     message = str(err.value)
-    assert str(bad) in message and "rule 'choice is one of" in message and "2 offending row(s)" in message
+    assert (
+        str(bad) in message
+        and "rule 'choice is one of" in message
+        and "2 offending row(s)" in message
+    )
     after = {name: (tmp_path / f"{name}.parquet").read_bytes() for name in persisted}
     assert after == before
 

@@ -3,17 +3,35 @@
 import numpy as np
 import pandas as pd
 import pytest
+
 from soft_label_audit.data_sources.tables import images_from_column
 from soft_label_audit.pipelines.digits import create_pipeline
 from tests.helpers import run_in_memory
 
 PARAMS = {
-    "autoencoder": {"latent_dim": 4, "width": 4, "n_train_images": 300, "epochs": 1,
-                    "batch_size": 64, "learning_rate": 0.002, "seed": 0},
-    "synthetic": {"n_items": 40, "first_item_id": 100000, "class_pairs": [[4, 9], [3, 5]],
-                  "min_weight": 0.3, "max_weight": 0.7, "seed": 1},
-    "study": {"n_per_source": {"mnist": 100, "synthetic": 20}, "pool_item_ids": {"mnist": [0, 600], "synthetic": None},
-              "split_fractions": {"train": 0.6, "val": 0.2, "test": 0.2}, "seed": 2},
+    "autoencoder": {
+        "latent_dim": 4,
+        "width": 4,
+        "n_train_images": 300,
+        "epochs": 1,
+        "batch_size": 64,
+        "learning_rate": 0.002,
+        "seed": 0,
+    },
+    "synthetic": {
+        "n_items": 40,
+        "first_item_id": 100000,
+        "class_pairs": [[4, 9], [3, 5]],
+        "min_weight": 0.3,
+        "max_weight": 0.7,
+        "seed": 1,
+    },
+    "study": {
+        "n_per_source": {"mnist": 100, "synthetic": 20},
+        "pool_item_ids": {"mnist": [0, 600], "synthetic": None},
+        "split_fractions": {"train": 0.6, "val": 0.2, "test": 0.2},
+        "seed": 2,
+    },
     "figure": {"rows": 2, "cols": 4},
 }
 
@@ -30,11 +48,15 @@ def outputs(small_mnist_raw):
 
 def test_digits_table_contract(outputs, small_mnist_raw):
     digits = outputs["digits"]
-    assert {"item_id", "source", "original_label", "image", "machine_soft_label"} <= set(digits.columns)
+    assert {"item_id", "source", "original_label", "image", "machine_soft_label"} <= set(
+        digits.columns
+    )
     mnist = digits[digits.source == "mnist"]
     # the 70k ordering: training images first, then test images
     assert mnist["item_id"].tolist() == list(range(800))
-    assert np.array_equal(images_from_column(mnist["image"])[600], small_mnist_raw["test_images"][0])
+    assert np.array_equal(
+        images_from_column(mnist["image"])[600], small_mnist_raw["test_images"][0]
+    )
     assert mnist["original_label"].iloc[600] == small_mnist_raw["test_labels"][0]
     assert mnist["machine_soft_label"].isna().all()
     synthetic = digits[digits.source == "synthetic"]
@@ -66,7 +88,9 @@ def test_figure_is_made(outputs):
     assert len([ax for ax in fig.axes if ax.images]) == 8
 
 
-def test_synthetic_items_record_their_parents_and_no_parent_spans_two_splits(outputs, small_mnist_raw):
+def test_synthetic_items_record_their_parents_and_no_parent_spans_two_splits(
+    outputs, small_mnist_raw
+):
     digits = outputs["digits"]
     synthetic = digits[digits.source == "synthetic"]
     mnist = digits[digits.source == "mnist"]
@@ -75,6 +99,13 @@ def test_synthetic_items_record_their_parents_and_no_parent_spans_two_splits(out
     labels = small_mnist_raw["train_labels"]
     assert (labels[synthetic["parent_a"]] == synthetic["class_a"]).all()
     assert (labels[synthetic["parent_b"]] == synthetic["class_b"]).all()
-    study = outputs["study_items"].merge(synthetic[["item_id", "parent_a", "parent_b"]], on="item_id")
-    parents = pd.concat([study[[c, "split"]].set_axis(["parent", "split"], axis=1) for c in ("parent_a", "parent_b")])
+    study = outputs["study_items"].merge(
+        synthetic[["item_id", "parent_a", "parent_b"]], on="item_id"
+    )
+    parents = pd.concat(
+        [
+            study[[c, "split"]].set_axis(["parent", "split"], axis=1)
+            for c in ("parent_a", "parent_b")
+        ]
+    )
     assert (parents.groupby("parent")["split"].nunique() == 1).all()

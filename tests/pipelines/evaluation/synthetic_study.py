@@ -12,11 +12,19 @@ from soft_label_audit.human_labels import human_entropy
 EVAL_PARAMS = {
     "n_bins": 15,
     "bands": {"unanimous_max": 1e-9, "low_max": 0.5},
-    "cartography": {"burn_in_fraction": 0.0, "easy_min_confidence": 0.5, "ambiguous_min_variability": 0.2},
+    "cartography": {
+        "burn_in_fraction": 0.0,
+        "easy_min_confidence": 0.5,
+        "ambiguous_min_variability": 0.2,
+    },
     "convergence": {"curve": "val_loss", "higher_is_better": False, "fraction": 0.95},
     "stability_curves": ["val_loss", "val_acc"],
 }
-REPORT_PARAMS = {"baselines": ["original_hard", "human_soft"], "confidence": 0.95, "cartography_reference": "original"}
+REPORT_PARAMS = {
+    "baselines": ["original_hard", "human_soft"],
+    "confidence": 0.95,
+    "cartography_reference": "original",
+}
 GRID = StudyGrid(("mnist", "synthetic"), ("original_hard", "human_soft", "machine_soft"))
 
 
@@ -25,7 +33,9 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def make_study(grid: StudyGrid = GRID, seeds=(0, 1, 2), n_train=40, n_test=30, epochs=4, rng_seed=0) -> dict:
+def make_study(
+    grid: StudyGrid = GRID, seeds=(0, 1, 2), n_train=40, n_test=30, epochs=4, rng_seed=0
+) -> dict:
     """Every input dataset of the evaluation pipeline for ``grid``, in memory."""
     rng = np.random.default_rng(rng_seed)
     data: dict = {}
@@ -40,33 +50,66 @@ def make_study(grid: StudyGrid = GRID, seeds=(0, 1, 2), n_train=40, n_test=30, e
         mode = h[:, :10].argmax(axis=1)
         entropy = human_entropy(h, "renormalise")  # the entropy of the human_soft target
         split = np.array(["train"] * n_train + ["test"] * n_test)
-        stats.append(pd.DataFrame({
-            "item_id": ids, "source": source, "split": split, "original_label": original,
-            "human_entropy": entropy, "human_mode": mode, "mode_shift": mode != original,
-        }))
-        humans.append(pd.DataFrame(h, columns=list(H_COLS)).assign(item_id=ids, aggregation="majority"))
+        stats.append(
+            pd.DataFrame(
+                {
+                    "item_id": ids,
+                    "source": source,
+                    "split": split,
+                    "original_label": original,
+                    "human_entropy": entropy,
+                    "human_mode": mode,
+                    "mode_shift": mode != original,
+                }
+            )
+        )
+        humans.append(
+            pd.DataFrame(h, columns=list(H_COLS)).assign(item_id=ids, aggregation="majority")
+        )
         train, test = ids[:n_train], ids[n_train:]
         for c_index, condition in enumerate(grid.conditions):
             prefix = f"{source}.{condition}"
             preds, curves = [], []
             probs = np.empty((len(seeds), epochs, n_train, 10), np.float32)
             for k, seed in enumerate(seeds):
-                logits = rng.normal(size=(n_test, 10)) + 3.0 * np.eye(10)[original[n_train:]] * rng.uniform(0.2, 2, (n_test, 1))
+                logits = rng.normal(size=(n_test, 10)) + 3.0 * np.eye(10)[
+                    original[n_train:]
+                ] * rng.uniform(0.2, 2, (n_test, 1))
                 p = _softmax(logits / (1 + c_index))
-                preds.append(pd.DataFrame(p, columns=list(P_COLS)).assign(
-                    source=source, condition=condition, seed=seed, item_id=test))
+                preds.append(
+                    pd.DataFrame(p, columns=list(P_COLS)).assign(
+                        source=source, condition=condition, seed=seed, item_id=test
+                    )
+                )
                 loss = 2.0 * np.exp(-np.arange(epochs) / (1 + k)) + 0.1 * rng.random(epochs)
-                curves.append(pd.DataFrame({
-                    "source": source, "condition": condition, "seed": seed, "epoch": np.arange(1, epochs + 1),
-                    "train_loss": loss * 0.9, "train_acc": 1 - loss / 3, "val_loss": loss, "val_acc": 1 - loss / 2.5,
-                }))
+                curves.append(
+                    pd.DataFrame(
+                        {
+                            "source": source,
+                            "condition": condition,
+                            "seed": seed,
+                            "epoch": np.arange(1, epochs + 1),
+                            "train_loss": loss * 0.9,
+                            "train_acc": 1 - loss / 3,
+                            "val_loss": loss,
+                            "val_acc": 1 - loss / 2.5,
+                        }
+                    )
+                )
                 for e in range(epochs):
                     strength = (e + 1) * rng.uniform(0, 2, (n_train, 1))
-                    probs[k, e] = _softmax(rng.normal(size=(n_train, 10)) + strength * np.eye(10)[original[:n_train]])
+                    probs[k, e] = _softmax(
+                        rng.normal(size=(n_train, 10)) + strength * np.eye(10)[original[:n_train]]
+                    )
             data[f"{prefix}.test_predictions"] = pd.concat(preds, ignore_index=True)[
-                ["source", "condition", "seed", "item_id", *P_COLS]]
+                ["source", "condition", "seed", "item_id", *P_COLS]
+            ]
             data[f"{prefix}.curves"] = pd.concat(curves, ignore_index=True)
-            data[f"{prefix}.dynamics"] = {"item_ids": train, "seeds": np.array(seeds), "probs": probs}
+            data[f"{prefix}.dynamics"] = {
+                "item_ids": train,
+                "seeds": np.array(seeds),
+                "probs": probs,
+            }
     data["item_stats"] = pd.concat(stats, ignore_index=True)
     data["human_soft_labels"] = pd.concat(humans, ignore_index=True)
     data["params:evaluation"] = EVAL_PARAMS

@@ -5,8 +5,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from soft_label_audit.pipelines.evaluation import create_pipeline
-from soft_label_audit.pipelines.evaluation import nodes
+from soft_label_audit.pipelines.evaluation import create_pipeline, nodes
 from tests.helpers import run_in_memory
 from tests.pipelines.evaluation.synthetic_study import EVAL_PARAMS, GRID, make_study
 
@@ -25,23 +24,52 @@ def outputs(study):
 def test_namespaces_follow_the_grid():
     pipe = create_pipeline(GRID)
     assert {n.namespace for n in pipe.nodes} == {f"{s}.{c}" for s, c in GRID.namespaces()}
-    assert pipe.inputs() == {"human_soft_labels", "item_stats", "params:evaluation", "params:labels.none_slot"} | {
-        f"{s}.{c}.{d}" for s, c in GRID.namespaces() for d in ("test_predictions", "curves", "dynamics")}
+    assert pipe.inputs() == {
+        "human_soft_labels",
+        "item_stats",
+        "params:evaluation",
+        "params:labels.none_slot",
+    } | {
+        f"{s}.{c}.{d}"
+        for s, c in GRID.namespaces()
+        for d in ("test_predictions", "curves", "dynamics")
+    }
 
 
 def test_metrics_table_contract(outputs):
     metrics = outputs["mnist.human_soft.metrics"]
     assert metrics[["source", "condition", "seed"]].values.tolist() == [
-        ["mnist", "human_soft", 0], ["mnist", "human_soft", 1], ["mnist", "human_soft", 2]]
-    for column in ("accuracy", "accuracy_human_mode", "nll", "brier", "ce_human", "kl_human", "tv_human",
-                   "entropy_gap", "spearman_entropy", "ece_15", "ece_mass_15", "classwise_ece_15", "mce_15",
-                   "ece_15__band_high", "ece_15__band_unanimous", "convergence_epoch",
-                   "carto_rho_variability_original", "carto_share_easy_human_mode"):
+        ["mnist", "human_soft", 0],
+        ["mnist", "human_soft", 1],
+        ["mnist", "human_soft", 2],
+    ]
+    for column in (
+        "accuracy",
+        "accuracy_human_mode",
+        "nll",
+        "brier",
+        "ce_human",
+        "kl_human",
+        "tv_human",
+        "entropy_gap",
+        "spearman_entropy",
+        "ece_15",
+        "ece_mass_15",
+        "classwise_ece_15",
+        "mce_15",
+        "ece_15__band_high",
+        "ece_15__band_unanimous",
+        "convergence_epoch",
+        "carto_rho_variability_original",
+        "carto_share_easy_human_mode",
+    ):
         assert column in metrics, column
     numeric = metrics.drop(columns=["source", "condition"])
     assert all(pd.api.types.is_numeric_dtype(numeric[c]) for c in numeric)
     assert (metrics["n_items"] == 30).all()
-    shares = metrics[[f"carto_share_{r}_original" for r in ("easy", "ambiguous", "hard")]].sum(axis=1)
+    shares = metrics[[f"carto_share_{r}_original" for r in ("easy", "ambiguous", "hard")]].sum(
+        axis=1
+    )
     assert np.allclose(shares, 1.0)
 
 
@@ -70,25 +98,53 @@ def test_run_figures_per_seed(outputs):
 def test_predictions_of_another_namespace_are_refused(study):
     wrong = study["mnist.human_soft.test_predictions"]
     with pytest.raises(ValueError, match="expected only 'original_hard'"):
-        nodes.score_test_predictions(wrong, study["human_soft_labels"], study["item_stats"], EVAL_PARAMS, "renormalise",
-                                     source="mnist", condition="original_hard")
+        nodes.score_test_predictions(
+            wrong,
+            study["human_soft_labels"],
+            study["item_stats"],
+            EVAL_PARAMS,
+            "renormalise",
+            source="mnist",
+            condition="original_hard",
+        )
 
 
 def test_unknown_test_items_are_refused(study):
     preds = study["mnist.human_soft.test_predictions"].copy()
     preds.loc[0, "item_id"] = 999_999
     with pytest.raises(ValueError, match="999999"):
-        nodes.score_test_predictions(preds, study["human_soft_labels"], study["item_stats"], EVAL_PARAMS, "renormalise",
-                                     source="mnist", condition="human_soft")
+        nodes.score_test_predictions(
+            preds,
+            study["human_soft_labels"],
+            study["item_stats"],
+            EVAL_PARAMS,
+            "renormalise",
+            source="mnist",
+            condition="human_soft",
+        )
 
 
 def test_seeds_must_agree_between_inputs(study):
     params = EVAL_PARAMS
-    metrics, _ = nodes.score_test_predictions(study["mnist.human_soft.test_predictions"], study["human_soft_labels"],
-                                              study["item_stats"], params, "renormalise", source="mnist", condition="human_soft")
-    _, carto = nodes.map_training_dynamics(study["mnist.human_soft.dynamics"], study["item_stats"], params,
-                                           source="mnist", condition="human_soft")
-    conv = nodes.convergence_by_seed(study["mnist.human_soft.curves"], params, source="mnist", condition="human_soft")
+    metrics, _ = nodes.score_test_predictions(
+        study["mnist.human_soft.test_predictions"],
+        study["human_soft_labels"],
+        study["item_stats"],
+        params,
+        "renormalise",
+        source="mnist",
+        condition="human_soft",
+    )
+    _, carto = nodes.map_training_dynamics(
+        study["mnist.human_soft.dynamics"],
+        study["item_stats"],
+        params,
+        source="mnist",
+        condition="human_soft",
+    )
+    conv = nodes.convergence_by_seed(
+        study["mnist.human_soft.curves"], params, source="mnist", condition="human_soft"
+    )
     with pytest.raises(ValueError, match="seeds differ"):
         nodes.assemble_run_metrics(metrics, carto, conv[conv["seed"] != 2])
 
@@ -96,8 +152,12 @@ def test_seeds_must_agree_between_inputs(study):
 def test_cartography_burn_in_leaves_out_the_first_epochs(study):
     dyn = study["mnist.human_soft.dynamics"]
     params = {**EVAL_PARAMS, "cartography": {**EVAL_PARAMS["cartography"], "burn_in_fraction": 0.5}}
-    table, _ = nodes.map_training_dynamics(dyn, study["item_stats"], params, source="mnist", condition="human_soft")
-    labels = study["item_stats"].set_index("item_id").loc[dyn["item_ids"], "original_label"].to_numpy()
+    table, _ = nodes.map_training_dynamics(
+        dyn, study["item_stats"], params, source="mnist", condition="human_soft"
+    )
+    labels = (
+        study["item_stats"].set_index("item_id").loc[dyn["item_ids"], "original_label"].to_numpy()
+    )
     late = dyn["probs"][0, 2:, np.arange(len(labels)), labels]  # (items, epochs 3..4)
     assert np.allclose(table[table.seed == 0]["confidence_original"], late.mean(axis=1), atol=1e-6)
 
@@ -115,12 +175,24 @@ def test_bands_use_the_entropy_of_the_human_soft_target(study):
     human.loc[human["item_id"] == item, list(H_COLS)] = np.eye(11)[10]
     stats.loc[stats["item_id"] == item, "human_entropy"] = np.log(10)
     one = preds[preds["seed"] == preds["seed"].min()]
-    metrics, _ = nodes.score_test_predictions(one, human, stats, EVAL_PARAMS, "renormalise",
-                                              source="mnist", condition="original_hard")
+    metrics, _ = nodes.score_test_predictions(
+        one, human, stats, EVAL_PARAMS, "renormalise", source="mnist", condition="original_hard"
+    )
     unanimous = stats[stats["item_id"].isin(one["item_id"]) & (stats["human_entropy"] <= 1e-9)]
     assert metrics["n_items__band_unanimous"].iloc[0] == len(unanimous)
     assert metrics["n_items__none_mostly_none"].iloc[0] >= 1
-    eleven = stats.assign(human_entropy=entropy(human.set_index("item_id").loc[stats["item_id"], list(H_COLS)].to_numpy()))
+    eleven = stats.assign(
+        human_entropy=entropy(
+            human.set_index("item_id").loc[stats["item_id"], list(H_COLS)].to_numpy()
+        )
+    )
     with pytest.raises(ValueError, match="differs from the entropy of the human_soft target"):
-        nodes.score_test_predictions(one, human, eleven, EVAL_PARAMS, "renormalise",
-                                     source="mnist", condition="original_hard")
+        nodes.score_test_predictions(
+            one,
+            human,
+            eleven,
+            EVAL_PARAMS,
+            "renormalise",
+            source="mnist",
+            condition="original_hard",
+        )

@@ -23,20 +23,24 @@ def small_study(mnist_arrays: dict, seed: int = 0) -> dict[str, pd.DataFrame]:
     machine = np.zeros((N_SYNTHETIC, 10))
     machine[np.arange(N_SYNTHETIC), labels[a]] += 1 - w
     machine[np.arange(N_SYNTHETIC), labels[b]] += w
-    digits = pd.DataFrame({
-        "item_id": np.r_[np.arange(N_POOL), 100_000 + np.arange(N_SYNTHETIC)].astype(np.int64),
-        "source": ["mnist"] * N_POOL + ["synthetic"] * N_SYNTHETIC,
-        "original_label": np.r_[labels[:N_POOL], machine.argmax(1)],
-        "image": images_to_column(np.concatenate([images[:N_POOL], blends])),
-        "machine_soft_label": [None] * N_POOL + [list(m) for m in machine],
-    })
+    digits = pd.DataFrame(
+        {
+            "item_id": np.r_[np.arange(N_POOL), 100_000 + np.arange(N_SYNTHETIC)].astype(np.int64),
+            "source": ["mnist"] * N_POOL + ["synthetic"] * N_SYNTHETIC,
+            "original_label": np.r_[labels[:N_POOL], machine.argmax(1)],
+            "image": images_to_column(np.concatenate([images[:N_POOL], blends])),
+            "machine_soft_label": [None] * N_POOL + [list(m) for m in machine],
+        }
+    )
     study_ids = np.r_[np.arange(N_MNIST), 100_000 + np.arange(N_SYNTHETIC)]
     study = digits[digits["item_id"].isin(study_ids)].reset_index(drop=True)
     split = np.empty(len(study), object)
     for source in ("mnist", "synthetic"):
         rows = np.flatnonzero(study["source"] == source)
         n = len(rows)
-        split[rows] = np.r_[["train"] * (6 * n // 10), ["val"] * (2 * n // 10), ["test"] * (n - 8 * n // 10)]
+        split[rows] = np.r_[
+            ["train"] * (6 * n // 10), ["val"] * (2 * n // 10), ["test"] * (n - 8 * n // 10)
+        ]
     study["split"] = split
     study["annotation_source"] = "simulated"
     # human labels: 15 votes, mostly for the original label, some "none", a few mode shifts
@@ -51,29 +55,55 @@ def small_study(mnist_arrays: dict, seed: int = 0) -> dict[str, pd.DataFrame]:
     human["aggregation"] = "majority_share"
     human["annotation_source"] = "simulated"
     h = tg.human_digits(votes)
-    stats = pd.DataFrame({
-        "item_id": study["item_id"],
-        "source": study["source"],
-        "split": study["split"],
-        "original_label": study["original_label"],
-        "n_votes": pd.array([15] * n, dtype="Int64"),
-        "human_entropy": human_entropy(votes),
-        "pct_unsure": 0.0,
-        "human_mode": tg.human_mode(h, study["original_label"].to_numpy()),
-    })
+    stats = pd.DataFrame(
+        {
+            "item_id": study["item_id"],
+            "source": study["source"],
+            "split": study["split"],
+            "original_label": study["original_label"],
+            "n_votes": pd.array([15] * n, dtype="Int64"),
+            "human_entropy": human_entropy(votes),
+            "pct_unsure": 0.0,
+            "human_mode": tg.human_mode(h, study["original_label"].to_numpy()),
+        }
+    )
     stats["mode_shift"] = stats["human_mode"] != stats["original_label"]
     stats["annotation_source"] = "simulated"
-    no_votes = pd.DataFrame({"item_id": pd.Series(dtype="int64"), "annotator_id": pd.Series(dtype="str"),
-                             "choice": pd.Series(dtype="str"), "unsure": pd.Series(dtype="bool")})
-    return {"digits": digits, "study_digits": study, "human_soft_labels": human, "item_stats": stats,
-            "human_soft_labels_by_rule": human, "validated_annotations": no_votes}
+    no_votes = pd.DataFrame(
+        {
+            "item_id": pd.Series(dtype="int64"),
+            "annotator_id": pd.Series(dtype="str"),
+            "choice": pd.Series(dtype="str"),
+            "unsure": pd.Series(dtype="bool"),
+        }
+    )
+    return {
+        "digits": digits,
+        "study_digits": study,
+        "human_soft_labels": human,
+        "item_stats": stats,
+        "human_soft_labels_by_rule": human,
+        "validated_annotations": no_votes,
+    }
 
 
-def targets_for(tables: dict, labels_params: dict, source: str, condition: str,
-                teacher_logits: pd.DataFrame | None = None) -> pd.DataFrame:
+def targets_for(
+    tables: dict,
+    labels_params: dict,
+    source: str,
+    condition: str,
+    teacher_logits: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """One condition's targets from the small study, as the labels pipeline builds them."""
     from soft_label_audit.pipelines.labels.nodes import build_condition_targets
 
     return build_condition_targets(
-        tables["study_digits"], labels_params["conditions"][condition], labels_params["none_slot"],
-        tables["human_soft_labels"], tables["item_stats"], teacher_logits, source=source, condition=condition)
+        tables["study_digits"],
+        labels_params["conditions"][condition],
+        labels_params["none_slot"],
+        tables["human_soft_labels"],
+        tables["item_stats"],
+        teacher_logits,
+        source=source,
+        condition=condition,
+    )

@@ -41,7 +41,11 @@ MODE_SUPPORT = {"min_vote_share": 0.5, "min_sure_votes": 3}
 
 @pytest.fixture(scope="module")
 def outputs(tables, labels_params):
-    inputs = {**tables, **_params("labels", labels_params), **_params("annotation", {"mode_support": MODE_SUPPORT})}
+    inputs = {
+        **tables,
+        **_params("labels", labels_params),
+        **_params("annotation", {"mode_support": MODE_SUPPORT}),
+    }
     return run_in_memory(create_pipeline(grid=GRID), inputs)
 
 
@@ -49,16 +53,27 @@ def test_one_namespace_per_source_and_condition():
     pipe = create_pipeline(grid=GRID)
     namespaces = {n.namespace for n in pipe.nodes if n.namespace}
     assert namespaces == {f"{s}.{c}" for s, c in GRID.namespaces()}
-    assert {"study_digits", "human_soft_labels", "item_stats", "digits", "human_soft_labels_by_rule",
-            "validated_annotations", "params:labels.none_slot", "params:labels.teacher",
-            "params:labels.large_teacher", "params:annotation.mode_support",
-            *(f"params:labels.conditions.{c}" for c in CONDITIONS)} == pipe.inputs()
+    assert {
+        "study_digits",
+        "human_soft_labels",
+        "item_stats",
+        "digits",
+        "human_soft_labels_by_rule",
+        "validated_annotations",
+        "params:labels.none_slot",
+        "params:labels.teacher",
+        "params:labels.large_teacher",
+        "params:annotation.mode_support",
+        *(f"params:labels.conditions.{c}" for c in CONDITIONS),
+    } == pipe.inputs()
     # only the machine_soft conditions read a teacher; only human_mode_hard reads the mode
     readers = {n.namespace for n in pipe.nodes if "teacher_logits" in n.inputs}
     assert readers == {f"{s}.machine_soft" for s in GRID.sources}
     readers = {n.namespace for n in pipe.nodes if "large_teacher_logits" in n.inputs}
     assert readers == {f"{s}.machine_soft_large_teacher" for s in GRID.sources}
-    assert {n.namespace for n in pipe.nodes if "item_stats" in n.inputs} == {f"{s}.human_mode_hard" for s in GRID.sources}
+    assert {n.namespace for n in pipe.nodes if "item_stats" in n.inputs} == {
+        f"{s}.human_mode_hard" for s in GRID.sources
+    }
 
 
 def test_each_condition_node_is_named_for_what_it_builds_and_reads_its_own_recipe():
@@ -69,7 +84,11 @@ def test_each_condition_node_is_named_for_what_it_builds_and_reads_its_own_recip
         assert f"params:labels.conditions.{condition}" in build.inputs
         assert "params:labels" not in build.inputs
     [original] = [n for n in pipe.nodes if n.namespace == "mnist.original_hard"]
-    assert set(original.inputs) == {"study_digits", "params:labels.conditions.original_hard", "params:labels.none_slot"}
+    assert set(original.inputs) == {
+        "study_digits",
+        "params:labels.conditions.original_hard",
+        "params:labels.none_slot",
+    }
 
 
 def test_no_teacher_without_a_condition_that_needs_it():
@@ -84,7 +103,9 @@ def test_targets_tables_follow_the_contract(outputs, tables):
         t = outputs[f"{source}.{condition}.targets"]
         assert list(t.columns) == ["item_id", "split", *T_COLS]
         expected = study.loc[study["source"] == source, ["item_id", "split"]]
-        assert t[["item_id", "split"]].reset_index(drop=True).equals(expected.reset_index(drop=True))
+        assert (
+            t[["item_id", "split"]].reset_index(drop=True).equals(expected.reset_index(drop=True))
+        )
         np.testing.assert_allclose(t[list(T_COLS)].sum(axis=1), 1.0, atol=1e-9)
 
 
@@ -96,7 +117,9 @@ def _train_targets(outputs, name):
 def test_entropy_matching_per_source_on_training_items(outputs):
     for source in GRID.sources:
         human = tg.entropy(_train_targets(outputs, f"{source}.human_soft.targets")).mean()
-        smooth = tg.entropy(_train_targets(outputs, f"{source}.label_smoothing_matched.targets")).mean()
+        smooth = tg.entropy(
+            _train_targets(outputs, f"{source}.label_smoothing_matched.targets")
+        ).mean()
         assert smooth == pytest.approx(human, rel=0.01)
     for condition in ("machine_soft", "machine_soft_large_teacher"):
         machine = tg.entropy(_train_targets(outputs, f"mnist.{condition}.targets")).mean()
@@ -106,8 +129,14 @@ def test_entropy_matching_per_source_on_training_items(outputs):
 
 def test_targets_summary_shows_each_conditions_strength(outputs, tables):
     summary = outputs["targets_summary"]
-    assert {"source", "condition", "split", "mean_entropy", "mean_off_label_mass",
-            "share_argmax_not_original"} <= set(summary.columns)
+    assert {
+        "source",
+        "condition",
+        "split",
+        "mean_entropy",
+        "mean_off_label_mass",
+        "share_argmax_not_original",
+    } <= set(summary.columns)
     assert set(zip(summary["source"], summary["condition"], strict=True)) == set(GRID.namespaces())
     row = summary.set_index(["source", "condition", "split"])
     original = tables["study_digits"].set_index("item_id")["original_label"]
@@ -119,10 +148,14 @@ def test_targets_summary_shows_each_conditions_strength(outputs, tables):
         got = row.loc[(source, condition, "train")]
         assert got["mean_entropy"] == pytest.approx(tg.entropy(p).mean())
         assert got["mean_off_label_mass"] == pytest.approx((1 - p.max(1)).mean())
-        assert got["share_argmax_not_original"] == pytest.approx((p[np.arange(len(p)), o] < p.max(1)).mean())
+        assert got["share_argmax_not_original"] == pytest.approx(
+            (p[np.arange(len(p)), o] < p.max(1)).mean()
+        )
     for source in GRID.sources:  # the mass-matched control is as strong as h off the label
         mass = row.loc[(source, "label_smoothing_mass_matched", "train"), "mean_off_label_mass"]
-        assert mass == pytest.approx(row.loc[(source, "human_soft", "train"), "mean_off_label_mass"], rel=1e-6)
+        assert mass == pytest.approx(
+            row.loc[(source, "human_soft", "train"), "mean_off_label_mass"], rel=1e-6
+        )
         assert row.loc[(source, "original_hard", "train"), "mean_off_label_mass"] == 0
 
 
@@ -148,7 +181,9 @@ def test_large_teacher_sees_no_study_item(tables, labels_params, monkeypatch):
 
     monkeypatch.setattr(nodes, "train_teacher", fake_train_teacher)
     with pytest.raises(RuntimeError, match="stop here"):
-        nodes.fit_large_teacher(tables["digits"], tables["study_digits"], labels_params["large_teacher"])
+        nodes.fit_large_teacher(
+            tables["digits"], tables["study_digits"], labels_params["large_teacher"]
+        )
     n_study_mnist = (tables["study_digits"]["source"] == "mnist").sum()
     assert len(seen["images"]) == N_POOL - n_study_mnist
     study_images = {bytes(b) for b in tables["study_digits"]["image"]}
@@ -170,19 +205,38 @@ def test_teacher_outputs(outputs, tables):
 def test_missing_human_labels_stop_the_run(tables, labels_params):
     human = tables["human_soft_labels"].iloc[3:]
     with pytest.raises(ValueError, match="human_soft_labels lacks 3 study items"):
-        nodes.build_condition_targets(tables["study_digits"], {}, "renormalise", human, tables["item_stats"],
-                                      source="mnist", condition="human_soft")
+        nodes.build_condition_targets(
+            tables["study_digits"],
+            {},
+            "renormalise",
+            human,
+            tables["item_stats"],
+            source="mnist",
+            condition="human_soft",
+        )
 
 
 def test_condition_without_a_recipe_is_refused(tables, labels_params):
     with pytest.raises(KeyError, match="labels.conditions has no entry"):
-        nodes.build_condition_targets(tables["study_digits"], None, "renormalise", tables["human_soft_labels"],
-                                      source="mnist", condition="human_soft")
+        nodes.build_condition_targets(
+            tables["study_digits"],
+            None,
+            "renormalise",
+            tables["human_soft_labels"],
+            source="mnist",
+            condition="human_soft",
+        )
 
 
 def test_a_source_without_test_items_stops_before_training(tables, labels_params):
     study = tables["study_digits"].copy()
     study.loc[(study["source"] == "synthetic") & (study["split"] == "test"), "split"] = "train"
     with pytest.raises(ValueError, match="no test items of source 'synthetic'"):
-        nodes.build_condition_targets(study, {}, "renormalise", tables["human_soft_labels"],
-                                      source="synthetic", condition="human_soft")
+        nodes.build_condition_targets(
+            study,
+            {},
+            "renormalise",
+            tables["human_soft_labels"],
+            source="synthetic",
+            condition="human_soft",
+        )

@@ -55,11 +55,18 @@ def test_metrics_by_run_reproduces_an_independent_recomputation(study, metrics_c
         for seed, run in preds.groupby("seed"):
             p = run[list(P_COLS)].to_numpy()
             y = labels.loc[run["item_id"]].to_numpy()
-            row = metrics_csv[(metrics_csv.source == source) & (metrics_csv.condition == condition) & (metrics_csv.seed == seed)]
+            row = metrics_csv[
+                (metrics_csv.source == source)
+                & (metrics_csv.condition == condition)
+                & (metrics_csv.seed == seed)
+            ]
             assert len(row) == 1
-            assert row["nll"].iloc[0] == pytest.approx(log_loss(y, p, labels=list(range(10))), abs=1e-6)
+            assert row["nll"].iloc[0] == pytest.approx(
+                log_loss(y, p, labels=list(range(10))), abs=1e-6
+            )
             assert row["brier"].iloc[0] == pytest.approx(
-                brier_score_loss(y, p, labels=list(range(10)), scale_by_half=False), abs=1e-6)
+                brier_score_loss(y, p, labels=list(range(10)), scale_by_half=False), abs=1e-6
+            )
             assert row["ece_15"].iloc[0] == pytest.approx(_ece_by_loops(p, y), abs=1e-6)
             checked += 1
     assert checked == len(metrics_csv) == 2 * 3 * 3
@@ -67,7 +74,9 @@ def test_metrics_by_run_reproduces_an_independent_recomputation(study, metrics_c
 
 def test_study_summary_is_mean_and_std_over_seeds(outputs):
     runs, summary = outputs["metrics_by_run"], outputs["study_summary"]
-    assert summary[["source", "condition"]].values.tolist() == [list(ns) for ns in GRID.namespaces()]
+    assert summary[["source", "condition"]].values.tolist() == [
+        list(ns) for ns in GRID.namespaces()
+    ]
     assert (summary["n_seeds"] == 3).all()
     sel = runs[(runs.source == "synthetic") & (runs.condition == "human_soft")]
     row = summary[(summary.source == "synthetic") & (summary.condition == "human_soft")].iloc[0]
@@ -79,10 +88,20 @@ def test_study_summary_is_mean_and_std_over_seeds(outputs):
 def test_paired_differences_cover_every_condition_and_baseline(outputs):
     paired = outputs["paired_differences"]
     pairs = set(zip(paired["source"], paired["baseline"], paired["condition"]))
-    expected = {(s, b, c) for s in GRID.sources for b in ("original_hard", "human_soft") for c in GRID.conditions if c != b}
+    expected = {
+        (s, b, c)
+        for s in GRID.sources
+        for b in ("original_hard", "human_soft")
+        for c in GRID.conditions
+        if c != b
+    }
     assert pairs == expected
-    row = paired[(paired.source == "mnist") & (paired.baseline == "original_hard")
-                 & (paired.condition == "machine_soft") & (paired.metric == "nll")].iloc[0]
+    row = paired[
+        (paired.source == "mnist")
+        & (paired.baseline == "original_hard")
+        & (paired.condition == "machine_soft")
+        & (paired.metric == "nll")
+    ].iloc[0]
     runs = outputs["metrics_by_run"].set_index(["source", "condition", "seed"])["nll"].sort_index()
     d = runs.loc[("mnist", "machine_soft")] - runs.loc[("mnist", "original_hard")]
     assert row["mean_diff"] == pytest.approx(d.mean())
@@ -92,14 +111,23 @@ def test_paired_differences_cover_every_condition_and_baseline(outputs):
 def test_stability_tables(outputs):
     table, by_epoch = outputs["stability_by_condition"], outputs["validation_curves_by_epoch"]
     assert table[["source", "condition"]].values.tolist() == [list(ns) for ns in GRID.namespaces()]
-    assert {"disagreement", "pairwise_tv", "val_acc_std_mean_over_epochs", "convergence_epoch__mean",
-            "ece_15__std"} <= set(table.columns)
+    assert {
+        "disagreement",
+        "pairwise_tv",
+        "val_acc_std_mean_over_epochs",
+        "convergence_epoch__mean",
+        "ece_15__std",
+    } <= set(table.columns)
     assert len(by_epoch) == len(GRID.namespaces()) * 4 and (by_epoch["n_seeds"] == 3).all()
 
 
 def test_figures_are_built(outputs):
-    for name in ("reliability_diagrams_figure", "ece_by_band_figure", "cartography_maps_figure",
-                 "validation_curves_figure"):
+    for name in (
+        "reliability_diagrams_figure",
+        "ece_by_band_figure",
+        "cartography_maps_figure",
+        "validation_curves_figure",
+    ):
         assert isinstance(outputs[name], Figure), name
     # one panel per (source, condition), plus the colour bar
     assert len(outputs["cartography_maps_figure"].axes) == len(GRID.namespaces()) + 1
@@ -113,5 +141,7 @@ def test_catalog_entries_match_the_pipelines():
     from tests.conftest import PROJECT_ROOT
 
     catalog = yaml.safe_load((PROJECT_ROOT / "conf" / "base" / "catalog_reporting.yml").read_text())
-    assert {name for name in catalog if "{" not in name} <= reporting.create_pipeline(GRID).all_outputs()
+    assert {name for name in catalog if "{" not in name} <= reporting.create_pipeline(
+        GRID
+    ).all_outputs()
     assert catalog["study_summary"]["type"] == "kedro_mlflow.io.artifacts.MlflowArtifactDataset"

@@ -72,17 +72,23 @@ def test_every_namespace_writes_its_outputs(project, run):
 def test_mlflow_lists_one_child_run_per_source_condition_seed(project, run):
     grid, seeds = _grid_and_seeds(project)
     with sqlite3.connect(project / "mlflow.db") as db:
-        parents = db.execute("select run_uuid from runs where run_uuid not in "
-                             "(select run_uuid from tags where key = 'mlflow.parentRunId')").fetchall()
+        parents = db.execute(
+            "select run_uuid from runs where run_uuid not in "
+            "(select run_uuid from tags where key = 'mlflow.parentRunId')"
+        ).fetchall()
         children = db.execute(
             "select t1.value, t2.value, t3.value, t4.value from tags t1 "
             "join tags t2 on t1.run_uuid = t2.run_uuid and t2.key = 'condition' "
             "join tags t3 on t1.run_uuid = t3.run_uuid and t3.key = 'seed' "
             "join tags t4 on t1.run_uuid = t4.run_uuid and t4.key = 'mlflow.parentRunId' "
-            "where t1.key = 'source'").fetchall()
-        steps = db.execute("select count(distinct step) from metrics where key = 'val_acc'").fetchone()[0]
+            "where t1.key = 'source'"
+        ).fetchall()
+        steps = db.execute(
+            "select count(distinct step) from metrics where key = 'val_acc'"
+        ).fetchone()[0]
     assert len(parents) == 1
     assert {p for *_, p in children} == {parents[0][0]}
     assert sorted((s, c, int(k)) for s, c, k, _ in children) == sorted(
-        (s, c, k) for s, c in grid.namespaces() for k in seeds)
+        (s, c, k) for s, c in grid.namespaces() for k in seeds
+    )
     assert steps == config_loader(project)["parameters"]["training"]["epochs"]

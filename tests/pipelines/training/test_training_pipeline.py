@@ -36,8 +36,12 @@ def targets(tables, params):
 
 @pytest.fixture(scope="module")
 def outputs(tables, targets, params):
-    inputs = {**targets, "study_digits": tables["study_digits"], "item_stats": tables["item_stats"],
-              "params:training": params["training"]}
+    inputs = {
+        **targets,
+        "study_digits": tables["study_digits"],
+        "item_stats": tables["item_stats"],
+        "params:training": params["training"],
+    }
     return run_in_memory(create_pipeline(grid=GRID), inputs)
 
 
@@ -45,9 +49,13 @@ def test_one_namespace_per_source_and_condition():
     pipe = create_pipeline(grid=GRID)
     assert {n.namespace for n in pipe.nodes} == {f"{s}.{c}" for s, c in GRID.namespaces()}
     assert pipe.inputs() == {"study_digits", "item_stats", "params:training"} | {
-        f"{s}.{c}.targets" for s, c in GRID.namespaces()}
-    assert pipe.outputs() == {f"{s}.{c}.{kind}" for s, c in GRID.namespaces()
-                              for kind in ("test_predictions", "curves", "dynamics", "weights")}
+        f"{s}.{c}.targets" for s, c in GRID.namespaces()
+    }
+    assert pipe.outputs() == {
+        f"{s}.{c}.{kind}"
+        for s, c in GRID.namespaces()
+        for kind in ("test_predictions", "curves", "dynamics", "weights")
+    }
 
 
 def test_outputs_follow_the_contracts(outputs, tables, params):
@@ -68,15 +76,25 @@ def test_outputs_follow_the_contracts(outputs, tables, params):
         np.testing.assert_allclose(preds[list(P_COLS)].sum(axis=1), 1.0, atol=1e-5)
 
         curves = outputs[f"{source}.{condition}.curves"]
-        assert list(curves.columns) == ["source", "condition", "seed", "epoch", *CURVE_NAMES,
-                                        "train_loss_change_last_fifth", "train_loss_levelled"]
+        assert list(curves.columns) == [
+            "source",
+            "condition",
+            "seed",
+            "epoch",
+            *CURVE_NAMES,
+            "train_loss_change_last_fifth",
+            "train_loss_levelled",
+        ]
         assert sorted(curves["epoch"].unique()) == list(range(1, epochs + 1))
         assert len(curves) == len(seeds) * epochs and curves[list(CURVE_NAMES)].notna().all().all()
 
         dyn = outputs[f"{source}.{condition}.dynamics"]
         np.testing.assert_array_equal(dyn["item_ids"], train_ids)
         np.testing.assert_array_equal(dyn["seeds"], seeds)
-        assert dyn["probs"].shape == (len(seeds), epochs, len(train_ids), 10) and dyn["probs"].dtype == np.float32
+        assert (
+            dyn["probs"].shape == (len(seeds), epochs, len(train_ids), 10)
+            and dyn["probs"].dtype == np.float32
+        )
 
         weights = outputs[f"{source}.{condition}.weights"]
         assert weights["seeds"] == seeds and len(weights["state_dicts"]) == len(seeds)
@@ -90,4 +108,6 @@ def test_conditions_are_paired_by_seed(outputs, params):
     for k, seed in enumerate(a["seeds"]):
         first = batch_orders(int(seed), n, 1)[0, :batch]
         np.testing.assert_array_equal(a["probs"][k, 0, first], b["probs"][k, 0, first])
-    assert not np.array_equal(a["probs"][0, -1], b["probs"][0, -1])  # and then the targets make them differ
+    assert not np.array_equal(
+        a["probs"][0, -1], b["probs"][0, -1]
+    )  # and then the targets make them differ

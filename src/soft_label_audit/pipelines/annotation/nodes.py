@@ -14,7 +14,15 @@ import numpy as np
 import pandas as pd
 
 from soft_label_audit.columns import H_COLS
-from soft_label_audit.crowd import aggregation, figures, perception, released, simulated, statistics, validity
+from soft_label_audit.crowd import (
+    aggregation,
+    figures,
+    perception,
+    released,
+    simulated,
+    statistics,
+    validity,
+)
 from soft_label_audit.crowd.inputs import AnnotationInput
 from soft_label_audit.crowd.validation import AnnotationValidationError, validate_votes
 from soft_label_audit.data_sources.tables import images_from_column
@@ -22,7 +30,14 @@ from soft_label_audit.data_sources.tables import images_from_column
 logger = logging.getLogger(__name__)
 
 MNIST_TEST_IDS = (60_000, 70_000)
-STUDY_DIGIT_COLUMNS = ["item_id", "source", "split", "original_label", "image", "machine_soft_label"]
+STUDY_DIGIT_COLUMNS = [
+    "item_id",
+    "source",
+    "split",
+    "original_label",
+    "image",
+    "machine_soft_label",
+]
 
 
 def _empty_votes() -> pd.DataFrame:
@@ -54,8 +69,12 @@ def _check_source(annotation_input: AnnotationInput, params: dict[str, Any]) -> 
         )
 
 
-def _simulate(digits: pd.DataFrame, study: pd.DataFrame, crowd: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    memory = digits[(digits["item_id"] >= MNIST_TEST_IDS[0]) & (digits["item_id"] < MNIST_TEST_IDS[1])]
+def _simulate(
+    digits: pd.DataFrame, study: pd.DataFrame, crowd: dict[str, Any]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    memory = digits[
+        (digits["item_id"] >= MNIST_TEST_IDS[0]) & (digits["item_id"] < MNIST_TEST_IDS[1])
+    ]
     memory = memory[memory["source"] == "mnist"]
     size = int(crowd["perception"]["memory_size"])
     if len(memory) > size:
@@ -67,7 +86,9 @@ def _simulate(digits: pd.DataFrame, study: pd.DataFrame, crowd: dict[str, Any]) 
             "remembers; study MNIST items must be training images (digits.study.pool_item_ids)"
         )
     if memory.empty:
-        raise ValueError("`digits` holds no MNIST test images (ids 60000..69999) for the simulated crowd's memory")
+        raise ValueError(
+            "`digits` holds no MNIST test images (ids 60000..69999) for the simulated crowd's memory"
+        )
     p = crowd["perception"]
     observers = perception.observer_profiles(
         images_from_column(memory["image"]),
@@ -115,16 +136,28 @@ def collect_annotations(
             sum_tolerance=float(annotation["soft_label_tolerance"]),
             image_tolerance=int(annotation["released"]["image_tolerance"]),
             non_mnist_id_offset=int(annotation["released"]["non_mnist_id_offset"]),
-            source_map={str(k).lower(): str(v) for k, v in annotation["released"]["source_map"].items()},
+            source_map={
+                str(k).lower(): str(v) for k, v in annotation["released"]["source_map"].items()
+            },
         )
         released.validate_released(annotation_input.frame, annotation_input.path, config)
-        study, released_soft = released.released_to_study(annotation_input.frame, digits, annotation_input.path, config)
+        study, released_soft = released.released_to_study(
+            annotation_input.frame, digits, annotation_input.path, config
+        )
         raw = _empty_votes()
         validated = _empty_votes()
-        logger.info("Released annotations: %d items from %s (soft labels from %s)", len(study), annotation_input.path, config.soft_label_column)
+        logger.info(
+            "Released annotations: %d items from %s (soft labels from %s)",
+            len(study),
+            annotation_input.path,
+            config.soft_label_column,
+        )
     else:
         study = study_items[["item_id", "source", "split", "original_label"]].merge(
-            digits[["item_id", "image", "machine_soft_label"]], on="item_id", how="left", validate="one_to_one"
+            digits[["item_id", "image", "machine_soft_label"]],
+            on="item_id",
+            how="left",
+            validate="one_to_one",
         )
         if study["image"].isna().any():
             missing = study.loc[study["image"].isna(), "item_id"].head(5).tolist()
@@ -142,8 +175,16 @@ def collect_annotations(
             raise AnnotationValidationError(str(exc)) from None
         study = study[study["item_id"].isin(raw["item_id"])]
         validated = raw.assign(annotation_source=source)
-        logger.info("%s: %d votes on %d items by %d annotators", file, len(raw), raw["item_id"].nunique(), raw["annotator_id"].nunique())
-    study_digits = study[STUDY_DIGIT_COLUMNS].reset_index(drop=True).assign(annotation_source=source)
+        logger.info(
+            "%s: %d votes on %d items by %d annotators",
+            file,
+            len(raw),
+            raw["item_id"].nunique(),
+            raw["annotator_id"].nunique(),
+        )
+    study_digits = (
+        study[STUDY_DIGIT_COLUMNS].reset_index(drop=True).assign(annotation_source=source)
+    )
     return raw, validated, study_digits, released_soft, traits
 
 
@@ -154,19 +195,28 @@ def aggregate_soft_labels(
     annotation: dict[str, Any],
 ) -> pd.DataFrame:
     """``human_soft_labels_by_rule``: every rule (long: one row per item and rule)."""
-    source = str(study_digits["annotation_source"].iloc[0]) if len(study_digits) else str(annotation["source"])
+    source = (
+        str(study_digits["annotation_source"].iloc[0])
+        if len(study_digits)
+        else str(annotation["source"])
+    )
     if source == "released":
         table = released_soft_labels.drop(columns=["pct_unsure"])
     else:
         votes = validated_annotations
         table = pd.concat(
-            [aggregation.aggregate(votes, rule, annotation.get("dawid_skene")) for rule in annotation["rules"]],
+            [
+                aggregation.aggregate(votes, rule, annotation.get("dawid_skene"))
+                for rule in annotation["rules"]
+            ],
             ignore_index=True,
         )
     aggregation.check_soft_labels(table)
     table["item_id"] = table["item_id"].astype("int64")
     table["aggregation"] = table["aggregation"].astype(str)
-    return table.assign(annotation_source=source)[["item_id", *H_COLS, "aggregation", "annotation_source"]]
+    return table.assign(annotation_source=source)[
+        ["item_id", *H_COLS, "aggregation", "annotation_source"]
+    ]
 
 
 def choose_rule(annotation: dict[str, Any]) -> str:
@@ -174,11 +224,15 @@ def choose_rule(annotation: dict[str, Any]) -> str:
         return f"released:{annotation['released']['soft_label_column']}"
     rule = str(annotation["aggregation"])
     if rule not in annotation["rules"]:
-        raise ValueError(f"annotation.aggregation={rule!r} is not among annotation.rules {annotation['rules']}")
+        raise ValueError(
+            f"annotation.aggregation={rule!r} is not among annotation.rules {annotation['rules']}"
+        )
     return rule
 
 
-def select_soft_labels(human_soft_labels_by_rule: pd.DataFrame, annotation: dict[str, Any]) -> pd.DataFrame:
+def select_soft_labels(
+    human_soft_labels_by_rule: pd.DataFrame, annotation: dict[str, Any]
+) -> pd.DataFrame:
     """``human_soft_labels``: the rows of the rule chosen by ``annotation.aggregation``."""
     rule = choose_rule(annotation)
     chosen = human_soft_labels_by_rule[human_soft_labels_by_rule["aggregation"] == rule]
@@ -197,14 +251,29 @@ def compute_item_stats(
     entropy) and a mode shift needs ``annotation.mode_support``."""
     pct = None
     if len(released_soft_labels):
-        pct = released_soft_labels.drop_duplicates("item_id").set_index("item_id")["pct_unsure"].astype(float)
-    stats = statistics.item_statistics(human_soft_labels, study_digits, validated_annotations, pct,
-                                       none_slot=str(none_slot), mode_support=mode_support)
+        pct = (
+            released_soft_labels.drop_duplicates("item_id")
+            .set_index("item_id")["pct_unsure"]
+            .astype(float)
+        )
+    stats = statistics.item_statistics(
+        human_soft_labels,
+        study_digits,
+        validated_annotations,
+        pct,
+        none_slot=str(none_slot),
+        mode_support=mode_support,
+    )
     for source, group in stats.groupby("source"):
-        logger.info("item_stats (%s): %d items, human argmax != original on %d, supported mode "
-                    "shifts %d, unsupported modes %d", source, len(group),
-                    int((group["human_argmax"] != group["original_label"]).sum()),
-                    int(group["mode_shift"].sum()), int(group["mode_unsupported"].sum()))
+        logger.info(
+            "item_stats (%s): %d items, human argmax != original on %d, supported mode "
+            "shifts %d, unsupported modes %d",
+            source,
+            len(group),
+            int((group["human_argmax"] != group["original_label"]).sum()),
+            int(group["mode_shift"].sum()),
+            int(group["mode_unsupported"].sum()),
+        )
     source = human_soft_labels["annotation_source"].iloc[0] if len(human_soft_labels) else ""
     return stats.assign(annotation_source=source)
 
@@ -217,22 +286,38 @@ def compute_annotator_stats(
 ) -> pd.DataFrame:
     """Per annotator agreement with the aggregate; simulated traits appended as ``sim_*``."""
     stats = statistics.annotator_statistics(
-        validated_annotations, human_soft_labels, float(annotation_report["suspect_agreement_below"])
+        validated_annotations,
+        human_soft_labels,
+        float(annotation_report["suspect_agreement_below"]),
     )
     if len(annotator_traits.columns) > 1:
-        stats = stats.merge(annotator_traits.add_prefix("sim_").rename(columns={"sim_annotator_id": "annotator_id"}), on="annotator_id", how="left")
+        stats = stats.merge(
+            annotator_traits.add_prefix("sim_").rename(
+                columns={"sim_annotator_id": "annotator_id"}
+            ),
+            on="annotator_id",
+            how="left",
+        )
     source = human_soft_labels["annotation_source"].iloc[0] if len(human_soft_labels) else ""
     return stats.assign(annotation_source=source)
 
 
-def compute_agreement(validated_annotations: pd.DataFrame, item_stats: pd.DataFrame) -> pd.DataFrame:
+def compute_agreement(
+    validated_annotations: pd.DataFrame, item_stats: pd.DataFrame
+) -> pd.DataFrame:
     table = statistics.agreement_summary(validated_annotations, item_stats)
     source = item_stats["annotation_source"].iloc[0] if len(item_stats) else ""
     table = table.assign(annotation_source=source)
     for row in table.itertuples():
         logger.info(
             "agreement [%s, %s]: %d items, unanimous %.3f, mean entropy %.3f nats, mode shift %.3f, alpha %.3f",
-            source, row.scope, row.n_items, row.unanimous_share, row.mean_human_entropy, row.mode_shift_share, row.krippendorff_alpha,
+            source,
+            row.scope,
+            row.n_items,
+            row.unanimous_share,
+            row.mean_human_entropy,
+            row.mode_shift_share,
+            row.krippendorff_alpha,
         )
     return table
 
@@ -246,9 +331,18 @@ def plot_mode_confusion(item_stats: pd.DataFrame) -> plt.Figure:
 
 
 def plot_disputed_items(
-    item_stats: pd.DataFrame, human_soft_labels: pd.DataFrame, study_digits: pd.DataFrame, annotation_report: dict[str, Any]
+    item_stats: pd.DataFrame,
+    human_soft_labels: pd.DataFrame,
+    study_digits: pd.DataFrame,
+    annotation_report: dict[str, Any],
 ) -> plt.Figure:
-    return figures.disputed_items(item_stats, human_soft_labels, study_digits, int(annotation_report["n_disputed"]), _source(item_stats))
+    return figures.disputed_items(
+        item_stats,
+        human_soft_labels,
+        study_digits,
+        int(annotation_report["n_disputed"]),
+        _source(item_stats),
+    )
 
 
 def check_crowd_validity(
@@ -272,13 +366,25 @@ def check_crowd_validity(
         & ~digits["item_id"].isin(study_digits["item_id"])
     ]
     table = validity.crowd_validity(
-        item_stats, human_soft_labels, validated_annotations, study_digits,
-        (images_from_column(pool["image"]), pool["original_label"].to_numpy()), targets, str(none_slot),
+        item_stats,
+        human_soft_labels,
+        validated_annotations,
+        study_digits,
+        (images_from_column(pool["image"]), pool["original_label"].to_numpy()),
+        targets,
+        str(none_slot),
     )
     source = _source(item_stats)
     for row in table.itertuples():
-        logger.info("crowd validity [%s] %s (%s) = %.3f, target %s: %s", source, row.check, row.source,
-                    row.value, row.target, "holds" if row.holds else "FAILS")
+        logger.info(
+            "crowd validity [%s] %s (%s) = %.3f, target %s: %s",
+            source,
+            row.check,
+            row.source,
+            row.value,
+            row.target,
+            "holds" if row.holds else "FAILS",
+        )
     synthetic = validity.validity_frame_for_plot(
         item_stats, human_soft_labels, validated_annotations, study_digits, str(none_slot)
     )

@@ -40,7 +40,9 @@ def build_mnist_table(mnist_raw: dict[str, np.ndarray]) -> pd.DataFrame:
     )
 
 
-def train_digit_autoencoder(mnist_raw: dict[str, np.ndarray], params: dict[str, Any]) -> dict[str, Any]:
+def train_digit_autoencoder(
+    mnist_raw: dict[str, np.ndarray], params: dict[str, Any]
+) -> dict[str, Any]:
     """Train the generator's autoencoder on MNIST training images; returns a picklable bundle."""
     config = synthetic.AutoencoderConfig(**params)
     model, losses = synthetic.train_autoencoder(mnist_raw["train_images"], config, progress=True)
@@ -54,7 +56,9 @@ def train_digit_autoencoder(mnist_raw: dict[str, np.ndarray], params: dict[str, 
 def _restore(bundle: dict[str, Any]) -> synthetic.DigitAutoencoder:
     config = bundle["config"]
     model = synthetic.DigitAutoencoder(config["latent_dim"], config["width"]).to(synthetic.DTYPE)
-    model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in bundle["state_dict"].items()})
+    model.load_state_dict(
+        {k: torch.from_numpy(np.asarray(v)) for k, v in bundle["state_dict"].items()}
+    )
     return model.eval()
 
 
@@ -103,7 +107,9 @@ def combine_digits(mnist_digits: pd.DataFrame, synthetic_digits: pd.DataFrame) -
 
 def choose_study_items(digits: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
     """The items chosen for re-annotation with their train/val/test split (see data_sources.study)."""
-    pools = {s: (tuple(b) if b is not None else None) for s, b in params.get("pool_item_ids", {}).items()}
+    pools = {
+        s: (tuple(b) if b is not None else None) for s, b in params.get("pool_item_ids", {}).items()
+    }
     return study.select_study_items(
         digits,
         n_per_source={s: int(n) for s, n in params["n_per_source"].items()},
@@ -127,6 +133,8 @@ def plot_synthetic_samples(synthetic_digits: pd.DataFrame, params: dict[str, Any
         ax.imshow(image, cmap="gray_r", vmin=0, vmax=255, interpolation="nearest")
         w = float(item["mix_weight"])
         ax.set_title(f"{item['class_a']}:{1 - w:.2f}  {item['class_b']}:{w:.2f}", fontsize=8)
-    fig.suptitle("Synthetic ambiguous digits with their machine soft labels (class:mass)", fontsize=10)
+    fig.suptitle(
+        "Synthetic ambiguous digits with their machine soft labels (class:mass)", fontsize=10
+    )
     fig.tight_layout()
     return fig

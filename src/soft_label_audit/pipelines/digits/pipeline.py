@@ -21,7 +21,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 "synthetic_digits",
                 name="make_synthetic_digits",
             ),
-            Node(nodes.combine_digits, ["mnist_digits", "synthetic_digits"], "digits", name="combine_digits"),
+            Node(
+                nodes.combine_digits,
+                ["mnist_digits", "synthetic_digits"],
+                "digits",
+                name="combine_digits",
+            ),
             Node(
                 nodes.choose_study_items,
                 ["digits", "params:digits.study"],

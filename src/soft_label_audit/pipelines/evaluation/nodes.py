@@ -40,7 +40,9 @@ def _require(table: pd.DataFrame, name: str, columns) -> None:
         raise ValueError(f"{name} lacks columns {missing}")
 
 
-def _item_lookup(item_ids: np.ndarray, human_soft_labels: pd.DataFrame, item_stats: pd.DataFrame, what: str) -> pd.DataFrame:
+def _item_lookup(
+    item_ids: np.ndarray, human_soft_labels: pd.DataFrame, item_stats: pd.DataFrame, what: str
+) -> pd.DataFrame:
     """Human label and item statistics for ``item_ids``, in that order; every id must be known."""
     _require(human_soft_labels, "human_soft_labels", ["item_id", *H_COLS])
     _require(item_stats, "item_stats", ["item_id", "original_label", "human_entropy", "human_mode"])
@@ -49,12 +51,22 @@ def _item_lookup(item_ids: np.ndarray, human_soft_labels: pd.DataFrame, item_sta
         if len(dup):
             raise ValueError(f"{name} has several rows for item_id {dup.unique()[:5].tolist()}")
     info = pd.DataFrame({"item_id": np.asarray(item_ids, dtype=np.int64)})
-    info = info.merge(human_soft_labels[["item_id", *H_COLS]], on="item_id", how="left", validate="many_to_one")
-    info = info.merge(item_stats[["item_id", "original_label", "human_entropy", "human_mode"]], on="item_id",
-                      how="left", validate="many_to_one")
-    unknown = info.loc[info[list(H_COLS) + ["original_label"]].isna().any(axis=1), "item_id"].unique()
+    info = info.merge(
+        human_soft_labels[["item_id", *H_COLS]], on="item_id", how="left", validate="many_to_one"
+    )
+    info = info.merge(
+        item_stats[["item_id", "original_label", "human_entropy", "human_mode"]],
+        on="item_id",
+        how="left",
+        validate="many_to_one",
+    )
+    unknown = info.loc[
+        info[list(H_COLS) + ["original_label"]].isna().any(axis=1), "item_id"
+    ].unique()
     if len(unknown):
-        raise ValueError(f"{what}: item_ids {unknown[:5].tolist()} (of {len(unknown)}) have no human label or item_stats row")
+        raise ValueError(
+            f"{what}: item_ids {unknown[:5].tolist()} (of {len(unknown)}) have no human label or item_stats row"
+        )
     return info
 
 
@@ -89,15 +101,21 @@ def score_test_predictions(
     ``none_slot`` (``labels.none_slot``) maps the human label onto the digits exactly as the
     training targets did.
     """
-    _require(test_predictions, f"{source}.{condition}.test_predictions", ["seed", "item_id", *P_COLS])
+    _require(
+        test_predictions, f"{source}.{condition}.test_predictions", ["seed", "item_id", *P_COLS]
+    )
     _check_identity(test_predictions, "test_predictions", source, condition)
     n_bins = int(params["n_bins"])
     bands = params["bands"]
     floor = params.get("calibration_floor") or {}
     rows, reliability = [], []
     for seed, run in test_predictions.groupby("seed", sort=True):
-        info = _item_lookup(run["item_id"].to_numpy(), human_soft_labels, item_stats,
-                            f"{source}.{condition}.test_predictions seed {seed}")
+        info = _item_lookup(
+            run["item_id"].to_numpy(),
+            human_soft_labels,
+            item_stats,
+            f"{source}.{condition}.test_predictions seed {seed}",
+        )
         probs = run[list(P_COLS)].to_numpy(dtype=np.float64)
         h11 = info[list(H_COLS)].to_numpy(dtype=np.float64)
         human = human_digits(h11, none_slot)
@@ -118,7 +136,9 @@ def score_test_predictions(
             floor_seed=int(floor.get("seed", 0)),
         )
         rows.append({"source": source, "condition": condition, "seed": int(seed), **scores})
-        bins = calibration.reliability_table(probs, info["original_label"].to_numpy(dtype=np.int64), n_bins, "width")
+        bins = calibration.reliability_table(
+            probs, info["original_label"].to_numpy(dtype=np.int64), n_bins, "width"
+        )
         reliability.append(bins.assign(source=source, condition=condition, seed=int(seed)))
     if not rows:
         raise ValueError(f"{source}.{condition}.test_predictions is empty")
@@ -150,67 +170,101 @@ def map_training_dynamics(
         )
     _require(item_stats, "item_stats", ["item_id", "original_label", "human_entropy", "human_mode"])
     info = pd.DataFrame({"item_id": item_ids}).merge(
-        item_stats[["item_id", "original_label", "human_entropy", "human_mode"]], on="item_id", how="left",
+        item_stats[["item_id", "original_label", "human_entropy", "human_mode"]],
+        on="item_id",
+        how="left",
         validate="many_to_one",
     )
     unknown = info.loc[info["original_label"].isna(), "item_id"]
     if len(unknown):
-        raise ValueError(f"{source}.{condition}.dynamics: item_ids {unknown[:5].tolist()} have no item_stats row")
+        raise ValueError(
+            f"{source}.{condition}.dynamics: item_ids {unknown[:5].tolist()} have no item_stats row"
+        )
     entropy = info["human_entropy"].to_numpy(dtype=np.float64)
     thresholds = params["cartography"]
-    probs = probs[:, cartography.burn_in_epochs(probs.shape[1], float(thresholds["burn_in_fraction"])):]
-    labels = {"original": info["original_label"].to_numpy(dtype=np.int64),
-              "human_mode": info["human_mode"].to_numpy(dtype=np.int64)}
+    probs = probs[
+        :, cartography.burn_in_epochs(probs.shape[1], float(thresholds["burn_in_fraction"])) :
+    ]
+    labels = {
+        "original": info["original_label"].to_numpy(dtype=np.int64),
+        "human_mode": info["human_mode"].to_numpy(dtype=np.int64),
+    }
     columns: dict[str, np.ndarray] = {}
     summary = pd.DataFrame({"source": source, "condition": condition, "seed": seeds})
     for ref in REFERENCES:
         coords = cartography.coordinates(probs, labels[ref])
-        region = cartography.regions(coords.confidence, coords.variability,
-                                     float(thresholds["easy_min_confidence"]),
-                                     float(thresholds["ambiguous_min_variability"]))
-        columns |= {f"confidence_{ref}": coords.confidence, f"variability_{ref}": coords.variability,
-                    f"correctness_{ref}": coords.correctness, f"region_{ref}": region}
+        region = cartography.regions(
+            coords.confidence,
+            coords.variability,
+            float(thresholds["easy_min_confidence"]),
+            float(thresholds["ambiguous_min_variability"]),
+        )
+        columns |= {
+            f"confidence_{ref}": coords.confidence,
+            f"variability_{ref}": coords.variability,
+            f"correctness_{ref}": coords.correctness,
+            f"region_{ref}": region,
+        }
         per_seed = []
         for s in range(len(seeds)):
             shares = cartography.region_shares(region[s])
-            per_seed.append({
-                f"carto_confidence_{ref}": float(coords.confidence[s].mean()),
-                f"carto_variability_{ref}": float(coords.variability[s].mean()),
-                f"carto_correctness_{ref}": float(coords.correctness[s].mean()),
-                f"carto_rho_variability_{ref}": alignment.spearman(coords.variability[s], entropy),
-                f"carto_rho_uncertainty_{ref}": alignment.spearman(1.0 - coords.confidence[s], entropy),
-                **{f"carto_share_{r}_{ref}": v for r, v in shares.items()},
-            })
+            per_seed.append(
+                {
+                    f"carto_confidence_{ref}": float(coords.confidence[s].mean()),
+                    f"carto_variability_{ref}": float(coords.variability[s].mean()),
+                    f"carto_correctness_{ref}": float(coords.correctness[s].mean()),
+                    f"carto_rho_variability_{ref}": alignment.spearman(
+                        coords.variability[s], entropy
+                    ),
+                    f"carto_rho_uncertainty_{ref}": alignment.spearman(
+                        1.0 - coords.confidence[s], entropy
+                    ),
+                    **{f"carto_share_{r}_{ref}": v for r, v in shares.items()},
+                }
+            )
         summary = pd.concat([summary, pd.DataFrame(per_seed)], axis=1)
     n_seeds, n_items = len(seeds), len(item_ids)
-    table = pd.DataFrame({
-        "source": source,
-        "condition": condition,
-        "seed": np.repeat(seeds, n_items),
-        "item_id": np.tile(item_ids, n_seeds),
-        "original_label": np.tile(labels["original"], n_seeds),
-        "human_mode": np.tile(labels["human_mode"], n_seeds),
-        "human_entropy": np.tile(entropy, n_seeds),
-        **{name: values.reshape(-1) for name, values in columns.items()},
-    })
+    table = pd.DataFrame(
+        {
+            "source": source,
+            "condition": condition,
+            "seed": np.repeat(seeds, n_items),
+            "item_id": np.tile(item_ids, n_seeds),
+            "original_label": np.tile(labels["original"], n_seeds),
+            "human_mode": np.tile(labels["human_mode"], n_seeds),
+            "human_entropy": np.tile(entropy, n_seeds),
+            **{name: values.reshape(-1) for name, values in columns.items()},
+        }
+    )
     return table, summary
 
 
-def convergence_by_seed(curves: pd.DataFrame, params: dict[str, Any], *, source: str, condition: str) -> pd.DataFrame:
+def convergence_by_seed(
+    curves: pd.DataFrame, params: dict[str, Any], *, source: str, condition: str
+) -> pd.DataFrame:
     """Per seed: the convergence epoch of the configured validation curve."""
     conv = params["convergence"]
     curve = conv["curve"]
     _require(curves, f"{source}.{condition}.curves", ["seed", "epoch", curve])
     _check_identity(curves, "curves", source, condition)
     rows = [
-        {"seed": int(seed), "convergence_epoch": stability.convergence_epoch(
-            run["epoch"].to_numpy(), run[curve].to_numpy(), float(conv["fraction"]), bool(conv["higher_is_better"]))}
+        {
+            "seed": int(seed),
+            "convergence_epoch": stability.convergence_epoch(
+                run["epoch"].to_numpy(),
+                run[curve].to_numpy(),
+                float(conv["fraction"]),
+                bool(conv["higher_is_better"]),
+            ),
+        }
         for seed, run in curves.groupby("seed", sort=True)
     ]
     return pd.DataFrame(rows, columns=["seed", "convergence_epoch"])
 
 
-def assemble_run_metrics(test_metrics: pd.DataFrame, cartography_summary: pd.DataFrame, convergence: pd.DataFrame) -> pd.DataFrame:
+def assemble_run_metrics(
+    test_metrics: pd.DataFrame, cartography_summary: pd.DataFrame, convergence: pd.DataFrame
+) -> pd.DataFrame:
     """One row per seed: run keys, then every numeric metric."""
     seeds = [set(t["seed"]) for t in (test_metrics, cartography_summary, convergence)]
     if not seeds[0] == seeds[1] == seeds[2]:
@@ -218,17 +272,28 @@ def assemble_run_metrics(test_metrics: pd.DataFrame, cartography_summary: pd.Dat
             f"seeds differ between test predictions {sorted(seeds[0])}, dynamics {sorted(seeds[1])} "
             f"and curves {sorted(seeds[2])}"
         )
-    out = test_metrics.merge(cartography_summary.drop(columns=["source", "condition"]), on="seed", validate="one_to_one")
+    out = test_metrics.merge(
+        cartography_summary.drop(columns=["source", "condition"]), on="seed", validate="one_to_one"
+    )
     out = out.merge(convergence, on="seed", validate="one_to_one")
     return out.sort_values("seed", ignore_index=True)
 
 
-def seed_stability(test_predictions: pd.DataFrame, curves: pd.DataFrame, params: dict[str, Any], *, source: str, condition: str) -> pd.DataFrame:
+def seed_stability(
+    test_predictions: pd.DataFrame,
+    curves: pd.DataFrame,
+    params: dict[str, Any],
+    *,
+    source: str,
+    condition: str,
+) -> pd.DataFrame:
     """One row: disagreement of test predictions between seeds and spread of validation curves."""
     wide = test_predictions.pivot_table(index="item_id", columns="seed", values=list(P_COLS))
     seeds = sorted(test_predictions["seed"].unique())
     if wide.isna().any().any():
-        raise ValueError(f"{source}.{condition}.test_predictions: seeds did not predict the same items")
+        raise ValueError(
+            f"{source}.{condition}.test_predictions: seeds did not predict the same items"
+        )
     probs = np.stack([wide.xs(s, axis=1, level="seed")[list(P_COLS)].to_numpy() for s in seeds])
     row: dict[str, Any] = {
         "source": source,
@@ -245,11 +310,15 @@ def seed_stability(test_predictions: pd.DataFrame, curves: pd.DataFrame, params:
     return pd.DataFrame([row])
 
 
-def run_figures(reliability: pd.DataFrame, cartography_table: pd.DataFrame, *, source: str, condition: str) -> dict[str, Figure]:
+def run_figures(
+    reliability: pd.DataFrame, cartography_table: pd.DataFrame, *, source: str, condition: str
+) -> dict[str, Figure]:
     """One overview figure per run for its MLflow child run, named ``seed<n>/run_overview``;
     the tracking hook logs ``seed<n>/...`` into seed n's child run (``soft_label_audit.tracking``)."""
     out: dict[str, Figure] = {}
     for seed, rel in reliability.groupby("seed", sort=True):
         cart = cartography_table[cartography_table["seed"] == seed]
-        out[f"seed{int(seed)}/run_overview"] = figures.run_overview(rel, cart, f"{source} / {condition} / seed {seed}")
+        out[f"seed{int(seed)}/run_overview"] = figures.run_overview(
+            rel, cart, f"{source} / {condition} / seed {seed}"
+        )
     return out

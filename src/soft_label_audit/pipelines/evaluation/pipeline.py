@@ -18,22 +18,53 @@ def _run_pipeline(source: str, condition: str) -> Pipeline:
 
     template = Pipeline(
         [
-            Node(bound(nodes.score_test_predictions),
-                 ["test_predictions", "human_soft_labels", "item_stats", "params:evaluation",
-                  "params:labels.none_slot"],
-                 ["test_metrics", "reliability"], name="score_test_predictions"),
-            Node(bound(nodes.map_training_dynamics), ["dynamics", "item_stats", "params:evaluation"],
-                 ["cartography", "cartography_summary"], name="map_training_dynamics"),
-            Node(bound(nodes.convergence_by_seed), ["curves", "params:evaluation"], "convergence",
-                 name="convergence_by_seed"),
-            Node(nodes.assemble_run_metrics, ["test_metrics", "cartography_summary", "convergence"], "metrics",
-                 name="assemble_run_metrics"),
-            Node(bound(nodes.seed_stability), ["test_predictions", "curves", "params:evaluation"], "stability",
-                 name="seed_stability"),
-            Node(bound(nodes.run_figures), ["reliability", "cartography"], "figures", name="run_figures"),
+            Node(
+                bound(nodes.score_test_predictions),
+                [
+                    "test_predictions",
+                    "human_soft_labels",
+                    "item_stats",
+                    "params:evaluation",
+                    "params:labels.none_slot",
+                ],
+                ["test_metrics", "reliability"],
+                name="score_test_predictions",
+            ),
+            Node(
+                bound(nodes.map_training_dynamics),
+                ["dynamics", "item_stats", "params:evaluation"],
+                ["cartography", "cartography_summary"],
+                name="map_training_dynamics",
+            ),
+            Node(
+                bound(nodes.convergence_by_seed),
+                ["curves", "params:evaluation"],
+                "convergence",
+                name="convergence_by_seed",
+            ),
+            Node(
+                nodes.assemble_run_metrics,
+                ["test_metrics", "cartography_summary", "convergence"],
+                "metrics",
+                name="assemble_run_metrics",
+            ),
+            Node(
+                bound(nodes.seed_stability),
+                ["test_predictions", "curves", "params:evaluation"],
+                "stability",
+                name="seed_stability",
+            ),
+            Node(
+                bound(nodes.run_figures),
+                ["reliability", "cartography"],
+                "figures",
+                name="run_figures",
+            ),
         ]
     )
-    by_condition = Pipeline(template, inputs=SHARED_INPUTS, parameters=PARAMETERS, namespace=condition)
+    by_condition = Pipeline(
+        template, inputs=SHARED_INPUTS, parameters=PARAMETERS, namespace=condition
+    )
     return Pipeline(by_condition, inputs=SHARED_INPUTS, parameters=PARAMETERS, namespace=source)
 
 

@@ -22,10 +22,21 @@ logger = logging.getLogger(__name__)
 Z_COLS = tuple(f"z_{k}" for k in range(N_CLASSES))
 MNIST_TRAIN_IDS = (0, 60_000)  # item ids of the MNIST training images (70k ordering)
 #: Builder.needs -> the catalog dataset that feeds it
-NEED_DATASETS = {"human": "human_soft_labels", "mode": "item_stats", "teacher": "teacher_logits",
-                 "large_teacher": "large_teacher_logits"}
-SUMMARY_COLUMNS = ["source", "condition", "split", "n_items", "mean_entropy", "mean_off_label_mass",
-                   "share_argmax_not_original"]
+NEED_DATASETS = {
+    "human": "human_soft_labels",
+    "mode": "item_stats",
+    "teacher": "teacher_logits",
+    "large_teacher": "large_teacher_logits",
+}
+SUMMARY_COLUMNS = [
+    "source",
+    "condition",
+    "split",
+    "n_items",
+    "mean_entropy",
+    "mean_off_label_mass",
+    "share_argmax_not_original",
+]
 
 
 def _check_unique(frame: pd.DataFrame, name: str) -> None:
@@ -69,10 +80,18 @@ def fit_teacher(study_digits: pd.DataFrame, teacher_params: dict) -> tuple[dict,
         seed=int(p["seed"]),
     )
     shifts = int((teacher.logits.argmax(1) != need["original_label"].to_numpy())[is_train].sum())
-    logger.info("teacher (cross-fitted, %d folds on %d training items): out-of-fold accuracy %.4f, "
-                "fold-average accuracy on %d val/test items %.4f, argmax != original on %d "
-                "training items, %.1f s", int(p["k_folds"]), int(is_train.sum()), teacher.oof_acc,
-                int((~is_train).sum()), teacher.heldout_acc, shifts, teacher.seconds)
+    logger.info(
+        "teacher (cross-fitted, %d folds on %d training items): out-of-fold accuracy %.4f, "
+        "fold-average accuracy on %d val/test items %.4f, argmax != original on %d "
+        "training items, %.1f s",
+        int(p["k_folds"]),
+        int(is_train.sum()),
+        teacher.oof_acc,
+        int((~is_train).sum()),
+        teacher.heldout_acc,
+        shifts,
+        teacher.seconds,
+    )
     model = {
         "state_dicts": teacher.state_dicts,
         "model": {"channels": list(model_config.channels), "hidden": model_config.hidden},
@@ -93,7 +112,11 @@ def fit_large_teacher(
     p = large_teacher_params
     study_ids = set(study_digits["item_id"].tolist())
     lo, hi = MNIST_TRAIN_IDS
-    pool = digits[(digits["source"] == "mnist") & digits["item_id"].between(lo, hi - 1) & ~digits["item_id"].isin(study_ids)]
+    pool = digits[
+        (digits["source"] == "mnist")
+        & digits["item_id"].between(lo, hi - 1)
+        & ~digits["item_id"].isin(study_ids)
+    ]
     model_config = ModelConfig.from_params(p["model"])
     teacher = train_teacher(
         images_from_column(pool["image"]),
@@ -108,8 +131,14 @@ def fit_large_teacher(
     logits = teacher.logits(images_from_column(need["image"]), device=str(p.get("device", "auto")))
     train = need["split"].astype(str).to_numpy() == "train"
     shifts = int((logits.argmax(1) != need["original_label"].to_numpy())[train].sum())
-    logger.info("large teacher: %d extra images, held-out accuracy %.4f, argmax != original on %d "
-                "training items, %.1f s", teacher.n_train, teacher.val_acc, shifts, teacher.seconds)
+    logger.info(
+        "large teacher: %d extra images, held-out accuracy %.4f, argmax != original on %d "
+        "training items, %.1f s",
+        teacher.n_train,
+        teacher.val_acc,
+        shifts,
+        teacher.seconds,
+    )
     model = {
         "state_dict": teacher.state_dict,
         "model": {"channels": list(model_config.channels), "hidden": model_config.hidden},
@@ -127,8 +156,10 @@ def _join(
     merged = frame.merge(table[["item_id", *cols]], on="item_id", how="left", validate="one_to_one")
     missing = merged.loc[merged[cols].isna().any(axis=1), "item_id"]
     if len(missing):
-        raise ValueError(f"{name} lacks {len(missing)} study items of source {source!r}, "
-                         f"e.g. item_id {missing.head(5).tolist()}")
+        raise ValueError(
+            f"{name} lacks {len(missing)} study items of source {source!r}, "
+            f"e.g. item_id {missing.head(5).tolist()}"
+        )
     return merged
 
 
@@ -148,7 +179,9 @@ def build_condition_targets(
     of the human labels (``human_soft_labels``), the human mode (``item_stats``) and teacher
     logits it reads (:data:`soft_label_audit.targets.BUILDERS`), and only those are wired."""
     if options is None:
-        raise KeyError(f"labels.conditions has no entry for condition {condition!r} (conf/base/parameters_labels.yml)")
+        raise KeyError(
+            f"labels.conditions has no entry for condition {condition!r} (conf/base/parameters_labels.yml)"
+        )
     needs = tg.builder_for(condition).needs
     items = study_digits[study_digits["source"] == source]
     _check_unique(items, "study_digits")
@@ -161,7 +194,9 @@ def build_condition_targets(
             f"(counts by split: {counts.to_dict()}); every source in study.sources needs train, "
             "val and test items: choose a larger study or drop the source from study.sources"
         )
-    frame = items[["item_id", "split", "original_label", "machine_soft_label"]].reset_index(drop=True)
+    frame = items[["item_id", "split", "original_label", "machine_soft_label"]].reset_index(
+        drop=True
+    )
     human = mode = teacher = None
     if "human" in needs:
         frame = _join(frame, human_soft_labels, "human_soft_labels", list(H_COLS), source)
@@ -170,7 +205,11 @@ def build_condition_targets(
         frame = _join(frame, item_stats, "item_stats", ["human_mode"], source)
         mode = frame["human_mode"].to_numpy(np.int64)
     if teacher_logits is not None:
-        teacher = frame[["item_id"]].merge(teacher_logits, on="item_id", how="left")[list(Z_COLS)].to_numpy(np.float64)
+        teacher = (
+            frame[["item_id"]]
+            .merge(teacher_logits, on="item_id", how="left")[list(Z_COLS)]
+            .to_numpy(np.float64)
+        )
     inputs = tg.TargetInputs(
         original=frame["original_label"].to_numpy(np.int64),
         human=human,
@@ -183,9 +222,14 @@ def build_condition_targets(
     )
     t = tg.build_targets(condition, inputs, options)
     train = inputs.train
-    logger.info("%s.%s: %d targets, mean entropy on training items %.4f nats, off-label mass %.4f",
-                source, condition, len(t), tg.entropy(t[train]).mean(),
-                tg.off_label_mass(t[train]).mean())
+    logger.info(
+        "%s.%s: %d targets, mean entropy on training items %.4f nats, off-label mass %.4f",
+        source,
+        condition,
+        len(t),
+        tg.entropy(t[train]).mean(),
+        tg.off_label_mass(t[train]).mean(),
+    )
     out = pd.DataFrame(t, columns=list(T_COLS))
     out.insert(0, "split", frame["split"].astype(str).to_numpy())
     out.insert(0, "item_id", frame["item_id"].to_numpy(np.int64))
@@ -200,8 +244,9 @@ def summarise_targets(
     share of items whose target puts more mass on another label than on the original one; ``keys`` name the
     (source, condition) of each targets table."""
     if len(targets) != len(keys):
-        raise ValueError(f"summarise_targets got {len(targets)} tables for {len(keys)} "
-                         "(source, condition) keys")
+        raise ValueError(
+            f"summarise_targets got {len(targets)} tables for {len(keys)} (source, condition) keys"
+        )
     original = study_digits.set_index("item_id")["original_label"]
     rows = []
     for (source, condition), table in zip(keys, targets, strict=True):
@@ -216,17 +261,32 @@ def summarise_targets(
         for name in ("all", *SPLITS):
             m = np.ones(len(t), bool) if name == "all" else split == name
             nan = float("nan")
-            rows.append({
-                "source": source, "condition": condition, "split": name, "n_items": int(m.sum()),
-                "mean_entropy": float(tg.entropy(t[m]).mean()) if m.any() else nan,
-                "mean_off_label_mass": float(tg.off_label_mass(t[m]).mean()) if m.any() else nan,
-                "share_argmax_not_original": (float(not_original[m].mean()) if m.any() else nan),
-            })
+            rows.append(
+                {
+                    "source": source,
+                    "condition": condition,
+                    "split": name,
+                    "n_items": int(m.sum()),
+                    "mean_entropy": float(tg.entropy(t[m]).mean()) if m.any() else nan,
+                    "mean_off_label_mass": float(tg.off_label_mass(t[m]).mean())
+                    if m.any()
+                    else nan,
+                    "share_argmax_not_original": (
+                        float(not_original[m].mean()) if m.any() else nan
+                    ),
+                }
+            )
     out = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     for row in out[out["split"] == "train"].itertuples():
-        logger.info("targets_summary %s.%s (train): entropy %.3f, off-label mass %.3f, "
-                    "argmax != original %.3f", row.source, row.condition, row.mean_entropy,
-                    row.mean_off_label_mass, row.share_argmax_not_original)
+        logger.info(
+            "targets_summary %s.%s (train): entropy %.3f, off-label mass %.3f, "
+            "argmax != original %.3f",
+            row.source,
+            row.condition,
+            row.mean_entropy,
+            row.mean_off_label_mass,
+            row.share_argmax_not_original,
+        )
     return out
 
 
@@ -242,21 +302,35 @@ def count_mode_shifts_by_rule(
     how many items have an unsupported mode."""
     rows = []
     for rule, labels in human_soft_labels_by_rule.groupby("aggregation", sort=True):
-        stats = statistics.item_statistics(labels, study_digits, validated_annotations,
-                                           none_slot=str(none_slot), mode_support=mode_support)
+        stats = statistics.item_statistics(
+            labels,
+            study_digits,
+            validated_annotations,
+            none_slot=str(none_slot),
+            mode_support=mode_support,
+        )
         for source, g in stats.groupby("source", sort=True):
             moved = g["human_argmax"] != g["original_label"]
-            rows.append({
-                "aggregation": str(rule), "source": str(source), "n_items": int(len(g)),
-                "argmax_not_original": int(moved.sum()),
-                "mode_shift": int(g["mode_shift"].sum()),
-                "argmax_not_original_unsupported": int((moved & g["mode_unsupported"]).sum()),
-                "mode_unsupported": int(g["mode_unsupported"].sum()),
-                "mean_human_entropy": float(g["human_entropy"].mean()),
-            })
+            rows.append(
+                {
+                    "aggregation": str(rule),
+                    "source": str(source),
+                    "n_items": int(len(g)),
+                    "argmax_not_original": int(moved.sum()),
+                    "mode_shift": int(g["mode_shift"].sum()),
+                    "argmax_not_original_unsupported": int((moved & g["mode_unsupported"]).sum()),
+                    "mode_unsupported": int(g["mode_unsupported"].sum()),
+                    "mean_human_entropy": float(g["human_entropy"].mean()),
+                }
+            )
     out = pd.DataFrame(rows)
     for row in out.itertuples():
-        logger.info("mode shifts (%s, %s): argmax != original %d, supported %d, unsupported modes "
-                    "%d", row.aggregation, row.source, row.argmax_not_original, row.mode_shift,
-                    row.mode_unsupported)
+        logger.info(
+            "mode shifts (%s, %s): argmax != original %d, supported %d, unsupported modes %d",
+            row.aggregation,
+            row.source,
+            row.argmax_not_original,
+            row.mode_shift,
+            row.mode_unsupported,
+        )
     return out

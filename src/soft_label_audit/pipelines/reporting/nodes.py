@@ -28,8 +28,11 @@ def _order(table: pd.DataFrame, column: str) -> list[str]:
 
 def metric_columns(metrics_by_run: pd.DataFrame) -> list[str]:
     """Every numeric column but the run keys."""
-    return [c for c in metrics_by_run.columns
-            if c not in RUN_KEYS and pd.api.types.is_numeric_dtype(metrics_by_run[c])]
+    return [
+        c
+        for c in metrics_by_run.columns
+        if c not in RUN_KEYS and pd.api.types.is_numeric_dtype(metrics_by_run[c])
+    ]
 
 
 def collect(*tables: pd.DataFrame) -> pd.DataFrame:
@@ -44,13 +47,17 @@ def collect_runs(*metrics: pd.DataFrame) -> pd.DataFrame:
     table = collect(*metrics)
     dup = table[table.duplicated(RUN_KEYS, keep=False)]
     if len(dup):
-        raise ValueError(f"metrics hold repeated runs: {dup[RUN_KEYS].drop_duplicates().to_dict('records')[:5]}")
+        raise ValueError(
+            f"metrics hold repeated runs: {dup[RUN_KEYS].drop_duplicates().to_dict('records')[:5]}"
+        )
     return table
 
 
 def summarize_study(metrics_by_run: pd.DataFrame) -> pd.DataFrame:
     """``study_summary``: one row per (source, condition), ``{metric}__mean`` and ``{metric}__std`` over seeds."""
-    return metric_spread(metrics_by_run, GROUP_KEYS, metric_columns(metrics_by_run), stats=("mean", "std"))
+    return metric_spread(
+        metrics_by_run, GROUP_KEYS, metric_columns(metrics_by_run), stats=("mean", "std")
+    )
 
 
 def compare_conditions(
@@ -70,8 +77,14 @@ def compare_conditions(
     boot_params = params.get("bootstrap") or {}
     n_resamples, seed = int(boot_params.get("n_resamples", 2000)), int(boot_params.get("seed", 0))
     boots = build_bootstraps(
-        metrics_by_run, test_predictions, human_soft_labels, item_stats, none_slot, eval_params,
-        n_resamples, seed,
+        metrics_by_run,
+        test_predictions,
+        human_soft_labels,
+        item_stats,
+        none_slot,
+        eval_params,
+        n_resamples,
+        seed,
     )
     metrics = metric_columns(metrics_by_run)
     paired = paired_differences(metrics_by_run, metrics, list(params["baselines"]), confidence)
@@ -80,8 +93,12 @@ def compare_conditions(
     paired = _corrected(paired, claims)
     stability = params.get("stability") or {}
     ratios = claims_module.stability_ratios(
-        boots, list(stability.get("metrics", [])), str(stability.get("baseline", "original_hard")),
-        n_resamples, seed, confidence,
+        boots,
+        list(stability.get("metrics", [])),
+        str(stability.get("baseline", "original_hard")),
+        n_resamples,
+        seed,
+        confidence,
     )
     return paired, claims, power, ratios
 
@@ -116,9 +133,14 @@ def stability_tables(
     bootstrap interval (``{metric}__std_ratio*``, ``std_relative_error``); and the validation
     curves' mean/std per epoch."""
     n_bins = int(eval_params["n_bins"])
-    headline = [m for m in ("accuracy", "nll", "brier", f"ece_{n_bins}", "kl_human", "convergence_epoch")
-                if m in metrics_by_run]
-    spread = metric_spread(metrics_by_run, GROUP_KEYS, headline, stats=("mean", "std", "min", "max"))
+    headline = [
+        m
+        for m in ("accuracy", "nll", "brier", f"ece_{n_bins}", "kl_human", "convergence_epoch")
+        if m in metrics_by_run
+    ]
+    spread = metric_spread(
+        metrics_by_run, GROUP_KEYS, headline, stats=("mean", "std", "min", "max")
+    )
     spread = spread.drop(columns="n_seeds")
     table = stability.merge(spread, on=GROUP_KEYS, how="left", validate="one_to_one")
     if len(spread_ratios):
@@ -127,28 +149,52 @@ def stability_tables(
     by_epoch = curve_spread(curves, GROUP_KEYS, columns)
     # keep the study order, not the alphabetical one groupby would give
     order = {k: i for i, k in enumerate(zip(table["source"], table["condition"]))}
-    by_epoch = by_epoch.assign(_o=[order.get(k, len(order)) for k in zip(by_epoch["source"], by_epoch["condition"])])
-    by_epoch = by_epoch.sort_values(["_o", "epoch"], kind="stable").drop(columns="_o").reset_index(drop=True)
+    by_epoch = by_epoch.assign(
+        _o=[order.get(k, len(order)) for k in zip(by_epoch["source"], by_epoch["condition"])]
+    )
+    by_epoch = (
+        by_epoch.sort_values(["_o", "epoch"], kind="stable")
+        .drop(columns="_o")
+        .reset_index(drop=True)
+    )
     return table, by_epoch
 
 
-def reliability_figure(reliability: pd.DataFrame, metrics_by_run: pd.DataFrame, eval_params: dict[str, Any]) -> Figure:
-    return figures.reliability_diagrams(reliability, metrics_by_run, _order(metrics_by_run, "source"),
-                                        _order(metrics_by_run, "condition"), int(eval_params["n_bins"]))
+def reliability_figure(
+    reliability: pd.DataFrame, metrics_by_run: pd.DataFrame, eval_params: dict[str, Any]
+) -> Figure:
+    return figures.reliability_diagrams(
+        reliability,
+        metrics_by_run,
+        _order(metrics_by_run, "source"),
+        _order(metrics_by_run, "condition"),
+        int(eval_params["n_bins"]),
+    )
 
 
 def ece_by_band_figure(metrics_by_run: pd.DataFrame, eval_params: dict[str, Any]) -> Figure:
-    return figures.ece_by_band(metrics_by_run, _order(metrics_by_run, "source"), _order(metrics_by_run, "condition"),
-                               int(eval_params["n_bins"]))
+    return figures.ece_by_band(
+        metrics_by_run,
+        _order(metrics_by_run, "source"),
+        _order(metrics_by_run, "condition"),
+        int(eval_params["n_bins"]),
+    )
 
 
-def cartography_figure(cartography: pd.DataFrame, params: dict[str, Any], eval_params: dict[str, Any]) -> Figure:
-    return figures.cartography_maps(cartography, _order(cartography, "source"), _order(cartography, "condition"),
-                                    params["cartography_reference"], eval_params["cartography"])
+def cartography_figure(
+    cartography: pd.DataFrame, params: dict[str, Any], eval_params: dict[str, Any]
+) -> Figure:
+    return figures.cartography_maps(
+        cartography,
+        _order(cartography, "source"),
+        _order(cartography, "condition"),
+        params["cartography_reference"],
+        eval_params["cartography"],
+    )
 
 
 def validation_curves_figure(curves: pd.DataFrame, eval_params: dict[str, Any]) -> Figure:
     columns = tuple(c for c in eval_params["stability_curves"] if c in curves)
-    return figures.validation_curves(curves, _order(curves, "source"), _order(curves, "condition"), columns)
-
-
+    return figures.validation_curves(
+        curves, _order(curves, "source"), _order(curves, "condition"), columns
+    )

@@ -8,7 +8,6 @@ from soft_label_audit.grid import StudyGrid, active_grid
 
 from . import nodes
 
-
 #: per-run table -> (the study's table, collecting function)
 COLLECTED = {
     "metrics": ("metrics_by_run", nodes.collect_runs),
@@ -27,10 +26,23 @@ def _collectors(grid: StudyGrid) -> list[Node]:
     collectors = []
     for kind, (study_table, collect) in COLLECTED.items():
         for source in grid.sources:
-            collectors.append(Node(collect, [f"{source}.{condition}.{kind}" for condition in grid.conditions],
-                                   f"{source}.{kind}_of_conditions", name=f"collect_{kind}", namespace=source))
-        collectors.append(Node(collect, [f"{source}.{kind}_of_conditions" for source in grid.sources],
-                               study_table, name=f"collect_{kind}"))
+            collectors.append(
+                Node(
+                    collect,
+                    [f"{source}.{condition}.{kind}" for condition in grid.conditions],
+                    f"{source}.{kind}_of_conditions",
+                    name=f"collect_{kind}",
+                    namespace=source,
+                )
+            )
+        collectors.append(
+            Node(
+                collect,
+                [f"{source}.{kind}_of_conditions" for source in grid.sources],
+                study_table,
+                name=f"collect_{kind}",
+            )
+        )
     return collectors
 
 
@@ -42,29 +54,56 @@ def create_pipeline(grid: StudyGrid | None = None, **kwargs) -> Pipeline:
             Node(nodes.summarize_study, "metrics_by_run", "study_summary", name="summarize_study"),
             Node(
                 nodes.compare_conditions,
-                ["metrics_by_run", "test_predictions_by_run", "cartography_by_run",
-                 "human_soft_labels", "item_stats", "params:reporting", "params:evaluation",
-                 "params:labels.none_slot"],
+                [
+                    "metrics_by_run",
+                    "test_predictions_by_run",
+                    "cartography_by_run",
+                    "human_soft_labels",
+                    "item_stats",
+                    "params:reporting",
+                    "params:evaluation",
+                    "params:labels.none_slot",
+                ],
                 ["paired_differences", "claims", "power", "stability_ratios"],
                 name="compare_conditions",
             ),
             Node(
                 nodes.stability_tables,
-                ["metrics_by_run", "stability_runs", "curves_by_run", "stability_ratios",
-                 "params:evaluation"],
+                [
+                    "metrics_by_run",
+                    "stability_runs",
+                    "curves_by_run",
+                    "stability_ratios",
+                    "params:evaluation",
+                ],
                 ["stability_by_condition", "validation_curves_by_epoch"],
                 name="stability_tables",
             ),
             Node(nodes.draw_claims, "claims", "claims_figure", name="draw_claims"),
-            Node(nodes.reliability_figure, ["reliability_by_run", "metrics_by_run", "params:evaluation"],
-                 "reliability_diagrams_figure", name="draw_reliability_diagrams"),
-            Node(nodes.ece_by_band_figure, ["metrics_by_run", "params:evaluation"], "ece_by_band_figure",
-                 name="draw_ece_by_band"),
-            Node(nodes.cartography_figure, ["cartography_by_run", "params:reporting", "params:evaluation"],
-                 "cartography_maps_figure",
-                 name="draw_cartography_maps"),
-            Node(nodes.validation_curves_figure, ["curves_by_run", "params:evaluation"], "validation_curves_figure",
-                 name="draw_validation_curves"),
+            Node(
+                nodes.reliability_figure,
+                ["reliability_by_run", "metrics_by_run", "params:evaluation"],
+                "reliability_diagrams_figure",
+                name="draw_reliability_diagrams",
+            ),
+            Node(
+                nodes.ece_by_band_figure,
+                ["metrics_by_run", "params:evaluation"],
+                "ece_by_band_figure",
+                name="draw_ece_by_band",
+            ),
+            Node(
+                nodes.cartography_figure,
+                ["cartography_by_run", "params:reporting", "params:evaluation"],
+                "cartography_maps_figure",
+                name="draw_cartography_maps",
+            ),
+            Node(
+                nodes.validation_curves_figure,
+                ["curves_by_run", "params:evaluation"],
+                "validation_curves_figure",
+                name="draw_validation_curves",
+            ),
         ],
         tags="reporting",
     )

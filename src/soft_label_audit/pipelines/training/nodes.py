@@ -25,8 +25,10 @@ def epochs_for(training_params: dict, source: str) -> int:
     epochs = training_params["epochs"]
     if isinstance(epochs, dict):
         if source not in epochs:
-            raise KeyError(f"training.epochs names no epoch count for source {source!r} "
-                           f"(it has {sorted(epochs)})")
+            raise KeyError(
+                f"training.epochs names no epoch count for source {source!r} "
+                f"(it has {sorted(epochs)})"
+            )
         epochs = epochs[source]
     epochs = int(epochs)
     if epochs < 1:
@@ -58,16 +60,21 @@ def train_condition(
     (dict: model settings, seeds, one state dict of numpy arrays per seed).
     """
     seeds = [int(s) for s in training_params["seeds"]]
-    items = study_digits.loc[study_digits["source"] == source, ["item_id", "original_label", "image"]]
+    items = study_digits.loc[
+        study_digits["source"] == source, ["item_id", "original_label", "image"]
+    ]
     frame = targets.merge(items, on="item_id", how="left", validate="one_to_one")
     missing = frame.loc[frame["image"].isna(), "item_id"]
     if len(missing):
-        raise ValueError(f"{source}.{condition}.targets names items missing from study_digits: {missing.head(5).tolist()}")
+        raise ValueError(
+            f"{source}.{condition}.targets names items missing from study_digits: {missing.head(5).tolist()}"
+        )
     train, val, test = (_split(frame, s) for s in ("train", "val", "test"))
     val_modes = None
     if item_stats is not None:
-        modes = val[["item_id"]].merge(item_stats[["item_id", "human_mode"]], on="item_id",
-                                       how="left")["human_mode"]
+        modes = val[["item_id"]].merge(
+            item_stats[["item_id", "human_mode"]], on="item_id", how="left"
+        )["human_mode"]
         if modes.isna().any():
             missing = val.loc[modes.isna(), "item_id"].head(5).tolist()
             raise ValueError(f"item_stats lacks validation items of {source}: {missing}")
@@ -92,9 +99,18 @@ def train_condition(
         record_dynamics=True,
         desc=f"{source}.{condition}",
     )
-    logger.info("%s.%s: %d seeds x %d epochs on %d items, %.1f s on %s%s; final val_acc %s", source, condition, k,
-                result.curves["train_loss"].shape[1], len(train), result.seconds, result.device,
-                " (vectorised)" if result.vectorised else "", np.round(result.curves["val_acc"][:, -1], 3).tolist())
+    logger.info(
+        "%s.%s: %d seeds x %d epochs on %d items, %.1f s on %s%s; final val_acc %s",
+        source,
+        condition,
+        k,
+        result.curves["train_loss"].shape[1],
+        len(train),
+        result.seconds,
+        result.device,
+        " (vectorised)" if result.vectorised else "",
+        np.round(result.curves["val_acc"][:, -1], 3).tolist(),
+    )
 
     key = lambda n: {"source": source, "condition": condition, "seed": np.repeat(seeds, n)}  # noqa: E731
     preds = pd.DataFrame(key(len(test)))
@@ -110,13 +126,20 @@ def train_condition(
     curves["train_loss_change_last_fifth"] = np.repeat(change, epochs)
     levelled = np.array([has_levelled(loss) for loss in result.curves["train_loss"]])
     curves["train_loss_levelled"] = np.repeat(levelled, epochs)
-    logger.info("%s.%s: training loss change over the last fifth of %d epochs: max %.3f over "
-                "seeds (%s)",
-                source, condition, epochs, float(np.nanmax(change)),
-                "levelled off" if levelled.all()
-                else f"NOT levelled off in {int((~levelled).sum())} seeds")
+    logger.info(
+        "%s.%s: training loss change over the last fifth of %d epochs: max %.3f over seeds (%s)",
+        source,
+        condition,
+        epochs,
+        float(np.nanmax(change)),
+        "levelled off" if levelled.all() else f"NOT levelled off in {int((~levelled).sum())} seeds",
+    )
 
-    dynamics = {"item_ids": train["item_id"].to_numpy(np.int64), "seeds": np.asarray(seeds, np.int64), "probs": result.dynamics}
+    dynamics = {
+        "item_ids": train["item_id"].to_numpy(np.int64),
+        "seeds": np.asarray(seeds, np.int64),
+        "probs": result.dynamics,
+    }
     weights = {
         "model": {"channels": list(model_config.channels), "hidden": model_config.hidden},
         "seeds": seeds,

@@ -21,7 +21,9 @@ def _cell(source: str, condition: str) -> Pipeline:
         OUTPUTS,
         name="train",
     )
-    cell = Pipeline([train], namespace=condition, inputs=SHARED_INPUTS, parameters={"params:training"})
+    cell = Pipeline(
+        [train], namespace=condition, inputs=SHARED_INPUTS, parameters={"params:training"}
+    )
     return Pipeline(cell, namespace=source, inputs=SHARED_INPUTS, parameters={"params:training"})
 
 
