@@ -149,27 +149,66 @@ def agreement(inputs: Inputs) -> str | None:
 
 
 SUMMARY_METRICS = ("accuracy", "nll", "ece_15")
+#: the summary table's columns: (study_summary metric, header)
+SUMMARY_COLUMNS = (
+    ("accuracy", "accuracy"),
+    ("nll", "NLL"),
+    ("ece_15", "ECE-15"),
+    ("ece_15_floor_q95", "ECE-15 of a calibrated model, 95th pct"),
+    ("ce_l2_debiased_15", "debiased L2 CE"),
+    ("ece_15__band_high", "ECE-15, high human entropy"),
+    ("kl_human", "KL(h ‖ model)"),
+    ("carto_rho_variability_original", "ρ(variability, human entropy)"),
+)
 
 
 def summary(inputs: Inputs) -> str | None:
     table = inputs.csv("study_summary.csv")
     if table is None:
         return None
-    metrics = [m for m in SUMMARY_METRICS if f"{m}__mean" in table]
-    metrics += [
-        c[: -len("__mean")]
-        for c in table.columns
-        if c.endswith("__mean") and c[: -len("__mean")] not in metrics
-    ][: max(0, 6 - len(metrics))]
     rows = {"source": table["source"], "condition": table["condition"]}
-    for m in metrics:
-        rows[m] = [
-            f"{_fmt(a)} ± {_fmt(b)}"
-            for a, b in zip(table[f"{m}__mean"], table[f"{m}__std"], strict=True)
-        ]
+    for metric, header in SUMMARY_COLUMNS:
+        if f"{metric}__mean" in table:
+            rows[header] = [
+                f"{_fmt(a)} ± {_fmt(b)}"
+                for a, b in zip(table[f"{metric}__mean"], table[f"{metric}__std"], strict=True)
+            ]
     return (
-        "**Test-set metrics**, mean ± std over seeds (`study_summary.csv`; every metric is in "
-        "that file and in `metrics_by_run.csv`):\n\n" + _table(pd.DataFrame(rows))
+        "**Test-set metrics**, mean ± std over seeds (`study_summary.csv`; every metric, per "
+        "difficulty band and none band too, is in that file and in `metrics_by_run.csv`). "
+        "Accuracy, NLL and ECE are against the original label; the calibrated model's ECE is the "
+        "noise floor of ECE on this many items:\n\n" + _table(pd.DataFrame(rows))
+    )
+
+
+def power(inputs: Inputs) -> str | None:
+    table = inputs.csv("power.csv")
+    if table is None:
+        return None
+    shown = pd.DataFrame(
+        {
+            "claim": table["claim"],
+            "source": table["source"],
+            "metric": [f"`{m}`" for m in table["metric"]],
+            "seeds × test items": [
+                f"{s} × {n}" for s, n in zip(table["n_seeds"], table["n_items"], strict=True)
+            ],
+            "detectable effect (80% power)": [_fmt(v) for v in table["detectable_effect"]],
+            "target effect": [_fmt(v) for v in table["target_effect"]],
+            "seeds needed (items fixed)": [
+                "n/a" if pd.isna(t) else "unreachable" if pd.isna(v) else str(int(v))
+                for t, v in zip(
+                    table["target_effect"], table["seeds_for_target_items_fixed"], strict=True
+                )
+            ],
+            "test items needed": [
+                "n/a" if pd.isna(v) else str(int(v)) for v in table["items_for_target"]
+            ],
+        }
+    )
+    return (
+        "**Power** (`power.csv`): the smallest effect each primary test detects with 80% power at the "
+        "Holm level, and what a target effect would need:\n\n" + _table(shown)
     )
 
 
@@ -219,6 +258,7 @@ SECTIONS = [
     claims,
     summary,
     paired,
+    power,
     targets_summary,
     agreement,
     crowd_validity,
