@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -11,6 +12,12 @@ from tests.conftest import default_study_state
 from tests.helpers import config_loader, data_root, kedro_cli, make_project_copy
 
 pytestmark = pytest.mark.slow
+
+
+def _grid(project: Path):
+    from soft_label_audit.grid import StudyGrid
+
+    return StudyGrid.from_params(config_loader(project)["parameters"])
 
 
 def test_test_environment_leaves_the_default_outputs_and_experiment_unchanged(
@@ -103,7 +110,8 @@ def test_mlflow_has_one_child_run_per_cell_under_the_parent(study_run):
     cells = {
         (r.data.tags["source"], r.data.tags["condition"], r.data.tags["seed"]) for r in children
     }
-    assert len(cells) == len(children) == 2 * 7 * 2
+    grid, seeds = _grid(study_run), config_loader(study_run)["parameters"]["training"]["seeds"]
+    assert len(cells) == len(children) == len(grid.namespaces()) * len(seeds)
     some = children[0]
     assert some.data.tags["annotation_source"] == "simulated"
     history = client.get_metric_history(some.info.run_id, "val_loss")
@@ -187,11 +195,10 @@ def test_every_table_the_run_wrote_keeps_its_contract(study_run):
     from soft_label_audit.contracts import check_table, schema_for
 
     checked = 0
-    tables = [
-        p for p in (study_run / "data").glob("0[2-7]_*/**/*") if p.suffix in (".parquet", ".csv")
-    ]
+    root = data_root(study_run)
+    tables = [p for p in root.glob("0[2-7]_*/**/*") if p.suffix in (".parquet", ".csv")]
     for path in sorted(tables):
-        folder, *rest = path.relative_to(study_run / "data").with_suffix("").parts
+        folder, *rest = path.relative_to(root).with_suffix("").parts
         if folder == "05_model_input":  # targets/{source}/{condition}
             name = f"{rest[1]}.{rest[2]}.targets"
         else:  # a study table, or {source}/{condition}/{table} under 07_model_output
@@ -200,4 +207,5 @@ def test_every_table_the_run_wrote_keeps_its_contract(study_run):
             read = pd.read_parquet if path.suffix == ".parquet" else pd.read_csv
             check_table(name, read(path))
             checked += 1
-    assert checked == 8 + 2 * 7 * 4  # the eight study tables and four per (source, condition)
+    n_cells = len(_grid(study_run).namespaces())
+    assert checked == 8 + n_cells * 4  # the eight study tables and four per (source, condition)

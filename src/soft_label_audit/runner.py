@@ -49,6 +49,29 @@ EXCHANGE_PATTERN = "dask_exchange.{name}"
 SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
 
 
+def _exchange_dataset(catalog: CatalogProtocol, name: str):
+    """The ``dask_exchange`` dataset of ``name``, resolved through that pattern alone.
+
+    Asking the catalog for ``dask_exchange.<name>`` is not enough: a namespaced name such as
+    ``mnist.human_soft.test_metrics`` also matches a more specific project pattern
+    (``{source}.{condition}.test_metrics``, declared as a MemoryDataset for its kedro-viz layer),
+    and the catalog would hand back that MemoryDataset.
+    """
+    import copy
+
+    from kedro.io.core import AbstractDataset
+
+    resolver = getattr(catalog, "config_resolver", None)
+    config = resolver._get_pattern_config(EXCHANGE_PATTERN) if resolver is not None else {}
+    if not config:
+        return None
+    exchange_name = EXCHANGE_PATTERN.format(name=name)
+    resolved = resolver._resolve_dataset_config(
+        exchange_name, EXCHANGE_PATTERN, copy.deepcopy(config)
+    )
+    return AbstractDataset.from_config(exchange_name, resolved)
+
+
 class DaskRunnerError(RuntimeError):
     """The pipeline cannot run on a Dask cluster as configured."""
 
@@ -195,7 +218,7 @@ class DaskRunner(AbstractRunner):
         catalog_logger.setLevel(logging.ERROR)  # not one "Replacing dataset" warning per swap
         try:
             for name in in_memory:
-                exchange = catalog.get(EXCHANGE_PATTERN.format(name=name))
+                exchange = _exchange_dataset(catalog, name)
                 if exchange is None or isinstance(exchange, MemoryDataset):
                     missing.append(name)
                 else:
