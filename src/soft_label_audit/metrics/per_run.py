@@ -159,29 +159,14 @@ def score_test_set(
     probs = np.asarray(probs, dtype=np.float64)
     floor = {"draws": floor_draws, "quantile": floor_quantile, "seed": floor_seed}
     out = _metrics(probs, original_label, human_mode, human_digits, human_entropy, n_bins, floor)
-    band = np.asarray(band)
-    unknown = set(np.unique(band)) - set(BANDS)
-    if unknown:
-        raise ValueError(f"unknown difficulty bands {sorted(unknown)}; expected {BANDS}")
-    for name in BANDS:
-        m = band == name
-        sub = _metrics(
-            probs[m],
-            original_label[m],
-            human_mode[m],
-            human_digits[m],
-            human_entropy[m],
-            n_bins,
-            floor,
-        )
-        out.update({f"{k}{BAND_SEPARATOR}{name}": v for k, v in sub.items()})
-    if none_band is not None:
-        none_band = np.asarray(none_band)
-        unknown = set(np.unique(none_band)) - set(NONE_BANDS)
+
+    def add_groups(groups: np.ndarray, names: tuple[str, ...], separator: str, kind: str) -> None:
+        groups = np.asarray(groups)
+        unknown = set(np.unique(groups)) - set(names)
         if unknown:
-            raise ValueError(f"unknown none bands {sorted(unknown)}; expected {NONE_BANDS}")
-        for name in NONE_BANDS:
-            m = none_band == name
+            raise ValueError(f"unknown {kind} {sorted(unknown)}; expected {names}")
+        for name in names:
+            m = groups == name
             sub = _metrics(
                 probs[m],
                 original_label[m],
@@ -191,5 +176,9 @@ def score_test_set(
                 n_bins,
                 floor,
             )
-            out.update({f"{k}{NONE_BAND_SEPARATOR}{name}": v for k, v in sub.items()})
+            out.update({f"{k}{separator}{name}": v for k, v in sub.items()})
+
+    add_groups(band, BANDS, BAND_SEPARATOR, "difficulty bands")
+    if none_band is not None:
+        add_groups(none_band, NONE_BANDS, NONE_BAND_SEPARATOR, "none bands")
     return out
