@@ -458,6 +458,10 @@ def _next_check(conn: Connection, me: _Me) -> int | None:
     ).scalar()
 
 
+#: how often a PostgreSQL seek looks again after items were skipped as locked
+_SKIPPED_RETRIES = 40
+
+
 def _next_study(conn: Connection, me: _Me, s: Settings, now: float) -> int | None:
     """The next study item for the annotator, locked (PostgreSQL) for the caller to reserve.
 
@@ -470,13 +474,20 @@ def _next_study(conn: Connection, me: _Me, s: Settings, now: float) -> int | Non
     """
     it, a = db.items, db.assignments
     offset = _annotator_offset(me.annotator_id)
-    for level in range(s.votes_per_item - 1, -1, -1):
-        for upper in (False, True):
-            item_id = conn.execute(
-                Q_SEEK[upper], {"level": level, "offset": offset, "me": me.annotator_id}
-            ).scalar()
-            if item_id is not None:
-                return int(item_id)
+    for attempt in range(_SKIPPED_RETRIES + 1):
+        for level in range(s.votes_per_item - 1, -1, -1):
+            for upper in (False, True):
+                item_id = conn.execute(
+                    Q_SEEK[upper], {"level": level, "offset": offset, "me": me.annotator_id}
+                ).scalar()
+                if item_id is not None:
+                    return int(item_id)
+        # SKIP LOCKED passed over items other transactions were reserving; one of them may
+        # still need a vote once they commit, so look again (each statement sees the newest
+        # commits) rather than tell this annotator "done" too early
+        if conn.dialect.name != "postgresql" or _available_study(conn, me, s) == 0:
+            break
+        time.sleep(0.005 * (attempt + 1))
     lapsed = (
         conn.execute(
             select(a.c.item_id)
