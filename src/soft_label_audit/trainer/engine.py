@@ -253,32 +253,19 @@ def train_runs(
     show = progress_enabled(config.progress)
     start = time.perf_counter()
     with torch_settings(config, device):
-        if vectorise:
-            out = _train_vectorised(
-                data,
-                train_targets,
-                val_targets,
-                seeds,
-                model_config,
-                config,
-                device,
-                record_dynamics,
-                desc,
-                show,
-            )
-        else:
-            out = _train_plain(
-                data,
-                train_targets,
-                val_targets,
-                seeds,
-                model_config,
-                config,
-                device,
-                record_dynamics,
-                desc,
-                show,
-            )
+        train = _train_vectorised if vectorise else _train_plain
+        out = train(
+            data,
+            train_targets,
+            val_targets,
+            seeds,
+            model_config,
+            config,
+            device,
+            record_dynamics,
+            desc,
+            show,
+        )
     curves, test_logits, dynamics, state_dicts = out
     return TrainResult(
         seeds=seeds,
