@@ -1,4 +1,4 @@
-"""Column names shared by the table contracts (DESIGN.md, "Table contracts").
+"""Column names and id ranges shared by the table contracts (docs/architecture.md).
 
 One place defines them so that conditions, slots and probability columns are never spelled
 as magic strings in several modules.
@@ -24,3 +24,9 @@ T_COLS = tuple(f"t_{k}" for k in DIGITS)
 #: a vote's choice is a string: "0".."9" or NONE_CHOICE
 NONE_CHOICE = "none"
 CHOICES = tuple(str(k) for k in DIGITS) + (NONE_CHOICE,)
+
+#: MNIST item ids in the 70k ordering (training images first, then test images); the one place
+#: that states them. ``range`` objects: ``item_id in MNIST_TEST_IDS``, ``MNIST_TEST_IDS.start``.
+MNIST_TRAIN_IDS = range(0, 60_000)
+MNIST_TEST_IDS = range(60_000, 70_000)
+N_MNIST = MNIST_TEST_IDS.stop
