@@ -240,19 +240,19 @@ def test_token_is_not_logged_when_a_request_fails(engine, annotator, monkeypatch
 
 def test_vote_saved_but_next_item_failing_is_reported_as_saved(engine, annotator, monkeypatch):
     item_id = annotator.next().get_json()["item"]["item_id"]
-    real_next = store.next_assignment
+    real_next = store._next_assignment_in
 
     def failing_next(*args, **kwargs):
         raise OperationalError("SELECT 1", {}, Exception("injected: database locked"))
 
-    monkeypatch.setattr(store, "next_assignment", failing_next)
+    monkeypatch.setattr(store, "_next_assignment_in", failing_next)
     r = annotator.vote({"item_id": item_id, "choice": "4", "unsure": False, "response_time": 0.5})
     body = r.get_json()
     assert count_votes(engine) == 1
     assert r.status_code == 201, body
     assert body["saved"] is True and "saved" in body["next_error"]
     assert "nothing was saved" not in json.dumps(body)
-    monkeypatch.setattr(store, "next_assignment", real_next)
+    monkeypatch.setattr(store, "_next_assignment_in", real_next)
     nxt = annotator.next().get_json()
     assert nxt["item"]["item_id"] != item_id and nxt["progress"]["done"] == 1
 

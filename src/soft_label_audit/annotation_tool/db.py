@@ -21,6 +21,11 @@ Transactions (see :func:`reading` and :func:`write`):
   one COMMIT, and only then is any job answered. One fsync thus covers a whole batch (group
   commit) while ``synchronous=FULL`` keeps every answered vote durable. On PostgreSQL each
   write is its own transaction; the store locks the rows it decides on (``FOR UPDATE``).
+
+The hot path (a vote and the next item) runs its statements through :func:`run`: Core
+statements compiled once per dialect and executed on the driver's cursor, inside the
+transaction SQLAlchemy opened. SQLAlchemy's per-execution work (cache key, parameter
+processing, result wrapping) costs more than SQLite takes to run these indexed statements.
 """
 
 from __future__ import annotations
@@ -145,6 +150,17 @@ votes = Table(
     UniqueConstraint("item_id", "annotator_id", name="uq_vote_item_annotator"),
 )
 
+#: name of the ``queue_counts`` row holding the number of study items with fewer assignments
+#: than ``votes_per_item`` (kept in the transactions that change ``items.n_assigned``)
+OPEN_STUDY_ITEMS = "open_study_items"
+
+queue_counts = Table(
+    "queue_counts",
+    metadata,
+    Column("name", String, primary_key=True),
+    Column("value", Integer, nullable=False),
+)
+
 #: (version, name, DDL statements), applied in order; never edit a released migration,
 #: append a new one. ``{blob}``, ``{real}``, ``{serial_pk}`` and ``{mod}`` stand for the
 #: dialect's spelling (:data:`DIALECT_TYPES`); on SQLite they render the text that version 1 always had.
@@ -223,6 +239,21 @@ MIGRATIONS: Sequence[tuple[int, str, Sequence[str]]] = (
                                  AND items.is_attention_check)""",
             "CREATE INDEX ix_items_queue ON items (is_attention_check, n_assigned, shuffle_key)",
             "CREATE INDEX ix_assignments_open ON assignments (completed_at, shown_at)",
+        ),
+    ),
+    (
+        3,
+        "count of open study items kept as a counter",
+        (
+            """CREATE TABLE queue_counts (
+                name TEXT PRIMARY KEY,
+                value INTEGER NOT NULL
+            )""",
+            f"""INSERT INTO queue_counts (name, value)
+                SELECT '{OPEN_STUDY_ITEMS}', count(*) FROM items
+                WHERE NOT is_attention_check AND n_assigned < COALESCE(
+                    (SELECT CAST(value AS INTEGER) FROM settings WHERE key = 'votes_per_item'),
+                    3)""",
         ),
     ),
 )
@@ -313,6 +344,73 @@ def reading(engine: Engine) -> Iterator[Connection]:
             yield conn
 
 
+#: compiled hot-path statements: (id of the statement, dialect) -> (SQL, parameter names in
+#: order or None for named parameters, default values of the statement's own parameters)
+_COMPILED: dict[tuple[int, str], tuple[str, tuple[str, ...] | None, dict[str, Any]]] = {}
+
+
+def _compiled(stmt: Any, dialect: Any) -> tuple[str, tuple[str, ...] | None, dict[str, Any]]:
+    compiled = stmt.compile(dialect=dialect)
+    defaults = {
+        name: bind.value
+        for name, bind in compiled.binds.items()
+        if not bind.required and bind.value is not None
+    }
+    names = tuple(compiled.positiontup) if compiled.positional else None
+    entry = (compiled.string, names, defaults)
+    _COMPILED[(id(stmt), dialect.name)] = entry
+    return entry
+
+
+def run(conn: Connection, stmt: Any, params: dict[str, Any] | None = None) -> Any:
+    """Execute a module-level Core statement on ``conn``'s driver cursor; returns the cursor.
+
+    For the hot path only: ``stmt`` must live as long as the process (it is cached by id), and
+    its parameters must need no type processing (ints, floats, strings, bools). The statement
+    runs inside ``conn``'s current transaction.
+    """
+    entry = _COMPILED.get((id(stmt), conn.dialect.name)) or _compiled(stmt, conn.dialect)
+    sql, names, defaults = entry
+    values = {**defaults, **params} if params else defaults
+    args = [values[n] for n in names] if names is not None else values
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(sql, args)
+    except conn.dialect.loaded_dbapi.Error as exc:  # as SQLAlchemy would raise it
+        raise DBAPIError.instance(sql, args, exc, conn.dialect.loaded_dbapi.Error) from exc
+    return cursor
+
+
+_SAVEPOINTS = threading.local()
+
+
+def in_savepoint(conn: Connection, fn: Callable[[Connection], Any]) -> Any:
+    """Run ``fn(conn)`` in a SAVEPOINT of ``conn``'s transaction: if it raises, everything it
+    did is rolled back (the transaction itself stays usable) and the exception propagates."""
+    depth = getattr(_SAVEPOINTS, "depth", 0)
+    name = f"sp_{depth}"
+    cursor = conn.connection.dbapi_connection.cursor()
+
+    def emit(sql: str) -> None:
+        try:
+            cursor.execute(sql)
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise DBAPIError.instance(sql, (), exc, conn.dialect.loaded_dbapi.Error) from exc
+
+    emit(f"SAVEPOINT {name}")
+    _SAVEPOINTS.depth = depth + 1
+    try:
+        result = fn(conn)
+    except BaseException:
+        emit(f"ROLLBACK TO SAVEPOINT {name}")
+        emit(f"RELEASE SAVEPOINT {name}")
+        raise
+    finally:
+        _SAVEPOINTS.depth = depth
+    emit(f"RELEASE SAVEPOINT {name}")
+    return result
+
+
 class _Job:
     __slots__ = ("fn", "result", "error", "done")
 
@@ -390,12 +488,9 @@ class _SQLiteWriter:
     def _execute(conn: Connection, batch: list[_Job]) -> None:
         with conn.begin():
             for job in batch:
-                savepoint = conn.begin_nested()
                 try:
-                    job.result = job.fn(conn)
-                    savepoint.commit()
+                    job.result = in_savepoint(conn, job.fn)
                 except Exception as exc:  # refused or failed: this job changes nothing
-                    savepoint.rollback()
                     job.error = exc
         # committed: only now is any job of the batch answered
         for job in batch:

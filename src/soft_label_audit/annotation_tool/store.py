@@ -163,6 +163,7 @@ def write_settings(engine: Engine, **changes: Any) -> Settings:
         for key, value in asdict(new).items():
             conn.execute(db.settings.delete().where(db.settings.c.key == key))
             conn.execute(insert(db.settings).values(key=key, value=str(value)))
+        recount_open_items(conn, new.votes_per_item)
     _CACHE.clear()
     return new
 
@@ -208,11 +209,13 @@ def insert_items(engine: Engine, frame: pd.DataFrame) -> dict[str, int]:
         new_rows = [r for r in rows if r["item_id"] not in existing]
         if new_rows:
             conn.execute(insert(db.items), new_rows)
+        recount_open_items(conn, _read_settings(conn).votes_per_item)
     return {"added": len(new_rows), "kept": len(rows) - len(new_rows)}
 
 
 def item_image(conn: Connection, item_id: int) -> bytes | None:
-    return conn.execute(select(db.items.c.image).where(db.items.c.item_id == item_id)).scalar()
+    row = db.run(conn, Q_IMAGE, {"item": item_id}).fetchone()
+    return None if row is None else bytes(row[0])
 
 
 # --------------------------------------------------------------------------- statements
@@ -227,6 +230,7 @@ _NOT_MINE = ~(
     .correlate(_it)
     .exists()
 )
+Q_IMAGE = select(_it.c.image).where(_it.c.item_id == bindparam("item"))
 Q_TOKEN = select(_an.c.annotator_id, _an.c.pseudonym).where(
     _an.c.token_sha256 == bindparam("sha"), _an.c.active.is_(True)
 )
@@ -257,19 +261,32 @@ Q_SEEK = {
     )
     for upper in (False, True)
 }
-Q_FREE = (
+Q_FREE = select(db.queue_counts.c.value).where(db.queue_counts.c.name == db.OPEN_STUDY_ITEMS)
+Q_COUNT_FREE = (
     select(func.count())
     .select_from(_it)
     .where(_it.c.is_attention_check.is_(False), _it.c.n_assigned < bindparam("quota"))
 )
+S_FREE_ADD = (
+    update(db.queue_counts)
+    .where(db.queue_counts.c.name == db.OPEN_STUDY_ITEMS)
+    .values(value=db.queue_counts.c.value + bindparam("delta"))
+)
+# the annotator's assignments first, each item then by its key (a join lets SQLite's planner
+# walk every open item of the queue index instead)
 Q_MINE_FREE = (
     select(func.count())
     .select_from(_a)
-    .join(_it, _it.c.item_id == _a.c.item_id)
     .where(
         _a.c.annotator_id == bindparam("me"),
-        _it.c.is_attention_check.is_(False),
-        _it.c.n_assigned < bindparam("quota"),
+        select(_it.c.item_id)
+        .where(
+            _it.c.item_id == _a.c.item_id,
+            _it.c.is_attention_check.is_(False),
+            _it.c.n_assigned < bindparam("quota"),
+        )
+        .correlate(_a)
+        .exists(),
     )
 )
 Q_N_CHECKS = select(func.count()).select_from(_it).where(_it.c.is_attention_check.is_(True))
@@ -277,7 +294,22 @@ S_RESERVE = insert(_a).values(
     item_id=bindparam("item"), annotator_id=bindparam("me"), shown_at=bindparam("now")
 )
 S_COUNT_UP = (
-    update(_it).where(_it.c.item_id == bindparam("item")).values(n_assigned=_it.c.n_assigned + 1)
+    update(_it)
+    .where(_it.c.item_id == bindparam("item"))
+    .values(n_assigned=_it.c.n_assigned + 1)
+    .returning(_it.c.n_assigned, _it.c.is_attention_check)
+)
+S_COUNT_DOWN = (
+    update(_it)
+    .where(_it.c.item_id == bindparam("item"))
+    .values(n_assigned=_it.c.n_assigned - 1)
+    .returning(_it.c.n_assigned, _it.c.is_attention_check)
+)
+Q_NEXT_CHECK = (
+    select(_it.c.item_id)
+    .where(_it.c.is_attention_check.is_(True), _NOT_MINE)
+    .order_by(func.abs(_it.c.shuffle_key - bindparam("offset")), _it.c.item_id)
+    .limit(1)
 )
 Q_ITEM = select(_it.c.item_id, _it.c.is_attention_check).where(_it.c.item_id == bindparam("item"))
 Q_PREVIOUS = select(_v.c.vote_id).where(
@@ -288,14 +320,18 @@ Q_ASSIGNMENT = select(_a.c.assignment_id, _a.c.shown_at).where(
     _a.c.annotator_id == bindparam("me"),
     _a.c.completed_at.is_(None),
 )
-S_VOTE = insert(_v).values(
-    item_id=bindparam("item"),
-    annotator_id=bindparam("me"),
-    choice=bindparam("choice"),
-    unsure=bindparam("unsure"),
-    response_time=bindparam("rt"),
-    server_elapsed=bindparam("elapsed"),
-    created_at=bindparam("now"),
+S_VOTE = (
+    insert(_v)
+    .values(
+        item_id=bindparam("item"),
+        annotator_id=bindparam("me"),
+        choice=bindparam("choice"),
+        unsure=bindparam("unsure"),
+        response_time=bindparam("rt"),
+        server_elapsed=bindparam("elapsed"),
+        created_at=bindparam("now"),
+    )
+    .returning(_v.c.vote_id)
 )
 S_COMPLETE = (
     update(_a).where(_a.c.assignment_id == bindparam("aid")).values(completed_at=bindparam("now"))
@@ -306,6 +342,25 @@ S_DONE_UP = {
     )
     for column in ("n_study_done", "n_checks_done")
 }
+
+
+def _count_moved(conn: Connection, stmt: Any, item_id: int, quota: int) -> None:
+    """Move ``items.n_assigned`` of one item by one (``S_COUNT_UP``/``S_COUNT_DOWN``) and keep
+    the count of open study items (fewer than ``quota`` assignments) in step."""
+    n_assigned, is_check = db.run(conn, stmt, {"item": item_id}).fetchone()
+    if is_check:
+        return
+    if stmt is S_COUNT_UP and n_assigned == quota:
+        db.run(conn, S_FREE_ADD, {"delta": -1})
+    elif stmt is S_COUNT_DOWN and n_assigned == quota - 1:
+        db.run(conn, S_FREE_ADD, {"delta": 1})
+
+
+def recount_open_items(conn: Connection, quota: int) -> None:
+    """Recount the open study items (after new items or a new ``votes_per_item``)."""
+    n_open = conn.execute(Q_COUNT_FREE, {"quota": quota}).scalar_one()
+    conn.execute(db.queue_counts.delete().where(db.queue_counts.c.name == db.OPEN_STUDY_ITEMS))
+    conn.execute(insert(db.queue_counts).values(name=db.OPEN_STUDY_ITEMS, value=int(n_open)))
 
 
 # --------------------------------------------------------------------------- annotators
@@ -343,8 +398,8 @@ def annotator_for_token(conn: Connection, token: str | None) -> Annotator | None
     """The active annotator holding ``token``, or None (unknown, malformed or revoked)."""
     if not token or not TOKEN_PATTERN.match(token):
         return None
-    row = conn.execute(Q_TOKEN, {"sha": hash_token(token)}).first()
-    return Annotator(int(row.annotator_id), row.pseudonym) if row else None
+    row = db.run(conn, Q_TOKEN, {"sha": hash_token(token)}).fetchone()
+    return Annotator(int(row[0]), row[1]) if row else None
 
 
 def find_annotator(engine: Engine, token: str | None) -> Annotator | None:
@@ -360,9 +415,10 @@ def revoke(engine: Engine, pseudonym: str) -> int | None:
 
     Returns the number of reservations released, or None when no annotator has that name.
     """
-    an, a, it = db.annotators, db.assignments, db.items
+    an, a = db.annotators, db.assignments
 
     def job(conn: Connection) -> int | None:
+        quota = read_settings(conn).votes_per_item
         row = conn.execute(
             select(an.c.annotator_id).where(an.c.pseudonym == pseudonym).with_for_update()
         ).first()
@@ -379,9 +435,7 @@ def revoke(engine: Engine, pseudonym: str) -> int | None:
             .all()
         )
         for item_id in open_items:
-            conn.execute(
-                update(it).where(it.c.item_id == item_id).values(n_assigned=it.c.n_assigned - 1)
-            )
+            _count_moved(conn, S_COUNT_DOWN, item_id, quota)
         conn.execute(
             a.delete().where(a.c.annotator_id == row.annotator_id, a.c.completed_at.is_(None))
         )
@@ -400,10 +454,10 @@ class _Me:
 def _lock_me(conn: Connection, annotator: Annotator) -> _Me:
     """Lock the annotator's row (PostgreSQL; SQLite's write lock covers it) and re-check
     that they are still active: a revoke may have committed since the token was looked up."""
-    row = conn.execute(Q_LOCK_ME, {"me": annotator.annotator_id}).first()
-    if row is None or not row.active:
+    row = db.run(conn, Q_LOCK_ME, {"me": annotator.annotator_id}).fetchone()
+    if row is None or not row[0]:
         raise VoteRejected(403, "unknown or revoked annotator token")
-    return _Me(annotator.annotator_id, int(row.n_study_done), int(row.n_checks_done))
+    return _Me(annotator.annotator_id, int(row[1]), int(row[2]))
 
 
 # --------------------------------------------------------------------------- assignment
@@ -449,13 +503,9 @@ def _annotator_offset(annotator_id: int) -> int:
 
 
 def _next_check(conn: Connection, me: _Me) -> int | None:
-    it = db.items
-    return conn.execute(
-        select(it.c.item_id)
-        .where(it.c.is_attention_check.is_(True), _not_mine(me.annotator_id))
-        .order_by(func.abs(it.c.shuffle_key - _annotator_offset(me.annotator_id)), it.c.item_id)
-        .limit(1)
-    ).scalar()
+    params = {"me": me.annotator_id, "offset": _annotator_offset(me.annotator_id)}
+    row = db.run(conn, Q_NEXT_CHECK, params).fetchone()
+    return None if row is None else row[0]
 
 
 #: how often a PostgreSQL seek looks again after items were skipped as locked
@@ -477,11 +527,11 @@ def _next_study(conn: Connection, me: _Me, s: Settings, now: float) -> int | Non
     for attempt in range(_SKIPPED_RETRIES + 1):
         for level in range(s.votes_per_item - 1, -1, -1):
             for upper in (False, True):
-                item_id = conn.execute(
-                    Q_SEEK[upper], {"level": level, "offset": offset, "me": me.annotator_id}
-                ).scalar()
-                if item_id is not None:
-                    return int(item_id)
+                row = db.run(
+                    conn, Q_SEEK[upper], {"level": level, "offset": offset, "me": me.annotator_id}
+                ).fetchone()
+                if row is not None:
+                    return int(row[0])
         # SKIP LOCKED passed over items other transactions were reserving; one of them may
         # still need a vote once they commit, so look again (each statement sees the newest
         # commits) rather than tell this annotator "done" too early
@@ -514,16 +564,17 @@ def _next_study(conn: Connection, me: _Me, s: Settings, now: float) -> int | Non
 def _available_study(conn: Connection, me: _Me, s: Settings) -> int:
     """Study items not yet fully reserved that this annotator has not been given."""
     params = {"quota": s.votes_per_item, "me": me.annotator_id}
-    free = conn.execute(Q_FREE, params).scalar_one()
-    mine = conn.execute(Q_MINE_FREE, params).scalar_one()
+    free = db.run(conn, Q_FREE).fetchone()[0]
+    mine = db.run(conn, Q_MINE_FREE, params).fetchone()[0]
     return int(free - mine)
 
 
 def _progress(conn: Connection, me: _Me, s: Settings, open_is_check: bool | None) -> Progress:
     """Items done, and how many this annotator will have done when nothing is left.
 
-    ``open_is_check`` is None without an open assignment. Computed from counters and two
-    index counts, never by reading the item table.
+    ``open_is_check`` is None without an open assignment. Computed from counters (the open
+    study items are counted in ``queue_counts``) and the annotator's own assignments, never
+    by reading the item table.
     """
     open_study = 1 if open_is_check is False else 0
     open_check = 1 if open_is_check is True else 0
@@ -531,7 +582,7 @@ def _progress(conn: Connection, me: _Me, s: Settings, open_is_check: bool | None
     cap = s.max_items_per_annotator
     if cap:
         room = min(room, max(cap - me.n_study_done - open_study, 0))
-    n_checks = _cached(conn, "n_checks", lambda: conn.execute(Q_N_CHECKS).scalar_one())
+    n_checks = _cached(conn, "n_checks", lambda: db.run(conn, Q_N_CHECKS).fetchone()[0])
     unseen_checks = int(n_checks) - me.n_checks_done - open_check
     future_study = me.n_study_done + open_study + room
     checks_expected = min(
@@ -542,10 +593,9 @@ def _progress(conn: Connection, me: _Me, s: Settings, open_is_check: bool | None
     return Progress(done=done, total=max(total, done))
 
 
-def _reserve(conn: Connection, me: _Me, item_id: int, now: float) -> None:
-    params = {"item": item_id, "me": me.annotator_id, "now": now}
-    conn.execute(S_RESERVE, params)
-    conn.execute(S_COUNT_UP, params)
+def _reserve(conn: Connection, me: _Me, s: Settings, item_id: int, now: float) -> None:
+    db.run(conn, S_RESERVE, {"item": item_id, "me": me.annotator_id, "now": now})
+    _count_moved(conn, S_COUNT_UP, item_id, s.votes_per_item)
 
 
 def _next_assignment_in(
@@ -555,27 +605,21 @@ def _next_assignment_in(
     s = read_settings(conn)
     me = _lock_me(conn, annotator)
     a, it = db.assignments, db.items
-    open_row = conn.execute(Q_OPEN, {"me": me.annotator_id}).first()
+    open_row = db.run(conn, Q_OPEN, {"me": me.annotator_id}).fetchone()
     if open_row is not None:
-        is_check = bool(open_row.is_attention_check)
-        if is_check or open_row.shown_at >= now - s.lease_seconds:
+        assignment_id, open_item, shown_at, is_check = open_row
+        if is_check or shown_at >= now - s.lease_seconds:
             return (
-                Assignment(int(open_row.item_id), float(open_row.shown_at)),
-                _progress(conn, me, s, is_check),
+                Assignment(int(open_item), float(shown_at)),
+                _progress(conn, me, s, bool(is_check)),
             )
-        conn.execute(select(it.c.item_id).where(it.c.item_id == open_row.item_id).with_for_update())
-        if _taken_by_others(conn, open_row.item_id, me.annotator_id, now, s) < s.votes_per_item:
-            conn.execute(
-                update(a).where(a.c.assignment_id == open_row.assignment_id).values(shown_at=now)
-            )
-            return Assignment(int(open_row.item_id), now), _progress(conn, me, s, False)
+        conn.execute(select(it.c.item_id).where(it.c.item_id == open_item).with_for_update())
+        if _taken_by_others(conn, open_item, me.annotator_id, now, s) < s.votes_per_item:
+            conn.execute(update(a).where(a.c.assignment_id == assignment_id).values(shown_at=now))
+            return Assignment(int(open_item), now), _progress(conn, me, s, False)
         # others completed the item while this lease lapsed: hand out another
-        conn.execute(a.delete().where(a.c.assignment_id == open_row.assignment_id))
-        conn.execute(
-            update(it)
-            .where(it.c.item_id == open_row.item_id)
-            .values(n_assigned=it.c.n_assigned - 1)
-        )
+        conn.execute(a.delete().where(a.c.assignment_id == assignment_id))
+        _count_moved(conn, S_COUNT_DOWN, open_item, s.votes_per_item)
 
     item_id, is_check = None, False
     if me.n_study_done // s.attention_every > me.n_checks_done:
@@ -587,7 +631,7 @@ def _next_assignment_in(
             item_id = _next_study(conn, me, s, now)
     if item_id is None:
         return None, _progress(conn, me, s, None)
-    _reserve(conn, me, item_id, now)
+    _reserve(conn, me, s, item_id, now)
     return Assignment(int(item_id), now), _progress(conn, me, s, is_check)
 
 
@@ -674,20 +718,22 @@ def _record_vote_in(
         )
     me = _lock_me(conn, annotator)
     keys = {"item": vote["item_id"], "me": me.annotator_id}
-    item = conn.execute(Q_ITEM, keys).first()
+    item = db.run(conn, Q_ITEM, keys).fetchone()
     if not item:
         raise VoteRejected(404, f"unknown item {vote['item_id']}")
-    previous = conn.execute(Q_PREVIOUS, keys).first()
+    is_check = bool(item[1])
+    previous = db.run(conn, Q_PREVIOUS, keys).fetchone()
     if previous:
         raise VoteRejected(
             409,
             f"you already voted on item {vote['item_id']}; a vote cannot be repeated or changed",
         )
-    assignment = conn.execute(Q_ASSIGNMENT, keys).first()
+    assignment = db.run(conn, Q_ASSIGNMENT, keys).fetchone()
     if not assignment:
         raise VoteRejected(409, f"item {vote['item_id']} is not the item currently shown to you")
-    elapsed = now - assignment.shown_at
-    if elapsed > s.lease_seconds and not item.is_attention_check:
+    assignment_id, shown_at = assignment
+    elapsed = now - shown_at
+    if elapsed > s.lease_seconds and not is_check:
         conn.execute(select(it.c.item_id).where(it.c.item_id == vote["item_id"]).with_for_update())
         if _taken_by_others(conn, vote["item_id"], me.annotator_id, now, s) >= s.votes_per_item:
             raise VoteRejected(
@@ -701,7 +747,8 @@ def _record_vote_in(
             f"response_time {vote['response_time']:.3f} s exceeds the {elapsed:.3f} s "
             "since the server showed the item",
         )
-    vote_id = conn.execute(
+    (vote_id,) = db.run(
+        conn,
         S_VOTE,
         {
             **keys,
@@ -711,11 +758,49 @@ def _record_vote_in(
             "elapsed": elapsed,
             "now": now,
         },
-    ).inserted_primary_key[0]
-    conn.execute(S_COMPLETE, {"aid": assignment.assignment_id, "now": now})
-    counter = "n_checks_done" if item.is_attention_check else "n_study_done"
-    conn.execute(S_DONE_UP[counter], keys)
+    ).fetchone()
+    db.run(conn, S_COMPLETE, {"aid": assignment_id, "now": now})
+    db.run(conn, S_DONE_UP["n_checks_done" if is_check else "n_study_done"], keys)
     return int(vote_id)
+
+
+@dataclass(frozen=True)
+class VoteOutcome:
+    """A stored vote, and the annotator's next item and progress as of the same transaction;
+    ``next_error`` names the failure when the next item could not be picked (the vote is
+    stored all the same, and ``assignment`` and ``progress`` are None)."""
+
+    vote_id: int
+    assignment: Assignment | None
+    progress: Progress | None
+    next_error: str | None = None
+
+
+def record_vote_and_next(
+    engine: Engine, annotator: Annotator, payload: Any, now: float | None = None
+) -> VoteOutcome:
+    """Store one vote and pick the annotator's next item, in one transaction (one commit).
+
+    Refusals are those of :func:`record_vote`. Picking the next item runs in a savepoint:
+    if it fails, only that part is rolled back and the vote commits, so the answer can say
+    truthfully that the vote is saved.
+    """
+    vote = parse_vote(payload)
+
+    def job(conn: Connection) -> VoteOutcome:
+        vote_id = _record_vote_in(conn, annotator, vote, now)
+        try:
+            assignment, progress = db.in_savepoint(
+                conn, lambda c: _next_assignment_in(c, annotator, now)
+            )
+        except Exception as exc:  # the vote stands; the client asks for its item again
+            return VoteOutcome(vote_id, None, None, type(exc).__name__)
+        return VoteOutcome(vote_id, assignment, progress)
+
+    try:
+        return db.write(engine, job)
+    except IntegrityError as exc:  # a concurrent replay got there first
+        raise VoteRejected(409, f"you already voted on item {vote['item_id']}") from exc
 
 
 def record_vote(

@@ -17,6 +17,7 @@ token appears in one URL only, the page's, and never in a log line (see
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import re
 import threading
@@ -40,6 +41,8 @@ MAX_BODY_BYTES = 4096
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 #: PNG data URLs kept in memory (about 0.5 kB each)
 IMAGE_CACHE_SIZE = 50_000
+#: annotators kept by token in memory
+TOKEN_CACHE_SIZE = 10_000
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -87,7 +90,7 @@ class _ImageCache:
         cached = self.urls.get(item_id)
         if cached is not None:
             return cached
-        with db.reading(self.engine) as conn:
+        with self.engine.connect() as conn:  # one statement: no transaction needed
             image = store.item_image(conn, item_id)
         png = grayscale_png(np.frombuffer(image, dtype=np.uint8).reshape(IMAGE_SHAPE))
         url = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
@@ -115,10 +118,22 @@ def create_app(engine: Engine, allowed_hosts: Iterable[str] | None = None) -> Fl
         name = host_name(host)
         return any(name == h or (h.startswith(".") and name.endswith(h)) for h in hosts)
 
-    def annotator_or_403(token: str | None) -> store.Annotator:
-        annotator = store.find_annotator(engine, token)
+    # token -> annotator, for the API routes: a token is looked up once per process. A cached
+    # annotator revoked since (by the CLI, another process) is still refused: every API
+    # request is a write transaction that re-reads the annotator's row under the write lock
+    # and answers 403 when it is no longer active (store._lock_me).
+    known: dict[str, store.Annotator] = {}
+
+    def annotator_or_403(token: str | None, cached: bool = True) -> store.Annotator:
+        annotator = known.get(token) if cached and token else None
         if annotator is None:
-            abort(403, description="unknown or revoked annotator token")
+            annotator = store.find_annotator(engine, token)
+            if annotator is None:
+                abort(403, description="unknown or revoked annotator token")
+            if cached:
+                if len(known) >= TOKEN_CACHE_SIZE:
+                    known.clear()
+                known[token] = annotator
         return annotator
 
     def item_payload(
@@ -172,7 +187,7 @@ def create_app(engine: Engine, allowed_hosts: Iterable[str] | None = None) -> Fl
 
     @app.get("/a/<token>")
     def annotate_page(token: str):
-        annotator_or_403(token)
+        annotator_or_403(token, cached=False)  # the page itself says "revoked" at once
         return render_template("annotate.html", token=token)
 
     @app.get("/api/next")
@@ -193,18 +208,21 @@ def create_app(engine: Engine, allowed_hosts: Iterable[str] | None = None) -> Fl
         except (ValueError, RecursionError):
             raise store.VoteRejected(400, "the request body is not valid JSON") from None
         try:
-            vote_id = store.record_vote(engine, annotator, payload)
+            outcome = store.record_vote_and_next(engine, annotator, payload)
         except SQLAlchemyError as exc:
             app.logger.warning("vote not stored: %s", type(exc).__name__)
             return jsonify(
                 error="the database is unavailable; send the answer again in a "
                 "moment (an answer is never counted twice)"
             ), 503
-        try:
-            assignment, progress = store.next_assignment(engine, annotator)
-            body = item_payload(assignment, progress)
-        except Exception as exc:  # the vote is committed: say so, whatever failed after it
-            app.logger.warning("vote %s stored, next item failed: %s", vote_id, type(exc).__name__)
+        vote_id, body = outcome.vote_id, None
+        if outcome.next_error is None:
+            try:
+                body = item_payload(outcome.assignment, outcome.progress)
+            except Exception as exc:  # e.g. the image could not be read
+                outcome = dataclasses.replace(outcome, next_error=type(exc).__name__)
+        if outcome.next_error is not None:  # the vote is committed: say so
+            app.logger.warning("vote %s stored, next item failed: %s", vote_id, outcome.next_error)
             body = {
                 "done": False,
                 "item": None,
