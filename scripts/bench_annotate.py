@@ -1,7 +1,7 @@
 """Load benchmark of the annotation tool: many annotators voting at once, a kill -9 half-way.
 
     python scripts/bench_annotate.py [--backend sqlite|postgres|both] [--items 10000]
-        [--annotators 50] [--duration 30] [--max-votes 30000] [--src DIR]
+        [--annotators 50] [--duration 30] [--max-votes 30000] [--threads 8] [--src DIR]
 
 What it does, on 127.0.0.1 only, bounded in votes and in time:
 
@@ -82,8 +82,8 @@ def make_inputs(workdir: Path, n_items: int, seed: int = 0) -> tuple[Path, Path]
 
 
 class Server:
-    def __init__(self, db: str, port: int, env: dict, log: Path):
-        self.cmd = [*TOOL, "serve", "--db", db, "--port", str(port), "--threads", "8"]
+    def __init__(self, db: str, port: int, env: dict, log: Path, threads: int):
+        self.cmd = [*TOOL, "serve", "--db", db, "--port", str(port), "--threads", str(threads)]
         self.port, self.env, self.log = port, env, log
         self.proc: subprocess.Popen | None = None
         self.cpu_s = 0.0  # CPU seconds of the server processes that have ended
@@ -160,11 +160,20 @@ async def http(
 
 
 async def annotator(
-    k: int, token: str, port: int, stats: Stats, stop: asyncio.Event, max_votes: int
+    k: int,
+    token: str,
+    port: int,
+    stats: Stats,
+    stop: asyncio.Event,
+    max_votes: int,
+    interval: float = 0.0,
 ) -> None:
+    """One annotator on one keep-alive connection. ``interval`` > 0: at most one vote per
+    ``interval`` seconds (an offered load), the first after a phase that spreads them."""
     rng = np.random.default_rng(k)
     reader = writer = None
     body = None
+    next_at = time.perf_counter() + rng.uniform(0, interval)
     while not stop.is_set():
         try:
             if writer is None:
@@ -185,7 +194,10 @@ async def annotator(
             vote = json.dumps(
                 {"item_id": item_id, "choice": choice, "unsure": False, "response_time": 0.3}
             ).encode()
+            if interval:
+                await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
             t0 = time.perf_counter()
+            next_at = t0 + interval
             try:
                 status, answer = await http(reader, writer, "POST", "/api/vote", token, port, vote)
             except (OSError, asyncio.IncompleteReadError):
@@ -210,11 +222,17 @@ async def annotator(
 
 
 async def load(
-    tokens: list[str], server: Server, duration: float, max_votes: int, kill_at: float
+    tokens: list[str],
+    server: Server,
+    duration: float,
+    max_votes: int,
+    kill_at: float,
+    rate: float = 0.0,
 ) -> tuple[Stats, float, float]:
     stats, stop = Stats(), asyncio.Event()
+    interval = len(tokens) / rate if rate else 0.0
     tasks = [
-        asyncio.create_task(annotator(k, t, server.port, stats, stop, max_votes))
+        asyncio.create_task(annotator(k, t, server.port, stats, stop, max_votes, interval))
         for k, t in enumerate(tokens)
     ]
     start = time.perf_counter()
@@ -295,12 +313,14 @@ def run_one(backend: str, args, src: Path, workdir: Path) -> dict:
         )
         links = tool("add-annotator", "--count", str(args.annotators)).split()
         tokens = [link.rsplit("/", 1)[1] for link in links if "/a/" in link]
-        server = Server(db, free_port(), env, workdir / f"serve-{backend}.log")
+        server = Server(db, free_port(), env, workdir / f"serve-{backend}.log", args.threads)
         server.start()
         cpu_at_start = server.cpu_now()  # imports and start-up, not load
+        client_cpu_at_start = time.process_time()
         stats, elapsed, downtime = asyncio.run(
-            load(tokens, server, args.duration, args.max_votes, args.kill_at)
+            load(tokens, server, args.duration, args.max_votes, args.kill_at, args.rate)
         )
+        client_cpu = time.process_time() - client_cpu_at_start
         server.stop()
         server_cpu = server.cpu_s - cpu_at_start
         out = workdir / f"export-{backend}.csv"
@@ -332,7 +352,9 @@ def run_one(backend: str, args, src: Path, workdir: Path) -> dict:
     return {
         "backend": backend,
         "votes_per_s": len(stats.acked) / elapsed,
+        "serving_votes_per_s": len(stats.acked) / max(elapsed - downtime, 1e-9),
         "server_cpu_ms_per_vote": 1000 * server_cpu / max(len(stats.acked), 1),
+        "client_cpu_ms_per_vote": 1000 * client_cpu / max(len(stats.acked), 1),
         "wall_s": elapsed,
         "restart_s": downtime,
         "p50_ms": float(np.percentile(lat, 50)) if len(lat) else float("nan"),
@@ -358,6 +380,16 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of load (max)")
     parser.add_argument("--max-votes", type=int, default=30_000)
     parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="offered load in votes/s over all annotators (each waits its share between "
+        "votes); 0: every annotator votes as soon as the previous answer arrives",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=8, help="the server's worker threads (serve --threads)"
+    )
+    parser.add_argument(
         "--kill-at",
         type=float,
         default=0.5,
@@ -375,7 +407,8 @@ def main() -> None:
         parser.error("bounds: 1..200000 items, 1..500 annotators, duration up to 600 s")
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     print(
-        f"annotation tool load test: {args.items} items, {args.annotators} annotators, "
+        f"annotation tool load test: {args.items} items, {args.annotators} annotators "
+        f"({f'offering {args.rate:g} votes/s' if args.rate else 'each voting at once'}), "
         f"up to {args.duration:g} s or {args.max_votes} votes, kill -9 at "
         f"{args.kill_at:.0%}, tool from {args.src}, load average now "
         f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores",
@@ -390,13 +423,15 @@ def main() -> None:
             shutil.rmtree(workdir, ignore_errors=True)
         print(
             f"\n[{backend}] {r['votes_per_s']:.0f} votes/s over {r['wall_s']:.1f} s "
-            f"(restart after kill -9 took {r['restart_s']:.1f} s); vote latency p50 "
+            f"(restart after kill -9 took {r['restart_s']:.1f} s; "
+            f"{r['serving_votes_per_s']:.0f} votes/s while serving); vote latency p50 "
             f"{r['p50_ms']:.0f} ms, p95 {r['p95_ms']:.0f} ms, max {r['max_ms']:.0f} ms"
         )
         print(
             f"[{backend}] server CPU per acknowledged vote {r['server_cpu_ms_per_vote']:.1f} ms "
             f"(start-ups excluded): one free core would serve about "
-            f"{1000 / max(r['server_cpu_ms_per_vote'], 1e-9):.0f} votes/s"
+            f"{1000 / max(r['server_cpu_ms_per_vote'], 1e-9):.0f} votes/s; the load client "
+            f"used {r['client_cpu_ms_per_vote']:.1f} ms per vote"
         )
         print(
             f"[{backend}] reconciliation: acknowledged {r['acknowledged']}, stored "
