@@ -244,6 +244,11 @@ Q_OPEN = (
     .join(_it, _it.c.item_id == _a.c.item_id)
     .where(_a.c.annotator_id == bindparam("me"), _a.c.completed_at.is_(None))
 )
+# Item rows are locked FOR NO KEY UPDATE (``key_share=True``) on PostgreSQL: that lock
+# serializes reservers of an item, but does not conflict with the FOR KEY SHARE lock that
+# a vote or an assignment takes on the item it references. With FOR UPDATE, an annotator
+# whose transaction has just voted on an item would hide it from every other annotator's
+# SKIP LOCKED seek until that transaction ends.
 Q_SEEK = {
     upper: (
         select(_it.c.item_id)
@@ -257,7 +262,7 @@ Q_SEEK = {
         )
         .order_by(_it.c.shuffle_key)
         .limit(1)
-        .with_for_update(skip_locked=True)
+        .with_for_update(skip_locked=True, key_share=True)
     )
     for upper in (False, True)
 }
@@ -555,7 +560,9 @@ def _next_study(conn: Connection, me: _Me, s: Settings, now: float) -> int | Non
         .all()
     )
     for item_id in lapsed:
-        conn.execute(select(it.c.item_id).where(it.c.item_id == item_id).with_for_update())
+        conn.execute(
+            select(it.c.item_id).where(it.c.item_id == item_id).with_for_update(key_share=True)
+        )
         if _taken_by_others(conn, item_id, me.annotator_id, now, s) < s.votes_per_item:
             return int(item_id)
     return None
@@ -613,7 +620,9 @@ def _next_assignment_in(
                 Assignment(int(open_item), float(shown_at)),
                 _progress(conn, me, s, bool(is_check)),
             )
-        conn.execute(select(it.c.item_id).where(it.c.item_id == open_item).with_for_update())
+        conn.execute(
+            select(it.c.item_id).where(it.c.item_id == open_item).with_for_update(key_share=True)
+        )
         if _taken_by_others(conn, open_item, me.annotator_id, now, s) < s.votes_per_item:
             conn.execute(update(a).where(a.c.assignment_id == assignment_id).values(shown_at=now))
             return Assignment(int(open_item), now), _progress(conn, me, s, False)
@@ -734,7 +743,11 @@ def _record_vote_in(
     assignment_id, shown_at = assignment
     elapsed = now - shown_at
     if elapsed > s.lease_seconds and not is_check:
-        conn.execute(select(it.c.item_id).where(it.c.item_id == vote["item_id"]).with_for_update())
+        conn.execute(
+            select(it.c.item_id)
+            .where(it.c.item_id == vote["item_id"])
+            .with_for_update(key_share=True)
+        )
         if _taken_by_others(conn, vote["item_id"], me.annotator_id, now, s) >= s.votes_per_item:
             raise VoteRejected(
                 409,

@@ -102,7 +102,7 @@ class _ImageCache:
         cached = self.urls.get(item_id)
         if cached is not None:
             return cached
-        with self.engine.connect() as conn:  # one statement: no transaction needed
+        with db.reading(self.engine) as conn:
             image = store.item_image(conn, item_id)
         png = grayscale_png(np.frombuffer(image, dtype=np.uint8).reshape(IMAGE_SHAPE))
         url = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
