@@ -49,6 +49,24 @@ db_option = click.option(
 )
 
 
+def file_option(name: str, default: str | None, help: str):
+    """A file path option (parquet or csv by suffix; directories refused)."""
+    return click.option(
+        name,
+        default=default,
+        show_default=default is not None,
+        type=click.Path(dir_okay=False, path_type=Path),
+        help=help,
+    )
+
+
+def setting_option(name: str, kind: click.ParamType, help: str):
+    """An ``init`` option for one study setting (``--votes-per-item`` sets ``votes_per_item``):
+    unset keeps the stored value; the help ends with the default of :class:`store.Settings`."""
+    default = getattr(store.Settings, name.removeprefix("--").replace("-", "_"))
+    return click.option(name, type=kind, default=None, help=f"{help} [default: {default:g}]")
+
+
 def _is_url(db_path: str) -> bool:
     return "://" in str(db_path)
 
@@ -124,20 +142,8 @@ def main() -> None:
 
 @main.command(help="Create or migrate the database, load the items and set the study settings.")
 @db_option
-@click.option(
-    "--study-items",
-    default=DEFAULT_STUDY_ITEMS,
-    show_default=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="study_items (parquet or csv)",
-)
-@click.option(
-    "--digits",
-    default=DEFAULT_DIGITS,
-    show_default=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="digits table with images",
-)
+@file_option("--study-items", DEFAULT_STUDY_ITEMS, "study_items (parquet or csv)")
+@file_option("--digits", DEFAULT_DIGITS, "digits table with images")
 @click.option(
     "--attention-checks",
     default=4,
@@ -148,42 +154,21 @@ def main() -> None:
 @click.option(
     "--seed", default=0, show_default=True, type=int, help="seed of the attention-check draw"
 )
-@click.option(
-    "--votes-per-item",
-    type=click.IntRange(1),
-    default=None,
-    help=f"distinct annotators per study item [default: {store.Settings.votes_per_item}]",
+@setting_option("--votes-per-item", click.IntRange(1), "distinct annotators per study item")
+@setting_option(
+    "--attention-every", click.IntRange(1), "one attention check after every N study votes"
 )
-@click.option(
-    "--attention-every",
-    type=click.IntRange(1),
-    default=None,
-    help=f"one attention check after every N study votes [default: {store.Settings.attention_every}]",
+@setting_option(
+    "--max-items-per-annotator", click.IntRange(0), "cap on study items per annotator, 0 for none"
 )
-@click.option(
-    "--max-items-per-annotator",
-    type=click.IntRange(0),
-    default=None,
-    help="cap on study items per annotator, 0 for none [default: 0]",
+@setting_option("--lease-seconds", click.FloatRange(min=1), "how long a shown item stays reserved")
+@setting_option(
+    "--min-response-time", click.FloatRange(0, 3600), "seconds; faster answers are refused"
 )
-@click.option(
-    "--lease-seconds",
-    type=click.FloatRange(min=1),
-    default=None,
-    help=f"how long a shown item stays reserved [default: {store.Settings.lease_seconds:g}]",
-)
-@click.option(
-    "--min-response-time",
-    type=click.FloatRange(0, 3600),
-    default=None,
-    help=f"seconds; faster answers are refused [default: {store.Settings.min_response_time:g}]",
-)
-@click.option(
+@setting_option(
     "--min-attention-accuracy",
-    type=click.FloatRange(0, 1),
-    default=None,
-    help="export leaves out annotators below this attention-check accuracy "
-    f"[default: {store.Settings.min_attention_accuracy:g}]",
+    click.FloatRange(0, 1),
+    "export leaves out annotators below this attention-check accuracy",
 )
 def init(
     db_path,
@@ -263,18 +248,9 @@ def revoke(db_path, pseudonym) -> None:
 
 @main.command(help="Write the votes as raw_annotations (long format) for the annotation pipeline.")
 @db_option
-@click.option(
-    "--out",
-    default=DEFAULT_EXPORT,
-    show_default=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help=".csv or .parquet",
-)
-@click.option(
-    "--attention-out",
-    default=None,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="attention-check answers [default: <out stem>_attention_checks.csv]",
+@file_option("--out", DEFAULT_EXPORT, ".csv or .parquet")
+@file_option(
+    "--attention-out", None, "attention-check answers [default: <out stem>_attention_checks.csv]"
 )
 @click.option(
     "--min-attention-accuracy",
