@@ -1,7 +1,8 @@
 """Load benchmark of the annotation tool: many annotators voting at once, a kill -9 half-way.
 
     python scripts/bench_annotate.py [--backend sqlite|postgres|both] [--items 10000]
-        [--annotators 50] [--duration 30] [--max-votes 30000] [--threads 8] [--src DIR]
+        [--annotators 50] [--duration 30] [--max-votes 30000] [--rate 0] [--threads 8]
+        [--src DIR]
 
 What it does, on 127.0.0.1 only, bounded in votes and in time:
 
@@ -19,8 +20,11 @@ What it does, on 127.0.0.1 only, bounded in votes and in time:
    acknowledgement (answers in flight at the kill: saved, the answer was lost with the
    process), items over their quota.
 
-Prints votes/s (acknowledged votes over the load's wall time, the restart included) and
-latency percentiles of the vote requests. ``--src DIR`` runs the tool from another source
+Prints votes/s (acknowledged votes over the load's wall time, the restart included, and
+while serving), latency percentiles of the vote requests, and the CPU time per acknowledged
+vote of the server (start-ups excluded) and of this load client. ``--rate R`` offers R
+votes/s in all (each annotator waits its share between votes) instead of voting as fast as
+the server answers, for the latency at a given rate. ``--src DIR`` runs the tool from another source
 tree (e.g. an older checkout) to compare, with the same client and the same data. PostgreSQL
 runs against a throwaway server (default durability settings) started from the machine's
 binaries.
