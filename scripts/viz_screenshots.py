@@ -72,14 +72,15 @@ SETTINGS = {
 #: the new-release banner and hint pop-ups cover the flowchart in a fresh browser profile
 HIDE = (
     "[class*='update-reminder'], [class*='feature-hint'], [class*='feature-tour'],"
-    " .kui-modal { display: none !important; }"
+    " .kui-modal, .sliced-pipeline-notification, .feedback-button { display: none !important; }"
 )
 
 
 def _label(name: str):
-    """kedro-viz labels are pretty names ("Human Soft Mode Aligned") or the names themselves."""
-
-    return re.compile("^(" + "|".join(map(re.escape, (name, name.replace("_", " ")))) + ")$", re.I)
+    """kedro-viz labels a node by its name, its pretty name ("Human Soft Mode Aligned") or its
+    full id ("synthetic.human_soft_mode_aligned")."""
+    names = "|".join(map(re.escape, (name, name.replace("_", " "))))
+    return re.compile(rf"^(?:[\w.]+\.)?(?:{names})$", re.I)
 
 
 def screenshot(
@@ -116,6 +117,8 @@ def screenshot(
                 chrome.close()
                 sys.exit(f"could not click {name!r} in kedro-viz: {type(exc).__name__}")
             page.wait_for_timeout(8000)
+        page.mouse.move(0, 0)  # no tooltip over the picture
+        page.wait_for_timeout(1000)
         zoom = page.get_by_text(re.compile(r"^\d+%$")).first.inner_text()
         page.screenshot(path=str(path))
         chrome.close()
@@ -148,6 +151,9 @@ def main() -> None:
     )
     parser.add_argument("--port", type=int, default=4142)
     parser.add_argument("--size", default="1600,1000", help="browser window, width,height")
+    parser.add_argument(
+        "--condition-size", default="1600,1500", help="browser window of the condition's picture"
+    )
     args = parser.parse_args()
 
     browser = chromium()
@@ -171,17 +177,18 @@ def main() -> None:
             DOCS / "kedro_viz_overview.png",
             args.size,
         )
-        # the source's box focused, then its condition's box opened and the condition's
-        # target-building node selected, with the parameters shown: where the condition's recipe
-        # and tables (human label, human mode, teacher) enter
+        # the condition focused (its inputs and outputs only), its source's box and its own box
+        # opened, and the condition's target-building node selected, with the parameters shown:
+        # where the condition's recipe and tables (human label, original label in study_digits,
+        # human mode, teacher) enter, and the node's parameters in the side panel
+        cell = f"{args.source}.{args.condition}"
         screenshot(
             browser,
-            base
-            + f"?pid=__default__&fid={args.source}&types=nodes,datasets,parameters"
-            + "&expandAllPipelines=false",
+            base + f"?pid=__default__&fid={cell}&types=nodes,datasets,parameters"
+            "&expandAllPipelines=false",
             DOCS / "kedro_viz_condition.png",
-            args.size,
-            open_boxes=(args.source, args.condition),
+            args.condition_size,
+            open_boxes=(args.source, cell),
             select=f"build_{args.condition}_targets",
         )
     finally:

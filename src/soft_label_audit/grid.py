@@ -101,6 +101,7 @@ def bind_cell(func: Callable, source: str, condition: str) -> Callable:
     }
     for attribute in ("__module__", "__name__", "__qualname__", "__doc__"):
         setattr(bound, attribute, getattr(func, attribute))
+    bound.__wrapped__ = func  # kedro-viz's "Show code" (the signature above takes precedence)
     return bound
 
 
@@ -139,4 +140,6 @@ def pick(key: str, func: Callable[..., Any]) -> Callable[..., Any]:
     for attribute in ("__module__", "__name__", "__qualname__", "__doc__"):
         if hasattr(func, attribute):
             setattr(picked, attribute, getattr(func, attribute))
+    picked.__signature__ = inspect.signature(func)
+    picked.__wrapped__ = func  # kedro-viz's "Show code"
     return picked
