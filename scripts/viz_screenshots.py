@@ -1,11 +1,13 @@
 """Screenshots of the kedro-viz flowchart for the README (``make viz-screenshots``).
 
 Starts ``kedro viz run`` on 127.0.0.1 in a process group of its own, takes headless Chromium
-screenshots of the overview (every source collapsed into its box) and of one source
-focused, writes them to ``docs/``, then stops the server *and* its child process (kedro-viz
-serves from a child process that outlives its parent when only the parent is stopped).
+screenshots of the first view (``__default__``, every box collapsed: kedro_viz_overview.png)
+and of one condition opened inside its source, with parameters shown and the condition's
+target-building node selected (kedro_viz_condition.png), writes them to ``docs/``, prints the
+zoom kedro-viz chose for each, then stops the server *and* its child process (kedro-viz serves
+from a child process that outlives its parent when only the parent is stopped).
 
-    python scripts/viz_screenshots.py [--source mnist] [--port 4142]
+    python scripts/viz_screenshots.py [--source synthetic] [--condition human_soft_mode_aligned]
 
 Needs Chromium (Debian: ``apt-get install -y chromium``); ``CHROMIUM`` may name the binary.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -69,17 +72,29 @@ SETTINGS = {
 #: the new-release banner and hint pop-ups cover the flowchart in a fresh browser profile
 HIDE = (
     "[class*='update-reminder'], [class*='feature-hint'], [class*='feature-tour'],"
-    " .kui-modal { display: none !important; }"
+    " .kui-modal, .sliced-pipeline-notification, .feedback-button { display: none !important; }"
 )
 
 
+def _label(name: str):
+    """kedro-viz labels a node by its name, its pretty name ("Human Soft Mode Aligned") or its
+    full id ("synthetic.human_soft_mode_aligned")."""
+    names = "|".join(map(re.escape, (name, name.replace("_", " "))))
+    return re.compile(rf"^(?:[\w.]+\.)?(?:{names})$", re.I)
+
+
 def screenshot(
-    browser: str, url: str, path: Path, size: str, open_boxes: tuple[str, ...] = ()
+    browser: str,
+    url: str,
+    path: Path,
+    size: str,
+    open_boxes: tuple[str, ...] = (),
+    select: str | None = None,
 ) -> None:
     """Playwright drives the system Chromium (no browser download); ``open_boxes`` are the
-    namespace boxes clicked open, outermost first."""
+    namespace boxes clicked open, outermost first; ``select`` is the node clicked last (kedro-viz
+    then highlights what flows into and out of it)."""
     import json
-    import re
 
     from playwright.sync_api import sync_playwright
 
@@ -94,18 +109,20 @@ def screenshot(
         page.wait_for_selector(".pipeline-node", timeout=300_000)
         page.add_style_tag(content=HIDE)
         page.wait_for_timeout(4000)  # the layout animates into place
-        for box in open_boxes:
-            # labels are pretty names ("Human Soft Mode Aligned") or the ids themselves
-            label = re.compile("|".join(map(re.escape, (box, box.replace("_", " ")))), re.I)
+        for name in (*open_boxes, select) if select else open_boxes:
+            node = page.locator(".pipeline-node", has_text=_label(name)).last
             try:
-                page.locator(".pipeline-node", has_text=label).last.click(timeout=60_000)
-            except Exception as exc:  # keep the view reached so far
-                print(f"could not open the box {box!r}: {type(exc).__name__}")
-                break
+                node.click(timeout=60_000)
+            except Exception as exc:  # a missing box or node is an error: no half-made picture
+                chrome.close()
+                sys.exit(f"could not click {name!r} in kedro-viz: {type(exc).__name__}")
             page.wait_for_timeout(8000)
+        page.mouse.move(0, 0)  # no tooltip over the picture
+        page.wait_for_timeout(1000)
+        zoom = page.get_by_text(re.compile(r"^\d+%$")).first.inner_text()
         page.screenshot(path=str(path))
         chrome.close()
-    print(f"wrote {path.relative_to(ROOT)} ({path.stat().st_size // 1024} KiB)")
+    print(f"wrote {path.relative_to(ROOT)} ({path.stat().st_size // 1024} KiB, zoom {zoom})")
 
 
 def stop(server: subprocess.Popen) -> None:
@@ -128,9 +145,15 @@ def stop(server: subprocess.Popen) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--source", default="mnist", help="the source box to focus")
+    parser.add_argument("--source", default="synthetic", help="the source box to open")
+    parser.add_argument(
+        "--condition", default="human_soft_mode_aligned", help="the condition box to open"
+    )
     parser.add_argument("--port", type=int, default=4142)
     parser.add_argument("--size", default="1600,1000", help="browser window, width,height")
+    parser.add_argument(
+        "--condition-size", default="1600,1500", help="browser window of the condition's picture"
+    )
     args = parser.parse_args()
 
     browser = chromium()
@@ -154,13 +177,19 @@ def main() -> None:
             DOCS / "kedro_viz_overview.png",
             args.size,
         )
-        # focusing a nested box by URL (fid) focuses its outer box: one source, its inputs
-        # and the tables its conditions hand to reporting
+        # the condition focused (its inputs and outputs only), its source's box and its own box
+        # opened, and the condition's target-building node selected, with the parameters shown:
+        # where the condition's recipe and tables (human label, original label in study_digits,
+        # human mode, teacher) enter, and the node's parameters in the side panel
+        cell = f"{args.source}.{args.condition}"
         screenshot(
             browser,
-            base + f"?pid=__default__&fid={args.source}&expandAllPipelines=false",
-            DOCS / "kedro_viz_source.png",
-            args.size,
+            base + f"?pid=__default__&fid={cell}&types=nodes,datasets,parameters"
+            "&expandAllPipelines=false",
+            DOCS / "kedro_viz_condition.png",
+            args.condition_size,
+            open_boxes=(args.source, cell),
+            select=f"build_{args.condition}_targets",
         )
     finally:
         stop(server)

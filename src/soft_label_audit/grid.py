@@ -101,4 +101,45 @@ def bind_cell(func: Callable, source: str, condition: str) -> Callable:
     }
     for attribute in ("__module__", "__name__", "__qualname__", "__doc__"):
         setattr(bound, attribute, getattr(func, attribute))
+    bound.__wrapped__ = func  # kedro-viz's "Show code" (the signature above takes precedence)
     return bound
+
+
+def gather(keys: tuple[str, ...]) -> Callable[..., dict[str, Any]]:
+    """A node function that takes one value per key, in ``keys`` order, and returns
+    ``{key: value}``.
+
+    The wiring uses it to hand one dataset instead of many across a namespace's edge, and to keep
+    the per-run outputs that no node reads (each run's ``weights`` and ``figures``) in the
+    source's namespace: kedro-viz draws every output that nothing in a namespace reads outside
+    that namespace's box, so without it the first view is one row of 16 such datasets per source.
+
+    >>> gather(("a", "b"))(1, 2)
+    {'a': 1, 'b': 2}
+    """
+
+    def gather(*values: Any) -> dict[str, Any]:
+        if len(values) != len(keys):
+            raise ValueError(f"gather got {len(values)} values for the keys {keys}")
+        return dict(zip(keys, values, strict=True))
+
+    return gather
+
+
+def pick(key: str, func: Callable[..., Any]) -> Callable[..., Any]:
+    """``func`` applied to the ``key`` entry of each of its arguments (dicts made by
+    :func:`gather`); it keeps ``func``'s name and docstring, so kedro-viz shows the real function.
+
+    >>> pick("a", max)({"a": 1, "b": 9}, {"a": 2, "b": 0})
+    2
+    """
+
+    def picked(*bundles: dict[str, Any]) -> Any:
+        return func(*(bundle[key] for bundle in bundles))
+
+    for attribute in ("__module__", "__name__", "__qualname__", "__doc__"):
+        if hasattr(func, attribute):
+            setattr(picked, attribute, getattr(func, attribute))
+    picked.__signature__ = inspect.signature(func)
+    picked.__wrapped__ = func  # kedro-viz's "Show code"
+    return picked

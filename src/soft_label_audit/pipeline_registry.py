@@ -11,7 +11,10 @@ from soft_label_audit.pipelines import annotation, digits, evaluation, labels, r
 def register_pipelines() -> dict[str, Pipeline]:
     study_grid = active_grid()
     pipelines = {
-        "digits": digits.create_pipeline(),
+        # one box in kedro-viz, like every stage; its datasets keep their plain names
+        "digits": Pipeline(
+            digits.create_pipeline(), namespace="digits", prefix_datasets_with_namespace=False
+        ),
         "annotation": annotation.create_pipeline(),
         "labels": labels.create_pipeline(grid=study_grid),
         "training": training.create_pipeline(grid=study_grid),

@@ -23,7 +23,13 @@ def outputs(study):
 
 def test_namespaces_follow_the_grid():
     pipe = create_pipeline(GRID)
-    assert {n.namespace for n in pipe.nodes} == {f"{s}.{c}" for s, c in GRID.namespaces()}
+    # each run in its namespace; each source gathers its runs' figures in its own
+    assert {n.namespace for n in pipe.nodes} == {f"{s}.{c}" for s, c in GRID.namespaces()} | set(
+        GRID.sources
+    )
+    assert {n.name for n in pipe.nodes if n.namespace in GRID.sources} == {
+        f"{s}.gather_figures" for s in GRID.sources
+    }
     assert pipe.inputs() == {
         "human_soft_labels",
         "item_stats",

@@ -51,8 +51,13 @@ def outputs(tables, labels_params):
 
 def test_one_namespace_per_source_and_condition():
     pipe = create_pipeline(grid=GRID)
-    namespaces = {n.namespace for n in pipe.nodes if n.namespace}
-    assert namespaces == {f"{s}.{c}" for s, c in GRID.namespaces()}
+    namespaces = {n.namespace for n in pipe.nodes}
+    # each condition in its namespace, each source's summary in the source's, the shared nodes
+    # in the labels box and the stacked summary in the reporting box
+    assert namespaces == {f"{s}.{c}" for s, c in GRID.namespaces()} | set(GRID.sources) | {
+        "labels",
+        "reporting",
+    }
     assert {
         "study_digits",
         "human_soft_labels",
@@ -94,7 +99,8 @@ def test_each_condition_node_is_named_for_what_it_builds_and_reads_its_own_recip
 def test_no_teacher_without_a_condition_that_needs_it():
     pipe = create_pipeline(grid=StudyGrid(("mnist",), ("original_hard", "human_soft")))
     assert "digits" not in pipe.inputs() and "params:labels.teacher" not in pipe.inputs()
-    assert len(pipe.nodes) == 4  # two conditions, the summary and the mode-shift count
+    # two conditions, the source's summary, its stacking across sources, the mode-shift count
+    assert len(pipe.nodes) == 5
 
 
 def test_targets_tables_follow_the_contract(outputs, tables):

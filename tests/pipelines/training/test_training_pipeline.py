@@ -47,15 +47,18 @@ def outputs(tables, targets, params):
 
 def test_one_namespace_per_source_and_condition():
     pipe = create_pipeline(grid=GRID)
-    assert {n.namespace for n in pipe.nodes} == {f"{s}.{c}" for s, c in GRID.namespaces()}
+    # each run in its namespace; each source gathers its runs' weights in its own
+    assert {n.namespace for n in pipe.nodes} == {f"{s}.{c}" for s, c in GRID.namespaces()} | set(
+        GRID.sources
+    )
     assert pipe.inputs() == {"study_digits", "item_stats", "params:training"} | {
         f"{s}.{c}.targets" for s, c in GRID.namespaces()
     }
     assert pipe.outputs() == {
         f"{s}.{c}.{kind}"
         for s, c in GRID.namespaces()
-        for kind in ("test_predictions", "curves", "dynamics", "weights")
-    }
+        for kind in ("test_predictions", "curves", "dynamics")
+    } | {f"{s}.weights_of_conditions" for s in GRID.sources}
 
 
 def test_outputs_follow_the_contracts(outputs, tables, params):

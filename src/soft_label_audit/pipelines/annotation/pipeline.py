@@ -1,15 +1,21 @@
-"""Wiring of the `annotation` pipeline: any annotation source -> validated human soft labels."""
+"""Wiring of the `annotation` pipeline: any annotation source -> validated human soft labels.
+
+Every node sits in the namespace ``annotation`` (one box in kedro-viz); dataset names keep no
+prefix, since the other stages and the catalog read them by their plain names.
+"""
 
 from kedro.pipeline import Pipeline, node
 
 from . import nodes
+
+NAMESPACE = "annotation"
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             node(
-                nodes.collect_annotations,
+                func=nodes.collect_annotations,
                 inputs=[
                     "annotation_input",
                     "digits",
@@ -27,7 +33,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="collect_and_validate_annotations",
             ),
             node(
-                nodes.aggregate_soft_labels,
+                func=nodes.aggregate_soft_labels,
                 inputs=[
                     "validated_annotations",
                     "released_soft_labels",
@@ -38,13 +44,13 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="aggregate_soft_labels",
             ),
             node(
-                nodes.select_soft_labels,
+                func=nodes.select_soft_labels,
                 inputs=["human_soft_labels_by_rule", "params:annotation"],
                 outputs="human_soft_labels",
                 name="select_aggregation_rule",
             ),
             node(
-                nodes.compute_item_stats,
+                func=nodes.compute_item_stats,
                 inputs=[
                     "human_soft_labels",
                     "validated_annotations",
@@ -57,7 +63,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="compute_item_stats",
             ),
             node(
-                nodes.compute_annotator_stats,
+                func=nodes.compute_annotator_stats,
                 inputs=[
                     "validated_annotations",
                     "human_soft_labels",
@@ -68,25 +74,25 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="compute_annotator_stats",
             ),
             node(
-                nodes.compute_agreement,
+                func=nodes.compute_agreement,
                 inputs=["validated_annotations", "item_stats"],
                 outputs="annotation_agreement",
                 name="compute_annotation_agreement",
             ),
             node(
-                nodes.plot_entropy_by_source,
+                func=nodes.plot_entropy_by_source,
                 inputs="item_stats",
                 outputs="human_entropy_by_source_figure",
                 name="plot_entropy_by_source",
             ),
             node(
-                nodes.plot_mode_confusion,
+                func=nodes.plot_mode_confusion,
                 inputs="item_stats",
                 outputs="mode_confusion_figure",
                 name="plot_mode_confusion",
             ),
             node(
-                nodes.plot_disputed_items,
+                func=nodes.plot_disputed_items,
                 inputs=[
                     "item_stats",
                     "human_soft_labels",
@@ -97,7 +103,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="plot_disputed_items",
             ),
             node(
-                nodes.check_crowd_validity,
+                func=nodes.check_crowd_validity,
                 inputs=[
                     "item_stats",
                     "human_soft_labels",
@@ -110,5 +116,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs=["crowd_validity", "crowd_validity_figure"],
                 name="check_crowd_validity",
             ),
-        ]
+        ],
+        namespace=NAMESPACE,
+        prefix_datasets_with_namespace=False,
     )

@@ -1,10 +1,14 @@
-"""Wiring of the `evaluation` pipeline: one namespace ``{source}.{condition}`` per study run."""
+"""Wiring of the `evaluation` pipeline: one namespace ``{source}.{condition}`` per study run.
+
+The runs' ``figures`` go to MLflow through the tracking hook and are read by no node; each source
+gathers them by condition into ``{source}.figures_of_conditions`` so that kedro-viz draws them
+inside the source's box (:func:`soft_label_audit.grid.gather`)."""
 
 from __future__ import annotations
 
-from kedro.pipeline import Node, Pipeline
+from kedro.pipeline import Pipeline, node
 
-from soft_label_audit.grid import StudyGrid, active_grid, bind_cell
+from soft_label_audit.grid import StudyGrid, active_grid, bind_cell, gather
 
 from . import nodes
 
@@ -18,46 +22,46 @@ def _run_pipeline(source: str, condition: str) -> Pipeline:
 
     template = Pipeline(
         [
-            Node(
-                bound(nodes.score_test_predictions),
-                [
+            node(
+                func=bound(nodes.score_test_predictions),
+                inputs=[
                     "test_predictions",
                     "human_soft_labels",
                     "item_stats",
                     "params:evaluation",
                     "params:labels.none_slot",
                 ],
-                ["test_metrics", "reliability"],
+                outputs=["test_metrics", "reliability"],
                 name="score_test_predictions",
             ),
-            Node(
-                bound(nodes.map_training_dynamics),
-                ["dynamics", "item_stats", "params:evaluation"],
-                ["cartography", "cartography_summary"],
+            node(
+                func=bound(nodes.map_training_dynamics),
+                inputs=["dynamics", "item_stats", "params:evaluation"],
+                outputs=["cartography", "cartography_summary"],
                 name="map_training_dynamics",
             ),
-            Node(
-                bound(nodes.convergence_by_seed),
-                ["curves", "params:evaluation"],
-                "convergence",
+            node(
+                func=bound(nodes.convergence_by_seed),
+                inputs=["curves", "params:evaluation"],
+                outputs="convergence",
                 name="convergence_by_seed",
             ),
-            Node(
-                nodes.assemble_run_metrics,
-                ["test_metrics", "cartography_summary", "convergence"],
-                "metrics",
+            node(
+                func=nodes.assemble_run_metrics,
+                inputs=["test_metrics", "cartography_summary", "convergence"],
+                outputs="metrics",
                 name="assemble_run_metrics",
             ),
-            Node(
-                bound(nodes.seed_stability),
-                ["test_predictions", "curves", "params:evaluation"],
-                "stability",
+            node(
+                func=bound(nodes.seed_stability),
+                inputs=["test_predictions", "curves", "params:evaluation"],
+                outputs="stability",
                 name="seed_stability",
             ),
-            Node(
-                bound(nodes.run_figures),
-                ["reliability", "cartography"],
-                "figures",
+            node(
+                func=bound(nodes.run_figures),
+                inputs=["reliability", "cartography"],
+                outputs="figures",
                 name="run_figures",
             ),
         ]
@@ -68,6 +72,18 @@ def _run_pipeline(source: str, condition: str) -> Pipeline:
     return Pipeline(by_condition, inputs=SHARED_INPUTS, parameters=PARAMETERS, namespace=source)
 
 
+def _gather_figures(grid: StudyGrid, source: str) -> Pipeline:
+    gathering = node(
+        func=gather(grid.conditions),
+        inputs=[f"{source}.{condition}.figures" for condition in grid.conditions],
+        outputs=f"{source}.figures_of_conditions",
+        name="gather_figures",
+        namespace=source,
+    )
+    return Pipeline([gathering])
+
+
 def create_pipeline(grid: StudyGrid | None = None, **kwargs) -> Pipeline:
     grid = grid or active_grid()
-    return sum((_run_pipeline(s, c) for s, c in grid.namespaces()), Pipeline([]))
+    runs = sum((_run_pipeline(s, c) for s, c in grid.namespaces()), Pipeline([]))
+    return runs + sum((_gather_figures(grid, source) for source in grid.sources), Pipeline([]))

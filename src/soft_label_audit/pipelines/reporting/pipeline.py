@@ -1,12 +1,22 @@
-"""Wiring of the `reporting` pipeline: collects every ``{source}.{condition}`` namespace."""
+"""Wiring of the `reporting` pipeline: collects every ``{source}.{condition}`` namespace.
+
+Laid out for kedro-viz, where a namespace is a box and every dataset crossing a box's edge is
+drawn outside it. Each source collects its own conditions' tables inside its box
+(``{source}.<kind>_of_conditions``) and hands them on as one dataset,
+``{source}.runs_of_conditions`` (``{kind}: table``); the namespace ``reporting`` (one box)
+stacks the sources, kind by kind, and draws the study's tables and figures. Dataset names carry
+no stage prefix.
+"""
 
 from __future__ import annotations
 
-from kedro.pipeline import Node, Pipeline
+from kedro.pipeline import Pipeline, node
 
-from soft_label_audit.grid import StudyGrid, active_grid
+from soft_label_audit.grid import StudyGrid, active_grid, gather, pick
 
 from . import nodes
+
+NAMESPACE = "reporting"
 
 #: per-run table -> (the study's table, collecting function)
 COLLECTED = {
@@ -19,42 +29,66 @@ COLLECTED = {
 }
 
 
-def _collectors(grid: StudyGrid) -> list[Node]:
+def runs_of_source(source: str) -> str:
+    """The dataset that carries one source's collected tables out of its box."""
+    return f"{source}.runs_of_conditions"
+
+
+def _per_source(grid: StudyGrid) -> Pipeline:
     """Each table is collected in two steps: per source, inside the source's namespace (so
-    kedro-viz keeps the runs' tables in the source's box), then across sources. Stacking is
-    associative, so the result is the one-step stack, in grid order."""
-    collectors = []
-    for kind, (study_table, collect) in COLLECTED.items():
-        for source in grid.sources:
-            collectors.append(
-                Node(
-                    collect,
-                    [f"{source}.{condition}.{kind}" for condition in grid.conditions],
-                    f"{source}.{kind}_of_conditions",
-                    name=f"collect_{kind}",
-                    namespace=source,
-                )
-            )
-        collectors.append(
-            Node(
-                collect,
-                [f"{source}.{kind}_of_conditions" for source in grid.sources],
-                study_table,
-                name=f"collect_{kind}",
-            )
+    kedro-viz keeps the runs' tables in the source's box), then across sources
+    (:func:`_across_sources`). Stacking is associative, so the result is the one-step stack,
+    in grid order."""
+    collectors = [
+        node(
+            func=collect,
+            inputs=[f"{source}.{condition}.{kind}" for condition in grid.conditions],
+            outputs=f"{source}.{kind}_of_conditions",
+            name=f"collect_{kind}",
+            namespace=source,
         )
-    return collectors
+        for kind, (_, collect) in COLLECTED.items()
+        for source in grid.sources
+    ]
+    bundles = [
+        node(
+            func=gather(tuple(COLLECTED)),
+            inputs=[f"{source}.{kind}_of_conditions" for kind in COLLECTED],
+            outputs=runs_of_source(source),
+            name="hand_runs_to_reporting",
+            namespace=source,
+        )
+        for source in grid.sources
+    ]
+    return Pipeline(collectors + bundles, tags="reporting")
+
+
+def _across_sources(grid: StudyGrid) -> list:
+    return [
+        node(
+            func=pick(kind, collect),
+            inputs=[runs_of_source(source) for source in grid.sources],
+            outputs=study_table,
+            name=f"collect_{kind}",
+        )
+        for kind, (study_table, collect) in COLLECTED.items()
+    ]
 
 
 def create_pipeline(grid: StudyGrid | None = None, **kwargs) -> Pipeline:
     grid = grid or active_grid()
-    return Pipeline(
+    study = Pipeline(
         [
-            *_collectors(grid),
-            Node(nodes.summarize_study, "metrics_by_run", "study_summary", name="summarize_study"),
-            Node(
-                nodes.compare_conditions,
-                [
+            *_across_sources(grid),
+            node(
+                func=nodes.summarize_study,
+                inputs="metrics_by_run",
+                outputs="study_summary",
+                name="summarize_study",
+            ),
+            node(
+                func=nodes.compare_conditions,
+                inputs=[
                     "metrics_by_run",
                     "test_predictions_by_run",
                     "cartography_by_run",
@@ -64,46 +98,54 @@ def create_pipeline(grid: StudyGrid | None = None, **kwargs) -> Pipeline:
                     "params:evaluation",
                     "params:labels.none_slot",
                 ],
-                ["paired_differences", "claims", "power", "stability_ratios"],
+                outputs=["paired_differences", "claims", "power", "stability_ratios"],
                 name="compare_conditions",
             ),
-            Node(
-                nodes.stability_tables,
-                [
+            node(
+                func=nodes.stability_tables,
+                inputs=[
                     "metrics_by_run",
                     "stability_runs",
                     "curves_by_run",
                     "stability_ratios",
                     "params:evaluation",
                 ],
-                ["stability_by_condition", "validation_curves_by_epoch"],
+                outputs=["stability_by_condition", "validation_curves_by_epoch"],
                 name="stability_tables",
             ),
-            Node(nodes.draw_claims, "claims", "claims_figure", name="draw_claims"),
-            Node(
-                nodes.reliability_figure,
-                ["reliability_by_run", "metrics_by_run", "params:evaluation"],
-                "reliability_diagrams_figure",
+            node(
+                func=nodes.draw_claims,
+                inputs="claims",
+                outputs="claims_figure",
+                name="draw_claims",
+            ),
+            node(
+                func=nodes.reliability_figure,
+                inputs=["reliability_by_run", "metrics_by_run", "params:evaluation"],
+                outputs="reliability_diagrams_figure",
                 name="draw_reliability_diagrams",
             ),
-            Node(
-                nodes.ece_by_band_figure,
-                ["metrics_by_run", "params:evaluation"],
-                "ece_by_band_figure",
+            node(
+                func=nodes.ece_by_band_figure,
+                inputs=["metrics_by_run", "params:evaluation"],
+                outputs="ece_by_band_figure",
                 name="draw_ece_by_band",
             ),
-            Node(
-                nodes.cartography_figure,
-                ["cartography_by_run", "params:reporting", "params:evaluation"],
-                "cartography_maps_figure",
+            node(
+                func=nodes.cartography_figure,
+                inputs=["cartography_by_run", "params:reporting", "params:evaluation"],
+                outputs="cartography_maps_figure",
                 name="draw_cartography_maps",
             ),
-            Node(
-                nodes.validation_curves_figure,
-                ["curves_by_run", "params:evaluation"],
-                "validation_curves_figure",
+            node(
+                func=nodes.validation_curves_figure,
+                inputs=["curves_by_run", "params:evaluation"],
+                outputs="validation_curves_figure",
                 name="draw_validation_curves",
             ),
         ],
         tags="reporting",
+        namespace=NAMESPACE,
+        prefix_datasets_with_namespace=False,
     )
+    return _per_source(grid) + study

@@ -1,12 +1,16 @@
 """Wiring of the `training` pipeline: one training node per (source, condition), in the nested
 namespaces ``source`` then ``condition``; each reads ``{source}.{condition}.targets`` and the
-shared ``study_digits`` and trains every seed of ``training.seeds``."""
+shared ``study_digits`` and trains every seed of ``training.seeds``.
+
+The runs' ``weights`` (saved one file per run) are read by no node; each source gathers them by
+condition into ``{source}.weights_of_conditions`` so that kedro-viz draws them inside the
+source's box (:func:`soft_label_audit.grid.gather`)."""
 
 from __future__ import annotations
 
 from kedro.pipeline import Pipeline, node
 
-from soft_label_audit.grid import StudyGrid, active_grid, bind_cell
+from soft_label_audit.grid import StudyGrid, active_grid, bind_cell, gather
 
 from . import nodes
 
@@ -16,9 +20,9 @@ OUTPUTS = ["test_predictions", "curves", "dynamics", "weights"]
 
 def _cell(source: str, condition: str) -> Pipeline:
     train = node(
-        bind_cell(nodes.train_condition, source, condition),
-        ["targets", "study_digits", "params:training", "item_stats"],
-        OUTPUTS,
+        func=bind_cell(nodes.train_condition, source, condition),
+        inputs=["targets", "study_digits", "params:training", "item_stats"],
+        outputs=OUTPUTS,
         name="train",
     )
     cell = Pipeline(
@@ -27,6 +31,18 @@ def _cell(source: str, condition: str) -> Pipeline:
     return Pipeline(cell, namespace=source, inputs=SHARED_INPUTS, parameters={"params:training"})
 
 
+def _gather_weights(grid: StudyGrid, source: str) -> Pipeline:
+    gathering = node(
+        func=gather(grid.conditions),
+        inputs=[f"{source}.{condition}.weights" for condition in grid.conditions],
+        outputs=f"{source}.weights_of_conditions",
+        name="gather_weights",
+        namespace=source,
+    )
+    return Pipeline([gathering])
+
+
 def create_pipeline(grid: StudyGrid | None = None, **kwargs) -> Pipeline:
     grid = grid or active_grid()
-    return sum((_cell(source, condition) for source, condition in grid.namespaces()), Pipeline([]))
+    cells = sum((_cell(source, condition) for source, condition in grid.namespaces()), Pipeline([]))
+    return cells + sum((_gather_weights(grid, source) for source in grid.sources), Pipeline([]))
