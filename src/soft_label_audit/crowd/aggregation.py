@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from soft_label_audit.columns import CHOICES, H_COLS, H_NONE_COL
+from soft_label_audit.columns import CHOICES, H_COLS
 
 RULES = ("vote_share", "vote_share_yes_only", "vote_share_unsure_to_none", "dawid_skene")
 _SLOT = {choice: i for i, choice in enumerate(CHOICES)}
@@ -125,18 +125,3 @@ def aggregate(votes: pd.DataFrame, rule: str, dawid_skene: dict | None = None) -
     out = probas.reset_index()
     out["aggregation"] = rule
     return out
-
-
-def check_soft_labels(frame: pd.DataFrame, atol: float = 1e-6) -> None:
-    """Raise when a soft label has a negative or NaN slot or does not sum to one."""
-    values = frame[list(H_COLS)].to_numpy(float)
-    bad = (
-        ~np.isfinite(values).all(axis=1)
-        | (values < -atol).any(axis=1)
-        | (np.abs(values.sum(axis=1) - 1) > atol)
-    )
-    if bad.any():
-        raise ValueError(
-            f"{int(bad.sum())} soft label(s) are not distributions over {H_COLS[0]}..{H_NONE_COL}; "
-            f"first item ids {frame.loc[bad, 'item_id'].head(5).tolist()}"
-        )

@@ -211,7 +211,6 @@ def aggregate_soft_labels(
             ],
             ignore_index=True,
         )
-    aggregation.check_soft_labels(table)
     table["item_id"] = table["item_id"].astype("int64")
     table["aggregation"] = table["aggregation"].astype(str)
     return table.assign(annotation_source=source)[

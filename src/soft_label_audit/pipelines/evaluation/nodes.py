@@ -1,7 +1,9 @@
 """Nodes of the `evaluation` pipeline: thin adapters from catalog tables to ``metrics``.
 
 Each namespace ``{source}.{condition}`` runs the same nodes; ``source`` and ``condition`` are
-bound when the pipeline is wired, and checked against the columns of the inputs.
+bound when the pipeline is wired. The input tables' columns, keys and namespace are their
+contracts (:mod:`soft_label_audit.contracts`, checked by the catalog hook); the nodes check only
+relations between tables (every predicted item has a human label, the seeds agree).
 """
 
 from __future__ import annotations
@@ -23,33 +25,13 @@ RUN_KEYS = ["source", "condition", "seed"]
 REFERENCES = ("original", "human_mode")
 
 
-def _check_identity(table: pd.DataFrame, name: str, source: str, condition: str) -> None:
-    for column, expected in (("source", source), ("condition", condition)):
-        if column in table:
-            found = set(table[column].astype(str).unique())
-            if found - {expected}:
-                raise ValueError(
-                    f"{source}.{condition}.{name}: column {column!r} holds {sorted(found)}, "
-                    f"expected only {expected!r} (is the catalog entry wired to the right namespace?)"
-                )
-
-
-def _require(table: pd.DataFrame, name: str, columns) -> None:
-    missing = [c for c in columns if c not in table]
-    if missing:
-        raise ValueError(f"{name} lacks columns {missing}")
-
-
 def _item_lookup(
     item_ids: np.ndarray, human_soft_labels: pd.DataFrame, item_stats: pd.DataFrame, what: str
 ) -> pd.DataFrame:
-    """Human label and item statistics for ``item_ids``, in that order; every id must be known."""
-    _require(human_soft_labels, "human_soft_labels", ["item_id", *H_COLS])
-    _require(item_stats, "item_stats", ["item_id", "original_label", "human_entropy", "human_mode"])
-    for table, name in ((human_soft_labels, "human_soft_labels"), (item_stats, "item_stats")):
-        dup = table["item_id"][table["item_id"].duplicated()]
-        if len(dup):
-            raise ValueError(f"{name} has several rows for item_id {dup.unique()[:5].tolist()}")
+    """Human label and item statistics for ``item_ids``, in that order; every id must be known.
+
+    Columns and one row per item_id are the tables' contracts (:mod:`soft_label_audit.contracts`);
+    that every predicted item has a human label is a relation between tables, checked here."""
     info = pd.DataFrame({"item_id": np.asarray(item_ids, dtype=np.int64)})
     info = info.merge(
         human_soft_labels[["item_id", *H_COLS]], on="item_id", how="left", validate="many_to_one"
@@ -101,10 +83,6 @@ def score_test_predictions(
     ``none_slot`` (``labels.none_slot``) maps the human label onto the digits exactly as the
     training targets did.
     """
-    _require(
-        test_predictions, f"{source}.{condition}.test_predictions", ["seed", "item_id", *P_COLS]
-    )
-    _check_identity(test_predictions, "test_predictions", source, condition)
     n_bins = int(params["n_bins"])
     bands = params["bands"]
     floor = params.get("calibration_floor") or {}
@@ -168,7 +146,6 @@ def map_training_dynamics(
             f"{source}.{condition}.dynamics: probs {probs.shape} must be (seeds={len(seeds)}, epochs, "
             f"items={len(item_ids)}, classes)"
         )
-    _require(item_stats, "item_stats", ["item_id", "original_label", "human_entropy", "human_mode"])
     info = pd.DataFrame({"item_id": item_ids}).merge(
         item_stats[["item_id", "original_label", "human_entropy", "human_mode"]],
         on="item_id",
@@ -245,8 +222,6 @@ def convergence_by_seed(
     """Per seed: the convergence epoch of the configured validation curve."""
     conv = params["convergence"]
     curve = conv["curve"]
-    _require(curves, f"{source}.{condition}.curves", ["seed", "epoch", curve])
-    _check_identity(curves, "curves", source, condition)
     rows = [
         {
             "seed": int(seed),

@@ -39,12 +39,6 @@ SUMMARY_COLUMNS = [
 ]
 
 
-def _check_unique(frame: pd.DataFrame, name: str) -> None:
-    dup = frame["item_id"][frame["item_id"].duplicated()]
-    if len(dup):
-        raise ValueError(f"{name}: item_id repeats, e.g. {dup.head(5).tolist()}")
-
-
 def _needs_teacher(study_digits: pd.DataFrame) -> pd.DataFrame:
     """Study items without a generator label (MNIST items): the teachers label them."""
     machine = soft_labels_from_column(study_digits["machine_soft_label"])
@@ -152,7 +146,6 @@ def fit_large_teacher(
 def _join(
     frame: pd.DataFrame, table: pd.DataFrame, name: str, cols: list[str], source: str
 ) -> pd.DataFrame:
-    _check_unique(table, name)
     merged = frame.merge(table[["item_id", *cols]], on="item_id", how="left", validate="one_to_one")
     missing = merged.loc[merged[cols].isna().any(axis=1), "item_id"]
     if len(missing):
@@ -184,7 +177,6 @@ def build_condition_targets(
         )
     needs = tg.builder_for(condition).needs
     items = study_digits[study_digits["source"] == source]
-    _check_unique(items, "study_digits")
     counts = items["split"].value_counts()
     empty = [split for split in SPLITS if counts.get(split, 0) == 0]
     if empty:

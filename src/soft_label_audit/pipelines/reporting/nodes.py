@@ -36,21 +36,13 @@ def metric_columns(metrics_by_run: pd.DataFrame) -> list[str]:
 
 
 def collect(*tables: pd.DataFrame) -> pd.DataFrame:
-    """Stack the namespaces' tables (same columns) in the order given."""
+    """Stack the namespaces' tables (same columns) in the order given.
+
+    For ``metrics_by_run`` no run repeats: each namespace's ``metrics`` table has one row per
+    seed and its source and condition bound to the namespace (its contract)."""
     if not tables:
         raise ValueError("nothing to collect: the study grid is empty")
     return pd.concat(tables, ignore_index=True)
-
-
-def collect_runs(*metrics: pd.DataFrame) -> pd.DataFrame:
-    """``metrics_by_run``: one row per (source, condition, seed); fails on a repeated run."""
-    table = collect(*metrics)
-    dup = table[table.duplicated(RUN_KEYS, keep=False)]
-    if len(dup):
-        raise ValueError(
-            f"metrics hold repeated runs: {dup[RUN_KEYS].drop_duplicates().to_dict('records')[:5]}"
-        )
-    return table
 
 
 def summarize_study(metrics_by_run: pd.DataFrame) -> pd.DataFrame:
