@@ -190,3 +190,62 @@ def test_no_machine_paths_in_the_project():
         if "/work/" in text or "/root/" in text or "/tmp/pytest" in text:
             offenders.append(str(path.relative_to(PROJECT_ROOT)))
     assert not offenders
+
+
+#: lines a node body may have (docstring excluded): nodes are thin adapters
+NODE_BODY_MAX = 25
+#: nodes allowed up to 30 lines, with the reason
+LONGER_NODES: dict[str, str] = {}
+
+
+def _node_function(func):
+    """The module-level function behind a node (through functools.partial and grid.bind_cell,
+    which copies the name and module of the function it binds)."""
+    import functools
+    import importlib
+
+    while isinstance(func, functools.partial):
+        func = func.func
+    module = importlib.import_module(func.__module__)
+    return functools.reduce(getattr, func.__qualname__.split("."), module)
+
+
+def node_body_lines(func) -> int:
+    """Lines from the first statement after the docstring to the end of the function."""
+    import ast
+    import inspect
+    import textwrap
+
+    tree = ast.parse(textwrap.dedent(inspect.getsource(func))).body[0]
+    body = tree.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]
+    return body[-1].end_lineno - body[0].lineno + 1 if body else 0
+
+
+def test_node_body_lines_counts_statements_not_the_docstring():
+    def short(x):
+        """A docstring
+        of three
+        lines."""
+        y = x + 1
+        return y
+
+    assert node_body_lines(short) == 2
+
+
+def test_nodes_are_thin(pipelines):
+    functions = {
+        f"{f.__module__}.{f.__qualname__}": f
+        for f in (
+            _node_function(n.func)
+            for n in pipelines["__default__"].nodes + _optional_conditions().nodes
+        )
+    }
+    too_long = {
+        name: lines
+        for name, f in functions.items()
+        if (lines := node_body_lines(f))
+        > (30 if name.rsplit(".", 1)[-1] in LONGER_NODES else NODE_BODY_MAX)
+    }
+    assert not too_long, f"node bodies over {NODE_BODY_MAX} lines: {too_long}"

@@ -336,3 +336,31 @@ def build_targets(condition: str, inputs: TargetInputs, options: dict | None = N
             f"condition {condition!r} built invalid targets (shape {targets.shape}, bad rows {bad[:5].tolist()})"
         )
     return targets
+
+
+def strength(targets: np.ndarray, original: np.ndarray, mask: np.ndarray) -> dict[str, float]:
+    """How strong the targets of the items in ``mask`` are: their count, mean entropy (nats),
+    mean mass off the target's own top label (:func:`off_label_mass`) and the share whose
+    target puts more mass on another label than on the original one (a tie that includes the
+    original label, e.g. a uniform target, leaves it on top); NaN over no items.
+
+    >>> t = np.array([[0.9, 0.1] + [0.0] * 8, [0.3, 0.7] + [0.0] * 8])
+    >>> strength(t, np.array([0, 0]), np.array([True, True]))["share_argmax_not_original"]
+    0.5
+    """
+    t, o = targets[mask], np.asarray(original)[mask]
+    if not len(t):
+        nan = float("nan")
+        return {
+            "n_items": 0,
+            "mean_entropy": nan,
+            "mean_off_label_mass": nan,
+            "share_argmax_not_original": nan,
+        }
+    not_original = t[np.arange(len(t)), o] < t.max(1) - 1e-12
+    return {
+        "n_items": int(mask.sum()),
+        "mean_entropy": float(entropy(t).mean()),
+        "mean_off_label_mass": float(off_label_mass(t).mean()),
+        "share_argmax_not_original": float(not_original.mean()),
+    }

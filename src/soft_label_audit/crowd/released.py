@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
+from soft_label_audit import params
 from soft_label_audit.columns import H_COLS, SPLITS
 from soft_label_audit.crowd.validation import AnnotationValidationError, _raise, element_check
 from soft_label_audit.data_sources.tables import IMAGE_BYTES, images_to_column
@@ -56,6 +57,41 @@ class ReleasedConfig:
             "ambiguous": "synthetic",
         }
     )
+
+    @classmethod
+    def from_params(cls, annotation: dict[str, Any]) -> ReleasedConfig:
+        """From the ``annotation`` block: ``soft_label_tolerance`` and ``released.*``.
+
+        >>> ReleasedConfig.from_params({"soft_label_tolerance": 0})
+        Traceback (most recent call last):
+        ...
+        soft_label_audit.params.ParameterError: annotation.soft_label_tolerance must be a number > 0, got 0
+        """
+        block = params.block("annotation.released", annotation.get("released"))
+        path = "annotation.released"
+        source_map = params.block(f"{path}.source_map", block.get("source_map", cls().source_map))
+        return cls(
+            soft_label_column=params.text(
+                f"{path}.soft_label_column", block.get("soft_label_column", cls.soft_label_column)
+            ),
+            sum_tolerance=params.number(
+                "annotation.soft_label_tolerance",
+                annotation.get("soft_label_tolerance", cls.sum_tolerance),
+                0,
+                low_open=True,
+            ),
+            image_tolerance=params.non_negative_int(
+                f"{path}.image_tolerance", block.get("image_tolerance", cls.image_tolerance)
+            ),
+            non_mnist_id_offset=params.non_negative_int(
+                f"{path}.non_mnist_id_offset",
+                block.get("non_mnist_id_offset", cls.non_mnist_id_offset),
+            ),
+            source_map={
+                str(k).lower(): params.text(f"{path}.source_map.{k}", v)
+                for k, v in source_map.items()
+            },
+        )
 
 
 def parse_vector(cell: Any, length: int) -> np.ndarray | None:

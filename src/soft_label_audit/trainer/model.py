@@ -38,6 +38,15 @@ class ModelConfig:
             raise ValueError(f"unknown model settings: {sorted(params)}")
         return cls(channels=channels, hidden=hidden)  # type: ignore[arg-type]
 
+    def settings(self) -> dict:
+        """The settings stored with saved weights (``weights``, teacher models): what
+        :meth:`from_params` reads back.
+
+        >>> ModelConfig().settings()
+        {'channels': [16, 32], 'hidden': 64}
+        """
+        return {"channels": list(self.channels), "hidden": self.hidden}
+
 
 class SmallCNN(nn.Module):
     """conv3x3(1->c1)-ReLU-maxpool2 -> conv3x3(c1->c2)-ReLU-maxpool2 -> FC(c2*7*7 -> hidden)-ReLU -> FC(hidden -> 10).

@@ -14,15 +14,18 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from soft_label_audit import run_tables
 from soft_label_audit.columns import H_COLS, P_COLS
 from soft_label_audit.human_labels import human_digits, human_entropy
-from soft_label_audit.metrics import alignment, calibration, cartography, stability
+from soft_label_audit.metrics import calibration, cartography, stability
 from soft_label_audit.metrics.bands import difficulty_band, none_band
 from soft_label_audit.metrics.per_run import score_test_set
 from soft_label_audit.reporting import figures
 
 RUN_KEYS = ["source", "condition", "seed"]
 REFERENCES = ("original", "human_mode")
+#: the item_stats column holding each reference label
+REFERENCE_COLUMNS = {"original": "original_label", "human_mode": "human_mode"}
 
 
 def _item_lookup(
@@ -83,39 +86,15 @@ def score_test_predictions(
     ``none_slot`` (``labels.none_slot``) maps the human label onto the digits exactly as the
     training targets did.
     """
-    n_bins = int(params["n_bins"])
-    bands = params["bands"]
-    floor = params.get("calibration_floor") or {}
     rows, reliability = [], []
     for seed, run in test_predictions.groupby("seed", sort=True):
-        info = _item_lookup(
-            run["item_id"].to_numpy(),
-            human_soft_labels,
-            item_stats,
-            f"{source}.{condition}.test_predictions seed {seed}",
-        )
+        what = f"{source}.{condition}.test_predictions seed {seed}"
+        info = _item_lookup(run["item_id"].to_numpy(), human_soft_labels, item_stats, what)
         probs = run[list(P_COLS)].to_numpy(dtype=np.float64)
-        h11 = info[list(H_COLS)].to_numpy(dtype=np.float64)
-        human = human_digits(h11, none_slot)
-        entropy = _one_entropy(h11, info, none_slot, f"{source}.{condition} seed {seed}")
-        band = difficulty_band(entropy, float(bands["unanimous_max"]), float(bands["low_max"]))
-        nones = none_band(h11[:, -1], float(bands.get("mostly_none_min", 0.5)))
-        scores = score_test_set(
-            probs,
-            info["original_label"].to_numpy(dtype=np.int64),
-            info["human_mode"].to_numpy(dtype=np.int64),
-            human,
-            entropy,
-            band,
-            n_bins,
-            none_band=nones,
-            floor_draws=int(floor.get("draws", 200)),
-            floor_quantile=float(floor.get("quantile", 0.95)),
-            floor_seed=int(floor.get("seed", 0)),
-        )
+        scores = _score_run(probs, info, params, none_slot, f"{source}.{condition} seed {seed}")
         rows.append({"source": source, "condition": condition, "seed": int(seed), **scores})
         bins = calibration.reliability_table(
-            probs, info["original_label"].to_numpy(dtype=np.int64), n_bins, "width"
+            probs, info["original_label"].to_numpy(dtype=np.int64), int(params["n_bins"]), "width"
         )
         reliability.append(bins.assign(source=source, condition=condition, seed=int(seed)))
     if not rows:
@@ -123,6 +102,32 @@ def score_test_predictions(
     rel = pd.concat(reliability, ignore_index=True)
     rel = rel[RUN_KEYS + [c for c in rel.columns if c not in RUN_KEYS]]
     return pd.DataFrame(rows), rel
+
+
+def _score_run(
+    probs: np.ndarray, info: pd.DataFrame, params: dict[str, Any], none_slot: str, what: str
+) -> dict[str, float]:
+    """Every test-set metric of one run (:func:`soft_label_audit.metrics.per_run.score_test_set`)."""
+    n_bins = int(params["n_bins"])
+    bands = params["bands"]
+    floor = params.get("calibration_floor") or {}
+    h11 = info[list(H_COLS)].to_numpy(dtype=np.float64)
+    entropy = _one_entropy(h11, info, none_slot, what)
+    band = difficulty_band(entropy, float(bands["unanimous_max"]), float(bands["low_max"]))
+    nones = none_band(h11[:, -1], float(bands.get("mostly_none_min", 0.5)))
+    return score_test_set(
+        probs,
+        info["original_label"].to_numpy(dtype=np.int64),
+        info["human_mode"].to_numpy(dtype=np.int64),
+        human_digits(h11, none_slot),
+        entropy,
+        band,
+        n_bins,
+        none_band=nones,
+        floor_draws=int(floor.get("draws", 200)),
+        floor_quantile=float(floor.get("quantile", 0.95)),
+        floor_seed=int(floor.get("seed", 0)),
+    )
 
 
 def map_training_dynamics(
@@ -134,18 +139,34 @@ def map_training_dynamics(
     condition: str,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Cartography coordinates per (seed, training item), and per seed the rank correlations
-    with human entropy and the region shares, against the original label and the human mode."""
-    missing = {"item_ids", "seeds", "probs"} - set(dynamics)
-    if missing:
-        raise ValueError(f"{source}.{condition}.dynamics lacks keys {sorted(missing)}")
-    item_ids = np.asarray(dynamics["item_ids"], dtype=np.int64)
-    seeds = np.asarray(dynamics["seeds"], dtype=np.int64)
-    probs = np.asarray(dynamics["probs"])
-    if probs.ndim != 4 or probs.shape[0] != len(seeds) or probs.shape[2] != len(item_ids):
-        raise ValueError(
-            f"{source}.{condition}.dynamics: probs {probs.shape} must be (seeds={len(seeds)}, epochs, "
-            f"items={len(item_ids)}, classes)"
-        )
+    with human entropy and the region shares, against the original label and the human mode
+    (:func:`soft_label_audit.metrics.cartography.map_runs`)."""
+    item_ids, seeds, probs = run_tables.read_dynamics(dynamics, f"{source}.{condition}.dynamics")
+    info = _training_item_stats(item_ids, item_stats, f"{source}.{condition}.dynamics")
+    entropy = info["human_entropy"].to_numpy(dtype=np.float64)
+    labels = {ref: info[REFERENCE_COLUMNS[ref]].to_numpy(dtype=np.int64) for ref in REFERENCES}
+    thresholds = params["cartography"]
+    columns, per_seed = cartography.map_runs(
+        probs,
+        labels,
+        entropy,
+        float(thresholds["burn_in_fraction"]),
+        float(thresholds["easy_min_confidence"]),
+        float(thresholds["ambiguous_min_variability"]),
+    )
+    keys = pd.DataFrame({"source": source, "condition": condition, "seed": seeds})
+    summary = pd.concat([keys, pd.DataFrame(per_seed)], axis=1)
+    n = len(item_ids)
+    table = keys.loc[keys.index.repeat(n)].reset_index(drop=True)
+    table["item_id"] = np.tile(item_ids, len(seeds))
+    for column in ("original_label", "human_mode", "human_entropy"):
+        table[column] = np.tile(info[column].to_numpy(), len(seeds))
+    table = table.assign(**{name: values.reshape(-1) for name, values in columns.items()})
+    return table, summary
+
+
+def _training_item_stats(item_ids: np.ndarray, item_stats: pd.DataFrame, what: str) -> pd.DataFrame:
+    """item_stats rows for ``item_ids``, in that order; every id must have one."""
     info = pd.DataFrame({"item_id": item_ids}).merge(
         item_stats[["item_id", "original_label", "human_entropy", "human_mode"]],
         on="item_id",
@@ -154,66 +175,8 @@ def map_training_dynamics(
     )
     unknown = info.loc[info["original_label"].isna(), "item_id"]
     if len(unknown):
-        raise ValueError(
-            f"{source}.{condition}.dynamics: item_ids {unknown[:5].tolist()} have no item_stats row"
-        )
-    entropy = info["human_entropy"].to_numpy(dtype=np.float64)
-    thresholds = params["cartography"]
-    probs = probs[
-        :, cartography.burn_in_epochs(probs.shape[1], float(thresholds["burn_in_fraction"])) :
-    ]
-    labels = {
-        "original": info["original_label"].to_numpy(dtype=np.int64),
-        "human_mode": info["human_mode"].to_numpy(dtype=np.int64),
-    }
-    columns: dict[str, np.ndarray] = {}
-    summary = pd.DataFrame({"source": source, "condition": condition, "seed": seeds})
-    for ref in REFERENCES:
-        coords = cartography.coordinates(probs, labels[ref])
-        region = cartography.regions(
-            coords.confidence,
-            coords.variability,
-            float(thresholds["easy_min_confidence"]),
-            float(thresholds["ambiguous_min_variability"]),
-        )
-        columns |= {
-            f"confidence_{ref}": coords.confidence,
-            f"variability_{ref}": coords.variability,
-            f"correctness_{ref}": coords.correctness,
-            f"region_{ref}": region,
-        }
-        per_seed = []
-        for s in range(len(seeds)):
-            shares = cartography.region_shares(region[s])
-            per_seed.append(
-                {
-                    f"carto_confidence_{ref}": float(coords.confidence[s].mean()),
-                    f"carto_variability_{ref}": float(coords.variability[s].mean()),
-                    f"carto_correctness_{ref}": float(coords.correctness[s].mean()),
-                    f"carto_rho_variability_{ref}": alignment.spearman(
-                        coords.variability[s], entropy
-                    ),
-                    f"carto_rho_uncertainty_{ref}": alignment.spearman(
-                        1.0 - coords.confidence[s], entropy
-                    ),
-                    **{f"carto_share_{r}_{ref}": v for r, v in shares.items()},
-                }
-            )
-        summary = pd.concat([summary, pd.DataFrame(per_seed)], axis=1)
-    n_seeds, n_items = len(seeds), len(item_ids)
-    table = pd.DataFrame(
-        {
-            "source": source,
-            "condition": condition,
-            "seed": np.repeat(seeds, n_items),
-            "item_id": np.tile(item_ids, n_seeds),
-            "original_label": np.tile(labels["original"], n_seeds),
-            "human_mode": np.tile(labels["human_mode"], n_seeds),
-            "human_entropy": np.tile(entropy, n_seeds),
-            **{name: values.reshape(-1) for name, values in columns.items()},
-        }
-    )
-    return table, summary
+        raise ValueError(f"{what}: item_ids {unknown[:5].tolist()} have no item_stats row")
+    return info
 
 
 def convergence_by_seed(

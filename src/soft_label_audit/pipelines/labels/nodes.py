@@ -73,28 +73,7 @@ def fit_teacher(study_digits: pd.DataFrame, teacher_params: dict) -> tuple[dict,
         k_folds=int(p["k_folds"]),
         seed=int(p["seed"]),
     )
-    shifts = int((teacher.logits.argmax(1) != need["original_label"].to_numpy())[is_train].sum())
-    logger.info(
-        "teacher (cross-fitted, %d folds on %d training items): out-of-fold accuracy %.4f, "
-        "fold-average accuracy on %d val/test items %.4f, argmax != original on %d "
-        "training items, %.1f s",
-        int(p["k_folds"]),
-        int(is_train.sum()),
-        teacher.oof_acc,
-        int((~is_train).sum()),
-        teacher.heldout_acc,
-        shifts,
-        teacher.seconds,
-    )
-    model = {
-        "state_dicts": teacher.state_dicts,
-        "model": {"channels": list(model_config.channels), "hidden": model_config.hidden},
-        "k_folds": int(p["k_folds"]),
-        "fold": dict(zip(need["item_id"].astype(int).tolist(), teacher.fold.tolist(), strict=True)),
-        "oof_acc": teacher.oof_acc,
-        "heldout_acc": teacher.heldout_acc,
-        "train_argmax_not_original": shifts,
-    }
+    model = _cross_fit_record(teacher, need, model_config, int(p["k_folds"]))
     return model, _logits_table(need["item_id"].to_numpy(), teacher.logits)
 
 
@@ -123,24 +102,49 @@ def fit_large_teacher(
     )
     need = _needs_teacher(study_digits)
     logits = teacher.logits(images_from_column(need["image"]), device=str(p.get("device", "auto")))
-    train = need["split"].astype(str).to_numpy() == "train"
-    shifts = int((logits.argmax(1) != need["original_label"].to_numpy())[train].sum())
+    shifts = _train_shifts(logits, need)
     logger.info(
         "large teacher: %d extra images, held-out accuracy %.4f, argmax != original on %d "
         "training items, %.1f s",
-        teacher.n_train,
-        teacher.val_acc,
-        shifts,
-        teacher.seconds,
+        *(teacher.n_train, teacher.val_acc, shifts, teacher.seconds),
     )
     model = {
         "state_dict": teacher.state_dict,
-        "model": {"channels": list(model_config.channels), "hidden": model_config.hidden},
+        "model": model_config.settings(),
         "n_train": teacher.n_train,
         "val_acc": teacher.val_acc,
         "train_argmax_not_original": shifts,
     }
     return model, _logits_table(need["item_id"].to_numpy(), logits)
+
+
+def _cross_fit_record(teacher, need: pd.DataFrame, model_config, k_folds: int) -> dict:
+    """The saved ``teacher_model`` (fold models, settings, fold per item, accuracies); logged."""
+    shifts = _train_shifts(teacher.logits, need)
+    is_train = need["split"].astype(str).to_numpy() == "train"
+    logger.info(
+        "teacher (cross-fitted, %d folds on %d training items): out-of-fold accuracy %.4f, "
+        "fold-average accuracy on %d val/test items %.4f, argmax != original on %d "
+        "training items, %.1f s",
+        *(k_folds, int(is_train.sum()), teacher.oof_acc, int((~is_train).sum())),
+        *(teacher.heldout_acc, shifts, teacher.seconds),
+    )
+    item_ids = need["item_id"].astype(int).tolist()
+    return {
+        "state_dicts": teacher.state_dicts,
+        "model": model_config.settings(),
+        "k_folds": k_folds,
+        "fold": dict(zip(item_ids, teacher.fold.tolist(), strict=True)),
+        "oof_acc": teacher.oof_acc,
+        "heldout_acc": teacher.heldout_acc,
+        "train_argmax_not_original": shifts,
+    }
+
+
+def _train_shifts(logits: np.ndarray, need: pd.DataFrame) -> int:
+    """Training items whose teacher argmax is not their original label."""
+    train = need["split"].astype(str).to_numpy() == "train"
+    return int((logits.argmax(1) != need["original_label"].to_numpy())[train].sum())
 
 
 def _join(
@@ -171,24 +175,64 @@ def build_condition_targets(
     of the source. ``options`` are ``labels.conditions.<condition>``; the builder declares which
     of the human labels (``human_soft_labels``), the human mode (``item_stats``) and teacher
     logits it reads (:data:`soft_label_audit.targets.BUILDERS`), and only those are wired."""
+    options = _condition_options(options, condition)
+    frame = _source_items(study_digits, source)
+    inputs = _target_inputs(
+        frame,
+        tg.builder_for(condition).needs,
+        none_slot,
+        source,
+        human_soft_labels,
+        item_stats,
+        teacher_logits,
+    )
+    t = tg.build_targets(condition, inputs, options)
+    logger.info(
+        "%s.%s: %d targets, mean entropy on training items %.4f nats, off-label mass %.4f",
+        *(source, condition, len(t)),
+        *(tg.entropy(t[inputs.train]).mean(), tg.off_label_mass(t[inputs.train]).mean()),
+    )
+    out = pd.DataFrame(t, columns=list(T_COLS))
+    out.insert(0, "split", frame["split"].astype(str).to_numpy())
+    out.insert(0, "item_id", frame["item_id"].to_numpy(np.int64))
+    return out
+
+
+def _condition_options(options: dict | None, condition: str) -> dict:
     if options is None:
         raise KeyError(
-            f"labels.conditions has no entry for condition {condition!r} (conf/base/parameters_labels.yml)"
+            f"labels.conditions has no entry for condition {condition!r} "
+            "(conf/base/parameters_labels.yml)"
         )
-    needs = tg.builder_for(condition).needs
+    return options
+
+
+def _source_items(study_digits: pd.DataFrame, source: str) -> pd.DataFrame:
+    """The source's study items (item_id, split, original_label, machine_soft_label); every
+    split must have some, else the run stops here, before any training."""
     items = study_digits[study_digits["source"] == source]
     counts = items["split"].value_counts()
     empty = [split for split in SPLITS if counts.get(split, 0) == 0]
     if empty:
-        # fail here, before any training, rather than at evaluation
         raise ValueError(
             f"study_digits has no {'/'.join(empty)} items of source {source!r} "
             f"(counts by split: {counts.to_dict()}); every source in study.sources needs train, "
             "val and test items: choose a larger study or drop the source from study.sources"
         )
-    frame = items[["item_id", "split", "original_label", "machine_soft_label"]].reset_index(
-        drop=True
-    )
+    columns = ["item_id", "split", "original_label", "machine_soft_label"]
+    return items[columns].reset_index(drop=True)
+
+
+def _target_inputs(
+    frame: pd.DataFrame,
+    needs,
+    none_slot: str,
+    source: str,
+    human_soft_labels: pd.DataFrame | None,
+    item_stats: pd.DataFrame | None,
+    teacher_logits: pd.DataFrame | None,
+) -> tg.TargetInputs:
+    """The builder's inputs for the items of ``frame``, in its order (only what it needs)."""
     human = mode = teacher = None
     if "human" in needs:
         frame = _join(frame, human_soft_labels, "human_soft_labels", list(H_COLS), source)
@@ -202,7 +246,7 @@ def build_condition_targets(
             .merge(teacher_logits, on="item_id", how="left")[list(Z_COLS)]
             .to_numpy(np.float64)
         )
-    inputs = tg.TargetInputs(
+    return tg.TargetInputs(
         original=frame["original_label"].to_numpy(np.int64),
         human=human,
         mode=mode,
@@ -212,20 +256,6 @@ def build_condition_targets(
         train=frame["split"].astype(str).to_numpy() == "train",
         stream=zlib.crc32(source.encode()),
     )
-    t = tg.build_targets(condition, inputs, options)
-    train = inputs.train
-    logger.info(
-        "%s.%s: %d targets, mean entropy on training items %.4f nats, off-label mass %.4f",
-        source,
-        condition,
-        len(t),
-        tg.entropy(t[train]).mean(),
-        tg.off_label_mass(t[train]).mean(),
-    )
-    out = pd.DataFrame(t, columns=list(T_COLS))
-    out.insert(0, "split", frame["split"].astype(str).to_numpy())
-    out.insert(0, "item_id", frame["item_id"].to_numpy(np.int64))
-    return out
 
 
 def summarise_targets(
@@ -246,29 +276,17 @@ def summarise_targets(
         if np.isnan(o.astype(float)).any():
             raise ValueError(f"{source}.{condition}.targets names items missing from study_digits")
         t = table[list(T_COLS)].to_numpy(np.float64)
-        o = o.astype(np.int64)
         split = table["split"].astype(str).to_numpy()
-        # a tie that includes o (e.g. a uniform target) leaves o on top
-        not_original = t[np.arange(len(t)), o] < t.max(1) - 1e-12
         for name in ("all", *SPLITS):
             m = np.ones(len(t), bool) if name == "all" else split == name
-            nan = float("nan")
-            rows.append(
-                {
-                    "source": source,
-                    "condition": condition,
-                    "split": name,
-                    "n_items": int(m.sum()),
-                    "mean_entropy": float(tg.entropy(t[m]).mean()) if m.any() else nan,
-                    "mean_off_label_mass": float(tg.off_label_mass(t[m]).mean())
-                    if m.any()
-                    else nan,
-                    "share_argmax_not_original": (
-                        float(not_original[m].mean()) if m.any() else nan
-                    ),
-                }
-            )
+            strength = tg.strength(t, o.astype(np.int64), m)
+            rows.append({"source": source, "condition": condition, "split": name, **strength})
     out = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    _log_summary(out)
+    return out
+
+
+def _log_summary(out: pd.DataFrame) -> None:
     for row in out[out["split"] == "train"].itertuples():
         logger.info(
             "targets_summary %s.%s (train): entropy %.3f, off-label mass %.3f, "
@@ -279,7 +297,6 @@ def summarise_targets(
             row.mean_off_label_mass,
             row.share_argmax_not_original,
         )
-    return out
 
 
 def count_mode_shifts_by_rule(
@@ -302,20 +319,13 @@ def count_mode_shifts_by_rule(
             mode_support=mode_support,
         )
         for source, g in stats.groupby("source", sort=True):
-            moved = g["human_argmax"] != g["original_label"]
-            rows.append(
-                {
-                    "aggregation": str(rule),
-                    "source": str(source),
-                    "n_items": int(len(g)),
-                    "argmax_not_original": int(moved.sum()),
-                    "mode_shift": int(g["mode_shift"].sum()),
-                    "argmax_not_original_unsupported": int((moved & g["mode_unsupported"]).sum()),
-                    "mode_unsupported": int(g["mode_unsupported"].sum()),
-                    "mean_human_entropy": float(g["human_entropy"].mean()),
-                }
-            )
+            rows.append({"aggregation": str(rule), "source": str(source), **_shift_counts(g)})
     out = pd.DataFrame(rows)
+    _log_mode_shifts(out)
+    return out
+
+
+def _log_mode_shifts(out: pd.DataFrame) -> None:
     for row in out.itertuples():
         logger.info(
             "mode shifts (%s, %s): argmax != original %d, supported %d, unsupported modes %d",
@@ -325,4 +335,16 @@ def count_mode_shifts_by_rule(
             row.mode_shift,
             row.mode_unsupported,
         )
-    return out
+
+
+def _shift_counts(g: pd.DataFrame) -> dict:
+    """Counts of one (rule, source) group of item statistics."""
+    moved = g["human_argmax"] != g["original_label"]
+    return {
+        "n_items": int(len(g)),
+        "argmax_not_original": int(moved.sum()),
+        "mode_shift": int(g["mode_shift"].sum()),
+        "argmax_not_original_unsupported": int((moved & g["mode_unsupported"]).sum()),
+        "mode_unsupported": int(g["mode_unsupported"].sum()),
+        "mean_human_entropy": float(g["human_entropy"].mean()),
+    }

@@ -84,13 +84,9 @@ def compare_conditions(
     claims, power = claims_module.evaluate_claims(boots, cartography, params)
     paired = _corrected(paired, claims)
     stability = params.get("stability") or {}
+    metrics, baseline = stability.get("metrics", []), stability.get("baseline", "original_hard")
     ratios = claims_module.stability_ratios(
-        boots,
-        list(stability.get("metrics", [])),
-        str(stability.get("baseline", "original_hard")),
-        n_resamples,
-        seed,
-        confidence,
+        boots, list(metrics), str(baseline), n_resamples, seed, confidence
     )
     return paired, claims, power, ratios
 
@@ -138,18 +134,21 @@ def stability_tables(
     if len(spread_ratios):
         table = table.merge(spread_ratios, on=GROUP_KEYS, how="left", validate="one_to_one")
     columns = [c for c in eval_params["stability_curves"] if c in curves]
-    by_epoch = curve_spread(curves, GROUP_KEYS, columns)
-    # keep the study order, not the alphabetical one groupby would give
+    return table, _in_study_order(curve_spread(curves, GROUP_KEYS, columns), table)
+
+
+def _in_study_order(by_epoch: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """``by_epoch`` in the (source, condition) order of ``table`` (the study's), not the
+    alphabetical one groupby gives, then by epoch."""
     order = {k: i for i, k in enumerate(zip(table["source"], table["condition"]))}
     by_epoch = by_epoch.assign(
         _o=[order.get(k, len(order)) for k in zip(by_epoch["source"], by_epoch["condition"])]
     )
-    by_epoch = (
+    return (
         by_epoch.sort_values(["_o", "epoch"], kind="stable")
         .drop(columns="_o")
         .reset_index(drop=True)
     )
-    return table, by_epoch
 
 
 def reliability_figure(
