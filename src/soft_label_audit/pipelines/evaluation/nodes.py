@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 
 from soft_label_audit import run_tables
 from soft_label_audit.columns import H_COLS, P_COLS
+from soft_label_audit.configs import EvaluationConfig
 from soft_label_audit.human_labels import human_digits, human_entropy
 from soft_label_audit.metrics import calibration, cartography, stability
 from soft_label_audit.metrics.bands import difficulty_band, none_band
@@ -86,15 +87,16 @@ def score_test_predictions(
     ``none_slot`` (``labels.none_slot``) maps the human label onto the digits exactly as the
     training targets did.
     """
+    config = EvaluationConfig.from_params(params)
     rows, reliability = [], []
     for seed, run in test_predictions.groupby("seed", sort=True):
         what = f"{source}.{condition}.test_predictions seed {seed}"
         info = _item_lookup(run["item_id"].to_numpy(), human_soft_labels, item_stats, what)
         probs = run[list(P_COLS)].to_numpy(dtype=np.float64)
-        scores = _score_run(probs, info, params, none_slot, f"{source}.{condition} seed {seed}")
+        scores = _score_run(probs, info, config, none_slot, f"{source}.{condition} seed {seed}")
         rows.append({"source": source, "condition": condition, "seed": int(seed), **scores})
         bins = calibration.reliability_table(
-            probs, info["original_label"].to_numpy(dtype=np.int64), int(params["n_bins"]), "width"
+            probs, info["original_label"].to_numpy(dtype=np.int64), config.n_bins, "width"
         )
         reliability.append(bins.assign(source=source, condition=condition, seed=int(seed)))
     if not rows:
@@ -105,16 +107,14 @@ def score_test_predictions(
 
 
 def _score_run(
-    probs: np.ndarray, info: pd.DataFrame, params: dict[str, Any], none_slot: str, what: str
+    probs: np.ndarray, info: pd.DataFrame, config: EvaluationConfig, none_slot: str, what: str
 ) -> dict[str, float]:
     """Every test-set metric of one run (:func:`soft_label_audit.metrics.per_run.score_test_set`)."""
-    n_bins = int(params["n_bins"])
-    bands = params["bands"]
-    floor = params.get("calibration_floor") or {}
+    bands, floor = config.bands, config.calibration_floor
     h11 = info[list(H_COLS)].to_numpy(dtype=np.float64)
     entropy = _one_entropy(h11, info, none_slot, what)
-    band = difficulty_band(entropy, float(bands["unanimous_max"]), float(bands["low_max"]))
-    nones = none_band(h11[:, -1], float(bands.get("mostly_none_min", 0.5)))
+    band = difficulty_band(entropy, bands.unanimous_max, bands.low_max)
+    nones = none_band(h11[:, -1], bands.mostly_none_min)
     return score_test_set(
         probs,
         info["original_label"].to_numpy(dtype=np.int64),
@@ -122,11 +122,11 @@ def _score_run(
         human_digits(h11, none_slot),
         entropy,
         band,
-        n_bins,
+        config.n_bins,
         none_band=nones,
-        floor_draws=int(floor.get("draws", 200)),
-        floor_quantile=float(floor.get("quantile", 0.95)),
-        floor_seed=int(floor.get("seed", 0)),
+        floor_draws=floor.draws,
+        floor_quantile=floor.quantile,
+        floor_seed=floor.seed,
     )
 
 
@@ -145,14 +145,14 @@ def map_training_dynamics(
     info = _training_item_stats(item_ids, item_stats, f"{source}.{condition}.dynamics")
     entropy = info["human_entropy"].to_numpy(dtype=np.float64)
     labels = {ref: info[REFERENCE_COLUMNS[ref]].to_numpy(dtype=np.int64) for ref in REFERENCES}
-    thresholds = params["cartography"]
+    thresholds = EvaluationConfig.from_params(params).cartography
     columns, per_seed = cartography.map_runs(
         probs,
         labels,
         entropy,
-        float(thresholds["burn_in_fraction"]),
-        float(thresholds["easy_min_confidence"]),
-        float(thresholds["ambiguous_min_variability"]),
+        thresholds.burn_in_fraction,
+        thresholds.easy_min_confidence,
+        thresholds.ambiguous_min_variability,
     )
     keys = pd.DataFrame({"source": source, "condition": condition, "seed": seeds})
     summary = pd.concat([keys, pd.DataFrame(per_seed)], axis=1)
@@ -183,16 +183,15 @@ def convergence_by_seed(
     curves: pd.DataFrame, params: dict[str, Any], *, source: str, condition: str
 ) -> pd.DataFrame:
     """Per seed: the convergence epoch of the configured validation curve."""
-    conv = params["convergence"]
-    curve = conv["curve"]
+    conv = EvaluationConfig.from_params(params).convergence
     rows = [
         {
             "seed": int(seed),
             "convergence_epoch": stability.convergence_epoch(
                 run["epoch"].to_numpy(),
-                run[curve].to_numpy(),
-                float(conv["fraction"]),
-                bool(conv["higher_is_better"]),
+                run[conv.curve].to_numpy(),
+                conv.fraction,
+                conv.higher_is_better,
             ),
         }
         for seed, run in curves.groupby("seed", sort=True)
@@ -240,7 +239,8 @@ def seed_stability(
         "disagreement": stability.pairwise_disagreement(probs.argmax(axis=2)),
         "pairwise_tv": stability.pairwise_total_variation(probs),
     }
-    cols = [c for c in params["stability_curves"] if c in curves]
+    curve_names = EvaluationConfig.from_params(params).stability_curves
+    cols = [c for c in curve_names if c in curves]
     spread = stability.curve_spread(curves, [], cols)
     for c in cols:
         row[f"{c}_std_mean_over_epochs"] = float(spread[f"{c}__std"].mean())

@@ -11,16 +11,15 @@ import numpy as np
 import pandas as pd
 
 from soft_label_audit import targets as tg
-from soft_label_audit.columns import H_COLS, N_CLASSES, SPLITS, T_COLS
+from soft_label_audit.columns import H_COLS, MNIST_TRAIN_IDS, N_CLASSES, SPLITS, T_COLS
 from soft_label_audit.crowd import statistics
 from soft_label_audit.data_sources.tables import images_from_column, soft_labels_from_column
-from soft_label_audit.trainer import ModelConfig, TrainConfig, cross_fit_teacher, train_teacher
+from soft_label_audit.trainer import TeacherConfig, cross_fit_teacher, train_teacher
 
 logger = logging.getLogger(__name__)
 
 #: teacher logits table: item_id, z_0..z_9
 Z_COLS = tuple(f"z_{k}" for k in range(N_CLASSES))
-MNIST_TRAIN_IDS = (0, 60_000)  # item ids of the MNIST training images (70k ordering)
 #: Builder.needs -> the catalog dataset that feeds it
 NEED_DATASETS = {
     "human": "human_soft_labels",
@@ -57,23 +56,22 @@ def fit_teacher(study_digits: pd.DataFrame, teacher_params: dict) -> tuple[dict,
     from the fold model that did not see it; validation and test items get the mean logits of
     the k fold models (no model trained on all training items: that would need one more
     training and would see every training item). Returns the fold models and the logits."""
-    p = teacher_params
+    config = TeacherConfig.from_params(teacher_params, "labels.teacher", needs=("k_folds",))
+    k_folds = config.k_folds
     need = _needs_teacher(study_digits)
     if need.empty:
         empty = _logits_table(np.zeros(0), np.zeros((0, N_CLASSES)))
-        return {"state_dicts": [], "k_folds": int(p["k_folds"])}, empty
-    is_train = need["split"].astype(str).to_numpy() == "train"
-    model_config = ModelConfig.from_params(p["model"])
+        return {"state_dicts": [], "k_folds": k_folds}, empty
     teacher = cross_fit_teacher(
         images_from_column(need["image"]),
         need["original_label"].to_numpy(np.int64),
-        is_train,
-        model_config,
-        TrainConfig.from_params(p),
-        k_folds=int(p["k_folds"]),
-        seed=int(p["seed"]),
+        need["split"].astype(str).to_numpy() == "train",
+        config.model,
+        config.train,
+        k_folds=k_folds,
+        seed=config.seed,
     )
-    model = _cross_fit_record(teacher, need, model_config, int(p["k_folds"]))
+    model = _cross_fit_record(teacher, need, config.model, k_folds)
     return model, _logits_table(need["item_id"].to_numpy(), teacher.logits)
 
 
@@ -82,26 +80,26 @@ def fit_large_teacher(
 ) -> tuple[dict, pd.DataFrame]:
     """The ``machine_soft_large_teacher`` teacher: trained on MNIST training images outside the
     study (extra labelled data); logits for every study item without a generator label."""
-    p = large_teacher_params
+    config = TeacherConfig.from_params(
+        large_teacher_params, "labels.large_teacher", needs=("n_train", "n_val")
+    )
     study_ids = set(study_digits["item_id"].tolist())
-    lo, hi = MNIST_TRAIN_IDS
     pool = digits[
         (digits["source"] == "mnist")
-        & digits["item_id"].between(lo, hi - 1)
+        & digits["item_id"].isin(MNIST_TRAIN_IDS)
         & ~digits["item_id"].isin(study_ids)
     ]
-    model_config = ModelConfig.from_params(p["model"])
     teacher = train_teacher(
         images_from_column(pool["image"]),
         pool["original_label"].to_numpy(),
-        model_config,
-        TrainConfig.from_params(p),
-        n_train=int(p["n_train"]),
-        n_val=int(p["n_val"]),
-        seed=int(p["seed"]),
+        config.model,
+        config.train,
+        n_train=config.n_train,
+        n_val=config.n_val,
+        seed=config.seed,
     )
     need = _needs_teacher(study_digits)
-    logits = teacher.logits(images_from_column(need["image"]), device=str(p.get("device", "auto")))
+    logits = teacher.logits(images_from_column(need["image"]), device=config.device)
     shifts = _train_shifts(logits, need)
     logger.info(
         "large teacher: %d extra images, held-out accuracy %.4f, argmax != original on %d "
@@ -110,7 +108,7 @@ def fit_large_teacher(
     )
     model = {
         "state_dict": teacher.state_dict,
-        "model": model_config.settings(),
+        "model": config.model.settings(),
         "n_train": teacher.n_train,
         "val_acc": teacher.val_acc,
         "train_argmax_not_original": shifts,

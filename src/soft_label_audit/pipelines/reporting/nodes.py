@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
+from soft_label_audit.configs import ComparisonConfig, EvaluationConfig
 from soft_label_audit.metrics.stability import curve_spread, metric_spread
 from soft_label_audit.reporting import claims as claims_module
 from soft_label_audit.reporting import figures
@@ -65,9 +66,8 @@ def compare_conditions(
     """Paired differences (t-interval over seeds, bootstrap over seeds and items, Holm p-values
     for the claims, BH q-values for the rest), the claims table, the power table and the ratios
     of seed spreads. One set of bootstrap draws per source serves every table."""
-    confidence = float(params["confidence"])
-    boot_params = params.get("bootstrap") or {}
-    n_resamples, seed = int(boot_params.get("n_resamples", 2000)), int(boot_params.get("seed", 0))
+    config = ComparisonConfig.from_params(params)
+    confidence, n_resamples, seed = config.confidence, config.n_resamples, config.seed
     boots = build_bootstraps(
         metrics_by_run,
         test_predictions,
@@ -79,14 +79,17 @@ def compare_conditions(
         seed,
     )
     metrics = metric_columns(metrics_by_run)
-    paired = paired_differences(metrics_by_run, metrics, list(params["baselines"]), confidence)
+    paired = paired_differences(metrics_by_run, metrics, list(config.baselines), confidence)
     paired = bootstrap_paired(paired, boots, confidence)
     claims, power = claims_module.evaluate_claims(boots, cartography, params)
     paired = _corrected(paired, claims)
-    stability = params.get("stability") or {}
-    metrics, baseline = stability.get("metrics", []), stability.get("baseline", "original_hard")
     ratios = claims_module.stability_ratios(
-        boots, list(metrics), str(baseline), n_resamples, seed, confidence
+        boots,
+        list(config.stability_metrics),
+        config.stability_baseline,
+        n_resamples,
+        seed,
+        confidence,
     )
     return paired, claims, power, ratios
 
@@ -120,7 +123,8 @@ def stability_tables(
     the std over seeds of the headline metrics and their ratio to the baseline's with a
     bootstrap interval (``{metric}__std_ratio*``, ``std_relative_error``); and the validation
     curves' mean/std per epoch."""
-    n_bins = int(eval_params["n_bins"])
+    evaluation = EvaluationConfig.from_params(eval_params)
+    n_bins = evaluation.n_bins
     headline = [
         m
         for m in ("accuracy", "nll", "brier", f"ece_{n_bins}", "kl_human", "convergence_epoch")
@@ -133,7 +137,7 @@ def stability_tables(
     table = stability.merge(spread, on=GROUP_KEYS, how="left", validate="one_to_one")
     if len(spread_ratios):
         table = table.merge(spread_ratios, on=GROUP_KEYS, how="left", validate="one_to_one")
-    columns = [c for c in eval_params["stability_curves"] if c in curves]
+    columns = [c for c in evaluation.stability_curves if c in curves]
     return table, _in_study_order(curve_spread(curves, GROUP_KEYS, columns), table)
 
 
@@ -159,7 +163,7 @@ def reliability_figure(
         metrics_by_run,
         _order(metrics_by_run, "source"),
         _order(metrics_by_run, "condition"),
-        int(eval_params["n_bins"]),
+        EvaluationConfig.from_params(eval_params).n_bins,
     )
 
 
@@ -168,7 +172,7 @@ def ece_by_band_figure(metrics_by_run: pd.DataFrame, eval_params: dict[str, Any]
         metrics_by_run,
         _order(metrics_by_run, "source"),
         _order(metrics_by_run, "condition"),
-        int(eval_params["n_bins"]),
+        EvaluationConfig.from_params(eval_params).n_bins,
     )
 
 
@@ -185,7 +189,8 @@ def cartography_figure(
 
 
 def validation_curves_figure(curves: pd.DataFrame, eval_params: dict[str, Any]) -> Figure:
-    columns = tuple(c for c in eval_params["stability_curves"] if c in curves)
+    curve_names = EvaluationConfig.from_params(eval_params).stability_curves
+    columns = tuple(c for c in curve_names if c in curves)
     return figures.validation_curves(
         curves, _order(curves, "source"), _order(curves, "condition"), columns
     )

@@ -8,25 +8,10 @@ import logging
 import pandas as pd
 
 from soft_label_audit import run_tables
-from soft_label_audit.trainer import ModelConfig, TrainConfig, train_runs
+from soft_label_audit.configs import TrainingConfig
+from soft_label_audit.trainer import train_runs
 
 logger = logging.getLogger(__name__)
-
-
-def epochs_for(training_params: dict, source: str) -> int:
-    """``training.epochs``: one number for every source, or a mapping source -> epochs."""
-    epochs = training_params["epochs"]
-    if isinstance(epochs, dict):
-        if source not in epochs:
-            raise KeyError(
-                f"training.epochs names no epoch count for source {source!r} "
-                f"(it has {sorted(epochs)})"
-            )
-        epochs = epochs[source]
-    epochs = int(epochs)
-    if epochs < 1:
-        raise ValueError(f"training.epochs for {source!r} must be at least 1, got {epochs}")
-    return epochs
 
 
 def train_condition(
@@ -41,7 +26,7 @@ def train_condition(
     """Train every seed of ``training.seeds`` on the condition's targets (train split), with the
     val split for curves and the test split for predictions (items in item_id order).
 
-    ``training.epochs`` may name the epochs per source (:func:`epochs_for`); ``item_stats``
+    ``training.epochs`` may name the epochs per source (:func:`soft_label_audit.configs.epochs_for`); ``item_stats``
     gives the validation items' human mode for the ``*_human_mode`` curves.
 
     Returns ``test_predictions`` (source, condition, seed, item_id, p_0..p_9), ``curves``
@@ -52,9 +37,9 @@ def train_condition(
     ``dynamics`` (dict: item_ids (n,), seeds (S,), probs float32 (S, E, n, 10)) and ``weights``
     (dict: model settings, seeds, one state dict of numpy arrays per seed).
     """
-    seeds = [int(s) for s in training_params["seeds"]]
+    config = TrainingConfig.from_params(training_params, source)
+    seeds = list(config.seeds)
     train, val, test = run_tables.condition_splits(targets, study_digits, source, condition)
-    model_config = ModelConfig.from_params(training_params["model"])
     result = train_runs(
         run_tables.train_data(
             train, val, test, run_tables.validation_modes(val, item_stats, source)
@@ -62,14 +47,14 @@ def train_condition(
         run_tables.stacked_targets(train, len(seeds)),
         run_tables.stacked_targets(val, len(seeds)),
         seeds,
-        model_config,
-        TrainConfig.from_params({**training_params, "epochs": epochs_for(training_params, source)}),
+        config.model,
+        config.train,
         record_dynamics=True,
         desc=f"{source}.{condition}",
     )
     run_tables.log_run(result, source, condition, len(train))
     dynamics = run_tables.dynamics_record(train, seeds, result.dynamics)
-    weights = {"model": model_config.settings(), "seeds": seeds, "state_dicts": result.state_dicts}
+    weights = {"model": config.model.settings(), "seeds": seeds, "state_dicts": result.state_dicts}
     return (
         run_tables.prediction_table(result.test_probs, test, seeds, source, condition),
         run_tables.curve_table(result.curves, seeds, source, condition),
