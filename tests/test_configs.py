@@ -16,12 +16,13 @@ from soft_label_audit.configs import (
 from soft_label_audit.crowd.released import ReleasedConfig
 from soft_label_audit.params import ParameterError
 from soft_label_audit.trainer import TeacherConfig
-from tests.test_conventions import _loader
+from tests.conftest import PROJECT_ROOT
+from tests.helpers import config_loader
 
 
 @pytest.fixture(scope="module")
 def base() -> dict:
-    return copy.deepcopy(dict(_loader("base")["parameters"]))
+    return copy.deepcopy(dict(config_loader(PROJECT_ROOT, "base")["parameters"]))
 
 
 def _set(tree: dict, dotted: str, value) -> dict:

@@ -10,6 +10,7 @@ from kedro.pipeline import Pipeline
 from soft_label_audit.grid import StudyGrid
 from soft_label_audit.pipeline_registry import register_pipelines
 from tests.conftest import PROJECT_ROOT
+from tests.helpers import config_loader
 
 CONF = PROJECT_ROOT / "conf"
 STAGES = ("digits", "annotation", "labels", "training", "evaluation", "reporting")
@@ -19,14 +20,8 @@ READ_OUTSIDE_NODES = {
 }
 
 
-def _loader(env: str | None = None) -> OmegaConfigLoader:
-    return OmegaConfigLoader(
-        conf_source=str(CONF),
-        base_env="base",
-        default_run_env="local",
-        env=env,
-        merge_strategy={"parameters": "soft"},
-    )
+def _loader(env: str) -> OmegaConfigLoader:
+    return config_loader(PROJECT_ROOT, env)
 
 
 @pytest.fixture(scope="module")
@@ -249,3 +244,41 @@ def test_nodes_are_thin(pipelines):
         > (30 if name.rsplit(".", 1)[-1] in LONGER_NODES else NODE_BODY_MAX)
     }
     assert not too_long, f"node bodies over {NODE_BODY_MAX} lines: {too_long}"
+
+
+def _private_imports(paths) -> list[str]:
+    """``from <project module> import _name``: a private name used outside its module."""
+    import ast
+
+    found = []
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in (
+                "soft_label_audit",
+                "tests",
+            ):
+                found += [
+                    f"{path.name}:{node.lineno} {node.module}.{a.name}"
+                    for a in node.names
+                    if a.name.startswith("_") and not a.name.startswith("__")
+                ]
+    return found
+
+
+def test_private_imports_are_found(tmp_path):
+    offender = tmp_path / "offender.py"
+    offender.write_text(
+        "from __future__ import annotations\n"
+        "from soft_label_audit.metrics._checks import as_probs\n"
+        "from soft_label_audit.crowd.validation import _hidden, check_frame\n"
+    )
+    assert _private_imports([offender]) == [
+        "offender.py:3 soft_label_audit.crowd.validation._hidden"
+    ]
+
+
+def test_no_module_imports_another_modules_private_names():
+    files = [
+        p for folder in ("src", "scripts", "tests") for p in (PROJECT_ROOT / folder).rglob("*.py")
+    ]
+    assert not _private_imports(files)

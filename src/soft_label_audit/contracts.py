@@ -29,9 +29,17 @@ import pyarrow
 import pyarrow.compute as pc
 from pandera.errors import SchemaErrors
 
-from soft_label_audit.columns import CHOICES, H_COLS, N_CLASSES, P_COLS, SOURCES, SPLITS, T_COLS
+from soft_label_audit.columns import (
+    CHOICES,
+    H_COLS,
+    N_CLASSES,
+    N_MNIST,
+    P_COLS,
+    SOURCES,
+    SPLITS,
+    T_COLS,
+)
 from soft_label_audit.crowd.inputs import SOURCES as ANNOTATION_SOURCES
-from soft_label_audit.data_sources.mnist import N_TEST, N_TRAIN
 from soft_label_audit.data_sources.tables import IMAGE_BYTES
 
 #: |row sum - 1| allowed for human soft labels and targets (float64 arithmetic)
@@ -113,7 +121,7 @@ def _sums_to_one(columns: Sequence[str], atol: float) -> pa.Check:
 
 
 def _mnist_ids() -> pa.Check:
-    lo, hi = 0, N_TRAIN + N_TEST
+    lo, hi = 0, N_MNIST
 
     def check(df: pd.DataFrame) -> pd.Series | bool:
         if not _has(df, ["source", "item_id"]):

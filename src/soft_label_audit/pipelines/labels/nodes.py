@@ -83,12 +83,7 @@ def fit_large_teacher(
     config = TeacherConfig.from_params(
         large_teacher_params, "labels.large_teacher", needs=("n_train", "n_val")
     )
-    study_ids = set(study_digits["item_id"].tolist())
-    pool = digits[
-        (digits["source"] == "mnist")
-        & digits["item_id"].isin(MNIST_TRAIN_IDS)
-        & ~digits["item_id"].isin(study_ids)
-    ]
+    pool = _extra_mnist_images(digits, study_digits)
     teacher = train_teacher(
         images_from_column(pool["image"]),
         pool["original_label"].to_numpy(),
@@ -100,20 +95,34 @@ def fit_large_teacher(
     )
     need = _needs_teacher(study_digits)
     logits = teacher.logits(images_from_column(need["image"]), device=config.device)
-    shifts = _train_shifts(logits, need)
+    model = _large_teacher_record(teacher, _train_shifts(logits, need), config.model)
+    return model, _logits_table(need["item_id"].to_numpy(), logits)
+
+
+def _extra_mnist_images(digits: pd.DataFrame, study_digits: pd.DataFrame) -> pd.DataFrame:
+    """MNIST training images that are not study items."""
+    study_ids = set(study_digits["item_id"].tolist())
+    return digits[
+        (digits["source"] == "mnist")
+        & digits["item_id"].isin(MNIST_TRAIN_IDS)
+        & ~digits["item_id"].isin(study_ids)
+    ]
+
+
+def _large_teacher_record(teacher, shifts: int, model_config) -> dict:
+    """The saved ``large_teacher_model``; logged."""
     logger.info(
         "large teacher: %d extra images, held-out accuracy %.4f, argmax != original on %d "
         "training items, %.1f s",
         *(teacher.n_train, teacher.val_acc, shifts, teacher.seconds),
     )
-    model = {
+    return {
         "state_dict": teacher.state_dict,
-        "model": config.model.settings(),
+        "model": model_config.settings(),
         "n_train": teacher.n_train,
         "val_acc": teacher.val_acc,
         "train_argmax_not_original": shifts,
     }
-    return model, _logits_table(need["item_id"].to_numpy(), logits)
 
 
 def _cross_fit_record(teacher, need: pd.DataFrame, model_config, k_folds: int) -> dict:

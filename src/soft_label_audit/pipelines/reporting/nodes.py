@@ -67,7 +67,6 @@ def compare_conditions(
     for the claims, BH q-values for the rest), the claims table, the power table and the ratios
     of seed spreads. One set of bootstrap draws per source serves every table."""
     config = ComparisonConfig.from_params(params)
-    confidence, n_resamples, seed = config.confidence, config.n_resamples, config.seed
     boots = build_bootstraps(
         metrics_by_run,
         test_predictions,
@@ -75,21 +74,18 @@ def compare_conditions(
         item_stats,
         none_slot,
         eval_params,
-        n_resamples,
-        seed,
+        config.n_resamples,
+        config.seed,
     )
     metrics = metric_columns(metrics_by_run)
-    paired = paired_differences(metrics_by_run, metrics, list(config.baselines), confidence)
-    paired = bootstrap_paired(paired, boots, confidence)
+    paired = paired_differences(metrics_by_run, metrics, list(config.baselines), config.confidence)
+    paired = bootstrap_paired(paired, boots, config.confidence)
     claims, power = claims_module.evaluate_claims(boots, cartography, params)
     paired = _corrected(paired, claims)
     ratios = claims_module.stability_ratios(
         boots,
         list(config.stability_metrics),
-        config.stability_baseline,
-        n_resamples,
-        seed,
-        confidence,
+        *(config.stability_baseline, config.n_resamples, config.seed, config.confidence),
     )
     return paired, claims, power, ratios
 
