@@ -51,11 +51,7 @@ def aggregate_soft_labels(
     annotation: dict[str, Any],
 ) -> pd.DataFrame:
     """``human_soft_labels_by_rule``: every rule (long: one row per item and rule)."""
-    source = (
-        str(study_digits["annotation_source"].iloc[0])
-        if len(study_digits)
-        else str(annotation["source"])
-    )
+    source = _source(study_digits) or str(annotation["source"])
     if source == "released":
         table = released_soft_labels.drop(columns=["pct_unsure"])
     else:
@@ -120,7 +116,7 @@ def compute_item_stats(
         mode_support=mode_support,
     )
     _log_item_stats(stats)
-    source = human_soft_labels["annotation_source"].iloc[0] if len(human_soft_labels) else ""
+    source = _source(human_soft_labels)
     return stats.assign(annotation_source=source)
 
 
@@ -157,7 +153,7 @@ def compute_annotator_stats(
             on="annotator_id",
             how="left",
         )
-    source = human_soft_labels["annotation_source"].iloc[0] if len(human_soft_labels) else ""
+    source = _source(human_soft_labels)
     return stats.assign(annotation_source=source)
 
 
@@ -165,7 +161,7 @@ def compute_agreement(
     validated_annotations: pd.DataFrame, item_stats: pd.DataFrame
 ) -> pd.DataFrame:
     table = statistics.agreement_summary(validated_annotations, item_stats)
-    source = item_stats["annotation_source"].iloc[0] if len(item_stats) else ""
+    source = _source(item_stats)
     table = table.assign(annotation_source=source)
     for row in table.itertuples():
         logger.info(
@@ -252,4 +248,5 @@ def check_crowd_validity(
 
 
 def _source(table: pd.DataFrame) -> str:
+    """The table's ``annotation_source`` (one per table, its contract); "" when empty."""
     return str(table["annotation_source"].iloc[0]) if len(table) else ""
