@@ -282,3 +282,14 @@ def test_no_module_imports_another_modules_private_names():
         p for folder in ("src", "scripts", "tests") for p in (PROJECT_ROOT / folder).rglob("*.py")
     ]
     assert not _private_imports(files)
+
+
+def test_nothing_refers_to_a_design_file_outside_the_project():
+    """Docstrings and comments point to docs/architecture.md (the project's own design page)."""
+    offenders = [
+        str(path.relative_to(PROJECT_ROOT))
+        for folder in ("src", "tests", "scripts", "conf", "docs")
+        for path in (PROJECT_ROOT / folder).rglob("*")
+        if path.suffix in (".py", ".yml", ".md") and "DESIGN" + ".md" in path.read_text()
+    ]
+    assert not offenders

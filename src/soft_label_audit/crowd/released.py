@@ -1,6 +1,6 @@
 """The original study's released annotations: soft labels, not votes.
 
-Schema (DESIGN.md): ``images``, ``indices`` (0-based ids in the 70k MNIST ordering),
+Schema: ``images``, ``indices`` (0-based ids in the 70k MNIST ordering of docs/architecture.md),
 ``original_labels`` (one-hot, 10), ``soft_label``, ``soft_label_yes_unc_equal``,
 ``soft_label_yes_only`` (11-slot lists stored as strings; slot 10 is "none/unsure"),
 ``soft_label_argmax``, ``pct_ann_unsure``, ``human_uncert_mean``, ``split``, ``source``.
