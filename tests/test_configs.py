@@ -9,11 +9,14 @@ import pytest
 
 from soft_label_audit.configs import (
     EVALUATION_EXAMPLE,
+    AnnotationReport,
     ComparisonConfig,
     EvaluationConfig,
     TrainingConfig,
+    none_slot,
 )
 from soft_label_audit.crowd.released import ReleasedConfig
+from soft_label_audit.grid import StudyGrid
 from soft_label_audit.params import ParameterError
 from soft_label_audit.trainer import TeacherConfig
 from tests.conftest import PROJECT_ROOT
@@ -158,3 +161,35 @@ def test_released_annotation_values_are_checked(base):
     assert str(info.value).splitlines()[0] == (
         "annotation.released.image_tolerance must be a non-negative integer, got -1"
     )
+
+
+@pytest.mark.parametrize(
+    ("read", "message"),
+    [
+        (
+            lambda base: none_slot("drop"),
+            "labels.none_slot must be one of 'renormalise', 'spread', got 'drop'",
+        ),
+        (
+            lambda base: AnnotationReport.from_params(
+                {**base["annotation_report"], "n_disputed": 0}
+            ),
+            "annotation_report.n_disputed must be a positive integer, got 0",
+        ),
+        (
+            lambda base: StudyGrid.from_params(_set(base, "study.sources", ["mnist", "mnist"])),
+            "study.sources must be a list of distinct names, got ['mnist', 'mnist']",
+        ),
+        (
+            lambda base: StudyGrid.from_params(_set(base, "study.conditions", ["human-soft"])),
+            "study.conditions[0] must be a Python identifier, got 'human-soft'",
+        ),
+    ],
+)
+def test_labels_annotation_report_and_study_values_are_checked(base, read, message):
+    with pytest.raises(ParameterError) as info:
+        read(base)
+    assert str(info.value).splitlines()[0] == message
+    assert none_slot(base["labels"]["none_slot"]) == "renormalise"
+    assert AnnotationReport.from_params(base["annotation_report"]).n_disputed == 24
+    assert StudyGrid.from_params(base).sources == ("mnist", "synthetic")

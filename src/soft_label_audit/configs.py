@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from soft_label_audit import params as p
+from soft_label_audit.human_labels import NONE_SLOT_RULES
 from soft_label_audit.trainer import ModelConfig, TrainConfig
 
 #: a complete ``evaluation`` block (the defaults of conf/base), for examples and tests
@@ -246,5 +247,38 @@ class TrainingConfig:
             model=ModelConfig.from_params(block.get("model"), f"{path}.model"),
             train=TrainConfig.from_params(
                 {**block, "epochs": epochs_for(block, source, path)}, path
+            ),
+        )
+
+
+def none_slot(value: Any, path: str = "labels.none_slot") -> str:
+    """``labels.none_slot``: how the human label's "none" slot maps onto the digits.
+
+    >>> none_slot("spread")
+    'spread'
+    >>> none_slot("drop")
+    Traceback (most recent call last):
+    ...
+    soft_label_audit.params.ParameterError: labels.none_slot must be one of 'renormalise', 'spread', got 'drop'
+    """
+    return p.choice(path, value, NONE_SLOT_RULES)
+
+
+@dataclass(frozen=True)
+class AnnotationReport:
+    """The ``annotation_report`` block: how many disputed items the figure shows and the
+    agreement below which an annotator is flagged as suspect."""
+
+    n_disputed: int
+    suspect_agreement_below: float
+
+    @classmethod
+    def from_params(cls, block: Any, path: str = "annotation_report") -> AnnotationReport:
+        block = p.block(path, block)
+        return cls(
+            n_disputed=p.positive_int(f"{path}.n_disputed", p.required(path, block, "n_disputed")),
+            suspect_agreement_below=p.probability(
+                f"{path}.suspect_agreement_below",
+                p.required(path, block, "suspect_agreement_below"),
             ),
         )

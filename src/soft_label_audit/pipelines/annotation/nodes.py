@@ -12,7 +12,9 @@ from typing import Any
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from soft_label_audit import configs
 from soft_label_audit.columns import H_COLS, MNIST_TRAIN_IDS
+from soft_label_audit.configs import AnnotationReport
 from soft_label_audit.crowd import aggregation, collection, figures, statistics, validity
 from soft_label_audit.crowd.inputs import AnnotationInput
 from soft_label_audit.data_sources.tables import images_from_column
@@ -112,7 +114,7 @@ def compute_item_stats(
         study_digits,
         validated_annotations,
         pct,
-        none_slot=str(none_slot),
+        none_slot=configs.none_slot(none_slot),
         mode_support=mode_support,
     )
     _log_item_stats(stats)
@@ -143,7 +145,7 @@ def compute_annotator_stats(
     stats = statistics.annotator_statistics(
         validated_annotations,
         human_soft_labels,
-        float(annotation_report["suspect_agreement_below"]),
+        AnnotationReport.from_params(annotation_report).suspect_agreement_below,
     )
     if len(annotator_traits.columns) > 1:
         stats = stats.merge(
@@ -195,7 +197,7 @@ def plot_disputed_items(
         item_stats,
         human_soft_labels,
         study_digits,
-        int(annotation_report["n_disputed"]),
+        AnnotationReport.from_params(annotation_report).n_disputed,
         _source(item_stats),
     )
 

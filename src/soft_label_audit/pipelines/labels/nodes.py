@@ -10,6 +10,7 @@ import zlib
 import numpy as np
 import pandas as pd
 
+from soft_label_audit import configs
 from soft_label_audit import targets as tg
 from soft_label_audit.columns import H_COLS, MNIST_TRAIN_IDS, N_CLASSES, SPLITS, T_COLS
 from soft_label_audit.crowd import statistics
@@ -259,7 +260,7 @@ def _target_inputs(
         mode=mode,
         machine=soft_labels_from_column(frame["machine_soft_label"]),
         teacher_logits=teacher,
-        none_slot=str(none_slot),
+        none_slot=configs.none_slot(none_slot),
         train=frame["split"].astype(str).to_numpy() == "train",
         stream=zlib.crc32(source.encode()),
     )
@@ -322,7 +323,7 @@ def count_mode_shifts_by_rule(
             labels,
             study_digits,
             validated_annotations,
-            none_slot=str(none_slot),
+            none_slot=configs.none_slot(none_slot),
             mode_support=mode_support,
         )
         for source, g in stats.groupby("source", sort=True):
