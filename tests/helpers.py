@@ -69,15 +69,12 @@ def kedro_cli(project, *args: str, timeout: int = 600):
 
 
 def config_loader(project, env: str = "test"):
+    """The project's config loader (the arguments of ``settings.CONFIG_LOADER_ARGS``)."""
     from kedro.config import OmegaConfigLoader
 
-    return OmegaConfigLoader(
-        str(project / "conf"),
-        base_env="base",
-        default_run_env="local",
-        env=env,
-        merge_strategy={"parameters": "soft"},
-    )
+    from soft_label_audit.settings import CONFIG_LOADER_ARGS
+
+    return OmegaConfigLoader(str(project / "conf"), **CONFIG_LOADER_ARGS, env=env)
 
 
 def data_root(project, env: str = "test"):

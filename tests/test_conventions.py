@@ -10,6 +10,7 @@ from kedro.pipeline import Pipeline
 from soft_label_audit.grid import StudyGrid
 from soft_label_audit.pipeline_registry import register_pipelines
 from tests.conftest import PROJECT_ROOT
+from tests.helpers import config_loader
 
 CONF = PROJECT_ROOT / "conf"
 STAGES = ("digits", "annotation", "labels", "training", "evaluation", "reporting")
@@ -19,14 +20,8 @@ READ_OUTSIDE_NODES = {
 }
 
 
-def _loader(env: str | None = None) -> OmegaConfigLoader:
-    return OmegaConfigLoader(
-        conf_source=str(CONF),
-        base_env="base",
-        default_run_env="local",
-        env=env,
-        merge_strategy={"parameters": "soft"},
-    )
+def _loader(env: str) -> OmegaConfigLoader:
+    return config_loader(PROJECT_ROOT, env)
 
 
 @pytest.fixture(scope="module")
@@ -293,3 +288,111 @@ def test_every_pipeline_wires_nodes_by_keyword():
                 where = f"{path.relative_to(PROJECT_ROOT)}:{call.lineno}"
                 assert not call.args, f"{where}: positional node arguments"
                 assert {"func", "inputs", "outputs", "name"} <= keywords, where
+
+
+#: lines a node body may have (docstring excluded): nodes are thin adapters
+NODE_BODY_MAX = 25
+#: nodes allowed up to 30 lines, with the reason
+LONGER_NODES: dict[str, str] = {}
+
+
+def _node_function(func):
+    """The module-level function behind a node (through functools.partial and grid.bind_cell,
+    which copies the name and module of the function it binds)."""
+    import functools
+    import importlib
+
+    while isinstance(func, functools.partial):
+        func = func.func
+    module = importlib.import_module(func.__module__)
+    return functools.reduce(getattr, func.__qualname__.split("."), module)
+
+
+def node_body_lines(func) -> int:
+    """Lines from the first statement after the docstring to the end of the function."""
+    import ast
+    import inspect
+    import textwrap
+
+    tree = ast.parse(textwrap.dedent(inspect.getsource(func))).body[0]
+    body = tree.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]
+    return body[-1].end_lineno - body[0].lineno + 1 if body else 0
+
+
+def test_node_body_lines_counts_statements_not_the_docstring():
+    def short(x):
+        """A docstring
+        of three
+        lines."""
+        y = x + 1
+        return y
+
+    assert node_body_lines(short) == 2
+
+
+def test_nodes_are_thin(pipelines):
+    functions = {
+        f"{f.__module__}.{f.__qualname__}": f
+        for f in (
+            _node_function(n.func)
+            for n in pipelines["__default__"].nodes + _optional_conditions().nodes
+        )
+    }
+    too_long = {
+        name: lines
+        for name, f in functions.items()
+        if (lines := node_body_lines(f))
+        > (30 if name.rsplit(".", 1)[-1] in LONGER_NODES else NODE_BODY_MAX)
+    }
+    assert not too_long, f"node bodies over {NODE_BODY_MAX} lines: {too_long}"
+
+
+def _private_imports(paths) -> list[str]:
+    """``from <project module> import _name``: a private name used outside its module."""
+    import ast
+
+    found = []
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in (
+                "soft_label_audit",
+                "tests",
+            ):
+                found += [
+                    f"{path.name}:{node.lineno} {node.module}.{a.name}"
+                    for a in node.names
+                    if a.name.startswith("_") and not a.name.startswith("__")
+                ]
+    return found
+
+
+def test_private_imports_are_found(tmp_path):
+    offender = tmp_path / "offender.py"
+    offender.write_text(
+        "from __future__ import annotations\n"
+        "from soft_label_audit.metrics._checks import as_probs\n"
+        "from soft_label_audit.crowd.validation import _hidden, check_frame\n"
+    )
+    assert _private_imports([offender]) == [
+        "offender.py:3 soft_label_audit.crowd.validation._hidden"
+    ]
+
+
+def test_no_module_imports_another_modules_private_names():
+    files = [
+        p for folder in ("src", "scripts", "tests") for p in (PROJECT_ROOT / folder).rglob("*.py")
+    ]
+    assert not _private_imports(files)
+
+
+def test_nothing_refers_to_a_design_file_outside_the_project():
+    """Docstrings and comments point to docs/architecture.md (the project's own design page)."""
+    offenders = [
+        str(path.relative_to(PROJECT_ROOT))
+        for folder in ("src", "tests", "scripts", "conf", "docs")
+        for path in (PROJECT_ROOT / folder).rglob("*")
+        if path.suffix in (".py", ".yml", ".md") and "DESIGN" + ".md" in path.read_text()
+    ]
+    assert not offenders

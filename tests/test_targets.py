@@ -1,4 +1,4 @@
-"""Properties of the label-condition targets (DESIGN.md, "Label conditions")."""
+"""Properties of the label-condition targets (soft_label_audit.targets)."""
 
 from __future__ import annotations
 

@@ -29,9 +29,17 @@ import pyarrow
 import pyarrow.compute as pc
 from pandera.errors import SchemaErrors
 
-from soft_label_audit.columns import CHOICES, H_COLS, N_CLASSES, P_COLS, SOURCES, SPLITS, T_COLS
+from soft_label_audit.columns import (
+    CHOICES,
+    H_COLS,
+    N_CLASSES,
+    N_MNIST,
+    P_COLS,
+    SOURCES,
+    SPLITS,
+    T_COLS,
+)
 from soft_label_audit.crowd.inputs import SOURCES as ANNOTATION_SOURCES
-from soft_label_audit.data_sources.mnist import N_TEST, N_TRAIN
 from soft_label_audit.data_sources.tables import IMAGE_BYTES
 
 #: |row sum - 1| allowed for human soft labels and targets (float64 arithmetic)
@@ -113,7 +121,7 @@ def _sums_to_one(columns: Sequence[str], atol: float) -> pa.Check:
 
 
 def _mnist_ids() -> pa.Check:
-    lo, hi = 0, N_TRAIN + N_TEST
+    lo, hi = 0, N_MNIST
 
     def check(df: pd.DataFrame) -> pd.Series | bool:
         if not _has(df, ["source", "item_id"]):
@@ -369,8 +377,12 @@ def _item_stats() -> pa.DataFrameSchema:
         "item_stats",
         columns,
         [_one_row_per(["item_id"]), _mnist_ids(), _mode_shift_means_other_mode()],
-        "per study item: votes (null for released soft labels), human entropy (nats), "
-        "unsure share, human mode (ties go to the original label) and the mode-shift flag",
+        "per study item: votes (null for released soft labels); human_entropy: the entropy "
+        "(nats) of the human_soft target after labels.none_slot (human_labels.human_entropy), "
+        "the one measure of human uncertainty; human_argmax: argmax of h over the 10 digits "
+        "(ties to the original label when among the maxima, else the lowest digit); "
+        "human_mode: human_argmax where the votes support it (annotation.mode_support), else "
+        "the original label (mode_unsupported set); mode_shift: human_mode != original_label",
     )
 
 
@@ -412,7 +424,11 @@ def _curves(source: str | None, condition: str | None) -> pa.DataFrameSchema:
             "val_acc": _col("float", _between(0, 1)),
         },
         [_one_row_per(["seed", "epoch"])],
-        "per seed and epoch (1-based): training and validation curves",
+        "per seed and epoch (1-based): training and validation curves; val_loss and val_acc "
+        "against the original label for every condition, *_human_mode against the human "
+        "mode, val_loss_own_target against the run's own targets; "
+        "train_loss_change_last_fifth and train_loss_levelled: the levelling check "
+        "(metrics/levelling.py)",
     )
 
 

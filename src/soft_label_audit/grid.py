@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from soft_label_audit import params as p
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 _remembered: dict[str, Any] | None = None
@@ -34,20 +36,24 @@ class StudyGrid:
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> StudyGrid:
-        study = params.get("study")
-        if not study or "sources" not in study or "conditions" not in study:
-            raise KeyError(
-                "parameters must define study.sources and study.conditions "
-                "(conf/base/parameters_study.yml)"
-            )
-        sources = tuple(str(s) for s in study["sources"])
-        conditions = tuple(str(c) for c in study["conditions"])
-        for name in sources + conditions:
-            if not name.isidentifier():
-                raise ValueError(f"study grid name {name!r} must be a Python identifier")
-        if len(set(sources)) != len(sources) or len(set(conditions)) != len(conditions):
-            raise ValueError("study.sources and study.conditions must not repeat a name")
-        return cls(sources, conditions)
+        """The ``study`` block: ``sources`` and ``conditions``, lists of distinct identifiers.
+
+        >>> StudyGrid.from_params({"study": {"sources": ["mnist"], "conditions": ["human soft"]}})
+        Traceback (most recent call last):
+        ...
+        soft_label_audit.params.ParameterError: study.conditions[0] must be a Python identifier, got 'human soft'
+        """
+        study = p.block("study", p.required("parameters", params, "study"))
+        names = {}
+        for key in ("sources", "conditions"):
+            values = p.required("study", study, key)
+            if not isinstance(values, (list, tuple)) or len(set(map(str, values))) != len(values):
+                raise p.fail(f"study.{key}", "a list of distinct names", values)
+            for i, name in enumerate(values):
+                if not (isinstance(name, str) and name.isidentifier()):
+                    raise p.fail(f"study.{key}[{i}]", "a Python identifier", name)
+            names[key] = tuple(values)
+        return cls(names["sources"], names["conditions"])
 
     def namespaces(self) -> list[tuple[str, str]]:
         """All (source, condition) pairs in a stable order."""
@@ -92,7 +98,9 @@ def bind_cell(func: Callable, source: str, condition: str) -> Callable:
 
     signature = inspect.signature(func)
     bound.__signature__ = signature.replace(
-        parameters=[p for name, p in signature.parameters.items() if name not in CELL_ARGUMENTS]
+        parameters=[
+            param for name, param in signature.parameters.items() if name not in CELL_ARGUMENTS
+        ]
     )
     bound.__annotations__ = {
         name: hint

@@ -1,4 +1,4 @@
-"""Project pipelines, registered under the stage names of DESIGN.md."""
+"""Project pipelines, registered under the stage names of docs/architecture.md."""
 
 from __future__ import annotations
 

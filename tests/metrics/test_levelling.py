@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from soft_label_audit.configs import epochs_for
 from soft_label_audit.metrics.levelling import has_levelled, last_fifth_change
-from soft_label_audit.pipelines.training.nodes import epochs_for
 
 
 def test_change_over_the_last_fifth():
@@ -41,5 +41,5 @@ def test_epochs_per_source():
     assert epochs_for({"epochs": 15}, "mnist") == 15
     params = {"epochs": {"mnist": 15, "synthetic": 40}}
     assert epochs_for(params, "synthetic") == 40
-    with pytest.raises(KeyError, match="no epoch count for source 'other'"):
+    with pytest.raises(ValueError, match="training.epochs.other is missing"):
         epochs_for(params, "other")

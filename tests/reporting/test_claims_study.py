@@ -69,7 +69,7 @@ def tables():
     study = make_study()
     out = run_in_memory(evaluation.create_pipeline(GRID), study)
     ns = GRID.namespaces()
-    metrics = nodes.collect_runs(*[out[f"{s}.{c}.metrics"] for s, c in ns])
+    metrics = nodes.collect(*[out[f"{s}.{c}.metrics"] for s, c in ns])
     preds = nodes.collect(*[study[f"{s}.{c}.test_predictions"] for s, c in ns])
     cart = nodes.collect(*[out[f"{s}.{c}.cartography"] for s, c in ns])
     args = (

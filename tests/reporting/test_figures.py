@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from soft_label_audit.reporting import figures
-from soft_label_audit.reporting.figures import _pooled_reliability
+from soft_label_audit.reporting.figures import pooled_reliability
 
 
 def test_pooled_reliability_weights_by_count():
@@ -22,7 +22,7 @@ def test_pooled_reliability_weights_by_count():
             "accuracy": [1.0, np.nan, 0.0, 0.5],
         }
     )
-    pooled = _pooled_reliability(rel)
+    pooled = pooled_reliability(rel)
     assert pooled["count"].tolist() == [4, 2]
     assert pooled["accuracy"].tolist() == pytest.approx([0.25, 0.5])
     assert pooled["mean_confidence"].tolist() == pytest.approx([(0.4 + 0.6) / 4, 0.9])

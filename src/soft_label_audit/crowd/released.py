@@ -1,6 +1,6 @@
 """The original study's released annotations: soft labels, not votes.
 
-Schema (DESIGN.md): ``images``, ``indices`` (0-based ids in the 70k MNIST ordering),
+Schema: ``images``, ``indices`` (0-based ids in the 70k MNIST ordering of docs/architecture.md),
 ``original_labels`` (one-hot, 10), ``soft_label``, ``soft_label_yes_unc_equal``,
 ``soft_label_yes_only`` (11-slot lists stored as strings; slot 10 is "none/unsure"),
 ``soft_label_argmax``, ``pct_ann_unsure``, ``human_uncert_mean``, ``split``, ``source``.
@@ -22,8 +22,9 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from soft_label_audit.columns import H_COLS, SPLITS
-from soft_label_audit.crowd.validation import AnnotationValidationError, _raise, element_check
+from soft_label_audit import params
+from soft_label_audit.columns import H_COLS, N_MNIST, SPLITS
+from soft_label_audit.crowd.validation import AnnotationValidationError, check_frame, element_check
 from soft_label_audit.data_sources.tables import IMAGE_BYTES, images_to_column
 
 SOFT_LABEL_COLUMNS = ("soft_label", "soft_label_yes_unc_equal", "soft_label_yes_only")
@@ -38,7 +39,6 @@ RELEASED_COLUMNS = (
     "split",
     "source",
 )
-N_MNIST = 70_000
 SPLIT_ALIASES = {"validation": "val", "valid": "val", "dev": "val", "training": "train"}
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|nan|NaN|inf")
 
@@ -56,6 +56,41 @@ class ReleasedConfig:
             "ambiguous": "synthetic",
         }
     )
+
+    @classmethod
+    def from_params(cls, annotation: dict[str, Any]) -> ReleasedConfig:
+        """From the ``annotation`` block: ``soft_label_tolerance`` and ``released.*``.
+
+        >>> ReleasedConfig.from_params({"soft_label_tolerance": 0})
+        Traceback (most recent call last):
+        ...
+        soft_label_audit.params.ParameterError: annotation.soft_label_tolerance must be a number > 0, got 0
+        """
+        block = params.block("annotation.released", annotation.get("released"))
+        path = "annotation.released"
+        source_map = params.block(f"{path}.source_map", block.get("source_map", cls().source_map))
+        return cls(
+            soft_label_column=params.text(
+                f"{path}.soft_label_column", block.get("soft_label_column", cls.soft_label_column)
+            ),
+            sum_tolerance=params.number(
+                "annotation.soft_label_tolerance",
+                annotation.get("soft_label_tolerance", cls.sum_tolerance),
+                0,
+                low_open=True,
+            ),
+            image_tolerance=params.non_negative_int(
+                f"{path}.image_tolerance", block.get("image_tolerance", cls.image_tolerance)
+            ),
+            non_mnist_id_offset=params.non_negative_int(
+                f"{path}.non_mnist_id_offset",
+                block.get("non_mnist_id_offset", cls.non_mnist_id_offset),
+            ),
+            source_map={
+                str(k).lower(): params.text(f"{path}.source_map.{k}", v)
+                for k, v in source_map.items()
+            },
+        )
 
 
 def parse_vector(cell: Any, length: int) -> np.ndarray | None:
@@ -227,7 +262,7 @@ def validate_released(frame: pd.DataFrame, file: str, config: ReleasedConfig) ->
         raise AnnotationValidationError(
             f"Invalid released annotations in {file}:\n  rule 'at least one row': the file has no rows"
         )
-    _raise(frame.reset_index(drop=True), released_schema(config), file, "released annotations")
+    check_frame(frame.reset_index(drop=True), released_schema(config), file, "released annotations")
 
 
 def released_to_study(
@@ -311,66 +346,3 @@ def released_to_study(
         table["pct_unsure"] = pct.to_numpy()
         soft_tables.append(table)
     return study, pd.concat(soft_tables, ignore_index=True)
-
-
-def build_released_fixture(
-    mnist_images: np.ndarray,
-    mnist_labels: np.ndarray,
-    mnist_ids: list[int],
-    n_synthetic: int,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """A small table in the released schema, made by the project itself (for tests).
-
-    MNIST rows carry the real images of ``mnist_ids`` (70k ordering; ``mnist_images`` indexed
-    by that id); synthetic rows blend two of those images pixel-wise. Soft labels are drawn
-    from a Dirichlet around the label and stored as strings, like the released file.
-    """
-    rng = np.random.default_rng(seed)
-    rows = []
-    splits = list(SPLITS)
-
-    def soft_strings(label: int) -> dict[str, str]:
-        base = np.full(11, 0.02)
-        base[label] = 1.0
-        variants = {}
-        for col in SOFT_LABEL_COLUMNS:
-            h = rng.dirichlet(base * 8)
-            variants[col] = "[" + ", ".join(f"{x:.6f}" for x in h / h.sum()) + "]"
-        return variants
-
-    def add(image: np.ndarray, index: int, label: int, source: str, i: int) -> None:
-        soft = soft_strings(label)
-        h = np.asarray([float(x) for x in _NUMBER.findall(soft["soft_label"])])
-        onehot = np.zeros(10)
-        onehot[label] = 1.0
-        rows.append(
-            {
-                "images": image.astype(np.uint8).tobytes(),
-                "indices": int(index),
-                "original_labels": "[" + ", ".join(f"{x:.1f}" for x in onehot) + "]",
-                **soft,
-                "soft_label_argmax": int(h.argmax()),
-                "pct_ann_unsure": float(np.round(rng.uniform(0, 0.3), 4)),
-                "human_uncert_mean": float(np.round(rng.uniform(0, 1), 4)),
-                "split": splits[i % 3],
-                "source": source,
-            }
-        )
-
-    for i, item in enumerate(mnist_ids):
-        add(mnist_images[item], item, int(mnist_labels[item]), "mnist", i)
-    for j in range(n_synthetic):
-        a, b = rng.choice(len(mnist_ids), size=2, replace=False)
-        w = rng.uniform(0.3, 0.7)
-        blend = (1 - w) * mnist_images[mnist_ids[a]].astype(float) + w * mnist_images[
-            mnist_ids[b]
-        ].astype(float)
-        add(
-            np.rint(blend).astype(np.uint8),
-            60_000 + j,
-            int(mnist_labels[mnist_ids[a]]),
-            "synthetic",
-            len(mnist_ids) + j,
-        )
-    return pd.DataFrame(rows, columns=list(RELEASED_COLUMNS))

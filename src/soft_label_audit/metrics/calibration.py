@@ -119,7 +119,15 @@ def _top_label(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.nd
 def top_label_ece(
     probs: np.ndarray, labels: np.ndarray, n_bins: int = 15, binning: str = "width"
 ) -> float:
-    """Top-label expected calibration error ``sum_j |B_j|/n |acc(B_j) - conf(B_j)|``."""
+    """Top-label expected calibration error ``sum_j |B_j|/n |acc(B_j) - conf(B_j)|``.
+
+    Four predictions in five equal-width bins: the bins of confidence 0.9 (right), 0.8
+    (wrong) and {0.7, 0.6} (both right) are off by 0.1, 0.8 and 0.35:
+
+    >>> probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]])
+    >>> round(top_label_ece(probs, np.array([0, 1, 1, 0]), n_bins=5), 6)
+    0.35
+    """
     conf, correct = _top_label(probs, labels)
     if len(conf) == 0:
         return float("nan")

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from soft_label_audit.metrics.alignment import spearman
+
 REGIONS = ("easy", "ambiguous", "hard")
 
 
@@ -40,6 +42,16 @@ def coordinates(probs: np.ndarray, labels: np.ndarray) -> CartographyCoordinates
     """Confidence, variability and correctness of each item in each run.
 
     ``probs`` is (S, E, n, K): S seeds, E epochs, n items, K classes; ``labels`` is (n,).
+
+    One seed, two epochs, two items of label 0: item 0 gets p = 0.6 then 0.8 (right both
+    times), item 1 gets 0.2 then 0.6 (right once):
+
+    >>> probs = np.array([[[[0.6, 0.4], [0.2, 0.8]], [[0.8, 0.2], [0.6, 0.4]]]])
+    >>> c = coordinates(probs, np.array([0, 0]))
+    >>> c.confidence.round(3).tolist(), c.variability.round(3).tolist()
+    ([[0.7, 0.4]], [[0.1, 0.2]])
+    >>> c.correctness.tolist()
+    [[1.0, 0.5]]
     """
     probs = np.asarray(probs)
     if probs.ndim != 4:
@@ -87,3 +99,62 @@ def region_shares(region: np.ndarray) -> dict[str, float]:
     region = np.asarray(region)
     n = region.size
     return {r: (float(np.mean(region == r)) if n else float("nan")) for r in REGIONS}
+
+
+def seed_summaries(
+    coords: CartographyCoordinates, region: np.ndarray, entropy: np.ndarray, ref: str
+) -> list[dict[str, float]]:
+    """Per seed, against reference ``ref``: the mean confidence, variability and correctness,
+    the Spearman correlations of variability and of ``1 - confidence`` with the human entropy,
+    and the region shares; each key ends in ``_{ref}``."""
+    out = []
+    for s in range(coords.confidence.shape[0]):
+        shares = region_shares(region[s])
+        out.append(
+            {
+                f"carto_confidence_{ref}": float(coords.confidence[s].mean()),
+                f"carto_variability_{ref}": float(coords.variability[s].mean()),
+                f"carto_correctness_{ref}": float(coords.correctness[s].mean()),
+                f"carto_rho_variability_{ref}": spearman(coords.variability[s], entropy),
+                f"carto_rho_uncertainty_{ref}": spearman(1.0 - coords.confidence[s], entropy),
+                **{f"carto_share_{r}_{ref}": v for r, v in shares.items()},
+            }
+        )
+    return out
+
+
+def map_runs(
+    probs: np.ndarray,
+    labels: dict[str, np.ndarray],
+    entropy: np.ndarray,
+    burn_in_fraction: float,
+    easy_min_confidence: float,
+    ambiguous_min_variability: float,
+) -> tuple[dict[str, np.ndarray], list[dict[str, float]]]:
+    """Every run's map against each reference label in ``labels`` (name -> (n,) labels).
+
+    ``probs`` is (S, E, n, K); the first epochs are left out (:func:`burn_in_epochs`). Returns
+    per reference ``confidence_{ref}``, ``variability_{ref}``, ``correctness_{ref}`` and
+    ``region_{ref}`` arrays, each (S, n), and per seed one dict of :func:`seed_summaries` over
+    every reference.
+    """
+    probs = np.asarray(probs)
+    probs = probs[:, burn_in_epochs(probs.shape[1], burn_in_fraction) :]
+    columns: dict[str, np.ndarray] = {}
+    per_seed: list[dict[str, float]] = [{} for _ in range(probs.shape[0])]
+    for ref, y in labels.items():
+        coords = coordinates(probs, y)
+        region = regions(
+            coords.confidence, coords.variability, easy_min_confidence, ambiguous_min_variability
+        )
+        columns |= {
+            f"confidence_{ref}": coords.confidence,
+            f"variability_{ref}": coords.variability,
+            f"correctness_{ref}": coords.correctness,
+            f"region_{ref}": region,
+        }
+        for row, summary in zip(
+            per_seed, seed_summaries(coords, region, entropy, ref), strict=True
+        ):
+            row |= summary
+    return columns, per_seed

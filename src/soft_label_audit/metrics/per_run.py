@@ -58,19 +58,28 @@ def floor_suffix(quantile: float) -> str:
     return f"q{100 * quantile:g}".replace(".", "_")
 
 
+#: the metrics that are means over items (a bootstrap over items resamples them), in the order
+#: of :func:`metric_names`
+ITEM_MEAN_METRICS = (
+    "accuracy",
+    "accuracy_human_mode",
+    "nll",
+    "brier",
+    "ce_human",
+    "kl_human",
+    "tv_human",
+    "entropy_gap",
+    "abs_entropy_gap",
+)
+#: ... and the one listed last
+OVERCONFIDENCE = "overconfidence_human"
+
+
 def metric_names(n_bins: int, floor_quantile: float = 0.95) -> list[str]:
     q = floor_suffix(floor_quantile)
     return [
         "n_items",
-        "accuracy",
-        "accuracy_human_mode",
-        "nll",
-        "brier",
-        "ce_human",
-        "kl_human",
-        "tv_human",
-        "entropy_gap",
-        "abs_entropy_gap",
+        *ITEM_MEAN_METRICS,
         "spearman_entropy",
         f"ece_{n_bins}",
         f"ece_mass_{n_bins}",
@@ -83,7 +92,7 @@ def metric_names(n_bins: int, floor_quantile: float = 0.95) -> list[str]:
         ],
         f"ce_l2_debiased_{n_bins}",
         f"ece_human_{n_bins}",
-        "overconfidence_human",
+        OVERCONFIDENCE,
     ]
 
 

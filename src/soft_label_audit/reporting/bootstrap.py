@@ -37,21 +37,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from soft_label_audit.metrics import alignment, calibration
-from soft_label_audit.metrics.per_run import BAND_SEPARATOR
+from soft_label_audit.metrics.per_run import BAND_SEPARATOR, ITEM_MEAN_METRICS, OVERCONFIDENCE
 
 #: per-item metrics resampled over items (columns of metrics_by_run of the same name)
-ITEM_METRICS = (
-    "accuracy",
-    "accuracy_human_mode",
-    "nll",
-    "brier",
-    "ce_human",
-    "kl_human",
-    "tv_human",
-    "entropy_gap",
-    "abs_entropy_gap",
-    "overconfidence_human",
-)
+ITEM_METRICS = (*ITEM_MEAN_METRICS, OVERCONFIDENCE)
 EPS = 1e-12
 
 

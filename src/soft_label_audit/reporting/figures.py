@@ -62,7 +62,7 @@ def _shared_legend(fig: Figure, axes: np.ndarray, ncols: int | None = None) -> N
         )
 
 
-def _pooled_reliability(rel: pd.DataFrame) -> pd.DataFrame:
+def pooled_reliability(rel: pd.DataFrame) -> pd.DataFrame:
     """Pool the bins of several seeds: counts add, accuracy and confidence are count-weighted."""
     rel = rel.assign(
         acc_sum=rel["accuracy"].fillna(0) * rel["count"],
@@ -168,7 +168,7 @@ def reliability_diagrams(
                 else (f"ECE {runs[ece].mean():.3f}" if len(runs) else None)
             )
             if len(rel):
-                _draw_reliability(ax, _pooled_reliability(rel), note)
+                _draw_reliability(ax, pooled_reliability(rel), note)
     _label_edges(axes, conditions, [f"{source}\naccuracy" for source in sources], "confidence")
     _shared_legend(fig, axes, ncols=3)
     return fig
@@ -314,7 +314,7 @@ def run_overview(
     fig.subplots_adjust(left=0.08, right=0.97, bottom=0.14, top=0.86, wspace=0.28)
     ax_rel, ax_map = fig.subplots(1, 2)
     fig.suptitle(title, fontsize=10)
-    _draw_reliability(ax_rel, _pooled_reliability(reliability), None)
+    _draw_reliability(ax_rel, pooled_reliability(reliability), None)
     ax_rel.set_title("reliability (test items)", fontsize=9)
     ax_rel.set_xlabel("confidence")
     ax_rel.set_ylabel("accuracy")

@@ -17,6 +17,7 @@ from soft_label_audit.trainer.model import ModelConfig, SmallCNN, build_model
 from soft_label_audit.trainer.teacher import (
     CrossFitTeacher,
     Teacher,
+    TeacherConfig,
     cross_fit_teacher,
     train_teacher,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "ModelConfig",
     "SmallCNN",
     "Teacher",
+    "TeacherConfig",
     "TrainConfig",
     "TrainData",
     "TrainResult",

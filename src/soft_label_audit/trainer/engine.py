@@ -44,6 +44,7 @@ import numpy as np
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 
+from soft_label_audit import params as p
 from soft_label_audit.trainer.model import N_CLASSES, ModelConfig, build_model, images_to_tensor
 from soft_label_audit.trainer.progress import progress_bar, progress_enabled
 
@@ -59,6 +60,11 @@ CURVE_NAMES = (
 )
 #: offset that separates the batch-order random stream from other uses of a seed
 _ORDER_STREAM = 0x5EED
+
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("cosine", "constant")
+VECTORISE = ("auto", "always", "never")
 
 
 @dataclass(frozen=True)
@@ -89,26 +95,53 @@ class TrainConfig:
     eval_batch_size: int = 2048
 
     @classmethod
-    def from_params(cls, params: dict) -> TrainConfig:
-        """Read the ``training`` parameter block (``optimizer`` and ``schedule`` are sub-blocks)."""
-        opt = dict(params.get("optimizer") or {})
-        sched = dict(params.get("schedule") or {})
+    def from_params(cls, params: dict, path: str = "training") -> TrainConfig:
+        """Read the ``training`` parameter block (``optimizer`` and ``schedule`` are sub-blocks);
+        ``path`` names the block in error messages (``labels.teacher`` for the teacher).
+
+        >>> TrainConfig.from_params({"epochs": 3, "batch_size": 0})
+        Traceback (most recent call last):
+        ...
+        soft_label_audit.params.ParameterError: training.batch_size must be a positive integer, got 0
+        """
+        opt = p.block(f"{path}.optimizer", params.get("optimizer"))
+        sched = p.block(f"{path}.schedule", params.get("schedule"))
         threads = params.get("num_threads")
+        parallel = params.get("parallel_runs", cls.parallel_runs)
+        progress = params.get("progress", cls.progress)
         return cls(
-            epochs=int(params["epochs"]),
-            batch_size=int(params["batch_size"]),
-            optimizer=str(opt.get("name", cls.optimizer)),
-            lr=float(opt.get("lr", cls.lr)),
-            weight_decay=float(opt.get("weight_decay", cls.weight_decay)),
-            momentum=float(opt.get("momentum", cls.momentum)),
-            schedule=str(sched.get("name", cls.schedule)),
-            device=str(params.get("device", cls.device)),
-            vectorise=str(params.get("vectorise", cls.vectorise)),
-            num_threads=None if threads in (None, "auto") else int(threads),
-            parallel_runs=params.get("parallel_runs", cls.parallel_runs),
-            deterministic=bool(params.get("deterministic", cls.deterministic)),
-            progress=params.get("progress", cls.progress),
-            eval_batch_size=int(params.get("eval_batch_size", cls.eval_batch_size)),
+            epochs=p.positive_int(f"{path}.epochs", p.required(path, params, "epochs")),
+            batch_size=p.positive_int(f"{path}.batch_size", p.required(path, params, "batch_size")),
+            optimizer=p.choice(
+                f"{path}.optimizer.name", opt.get("name", cls.optimizer), OPTIMIZERS
+            ),
+            lr=p.number(f"{path}.optimizer.lr", opt.get("lr", cls.lr), 0, low_open=True),
+            weight_decay=p.number(
+                f"{path}.optimizer.weight_decay", opt.get("weight_decay", cls.weight_decay), 0
+            ),
+            momentum=p.number(
+                f"{path}.optimizer.momentum", opt.get("momentum", cls.momentum), 0, 1
+            ),
+            schedule=p.choice(f"{path}.schedule.name", sched.get("name", cls.schedule), SCHEDULES),
+            device=p.text(f"{path}.device", params.get("device", cls.device)),
+            vectorise=p.choice(
+                f"{path}.vectorise", params.get("vectorise", cls.vectorise), VECTORISE
+            ),
+            num_threads=None
+            if threads in (None, "auto")
+            else p.positive_int(f"{path}.num_threads", threads),
+            parallel_runs=parallel
+            if parallel == "auto"
+            else p.positive_int(f"{path}.parallel_runs", parallel),
+            deterministic=p.boolean(
+                f"{path}.deterministic", params.get("deterministic", cls.deterministic)
+            ),
+            progress=progress
+            if progress in (None, "auto")
+            else p.boolean(f"{path}.progress", progress),
+            eval_batch_size=p.positive_int(
+                f"{path}.eval_batch_size", params.get("eval_batch_size", cls.eval_batch_size)
+            ),
         )
 
 

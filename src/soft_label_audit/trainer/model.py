@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from soft_label_audit import params as p
+
 N_CLASSES = 10
 IMAGE_SIDE = 28
 #: MNIST pixel mean and std (of byte / 255) used to standardise every input
@@ -28,15 +30,33 @@ class ModelConfig:
     hidden: int = 64
 
     @classmethod
-    def from_params(cls, params: dict | None) -> ModelConfig:
-        params = dict(params or {})
-        channels = tuple(int(c) for c in params.pop("channels", cls.channels))
-        if len(channels) != 2:
-            raise ValueError(f"model.channels must list two widths, got {channels}")
-        hidden = int(params.pop("hidden", cls.hidden))
-        if params:
-            raise ValueError(f"unknown model settings: {sorted(params)}")
-        return cls(channels=channels, hidden=hidden)  # type: ignore[arg-type]
+    def from_params(cls, params: dict | None, path: str = "training.model") -> ModelConfig:
+        """
+        >>> ModelConfig.from_params({"channels": [16, 32], "hidden": 0})
+        Traceback (most recent call last):
+        ...
+        soft_label_audit.params.ParameterError: training.model.hidden must be a positive integer, got 0
+        """
+        block = p.block(path, params)
+        p.no_unknown(path, block, ("channels", "hidden"))
+        channels = block.get("channels", list(cls.channels))
+        if not isinstance(channels, (list, tuple)) or len(channels) != 2:
+            raise p.fail(f"{path}.channels", "two widths [c1, c2]", channels)
+        return cls(
+            channels=tuple(
+                p.positive_int(f"{path}.channels[{i}]", c) for i, c in enumerate(channels)
+            ),  # type: ignore[arg-type]
+            hidden=p.positive_int(f"{path}.hidden", block.get("hidden", cls.hidden)),
+        )
+
+    def settings(self) -> dict:
+        """The settings stored with saved weights (``weights``, teacher models): what
+        :meth:`from_params` reads back.
+
+        >>> ModelConfig().settings()
+        {'channels': [16, 32], 'hidden': 64}
+        """
+        return {"channels": list(self.channels), "hidden": self.hidden}
 
 
 class SmallCNN(nn.Module):

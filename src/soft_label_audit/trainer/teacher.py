@@ -16,8 +16,50 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from soft_label_audit import params as p
 from soft_label_audit.trainer.engine import TrainConfig, TrainData, predict_logits, train_runs
 from soft_label_audit.trainer.model import N_CLASSES, ModelConfig
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """A teacher's block (``labels.teacher``, ``labels.large_teacher``): the model, the
+    training settings (:class:`TrainConfig`), the seed, and ``k_folds`` (cross-fitted teacher)
+    or ``n_train``/``n_val`` (teacher trained on extra images), whichever the block has.
+
+    >>> block = {"epochs": 1, "batch_size": 8, "seed": 0, "k_folds": 1}
+    >>> TeacherConfig.from_params(block, "labels.teacher", needs=("k_folds",))
+    Traceback (most recent call last):
+    ...
+    soft_label_audit.params.ParameterError: labels.teacher.k_folds must be an integer >= 2, got 1
+    """
+
+    model: ModelConfig
+    train: TrainConfig
+    seed: int
+    k_folds: int | None = None
+    n_train: int | None = None
+    n_val: int | None = None
+    device: str = "auto"
+
+    @classmethod
+    def from_params(cls, params: dict, path: str, needs: tuple[str, ...] = ()) -> TeacherConfig:
+        """``needs``: the optional settings this teacher must have (``k_folds``; ``n_train``
+        and ``n_val``)."""
+
+        def optional(key: str, minimum: int) -> int | None:
+            value = p.required(path, params, key) if key in needs else params.get(key)
+            return None if value is None else p.integer(f"{path}.{key}", value, minimum)
+
+        return cls(
+            model=ModelConfig.from_params(params.get("model"), f"{path}.model"),
+            train=TrainConfig.from_params(params, path),
+            seed=p.non_negative_int(f"{path}.seed", p.required(path, params, "seed")),
+            k_folds=optional("k_folds", 2),
+            n_train=optional("n_train", 1),
+            n_val=optional("n_val", 0),
+            device=p.text(f"{path}.device", params.get("device", "auto")),
+        )
 
 
 @dataclass

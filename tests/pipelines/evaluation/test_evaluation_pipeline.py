@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
+from soft_label_audit.contracts import ContractError, check_table
 from soft_label_audit.pipelines.evaluation import create_pipeline, nodes
 from tests.helpers import run_in_memory
 from tests.pipelines.evaluation.synthetic_study import EVAL_PARAMS, GRID, make_study
@@ -102,17 +103,10 @@ def test_run_figures_per_seed(outputs):
 
 
 def test_predictions_of_another_namespace_are_refused(study):
+    # the test_predictions contract binds source and condition to the dataset's namespace
     wrong = study["mnist.human_soft.test_predictions"]
-    with pytest.raises(ValueError, match="expected only 'original_hard'"):
-        nodes.score_test_predictions(
-            wrong,
-            study["human_soft_labels"],
-            study["item_stats"],
-            EVAL_PARAMS,
-            "renormalise",
-            source="mnist",
-            condition="original_hard",
-        )
+    with pytest.raises(ContractError, match="column 'condition': equals 'original_hard'"):
+        check_table("mnist.original_hard.test_predictions", wrong)
 
 
 def test_unknown_test_items_are_refused(study):

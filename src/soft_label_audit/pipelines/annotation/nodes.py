@@ -10,108 +10,16 @@ import logging
 from typing import Any
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 
-from soft_label_audit.columns import H_COLS
-from soft_label_audit.crowd import (
-    aggregation,
-    figures,
-    perception,
-    released,
-    simulated,
-    statistics,
-    validity,
-)
+from soft_label_audit import configs
+from soft_label_audit.columns import H_COLS, MNIST_TRAIN_IDS
+from soft_label_audit.configs import AnnotationReport
+from soft_label_audit.crowd import aggregation, collection, figures, statistics, validity
 from soft_label_audit.crowd.inputs import AnnotationInput
-from soft_label_audit.crowd.validation import AnnotationValidationError, validate_votes
 from soft_label_audit.data_sources.tables import images_from_column
 
 logger = logging.getLogger(__name__)
-
-MNIST_TEST_IDS = (60_000, 70_000)
-STUDY_DIGIT_COLUMNS = [
-    "item_id",
-    "source",
-    "split",
-    "original_label",
-    "image",
-    "machine_soft_label",
-]
-
-
-def _empty_votes() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "item_id": pd.Series(dtype="int64"),
-            "annotator_id": pd.Series(dtype="str"),
-            "choice": pd.Series(dtype="str"),
-            "unsure": pd.Series(dtype="bool"),
-            "response_time": pd.Series(dtype="float64"),
-        }
-    )
-
-
-def _check_source(annotation_input: AnnotationInput, params: dict[str, Any]) -> None:
-    """The catalog and the parameters must name the same source (and file)."""
-    wanted = str(params["source"])
-    if annotation_input.source != wanted:
-        raise ValueError(
-            f"parameter annotation.source={wanted!r} but the catalog entry annotation_input reads "
-            f"{annotation_input.source!r}; choose the source on the command line "
-            f'(--params "annotation.source={wanted}"), which sets both'
-        )
-    key = {"raw_file": "raw_path", "released": "released_path"}.get(wanted)
-    if key and str(params[key]) != annotation_input.path:
-        raise ValueError(
-            f"parameter annotation.{key}={params[key]!r} but the catalog reads {annotation_input.path!r}; "
-            f'pass the file on the command line (--params "annotation.{key}=PATH"), which sets both'
-        )
-
-
-def _simulate(
-    digits: pd.DataFrame, study: pd.DataFrame, crowd: dict[str, Any]
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    memory = digits[
-        (digits["item_id"] >= MNIST_TEST_IDS[0]) & (digits["item_id"] < MNIST_TEST_IDS[1])
-    ]
-    memory = memory[memory["source"] == "mnist"]
-    size = int(crowd["perception"]["memory_size"])
-    if len(memory) > size:
-        memory = memory.sample(n=size, random_state=int(crowd["seed"])).sort_values("item_id")
-    overlap = np.intersect1d(memory["item_id"], study["item_id"])
-    if len(overlap):
-        raise ValueError(
-            f"study items {overlap[:5].tolist()} are MNIST test images, which the simulated crowd "
-            "remembers; study MNIST items must be training images (digits.study.pool_item_ids)"
-        )
-    if memory.empty:
-        raise ValueError(
-            "`digits` holds no MNIST test images (ids 60000..69999) for the simulated crowd's memory"
-        )
-    p = crowd["perception"]
-    observers = perception.observer_profiles(
-        images_from_column(memory["image"]),
-        memory["original_label"].to_numpy(),
-        n_profiles=int(p.get("n_profiles", 1)),
-        memory_share=float(p.get("memory_share", 1.0)),
-        n_components=_int_range(p["n_components"], "n_components"),
-        k_neighbours=_int_range(p["k_neighbours"], "k_neighbours"),
-        bandwidth_scale=float(p["bandwidth_scale"]),
-        typical_quantile=float(p["typical_quantile"]),
-        seed=int(crowd["seed"]),
-    )
-    crowd_model = simulated.SimulatedCrowd(simulated.CrowdConfig.from_params(crowd), observers)
-    votes = crowd_model.annotate(study["item_id"].to_numpy(), images_from_column(study["image"]))
-    return votes, crowd_model.annotators_
-
-
-def _int_range(value: Any, name: str) -> tuple[int, int]:
-    """A [lo, hi] integer range of simulated_crowd.perception (a single number: lo = hi)."""
-    lo, hi = (int(value), int(value)) if np.isscalar(value) else (int(v) for v in value)
-    if hi < lo:
-        raise ValueError(f"simulated_crowd.perception.{name} = [{lo}, {hi}] must be increasing")
-    return lo, hi
 
 
 def collect_annotations(
@@ -121,71 +29,21 @@ def collect_annotations(
     annotation: dict[str, Any],
     simulated_crowd: dict[str, Any],
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Votes (or released soft labels) of the chosen source, validated.
+    """Votes (or released soft labels) of the chosen source, validated
+    (:mod:`soft_label_audit.crowd.collection`, one function per source).
 
     Returns raw_annotations, validated_annotations, study_digits, released_soft_labels (long,
     empty unless ``released``) and annotator_traits (simulated crowd only, else empty).
     """
-    _check_source(annotation_input, annotation)
+    collection.check_source(annotation_input, annotation)
     source = annotation_input.source
-    traits = pd.DataFrame({"annotator_id": pd.Series(dtype="str")})
-    released_soft = pd.DataFrame(columns=["item_id", *H_COLS, "aggregation", "pct_unsure"])
     if source == "released":
-        config = released.ReleasedConfig(
-            soft_label_column=str(annotation["released"]["soft_label_column"]),
-            sum_tolerance=float(annotation["soft_label_tolerance"]),
-            image_tolerance=int(annotation["released"]["image_tolerance"]),
-            non_mnist_id_offset=int(annotation["released"]["non_mnist_id_offset"]),
-            source_map={
-                str(k).lower(): str(v) for k, v in annotation["released"]["source_map"].items()
-            },
-        )
-        released.validate_released(annotation_input.frame, annotation_input.path, config)
-        study, released_soft = released.released_to_study(
-            annotation_input.frame, digits, annotation_input.path, config
-        )
-        raw = _empty_votes()
-        validated = _empty_votes()
-        logger.info(
-            "Released annotations: %d items from %s (soft labels from %s)",
-            len(study),
-            annotation_input.path,
-            config.soft_label_column,
-        )
+        collected = collection.collect_released(annotation_input, digits, annotation)
+    elif source == "simulated":
+        collected = collection.collect_simulated(digits, study_items, annotation, simulated_crowd)
     else:
-        study = study_items[["item_id", "source", "split", "original_label"]].merge(
-            digits[["item_id", "image", "machine_soft_label"]],
-            on="item_id",
-            how="left",
-            validate="one_to_one",
-        )
-        if study["image"].isna().any():
-            missing = study.loc[study["image"].isna(), "item_id"].head(5).tolist()
-            raise ValueError(f"study items {missing} are missing from `digits`")
-        if source == "simulated":
-            frame, traits = _simulate(digits, study, simulated_crowd)
-            file = "the simulated crowd"
-        else:
-            frame, file = annotation_input.frame, annotation_input.path
-        require_all = bool(annotation["require_votes_for_all_study_items"])
-        try:
-            raw = validate_votes(frame, study_items, file, require_all_items=require_all)
-        except AnnotationValidationError as exc:
-            # one message naming file, rows and rule; no traceback of pandera internals
-            raise AnnotationValidationError(str(exc)) from None
-        study = study[study["item_id"].isin(raw["item_id"])]
-        validated = raw.assign(annotation_source=source)
-        logger.info(
-            "%s: %d votes on %d items by %d annotators",
-            file,
-            len(raw),
-            raw["item_id"].nunique(),
-            raw["annotator_id"].nunique(),
-        )
-    study_digits = (
-        study[STUDY_DIGIT_COLUMNS].reset_index(drop=True).assign(annotation_source=source)
-    )
-    return raw, validated, study_digits, released_soft, traits
+        collected = collection.collect_raw_file(annotation_input, digits, study_items, annotation)
+    return collected.outputs(source)
 
 
 def aggregate_soft_labels(
@@ -195,11 +53,7 @@ def aggregate_soft_labels(
     annotation: dict[str, Any],
 ) -> pd.DataFrame:
     """``human_soft_labels_by_rule``: every rule (long: one row per item and rule)."""
-    source = (
-        str(study_digits["annotation_source"].iloc[0])
-        if len(study_digits)
-        else str(annotation["source"])
-    )
+    source = _source(study_digits) or str(annotation["source"])
     if source == "released":
         table = released_soft_labels.drop(columns=["pct_unsure"])
     else:
@@ -211,7 +65,6 @@ def aggregate_soft_labels(
             ],
             ignore_index=True,
         )
-    aggregation.check_soft_labels(table)
     table["item_id"] = table["item_id"].astype("int64")
     table["aggregation"] = table["aggregation"].astype(str)
     return table.assign(annotation_source=source)[
@@ -261,9 +114,15 @@ def compute_item_stats(
         study_digits,
         validated_annotations,
         pct,
-        none_slot=str(none_slot),
+        none_slot=configs.none_slot(none_slot),
         mode_support=mode_support,
     )
+    _log_item_stats(stats)
+    source = _source(human_soft_labels)
+    return stats.assign(annotation_source=source)
+
+
+def _log_item_stats(stats: pd.DataFrame) -> None:
     for source, group in stats.groupby("source"):
         logger.info(
             "item_stats (%s): %d items, human argmax != original on %d, supported mode "
@@ -274,8 +133,6 @@ def compute_item_stats(
             int(group["mode_shift"].sum()),
             int(group["mode_unsupported"].sum()),
         )
-    source = human_soft_labels["annotation_source"].iloc[0] if len(human_soft_labels) else ""
-    return stats.assign(annotation_source=source)
 
 
 def compute_annotator_stats(
@@ -288,7 +145,7 @@ def compute_annotator_stats(
     stats = statistics.annotator_statistics(
         validated_annotations,
         human_soft_labels,
-        float(annotation_report["suspect_agreement_below"]),
+        AnnotationReport.from_params(annotation_report).suspect_agreement_below,
     )
     if len(annotator_traits.columns) > 1:
         stats = stats.merge(
@@ -298,7 +155,7 @@ def compute_annotator_stats(
             on="annotator_id",
             how="left",
         )
-    source = human_soft_labels["annotation_source"].iloc[0] if len(human_soft_labels) else ""
+    source = _source(human_soft_labels)
     return stats.assign(annotation_source=source)
 
 
@@ -306,7 +163,7 @@ def compute_agreement(
     validated_annotations: pd.DataFrame, item_stats: pd.DataFrame
 ) -> pd.DataFrame:
     table = statistics.agreement_summary(validated_annotations, item_stats)
-    source = item_stats["annotation_source"].iloc[0] if len(item_stats) else ""
+    source = _source(item_stats)
     table = table.assign(annotation_source=source)
     for row in table.itertuples():
         logger.info(
@@ -340,7 +197,7 @@ def plot_disputed_items(
         item_stats,
         human_soft_labels,
         study_digits,
-        int(annotation_report["n_disputed"]),
+        AnnotationReport.from_params(annotation_report).n_disputed,
         _source(item_stats),
     )
 
@@ -362,7 +219,7 @@ def check_crowd_validity(
     targets = validity.ValidityTargets.from_params(crowd_validity)
     pool = digits[
         (digits["source"] == "mnist")
-        & (digits["item_id"] < MNIST_TEST_IDS[0])
+        & digits["item_id"].isin(MNIST_TRAIN_IDS)
         & ~digits["item_id"].isin(study_digits["item_id"])
     ]
     table = validity.crowd_validity(
@@ -393,4 +250,5 @@ def check_crowd_validity(
 
 
 def _source(table: pd.DataFrame) -> str:
+    """The table's ``annotation_source`` (one per table, its contract); "" when empty."""
     return str(table["annotation_source"].iloc[0]) if len(table) else ""

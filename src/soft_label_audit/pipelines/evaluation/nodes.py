@@ -1,7 +1,9 @@
 """Nodes of the `evaluation` pipeline: thin adapters from catalog tables to ``metrics``.
 
 Each namespace ``{source}.{condition}`` runs the same nodes; ``source`` and ``condition`` are
-bound when the pipeline is wired, and checked against the columns of the inputs.
+bound when the pipeline is wired. The input tables' columns, keys and namespace are their
+contracts (:mod:`soft_label_audit.contracts`, checked by the catalog hook); the nodes check only
+relations between tables (every predicted item has a human label, the seeds agree).
 """
 
 from __future__ import annotations
@@ -12,44 +14,28 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from soft_label_audit import run_tables
 from soft_label_audit.columns import H_COLS, P_COLS
+from soft_label_audit.configs import EvaluationConfig
 from soft_label_audit.human_labels import human_digits, human_entropy
-from soft_label_audit.metrics import alignment, calibration, cartography, stability
+from soft_label_audit.metrics import calibration, cartography, stability
 from soft_label_audit.metrics.bands import difficulty_band, none_band
 from soft_label_audit.metrics.per_run import score_test_set
 from soft_label_audit.reporting import figures
 
 RUN_KEYS = ["source", "condition", "seed"]
 REFERENCES = ("original", "human_mode")
-
-
-def _check_identity(table: pd.DataFrame, name: str, source: str, condition: str) -> None:
-    for column, expected in (("source", source), ("condition", condition)):
-        if column in table:
-            found = set(table[column].astype(str).unique())
-            if found - {expected}:
-                raise ValueError(
-                    f"{source}.{condition}.{name}: column {column!r} holds {sorted(found)}, "
-                    f"expected only {expected!r} (is the catalog entry wired to the right namespace?)"
-                )
-
-
-def _require(table: pd.DataFrame, name: str, columns) -> None:
-    missing = [c for c in columns if c not in table]
-    if missing:
-        raise ValueError(f"{name} lacks columns {missing}")
+#: the item_stats column holding each reference label
+REFERENCE_COLUMNS = {"original": "original_label", "human_mode": "human_mode"}
 
 
 def _item_lookup(
     item_ids: np.ndarray, human_soft_labels: pd.DataFrame, item_stats: pd.DataFrame, what: str
 ) -> pd.DataFrame:
-    """Human label and item statistics for ``item_ids``, in that order; every id must be known."""
-    _require(human_soft_labels, "human_soft_labels", ["item_id", *H_COLS])
-    _require(item_stats, "item_stats", ["item_id", "original_label", "human_entropy", "human_mode"])
-    for table, name in ((human_soft_labels, "human_soft_labels"), (item_stats, "item_stats")):
-        dup = table["item_id"][table["item_id"].duplicated()]
-        if len(dup):
-            raise ValueError(f"{name} has several rows for item_id {dup.unique()[:5].tolist()}")
+    """Human label and item statistics for ``item_ids``, in that order; every id must be known.
+
+    Columns and one row per item_id are the tables' contracts (:mod:`soft_label_audit.contracts`);
+    that every predicted item has a human label is a relation between tables, checked here."""
     info = pd.DataFrame({"item_id": np.asarray(item_ids, dtype=np.int64)})
     info = info.merge(
         human_soft_labels[["item_id", *H_COLS]], on="item_id", how="left", validate="many_to_one"
@@ -101,43 +87,16 @@ def score_test_predictions(
     ``none_slot`` (``labels.none_slot``) maps the human label onto the digits exactly as the
     training targets did.
     """
-    _require(
-        test_predictions, f"{source}.{condition}.test_predictions", ["seed", "item_id", *P_COLS]
-    )
-    _check_identity(test_predictions, "test_predictions", source, condition)
-    n_bins = int(params["n_bins"])
-    bands = params["bands"]
-    floor = params.get("calibration_floor") or {}
+    config = EvaluationConfig.from_params(params)
     rows, reliability = [], []
     for seed, run in test_predictions.groupby("seed", sort=True):
-        info = _item_lookup(
-            run["item_id"].to_numpy(),
-            human_soft_labels,
-            item_stats,
-            f"{source}.{condition}.test_predictions seed {seed}",
-        )
+        what = f"{source}.{condition}.test_predictions seed {seed}"
+        info = _item_lookup(run["item_id"].to_numpy(), human_soft_labels, item_stats, what)
         probs = run[list(P_COLS)].to_numpy(dtype=np.float64)
-        h11 = info[list(H_COLS)].to_numpy(dtype=np.float64)
-        human = human_digits(h11, none_slot)
-        entropy = _one_entropy(h11, info, none_slot, f"{source}.{condition} seed {seed}")
-        band = difficulty_band(entropy, float(bands["unanimous_max"]), float(bands["low_max"]))
-        nones = none_band(h11[:, -1], float(bands.get("mostly_none_min", 0.5)))
-        scores = score_test_set(
-            probs,
-            info["original_label"].to_numpy(dtype=np.int64),
-            info["human_mode"].to_numpy(dtype=np.int64),
-            human,
-            entropy,
-            band,
-            n_bins,
-            none_band=nones,
-            floor_draws=int(floor.get("draws", 200)),
-            floor_quantile=float(floor.get("quantile", 0.95)),
-            floor_seed=int(floor.get("seed", 0)),
-        )
+        scores = _score_run(probs, info, config, none_slot, f"{source}.{condition} seed {seed}")
         rows.append({"source": source, "condition": condition, "seed": int(seed), **scores})
         bins = calibration.reliability_table(
-            probs, info["original_label"].to_numpy(dtype=np.int64), n_bins, "width"
+            probs, info["original_label"].to_numpy(dtype=np.int64), config.n_bins, "width"
         )
         reliability.append(bins.assign(source=source, condition=condition, seed=int(seed)))
     if not rows:
@@ -145,6 +104,30 @@ def score_test_predictions(
     rel = pd.concat(reliability, ignore_index=True)
     rel = rel[RUN_KEYS + [c for c in rel.columns if c not in RUN_KEYS]]
     return pd.DataFrame(rows), rel
+
+
+def _score_run(
+    probs: np.ndarray, info: pd.DataFrame, config: EvaluationConfig, none_slot: str, what: str
+) -> dict[str, float]:
+    """Every test-set metric of one run (:func:`soft_label_audit.metrics.per_run.score_test_set`)."""
+    bands, floor = config.bands, config.calibration_floor
+    h11 = info[list(H_COLS)].to_numpy(dtype=np.float64)
+    entropy = _one_entropy(h11, info, none_slot, what)
+    band = difficulty_band(entropy, bands.unanimous_max, bands.low_max)
+    nones = none_band(h11[:, -1], bands.mostly_none_min)
+    return score_test_set(
+        probs,
+        info["original_label"].to_numpy(dtype=np.int64),
+        info["human_mode"].to_numpy(dtype=np.int64),
+        human_digits(h11, none_slot),
+        entropy,
+        band,
+        config.n_bins,
+        none_band=nones,
+        floor_draws=floor.draws,
+        floor_quantile=floor.quantile,
+        floor_seed=floor.seed,
+    )
 
 
 def map_training_dynamics(
@@ -156,19 +139,34 @@ def map_training_dynamics(
     condition: str,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Cartography coordinates per (seed, training item), and per seed the rank correlations
-    with human entropy and the region shares, against the original label and the human mode."""
-    missing = {"item_ids", "seeds", "probs"} - set(dynamics)
-    if missing:
-        raise ValueError(f"{source}.{condition}.dynamics lacks keys {sorted(missing)}")
-    item_ids = np.asarray(dynamics["item_ids"], dtype=np.int64)
-    seeds = np.asarray(dynamics["seeds"], dtype=np.int64)
-    probs = np.asarray(dynamics["probs"])
-    if probs.ndim != 4 or probs.shape[0] != len(seeds) or probs.shape[2] != len(item_ids):
-        raise ValueError(
-            f"{source}.{condition}.dynamics: probs {probs.shape} must be (seeds={len(seeds)}, epochs, "
-            f"items={len(item_ids)}, classes)"
-        )
-    _require(item_stats, "item_stats", ["item_id", "original_label", "human_entropy", "human_mode"])
+    with human entropy and the region shares, against the original label and the human mode
+    (:func:`soft_label_audit.metrics.cartography.map_runs`)."""
+    item_ids, seeds, probs = run_tables.read_dynamics(dynamics, f"{source}.{condition}.dynamics")
+    info = _training_item_stats(item_ids, item_stats, f"{source}.{condition}.dynamics")
+    entropy = info["human_entropy"].to_numpy(dtype=np.float64)
+    labels = {ref: info[REFERENCE_COLUMNS[ref]].to_numpy(dtype=np.int64) for ref in REFERENCES}
+    thresholds = EvaluationConfig.from_params(params).cartography
+    columns, per_seed = cartography.map_runs(
+        probs,
+        labels,
+        entropy,
+        thresholds.burn_in_fraction,
+        thresholds.easy_min_confidence,
+        thresholds.ambiguous_min_variability,
+    )
+    keys = pd.DataFrame({"source": source, "condition": condition, "seed": seeds})
+    summary = pd.concat([keys, pd.DataFrame(per_seed)], axis=1)
+    n = len(item_ids)
+    table = keys.loc[keys.index.repeat(n)].reset_index(drop=True)
+    table["item_id"] = np.tile(item_ids, len(seeds))
+    for column in ("original_label", "human_mode", "human_entropy"):
+        table[column] = np.tile(info[column].to_numpy(), len(seeds))
+    table = table.assign(**{name: values.reshape(-1) for name, values in columns.items()})
+    return table, summary
+
+
+def _training_item_stats(item_ids: np.ndarray, item_stats: pd.DataFrame, what: str) -> pd.DataFrame:
+    """item_stats rows for ``item_ids``, in that order; every id must have one."""
     info = pd.DataFrame({"item_id": item_ids}).merge(
         item_stats[["item_id", "original_label", "human_entropy", "human_mode"]],
         on="item_id",
@@ -177,84 +175,23 @@ def map_training_dynamics(
     )
     unknown = info.loc[info["original_label"].isna(), "item_id"]
     if len(unknown):
-        raise ValueError(
-            f"{source}.{condition}.dynamics: item_ids {unknown[:5].tolist()} have no item_stats row"
-        )
-    entropy = info["human_entropy"].to_numpy(dtype=np.float64)
-    thresholds = params["cartography"]
-    probs = probs[
-        :, cartography.burn_in_epochs(probs.shape[1], float(thresholds["burn_in_fraction"])) :
-    ]
-    labels = {
-        "original": info["original_label"].to_numpy(dtype=np.int64),
-        "human_mode": info["human_mode"].to_numpy(dtype=np.int64),
-    }
-    columns: dict[str, np.ndarray] = {}
-    summary = pd.DataFrame({"source": source, "condition": condition, "seed": seeds})
-    for ref in REFERENCES:
-        coords = cartography.coordinates(probs, labels[ref])
-        region = cartography.regions(
-            coords.confidence,
-            coords.variability,
-            float(thresholds["easy_min_confidence"]),
-            float(thresholds["ambiguous_min_variability"]),
-        )
-        columns |= {
-            f"confidence_{ref}": coords.confidence,
-            f"variability_{ref}": coords.variability,
-            f"correctness_{ref}": coords.correctness,
-            f"region_{ref}": region,
-        }
-        per_seed = []
-        for s in range(len(seeds)):
-            shares = cartography.region_shares(region[s])
-            per_seed.append(
-                {
-                    f"carto_confidence_{ref}": float(coords.confidence[s].mean()),
-                    f"carto_variability_{ref}": float(coords.variability[s].mean()),
-                    f"carto_correctness_{ref}": float(coords.correctness[s].mean()),
-                    f"carto_rho_variability_{ref}": alignment.spearman(
-                        coords.variability[s], entropy
-                    ),
-                    f"carto_rho_uncertainty_{ref}": alignment.spearman(
-                        1.0 - coords.confidence[s], entropy
-                    ),
-                    **{f"carto_share_{r}_{ref}": v for r, v in shares.items()},
-                }
-            )
-        summary = pd.concat([summary, pd.DataFrame(per_seed)], axis=1)
-    n_seeds, n_items = len(seeds), len(item_ids)
-    table = pd.DataFrame(
-        {
-            "source": source,
-            "condition": condition,
-            "seed": np.repeat(seeds, n_items),
-            "item_id": np.tile(item_ids, n_seeds),
-            "original_label": np.tile(labels["original"], n_seeds),
-            "human_mode": np.tile(labels["human_mode"], n_seeds),
-            "human_entropy": np.tile(entropy, n_seeds),
-            **{name: values.reshape(-1) for name, values in columns.items()},
-        }
-    )
-    return table, summary
+        raise ValueError(f"{what}: item_ids {unknown[:5].tolist()} have no item_stats row")
+    return info
 
 
 def convergence_by_seed(
     curves: pd.DataFrame, params: dict[str, Any], *, source: str, condition: str
 ) -> pd.DataFrame:
     """Per seed: the convergence epoch of the configured validation curve."""
-    conv = params["convergence"]
-    curve = conv["curve"]
-    _require(curves, f"{source}.{condition}.curves", ["seed", "epoch", curve])
-    _check_identity(curves, "curves", source, condition)
+    conv = EvaluationConfig.from_params(params).convergence
     rows = [
         {
             "seed": int(seed),
             "convergence_epoch": stability.convergence_epoch(
                 run["epoch"].to_numpy(),
-                run[curve].to_numpy(),
-                float(conv["fraction"]),
-                bool(conv["higher_is_better"]),
+                run[conv.curve].to_numpy(),
+                conv.fraction,
+                conv.higher_is_better,
             ),
         }
         for seed, run in curves.groupby("seed", sort=True)
@@ -302,7 +239,8 @@ def seed_stability(
         "disagreement": stability.pairwise_disagreement(probs.argmax(axis=2)),
         "pairwise_tv": stability.pairwise_total_variation(probs),
     }
-    cols = [c for c in params["stability_curves"] if c in curves]
+    curve_names = EvaluationConfig.from_params(params).stability_curves
+    cols = [c for c in curve_names if c in curves]
     spread = stability.curve_spread(curves, [], cols)
     for c in cols:
         row[f"{c}_std_mean_over_epochs"] = float(spread[f"{c}__std"].mean())

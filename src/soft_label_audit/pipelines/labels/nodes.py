@@ -10,17 +10,17 @@ import zlib
 import numpy as np
 import pandas as pd
 
+from soft_label_audit import configs
 from soft_label_audit import targets as tg
-from soft_label_audit.columns import H_COLS, N_CLASSES, SPLITS, T_COLS
+from soft_label_audit.columns import H_COLS, MNIST_TRAIN_IDS, N_CLASSES, SPLITS, T_COLS
 from soft_label_audit.crowd import statistics
 from soft_label_audit.data_sources.tables import images_from_column, soft_labels_from_column
-from soft_label_audit.trainer import ModelConfig, TrainConfig, cross_fit_teacher, train_teacher
+from soft_label_audit.trainer import TeacherConfig, cross_fit_teacher, train_teacher
 
 logger = logging.getLogger(__name__)
 
 #: teacher logits table: item_id, z_0..z_9
 Z_COLS = tuple(f"z_{k}" for k in range(N_CLASSES))
-MNIST_TRAIN_IDS = (0, 60_000)  # item ids of the MNIST training images (70k ordering)
 #: Builder.needs -> the catalog dataset that feeds it
 NEED_DATASETS = {
     "human": "human_soft_labels",
@@ -37,12 +37,6 @@ SUMMARY_COLUMNS = [
     "mean_off_label_mass",
     "share_argmax_not_original",
 ]
-
-
-def _check_unique(frame: pd.DataFrame, name: str) -> None:
-    dup = frame["item_id"][frame["item_id"].duplicated()]
-    if len(dup):
-        raise ValueError(f"{name}: item_id repeats, e.g. {dup.head(5).tolist()}")
 
 
 def _needs_teacher(study_digits: pd.DataFrame) -> pd.DataFrame:
@@ -63,44 +57,22 @@ def fit_teacher(study_digits: pd.DataFrame, teacher_params: dict) -> tuple[dict,
     from the fold model that did not see it; validation and test items get the mean logits of
     the k fold models (no model trained on all training items: that would need one more
     training and would see every training item). Returns the fold models and the logits."""
-    p = teacher_params
+    config = TeacherConfig.from_params(teacher_params, "labels.teacher", needs=("k_folds",))
+    k_folds = config.k_folds
     need = _needs_teacher(study_digits)
     if need.empty:
         empty = _logits_table(np.zeros(0), np.zeros((0, N_CLASSES)))
-        return {"state_dicts": [], "k_folds": int(p["k_folds"])}, empty
-    is_train = need["split"].astype(str).to_numpy() == "train"
-    model_config = ModelConfig.from_params(p["model"])
+        return {"state_dicts": [], "k_folds": k_folds}, empty
     teacher = cross_fit_teacher(
         images_from_column(need["image"]),
         need["original_label"].to_numpy(np.int64),
-        is_train,
-        model_config,
-        TrainConfig.from_params(p),
-        k_folds=int(p["k_folds"]),
-        seed=int(p["seed"]),
+        need["split"].astype(str).to_numpy() == "train",
+        config.model,
+        config.train,
+        k_folds=k_folds,
+        seed=config.seed,
     )
-    shifts = int((teacher.logits.argmax(1) != need["original_label"].to_numpy())[is_train].sum())
-    logger.info(
-        "teacher (cross-fitted, %d folds on %d training items): out-of-fold accuracy %.4f, "
-        "fold-average accuracy on %d val/test items %.4f, argmax != original on %d "
-        "training items, %.1f s",
-        int(p["k_folds"]),
-        int(is_train.sum()),
-        teacher.oof_acc,
-        int((~is_train).sum()),
-        teacher.heldout_acc,
-        shifts,
-        teacher.seconds,
-    )
-    model = {
-        "state_dicts": teacher.state_dicts,
-        "model": {"channels": list(model_config.channels), "hidden": model_config.hidden},
-        "k_folds": int(p["k_folds"]),
-        "fold": dict(zip(need["item_id"].astype(int).tolist(), teacher.fold.tolist(), strict=True)),
-        "oof_acc": teacher.oof_acc,
-        "heldout_acc": teacher.heldout_acc,
-        "train_argmax_not_original": shifts,
-    }
+    model = _cross_fit_record(teacher, need, config.model, k_folds)
     return model, _logits_table(need["item_id"].to_numpy(), teacher.logits)
 
 
@@ -109,50 +81,83 @@ def fit_large_teacher(
 ) -> tuple[dict, pd.DataFrame]:
     """The ``machine_soft_large_teacher`` teacher: trained on MNIST training images outside the
     study (extra labelled data); logits for every study item without a generator label."""
-    p = large_teacher_params
-    study_ids = set(study_digits["item_id"].tolist())
-    lo, hi = MNIST_TRAIN_IDS
-    pool = digits[
-        (digits["source"] == "mnist")
-        & digits["item_id"].between(lo, hi - 1)
-        & ~digits["item_id"].isin(study_ids)
-    ]
-    model_config = ModelConfig.from_params(p["model"])
+    config = TeacherConfig.from_params(
+        large_teacher_params, "labels.large_teacher", needs=("n_train", "n_val")
+    )
+    pool = _extra_mnist_images(digits, study_digits)
     teacher = train_teacher(
         images_from_column(pool["image"]),
         pool["original_label"].to_numpy(),
-        model_config,
-        TrainConfig.from_params(p),
-        n_train=int(p["n_train"]),
-        n_val=int(p["n_val"]),
-        seed=int(p["seed"]),
+        config.model,
+        config.train,
+        n_train=config.n_train,
+        n_val=config.n_val,
+        seed=config.seed,
     )
     need = _needs_teacher(study_digits)
-    logits = teacher.logits(images_from_column(need["image"]), device=str(p.get("device", "auto")))
-    train = need["split"].astype(str).to_numpy() == "train"
-    shifts = int((logits.argmax(1) != need["original_label"].to_numpy())[train].sum())
+    logits = teacher.logits(images_from_column(need["image"]), device=config.device)
+    model = _large_teacher_record(teacher, _train_shifts(logits, need), config.model)
+    return model, _logits_table(need["item_id"].to_numpy(), logits)
+
+
+def _extra_mnist_images(digits: pd.DataFrame, study_digits: pd.DataFrame) -> pd.DataFrame:
+    """MNIST training images that are not study items."""
+    study_ids = set(study_digits["item_id"].tolist())
+    return digits[
+        (digits["source"] == "mnist")
+        & digits["item_id"].isin(MNIST_TRAIN_IDS)
+        & ~digits["item_id"].isin(study_ids)
+    ]
+
+
+def _large_teacher_record(teacher, shifts: int, model_config) -> dict:
+    """The saved ``large_teacher_model``; logged."""
     logger.info(
         "large teacher: %d extra images, held-out accuracy %.4f, argmax != original on %d "
         "training items, %.1f s",
-        teacher.n_train,
-        teacher.val_acc,
-        shifts,
-        teacher.seconds,
+        *(teacher.n_train, teacher.val_acc, shifts, teacher.seconds),
     )
-    model = {
+    return {
         "state_dict": teacher.state_dict,
-        "model": {"channels": list(model_config.channels), "hidden": model_config.hidden},
+        "model": model_config.settings(),
         "n_train": teacher.n_train,
         "val_acc": teacher.val_acc,
         "train_argmax_not_original": shifts,
     }
-    return model, _logits_table(need["item_id"].to_numpy(), logits)
+
+
+def _cross_fit_record(teacher, need: pd.DataFrame, model_config, k_folds: int) -> dict:
+    """The saved ``teacher_model`` (fold models, settings, fold per item, accuracies); logged."""
+    shifts = _train_shifts(teacher.logits, need)
+    is_train = need["split"].astype(str).to_numpy() == "train"
+    logger.info(
+        "teacher (cross-fitted, %d folds on %d training items): out-of-fold accuracy %.4f, "
+        "fold-average accuracy on %d val/test items %.4f, argmax != original on %d "
+        "training items, %.1f s",
+        *(k_folds, int(is_train.sum()), teacher.oof_acc, int((~is_train).sum())),
+        *(teacher.heldout_acc, shifts, teacher.seconds),
+    )
+    item_ids = need["item_id"].astype(int).tolist()
+    return {
+        "state_dicts": teacher.state_dicts,
+        "model": model_config.settings(),
+        "k_folds": k_folds,
+        "fold": dict(zip(item_ids, teacher.fold.tolist(), strict=True)),
+        "oof_acc": teacher.oof_acc,
+        "heldout_acc": teacher.heldout_acc,
+        "train_argmax_not_original": shifts,
+    }
+
+
+def _train_shifts(logits: np.ndarray, need: pd.DataFrame) -> int:
+    """Training items whose teacher argmax is not their original label."""
+    train = need["split"].astype(str).to_numpy() == "train"
+    return int((logits.argmax(1) != need["original_label"].to_numpy())[train].sum())
 
 
 def _join(
     frame: pd.DataFrame, table: pd.DataFrame, name: str, cols: list[str], source: str
 ) -> pd.DataFrame:
-    _check_unique(table, name)
     merged = frame.merge(table[["item_id", *cols]], on="item_id", how="left", validate="one_to_one")
     missing = merged.loc[merged[cols].isna().any(axis=1), "item_id"]
     if len(missing):
@@ -178,25 +183,64 @@ def build_condition_targets(
     of the source. ``options`` are ``labels.conditions.<condition>``; the builder declares which
     of the human labels (``human_soft_labels``), the human mode (``item_stats``) and teacher
     logits it reads (:data:`soft_label_audit.targets.BUILDERS`), and only those are wired."""
+    options = _condition_options(options, condition)
+    frame = _source_items(study_digits, source)
+    inputs = _target_inputs(
+        frame,
+        tg.builder_for(condition).needs,
+        none_slot,
+        source,
+        human_soft_labels,
+        item_stats,
+        teacher_logits,
+    )
+    t = tg.build_targets(condition, inputs, options)
+    logger.info(
+        "%s.%s: %d targets, mean entropy on training items %.4f nats, off-label mass %.4f",
+        *(source, condition, len(t)),
+        *(tg.entropy(t[inputs.train]).mean(), tg.off_label_mass(t[inputs.train]).mean()),
+    )
+    out = pd.DataFrame(t, columns=list(T_COLS))
+    out.insert(0, "split", frame["split"].astype(str).to_numpy())
+    out.insert(0, "item_id", frame["item_id"].to_numpy(np.int64))
+    return out
+
+
+def _condition_options(options: dict | None, condition: str) -> dict:
     if options is None:
         raise KeyError(
-            f"labels.conditions has no entry for condition {condition!r} (conf/base/parameters_labels.yml)"
+            f"labels.conditions has no entry for condition {condition!r} "
+            "(conf/base/parameters_labels.yml)"
         )
-    needs = tg.builder_for(condition).needs
+    return options
+
+
+def _source_items(study_digits: pd.DataFrame, source: str) -> pd.DataFrame:
+    """The source's study items (item_id, split, original_label, machine_soft_label); every
+    split must have some, else the run stops here, before any training."""
     items = study_digits[study_digits["source"] == source]
-    _check_unique(items, "study_digits")
     counts = items["split"].value_counts()
     empty = [split for split in SPLITS if counts.get(split, 0) == 0]
     if empty:
-        # fail here, before any training, rather than at evaluation
         raise ValueError(
             f"study_digits has no {'/'.join(empty)} items of source {source!r} "
             f"(counts by split: {counts.to_dict()}); every source in study.sources needs train, "
             "val and test items: choose a larger study or drop the source from study.sources"
         )
-    frame = items[["item_id", "split", "original_label", "machine_soft_label"]].reset_index(
-        drop=True
-    )
+    columns = ["item_id", "split", "original_label", "machine_soft_label"]
+    return items[columns].reset_index(drop=True)
+
+
+def _target_inputs(
+    frame: pd.DataFrame,
+    needs,
+    none_slot: str,
+    source: str,
+    human_soft_labels: pd.DataFrame | None,
+    item_stats: pd.DataFrame | None,
+    teacher_logits: pd.DataFrame | None,
+) -> tg.TargetInputs:
+    """The builder's inputs for the items of ``frame``, in its order (only what it needs)."""
     human = mode = teacher = None
     if "human" in needs:
         frame = _join(frame, human_soft_labels, "human_soft_labels", list(H_COLS), source)
@@ -210,30 +254,16 @@ def build_condition_targets(
             .merge(teacher_logits, on="item_id", how="left")[list(Z_COLS)]
             .to_numpy(np.float64)
         )
-    inputs = tg.TargetInputs(
+    return tg.TargetInputs(
         original=frame["original_label"].to_numpy(np.int64),
         human=human,
         mode=mode,
         machine=soft_labels_from_column(frame["machine_soft_label"]),
         teacher_logits=teacher,
-        none_slot=str(none_slot),
+        none_slot=configs.none_slot(none_slot),
         train=frame["split"].astype(str).to_numpy() == "train",
         stream=zlib.crc32(source.encode()),
     )
-    t = tg.build_targets(condition, inputs, options)
-    train = inputs.train
-    logger.info(
-        "%s.%s: %d targets, mean entropy on training items %.4f nats, off-label mass %.4f",
-        source,
-        condition,
-        len(t),
-        tg.entropy(t[train]).mean(),
-        tg.off_label_mass(t[train]).mean(),
-    )
-    out = pd.DataFrame(t, columns=list(T_COLS))
-    out.insert(0, "split", frame["split"].astype(str).to_numpy())
-    out.insert(0, "item_id", frame["item_id"].to_numpy(np.int64))
-    return out
 
 
 def summarise_targets(
@@ -254,29 +284,17 @@ def summarise_targets(
         if np.isnan(o.astype(float)).any():
             raise ValueError(f"{source}.{condition}.targets names items missing from study_digits")
         t = table[list(T_COLS)].to_numpy(np.float64)
-        o = o.astype(np.int64)
         split = table["split"].astype(str).to_numpy()
-        # a tie that includes o (e.g. a uniform target) leaves o on top
-        not_original = t[np.arange(len(t)), o] < t.max(1) - 1e-12
         for name in ("all", *SPLITS):
             m = np.ones(len(t), bool) if name == "all" else split == name
-            nan = float("nan")
-            rows.append(
-                {
-                    "source": source,
-                    "condition": condition,
-                    "split": name,
-                    "n_items": int(m.sum()),
-                    "mean_entropy": float(tg.entropy(t[m]).mean()) if m.any() else nan,
-                    "mean_off_label_mass": float(tg.off_label_mass(t[m]).mean())
-                    if m.any()
-                    else nan,
-                    "share_argmax_not_original": (
-                        float(not_original[m].mean()) if m.any() else nan
-                    ),
-                }
-            )
+            strength = tg.strength(t, o.astype(np.int64), m)
+            rows.append({"source": source, "condition": condition, "split": name, **strength})
     out = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    _log_summary(out)
+    return out
+
+
+def _log_summary(out: pd.DataFrame) -> None:
     for row in out[out["split"] == "train"].itertuples():
         logger.info(
             "targets_summary %s.%s (train): entropy %.3f, off-label mass %.3f, "
@@ -287,7 +305,6 @@ def summarise_targets(
             row.mean_off_label_mass,
             row.share_argmax_not_original,
         )
-    return out
 
 
 def count_mode_shifts_by_rule(
@@ -306,24 +323,17 @@ def count_mode_shifts_by_rule(
             labels,
             study_digits,
             validated_annotations,
-            none_slot=str(none_slot),
+            none_slot=configs.none_slot(none_slot),
             mode_support=mode_support,
         )
         for source, g in stats.groupby("source", sort=True):
-            moved = g["human_argmax"] != g["original_label"]
-            rows.append(
-                {
-                    "aggregation": str(rule),
-                    "source": str(source),
-                    "n_items": int(len(g)),
-                    "argmax_not_original": int(moved.sum()),
-                    "mode_shift": int(g["mode_shift"].sum()),
-                    "argmax_not_original_unsupported": int((moved & g["mode_unsupported"]).sum()),
-                    "mode_unsupported": int(g["mode_unsupported"].sum()),
-                    "mean_human_entropy": float(g["human_entropy"].mean()),
-                }
-            )
+            rows.append({"aggregation": str(rule), "source": str(source), **_shift_counts(g)})
     out = pd.DataFrame(rows)
+    _log_mode_shifts(out)
+    return out
+
+
+def _log_mode_shifts(out: pd.DataFrame) -> None:
     for row in out.itertuples():
         logger.info(
             "mode shifts (%s, %s): argmax != original %d, supported %d, unsupported modes %d",
@@ -333,4 +343,16 @@ def count_mode_shifts_by_rule(
             row.mode_shift,
             row.mode_unsupported,
         )
-    return out
+
+
+def _shift_counts(g: pd.DataFrame) -> dict:
+    """Counts of one (rule, source) group of item statistics."""
+    moved = g["human_argmax"] != g["original_label"]
+    return {
+        "n_items": int(len(g)),
+        "argmax_not_original": int(moved.sum()),
+        "mode_shift": int(g["mode_shift"].sum()),
+        "argmax_not_original_unsupported": int((moved & g["mode_unsupported"]).sum()),
+        "mode_unsupported": int(g["mode_unsupported"].sum()),
+        "mean_human_entropy": float(g["human_entropy"].mean()),
+    }

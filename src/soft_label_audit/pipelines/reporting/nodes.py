@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
+from soft_label_audit.configs import ComparisonConfig, EvaluationConfig
 from soft_label_audit.metrics.stability import curve_spread, metric_spread
 from soft_label_audit.reporting import claims as claims_module
 from soft_label_audit.reporting import figures
@@ -36,21 +37,13 @@ def metric_columns(metrics_by_run: pd.DataFrame) -> list[str]:
 
 
 def collect(*tables: pd.DataFrame) -> pd.DataFrame:
-    """Stack the namespaces' tables (same columns) in the order given."""
+    """Stack the namespaces' tables (same columns) in the order given.
+
+    For ``metrics_by_run`` no run repeats: each namespace's ``metrics`` table has one row per
+    seed and its source and condition bound to the namespace (its contract)."""
     if not tables:
         raise ValueError("nothing to collect: the study grid is empty")
     return pd.concat(tables, ignore_index=True)
-
-
-def collect_runs(*metrics: pd.DataFrame) -> pd.DataFrame:
-    """``metrics_by_run``: one row per (source, condition, seed); fails on a repeated run."""
-    table = collect(*metrics)
-    dup = table[table.duplicated(RUN_KEYS, keep=False)]
-    if len(dup):
-        raise ValueError(
-            f"metrics hold repeated runs: {dup[RUN_KEYS].drop_duplicates().to_dict('records')[:5]}"
-        )
-    return table
 
 
 def summarize_study(metrics_by_run: pd.DataFrame) -> pd.DataFrame:
@@ -73,9 +66,7 @@ def compare_conditions(
     """Paired differences (t-interval over seeds, bootstrap over seeds and items, Holm p-values
     for the claims, BH q-values for the rest), the claims table, the power table and the ratios
     of seed spreads. One set of bootstrap draws per source serves every table."""
-    confidence = float(params["confidence"])
-    boot_params = params.get("bootstrap") or {}
-    n_resamples, seed = int(boot_params.get("n_resamples", 2000)), int(boot_params.get("seed", 0))
+    config = ComparisonConfig.from_params(params)
     boots = build_bootstraps(
         metrics_by_run,
         test_predictions,
@@ -83,22 +74,18 @@ def compare_conditions(
         item_stats,
         none_slot,
         eval_params,
-        n_resamples,
-        seed,
+        config.n_resamples,
+        config.seed,
     )
     metrics = metric_columns(metrics_by_run)
-    paired = paired_differences(metrics_by_run, metrics, list(params["baselines"]), confidence)
-    paired = bootstrap_paired(paired, boots, confidence)
+    paired = paired_differences(metrics_by_run, metrics, list(config.baselines), config.confidence)
+    paired = bootstrap_paired(paired, boots, config.confidence)
     claims, power = claims_module.evaluate_claims(boots, cartography, params)
     paired = _corrected(paired, claims)
-    stability = params.get("stability") or {}
     ratios = claims_module.stability_ratios(
         boots,
-        list(stability.get("metrics", [])),
-        str(stability.get("baseline", "original_hard")),
-        n_resamples,
-        seed,
-        confidence,
+        list(config.stability_metrics),
+        *(config.stability_baseline, config.n_resamples, config.seed, config.confidence),
     )
     return paired, claims, power, ratios
 
@@ -132,7 +119,8 @@ def stability_tables(
     the std over seeds of the headline metrics and their ratio to the baseline's with a
     bootstrap interval (``{metric}__std_ratio*``, ``std_relative_error``); and the validation
     curves' mean/std per epoch."""
-    n_bins = int(eval_params["n_bins"])
+    evaluation = EvaluationConfig.from_params(eval_params)
+    n_bins = evaluation.n_bins
     headline = [
         m
         for m in ("accuracy", "nll", "brier", f"ece_{n_bins}", "kl_human", "convergence_epoch")
@@ -145,19 +133,22 @@ def stability_tables(
     table = stability.merge(spread, on=GROUP_KEYS, how="left", validate="one_to_one")
     if len(spread_ratios):
         table = table.merge(spread_ratios, on=GROUP_KEYS, how="left", validate="one_to_one")
-    columns = [c for c in eval_params["stability_curves"] if c in curves]
-    by_epoch = curve_spread(curves, GROUP_KEYS, columns)
-    # keep the study order, not the alphabetical one groupby would give
+    columns = [c for c in evaluation.stability_curves if c in curves]
+    return table, _in_study_order(curve_spread(curves, GROUP_KEYS, columns), table)
+
+
+def _in_study_order(by_epoch: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """``by_epoch`` in the (source, condition) order of ``table`` (the study's), not the
+    alphabetical one groupby gives, then by epoch."""
     order = {k: i for i, k in enumerate(zip(table["source"], table["condition"]))}
     by_epoch = by_epoch.assign(
         _o=[order.get(k, len(order)) for k in zip(by_epoch["source"], by_epoch["condition"])]
     )
-    by_epoch = (
+    return (
         by_epoch.sort_values(["_o", "epoch"], kind="stable")
         .drop(columns="_o")
         .reset_index(drop=True)
     )
-    return table, by_epoch
 
 
 def reliability_figure(
@@ -168,7 +159,7 @@ def reliability_figure(
         metrics_by_run,
         _order(metrics_by_run, "source"),
         _order(metrics_by_run, "condition"),
-        int(eval_params["n_bins"]),
+        EvaluationConfig.from_params(eval_params).n_bins,
     )
 
 
@@ -177,7 +168,7 @@ def ece_by_band_figure(metrics_by_run: pd.DataFrame, eval_params: dict[str, Any]
         metrics_by_run,
         _order(metrics_by_run, "source"),
         _order(metrics_by_run, "condition"),
-        int(eval_params["n_bins"]),
+        EvaluationConfig.from_params(eval_params).n_bins,
     )
 
 
@@ -194,7 +185,8 @@ def cartography_figure(
 
 
 def validation_curves_figure(curves: pd.DataFrame, eval_params: dict[str, Any]) -> Figure:
-    columns = tuple(c for c in eval_params["stability_curves"] if c in curves)
+    curve_names = EvaluationConfig.from_params(eval_params).stability_curves
+    columns = tuple(c for c in curve_names if c in curves)
     return figures.validation_curves(
         curves, _order(curves, "source"), _order(curves, "condition"), columns
     )

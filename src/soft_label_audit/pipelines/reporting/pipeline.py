@@ -20,7 +20,7 @@ NAMESPACE = "reporting"
 
 #: per-run table -> (the study's table, collecting function)
 COLLECTED = {
-    "metrics": ("metrics_by_run", nodes.collect_runs),
+    "metrics": ("metrics_by_run", nodes.collect),
     "stability": ("stability_runs", nodes.collect),
     "reliability": ("reliability_by_run", nodes.collect),
     "cartography": ("cartography_by_run", nodes.collect),

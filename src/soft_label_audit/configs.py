@@ -1,0 +1,284 @@
+"""The ``training``, ``evaluation`` and ``reporting`` parameter blocks, read by typed classes.
+
+Each ``from_params`` validates every value it reads through :mod:`soft_label_audit.params`,
+so a bad value stops the run with one message naming the parameter path::
+
+    >>> EvaluationConfig.from_params({**EVALUATION_EXAMPLE, "n_bins": 0})
+    Traceback (most recent call last):
+    ...
+    soft_label_audit.params.ParameterError: evaluation.n_bins must be a positive integer, got 0
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from soft_label_audit import params as p
+from soft_label_audit.human_labels import NONE_SLOT_RULES
+from soft_label_audit.trainer import ModelConfig, TrainConfig
+
+#: a complete ``evaluation`` block (the defaults of conf/base), for examples and tests
+EVALUATION_EXAMPLE: dict[str, Any] = {
+    "n_bins": 15,
+    "bands": {"unanimous_max": 1e-9, "low_max": 0.5, "mostly_none_min": 0.5},
+    "calibration_floor": {"draws": 200, "quantile": 0.95, "seed": 0},
+    "cartography": {
+        "burn_in_fraction": 0.2,
+        "easy_min_confidence": 0.5,
+        "ambiguous_min_variability": 0.2,
+    },
+    "convergence": {"curve": "val_loss", "higher_is_better": False, "fraction": 0.95},
+    "stability_curves": ["val_loss", "val_acc", "train_loss"],
+}
+
+
+@dataclass(frozen=True)
+class Bands:
+    """Human-difficulty bands on the human entropy (nats) and the "none" share."""
+
+    unanimous_max: float
+    low_max: float
+    mostly_none_min: float = 0.5
+
+    @classmethod
+    def from_params(cls, block: Any, path: str = "evaluation.bands") -> Bands:
+        block = p.block(path, block)
+        unanimous = p.number(f"{path}.unanimous_max", p.required(path, block, "unanimous_max"), 0)
+        low = p.number(f"{path}.low_max", p.required(path, block, "low_max"), unanimous)
+        none = p.probability(f"{path}.mostly_none_min", block.get("mostly_none_min", 0.5))
+        return cls(unanimous, low, none)
+
+
+@dataclass(frozen=True)
+class CalibrationFloor:
+    """The ECE of a perfectly calibrated model: ``draws`` label draws from ``seed``."""
+
+    draws: int = 200
+    quantile: float = 0.95
+    seed: int = 0
+
+    @classmethod
+    def from_params(cls, block: Any, path: str = "evaluation.calibration_floor"):
+        block = p.block(path, block)
+        return cls(
+            draws=p.positive_int(f"{path}.draws", block.get("draws", cls.draws)),
+            quantile=p.probability(f"{path}.quantile", block.get("quantile", cls.quantile)),
+            seed=p.non_negative_int(f"{path}.seed", block.get("seed", cls.seed)),
+        )
+
+
+@dataclass(frozen=True)
+class CartographySettings:
+    """Burn-in share of epochs left out and the region thresholds."""
+
+    burn_in_fraction: float
+    easy_min_confidence: float
+    ambiguous_min_variability: float
+
+    @classmethod
+    def from_params(cls, block: Any, path: str = "evaluation.cartography"):
+        block = p.block(path, block)
+        return cls(
+            burn_in_fraction=p.number(
+                f"{path}.burn_in_fraction",
+                p.required(path, block, "burn_in_fraction"),
+                0,
+                1,
+                high_open=True,
+            ),
+            easy_min_confidence=p.probability(
+                f"{path}.easy_min_confidence", p.required(path, block, "easy_min_confidence")
+            ),
+            ambiguous_min_variability=p.number(
+                f"{path}.ambiguous_min_variability",
+                p.required(path, block, "ambiguous_min_variability"),
+                0,
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class Convergence:
+    """First epoch with ``fraction`` of the run's total improvement of ``curve``."""
+
+    curve: str
+    higher_is_better: bool
+    fraction: float
+
+    @classmethod
+    def from_params(cls, block: Any, path: str = "evaluation.convergence"):
+        block = p.block(path, block)
+        return cls(
+            curve=p.text(f"{path}.curve", p.required(path, block, "curve")),
+            higher_is_better=p.boolean(
+                f"{path}.higher_is_better", p.required(path, block, "higher_is_better")
+            ),
+            fraction=p.probability(f"{path}.fraction", p.required(path, block, "fraction")),
+        )
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """The ``evaluation`` block (conf/base/parameters_evaluation.yml)."""
+
+    n_bins: int
+    bands: Bands
+    calibration_floor: CalibrationFloor
+    cartography: CartographySettings
+    convergence: Convergence
+    stability_curves: tuple[str, ...]
+
+    @classmethod
+    def from_params(cls, block: Any, path: str = "evaluation") -> EvaluationConfig:
+        """
+        >>> EvaluationConfig.from_params(EVALUATION_EXAMPLE).cartography.burn_in_fraction
+        0.2
+        """
+        block = p.block(path, block)
+        curves = p.required(path, block, "stability_curves")
+        if not isinstance(curves, (list, tuple)):
+            raise p.fail(f"{path}.stability_curves", "a list of curve names", curves)
+        return cls(
+            n_bins=p.positive_int(f"{path}.n_bins", p.required(path, block, "n_bins")),
+            bands=Bands.from_params(p.required(path, block, "bands"), f"{path}.bands"),
+            calibration_floor=CalibrationFloor.from_params(
+                block.get("calibration_floor"), f"{path}.calibration_floor"
+            ),
+            cartography=CartographySettings.from_params(
+                p.required(path, block, "cartography"), f"{path}.cartography"
+            ),
+            convergence=Convergence.from_params(
+                p.required(path, block, "convergence"), f"{path}.convergence"
+            ),
+            stability_curves=tuple(
+                p.text(f"{path}.stability_curves[{i}]", c) for i, c in enumerate(curves)
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class ComparisonConfig:
+    """The parts of the ``reporting`` block that the comparison of conditions reads directly
+    (the claims, power and cartography settings are read by :mod:`soft_label_audit.reporting`)."""
+
+    baselines: tuple[str, ...]
+    confidence: float
+    n_resamples: int = 2000
+    seed: int = 0
+    stability_metrics: tuple[str, ...] = ()
+    stability_baseline: str = "original_hard"
+
+    @classmethod
+    def from_params(cls, block: Any, path: str = "reporting") -> ComparisonConfig:
+        """
+        >>> ComparisonConfig.from_params({"baselines": ["original_hard"], "confidence": 1.5})
+        Traceback (most recent call last):
+        ...
+        soft_label_audit.params.ParameterError: reporting.confidence must be a number in (0, 1), got 1.5
+        """
+        block = p.block(path, block)
+        baselines = p.required(path, block, "baselines")
+        if not isinstance(baselines, (list, tuple)) or not baselines:
+            raise p.fail(f"{path}.baselines", "a non-empty list of conditions", baselines)
+        boot = p.block(f"{path}.bootstrap", block.get("bootstrap"))
+        stability = p.block(f"{path}.stability", block.get("stability"))
+        metrics = stability.get("metrics", [])
+        if not isinstance(metrics, (list, tuple)):
+            raise p.fail(f"{path}.stability.metrics", "a list of metric names", metrics)
+        return cls(
+            baselines=tuple(p.text(f"{path}.baselines[{i}]", b) for i, b in enumerate(baselines)),
+            confidence=p.number(
+                f"{path}.confidence",
+                p.required(path, block, "confidence"),
+                0,
+                1,
+                low_open=True,
+                high_open=True,
+            ),
+            n_resamples=p.positive_int(
+                f"{path}.bootstrap.n_resamples", boot.get("n_resamples", cls.n_resamples)
+            ),
+            seed=p.non_negative_int(f"{path}.bootstrap.seed", boot.get("seed", cls.seed)),
+            stability_metrics=tuple(
+                p.text(f"{path}.stability.metrics[{i}]", m) for i, m in enumerate(metrics)
+            ),
+            stability_baseline=p.text(
+                f"{path}.stability.baseline", stability.get("baseline", cls.stability_baseline)
+            ),
+        )
+
+
+def epochs_for(training: dict[str, Any], source: str, path: str = "training") -> int:
+    """``training.epochs``: one number for every source, or a mapping source -> epochs.
+
+    >>> epochs_for({"epochs": {"mnist": 20, "synthetic": 45}}, "synthetic")
+    45
+    >>> epochs_for({"epochs": {"mnist": 20}}, "synthetic")
+    Traceback (most recent call last):
+    ...
+    soft_label_audit.params.ParameterError: training.epochs.synthetic is missing
+    """
+    epochs = p.required(path, training, "epochs")
+    if isinstance(epochs, dict):
+        return p.positive_int(
+            f"{path}.epochs.{source}", p.required(f"{path}.epochs", epochs, source)
+        )
+    return p.positive_int(f"{path}.epochs", epochs)
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """The ``training`` block for one source: the seeds, the model and the optimisation
+    settings (:class:`soft_label_audit.trainer.TrainConfig`) with the source's epochs."""
+
+    seeds: tuple[int, ...]
+    model: ModelConfig
+    train: TrainConfig
+
+    @classmethod
+    def from_params(cls, block: Any, source: str, path: str = "training") -> TrainingConfig:
+        block = p.block(path, block)
+        seeds = p.required(path, block, "seeds")
+        if not isinstance(seeds, (list, tuple)) or not seeds:
+            raise p.fail(f"{path}.seeds", "a non-empty list of seeds", seeds)
+        return cls(
+            seeds=tuple(p.non_negative_int(f"{path}.seeds[{i}]", s) for i, s in enumerate(seeds)),
+            model=ModelConfig.from_params(block.get("model"), f"{path}.model"),
+            train=TrainConfig.from_params(
+                {**block, "epochs": epochs_for(block, source, path)}, path
+            ),
+        )
+
+
+def none_slot(value: Any, path: str = "labels.none_slot") -> str:
+    """``labels.none_slot``: how the human label's "none" slot maps onto the digits.
+
+    >>> none_slot("spread")
+    'spread'
+    >>> none_slot("drop")
+    Traceback (most recent call last):
+    ...
+    soft_label_audit.params.ParameterError: labels.none_slot must be one of 'renormalise', 'spread', got 'drop'
+    """
+    return p.choice(path, value, NONE_SLOT_RULES)
+
+
+@dataclass(frozen=True)
+class AnnotationReport:
+    """The ``annotation_report`` block: how many disputed items the figure shows and the
+    agreement below which an annotator is flagged as suspect."""
+
+    n_disputed: int
+    suspect_agreement_below: float
+
+    @classmethod
+    def from_params(cls, block: Any, path: str = "annotation_report") -> AnnotationReport:
+        block = p.block(path, block)
+        return cls(
+            n_disputed=p.positive_int(f"{path}.n_disputed", p.required(path, block, "n_disputed")),
+            suspect_agreement_below=p.probability(
+                f"{path}.suspect_agreement_below",
+                p.required(path, block, "suspect_agreement_below"),
+            ),
+        )

@@ -1,0 +1,150 @@
+"""One condition's training, as tables: the trainer's arrays from the study tables, and the
+trainer's result packed as the ``test_predictions``, ``curves``, ``dynamics`` and ``weights``
+of the contracts (docs/architecture.md). Plain pandas and numpy; no Kedro."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from soft_label_audit.columns import P_COLS, T_COLS
+from soft_label_audit.data_sources.tables import images_from_column
+from soft_label_audit.metrics.levelling import has_levelled, last_fifth_change
+from soft_label_audit.trainer import CURVE_NAMES, TrainData
+
+logger = logging.getLogger(__name__)
+
+
+def _split(frame: pd.DataFrame, split: str) -> pd.DataFrame:
+    return frame[frame["split"] == split].sort_values("item_id").reset_index(drop=True)
+
+
+def condition_splits(
+    targets: pd.DataFrame, study_digits: pd.DataFrame, source: str, condition: str
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The targets joined with the study items' label and image, split into train, val and
+    test (each in item_id order); every target item must be a study item of ``source``."""
+    items = study_digits.loc[
+        study_digits["source"] == source, ["item_id", "original_label", "image"]
+    ]
+    frame = targets.merge(items, on="item_id", how="left", validate="one_to_one")
+    missing = frame.loc[frame["image"].isna(), "item_id"]
+    if len(missing):
+        raise ValueError(
+            f"{source}.{condition}.targets names items missing from study_digits: "
+            f"{missing.head(5).tolist()}"
+        )
+    train, val, test = (_split(frame, s) for s in ("train", "val", "test"))
+    return train, val, test
+
+
+def validation_modes(val: pd.DataFrame, item_stats: pd.DataFrame | None, source: str):
+    """The validation items' human mode (for the ``*_human_mode`` curves), or None."""
+    if item_stats is None:
+        return None
+    modes = val[["item_id"]].merge(item_stats[["item_id", "human_mode"]], on="item_id", how="left")
+    if modes["human_mode"].isna().any():
+        missing = val.loc[modes["human_mode"].isna(), "item_id"].head(5).tolist()
+        raise ValueError(f"item_stats lacks validation items of {source}: {missing}")
+    return modes["human_mode"].to_numpy(np.int64)
+
+
+def train_data(
+    train: pd.DataFrame, val: pd.DataFrame, test: pd.DataFrame, val_modes: np.ndarray | None
+) -> TrainData:
+    return TrainData(
+        train_images=images_from_column(train["image"]),
+        train_labels=train["original_label"].to_numpy(np.int64),
+        val_images=images_from_column(val["image"]),
+        val_labels=val["original_label"].to_numpy(np.int64),
+        test_images=images_from_column(test["image"]),
+        val_modes=val_modes,
+    )
+
+
+def stacked_targets(split: pd.DataFrame, n_seeds: int) -> np.ndarray:
+    """The split's targets repeated per seed: (seeds, items, 10) float32."""
+    return np.repeat(split[list(T_COLS)].to_numpy(np.float32)[None], n_seeds, axis=0)
+
+
+def _keys(source: str, condition: str, seeds: list[int], n: int) -> pd.DataFrame:
+    return pd.DataFrame({"source": source, "condition": condition, "seed": np.repeat(seeds, n)})
+
+
+def prediction_table(
+    test_probs: np.ndarray, test: pd.DataFrame, seeds: list[int], source: str, condition: str
+) -> pd.DataFrame:
+    """``test_predictions``: source, condition, seed, item_id, p_0..p_9."""
+    preds = _keys(source, condition, seeds, len(test))
+    preds["item_id"] = np.tile(test["item_id"].to_numpy(np.int64), len(seeds))
+    preds[list(P_COLS)] = test_probs.reshape(-1, len(P_COLS)).astype(np.float64)
+    return preds
+
+
+def curve_table(
+    curves_by_name: dict[str, np.ndarray], seeds: list[int], source: str, condition: str
+) -> pd.DataFrame:
+    """``curves``: source, condition, seed, epoch (1-based), the trainer's ``CURVE_NAMES``, and
+    on every row the run's levelling check (``train_loss_change_last_fifth``,
+    ``train_loss_levelled``, :mod:`soft_label_audit.metrics.levelling`)."""
+    epochs = curves_by_name["train_loss"].shape[1]
+    curves = _keys(source, condition, seeds, epochs)
+    curves["epoch"] = np.tile(np.arange(1, epochs + 1), len(seeds))
+    for name in CURVE_NAMES:
+        curves[name] = curves_by_name[name].reshape(-1)
+    change = np.array([last_fifth_change(loss) for loss in curves_by_name["train_loss"]])
+    curves["train_loss_change_last_fifth"] = np.repeat(change, epochs)
+    levelled = np.array([has_levelled(loss) for loss in curves_by_name["train_loss"]])
+    curves["train_loss_levelled"] = np.repeat(levelled, epochs)
+    logger.info(
+        "%s.%s: training loss change over the last fifth of %d epochs: max %.3f over seeds (%s)",
+        source,
+        condition,
+        epochs,
+        float(np.nanmax(change)),
+        "levelled off" if levelled.all() else f"NOT levelled off in {int((~levelled).sum())} seeds",
+    )
+    return curves
+
+
+def dynamics_record(train: pd.DataFrame, seeds: list[int], probs: np.ndarray) -> dict:
+    """``dynamics``: item_ids (n,), seeds (S,), probs float32 (S, E, n, 10)."""
+    return {
+        "item_ids": train["item_id"].to_numpy(np.int64),
+        "seeds": np.asarray(seeds, np.int64),
+        "probs": probs,
+    }
+
+
+def log_run(result, source: str, condition: str, n_train: int) -> None:
+    """One line per condition: seeds, epochs, items, time, device, final validation accuracy."""
+    logger.info(
+        "%s.%s: %d seeds x %d epochs on %d items, %.1f s on %s%s; final val_acc %s",
+        source,
+        condition,
+        result.curves["train_loss"].shape[0],
+        result.curves["train_loss"].shape[1],
+        n_train,
+        result.seconds,
+        result.device,
+        " (vectorised)" if result.vectorised else "",
+        np.round(result.curves["val_acc"][:, -1], 3).tolist(),
+    )
+
+
+def read_dynamics(dynamics: dict, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """item_ids (n,), seeds (S,) and probs (S, E, n, K) of a ``dynamics`` record, checked."""
+    missing = {"item_ids", "seeds", "probs"} - set(dynamics)
+    if missing:
+        raise ValueError(f"{name} lacks keys {sorted(missing)}")
+    item_ids = np.asarray(dynamics["item_ids"], dtype=np.int64)
+    seeds = np.asarray(dynamics["seeds"], dtype=np.int64)
+    probs = np.asarray(dynamics["probs"])
+    if probs.ndim != 4 or probs.shape[0] != len(seeds) or probs.shape[2] != len(item_ids):
+        raise ValueError(
+            f"{name}: probs {probs.shape} must be (seeds={len(seeds)}, epochs, "
+            f"items={len(item_ids)}, classes)"
+        )
+    return item_ids, seeds, probs
