@@ -297,13 +297,15 @@ LONGER_NODES: dict[str, str] = {}
 
 
 def _node_function(func):
-    """The module-level function behind a node (through functools.partial and grid.bind_cell,
-    which copies the name and module of the function it binds)."""
+    """The function behind a node (through functools.partial and the grid's wrappers, which
+    set ``__wrapped__`` or copy the name and module of the function they bind)."""
     import functools
     import importlib
 
-    while isinstance(func, functools.partial):
-        func = func.func
+    while isinstance(func, functools.partial) or hasattr(func, "__wrapped__"):
+        func = func.func if isinstance(func, functools.partial) else func.__wrapped__
+    if "<locals>" in func.__qualname__:  # a wiring closure (grid.gather): measure it as it is
+        return func
     module = importlib.import_module(func.__module__)
     return functools.reduce(getattr, func.__qualname__.split("."), module)
 
