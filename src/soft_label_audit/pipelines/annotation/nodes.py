@@ -99,6 +99,7 @@ def _simulate(
         k_neighbours=_int_range(p["k_neighbours"], "k_neighbours"),
         bandwidth_scale=float(p["bandwidth_scale"]),
         typical_quantile=float(p["typical_quantile"]),
+        class_neighbours=int(p.get("class_neighbours", 5)),
         seed=int(crowd["seed"]),
     )
     crowd_model = simulated.SimulatedCrowd(simulated.CrowdConfig.from_params(crowd), observers)
