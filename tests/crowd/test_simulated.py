@@ -132,3 +132,71 @@ def test_careless_annotators_agree_least(setup):
 def test_too_few_annotators_for_the_votes():
     with pytest.raises(ValueError, match="distinct votes"):
         simulated.draw_annotators(simulated.CrowdConfig(n_annotators=5), np.random.default_rng(0))
+
+
+def test_configuration_is_checked_with_the_one_template():
+    from soft_label_audit.params import ParameterError
+
+    def refused(change: dict, message: str) -> None:
+        params = crowd_params()
+        for dotted, value in change.items():
+            block = params
+            *parents, key = dotted.split(".")
+            for name in parents:
+                block = block[name]
+            block[key] = value
+        with pytest.raises(ParameterError) as err:
+            simulated.CrowdConfig.from_params(params)
+        assert str(err.value) == message
+
+    refused({"n_annotators": -3}, "simulated_crowd.n_annotators must be a positive integer, got -3")
+    refused(
+        {"traits.blur_px": [1.0, 0.3]},
+        "simulated_crowd.traits.blur_px must be an increasing pair [low, high], got [1.0, 0.3]",
+    )
+    refused(
+        {"perception.memory_share": 1.5},
+        "simulated_crowd.perception.memory_share must be a number in (0, 1], got 1.5",
+    )
+    refused(
+        {"votes_per_item": {"min": 10, "max": 8}},
+        "simulated_crowd.votes_per_item.max must be an integer >= votes_per_item.min (10), got 8",
+    )
+    with pytest.raises(ParameterError, match=r"simulated_crowd.traits has unknown settings"):
+        simulated.CrowdConfig.from_params({**crowd_params(), "traits": {"blur": [0, 1]}})
+    config = simulated.CrowdConfig.from_params(crowd_params())
+    assert config.perception.n_components == (30, 50) and config.n_profiles == 3
+
+
+def test_class_evidence_moves_gradually_between_the_two_digits_of_a_blend(setup):
+    """With ``class_neighbours`` the evidence compares whole classes, so along a blend from a
+    4 to a 9 the 9's share of the pair's evidence rises steadily and, halfway, both digits keep
+    real evidence (a neighbour count would often give one of them nothing)."""
+    from scipy import stats
+
+    from soft_label_audit.data_sources import synthetic
+
+    digits, _, _, _ = setup
+    memory = digits[(digits["item_id"] >= 60_000) & (digits["item_id"] < 70_000)]
+    observer = perception.NearestNeighbourObserver(class_neighbours=5, bandwidth_scale=0.15).fit(
+        images_from_column(memory["image"]), memory["original_label"].to_numpy()
+    )
+    train = digits[(digits["item_id"] < 60_000) & (digits["source"] == "mnist")]
+    images = images_from_column(train["image"]).astype(np.float64) / 255.0
+    labels = train["original_label"].to_numpy()
+    fours, nines = images[labels == 4][:5], images[labels == 9][:5]
+    weights = np.linspace(0.0, 1.0, 11)
+    a = np.repeat(fours, len(weights), axis=0)
+    b = np.repeat(nines, len(weights), axis=0)
+    w = np.tile(weights, len(fours))
+    deskew = (
+        perception.warp(a, *perception.moments_deskew(a)),
+        perception.warp(b, *perception.moments_deskew(b)),
+    )
+    contrast = perception.stroke_contrast(deskew[0]), perception.stroke_contrast(deskew[1])
+    blends = synthetic.blend_parents(*deskew, w, *contrast) / 255.0
+    evidence, _ = observer.perceive(blends)
+    share_of_nine = evidence[:, 9] / (evidence[:, 4] + evidence[:, 9])
+    assert stats.spearmanr(share_of_nine, w).statistic > 0.8
+    halfway = np.isclose(w, 0.5)
+    assert (np.minimum(evidence[halfway, 4], evidence[halfway, 9]) > 0.02).mean() >= 0.6

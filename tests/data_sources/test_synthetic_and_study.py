@@ -2,36 +2,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from soft_label_audit.data_sources import study, synthetic
+from soft_label_audit.data_sources import geometry, study, synthetic
+from soft_label_audit.params import ParameterError
+
+CONFIG = synthetic.AmbiguityConfig(
+    n_items=64, class_pairs=((4, 9), (1, 7)), min_weight=0.3, max_weight=0.7, seed=5
+)
 
 
 @pytest.fixture(scope="module")
-def tiny_autoencoder(small_mnist_raw):
-    config = synthetic.AutoencoderConfig(
-        n_train_images=300, epochs=1, width=4, latent_dim=4, seed=3
+def made(small_mnist_raw):
+    return synthetic.generate_ambiguous(
+        small_mnist_raw["train_images"], small_mnist_raw["train_labels"], CONFIG
     )
-    return synthetic.train_autoencoder(small_mnist_raw["train_images"], config)
 
 
-def test_autoencoder_training_is_deterministic(small_mnist_raw, tiny_autoencoder):
-    config = synthetic.AutoencoderConfig(
-        n_train_images=300, epochs=1, width=4, latent_dim=4, seed=3
-    )
-    again, losses = synthetic.train_autoencoder(small_mnist_raw["train_images"], config)
-    first, first_losses = tiny_autoencoder
-    assert losses == first_losses
-    for (k, a), (_, b) in zip(first.state_dict().items(), again.state_dict().items()):
-        assert np.array_equal(a.numpy(), b.numpy()), k
-
-
-def test_generated_items_have_two_class_machine_labels(small_mnist_raw, tiny_autoencoder):
-    model, _ = tiny_autoencoder
-    config = synthetic.AmbiguityConfig(
-        n_items=64, class_pairs=((4, 9), (1, 7)), min_weight=0.3, max_weight=0.7, seed=5
-    )
-    made = synthetic.generate_ambiguous(
-        model, small_mnist_raw["train_images"], small_mnist_raw["train_labels"], config
-    )
+def test_generated_items_have_two_class_machine_labels(small_mnist_raw, made):
     soft = made["machine_soft_label"]
     assert made["images"].shape == (64, 28, 28) and made["images"].dtype == np.uint8
     np.testing.assert_allclose(soft.sum(1), 1.0)
@@ -41,21 +27,69 @@ def test_generated_items_have_two_class_machine_labels(small_mnist_raw, tiny_aut
     assert np.array_equal(made["original_label"], soft.argmax(1))
     assert (made["mix_weight"] >= 0.3).all() and (made["mix_weight"] <= 0.7).all()
     # the source images really are of the classes named in the label
-    assert (small_mnist_raw["train_labels"][made["source_a"]] == made["class_a"]).all()
-    again = synthetic.generate_ambiguous(
-        model, small_mnist_raw["train_images"], small_mnist_raw["train_labels"], config
-    )
+    labels = small_mnist_raw["train_labels"]
+    assert (labels[made["source_a"]] == made["class_a"]).all()
+    assert (labels[made["source_b"]] == made["class_b"]).all()
+    again = synthetic.generate_ambiguous(small_mnist_raw["train_images"], labels, CONFIG)
     assert np.array_equal(again["images"], made["images"])
 
 
-def test_bad_pairs_are_refused(small_mnist_raw, tiny_autoencoder):
-    model, _ = tiny_autoencoder
-    with pytest.raises(ValueError, match="two different digits"):
-        synthetic.generate_ambiguous(
-            model,
-            small_mnist_raw["train_images"],
-            small_mnist_raw["train_labels"],
-            synthetic.AmbiguityConfig(n_items=4, class_pairs=((3, 3),)),
+def test_parents_are_the_typical_share_of_their_class(small_mnist_raw, made):
+    images, labels = small_mnist_raw["train_images"], small_mnist_raw["train_labels"]
+    eligible = synthetic.typical_parents(
+        geometry.deskew(images / 255.0), labels, CONFIG.parent_share
+    )
+    for k in range(10):
+        n_k = int((labels == k).sum())
+        assert eligible[labels == k].sum() == int(np.ceil(CONFIG.parent_share * n_k))
+    assert eligible[made["source_a"]].all() and eligible[made["source_b"]].all()
+
+
+def test_blends_keep_the_stroke_contrast_of_their_parents(small_mnist_raw):
+    """A plain pixel blend halves the ink where two digits do not overlap, so evenly mixed
+    items would also be the faint ones; the generator restores the parents' contrast."""
+    images, labels = small_mnist_raw["train_images"], small_mnist_raw["train_labels"]
+    config = synthetic.AmbiguityConfig(n_items=200, min_weight=0.0, max_weight=1.0, seed=3)
+    made = synthetic.generate_ambiguous(images, labels, config)
+    contrast = geometry.stroke_contrast(made["images"] / 255.0)
+    parents = geometry.stroke_contrast(geometry.deskew(images / 255.0))
+    expected = (1 - made["mix_weight"]) * parents[made["source_a"]] + made["mix_weight"] * (
+        parents[made["source_b"]]
+    )
+    assert np.quantile(np.abs(contrast - expected), 0.95) < 0.02
+    even = np.abs(made["mix_weight"] - 0.5) < 0.1
+    assert contrast[even].mean() > 0.95 * contrast[~even].mean()
+    # without the restoration the evenly mixed items are clearly fainter
+    plain = (1 - made["mix_weight"][:, None, None]) * geometry.deskew(
+        images[made["source_a"]] / 255.0
+    ) + made["mix_weight"][:, None, None] * geometry.deskew(images[made["source_b"]] / 255.0)
+    faint = geometry.stroke_contrast(plain)
+    assert faint[even].mean() < 0.95 * faint[~even].mean()
+
+
+def test_configuration_is_checked_with_the_one_template():
+    with pytest.raises(ParameterError) as err:
+        synthetic.AmbiguityConfig.from_params({"n_items": -3})
+    assert str(err.value).splitlines()[0] == (
+        "digits.synthetic.n_items must be a positive integer, got -3"
+    )
+    with pytest.raises(
+        ParameterError, match=r"digits.synthetic.class_pairs must be a list of pairs"
+    ):
+        synthetic.AmbiguityConfig.from_params({"class_pairs": [[3, 3]]})
+    with pytest.raises(ParameterError, match=r"digits.synthetic.max_weight must be a number >="):
+        synthetic.AmbiguityConfig.from_params({"min_weight": 0.6, "max_weight": 0.4})
+    with pytest.raises(ParameterError, match=r"digits.synthetic has unknown settings \['n_item'\]"):
+        synthetic.AmbiguityConfig.from_params({"n_item": 3})
+    with pytest.raises(ParameterError, match=r"digits.study.n_per_source.mnist must be a non-neg"):
+        study.StudyConfig.from_params({"n_per_source": {"mnist": -1}, "seed": 0})
+    with pytest.raises(ParameterError, match=r"digits.study.split_fractions must be train, val"):
+        study.StudyConfig.from_params(
+            {
+                "n_per_source": {"mnist": 1},
+                "split_fractions": {"train": 0.9, "val": 0.2, "test": 0},
+                "seed": 0,
+            }
         )
 
 

@@ -185,10 +185,11 @@ def simulate(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The simulated crowd's votes on the study items and its annotators' traits; the crowd
     remembers MNIST test images, which therefore may not be study items."""
+    config = simulated.CrowdConfig.from_params(crowd)
+    seen = config.perception
     memory = digits[digits["item_id"].isin(MNIST_TEST_IDS) & (digits["source"] == "mnist")]
-    size = int(crowd["perception"]["memory_size"])
-    if len(memory) > size:
-        memory = memory.sample(n=size, random_state=int(crowd["seed"])).sort_values("item_id")
+    if len(memory) > seen.memory_size:
+        memory = memory.sample(n=seen.memory_size, random_state=config.seed).sort_values("item_id")
     overlap = np.intersect1d(memory["item_id"], study["item_id"])
     if len(overlap):
         raise ValueError(
@@ -200,26 +201,18 @@ def simulate(
             f"`digits` holds no MNIST test images (ids {MNIST_TEST_IDS.start}.."
             f"{MNIST_TEST_IDS.stop - 1}) for the simulated crowd's memory"
         )
-    p = crowd["perception"]
     observers = perception.observer_profiles(
         images_from_column(memory["image"]),
         memory["original_label"].to_numpy(),
-        n_profiles=int(p.get("n_profiles", 1)),
-        memory_share=float(p.get("memory_share", 1.0)),
-        n_components=_int_range(p["n_components"], "n_components"),
-        k_neighbours=_int_range(p["k_neighbours"], "k_neighbours"),
-        bandwidth_scale=float(p["bandwidth_scale"]),
-        typical_quantile=float(p["typical_quantile"]),
-        seed=int(crowd["seed"]),
+        n_profiles=seen.n_profiles,
+        memory_share=seen.memory_share,
+        n_components=seen.n_components,
+        k_neighbours=seen.k_neighbours,
+        bandwidth_scale=seen.bandwidth_scale,
+        typical_quantile=seen.typical_quantile,
+        class_neighbours=seen.class_neighbours,
+        seed=config.seed,
     )
-    crowd_model = simulated.SimulatedCrowd(simulated.CrowdConfig.from_params(crowd), observers)
+    crowd_model = simulated.SimulatedCrowd(config, observers)
     votes = crowd_model.annotate(study["item_id"].to_numpy(), images_from_column(study["image"]))
     return votes, crowd_model.annotators_
-
-
-def _int_range(value: Any, name: str) -> tuple[int, int]:
-    """A [lo, hi] integer range of simulated_crowd.perception (a single number: lo = hi)."""
-    lo, hi = (int(value), int(value)) if np.isscalar(value) else (int(v) for v in value)
-    if hi < lo:
-        raise ValueError(f"simulated_crowd.perception.{name} = [{lo}, {hi}] must be increasing")
-    return lo, hi

@@ -1,7 +1,7 @@
 """The simulated annotators' eyes: a nearest-neighbour observer over PCA features.
 
 It shares no data and no architecture with the audited CNNs: its memory is MNIST *test*
-images only (ids 60000..69999, never study items), it has no learned weights beyond a
+images only (``columns.MNIST_TEST_IDS``, never study items), it has no learned weights beyond a
 principal-component basis, and it judges a digit by its resemblance to remembered digits.
 
 Pipeline of one look at an image ``x`` (pixels in [0, 1]):
@@ -9,9 +9,16 @@ Pipeline of one look at an image ``x`` (pixels in [0, 1]):
 1. the observer's viewing conditions warp ``x`` (see :func:`warp`) and blur it;
 2. the image is deskewed (slant removed from its second moments, as readers ignore slant);
 3. it is projected on the first ``n_components`` principal axes of the deskewed memory;
-4. the ``k`` nearest remembered digits (squared Euclidean distance ``d_j^2``) vote with
-   weights ``w_j = exp(-(d_j^2 - d_min^2) / (2 b^2))``, ``b`` the bandwidth, giving the
-   class evidence ``p_c = sum_j w_j [y_j = c] / sum_j w_j``;
+4. class evidence, with ``b`` the bandwidth (``bandwidth_scale`` x the memory's median
+   nearest-neighbour distance):
+
+   * ``class_neighbours = j > 0`` (the crowd's default): ``p_c ∝ exp(-(D_c - min D) / b)``,
+     ``D_c`` the mean distance to the ``j`` nearest remembered digits of class ``c``. Every
+     class keeps some evidence, and the margin between the two most likely digits shrinks
+     smoothly as an image moves between them;
+   * ``class_neighbours = 0``: the ``k`` nearest remembered digits (squared distance
+     ``d_j^2``) vote with weights ``w_j = exp(-(d_j^2 - d_min^2) / (2 b^2))``, giving
+     ``p_c = sum_j w_j [y_j = c] / sum_j w_j``;
 5. the atypicality ``a = d_min / d_typ`` compares the distance to the nearest memory with the
    ``typical_quantile`` of nearest-neighbour distances inside the memory (``a > 1``: the
    image looks like no digit the observer has seen).
@@ -23,73 +30,75 @@ the crowd uses it to make decisions less sharp on faint or smudged images.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from scipy import ndimage
 
-_CENTRE = np.array([13.5, 13.5])
+from soft_label_audit import params as p
+from soft_label_audit.data_sources.geometry import (  # noqa: F401  (the observer's image ops)
+    blur,
+    compose,
+    moments_deskew,
+    stroke_contrast,
+    warp,
+)
 
 
-def moments_deskew(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Affine maps (A, offset) that centre each image and remove its slant.
+@dataclass(frozen=True)
+class PerceptionConfig:
+    """The ``simulated_crowd.perception`` block (see :func:`observer_profiles`).
 
-    For intensity-weighted centroid ``(r0, c0)``, variance ``var_r`` and covariance
-    ``cov_rc``, the shear ``alpha = cov_rc / var_r`` is undone by sampling the input at
-    ``A @ p + offset`` with ``A = [[1, 0], [alpha, 1]]`` and ``offset = (r0, c0) - A @ centre``.
+    >>> PerceptionConfig.from_params({"n_components": [30, 50]}).n_components
+    (30, 50)
+    >>> PerceptionConfig.from_params({"memory_share": 0})
+    Traceback (most recent call last):
+    ...
+    soft_label_audit.params.ParameterError: simulated_crowd.perception.memory_share must be a number in (0, 1], got 0
     """
-    x = np.asarray(images, dtype=np.float64)
-    n = len(x)
-    rows, cols = np.mgrid[0:28, 0:28].astype(np.float64)
-    mass = x.sum(axis=(1, 2)) + 1e-9
-    r0 = (x * rows).sum(axis=(1, 2)) / mass
-    c0 = (x * cols).sum(axis=(1, 2)) / mass
-    dr = rows[None] - r0[:, None, None]
-    dc = cols[None] - c0[:, None, None]
-    var_r = (x * dr**2).sum(axis=(1, 2)) / mass + 1e-9
-    cov = (x * dr * dc).sum(axis=(1, 2)) / mass
-    alpha = np.clip(cov / var_r, -1.0, 1.0)
-    a = np.zeros((n, 2, 2))
-    a[:, 0, 0] = 1.0
-    a[:, 1, 1] = 1.0
-    a[:, 1, 0] = alpha
-    offset = np.stack([r0, c0], axis=1) - a @ _CENTRE
-    return a, offset
+
+    memory_size: int = 10_000
+    n_profiles: int = 1
+    memory_share: float = 1.0
+    n_components: tuple[int, int] = (40, 40)
+    k_neighbours: tuple[int, int] = (10, 10)
+    bandwidth_scale: float = 0.35
+    typical_quantile: float = 0.99
+    class_neighbours: int = 5
+
+    @classmethod
+    def from_params(cls, params: Any, path: str = "simulated_crowd.perception") -> PerceptionConfig:
+        params = p.block(path, params)
+        p.no_unknown(path, params, cls.__dataclass_fields__)
+        get = lambda key: params.get(key, getattr(cls, key))  # noqa: E731
+        return cls(
+            memory_size=p.positive_int(f"{path}.memory_size", get("memory_size")),
+            n_profiles=p.positive_int(f"{path}.n_profiles", get("n_profiles")),
+            memory_share=p.number(f"{path}.memory_share", get("memory_share"), 0, 1, low_open=True),
+            n_components=int_range(f"{path}.n_components", get("n_components")),
+            k_neighbours=int_range(f"{path}.k_neighbours", get("k_neighbours")),
+            bandwidth_scale=p.number(
+                f"{path}.bandwidth_scale", get("bandwidth_scale"), 0, low_open=True
+            ),
+            typical_quantile=p.number(
+                f"{path}.typical_quantile", get("typical_quantile"), 0, 1, low_open=True
+            ),
+            class_neighbours=p.non_negative_int(
+                f"{path}.class_neighbours", get("class_neighbours")
+            ),
+        )
 
 
-def warp(images: np.ndarray, a: np.ndarray, offset: np.ndarray) -> np.ndarray:
-    """Bilinear resampling ``out_i(p) = x_i(A_i p + offset_i)``, zero outside the frame."""
-    x = np.asarray(images, dtype=np.float64)
-    n = len(x)
-    if n == 0:
-        return x.copy()
-    grid = np.mgrid[0:28, 0:28].reshape(2, -1).astype(np.float64)
-    src = np.einsum("nij,jp->nip", a, grid) + offset[:, :, None]
-    coords = np.empty((3, n, 784), dtype=np.float64)
-    coords[0] = np.arange(n)[:, None]
-    coords[1:] = src.transpose(1, 0, 2)
-    return ndimage.map_coordinates(
-        x, coords.reshape(3, n, 28, 28), order=1, mode="constant", cval=0.0
-    )
-
-
-def compose(
-    a1: np.ndarray, o1: np.ndarray, a2: np.ndarray, o2: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """The map ``p -> A1 (A2 p + o2) + o1``: first apply the sampling map 2, then map 1."""
-    return a1 @ a2, np.einsum("nij,nj->ni", a1, o2) + o1
-
-
-def stroke_contrast(images01: np.ndarray, ink: float = 0.1) -> np.ndarray:
-    """Mean intensity of the inked pixels (``x > ink``): crisp strokes near 1, smudged ones lower."""
-    x = np.asarray(images01, dtype=np.float64)
-    mask = x > ink
-    return (x * mask).sum(axis=(1, 2)) / np.maximum(mask.sum(axis=(1, 2)), 1)
-
-
-def blur(images: np.ndarray, sigma: float) -> np.ndarray:
-    if sigma <= 0:
-        return np.asarray(images, dtype=np.float64)
-    return ndimage.gaussian_filter(np.asarray(images, dtype=np.float64), sigma=(0, sigma, sigma))
+def int_range(path: str, value: Any) -> tuple[int, int]:
+    """``[lo, hi]`` of positive integers (one integer: ``lo = hi``)."""
+    if not isinstance(value, (list, tuple)):
+        value = [value, value]
+    if len(value) != 2:
+        raise p.fail(path, "a positive integer or a pair [low, high] of them", value)
+    lo = p.positive_int(f"{path}[0]", value[0])
+    hi = p.positive_int(f"{path}[1]", value[1])
+    if hi < lo:
+        raise p.fail(path, "an increasing pair [low, high]", list(value))
+    return lo, hi
 
 
 @dataclass
@@ -100,6 +109,7 @@ class NearestNeighbourObserver:
     k_neighbours: int = 10
     bandwidth_scale: float = 0.35
     typical_quantile: float = 0.99
+    class_neighbours: int = 0
     chunk: int = 2048
 
     def fit(self, images: np.ndarray, labels: np.ndarray) -> NearestNeighbourObserver:
@@ -144,9 +154,41 @@ class NearestNeighbourObserver:
         flat = warp(images01, a, off).reshape(len(images01), -1)
         return (flat - self.mean_) @ self.components_
 
+    def _class_distances(self, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per class, the mean distance to its ``class_neighbours`` nearest memories (n, 10),
+        and the squared distance to the nearest memory of any class (n,)."""
+        mem = self.memory_
+        mem_sq = (mem**2).sum(axis=1)
+        j = self.class_neighbours
+        members = [np.flatnonzero(self.memory_labels_ == c) for c in range(10)]
+        out = np.full((len(feats), 10), np.inf)
+        nearest = np.empty(len(feats))
+        for start in range(0, len(feats), self.chunk):
+            f = np.asarray(feats[start : start + self.chunk], np.float64)
+            d2 = np.maximum((f**2).sum(axis=1)[:, None] + mem_sq[None] - 2.0 * (f @ mem.T), 0.0)
+            nearest[start : start + len(f)] = d2.min(axis=1)
+            for c, cols in enumerate(members):
+                if len(cols) == 0:
+                    continue
+                m = min(j, len(cols))
+                part = np.sort(np.partition(d2[:, cols], m - 1, axis=1)[:, :m], axis=1)
+                out[start : start + len(f), c] = np.sqrt(part).mean(axis=1)
+        return out, nearest
+
     def perceive(self, images01: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Class evidence (n, 10) and atypicality (n,) of already-viewed images in [0, 1]."""
+        """Class evidence (n, 10) and atypicality (n,) of already-viewed images in [0, 1].
+
+        With ``class_neighbours = j > 0`` the evidence compares whole classes instead of
+        counting neighbours: ``p_c ∝ exp(-(D_c - min D) / b)`` with ``D_c`` the mean distance to
+        the ``j`` nearest remembered digits of class ``c``, so every class keeps some evidence
+        and the margin between the two most likely classes shrinks smoothly as an image moves
+        between them."""
         feats = self.features(images01)
+        if self.class_neighbours > 0:
+            dist, nearest = self._class_distances(feats)
+            evidence = np.exp(-(dist - dist.min(axis=1, keepdims=True)) / self.bandwidth_)
+            evidence /= evidence.sum(axis=1, keepdims=True)
+            return evidence, np.sqrt(nearest) / self.typical_distance_
         d2, idx = self._neighbours(feats, self.k_neighbours)
         weights = np.exp(-(d2 - d2[:, :1]) / (2.0 * self.bandwidth_**2))
         labels = self.memory_labels_[idx]
@@ -171,10 +213,12 @@ def observer_profiles(
     bandwidth_scale: float,
     typical_quantile: float,
     seed: int,
+    class_neighbours: int = 5,
 ) -> list[NearestNeighbourObserver]:
     """``n_profiles`` observers that see differently: each remembers its own random share
     ``memory_share`` of ``images`` and draws its number of principal components and of
-    neighbours uniformly (integers) in the given ranges. Seeded."""
+    neighbours uniformly (integers) in the given ranges; all use ``class_neighbours``
+    (:meth:`NearestNeighbourObserver.perceive`). Seeded."""
     if not 0 < memory_share <= 1:
         raise ValueError(
             f"simulated_crowd.perception.memory_share must be in (0, 1], got {memory_share}"
@@ -190,6 +234,7 @@ def observer_profiles(
             k_neighbours=int(rng.integers(k_neighbours[0], k_neighbours[1] + 1)),
             bandwidth_scale=bandwidth_scale,
             typical_quantile=typical_quantile,
+            class_neighbours=class_neighbours,
         )
         observers.append(observer.fit(np.asarray(images)[pick], np.asarray(labels)[pick]))
     return observers

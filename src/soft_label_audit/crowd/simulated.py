@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from soft_label_audit import params as p
 from soft_label_audit.columns import NONE_CHOICE
 from soft_label_audit.crowd import perception
 
@@ -67,35 +68,91 @@ class CrowdConfig:
     careless_sharpness: Range = (1.0, 2.0)
     careless_speed_s: Range = (0.4, 0.8)
 
+    perception: perception.PerceptionConfig = field(default_factory=perception.PerceptionConfig)
+
     @classmethod
-    def from_params(cls, params: dict[str, Any]) -> CrowdConfig:
-        """Build from the ``simulated_crowd`` parameters (nested ``traits``/``careless`` ranges)."""
-        traits = params.get("traits", {})
-        careless = params.get("careless", {})
+    def from_params(cls, params: Any, path: str = "simulated_crowd") -> CrowdConfig:
+        """Build from the ``simulated_crowd`` block (nested ``votes_per_item``, ``perception``,
+        ``traits`` and ``careless``), every value checked (:mod:`soft_label_audit.params`).
+
+        >>> CrowdConfig.from_params({"seed": 1, "n_annotators": 0})
+        Traceback (most recent call last):
+        ...
+        soft_label_audit.params.ParameterError: simulated_crowd.n_annotators must be a positive integer, got 0
+        """
+        params = p.block(path, params)
+        p.no_unknown(path, params, TOP_KEYS)
+        votes = p.block(f"{path}.votes_per_item", params.get("votes_per_item"))
+        p.no_unknown(f"{path}.votes_per_item", votes, ("min", "max"))
+        seen = perception.PerceptionConfig.from_params(
+            params.get("perception"), f"{path}.perception"
+        )
         kwargs: dict[str, Any] = {
-            "seed": int(params["seed"]),
-            "n_annotators": int(params["n_annotators"]),
-            "votes_min": int(params["votes_per_item"]["min"]),
-            "votes_max": int(params["votes_per_item"]["max"]),
-            "careless_share": float(careless.get("share", cls.careless_share)),
-            "n_profiles": int(params.get("perception", {}).get("n_profiles", cls.n_profiles)),
-            "contrast_sensitivity": float(
-                params.get("contrast_sensitivity", cls.contrast_sensitivity)
+            "seed": p.non_negative_int(f"{path}.seed", p.required(path, params, "seed")),
+            "n_annotators": p.positive_int(
+                f"{path}.n_annotators", params.get("n_annotators", cls.n_annotators)
             ),
+            "votes_min": p.positive_int(
+                f"{path}.votes_per_item.min", votes.get("min", cls.votes_min)
+            ),
+            "votes_max": p.positive_int(
+                f"{path}.votes_per_item.max", votes.get("max", cls.votes_max)
+            ),
+            "contrast_sensitivity": p.number(
+                f"{path}.contrast_sensitivity",
+                params.get("contrast_sensitivity", cls.contrast_sensitivity),
+                0,
+            ),
+            "n_profiles": seen.n_profiles,
+            "perception": seen,
         }
+        if kwargs["votes_max"] < kwargs["votes_min"]:
+            raise p.fail(
+                f"{path}.votes_per_item.max",
+                f"an integer >= votes_per_item.min ({kwargs['votes_min']})",
+                kwargs["votes_max"],
+            )
+        traits = p.block(f"{path}.traits", params.get("traits"))
+        p.no_unknown(f"{path}.traits", traits, TRAIT_KEYS)
         for name, value in traits.items():
-            kwargs[name] = _range(value, name)
+            kwargs[name] = p.increasing_range(f"{path}.traits.{name}", value, 0.0)
+        careless = p.block(f"{path}.careless", params.get("careless"))
+        p.no_unknown(f"{path}.careless", careless, ("share", "lapse", "sharpness", "speed_s"))
+        kwargs["careless_share"] = p.probability(
+            f"{path}.careless.share", careless.get("share", cls.careless_share)
+        )
         for name in ("lapse", "sharpness", "speed_s"):
             if name in careless:
-                kwargs[f"careless_{name}"] = _range(careless[name], f"careless.{name}")
+                kwargs[f"careless_{name}"] = p.increasing_range(
+                    f"{path}.careless.{name}", careless[name], 0.0
+                )
+        for key, where in (("lapse", "traits.lapse"), ("careless_lapse", "careless.lapse")):
+            if key in kwargs and kwargs[key][1] > 1:
+                raise p.fail(f"{path}.{where}", "a range within [0, 1]", list(kwargs[key]))
         return cls(**kwargs)
 
 
-def _range(value: Any, name: str) -> Range:
-    lo, hi = (float(v) for v in value)
-    if hi < lo:
-        raise ValueError(f"trait range {name} = [{lo}, {hi}] must be increasing")
-    return lo, hi
+TOP_KEYS = (
+    "seed",
+    "n_annotators",
+    "votes_per_item",
+    "contrast_sensitivity",
+    "perception",
+    "traits",
+    "careless",
+)
+TRAIT_KEYS = (
+    "shift_px",
+    "jitter_px",
+    "rotation_deg",
+    "blur_px",
+    "sharpness",
+    "lapse",
+    "none_threshold",
+    "atypical_threshold",
+    "unsure_threshold",
+    "speed_s",
+)
 
 
 def draw_annotators(config: CrowdConfig, rng: np.random.Generator) -> pd.DataFrame:

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from soft_label_audit import params as p
 from soft_label_audit.columns import H_COLS, NONE_CHOICE
 from soft_label_audit.crowd.perception import stroke_contrast
 from soft_label_audit.human_labels import human_entropy
@@ -55,23 +56,55 @@ class ValidityTargets:
     classifier_seed: int = 0
 
     @classmethod
-    def from_params(cls, params: dict[str, Any]) -> ValidityTargets:
-        def pair(key: str) -> tuple[float, float]:
-            lo, hi = (float(v) for v in params[key])
-            if hi < lo:
-                raise ValueError(f"crowd_validity.{key} = [{lo}, {hi}] must be increasing")
-            return lo, hi
+    def from_params(cls, params: Any, path: str = "crowd_validity") -> ValidityTargets:
+        """Build from the ``crowd_validity`` block, every value checked.
 
-        clf = params["classifier"]
-        return cls(
-            ambiguity_spearman_min=float(params["ambiguity_spearman_min"]),
-            mnist_shift_share=pair("mnist_shift_share"),
-            votes_per_item=pair("votes_per_item"),
-            mnist_vote_agreement=pair("mnist_vote_agreement"),
-            classifier_n_train=int(clf["n_train"]),
-            classifier_c=float(clf["C"]),
-            classifier_seed=int(clf["seed"]),
+        >>> ValidityTargets.from_params({"classifier": {"n_train": 0}})
+        Traceback (most recent call last):
+        ...
+        soft_label_audit.params.ParameterError: crowd_validity.classifier.n_train must be a positive integer, got 0
+        """
+        params = p.block(path, params)
+        p.no_unknown(
+            path,
+            params,
+            (
+                "ambiguity_spearman_min",
+                "mnist_shift_share",
+                "votes_per_item",
+                "mnist_vote_agreement",
+                "classifier",
+            ),
         )
+        clf = p.block(f"{path}.classifier", params.get("classifier"))
+        p.no_unknown(f"{path}.classifier", clf, ("n_train", "C", "seed"))
+        get = lambda key: params.get(key, getattr(cls, key))  # noqa: E731
+        return cls(
+            ambiguity_spearman_min=p.number(
+                f"{path}.ambiguity_spearman_min", get("ambiguity_spearman_min"), -1, 1
+            ),
+            mnist_shift_share=_share_range(f"{path}.mnist_shift_share", get("mnist_shift_share")),
+            votes_per_item=p.increasing_range(f"{path}.votes_per_item", get("votes_per_item"), 0),
+            mnist_vote_agreement=_share_range(
+                f"{path}.mnist_vote_agreement", get("mnist_vote_agreement")
+            ),
+            classifier_n_train=p.positive_int(
+                f"{path}.classifier.n_train", clf.get("n_train", cls.classifier_n_train)
+            ),
+            classifier_c=p.number(
+                f"{path}.classifier.C", clf.get("C", cls.classifier_c), 0, low_open=True
+            ),
+            classifier_seed=p.non_negative_int(
+                f"{path}.classifier.seed", clf.get("seed", cls.classifier_seed)
+            ),
+        )
+
+
+def _share_range(path: str, value: Any) -> tuple[float, float]:
+    lo, hi = p.increasing_range(path, value, 0)
+    if hi > 1:
+        raise p.fail(path, "a range within [0, 1]", list(value))
+    return lo, hi
 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float:

@@ -1,16 +1,79 @@
 """Choosing the study subset for re-annotation and splitting it into train/val/test.
 
-Synthetic items are interpolated between two parent MNIST images drawn with replacement, so
+Synthetic items are blended from two parent MNIST images drawn with replacement, so
 two items can share a parent and look alike. The split is a group split: items linked by a
 shared parent (directly or through a chain of items) form one group, and a group goes to one
 split whole, so no parent image feeds two splits."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import pandas as pd
 
-from soft_label_audit.columns import SPLITS
+from soft_label_audit import params as p
+from soft_label_audit.columns import SOURCES, SPLITS
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """The ``digits.study`` block: items per source, their candidate id ranges, the split.
+
+    >>> StudyConfig.from_params({"n_per_source": {"mnist": 10}, "seed": 2}).n_per_source
+    {'mnist': 10}
+    >>> StudyConfig.from_params({"n_per_source": {"mnist": 1.5}, "seed": 2})
+    Traceback (most recent call last):
+    ...
+    soft_label_audit.params.ParameterError: digits.study.n_per_source.mnist must be a non-negative integer, got 1.5
+    """
+
+    n_per_source: dict[str, int]
+    pool_item_ids: dict[str, tuple[int, int] | None] = field(default_factory=dict)
+    split_fractions: dict[str, float] = field(
+        default_factory=lambda: {"train": 0.6, "val": 0.2, "test": 0.2}
+    )
+    seed: int = 0
+
+    @classmethod
+    def from_params(cls, params, path: str = "digits.study") -> StudyConfig:
+        params = p.block(path, params)
+        p.no_unknown(path, params, cls.__dataclass_fields__)
+        counts = p.block(f"{path}.n_per_source", p.required(path, params, "n_per_source"))
+        n_per_source = {
+            str(p.choice(f"{path}.n_per_source", s, SOURCES)): p.non_negative_int(
+                f"{path}.n_per_source.{s}", n
+            )
+            for s, n in counts.items()
+        }
+        pools = {}
+        for source, bounds in p.block(f"{path}.pool_item_ids", params.get("pool_item_ids")).items():
+            pools[str(source)] = _id_range(f"{path}.pool_item_ids.{source}", bounds)
+        given = p.block(f"{path}.split_fractions", params.get("split_fractions"))
+        fractions = {
+            str(k): p.probability(f"{path}.split_fractions.{k}", v) for k, v in given.items()
+        } or {"train": 0.6, "val": 0.2, "test": 0.2}
+        if set(fractions) != set(SPLITS) or not np.isclose(sum(fractions.values()), 1.0):
+            raise p.fail(f"{path}.split_fractions", "train, val and test summing to 1", dict(given))
+        return cls(
+            n_per_source=n_per_source,
+            pool_item_ids=pools,
+            split_fractions=fractions,
+            seed=p.non_negative_int(f"{path}.seed", p.required(path, params, "seed")),
+        )
+
+
+def _id_range(path: str, bounds) -> tuple[int, int] | None:
+    """``[lo, hi)`` of candidate item ids, or ``None`` (no restriction)."""
+    if bounds is None:
+        return None
+    if not isinstance(bounds, (list, tuple)) or len(bounds) != 2:
+        raise p.fail(path, "null or a pair [lo, hi) of item ids", bounds)
+    lo = p.non_negative_int(f"{path}[0]", bounds[0])
+    hi = p.non_negative_int(f"{path}[1]", bounds[1])
+    if hi <= lo:
+        raise p.fail(path, "an increasing pair [lo, hi) of item ids", list(bounds))
+    return lo, hi
 
 
 def stratified_sample(labels: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:

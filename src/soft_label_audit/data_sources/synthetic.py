@@ -1,185 +1,134 @@
-"""The synthetic ambiguous variant: digits between two classes, made in an autoencoder's latent space.
+"""The synthetic ambiguous variant: digits between two classes, blended in pixel space.
 
-A small convolutional autoencoder is trained on MNIST training images. An ambiguous item is
-``decode((1 - w) * encode(x_a) + w * encode(x_b))`` for an image ``x_a`` of class ``a`` and
-``x_b`` of class ``b``; its machine soft label puts mass ``1 - w`` on ``a`` and ``w`` on ``b``.
-Everything is seeded, and the bytes do not depend on the machine: the autoencoder trains and
-decodes in float64 on one intra-op thread (so neither the thread count nor the CPU's vector
-kernels change more than the last bits of a float64, far below the uint8 rounding), and the
-decoded images are rounded to uint8 before anything depends on them.
+An ambiguous item lies between an image ``x_a`` of class ``a`` and an image ``x_b`` of class
+``b`` (two MNIST training images, the *parents*, drawn among the typical images of their
+class, :func:`typical_parents`). Both parents are deskewed and centred on their centroid
+(:func:`.geometry.deskew`), so their strokes overlap where the two digits share a shape,
+scaled to the same amount of ink, and blended with the weight ``w`` of class ``b``::
+
+    blend = (1 - w) * deskew(x_a) + w * deskew(x_b)
+
+Blending halves the ink where the two digits do not overlap, so an evenly mixed item would
+also be a faint one. The blend is therefore brought back to the stroke contrast of its parents
+(:func:`restore_contrast`): ambiguity comes from the shape, not from faint strokes. The
+item's machine soft label puts mass ``1 - w`` on ``a`` and ``w`` on ``b``.
+
+Everything is float64 numpy in a fixed order and the images are rounded to uint8 before
+anything depends on them, so the bytes are the same on every machine.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-from torch import nn
 
-logger = logging.getLogger(__name__)
+from soft_label_audit import params as p
+from soft_label_audit.data_sources import geometry
 
-
-class DigitAutoencoder(nn.Module):
-    """28x28 -> ``latent_dim`` -> 28x28; strided convolutions, sigmoid output in [0, 1]."""
-
-    def __init__(self, latent_dim: int = 16, width: int = 16):
-        super().__init__()
-        self.latent_dim = latent_dim
-        self.width = width
-        self.encoder = nn.Sequential(
-            nn.Conv2d(1, width, 4, stride=2, padding=1),  # 14x14
-            nn.ReLU(),
-            nn.Conv2d(width, 2 * width, 4, stride=2, padding=1),  # 7x7
-            nn.ReLU(),
-            nn.Flatten(),
-            nn.Linear(2 * width * 49, latent_dim),
-        )
-        self.decoder_fc = nn.Sequential(nn.Linear(latent_dim, 2 * width * 49), nn.ReLU())
-        self.decoder = nn.Sequential(
-            nn.ConvTranspose2d(2 * width, width, 4, stride=2, padding=1),  # 14x14
-            nn.ReLU(),
-            nn.ConvTranspose2d(width, 1, 4, stride=2, padding=1),  # 28x28
-            nn.Sigmoid(),
-        )
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x)
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        h = self.decoder_fc(z).view(-1, 2 * self.width, 7, 7)
-        return self.decoder(h)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.encode(x))
-
-
-@dataclass(frozen=True)
-class AutoencoderConfig:
-    latent_dim: int = 16
-    width: int = 16
-    n_train_images: int = 10_000
-    epochs: int = 3
-    batch_size: int = 128
-    learning_rate: float = 2e-3
-    seed: int = 0
-
-
-DTYPE = torch.float64
-
-
-def _to_tensor(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(images, np.float64) / 255.0).unsqueeze(1)
-
-
-@contextmanager
-def machine_independent() -> Iterator[None]:
-    """One intra-op thread and deterministic kernels while the generator runs, restored after.
-
-    A reduction split over a different number of threads adds in a different order; in float64
-    that moves only the last bits, which the uint8 rounding of the images absorbs.
-    """
-    threads = torch.get_num_threads()
-    deterministic = torch.are_deterministic_algorithms_enabled()
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-        torch.use_deterministic_algorithms(deterministic)
-
-
-def train_autoencoder(
-    images: np.ndarray, config: AutoencoderConfig, progress: bool = False
-) -> tuple[DigitAutoencoder, list[float]]:
-    """Train on ``config.n_train_images`` images drawn (seeded) from ``images`` (n, 28, 28) uint8.
-
-    Loss: binary cross-entropy per pixel. Returns the model (eval mode) and the mean loss of
-    each epoch.
-    """
-    rng = np.random.default_rng(config.seed)
-    n = min(config.n_train_images, len(images))
-    pick = rng.choice(len(images), size=n, replace=False)
-    x = _to_tensor(images[pick])
-    torch.manual_seed(config.seed)
-    model = DigitAutoencoder(config.latent_dim, config.width).to(DTYPE)
-    optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    loss_fn = nn.BCELoss()
-    epochs = range(config.epochs)
-    if progress:
-        from tqdm.auto import tqdm
-
-        epochs = tqdm(epochs, desc="autoencoder", unit="epoch")
-    with machine_independent():
-        losses = _train_epochs(model, optimiser, loss_fn, x, epochs, rng, config)
-    model.eval()
-    return model, losses
-
-
-def _train_epochs(model, optimiser, loss_fn, x, epochs, rng, config) -> list[float]:
-    n = len(x)
-    losses = []
-    for _ in epochs:
-        order = torch.from_numpy(rng.permutation(n))
-        total = 0.0
-        for start in range(0, n, config.batch_size):
-            batch = x[order[start : start + config.batch_size]]
-            optimiser.zero_grad(set_to_none=True)
-            loss = loss_fn(model(batch), batch)
-            loss.backward()
-            optimiser.step()
-            total += loss.item() * len(batch)
-        losses.append(total / n)
-    return losses
+#: digit pairs people confuse
+DEFAULT_PAIRS = ((4, 9), (3, 5), (3, 8), (5, 8), (1, 7), (2, 7), (0, 6), (5, 6))
 
 
 @dataclass(frozen=True)
 class AmbiguityConfig:
+    """The ``digits.synthetic`` block.
+
+    >>> AmbiguityConfig.from_params({"n_items": 10, "seed": 1}).n_items
+    10
+    >>> AmbiguityConfig.from_params({"n_items": -3, "seed": 1})
+    Traceback (most recent call last):
+    ...
+    soft_label_audit.params.ParameterError: digits.synthetic.n_items must be a positive integer, got -3
+    """
+
     n_items: int = 1000
-    class_pairs: tuple[tuple[int, int], ...] = (
-        (4, 9),
-        (3, 5),
-        (3, 8),
-        (5, 8),
-        (1, 7),
-        (2, 7),
-        (0, 6),
-        (5, 6),
-    )
-    min_weight: float = 0.3
-    max_weight: float = 0.7
+    class_pairs: tuple[tuple[int, int], ...] = DEFAULT_PAIRS
+    min_weight: float = 0.1
+    max_weight: float = 0.9
+    parent_share: float = 0.15
+    first_item_id: int = 100_000
     seed: int = 1
 
-
-def generate_ambiguous(
-    model: DigitAutoencoder,
-    images: np.ndarray,
-    labels: np.ndarray,
-    config: AmbiguityConfig,
-) -> dict[str, np.ndarray]:
-    """Interpolate between digits of two classes.
-
-    For each item a class pair (a, b) is drawn uniformly from ``config.class_pairs`` (order
-    shuffled), one source image of each class is drawn from ``images``, and the weight
-    ``w ~ U(min_weight, max_weight)`` of class b. The machine soft label is
-    ``(1 - w) e_a + w e_b``; the item's original label is its argmax (a when ``w == 0.5``).
-
-    Returns images (n, 28, 28) uint8, machine_soft_label (n, 10), class_a, class_b,
-    mix_weight, original_label and the ids of the two source images (index into ``images``).
-    Source images are drawn with replacement, so one parent can feed several items (the study
-    split keeps such items together, see :func:`soft_label_audit.data_sources.study.parent_groups`).
-    """
-    if not 0.0 <= config.min_weight <= config.max_weight <= 1.0:
-        raise ValueError("need 0 <= min_weight <= max_weight <= 1")
-    pairs = np.asarray(config.class_pairs, dtype=np.int64)
-    if pairs.ndim != 2 or pairs.shape[1] != 2 or (pairs[:, 0] == pairs[:, 1]).any():
-        raise ValueError(
-            f"class_pairs must be pairs of two different digits, got {config.class_pairs}"
+    @classmethod
+    def from_params(cls, params, path: str = "digits.synthetic") -> AmbiguityConfig:
+        params = p.block(path, params)
+        p.no_unknown(path, params, cls.__dataclass_fields__)
+        get = lambda key: params.get(key, getattr(cls, key))  # noqa: E731
+        low = p.probability(f"{path}.min_weight", get("min_weight"))
+        high = p.probability(f"{path}.max_weight", get("max_weight"))
+        if high < low:
+            raise p.fail(f"{path}.max_weight", f"a number >= min_weight ({low:g})", high)
+        return cls(
+            n_items=p.positive_int(f"{path}.n_items", get("n_items")),
+            class_pairs=_pairs(f"{path}.class_pairs", get("class_pairs")),
+            min_weight=low,
+            max_weight=high,
+            parent_share=p.number(
+                f"{path}.parent_share", get("parent_share"), 0.0, 1.0, low_open=True
+            ),
+            first_item_id=p.non_negative_int(f"{path}.first_item_id", get("first_item_id")),
+            seed=p.non_negative_int(f"{path}.seed", get("seed")),
         )
+
+
+def _pairs(path: str, value) -> tuple[tuple[int, int], ...]:
+    rule = "a list of pairs of two different digits 0..9"
+    if not isinstance(value, (list, tuple)) or not value:
+        raise p.fail(path, rule, value)
+    pairs = []
+    for pair in value:
+        ok = isinstance(pair, (list, tuple)) and len(pair) == 2
+        ok = ok and all(p._is_int(c) and 0 <= c <= 9 for c in pair) and pair[0] != pair[1]
+        if not ok:
+            raise p.fail(path, rule, value)
+        pairs.append((int(pair[0]), int(pair[1])))
+    return tuple(pairs)
+
+
+def restore_contrast(
+    blend: np.ndarray, target: np.ndarray, ink: float = 0.1, steps: int = 40
+) -> np.ndarray:
+    """``clip(s * blend, 0, 1)`` with the gain ``s`` per image in ``[1/4, 1/ink]`` that brings
+    its stroke contrast (:func:`.geometry.stroke_contrast`) to ``target`` (as close as the
+    bounds allow); ``s`` found by ``steps`` bisections in float64."""
+    blend = np.asarray(blend, np.float64)
+    low = np.full(len(blend), 0.25)
+    high = np.full(len(blend), 1.0 / ink)
+    for _ in range(steps):
+        mid = 0.5 * (low + high)
+        reached = geometry.stroke_contrast(np.minimum(mid[:, None, None] * blend, 1.0), ink)
+        below = reached < target
+        low = np.where(below, mid, low)
+        high = np.where(below, high, mid)
+    return np.minimum(low[:, None, None] * blend, 1.0)
+
+
+def typical_parents(deskewed: np.ndarray, labels: np.ndarray, share: float) -> np.ndarray:
+    """Mask of the images eligible as parents: per class, the ``share`` of its (deskewed)
+    images closest to the class's mean image (squared pixel distance, rounded to 1e-6 so the
+    last bits of a float64 sum cannot reorder them; ties by index).
+
+    Odd parents (a very thick 1, an open 4) would move the point where a blend tips from one
+    class to the other away from ``w = 0.5``; typical ones keep the ambiguity where ``w`` says.
+    """
+    labels = np.asarray(labels)
+    keep = np.zeros(len(labels), dtype=bool)
+    for k in np.unique(labels):
+        idx = np.flatnonzero(labels == k)
+        centre = deskewed[idx].mean(axis=0)
+        dist = np.round(((deskewed[idx] - centre) ** 2).sum(axis=(1, 2)), 6)
+        ranked = idx[np.lexsort((idx, dist))]
+        keep[ranked[: max(1, int(np.ceil(share * len(idx))))]] = True
+    return keep
+
+
+def draw_items(labels: np.ndarray, config: AmbiguityConfig) -> dict[str, np.ndarray]:
+    """For each item: a class pair drawn uniformly from ``config.class_pairs`` (order
+    shuffled), the weight ``w ~ U(min_weight, max_weight)`` of class b, and one parent image
+    of each class (an index into ``labels``, drawn with replacement; a label < 0 is never
+    drawn). Seeded."""
+    pairs = np.asarray(config.class_pairs, dtype=np.int64)
     rng = np.random.default_rng(config.seed)
     n = config.n_items
     chosen = pairs[rng.integers(0, len(pairs), size=n)]
@@ -187,30 +136,73 @@ def generate_ambiguous(
     class_a = np.where(swap, chosen[:, 1], chosen[:, 0])
     class_b = np.where(swap, chosen[:, 0], chosen[:, 1])
     weight = rng.uniform(config.min_weight, config.max_weight, size=n)
-    by_class = {k: np.flatnonzero(labels == k) for k in range(10)}
+    by_class = {k: np.flatnonzero(np.asarray(labels) == k) for k in range(10)}
     for k in np.unique(pairs):
         if len(by_class[int(k)]) == 0:
-            raise ValueError(f"no source image of class {k} to interpolate from")
-    src_a = np.array([rng.choice(by_class[int(k)]) for k in class_a])
-    src_b = np.array([rng.choice(by_class[int(k)]) for k in class_b])
-    model = model.to(DTYPE)
-    with torch.no_grad(), machine_independent():
-        z_a = model.encode(_to_tensor(images[src_a]))
-        z_b = model.encode(_to_tensor(images[src_b]))
-        w = torch.from_numpy(weight.astype(np.float64)).unsqueeze(1)
-        decoded = model.decode((1 - w) * z_a + w * z_b).squeeze(1).numpy()
-    out_images = np.clip(np.rint(decoded * 255.0), 0, 255).astype(np.uint8)
-    soft = np.zeros((n, 10))
-    soft[np.arange(n), class_a] += 1 - weight
-    soft[np.arange(n), class_b] += weight
-    original = np.where(weight > 0.5, class_b, class_a)
+            raise ValueError(f"no source image of class {k} to blend from")
+    source_a = np.array([rng.choice(by_class[int(k)]) for k in class_a], dtype=np.int64)
+    source_b = np.array([rng.choice(by_class[int(k)]) for k in class_b], dtype=np.int64)
     return {
-        "images": out_images,
-        "machine_soft_label": soft,
         "class_a": class_a,
         "class_b": class_b,
         "mix_weight": weight,
-        "original_label": original,
-        "source_a": src_a,
-        "source_b": src_b,
+        "source_a": source_a,
+        "source_b": source_b,
     }
+
+
+def blend_parents(
+    deskewed_a: np.ndarray,
+    deskewed_b: np.ndarray,
+    weight: np.ndarray,
+    contrast_a: np.ndarray,
+    contrast_b: np.ndarray,
+) -> np.ndarray:
+    """uint8 items blended from deskewed parents in [0, 1] (module doc).
+
+    Each parent is first scaled to the pair's mean ink (sum of pixels), so at ``w = 0.5`` a
+    heavy 8 does not drown a light 3; the blend is then clipped to [0, 1] and brought to the
+    ``w``-weighted stroke contrast ``contrast_a``, ``contrast_b`` of the (deskewed) parents
+    (:func:`restore_contrast`). A higher gain would saturate the minor parent's strokes too and
+    wipe out what ``w`` says about the mix."""
+    xa = np.asarray(deskewed_a, np.float64)
+    xb = np.asarray(deskewed_b, np.float64)
+    ink_a = xa.sum(axis=(1, 2))[:, None, None] + 1e-9
+    ink_b = xb.sum(axis=(1, 2))[:, None, None] + 1e-9
+    mean_ink = 0.5 * (ink_a + ink_b)
+    w = np.asarray(weight, np.float64)
+    target = (1 - w) * np.asarray(contrast_a, np.float64) + w * np.asarray(contrast_b, np.float64)
+    w = w[:, None, None]
+    blend = np.minimum((1 - w) * xa * (mean_ink / ink_a) + w * xb * (mean_ink / ink_b), 1.0)
+    return geometry.to_uint8(restore_contrast(blend, target))
+
+
+def generate_ambiguous(
+    images: np.ndarray, labels: np.ndarray, config: AmbiguityConfig
+) -> dict[str, np.ndarray]:
+    """Ambiguous digits between two classes from ``images`` (n, 28, 28) uint8 and ``labels``.
+
+    Returns images (n, 28, 28) uint8, machine_soft_label (n, 10) = ``(1 - w) e_a + w e_b``,
+    class_a, class_b, mix_weight, original_label (the label's argmax, a when ``w == 0.5``) and
+    source_a, source_b (indices into ``images``). One parent can feed several items (the study
+    split keeps such items together, see
+    :func:`soft_label_audit.data_sources.study.parent_groups`).
+    """
+    deskewed = geometry.deskew(np.asarray(images, np.float64) / 255.0)
+    eligible = typical_parents(deskewed, labels, config.parent_share)
+    made = draw_items(np.where(eligible, labels, -1), config)
+    a, b = made["source_a"], made["source_b"]
+    made["images"] = blend_parents(
+        deskewed[a],
+        deskewed[b],
+        made["mix_weight"],
+        geometry.stroke_contrast(deskewed[a]),
+        geometry.stroke_contrast(deskewed[b]),
+    )
+    n = config.n_items
+    soft = np.zeros((n, 10))
+    soft[np.arange(n), made["class_a"]] += 1 - made["mix_weight"]
+    soft[np.arange(n), made["class_b"]] += made["mix_weight"]
+    made["machine_soft_label"] = soft
+    made["original_label"] = np.where(made["mix_weight"] > 0.5, made["class_b"], made["class_a"])
+    return made

@@ -4,26 +4,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from soft_label_audit.columns import MNIST_TEST_IDS, MNIST_TRAIN_IDS
 from soft_label_audit.data_sources.tables import images_from_column
 from soft_label_audit.pipelines.digits import create_pipeline
 from tests.helpers import run_in_memory
 
 PARAMS = {
-    "autoencoder": {
-        "latent_dim": 4,
-        "width": 4,
-        "n_train_images": 300,
-        "epochs": 1,
-        "batch_size": 64,
-        "learning_rate": 0.002,
-        "seed": 0,
-    },
     "synthetic": {
         "n_items": 40,
         "first_item_id": 100000,
         "class_pairs": [[4, 9], [3, 5]],
         "min_weight": 0.3,
         "max_weight": 0.7,
+        "parent_share": 0.2,
         "seed": 1,
     },
     "study": {
@@ -52,8 +45,8 @@ def test_digits_table_contract(outputs, small_mnist_raw):
         digits.columns
     )
     mnist = digits[digits.source == "mnist"]
-    # the 70k ordering: training images first, then test images
-    assert mnist["item_id"].tolist() == list(range(800))
+    # the 70k ordering: training images first, then test images (a slice keeps MNIST's ids)
+    assert mnist["item_id"].tolist() == [*MNIST_TRAIN_IDS[:600], *MNIST_TEST_IDS[:200]]
     assert np.array_equal(
         images_from_column(mnist["image"])[600], small_mnist_raw["test_images"][0]
     )
@@ -109,3 +102,14 @@ def test_synthetic_items_record_their_parents_and_no_parent_spans_two_splits(
         ]
     )
     assert (parents.groupby("parent")["split"].nunique() == 1).all()
+
+
+def test_a_bad_parameter_stops_the_pipeline_with_its_path(small_mnist_raw):
+    from soft_label_audit.params import ParameterError
+
+    inputs = {"mnist_raw": small_mnist_raw, **{f"params:digits.{k}": v for k, v in PARAMS.items()}}
+    inputs["params:digits.synthetic"] = {**PARAMS["synthetic"], "n_items": -3}
+    with pytest.raises(
+        ParameterError, match="digits.synthetic.n_items must be a positive integer, got -3"
+    ):
+        run_in_memory(create_pipeline(), inputs)

@@ -1,6 +1,6 @@
 """Wiring of the `digits` pipeline: real MNIST, the synthetic ambiguous variant, the study subset."""
 
-from kedro.pipeline import Node, Pipeline
+from kedro.pipeline import Pipeline, node
 
 from . import nodes
 
@@ -8,35 +8,34 @@ from . import nodes
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
-            Node(nodes.build_mnist_table, "mnist_raw", "mnist_digits", name="build_mnist_table"),
-            Node(
-                nodes.train_digit_autoencoder,
-                ["mnist_raw", "params:digits.autoencoder"],
-                "digit_autoencoder",
-                name="train_digit_autoencoder",
+            node(
+                func=nodes.build_mnist_table,
+                inputs="mnist_raw",
+                outputs="mnist_digits",
+                name="build_mnist_table",
             ),
-            Node(
-                nodes.make_synthetic_digits,
-                ["digit_autoencoder", "mnist_raw", "params:digits.synthetic"],
-                "synthetic_digits",
+            node(
+                func=nodes.make_synthetic_digits,
+                inputs=["mnist_raw", "params:digits.synthetic"],
+                outputs="synthetic_digits",
                 name="make_synthetic_digits",
             ),
-            Node(
-                nodes.combine_digits,
-                ["mnist_digits", "synthetic_digits"],
-                "digits",
+            node(
+                func=nodes.combine_digits,
+                inputs=["mnist_digits", "synthetic_digits"],
+                outputs="digits",
                 name="combine_digits",
             ),
-            Node(
-                nodes.choose_study_items,
-                ["digits", "params:digits.study"],
-                "study_items",
+            node(
+                func=nodes.choose_study_items,
+                inputs=["digits", "params:digits.study"],
+                outputs="study_items",
                 name="choose_study_items",
             ),
-            Node(
-                nodes.plot_synthetic_samples,
-                ["synthetic_digits", "params:digits.figure"],
-                "synthetic_samples_figure",
+            node(
+                func=nodes.plot_synthetic_samples,
+                inputs=["synthetic_digits", "params:digits.figure"],
+                outputs="synthetic_samples_figure",
                 name="plot_synthetic_samples",
             ),
         ]
