@@ -142,7 +142,7 @@ def run_pre_training_stages(
         )
     pipe = digits.create_pipeline().to_nodes(
         "choose_study_items"
-    ) + annotation.create_pipeline().to_nodes("select_aggregation_rule")
+    ) + annotation.create_pipeline().to_nodes("annotation.select_aggregation_rule")
     datasets: dict[str, MemoryDataset] = {
         "mnist_raw": MemoryDataset(mnist_raw),
         "annotation_input": MemoryDataset(AnnotationInputDataset("simulated").load()),

@@ -138,7 +138,9 @@ def pick(key: str, func: Callable[..., Any]) -> Callable[..., Any]:
     """``func`` applied to the ``key`` entry of each of its arguments (dicts made by
     :func:`gather`); it keeps ``func``'s name and docstring, so kedro-viz shows the real function.
 
-    >>> pick("a", max)({"a": 1, "b": 9}, {"a": 2, "b": 0})
+    >>> def larger(x, y):
+    ...     return max(x, y)
+    >>> pick("a", larger)({"a": 1, "b": 9}, {"a": 2, "b": 0})
     2
     """
 

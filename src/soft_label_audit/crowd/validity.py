@@ -30,6 +30,7 @@ reference values.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +39,7 @@ import pandas as pd
 from scipy import stats
 
 from soft_label_audit import params as p
-from soft_label_audit.columns import H_COLS, NONE_CHOICE
+from soft_label_audit.columns import H_COLS, MNIST_TRAIN_IDS, NONE_CHOICE
 from soft_label_audit.crowd.perception import stroke_contrast
 from soft_label_audit.human_labels import human_entropy
 
@@ -351,3 +352,33 @@ def plot_validity(table: pd.DataFrame, synthetic_items: pd.DataFrame, title: str
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     return fig
+
+
+def classifier_pool(
+    digits: pd.DataFrame, study_digits: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray]:
+    """Images and labels the independent classifier learns from: MNIST training images that
+    are not study items (the simulated crowd remembers test images only, so the two never
+    share an image)."""
+    from soft_label_audit.data_sources.tables import images_from_column
+
+    pool = digits[
+        (digits["source"] == "mnist")
+        & digits["item_id"].isin(MNIST_TRAIN_IDS)
+        & ~digits["item_id"].isin(study_digits["item_id"])
+    ]
+    return images_from_column(pool["image"]), pool["original_label"].to_numpy()
+
+
+def log_table(table: pd.DataFrame, annotation_source: str, logger: logging.Logger) -> None:
+    """One log line per check: its value, target and whether it holds."""
+    for row in table.itertuples():
+        logger.info(
+            "crowd validity [%s] %s (%s) = %.3f, target %s: %s",
+            annotation_source,
+            row.check,
+            row.source,
+            row.value,
+            row.target,
+            "holds" if row.holds else "FAILS",
+        )

@@ -13,11 +13,10 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from soft_label_audit import configs
-from soft_label_audit.columns import H_COLS, MNIST_TRAIN_IDS
+from soft_label_audit.columns import H_COLS
 from soft_label_audit.configs import AnnotationReport
 from soft_label_audit.crowd import aggregation, collection, figures, statistics, validity
 from soft_label_audit.crowd.inputs import AnnotationInput
-from soft_label_audit.data_sources.tables import images_from_column
 
 logger = logging.getLogger(__name__)
 
@@ -211,39 +210,18 @@ def check_crowd_validity(
     crowd_validity: dict[str, Any],
     none_slot: str,
 ) -> tuple[pd.DataFrame, plt.Figure]:
-    """``crowd_validity`` table and figure (see :mod:`soft_label_audit.crowd.validity`).
-
-    The independent classifier learns from MNIST training images that are not study items
-    (the simulated crowd remembers test images only, so the two never share an image).
+    """``crowd_validity`` table and figure (see :mod:`soft_label_audit.crowd.validity`); the
+    independent classifier learns from :func:`~soft_label_audit.crowd.validity.classifier_pool`.
     """
     targets = validity.ValidityTargets.from_params(crowd_validity)
-    pool = digits[
-        (digits["source"] == "mnist")
-        & digits["item_id"].isin(MNIST_TRAIN_IDS)
-        & ~digits["item_id"].isin(study_digits["item_id"])
-    ]
+    pool = validity.classifier_pool(digits, study_digits)
     table = validity.crowd_validity(
-        item_stats,
-        human_soft_labels,
-        validated_annotations,
-        study_digits,
-        (images_from_column(pool["image"]), pool["original_label"].to_numpy()),
-        targets,
-        str(none_slot),
+        item_stats, human_soft_labels, validated_annotations, study_digits, pool, targets, none_slot
     )
     source = _source(item_stats)
-    for row in table.itertuples():
-        logger.info(
-            "crowd validity [%s] %s (%s) = %.3f, target %s: %s",
-            source,
-            row.check,
-            row.source,
-            row.value,
-            row.target,
-            "holds" if row.holds else "FAILS",
-        )
+    validity.log_table(table, source, logger)
     synthetic = validity.validity_frame_for_plot(
-        item_stats, human_soft_labels, validated_annotations, study_digits, str(none_slot)
+        item_stats, human_soft_labels, validated_annotations, study_digits, none_slot
     )
     figure = validity.plot_validity(table, synthetic, f"Crowd validity ({source} annotations)")
     return table.assign(annotation_source=source), figure
