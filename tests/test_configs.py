@@ -182,6 +182,12 @@ def test_released_annotation_values_are_checked(base):
             "annotation_report.n_disputed must be a positive integer, got 0",
         ),
         (
+            lambda base: ComparisonConfig.from_params(
+                {**base["reporting"], "cartography_reference": "human"}
+            ),
+            "reporting.cartography_reference must be one of 'original', 'human_mode', got 'human'",
+        ),
+        (
             lambda base: StudyGrid.from_params(_set(base, "study.sources", ["mnist", "mnist"])),
             "study.sources must be a list of distinct names, got ['mnist', 'mnist']",
         ),

@@ -19,6 +19,7 @@ from soft_label_audit.crowd.aggregation import RULES, DawidSkeneSoft
 from soft_label_audit.crowd.released import ReleasedConfig
 from soft_label_audit.crowd.statistics import ModeSupport
 from soft_label_audit.human_labels import NONE_SLOT_RULES
+from soft_label_audit.metrics.cartography import REFERENCES
 from soft_label_audit.trainer import ModelConfig, TrainConfig
 
 #: a complete ``evaluation`` block (the defaults of conf/base), for examples and tests
@@ -171,6 +172,7 @@ class ComparisonConfig:
     seed: int = 0
     stability_metrics: tuple[str, ...] = ()
     stability_baseline: str = "original_hard"
+    cartography_reference: str = "original"
 
     @classmethod
     def from_params(cls, block: Any, path: str = "reporting") -> ComparisonConfig:
@@ -208,6 +210,11 @@ class ComparisonConfig:
             ),
             stability_baseline=p.text(
                 f"{path}.stability.baseline", stability.get("baseline", cls.stability_baseline)
+            ),
+            cartography_reference=p.choice(
+                f"{path}.cartography_reference",
+                block.get("cartography_reference", cls.cartography_reference),
+                REFERENCES,
             ),
         )
 
