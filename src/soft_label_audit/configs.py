@@ -11,11 +11,15 @@ so a bad value stops the run with one message naming the parameter path::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from soft_label_audit import params as p
+from soft_label_audit.crowd.aggregation import RULES, DawidSkeneSoft
+from soft_label_audit.crowd.released import ReleasedConfig
+from soft_label_audit.crowd.statistics import ModeSupport
 from soft_label_audit.human_labels import NONE_SLOT_RULES
+from soft_label_audit.metrics.cartography import REFERENCES
 from soft_label_audit.trainer import ModelConfig, TrainConfig
 
 #: a complete ``evaluation`` block (the defaults of conf/base), for examples and tests
@@ -168,6 +172,7 @@ class ComparisonConfig:
     seed: int = 0
     stability_metrics: tuple[str, ...] = ()
     stability_baseline: str = "original_hard"
+    cartography_reference: str = "original"
 
     @classmethod
     def from_params(cls, block: Any, path: str = "reporting") -> ComparisonConfig:
@@ -205,6 +210,11 @@ class ComparisonConfig:
             ),
             stability_baseline=p.text(
                 f"{path}.stability.baseline", stability.get("baseline", cls.stability_baseline)
+            ),
+            cartography_reference=p.choice(
+                f"{path}.cartography_reference",
+                block.get("cartography_reference", cls.cartography_reference),
+                REFERENCES,
             ),
         )
 
@@ -282,3 +292,69 @@ class AnnotationReport:
                 p.required(path, block, "suspect_agreement_below"),
             ),
         )
+
+
+#: where ``annotation.source`` reads the votes (the catalog entry annotation_input reads the same)
+ANNOTATION_SOURCES = ("simulated", "released", "raw_file")
+
+
+@dataclass(frozen=True)
+class AnnotationConfig:
+    """The ``annotation`` block (conf/base/parameters_annotation.yml): the source and its files,
+    the aggregation rules and the chosen one, what supports a human mode, and the released
+    file's settings (:class:`soft_label_audit.crowd.released.ReleasedConfig`)."""
+
+    source: str
+    raw_path: str
+    released_path: str
+    aggregation: str
+    rules: tuple[str, ...]
+    mode_support: ModeSupport
+    dawid_skene: DawidSkeneSoft
+    require_votes_for_all_study_items: bool
+    released: ReleasedConfig
+
+    @classmethod
+    def from_params(cls, block: Any, path: str = "annotation") -> AnnotationConfig:
+        """
+        >>> AnnotationConfig.from_params({"rules": []})
+        Traceback (most recent call last):
+        ...
+        soft_label_audit.params.ParameterError: annotation.rules must be a non-empty list of aggregation rules, got []
+        """
+        block = p.block(path, block)
+        p.no_unknown(
+            path,
+            block,
+            (*(f.name for f in fields(cls)), "soft_label_tolerance"),
+        )
+        rules = p.required(path, block, "rules")
+        if not isinstance(rules, (list, tuple)) or not rules:
+            raise p.fail(f"{path}.rules", "a non-empty list of aggregation rules", rules)
+        rules = tuple(p.choice(f"{path}.rules[{i}]", r, RULES) for i, r in enumerate(rules))
+        return cls(
+            source=p.choice(
+                f"{path}.source", p.required(path, block, "source"), ANNOTATION_SOURCES
+            ),
+            raw_path=p.text(f"{path}.raw_path", p.required(path, block, "raw_path")),
+            released_path=p.text(f"{path}.released_path", p.required(path, block, "released_path")),
+            aggregation=p.choice(
+                f"{path}.aggregation", p.required(path, block, "aggregation"), rules
+            ),
+            rules=rules,
+            mode_support=ModeSupport.from_params(block.get("mode_support"), f"{path}.mode_support"),
+            dawid_skene=DawidSkeneSoft.from_params(block.get("dawid_skene"), f"{path}.dawid_skene"),
+            require_votes_for_all_study_items=p.boolean(
+                f"{path}.require_votes_for_all_study_items",
+                p.required(path, block, "require_votes_for_all_study_items"),
+            ),
+            released=ReleasedConfig.from_params(block),
+        )
+
+    @property
+    def chosen_rule(self) -> str:
+        """The ``aggregation`` value of ``human_soft_labels``: the chosen rule, or for released
+        soft labels the released column they come from."""
+        if self.source == "released":
+            return f"released:{self.released.soft_label_column}"
+        return self.aggregation

@@ -15,11 +15,13 @@ and returns an (n, 10) array whose rows sum to one.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from soft_label_audit import params as p
 from soft_label_audit.human_labels import NONE_SLOT_RULES, entropy, human_digits, human_mode  # noqa: F401 (re-exported)
 
 N_CLASSES = 10
@@ -222,39 +224,81 @@ def temperature_for_entropy(logits: np.ndarray, target_mean_entropy: float) -> f
 
 
 @dataclass(frozen=True)
+class NoOptions:
+    """The options of a builder that has none: ``labels.conditions.<condition>`` must be ``{}``.
+
+    >>> NoOptions.from_params({"seed": 0}, "labels.conditions.human_soft")
+    Traceback (most recent call last):
+    ...
+    soft_label_audit.params.ParameterError: labels.conditions.human_soft has unknown settings ['seed']; known: []
+    """
+
+    @classmethod
+    def from_params(cls, block: Any, path: str) -> NoOptions:
+        p.no_unknown(path, p.block(path, block), ())
+        return cls()
+
+
+@dataclass(frozen=True)
+class PermutationOptions:
+    """``labels.conditions.human_soft_permuted``: items trade sorted mass profiles within the
+    entropy bands cut at ``band_edges`` (nats, strictly ascending), drawn from ``seed``."""
+
+    band_edges: tuple[float, ...]
+    seed: int
+
+    @classmethod
+    def from_params(
+        cls, block: Any, path: str = "labels.conditions.human_soft_permuted"
+    ) -> PermutationOptions:
+        block = p.block(path, block)
+        p.no_unknown(path, block, ("band_edges", "seed"))
+        edges = p.required(path, block, "band_edges")
+        if not isinstance(edges, (list, tuple)) or not edges:
+            raise p.fail(f"{path}.band_edges", "a non-empty list of entropies (nats)", edges)
+        edges = tuple(p.number(f"{path}.band_edges[{i}]", e, 0) for i, e in enumerate(edges))
+        if any(b <= a for a, b in zip(edges, edges[1:])):
+            rule = "a strictly ascending list of entropies (nats)"
+            raise p.fail(f"{path}.band_edges", rule, list(edges))
+        return cls(edges, p.non_negative_int(f"{path}.seed", p.required(path, block, "seed")))
+
+
+@dataclass(frozen=True)
 class Builder:
     """A target builder and the inputs it reads besides the original label and split: ``human``
     (``human_soft_labels``), ``mode`` (``item_stats``' human mode), ``teacher`` (the cross-fitted
     ``teacher_logits``) or ``large_teacher`` (``large_teacher_logits``). The labels pipeline wires
     only these, so kedro-viz shows where the human label, the mode and the teacher enter."""
 
-    build: Callable[[TargetInputs, dict], np.ndarray]
+    build: Callable[[TargetInputs, Any], np.ndarray]
     needs: tuple[str, ...] = ()
+    #: the class that reads and validates ``labels.conditions.<condition>``
+    options: type[NoOptions] | type[PermutationOptions] = NoOptions
 
 
-def _original_hard(x: TargetInputs, options: dict) -> np.ndarray:
+def _original_hard(x: TargetInputs, options: NoOptions) -> np.ndarray:
     return one_hot(x.original)
 
 
-def _human_mode_hard(x: TargetInputs, options: dict) -> np.ndarray:
+def _human_mode_hard(x: TargetInputs, options: NoOptions) -> np.ndarray:
     return one_hot(x.human_mode)
 
 
-def _human_soft(x: TargetInputs, options: dict) -> np.ndarray:
+def _human_soft(x: TargetInputs, options: NoOptions) -> np.ndarray:
     return x.h
 
 
-def _human_soft_mode_aligned(x: TargetInputs, options: dict) -> np.ndarray:
+def _human_soft_mode_aligned(x: TargetInputs, options: NoOptions) -> np.ndarray:
     """h with the masses of its argmax and of o swapped (whether or not the mode is supported),
     so the target's argmax is o wherever h has any mass there to swap."""
     return swap_mode_and_original(x.h, human_mode(x.h, x.original), x.original)
 
 
-def _human_soft_permuted(x: TargetInputs, options: dict) -> np.ndarray:
+def _human_soft_permuted(x: TargetInputs, options: PermutationOptions) -> np.ndarray:
     h = x.h
-    bands = entropy_bands(entropy(h), options["band_edges"])
-    rng = np.random.default_rng([int(options["seed"]), int(x.stream)])
-    rng_other = np.random.default_rng([int(options["seed"]), int(x.stream), 1])
+    bands = entropy_bands(entropy(h), options.band_edges)
+    rng = np.random.default_rng([options.seed, int(x.stream)])
+    rng_other = np.random.default_rng([options.seed, int(x.stream), 1])
     return permuted_profiles(h, x.original, bands, rng, x.train, rng_other)
 
 
@@ -262,18 +306,18 @@ def _smoothed(original: np.ndarray, eps: float) -> np.ndarray:
     return (1.0 - eps) * one_hot(original) + eps / N_CLASSES
 
 
-def _label_smoothing_matched(x: TargetInputs, options: dict) -> np.ndarray:
+def _label_smoothing_matched(x: TargetInputs, options: NoOptions) -> np.ndarray:
     """eps with H(smoothed) = mean H(h) over the training items."""
     return _smoothed(x.original, smoothing_epsilon_for_entropy(entropy(x.h[x.train]).mean()))
 
 
-def _label_smoothing_mass_matched(x: TargetInputs, options: dict) -> np.ndarray:
+def _label_smoothing_mass_matched(x: TargetInputs, options: NoOptions) -> np.ndarray:
     """eps with off-label mass eps (K-1)/K = mean (1 - max h) over the training items."""
     mass = off_label_mass(x.h[x.train]).mean()
     return _smoothed(x.original, smoothing_epsilon_for_off_label_mass(mass))
 
 
-def _machine_soft(x: TargetInputs, options: dict) -> np.ndarray:
+def _machine_soft(x: TargetInputs, options: NoOptions) -> np.ndarray:
     """Generator labels where an item has one; elsewhere the teacher's softmax(z / T), with T set
     so that the mean entropy over the training items among those equals their mean human
     entropy (all such items when none of them is a training item)."""
@@ -305,7 +349,9 @@ BUILDERS: dict[str, Builder] = {
     "human_mode_hard": Builder(_human_mode_hard, needs=("mode",)),
     "human_soft": Builder(_human_soft, needs=("human",)),
     "human_soft_mode_aligned": Builder(_human_soft_mode_aligned, needs=("human",)),
-    "human_soft_permuted": Builder(_human_soft_permuted, needs=("human",)),
+    "human_soft_permuted": Builder(
+        _human_soft_permuted, needs=("human",), options=PermutationOptions
+    ),
     "label_smoothing_matched": Builder(_label_smoothing_matched, needs=("human",)),
     "label_smoothing_mass_matched": Builder(_label_smoothing_mass_matched, needs=("human",)),
     "machine_soft": Builder(_machine_soft, needs=("human", "teacher")),
@@ -323,8 +369,11 @@ def builder_for(condition: str) -> Builder:
         ) from None
 
 
-def build_targets(condition: str, inputs: TargetInputs, options: dict | None = None) -> np.ndarray:
-    """(n, 10) targets of ``condition``; checks that every row is a distribution.
+def build_targets(
+    condition: str, inputs: TargetInputs, options: Mapping[str, Any] | None = None
+) -> np.ndarray:
+    """(n, 10) targets of ``condition``; checks that every row is a distribution. ``options``
+    (``labels.conditions.<condition>``) are read by the builder's options class.
 
     Four items: unanimous 3; a 5/6 split; a mode shift (original 7, humans say 1); a 1 with
     some "none" mass (renormalised away). ``show`` prints each row's non-zero masses.
@@ -375,7 +424,9 @@ def build_targets(condition: str, inputs: TargetInputs, options: dict | None = N
     >>> show(build_targets("machine_soft", x)[:1])
     6:0.001 7:0.006 8:0.077 9:0.916
     """
-    targets = np.asarray(builder_for(condition).build(inputs, dict(options or {})), np.float64)
+    builder = builder_for(condition)
+    config = builder.options.from_params(options, f"labels.conditions.{condition}")
+    targets = np.asarray(builder.build(inputs, config), np.float64)
     bad = np.flatnonzero(
         ~np.isfinite(targets).all(1)
         | (targets < 0).any(1)

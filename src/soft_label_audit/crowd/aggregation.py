@@ -18,11 +18,14 @@ indexed by item_id with columns ``h_0`` .. ``h_9``, ``h_none``, rows summing to 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from soft_label_audit import params as p
 from soft_label_audit.columns import CHOICES, H_COLS
 
 RULES = ("vote_share", "vote_share_yes_only", "vote_share_unsure_to_none", "dawid_skene")
@@ -76,6 +79,25 @@ class DawidSkeneSoft:
     probas_: pd.DataFrame = field(init=False, repr=False)
     errors_: pd.DataFrame = field(init=False, repr=False)
 
+    @classmethod
+    def from_params(
+        cls, block: DawidSkeneSoft | Mapping[str, Any] | None, path: str = "annotation.dawid_skene"
+    ) -> DawidSkeneSoft:
+        """
+        >>> DawidSkeneSoft.from_params({"n_iter": 0})
+        Traceback (most recent call last):
+        ...
+        soft_label_audit.params.ParameterError: annotation.dawid_skene.n_iter must be a positive integer, got 0
+        """
+        if isinstance(block, DawidSkeneSoft):
+            return cls(n_iter=block.n_iter, tol=block.tol)
+        block = p.block(path, block)
+        p.no_unknown(path, block, ("n_iter", "tol"))
+        return cls(
+            n_iter=p.positive_int(f"{path}.n_iter", block.get("n_iter", cls.n_iter)),
+            tol=p.number(f"{path}.tol", block.get("tol", cls.tol), 0, low_open=True),
+        )
+
     def fit(self, votes: pd.DataFrame) -> DawidSkeneSoft:
         from crowdkit.aggregation import DawidSkene
 
@@ -107,7 +129,9 @@ class DawidSkeneSoft:
         return self.fit(votes).probas_
 
 
-def make_aggregator(rule: str, dawid_skene: dict | None = None) -> VoteShare | DawidSkeneSoft:
+def make_aggregator(
+    rule: str, dawid_skene: DawidSkeneSoft | Mapping[str, Any] | None = None
+) -> VoteShare | DawidSkeneSoft:
     if rule == "vote_share":
         return VoteShare(unsure_to_none=False)
     if rule == "vote_share_yes_only":
@@ -115,11 +139,13 @@ def make_aggregator(rule: str, dawid_skene: dict | None = None) -> VoteShare | D
     if rule == "vote_share_unsure_to_none":
         return VoteShare(unsure_to_none=True)
     if rule == "dawid_skene":
-        return DawidSkeneSoft(**(dawid_skene or {}))
+        return DawidSkeneSoft.from_params(dawid_skene)
     raise ValueError(f"unknown aggregation rule {rule!r}; choose one of {RULES}")
 
 
-def aggregate(votes: pd.DataFrame, rule: str, dawid_skene: dict | None = None) -> pd.DataFrame:
+def aggregate(
+    votes: pd.DataFrame, rule: str, dawid_skene: DawidSkeneSoft | Mapping[str, Any] | None = None
+) -> pd.DataFrame:
     """``item_id``, ``h_0`` .. ``h_none``, ``aggregation`` (= rule), one row per voted item.
 
     Four votes on one item: a sure 4, an unsure 4, an unsure 9 and a "none":

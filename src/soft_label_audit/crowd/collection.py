@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from soft_label_audit.columns import H_COLS, MNIST_TEST_IDS
+from soft_label_audit.configs import AnnotationConfig
 from soft_label_audit.crowd import perception, released, simulated
 from soft_label_audit.crowd.inputs import AnnotationInput
 from soft_label_audit.crowd.validation import AnnotationValidationError, validate_votes
@@ -71,9 +72,9 @@ def _no_released_soft() -> pd.DataFrame:
     return pd.DataFrame(columns=["item_id", *H_COLS, "aggregation", "pct_unsure"])
 
 
-def check_source(annotation_input: AnnotationInput, params: dict[str, Any]) -> None:
+def check_source(annotation_input: AnnotationInput, config: AnnotationConfig) -> None:
     """The catalog and the parameters must name the same source (and file)."""
-    wanted = str(params["source"])
+    wanted = config.source
     if annotation_input.source != wanted:
         raise ValueError(
             f"parameter annotation.source={wanted!r} but the catalog entry annotation_input reads "
@@ -81,19 +82,19 @@ def check_source(annotation_input: AnnotationInput, params: dict[str, Any]) -> N
             f'(--params "annotation.source={wanted}"), which sets both'
         )
     key = {"raw_file": "raw_path", "released": "released_path"}.get(wanted)
-    if key and str(params[key]) != annotation_input.path:
+    if key and getattr(config, key) != annotation_input.path:
         raise ValueError(
-            f"parameter annotation.{key}={params[key]!r} but the catalog reads "
+            f"parameter annotation.{key}={getattr(config, key)!r} but the catalog reads "
             f"{annotation_input.path!r}; pass the file on the command line "
             f'(--params "annotation.{key}=PATH"), which sets both'
         )
 
 
 def collect_released(
-    annotation_input: AnnotationInput, digits: pd.DataFrame, annotation: dict[str, Any]
+    annotation_input: AnnotationInput, digits: pd.DataFrame, annotation: AnnotationConfig
 ) -> Collected:
     """A released file of soft labels: validated, matched to ``digits``; no votes."""
-    config = released.ReleasedConfig.from_params(annotation)
+    config = annotation.released
     released.validate_released(annotation_input.frame, annotation_input.path, config)
     study, released_soft = released.released_to_study(
         annotation_input.frame, digits, annotation_input.path, config
@@ -126,12 +127,12 @@ def collect_votes(
     file: str,
     study: pd.DataFrame,
     study_items: pd.DataFrame,
-    annotation: dict[str, Any],
+    annotation: AnnotationConfig,
     source: str,
     traits: pd.DataFrame | None = None,
 ) -> Collected:
     """Votes (from a file or the simulated crowd), validated against the study items."""
-    require_all = bool(annotation["require_votes_for_all_study_items"])
+    require_all = annotation.require_votes_for_all_study_items
     try:
         raw = validate_votes(frame, study_items, file, require_all_items=require_all)
     except AnnotationValidationError as exc:
@@ -157,7 +158,7 @@ def collect_raw_file(
     annotation_input: AnnotationInput,
     digits: pd.DataFrame,
     study_items: pd.DataFrame,
-    annotation: dict[str, Any],
+    annotation: AnnotationConfig,
 ) -> Collected:
     """A file of raw votes (the annotation tool's export or another crowd's)."""
     study = study_with_images(study_items, digits)
@@ -169,7 +170,7 @@ def collect_raw_file(
 def collect_simulated(
     digits: pd.DataFrame,
     study_items: pd.DataFrame,
-    annotation: dict[str, Any],
+    annotation: AnnotationConfig,
     simulated_crowd: dict[str, Any],
 ) -> Collected:
     """Votes of the simulated crowd (:mod:`soft_label_audit.crowd.simulated`)."""

@@ -68,6 +68,11 @@ class ReleasedConfig:
         """
         block = params.block("annotation.released", annotation.get("released"))
         path = "annotation.released"
+        params.no_unknown(
+            path,
+            block,
+            ("soft_label_column", "image_tolerance", "non_mnist_id_offset", "source_map"),
+        )
         source_map = params.block(f"{path}.source_map", block.get("source_map", cls().source_map))
         return cls(
             soft_label_column=params.text(

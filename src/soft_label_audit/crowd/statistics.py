@@ -20,9 +20,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
+from soft_label_audit import params as p
 from soft_label_audit.columns import CHOICES, H_COLS, NONE_CHOICE
 from soft_label_audit.human_labels import human_digits, human_entropy, human_mode
 
@@ -52,13 +57,44 @@ def vote_summary(votes: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+@dataclass(frozen=True)
+class ModeSupport:
+    """``annotation.mode_support``: the votes a human mode needs (module doc)."""
+
+    min_vote_share: float = 0.5
+    min_sure_votes: int = 1
+
+    @classmethod
+    def from_params(
+        cls, block: ModeSupport | Mapping[str, Any] | None, path: str = "annotation.mode_support"
+    ) -> ModeSupport:
+        """
+        >>> ModeSupport.from_params({"min_vote_share": 2})
+        Traceback (most recent call last):
+        ...
+        soft_label_audit.params.ParameterError: annotation.mode_support.min_vote_share must be a number in [0, 1], got 2
+        """
+        if isinstance(block, ModeSupport):
+            return block
+        block = p.block(path, block)
+        p.no_unknown(path, block, ("min_vote_share", "min_sure_votes"))
+        return cls(
+            min_vote_share=p.probability(
+                f"{path}.min_vote_share", block.get("min_vote_share", cls.min_vote_share)
+            ),
+            min_sure_votes=p.non_negative_int(
+                f"{path}.min_sure_votes", block.get("min_sure_votes", cls.min_sure_votes)
+            ),
+        )
+
+
 def item_statistics(
     soft_labels: pd.DataFrame,
     study: pd.DataFrame,
     votes: pd.DataFrame,
     pct_unsure: pd.Series | None = None,
     none_slot: str = "renormalise",
-    mode_support: dict | None = None,
+    mode_support: ModeSupport | Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """The ``item_stats`` table (one row per study item with a soft label).
 
@@ -104,11 +140,11 @@ def mode_supported(
     mode: np.ndarray,
     item_ids: np.ndarray,
     votes: pd.DataFrame,
-    mode_support: dict | None,
+    mode_support: ModeSupport | Mapping[str, Any] | None,
 ) -> np.ndarray:
     """Per item: do the votes support ``mode`` (module doc)? Items without votes use ``h``."""
-    rule = {"min_vote_share": 0.5, "min_sure_votes": 1, **(mode_support or {})}
-    min_share, min_sure = float(rule["min_vote_share"]), int(rule["min_sure_votes"])
+    rule = ModeSupport.from_params(mode_support)
+    min_share, min_sure = rule.min_vote_share, rule.min_sure_votes
     share = h[np.arange(len(h)), mode].astype(float)
     sure = np.full(len(h), np.iinfo(np.int64).max)
     if len(votes):

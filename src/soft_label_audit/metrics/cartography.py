@@ -27,6 +27,8 @@ import numpy as np
 from soft_label_audit.metrics.alignment import spearman
 
 REGIONS = ("easy", "ambiguous", "hard")
+#: the labels a data map measures confidence against (``reporting.cartography_reference``)
+REFERENCES = ("original", "human_mode")
 
 
 @dataclass(frozen=True)

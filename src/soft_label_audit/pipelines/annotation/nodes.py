@@ -14,9 +14,10 @@ import pandas as pd
 
 from soft_label_audit import configs
 from soft_label_audit.columns import H_COLS
-from soft_label_audit.configs import AnnotationReport
+from soft_label_audit.configs import AnnotationConfig, AnnotationReport
 from soft_label_audit.crowd import aggregation, collection, figures, statistics, validity
 from soft_label_audit.crowd.inputs import AnnotationInput
+from soft_label_audit.crowd.statistics import ModeSupport
 
 logger = logging.getLogger(__name__)
 
@@ -34,14 +35,15 @@ def collect_annotations(
     Returns raw_annotations, validated_annotations, study_digits, released_soft_labels (long,
     empty unless ``released``) and annotator_traits (simulated crowd only, else empty).
     """
-    collection.check_source(annotation_input, annotation)
+    config = AnnotationConfig.from_params(annotation)
+    collection.check_source(annotation_input, config)
     source = annotation_input.source
     if source == "released":
-        collected = collection.collect_released(annotation_input, digits, annotation)
+        collected = collection.collect_released(annotation_input, digits, config)
     elif source == "simulated":
-        collected = collection.collect_simulated(digits, study_items, annotation, simulated_crowd)
+        collected = collection.collect_simulated(digits, study_items, config, simulated_crowd)
     else:
-        collected = collection.collect_raw_file(annotation_input, digits, study_items, annotation)
+        collected = collection.collect_raw_file(annotation_input, digits, study_items, config)
     return collected.outputs(source)
 
 
@@ -52,16 +54,14 @@ def aggregate_soft_labels(
     annotation: dict[str, Any],
 ) -> pd.DataFrame:
     """``human_soft_labels_by_rule``: every rule (long: one row per item and rule)."""
-    source = _source(study_digits) or str(annotation["source"])
+    config = AnnotationConfig.from_params(annotation)
+    source = _source(study_digits) or config.source
     if source == "released":
         table = released_soft_labels.drop(columns=["pct_unsure"])
     else:
         votes = validated_annotations
         table = pd.concat(
-            [
-                aggregation.aggregate(votes, rule, annotation.get("dawid_skene"))
-                for rule in annotation["rules"]
-            ],
+            [aggregation.aggregate(votes, rule, config.dawid_skene) for rule in config.rules],
             ignore_index=True,
         )
     table["item_id"] = table["item_id"].astype("int64")
@@ -71,22 +71,11 @@ def aggregate_soft_labels(
     ]
 
 
-def choose_rule(annotation: dict[str, Any]) -> str:
-    if annotation["source"] == "released":
-        return f"released:{annotation['released']['soft_label_column']}"
-    rule = str(annotation["aggregation"])
-    if rule not in annotation["rules"]:
-        raise ValueError(
-            f"annotation.aggregation={rule!r} is not among annotation.rules {annotation['rules']}"
-        )
-    return rule
-
-
 def select_soft_labels(
     human_soft_labels_by_rule: pd.DataFrame, annotation: dict[str, Any]
 ) -> pd.DataFrame:
     """``human_soft_labels``: the rows of the rule chosen by ``annotation.aggregation``."""
-    rule = choose_rule(annotation)
+    rule = AnnotationConfig.from_params(annotation).chosen_rule
     chosen = human_soft_labels_by_rule[human_soft_labels_by_rule["aggregation"] == rule]
     return chosen.reset_index(drop=True)
 
@@ -114,7 +103,7 @@ def compute_item_stats(
         validated_annotations,
         pct,
         none_slot=configs.none_slot(none_slot),
-        mode_support=mode_support,
+        mode_support=ModeSupport.from_params(mode_support),
     )
     _log_item_stats(stats)
     source = _source(human_soft_labels)

@@ -24,7 +24,7 @@ from soft_label_audit.metrics.per_run import score_test_set
 from soft_label_audit.reporting import figures
 
 RUN_KEYS = ["source", "condition", "seed"]
-REFERENCES = ("original", "human_mode")
+REFERENCES = cartography.REFERENCES
 #: the item_stats column holding each reference label
 REFERENCE_COLUMNS = {"original": "original_label", "human_mode": "human_mode"}
 

@@ -317,14 +317,14 @@ def count_mode_shifts_by_rule(
     """``mode_shifts_by_rule``: per aggregation rule and source, how many items the human argmax
     moves off the original label, how many of those moves the votes support (mode shifts) and
     how many items have an unsupported mode."""
-    rows = []
+    rows, support = [], statistics.ModeSupport.from_params(mode_support)
     for rule, labels in human_soft_labels_by_rule.groupby("aggregation", sort=True):
         stats = statistics.item_statistics(
             labels,
             study_digits,
             validated_annotations,
             none_slot=configs.none_slot(none_slot),
-            mode_support=mode_support,
+            mode_support=support,
         )
         for source, g in stats.groupby("source", sort=True):
             rows.append({"aggregation": str(rule), "source": str(source), **_shift_counts(g)})

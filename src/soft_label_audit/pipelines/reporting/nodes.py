@@ -6,6 +6,7 @@ arrive (the pipeline passes them in grid order).
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 import pandas as pd
@@ -179,8 +180,8 @@ def cartography_figure(
         cartography,
         _order(cartography, "source"),
         _order(cartography, "condition"),
-        params["cartography_reference"],
-        eval_params["cartography"],
+        ComparisonConfig.from_params(params).cartography_reference,
+        asdict(EvaluationConfig.from_params(eval_params).cartography),
     )
 
 
