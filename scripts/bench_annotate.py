@@ -1,7 +1,7 @@
 """Load benchmark of the annotation tool: many annotators voting at once, a kill -9 half-way.
 
     python scripts/bench_annotate.py [--backend sqlite|postgres|both] [--items 10000]
-        [--annotators 50] [--duration 30] [--max-votes 30000] [--rate 0] [--threads 8]
+        [--annotators 50] [--duration 30] [--max-votes 30000] [--rate 0] [--threads 2]
         [--src DIR]
 
 What it does, on 127.0.0.1 only, bounded in votes and in time:
@@ -391,7 +391,7 @@ def main() -> None:
         "votes); 0: every annotator votes as soon as the previous answer arrives",
     )
     parser.add_argument(
-        "--threads", type=int, default=8, help="the server's worker threads (serve --threads)"
+        "--threads", type=int, default=2, help="the server's worker threads (serve --threads)"
     )
     parser.add_argument(
         "--kill-at",
