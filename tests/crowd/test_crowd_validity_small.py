@@ -1,6 +1,7 @@
 """The crowd validity checks on a small configuration: the generator and the simulated crowd
 of the default configuration (base parameters, smaller sizes), end to end on real MNIST."""
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -37,18 +38,11 @@ def checks(mnist_arrays):
     mnist = tables.mnist_table(train_x, train_y, mnist_arrays["test_images"][:0], train_y[:0])
     study = pd.concat([mnist.iloc[mnist_ids], syn], ignore_index=True)
     study["split"] = "train"
-    seen = config.perception
-    observers = perception.observer_profiles(
+    observers = perception.observers_from_config(
         mnist_arrays["test_images"][:4000],
         mnist_arrays["test_labels"][:4000],
-        n_profiles=3,
-        memory_share=seen.memory_share,
-        n_components=seen.n_components,
-        k_neighbours=seen.k_neighbours,
-        bandwidth_scale=seen.bandwidth_scale,
-        typical_quantile=seen.typical_quantile,
-        seed=config.seed,
-        class_neighbours=seen.class_neighbours,
+        dataclasses.replace(config.perception, n_profiles=3),
+        config.seed,
     )
     images = tables.images_from_column(study["image"])
     votes = simulated.SimulatedCrowd(config, observers).annotate(

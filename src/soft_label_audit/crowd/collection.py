@@ -202,17 +202,8 @@ def simulate(
             f"`digits` holds no MNIST test images (ids {MNIST_TEST_IDS.start}.."
             f"{MNIST_TEST_IDS.stop - 1}) for the simulated crowd's memory"
         )
-    observers = perception.observer_profiles(
-        images_from_column(memory["image"]),
-        memory["original_label"].to_numpy(),
-        n_profiles=seen.n_profiles,
-        memory_share=seen.memory_share,
-        n_components=seen.n_components,
-        k_neighbours=seen.k_neighbours,
-        bandwidth_scale=seen.bandwidth_scale,
-        typical_quantile=seen.typical_quantile,
-        class_neighbours=seen.class_neighbours,
-        seed=config.seed,
+    observers = perception.observers_from_config(
+        images_from_column(memory["image"]), memory["original_label"].to_numpy(), seen, config.seed
     )
     crowd_model = simulated.SimulatedCrowd(config, observers)
     votes = crowd_model.annotate(study["item_id"].to_numpy(), images_from_column(study["image"]))

@@ -238,3 +238,22 @@ def observer_profiles(
         )
         observers.append(observer.fit(np.asarray(images)[pick], np.asarray(labels)[pick]))
     return observers
+
+
+def observers_from_config(
+    images: np.ndarray, labels: np.ndarray, config: PerceptionConfig, seed: int
+) -> list[NearestNeighbourObserver]:
+    """:func:`observer_profiles` with the settings of a ``simulated_crowd.perception`` block
+    (``memory_size`` is applied by the caller when it picks ``images``)."""
+    return observer_profiles(
+        images,
+        labels,
+        n_profiles=config.n_profiles,
+        memory_share=config.memory_share,
+        n_components=config.n_components,
+        k_neighbours=config.k_neighbours,
+        bandwidth_scale=config.bandwidth_scale,
+        typical_quantile=config.typical_quantile,
+        seed=seed,
+        class_neighbours=config.class_neighbours,
+    )
