@@ -5,6 +5,9 @@ as magic strings in several modules.
 """
 
 N_CLASSES = 10
+#: every image is 28x28 uint8 pixels, stored row-major as 784 bytes
+IMAGE_SHAPE = (28, 28)
+IMAGE_BYTES = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
 DIGITS = tuple(range(N_CLASSES))
 
 SOURCES = ("mnist", "synthetic")

@@ -19,13 +19,15 @@ import ipaddress
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import pandas as pd
 from sqlalchemy.exc import OperationalError
 
 from soft_label_audit.annotation_tool import db, store
-from soft_label_audit.annotation_tool.item_sets import build_annotation_items
+
+if TYPE_CHECKING:  # pandas serves init and export only: `serve` starts without it
+    import pandas as pd
 
 DEFAULT_DB = "data/annotation_tool.db"
 DEFAULT_STUDY_ITEMS = "data/03_primary/study_items.parquet"
@@ -116,6 +118,8 @@ def _read_table(path: Path) -> pd.DataFrame:
         raise click.ClickException(
             f"{path} does not exist; run `kedro run --pipeline digits` first or pass the path"
         )
+    import pandas as pd
+
     return pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
 
 
@@ -183,6 +187,8 @@ def init(
     min_response_time,
     min_attention_accuracy,
 ) -> None:
+    from soft_label_audit.annotation_tool.item_sets import build_annotation_items
+
     frame = build_annotation_items(
         _read_table(study_items),
         _read_table(digits),
@@ -341,14 +347,15 @@ def serve(
             "links use (the reverse proxy must pass it on in the Host header)"
         )
     engine = _open_existing(db_path, pool_size=threads + 2)
-    counts = store.study_status(engine)
-    if not counts["study_items"]:
+    with db.reading(engine) as conn:  # a count, not the whole status: restarts stay quick
+        n_items = store.n_study_items(conn)
+    if not n_items:
         raise click.ClickException(
             f"{db.describe(engine)} holds no items; run the init command first"
         )
     hosts = list(allowed_hosts) or None
     click.echo(
-        f"serving {counts['study_items']} items from {db.describe(engine)} on "
+        f"serving {n_items} items from {db.describe(engine)} on "
         f"http://{host}:{port} for host names {hosts or 'loopback'} (Ctrl+C stops)",
         err=True,
     )

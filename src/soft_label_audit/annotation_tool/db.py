@@ -136,6 +136,19 @@ assignments = Table(
     UniqueConstraint("item_id", "annotator_id", name="uq_assignment_item_annotator"),
 )
 
+# (item, annotator) of every assignment whose item is a study item with fewer assignments
+# than votes_per_item, kept in the transactions that change items.n_assigned, always after
+# that UPDATE has locked the item's row (so on PostgreSQL two transactions never wait for
+# each other here). An annotator's assignments of items still open to others are thus one
+# index range, however long their history. No foreign keys: their row locks on annotators
+# would conflict with the annotators' own FOR UPDATE.
+open_item_assignees = Table(
+    "open_item_assignees",
+    metadata,
+    Column("item_id", Integer, primary_key=True, autoincrement=False),
+    Column("annotator_id", Integer, primary_key=True, autoincrement=False),
+)
+
 votes = Table(
     "votes",
     metadata,
@@ -164,6 +177,11 @@ queue_counts = Table(
 #: (version, name, DDL statements), applied in order; never edit a released migration,
 #: append a new one. ``{blob}``, ``{real}``, ``{serial_pk}`` and ``{mod}`` stand for the
 #: dialect's spelling (:data:`DIALECT_TYPES`); on SQLite they render the text that version 1 always had.
+#: votes_per_item as stored (3, the default, before any is stored), for migrations
+_STORED_QUOTA = (
+    "COALESCE((SELECT CAST(value AS INTEGER) FROM settings WHERE key = 'votes_per_item'), 3)"
+)
+
 MIGRATIONS: Sequence[tuple[int, str, Sequence[str]]] = (
     (
         1,
@@ -251,9 +269,23 @@ MIGRATIONS: Sequence[tuple[int, str, Sequence[str]]] = (
             )""",
             f"""INSERT INTO queue_counts (name, value)
                 SELECT '{OPEN_STUDY_ITEMS}', count(*) FROM items
-                WHERE NOT is_attention_check AND n_assigned < COALESCE(
-                    (SELECT CAST(value AS INTEGER) FROM settings WHERE key = 'votes_per_item'),
-                    3)""",
+                WHERE NOT is_attention_check AND n_assigned < {_STORED_QUOTA}""",
+        ),
+    ),
+    (
+        4,
+        "assignees of the items still open to more annotators",
+        (
+            """CREATE TABLE open_item_assignees (
+                item_id INTEGER NOT NULL,
+                annotator_id INTEGER NOT NULL,
+                PRIMARY KEY (item_id, annotator_id)
+            )""",
+            "CREATE INDEX ix_open_item_assignees_annotator ON open_item_assignees (annotator_id)",
+            f"""INSERT INTO open_item_assignees (item_id, annotator_id)
+                SELECT assignments.item_id, assignments.annotator_id FROM assignments
+                JOIN items ON items.item_id = assignments.item_id
+                WHERE NOT items.is_attention_check AND items.n_assigned < {_STORED_QUOTA}""",
         ),
     ),
 )
@@ -318,9 +350,10 @@ def make_engine(db: str | Path, pool_size: int = 10) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn):  # pragma: no cover - every test
-            # writers take the write lock before they read; readers take none
+            # writers take the write lock before they read; readers take none (on the
+            # driver's cursor: SQLAlchemy's execution path costs more than the statement)
             deferred = conn.get_execution_options().get("annotation_read", False)
-            conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
+            _driver_execute(conn, "BEGIN" if deferred else "BEGIN IMMEDIATE")
 
         return engine
     return create_engine(
@@ -362,6 +395,16 @@ def _compiled(stmt: Any, dialect: Any) -> tuple[str, tuple[str, ...] | None, dic
     return entry
 
 
+def _driver_execute(conn: Connection, sql: str, args: Any = ()) -> Any:
+    """``sql`` on ``conn``'s driver cursor, its errors raised as SQLAlchemy would raise them."""
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(sql, args)
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise DBAPIError.instance(sql, args, exc, conn.dialect.loaded_dbapi.Error) from exc
+    return cursor
+
+
 def run(conn: Connection, stmt: Any, params: dict[str, Any] | None = None) -> Any:
     """Execute a module-level Core statement on ``conn``'s driver cursor; returns the cursor.
 
@@ -373,12 +416,7 @@ def run(conn: Connection, stmt: Any, params: dict[str, Any] | None = None) -> An
     sql, names, defaults = entry
     values = {**defaults, **params} if params else defaults
     args = [values[n] for n in names] if names is not None else values
-    cursor = conn.connection.dbapi_connection.cursor()
-    try:
-        cursor.execute(sql, args)
-    except conn.dialect.loaded_dbapi.Error as exc:  # as SQLAlchemy would raise it
-        raise DBAPIError.instance(sql, args, exc, conn.dialect.loaded_dbapi.Error) from exc
-    return cursor
+    return _driver_execute(conn, sql, args)
 
 
 _SAVEPOINTS = threading.local()
@@ -389,13 +427,9 @@ def in_savepoint(conn: Connection, fn: Callable[[Connection], Any]) -> Any:
     did is rolled back (the transaction itself stays usable) and the exception propagates."""
     depth = getattr(_SAVEPOINTS, "depth", 0)
     name = f"sp_{depth}"
-    cursor = conn.connection.dbapi_connection.cursor()
 
     def emit(sql: str) -> None:
-        try:
-            cursor.execute(sql)
-        except conn.dialect.loaded_dbapi.Error as exc:
-            raise DBAPIError.instance(sql, (), exc, conn.dialect.loaded_dbapi.Error) from exc
+        _driver_execute(conn, sql)
 
     emit(f"SAVEPOINT {name}")
     _SAVEPOINTS.depth = depth + 1
@@ -486,6 +520,9 @@ class _SQLiteWriter:
 
     @staticmethod
     def _execute(conn: Connection, batch: list[_Job]) -> None:
+        if len(batch) == 1:  # no savepoint needed: the transaction is the job's alone
+            _SQLiteWriter._execute_one(conn, batch[0])
+            return
         with conn.begin():
             for job in batch:
                 try:
@@ -495,6 +532,19 @@ class _SQLiteWriter:
         # committed: only now is any job of the batch answered
         for job in batch:
             job.done.set()
+
+    @staticmethod
+    def _execute_one(conn: Connection, job: _Job) -> None:
+        transaction = conn.begin()
+        try:
+            result = job.fn(conn)
+        except Exception as exc:  # refused or failed: the rollback undoes all of it
+            transaction.rollback()
+            job.error = exc
+        else:
+            transaction.commit()  # a failure here fails the job (see _run)
+            job.result = result
+        job.done.set()
 
 
 _WRITERS: dict[int, tuple[weakref.ref, _SQLiteWriter]] = {}

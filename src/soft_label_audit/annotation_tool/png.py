@@ -26,10 +26,12 @@ def grayscale_png(pixels: np.ndarray) -> bytes:
         raise ValueError(f"expected a 2-D image, got shape {pixels.shape}")
     height, width = pixels.shape
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    scanlines = np.hstack([np.zeros((height, 1), np.uint8), pixels]).tobytes()
+    scanlines = np.zeros((height, width + 1), np.uint8)  # column 0: filter byte 0
+    scanlines[:, 1:] = pixels
+    # zlib's default level: on MNIST digits level 9 takes about twice the time for 1-2% less
     return (
         PNG_SIGNATURE
         + _chunk(b"IHDR", header)
-        + _chunk(b"IDAT", zlib.compress(scanlines, 9))
+        + _chunk(b"IDAT", zlib.compress(scanlines.tobytes(), 6))
         + _chunk(b"IEND", b"")
     )

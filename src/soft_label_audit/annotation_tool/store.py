@@ -26,21 +26,26 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import math
 import re
 import secrets
 import time
+import weakref
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
 from sqlalchemy import Connection, Engine, bindparam, case, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from soft_label_audit.annotation_tool import db
 from soft_label_audit.columns import CHOICES
+
+if TYPE_CHECKING:  # pandas and numpy serve the export only: `serve` starts without them
+    import numpy as np
+    import pandas as pd
 
 #: export columns: the `raw_annotations` contract (architecture.md) with response_time
 RAW_ANNOTATION_COLUMNS = ("item_id", "annotator_id", "choice", "unsure", "response_time")
@@ -115,6 +120,8 @@ class Progress:
 class Assignment:
     item_id: int
     shown_at: float
+    #: the item's image (raw 28x28 bytes), read in the transaction that handed it out
+    image: bytes | None = dataclasses.field(default=None, compare=False, repr=False)
 
 
 # --------------------------------------------------------------------------- settings
@@ -123,17 +130,21 @@ class Assignment:
 #: seconds the settings (and the number of attention checks) read by a process stay cached:
 #: a change made by ``init`` in another process applies within this time
 SETTINGS_TTL_S = 1.0
-_CACHE: dict[tuple[str, str], tuple[float, Any]] = {}
+_CACHE: weakref.WeakKeyDictionary[Engine, dict[str, tuple[float, Any]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _cached(conn: Connection, name: str, load) -> Any:
-    key = (str(conn.engine.url), name)
-    hit = _CACHE.get(key)
+    entries = _CACHE.get(conn.engine)
+    if entries is None:
+        entries = _CACHE.setdefault(conn.engine, {})
+    hit = entries.get(name)
     now = time.monotonic()
     if hit is not None and now - hit[0] < SETTINGS_TTL_S:
         return hit[1]
     value = load()
-    _CACHE[key] = (now, value)
+    entries[name] = (now, value)
     return value
 
 
@@ -182,6 +193,8 @@ def insert_items(engine: Engine, frame: pd.DataFrame) -> dict[str, int]:
     Items already in the database are left as they are (their votes refer to them), so
     ``init`` can be re-run. Returns counts of ``added`` and ``kept`` items.
     """
+    import pandas as pd
+
     rows = []
     for r in frame.itertuples(index=False):
         item_id = int(r.item_id)
@@ -277,22 +290,20 @@ S_FREE_ADD = (
     .where(db.queue_counts.c.name == db.OPEN_STUDY_ITEMS)
     .values(value=db.queue_counts.c.value + bindparam("delta"))
 )
-# the annotator's assignments first, each item then by its key (a join lets SQLite's planner
-# walk every open item of the queue index instead)
-Q_MINE_FREE = (
-    select(func.count())
-    .select_from(_a)
-    .where(
-        _a.c.annotator_id == bindparam("me"),
-        select(_it.c.item_id)
-        .where(
-            _it.c.item_id == _a.c.item_id,
-            _it.c.is_attention_check.is_(False),
-            _it.c.n_assigned < bindparam("quota"),
-        )
-        .correlate(_a)
-        .exists(),
-    )
+_oa = db.open_item_assignees
+# the annotator's assignments of items still open to others: one index range, however many
+# items the annotator has done
+Q_MINE_FREE = select(func.count()).select_from(_oa).where(_oa.c.annotator_id == bindparam("me"))
+S_ITEM_CLOSED = _oa.delete().where(_oa.c.item_id == bindparam("item"))
+S_ITEM_REOPENED = insert(_oa).from_select(
+    ["item_id", "annotator_id"],
+    select(_a.c.item_id, _a.c.annotator_id).where(
+        _a.c.item_id == bindparam("item"), _a.c.annotator_id != bindparam("leaving")
+    ),
+)
+S_OPEN_ASSIGNEE = insert(_oa).values(item_id=bindparam("item"), annotator_id=bindparam("me"))
+S_OPEN_ASSIGNEE_GONE = _oa.delete().where(
+    _oa.c.item_id == bindparam("item"), _oa.c.annotator_id == bindparam("leaving")
 )
 Q_N_CHECKS = select(func.count()).select_from(_it).where(_it.c.is_attention_check.is_(True))
 S_RESERVE = insert(_a).values(
@@ -316,14 +327,27 @@ Q_NEXT_CHECK = (
     .order_by(func.abs(_it.c.shuffle_key - bindparam("offset")), _it.c.item_id)
     .limit(1)
 )
-Q_ITEM = select(_it.c.item_id, _it.c.is_attention_check).where(_it.c.item_id == bindparam("item"))
-Q_PREVIOUS = select(_v.c.vote_id).where(
-    _v.c.item_id == bindparam("item"), _v.c.annotator_id == bindparam("me")
-)
-Q_ASSIGNMENT = select(_a.c.assignment_id, _a.c.shown_at).where(
-    _a.c.item_id == bindparam("item"),
-    _a.c.annotator_id == bindparam("me"),
-    _a.c.completed_at.is_(None),
+# the voted item, the annotator's earlier vote on it and their open assignment of it, in one
+# statement: (is_attention_check, vote_id or None, assignment_id or None, shown_at or None)
+Q_VOTE_TARGET = (
+    select(
+        _it.c.is_attention_check,
+        select(_v.c.vote_id)
+        .where(_v.c.item_id == _it.c.item_id, _v.c.annotator_id == bindparam("me"))
+        .correlate(_it)
+        .scalar_subquery(),
+        _a.c.assignment_id,
+        _a.c.shown_at,
+    )
+    .select_from(
+        _it.outerjoin(
+            _a,
+            (_a.c.item_id == _it.c.item_id)
+            & (_a.c.annotator_id == bindparam("me"))
+            & _a.c.completed_at.is_(None),
+        )
+    )
+    .where(_it.c.item_id == bindparam("item"))
 )
 S_VOTE = (
     insert(_v)
@@ -349,23 +373,44 @@ S_DONE_UP = {
 }
 
 
-def _count_moved(conn: Connection, stmt: Any, item_id: int, quota: int) -> None:
-    """Move ``items.n_assigned`` of one item by one (``S_COUNT_UP``/``S_COUNT_DOWN``) and keep
-    the count of open study items (fewer than ``quota`` assignments) in step."""
+def _count_moved(conn: Connection, stmt: Any, item_id: int, quota: int, annotator_id: int) -> None:
+    """Move ``items.n_assigned`` of one item by one and keep in step what follows from it:
+    the count of open study items (fewer than ``quota`` assignments) and
+    ``open_item_assignees``. ``S_COUNT_UP``: ``annotator_id`` has just been given the item
+    (their assignment row exists); ``S_COUNT_DOWN``: their assignment of it is being removed
+    (before or after its row is deleted). The UPDATE locks the item's row first."""
     n_assigned, is_check = db.run(conn, stmt, {"item": item_id}).fetchone()
     if is_check:
         return
-    if stmt is S_COUNT_UP and n_assigned == quota:
-        db.run(conn, S_FREE_ADD, {"delta": -1})
-    elif stmt is S_COUNT_DOWN and n_assigned == quota - 1:
+    keys = {"item": item_id, "me": annotator_id, "leaving": annotator_id}
+    if stmt is S_COUNT_UP:
+        if n_assigned < quota:
+            db.run(conn, S_OPEN_ASSIGNEE, keys)
+        elif n_assigned == quota:  # now full: nobody else is given it
+            db.run(conn, S_FREE_ADD, {"delta": -1})
+            db.run(conn, S_ITEM_CLOSED, keys)
+    elif n_assigned == quota - 1:  # open again, for everyone but the leaving annotator
         db.run(conn, S_FREE_ADD, {"delta": 1})
+        db.run(conn, S_ITEM_REOPENED, keys)
+    elif n_assigned < quota - 1:
+        db.run(conn, S_OPEN_ASSIGNEE_GONE, keys)
 
 
 def recount_open_items(conn: Connection, quota: int) -> None:
-    """Recount the open study items (after new items or a new ``votes_per_item``)."""
+    """Recount the open study items and their assignees (after new items or a new
+    ``votes_per_item``)."""
     n_open = conn.execute(Q_COUNT_FREE, {"quota": quota}).scalar_one()
     conn.execute(db.queue_counts.delete().where(db.queue_counts.c.name == db.OPEN_STUDY_ITEMS))
     conn.execute(insert(db.queue_counts).values(name=db.OPEN_STUDY_ITEMS, value=int(n_open)))
+    conn.execute(_oa.delete())
+    conn.execute(
+        insert(_oa).from_select(
+            ["item_id", "annotator_id"],
+            select(_a.c.item_id, _a.c.annotator_id)
+            .join(_it, _it.c.item_id == _a.c.item_id)
+            .where(_it.c.is_attention_check.is_(False), _it.c.n_assigned < quota),
+        )
+    )
 
 
 # --------------------------------------------------------------------------- annotators
@@ -440,7 +485,7 @@ def revoke(engine: Engine, pseudonym: str) -> int | None:
             .all()
         )
         for item_id in open_items:
-            _count_moved(conn, S_COUNT_DOWN, item_id, quota)
+            _count_moved(conn, S_COUNT_DOWN, item_id, quota, row.annotator_id)
         conn.execute(
             a.delete().where(a.c.annotator_id == row.annotator_id, a.c.completed_at.is_(None))
         )
@@ -501,6 +546,7 @@ def _not_mine(annotator_id: int):
     )
 
 
+@functools.lru_cache(maxsize=65_536)
 def _annotator_offset(annotator_id: int) -> int:
     """Where the annotator's walk through the shuffled order starts."""
     digest = hashlib.sha256(f"annotator:{annotator_id}".encode()).digest()
@@ -540,7 +586,7 @@ def _next_study(conn: Connection, me: _Me, s: Settings, now: float) -> int | Non
         # SKIP LOCKED passed over items other transactions were reserving; one of them may
         # still need a vote once they commit, so look again (each statement sees the newest
         # commits) rather than tell this annotator "done" too early
-        if conn.dialect.name != "postgresql" or _available_study(conn, me, s) == 0:
+        if conn.dialect.name != "postgresql" or _available_study(conn, me) == 0:
             break
         time.sleep(0.005 * (attempt + 1))
     lapsed = (
@@ -568,11 +614,10 @@ def _next_study(conn: Connection, me: _Me, s: Settings, now: float) -> int | Non
     return None
 
 
-def _available_study(conn: Connection, me: _Me, s: Settings) -> int:
+def _available_study(conn: Connection, me: _Me) -> int:
     """Study items not yet fully reserved that this annotator has not been given."""
-    params = {"quota": s.votes_per_item, "me": me.annotator_id}
     free = db.run(conn, Q_FREE).fetchone()[0]
-    mine = db.run(conn, Q_MINE_FREE, params).fetchone()[0]
+    mine = db.run(conn, Q_MINE_FREE, {"me": me.annotator_id}).fetchone()[0]
     return int(free - mine)
 
 
@@ -585,7 +630,7 @@ def _progress(conn: Connection, me: _Me, s: Settings, open_is_check: bool | None
     """
     open_study = 1 if open_is_check is False else 0
     open_check = 1 if open_is_check is True else 0
-    room = _available_study(conn, me, s)
+    room = _available_study(conn, me)
     cap = s.max_items_per_annotator
     if cap:
         room = min(room, max(cap - me.n_study_done - open_study, 0))
@@ -602,17 +647,38 @@ def _progress(conn: Connection, me: _Me, s: Settings, open_is_check: bool | None
 
 def _reserve(conn: Connection, me: _Me, s: Settings, item_id: int, now: float) -> None:
     db.run(conn, S_RESERVE, {"item": item_id, "me": me.annotator_id, "now": now})
-    _count_moved(conn, S_COUNT_UP, item_id, s.votes_per_item)
+    _count_moved(conn, S_COUNT_UP, item_id, s.votes_per_item, me.annotator_id)
+
+
+def _with_image(conn: Connection, assignment: Assignment) -> Assignment:
+    row = db.run(conn, Q_IMAGE, {"item": assignment.item_id}).fetchone()
+    return dataclasses.replace(assignment, image=None if row is None else bytes(row[0]))
 
 
 def _next_assignment_in(
-    conn: Connection, annotator: Annotator, now: float | None
+    conn: Connection, annotator: Annotator, now: float | None, me: _Me | None = None
+) -> tuple[Assignment | None, Progress]:
+    """The annotator's open assignment or a new one (with its image), and their progress.
+
+    ``me``: the annotator's row as the caller's transaction left it, after a vote that closed
+    their only open assignment (an annotator holds at most one); the row is then locked
+    already and no open assignment is looked for.
+    """
+    assignment, progress = _pick_next_in(conn, annotator, now, me)
+    return (None if assignment is None else _with_image(conn, assignment)), progress
+
+
+def _pick_next_in(
+    conn: Connection, annotator: Annotator, now: float | None, me: _Me | None
 ) -> tuple[Assignment | None, Progress]:
     now = time.time() if now is None else now
     s = read_settings(conn)
-    me = _lock_me(conn, annotator)
     a, it = db.assignments, db.items
-    open_row = db.run(conn, Q_OPEN, {"me": me.annotator_id}).fetchone()
+    if me is None:
+        me = _lock_me(conn, annotator)
+        open_row = db.run(conn, Q_OPEN, {"me": me.annotator_id}).fetchone()
+    else:
+        open_row = None
     if open_row is not None:
         assignment_id, open_item, shown_at, is_check = open_row
         if is_check or shown_at >= now - s.lease_seconds:
@@ -628,7 +694,7 @@ def _next_assignment_in(
             return Assignment(int(open_item), now), _progress(conn, me, s, False)
         # others completed the item while this lease lapsed: hand out another
         conn.execute(a.delete().where(a.c.assignment_id == assignment_id))
-        _count_moved(conn, S_COUNT_DOWN, open_item, s.votes_per_item)
+        _count_moved(conn, S_COUNT_DOWN, open_item, s.votes_per_item, me.annotator_id)
 
     item_id, is_check = None, False
     if me.n_study_done // s.attention_every > me.n_checks_done:
@@ -715,7 +781,8 @@ def parse_vote(payload: Any) -> dict[str, Any]:
 
 def _record_vote_in(
     conn: Connection, annotator: Annotator, vote: dict[str, Any], now: float | None
-) -> int:
+) -> tuple[int, _Me]:
+    """Store the vote; returns its id and the annotator's row as it is now."""
     now = time.time() if now is None else now
     it = db.items
     s = read_settings(conn)
@@ -727,20 +794,17 @@ def _record_vote_in(
         )
     me = _lock_me(conn, annotator)
     keys = {"item": vote["item_id"], "me": me.annotator_id}
-    item = db.run(conn, Q_ITEM, keys).fetchone()
-    if not item:
+    target = db.run(conn, Q_VOTE_TARGET, keys).fetchone()
+    if not target:
         raise VoteRejected(404, f"unknown item {vote['item_id']}")
-    is_check = bool(item[1])
-    previous = db.run(conn, Q_PREVIOUS, keys).fetchone()
-    if previous:
+    is_check, previous, assignment_id, shown_at = bool(target[0]), *target[1:]
+    if previous is not None:
         raise VoteRejected(
             409,
             f"you already voted on item {vote['item_id']}; a vote cannot be repeated or changed",
         )
-    assignment = db.run(conn, Q_ASSIGNMENT, keys).fetchone()
-    if not assignment:
+    if assignment_id is None:
         raise VoteRejected(409, f"item {vote['item_id']} is not the item currently shown to you")
-    assignment_id, shown_at = assignment
     elapsed = now - shown_at
     if elapsed > s.lease_seconds and not is_check:
         conn.execute(
@@ -774,7 +838,11 @@ def _record_vote_in(
     ).fetchone()
     db.run(conn, S_COMPLETE, {"aid": assignment_id, "now": now})
     db.run(conn, S_DONE_UP["n_checks_done" if is_check else "n_study_done"], keys)
-    return int(vote_id)
+    if is_check:
+        me = dataclasses.replace(me, n_checks_done=me.n_checks_done + 1)
+    else:
+        me = dataclasses.replace(me, n_study_done=me.n_study_done + 1)
+    return int(vote_id), me
 
 
 @dataclass(frozen=True)
@@ -801,10 +869,10 @@ def record_vote_and_next(
     vote = parse_vote(payload)
 
     def job(conn: Connection) -> VoteOutcome:
-        vote_id = _record_vote_in(conn, annotator, vote, now)
+        vote_id, me = _record_vote_in(conn, annotator, vote, now)
         try:
             assignment, progress = db.in_savepoint(
-                conn, lambda c: _next_assignment_in(c, annotator, now)
+                conn, lambda c: _next_assignment_in(c, annotator, now, me)
             )
         except Exception as exc:  # the vote stands; the client asks for its item again
             return VoteOutcome(vote_id, None, None, type(exc).__name__)
@@ -828,7 +896,7 @@ def record_vote(
     """
     vote = parse_vote(payload)
     try:
-        return db.write(engine, lambda conn: _record_vote_in(conn, annotator, vote, now))
+        return db.write(engine, lambda conn: _record_vote_in(conn, annotator, vote, now)[0])
     except IntegrityError as exc:  # a concurrent replay got there first
         raise VoteRejected(409, f"you already voted on item {vote['item_id']}") from exc
 
@@ -838,6 +906,9 @@ def record_vote(
 
 def _annotator_quality(conn: Connection) -> pd.DataFrame:
     """Per annotator: pseudonym, active, study votes, attention checks and accuracy on them."""
+    import numpy as np
+    import pandas as pd
+
     v, an, it = db.votes, db.annotators, db.items
     correct = case((v.c.choice == it.c.expected_choice, 1), else_=0)
     checks = dict(
@@ -873,6 +944,8 @@ def _annotator_quality(conn: Connection) -> pd.DataFrame:
 
 def _kept(quality: pd.DataFrame, threshold: float) -> np.ndarray:
     """Annotators who answered no check are kept; the others need accuracy >= threshold."""
+    import numpy as np
+
     acc = quality["attention_accuracy"].to_numpy()
     return np.isnan(acc) | (acc >= threshold)
 
@@ -888,6 +961,8 @@ def export_frames(
     the study setting of that name; 0 keeps everyone) are left out of ``raw_annotations``;
     annotators who answered no check are kept.
     """
+    import pandas as pd
+
     v, an, it = db.votes, db.annotators, db.items
     with db.reading(engine) as conn:
         threshold = (
@@ -955,15 +1030,20 @@ def export_frames(
     }
 
 
+def n_study_items(conn: Connection) -> int:
+    it = db.items
+    return conn.execute(
+        select(func.count()).select_from(it).where(it.c.is_attention_check.is_(False))
+    ).scalar_one()
+
+
 def study_status(engine: Engine) -> dict[str, Any]:
     """Counts for the ``status`` command, the settings, and the annotators the export leaves
     out under the study's attention-check threshold."""
     it = db.items
     with db.reading(engine) as conn:
         s = read_settings(conn)
-        n_items = conn.execute(
-            select(func.count()).select_from(it).where(it.c.is_attention_check.is_(False))
-        ).scalar_one()
+        n_items = n_study_items(conn)
         n_checks = conn.execute(
             select(func.count()).select_from(it).where(it.c.is_attention_check.is_(True))
         ).scalar_one()

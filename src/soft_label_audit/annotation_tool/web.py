@@ -33,7 +33,7 @@ from werkzeug.exceptions import HTTPException
 
 from soft_label_audit.annotation_tool import db, store
 from soft_label_audit.annotation_tool.png import grayscale_png
-from soft_label_audit.data_sources.tables import IMAGE_SHAPE
+from soft_label_audit.columns import IMAGE_SHAPE
 
 TOKEN_HEADER = "X-Annotator-Token"
 #: a vote body is a few dozen bytes; waitress refuses larger bodies before reading them
@@ -98,12 +98,15 @@ class _ImageCache:
         self.urls: dict[int, str] = {}
         self.lock = threading.Lock()
 
-    def url(self, item_id: int) -> str:
+    def url(self, item_id: int, image: bytes | None = None) -> str:
+        """The item's data URL; ``image``: its raw bytes when the caller has them already
+        (read in the transaction that handed the item out), else they are read here."""
         cached = self.urls.get(item_id)
         if cached is not None:
             return cached
-        with db.reading(self.engine) as conn:
-            image = store.item_image(conn, item_id)
+        if image is None:
+            with db.reading(self.engine) as conn:
+                image = store.item_image(conn, item_id)
         png = grayscale_png(np.frombuffer(image, dtype=np.uint8).reshape(IMAGE_SHAPE))
         url = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
         with self.lock:
@@ -157,7 +160,10 @@ def create_app(engine: Engine, allowed_hosts: Iterable[str] | None = None) -> Fl
         else:
             body.update(
                 done=False,
-                item={"item_id": assignment.item_id, "image": images.url(assignment.item_id)},
+                item={
+                    "item_id": assignment.item_id,
+                    "image": images.url(assignment.item_id, assignment.image),
+                },
             )
         return body
 

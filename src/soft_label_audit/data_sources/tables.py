@@ -9,10 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from soft_label_audit.columns import MNIST_TEST_IDS, MNIST_TRAIN_IDS
-
-IMAGE_SHAPE = (28, 28)
-IMAGE_BYTES = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
+from soft_label_audit.columns import IMAGE_BYTES, IMAGE_SHAPE, MNIST_TEST_IDS, MNIST_TRAIN_IDS
 
 
 def images_to_column(images: np.ndarray) -> list[bytes]:
