@@ -51,11 +51,12 @@ bench: $(STAMP)
 	$(BIN)/python scripts/bench_contracts.py
 
 # Annotation tool under load on 127.0.0.1: 50 annotators, 10,000 items, kill -9 half-way,
-# SQLite then PostgreSQL (a throwaway local server); at most 30 s of load each.
-# as fast as the server answers (throughput), then an offered 300 votes/s (latency at the target)
+# at most 30 s of load each: SQLite then PostgreSQL (a throwaway local server) as fast as the
+# server answers (capacity), then SQLite at an offered 330 votes/s (the 300 votes/s target
+# with a tenth to spare, so that the restart after the kill can be caught up)
 bench-annotate: $(STAMP)
 	PYTHONPATH=src $(BIN)/python scripts/bench_annotate.py --backend both --duration 30
-	PYTHONPATH=src $(BIN)/python scripts/bench_annotate.py --backend sqlite --duration 30 --rate 300
+	PYTHONPATH=src $(BIN)/python scripts/bench_annotate.py --backend sqlite --duration 30 --rate 330
 
 # Ctrl-C stops kedro viz and its server child (README, "Looking at it")
 viz: $(STAMP)

@@ -10,6 +10,12 @@ that fails to start is an error.
 from __future__ import annotations
 
 import itertools
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,6 +27,8 @@ from soft_label_audit.annotation_tool.item_sets import build_annotation_items
 from soft_label_audit.annotation_tool.local_postgres import LocalPostgres, find_bin_dir
 from soft_label_audit.annotation_tool.web import create_app
 from soft_label_audit.data_sources.tables import images_to_column
+
+from ..conftest import PROJECT_ROOT
 
 #: MNIST training images used as the `digits` table of the tests (ids 0..N_DIGITS-1)
 N_DIGITS = 600
@@ -161,3 +169,68 @@ class Api:
 def annotator(engine, client):
     _, token = store.add_annotator(engine)
     return Api(client, token)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Served:
+    """``python -m soft_label_audit.annotation_tool serve`` in a subprocess, as documented."""
+
+    def __init__(self, db_path: str, tmp_path: Path, *extra: str):
+        self.port = free_port()
+        self.log = tmp_path / f"serve-{self.port}.log"
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "soft_label_audit.annotation_tool",
+                "serve",
+                "--db",
+                db_path,
+                "--port",
+                str(self.port),
+                *extra,
+            ],
+            stdout=self.log.open("w"),
+            stderr=subprocess.STDOUT,
+            cwd=PROJECT_ROOT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log.read_text()}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/", timeout=2):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"server did not answer: {self.log.read_text()}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def served(make_db, backend, tmp_path):
+    """Factory: a served database (file or PostgreSQL URL); stopped at the end."""
+    servers = []
+
+    def _serve(*extra: str, n_study: int = 4) -> tuple[Served, object]:
+        engine = make_db(n_study=n_study, n_checks=1, votes_per_item=2, name="served.db")
+        server = Served(db_arg(engine), tmp_path, *extra)
+        servers.append(server)
+        return server, engine
+
+    yield _serve
+    for server in servers:
+        server.stop()

@@ -20,7 +20,6 @@ import sys
 import threading
 import time
 import urllib.request
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -33,72 +32,7 @@ from soft_label_audit.annotation_tool.cli import main
 from soft_label_audit.annotation_tool.web import create_app
 
 from ..conftest import PROJECT_ROOT
-from .conftest import Api, count_votes, db_arg
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Served:
-    """``python -m soft_label_audit.annotation_tool serve`` in a subprocess, as documented."""
-
-    def __init__(self, db_path: str, tmp_path: Path, *extra: str):
-        self.port = free_port()
-        self.log = tmp_path / f"serve-{self.port}.log"
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "soft_label_audit.annotation_tool",
-                "serve",
-                "--db",
-                db_path,
-                "--port",
-                str(self.port),
-                *extra,
-            ],
-            stdout=self.log.open("w"),
-            stderr=subprocess.STDOUT,
-            cwd=PROJECT_ROOT,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log.read_text()}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/", timeout=2):
-                    return
-            except OSError:
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"server did not answer: {self.log.read_text()}")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
-@pytest.fixture
-def served(make_db, backend, tmp_path):
-    """Factory: a served database (file or PostgreSQL URL); stopped at the end."""
-    servers = []
-
-    def _serve(*extra: str) -> tuple[Served, object]:
-        engine = make_db(n_study=4, n_checks=1, votes_per_item=2, name="served.db")
-        server = Served(db_arg(engine), tmp_path, *extra)
-        servers.append(server)
-        return server, engine
-
-    yield _serve
-    for server in servers:
-        server.stop()
+from .conftest import Api, count_votes, db_arg, free_port
 
 
 def raw_exchange(port: int, request: bytes, timeout: float = 10.0) -> bytes:

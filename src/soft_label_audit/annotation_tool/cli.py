@@ -16,6 +16,7 @@ SQLite file path or a SQLAlchemy URL (``postgresql+psycopg://user@host:5432/dbna
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -111,6 +112,15 @@ def waitress_settings(
         "cleanup_interval": max(1, min(30, channel_timeout)),
         "asyncore_use_poll": True,
     }
+
+
+def quiet_queue_warnings() -> None:
+    """Turn off waitress's "Task queue depth is N" warning. With a few threads (what the
+    vote path needs, see docs/annotation_tool.md) requests queue whenever more annotators
+    vote at once, so it fired on nearly every request under load, and waitress logs it while
+    holding the lock its threads take work under: a fifth of the server's CPU time in the
+    load benchmark."""
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
 
 def _read_table(path: Path) -> pd.DataFrame:
@@ -302,6 +312,13 @@ def status(db_path) -> None:
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--threads", default=2, show_default=True, type=click.IntRange(1, 64))
 @click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="server processes sharing the port (POSIX): one process serves on one core at most",
+)
+@click.option(
     "--allow-remote",
     is_flag=True,
     help="required to bind a non-loopback address; serve it only behind a TLS "
@@ -329,7 +346,15 @@ def status(db_path) -> None:
     help="seconds before an idle connection is closed",
 )
 def serve(
-    db_path, host, port, threads, allow_remote, allowed_hosts, connection_limit, channel_timeout
+    db_path,
+    host,
+    port,
+    threads,
+    workers,
+    allow_remote,
+    allowed_hosts,
+    connection_limit,
+    channel_timeout,
 ) -> None:
     import waitress
 
@@ -354,12 +379,33 @@ def serve(
             f"{db.describe(engine)} holds no items; run the init command first"
         )
     hosts = list(allowed_hosts) or None
+    settings = waitress_settings(host, port, threads, connection_limit, channel_timeout)
+    quiet_queue_warnings()
+    if workers > 1 and not hasattr(os, "fork"):
+        raise click.ClickException("--workers above 1 needs a POSIX system (os.fork)")
     click.echo(
         f"serving {n_items} items from {db.describe(engine)} on "
-        f"http://{host}:{port} for host names {hosts or 'loopback'} (Ctrl+C stops)",
+        f"http://{host}:{port} for host names {hosts or 'loopback'}"
+        + (f" with {workers} worker processes" if workers > 1 else "")
+        + " (Ctrl+C stops)",
         err=True,
     )
-    waitress.serve(
-        create_app(engine, allowed_hosts=hosts),
-        **waitress_settings(host, port, threads, connection_limit, channel_timeout),
-    )
+    if workers == 1:
+        waitress.serve(create_app(engine, allowed_hosts=hosts), **settings)
+        return
+    from soft_label_audit.annotation_tool import serving
+
+    engine.dispose()  # each worker opens its own connections after the fork
+    try:
+        sock = serving.bind(settings.pop("host"), settings.pop("port"))
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None
+
+    def run_worker(_index: int) -> None:
+        worker_engine = db.open_database(db_path, pool_size=threads + 2, shared_writes=True)
+        waitress.serve(create_app(worker_engine, allowed_hosts=hosts), sockets=[sock], **settings)
+
+    try:
+        serving.supervise(run_worker, workers, log=lambda m: click.echo(m, err=True))
+    except serving.WorkerFailed as exc:
+        raise click.ClickException(str(exc)) from None

@@ -30,12 +30,13 @@ processing, result wrapping) costs more than SQLite takes to run these indexed s
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,11 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.exc import DBAPIError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: one process per SQLite database
+    fcntl = None
 
 #: seconds a writer waits for SQLite's write lock (held by another process) before giving up
 BUSY_TIMEOUT_S = 30.0
@@ -455,6 +461,37 @@ class _Job:
         self.done = threading.Event()
 
 
+#: SQLite engines whose database other serving processes write too (``serve --workers``)
+_SHARED_WRITES: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+class _FileWriteLock:
+    """An exclusive ``flock`` on ``<database>-writelock`` around each write transaction, so
+    that the writers of several processes on one SQLite file (``serve --workers``) take
+    turns at once instead of polling SQLite's busy handler (which sleeps 1, 2, 5, 10... ms).
+    A no-op for in-memory databases and where ``fcntl`` is missing."""
+
+    def __init__(self, engine: Engine):
+        database = engine.url.database
+        self.path = None if not database or database == ":memory:" else database + "-writelock"
+        self.fd: int | None = None
+
+    def __enter__(self) -> None:
+        if self.path is None or fcntl is None:
+            return
+        if self.fd is None:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+
+    def __del__(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+
+
 class _SQLiteWriter:
     """One thread that runs an engine's write jobs in batches (see the module docstring)."""
 
@@ -463,6 +500,9 @@ class _SQLiteWriter:
         self.jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self.lock = threading.Lock()
         self.thread: threading.Thread | None = None
+        # only where several serving processes write: each lock call releases the GIL, and
+        # getting it back costs a wait while request threads run
+        self.file_lock = _FileWriteLock(engine) if engine in _SHARED_WRITES else nullcontext()
 
     def submit(self, fn: Callable[[Connection], Any]) -> Any:
         job = _Job(fn)
@@ -504,7 +544,8 @@ class _SQLiteWriter:
                 try:
                     if conn is None:
                         conn = self.engine.connect()
-                    self._execute(conn, batch)
+                    with self.file_lock:
+                        self._execute(conn, batch)
                 except BaseException as exc:  # the connection is unusable: start afresh
                     for job in batch:
                         if not job.done.is_set():
@@ -634,8 +675,14 @@ def migrate(engine: Engine) -> list[int]:
     return applied
 
 
-def open_database(db: str | Path, pool_size: int = 10) -> Engine:
-    """Engine on ``db`` (SQLite path or URL) with the schema migrated to the latest version."""
+def open_database(db: str | Path, pool_size: int = 10, shared_writes: bool = False) -> Engine:
+    """Engine on ``db`` (SQLite path or URL) with the schema migrated to the latest version.
+
+    ``shared_writes``: other serving processes write to this SQLite database too; the
+    writers then take turns through a file lock (see :class:`_FileWriteLock`).
+    """
     engine = make_engine(db, pool_size=pool_size)
     migrate(engine)
+    if shared_writes and is_sqlite(engine):
+        _SHARED_WRITES.add(engine)
     return engine
