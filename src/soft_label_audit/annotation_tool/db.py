@@ -16,9 +16,11 @@ Transactions (see :func:`reading` and :func:`write`):
 * Writes go through :func:`write`. On SQLite one writer thread per engine runs them in
   batches: ``BEGIN IMMEDIATE`` (the write lock, taken before anything is read, so two
   requests can never both read "item has 2 of 3 votes" and both write the third), each job
-  in its own SAVEPOINT (a refused job changes nothing and does not disturb the others, and
-  each job sees the ones before it, exactly as if they had run one after the other), then
-  one COMMIT, and only then is any job answered. One fsync thus covers a whole batch (group
+  of a batch of several in its own SAVEPOINT (a refused job changes nothing and does not
+  disturb the others, and each job sees the ones before it, exactly as if they had run one
+  after the other; a batch of one is rolled back whole instead), then one COMMIT, and only
+  then is any job answered. Writers of several serving processes on one file
+  (``serve --workers``) take turns through a file lock around each transaction. One fsync thus covers a whole batch (group
   commit) while ``synchronous=FULL`` keeps every answered vote durable. On PostgreSQL each
   write is its own transaction; the store locks the rows it decides on (``FOR UPDATE``).
 
