@@ -90,25 +90,27 @@ def test_spread_ratio_interval_covers_the_observed_ratio_and_is_seeded():
 def test_claims_markdown_renders_every_row():
     frame = pd.DataFrame(
         {
-            "claim": ["a_accuracy", "a_accuracy"],
-            "source": ["mnist", "synthetic"],
-            "metric": ["accuracy"] * 2,
-            "comparison": ["human_soft - original_hard"] * 2,
-            "effect": [0.012, -0.0004],
-            "ci_low": [0.002, -0.01],
-            "ci_high": [0.02, 0.009],
-            "p_adjusted": [0.03, 1.0],
-            "verdict": ["supported", "inconclusive"],
+            "claim": ["a_accuracy", "a_accuracy", "b_mode_shift"],
+            "source": ["mnist", "synthetic", "mnist"],
+            "metric": ["accuracy"] * 3,
+            "comparison": ["human_soft - original_hard"] * 2 + ["human_mode_hard - original_hard"],
+            "effect": [0.012, -0.0004, 1.85e-17],
+            "ci_low": [0.002, -0.01, -0.019],
+            "ci_high": [0.02, 0.009, 0.019],
+            "p_adjusted": [0.03, 1.0, 1.0],
+            "verdict": ["supported", "inconclusive", "inconclusive"],
         }
     )
     text = claims.claims_markdown(frame)
     lines = text.strip().splitlines()
-    assert len(lines) == 4 and lines[0].startswith("| claim | source")
+    assert len(lines) == 5 and lines[0].startswith("| claim | source")
     assert (
         "| a_accuracy | mnist | `accuracy` | human_soft - original_hard | 0.012 | [0.002, 0.020] | 0.030 | "
         "**supported** |" == lines[2]
     )
     assert "-0.0004" in lines[3] and "**inconclusive**" in lines[3]
+    # two equal means differ by float rounding only: no effect of 1.85e-17 in the README
+    assert "| 0.000 | [-0.019, 0.019] |" in lines[4] and "e-17" not in text
     with pytest.raises(ValueError, match="lacks columns"):
         claims.claims_markdown(frame.drop(columns="verdict"))
 

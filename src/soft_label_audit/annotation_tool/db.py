@@ -19,10 +19,11 @@ Transactions (see :func:`reading` and :func:`write`):
   of a batch of several in its own SAVEPOINT (a refused job changes nothing and does not
   disturb the others, and each job sees the ones before it, exactly as if they had run one
   after the other; a batch of one is rolled back whole instead), then one COMMIT, and only
-  then is any job answered. Writers of several serving processes on one file
-  (``serve --workers``) take turns through a file lock around each transaction. One fsync thus covers a whole batch (group
-  commit) while ``synchronous=FULL`` keeps every answered vote durable. On PostgreSQL each
-  write is its own transaction; the store locks the rows it decides on (``FOR UPDATE``).
+  then is any job answered. One fsync thus covers a whole batch (group commit) while
+  ``synchronous=FULL`` keeps every answered vote durable. Writers of several serving
+  processes on one file (``serve --workers``) take turns through a file lock around each
+  transaction. On PostgreSQL each write is its own transaction; the store locks the rows it
+  decides on (``FOR UPDATE``).
 
 The hot path (a vote and the next item) runs its statements through :func:`run`: Core
 statements compiled once per dialect and executed on the driver's cursor, inside the

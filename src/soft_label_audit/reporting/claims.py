@@ -512,6 +512,11 @@ def stability_ratios(
     return pd.DataFrame(rows)
 
 
+#: effects, bounds and p-values smaller than this are rounding residue of sums of floats
+#: (e.g. 1.85e-17 for two equal mean accuracies), shown as 0
+FLOAT_NOISE = 1e-12
+
+
 def claims_markdown(frame: pd.DataFrame, digits: int = 3) -> str:
     """The claims table as GitHub markdown (one row per claim and source), for the README."""
     missing = [c for c in CLAIM_COLUMNS if c not in frame]
@@ -530,13 +535,11 @@ def claims_markdown(frame: pd.DataFrame, digits: int = 3) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
 
     def num(x: float) -> str:
-        return (
-            "n/a"
-            if not np.isfinite(x)
-            else f"{x:.{digits}g}"
-            if abs(x) < 1e-3 and x != 0
-            else f"{x:.{digits}f}"
-        )
+        if not np.isfinite(x):
+            return "n/a"
+        if abs(x) < FLOAT_NOISE:  # a difference of equal means, summed in another order
+            x = 0.0
+        return f"{x:.{digits}g}" if abs(x) < 1e-3 and x != 0 else f"{x:.{digits}f}"
 
     for r in frame.itertuples(index=False):
         cells = [
