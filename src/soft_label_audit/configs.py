@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from soft_label_audit import params as p
+from soft_label_audit.columns import ANNOTATION_SOURCES
 from soft_label_audit.crowd.aggregation import RULES, DawidSkeneSoft
 from soft_label_audit.crowd.released import ReleasedConfig
 from soft_label_audit.crowd.statistics import ModeSupport
@@ -294,10 +295,6 @@ class AnnotationReport:
         )
 
 
-#: where ``annotation.source`` reads the votes (the catalog entry annotation_input reads the same)
-ANNOTATION_SOURCES = ("simulated", "released", "raw_file")
-
-
 @dataclass(frozen=True)
 class AnnotationConfig:
     """The ``annotation`` block (conf/base/parameters_annotation.yml): the source and its files,
@@ -350,6 +347,17 @@ class AnnotationConfig:
             ),
             released=ReleasedConfig.from_params(block),
         )
+
+    @staticmethod
+    def source_of(params: dict[str, Any], path: str = "annotation") -> str:
+        """``annotation.source`` of the whole parameters, validated as :meth:`from_params`
+        does, without reading the rest of the block.
+
+        >>> AnnotationConfig.source_of({"annotation": {"source": "released"}})
+        'released'
+        """
+        block = p.block(path, params.get(path))
+        return p.choice(f"{path}.source", p.required(path, block, "source"), ANNOTATION_SOURCES)
 
     @property
     def chosen_rule(self) -> str:

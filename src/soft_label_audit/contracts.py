@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 from pandera.errors import SchemaErrors
 
 from soft_label_audit.columns import (
+    ANNOTATION_SOURCES,
     CHOICES,
     H_COLS,
     N_CLASSES,
@@ -39,7 +40,6 @@ from soft_label_audit.columns import (
     SPLITS,
     T_COLS,
 )
-from soft_label_audit.crowd.inputs import SOURCES as ANNOTATION_SOURCES
 from soft_label_audit.data_sources.tables import IMAGE_BYTES
 
 #: |row sum - 1| allowed for human soft labels and targets (float64 arithmetic)

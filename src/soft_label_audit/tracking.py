@@ -47,6 +47,7 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
+from soft_label_audit.configs import AnnotationConfig
 from soft_label_audit.grid import StudyGrid
 
 logger = logging.getLogger(__name__)
@@ -144,7 +145,7 @@ class MlflowChildRunsHook:
         if (
             PARENT_TAG not in client.get_run(self._parent_id).data.tags
         ):  # a resumed run keeps its name
-            annotation = str((self._params.get("annotation") or {}).get("source", "unknown"))
+            annotation = AnnotationConfig.source_of(self._params)
             name = parent_run_name(
                 run_params.get("pipeline_names") or run_params.get("pipeline_name"),
                 run_params.get("env"),
@@ -212,8 +213,7 @@ class MlflowChildRunsHook:
             columns = getattr(value, "columns", None)
             if columns is not None and "annotation_source" in columns and len(value):
                 return str(value["annotation_source"].iloc[0])
-        annotation = self._params.get("annotation") or {}
-        return str(annotation.get("source", "unknown"))
+        return AnnotationConfig.source_of(self._params)
 
     def _client(self):
         from mlflow.tracking import MlflowClient

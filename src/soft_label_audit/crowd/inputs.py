@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-SOURCES = ("simulated", "released", "raw_file")
+from soft_label_audit.columns import ANNOTATION_SOURCES
 
 
 @dataclass(frozen=True)
@@ -19,8 +19,10 @@ class AnnotationInput:
     frame: pd.DataFrame | None = None
 
     def __post_init__(self) -> None:
-        if self.source not in SOURCES:
-            raise ValueError(f"annotation.source must be one of {SOURCES}, not {self.source!r}")
+        if self.source not in ANNOTATION_SOURCES:
+            raise ValueError(
+                f"annotation.source must be one of {ANNOTATION_SOURCES}, not {self.source!r}"
+            )
 
 
 def read_votes_file(path: str | Path) -> pd.DataFrame:
