@@ -78,20 +78,26 @@ def vote_until_done(port: int, token: str, acknowledged: list, errors: list) -> 
         conn.close()
 
 
-def test_workers_share_the_port_and_lose_nothing(served):
-    server, engine = served("--workers", "2", n_study=40)
-    workers = children_of(server.proc.pid)
-    assert len(workers) == 2, workers
-    tokens = [store.add_annotator(engine)[1] for _ in range(6)]
+def all_vote_until_done(port: int, tokens: list[str]) -> tuple[list, list]:
+    """Every annotator at once, each in a thread: (acknowledged votes, errors)."""
     acknowledged, errors = [], []
     threads = [
-        threading.Thread(target=vote_until_done, args=(server.port, t, acknowledged, errors))
+        threading.Thread(target=vote_until_done, args=(port, t, acknowledged, errors))
         for t in tokens
     ]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=120)
+    return acknowledged, errors
+
+
+def test_workers_share_the_port_and_lose_nothing(served):
+    server, engine = served("--workers", "2", n_study=40)
+    workers = children_of(server.proc.pid)
+    assert len(workers) == 2, workers
+    tokens = [store.add_annotator(engine)[1] for _ in range(6)]
+    acknowledged, errors = all_vote_until_done(server.port, tokens)
     assert not errors, errors
     with engine.connect() as conn:
         stored = conn.execute(select(db.votes.c.vote_id, db.votes.c.item_id)).all()
@@ -207,14 +213,6 @@ def test_queued_requests_are_not_logged_one_by_one(served):
     the server's CPU in the load benchmark, under the lock its threads take work under)."""
     server, engine = served("--threads", "1", n_study=30)
     tokens = [store.add_annotator(engine)[1] for _ in range(6)]
-    acknowledged, errors = [], []
-    threads = [
-        threading.Thread(target=vote_until_done, args=(server.port, t, acknowledged, errors))
-        for t in tokens
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
+    acknowledged, errors = all_vote_until_done(server.port, tokens)
     assert not errors and len(acknowledged) >= 60
     assert "Task queue depth" not in server.log.read_text()
