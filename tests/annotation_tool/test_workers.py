@@ -24,6 +24,8 @@ from soft_label_audit.annotation_tool import db, store
 from ..conftest import PROJECT_ROOT
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="--workers needs os.fork")
+#: process handling does not depend on the database: these run on SQLite only
+SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"])
 
 
 def children_of(pid: int) -> set[int]:
@@ -112,6 +114,7 @@ def test_workers_share_the_port_and_lose_nothing(served):
     assert children_of(server.proc.pid) == workers  # no worker died on the way
 
 
+@SQLITE_ONLY
 def test_kill_9_of_the_server_takes_its_workers_down(served):
     server, _ = served("--workers", "2")
     workers = children_of(server.proc.pid)
@@ -123,6 +126,7 @@ def test_kill_9_of_the_server_takes_its_workers_down(served):
         http.client.HTTPConnection("127.0.0.1", server.port, timeout=2).request("GET", "/")
 
 
+@SQLITE_ONLY
 def test_sigterm_stops_the_server_and_every_worker(served):
     server, _ = served("--workers", "3")
     workers = children_of(server.proc.pid)
@@ -208,6 +212,7 @@ def test_sqlite_writers_wait_for_the_file_write_lock(tmp_path):
         os.close(fd)
 
 
+@SQLITE_ONLY
 def test_queued_requests_are_not_logged_one_by_one(served):
     """waitress warned "Task queue depth is N" on nearly every request under load (a fifth of
     the server's CPU in the load benchmark, under the lock its threads take work under)."""
