@@ -52,6 +52,27 @@ def small_mnist_raw(mnist_arrays) -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="session")
+def synthetic_study() -> dict:
+    """The small synthetic study of tests/pipelines/evaluation/synthetic_study.py (read-only:
+    shared by the evaluation, reporting and claims tests; copy a table before changing it)."""
+    from tests.pipelines.evaluation.synthetic_study import make_study
+
+    return make_study()
+
+
+@pytest.fixture(scope="session")
+def synthetic_evaluation(synthetic_study) -> dict:
+    """Every dataset of the evaluation pipeline run in memory on ``synthetic_study`` (read-only,
+    shared like it: the pipeline runs once for the three test modules that read its outputs)."""
+    from soft_label_audit.pipelines import evaluation
+    from tests.helpers import run_in_memory
+    from tests.pipelines.evaluation.synthetic_study import GRID
+
+    inputs = {k: v for k, v in synthetic_study.items() if k != "params:reporting"}
+    return run_in_memory(evaluation.create_pipeline(GRID), inputs)
+
+
+@pytest.fixture(scope="session")
 def project_copy(tmp_path_factory, mnist_raw_dir) -> Path:
     """pyproject, conf and the verified idx files in a fresh folder: nothing of the repo's data is touched."""
     from tests.helpers import make_project_copy

@@ -10,10 +10,33 @@ from kedro.runner import SequentialRunner
 
 
 class KeptMemoryDataset(MemoryDataset):
-    """A MemoryDataset that the runner cannot release, so tests can read intermediates."""
+    """A MemoryDataset that the runner cannot release, so tests can read intermediates.
+
+    Figures (and dicts of figures) are held by reference, as the project's catalog holds them
+    (``copy_mode: assign``, or a file): a deep copy of a Matplotlib figure costs ~0.1 s, and the
+    default copy mode would deep-copy each one on every save and load.
+    """
+
+    def save(self, data: Any) -> None:
+        if self._copy_mode is None and _holds_figures(data):
+            self._copy_mode = "assign"
+        super().save(data)
 
     def _release(self) -> None:
         pass
+
+
+def _holds_figures(data: Any) -> bool:
+    """A Matplotlib figure, or a non-empty dict of them (nested dicts too)."""
+    import sys
+
+    if "matplotlib.figure" not in sys.modules:  # nothing made a figure
+        return False
+    from matplotlib.figure import Figure
+
+    if isinstance(data, dict):
+        return bool(data) and all(_holds_figures(value) for value in data.values())
+    return isinstance(data, Figure)
 
 
 def run_in_memory(pipeline: Pipeline, inputs: dict[str, Any]) -> dict[str, Any]:

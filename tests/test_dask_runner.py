@@ -1,8 +1,12 @@
 """The study on a real Dask ``LocalCluster`` (2 worker processes) through ``DaskRunner``.
 
-``kedro run --env test --runner soft_label_audit.runner.DaskRunner`` in a copy of the project
-must give the sequential run's test predictions bit for bit and one MLflow child run per
-(source, condition, seed) under its own parent run.
+``kedro run --env test --pipelines training,evaluation,reporting --runner
+soft_label_audit.runner.DaskRunner``, in a copy of the project that holds the sequential run's
+training inputs (study digits, item stats, human soft labels, targets), must give that run's
+test predictions and metrics bit for bit and one MLflow child run per (source, condition, seed)
+under its own parent run. The stages before training are not run again on the cluster: they
+make no child runs and train nothing, and the sequential run already made their outputs (their
+determinism is checked by tests/test_fingerprints.py).
 """
 
 from __future__ import annotations
@@ -12,19 +16,49 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from kedro.pipeline import Pipeline
 
 from tests.helpers import config_loader, data_root, kedro_cli, make_project_copy
 
 RUNNER = "soft_label_audit.runner.DaskRunner"
+#: the stages that train and report; their inputs come from the sequential run
+PIPELINES = "training,evaluation,reporting"
+
+
+def _training_inputs(project: Path) -> list[Path]:
+    """The files (relative to ``project``) that the ``PIPELINES`` read and none of their nodes
+    writes, found through the project's pipelines and catalog."""
+    from kedro.io import DataCatalog
+
+    from soft_label_audit.pipelines import evaluation, reporting, training
+
+    grid, _ = _grid(project)
+    stages = {"training": training, "evaluation": evaluation, "reporting": reporting}
+    assert set(PIPELINES.split(",")) == set(stages)
+    pipeline = sum((stage.create_pipeline(grid=grid) for stage in stages.values()), Pipeline([]))
+    catalog = DataCatalog.from_config(config_loader(project)["catalog"])
+    return [
+        Path(str(catalog.get(name, fallback_to_runtime_pattern=True)._describe()["filepath"]))
+        for name in sorted(pipeline.inputs())
+        if not name.startswith("params:") and name != "parameters"
+    ]
 
 
 @pytest.fixture(scope="module")
-def dask_run(tmp_path_factory, mnist_raw_dir) -> Path:
-    project = make_project_copy(tmp_path_factory.mktemp("dask_project"), mnist_raw_dir)
+def dask_run(tmp_path_factory, study_run) -> Path:
+    import shutil
+
+    project = make_project_copy(tmp_path_factory.mktemp("dask_project"))
+    inputs = _training_inputs(project)
+    assert any(path.match("05_model_input/targets/*/*.parquet") for path in inputs), inputs
+    for path in inputs:
+        (project / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(study_run / path, project / path)
     result = kedro_cli(
         project,
-        *("run", "--env", "test", "--runner", RUNNER, "--runner-params", "n_workers=2"),
-        timeout=1800,  # about 2 min on an idle 2-core machine; far longer on a shared, busy one
+        *("run", "--env", "test", "--pipelines", PIPELINES),
+        *("--runner", RUNNER, "--runner-params", "n_workers=2"),
+        timeout=1800,  # about 1.5 min on an idle 2-core machine; far longer on a shared, busy one
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     # info.log keeps every record unwrapped (the terminal wraps them)

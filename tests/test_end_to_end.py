@@ -177,7 +177,8 @@ def test_released_environment_reads_the_released_file(study_run, tmp_path, mnist
         "--pipeline",
         "annotation",
         "--params",
-        f"annotation.released_path={fixture}",
+        # 8 panels in the disputed-items figure (24 in conf/released), as in conf/test
+        f"annotation.released_path={fixture},annotation_report.n_disputed=8",
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     released = pd.read_parquet(fixture)

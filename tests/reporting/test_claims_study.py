@@ -5,11 +5,9 @@ import logging
 import numpy as np
 import pytest
 
-from soft_label_audit.pipelines import evaluation
 from soft_label_audit.pipelines.reporting import nodes
 from soft_label_audit.reporting.claims import CLAIM_COLUMNS, VERDICTS, claims_figure
-from tests.helpers import run_in_memory
-from tests.pipelines.evaluation.synthetic_study import GRID, make_study
+from tests.pipelines.evaluation.synthetic_study import GRID
 
 CLAIMS = [
     {
@@ -65,9 +63,8 @@ PARAMS = {
 
 
 @pytest.fixture(scope="module")
-def tables():
-    study = make_study()
-    out = run_in_memory(evaluation.create_pipeline(GRID), study)
+def tables(synthetic_study, synthetic_evaluation):
+    study, out = synthetic_study, synthetic_evaluation
     ns = GRID.namespaces()
     metrics = nodes.collect(*[out[f"{s}.{c}.metrics"] for s, c in ns])
     preds = nodes.collect(*[study[f"{s}.{c}.test_predictions"] for s, c in ns])

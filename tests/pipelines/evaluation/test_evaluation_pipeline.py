@@ -7,19 +7,17 @@ from matplotlib.figure import Figure
 
 from soft_label_audit.contracts import ContractError, check_table
 from soft_label_audit.pipelines.evaluation import create_pipeline, nodes
-from tests.helpers import run_in_memory
-from tests.pipelines.evaluation.synthetic_study import EVAL_PARAMS, GRID, make_study
+from tests.pipelines.evaluation.synthetic_study import EVAL_PARAMS, GRID
 
 
 @pytest.fixture(scope="module")
-def study():
-    return make_study()
+def study(synthetic_study):
+    return synthetic_study
 
 
 @pytest.fixture(scope="module")
-def outputs(study):
-    inputs = {k: v for k, v in study.items() if k != "params:reporting"}
-    return run_in_memory(create_pipeline(GRID), inputs)
+def outputs(synthetic_evaluation):
+    return synthetic_evaluation
 
 
 def test_namespaces_follow_the_grid():

@@ -8,20 +8,22 @@ from matplotlib.figure import Figure
 from sklearn.metrics import brier_score_loss, log_loss
 
 from soft_label_audit.columns import P_COLS
-from soft_label_audit.pipelines import evaluation, reporting
+from soft_label_audit.pipelines import reporting
 from tests.helpers import run_in_memory
-from tests.pipelines.evaluation.synthetic_study import GRID, make_study
+from tests.pipelines.evaluation.synthetic_study import GRID
 
 
 @pytest.fixture(scope="module")
-def study():
-    return make_study()
+def study(synthetic_study):
+    return synthetic_study
 
 
 @pytest.fixture(scope="module")
-def outputs(study):
-    pipe = evaluation.create_pipeline(GRID) + reporting.create_pipeline(GRID)
-    return run_in_memory(pipe, study)
+def outputs(study, synthetic_evaluation):
+    """The evaluation pipeline's outputs (run once per session) and the reporting pipeline's."""
+    pipe = reporting.create_pipeline(GRID)
+    inputs = {**study, **synthetic_evaluation}
+    return {**inputs, **run_in_memory(pipe, {k: inputs[k] for k in pipe.inputs()})}
 
 
 @pytest.fixture(scope="module")
