@@ -1,18 +1,20 @@
 """Load benchmark of the annotation tool: many annotators voting at once, a kill -9 half-way.
 
     python scripts/bench_annotate.py [--backend sqlite|postgres|both] [--items 10000]
-        [--annotators 50] [--duration 30] [--max-votes 30000] [--rate 0] [--threads 2]
-        [--src DIR]
+        [--annotators 50] [--duration 30] [--max-votes 30000] [--rate 0] [--threads N]
+        [--workers N] [--src DIR]
 
 What it does, on 127.0.0.1 only, bounded in votes and in time:
 
 1. writes a study of ``--items`` items (random 28x28 images, seeded) and 100 spare MNIST-like
    images for the attention checks, then runs the tool's own commands: ``init
    --votes-per-item 3 --attention-every 10``, ``add-annotator --count N``;
-2. starts ``serve`` (as documented) and lets ``--annotators`` asyncio clients vote as fast as
+2. starts ``serve`` (as documented, with its default threads and workers unless
+   ``--threads``/``--workers`` are given) and lets ``--annotators`` asyncio clients vote as fast as
    the server answers, each on one keep-alive connection: POST /api/vote, whose answer carries
    the next item (and its image) - the requests a browser makes;
-3. half-way through sends SIGKILL to the server and starts it again at once; clients
+3. half-way through sends SIGKILL to the server's process group (every worker) and starts
+   it again at once; clients
    reconnect and resume with GET /api/next;
 4. stops at ``--duration`` seconds or ``--max-votes`` acknowledged votes, runs ``export``, and
    reconciles: votes acknowledged (201 with a vote_id), stored, exported, lost (acknowledged
@@ -91,9 +93,14 @@ def make_inputs(workdir: Path, n_items: int, seed: int = 0) -> tuple[Path, Path]
 
 
 class Server:
-    def __init__(self, db: str, port: int, env: dict, log: Path, threads: int, workers: int = 1):
-        self.cmd = [*TOOL, "serve", "--db", db, "--port", str(port), "--threads", str(threads)]
-        if workers > 1:
+    def __init__(
+        self, db: str, port: int, env: dict, log: Path, threads: int | None, workers: int | None
+    ):
+        # serve's own defaults unless --threads/--workers say otherwise
+        self.cmd = [*TOOL, "serve", "--db", db, "--port", str(port)]
+        if threads is not None:
+            self.cmd += ["--threads", str(threads)]
+        if workers is not None:
             self.cmd += ["--workers", str(workers)]
         self.port, self.env, self.log = port, env, log
         self.proc: subprocess.Popen | None = None
@@ -417,12 +424,8 @@ def main() -> None:
         "catching up after a delay); 0: every annotator votes as soon as the previous "
         "answer arrives",
     )
-    parser.add_argument(
-        "--threads", type=int, default=2, help="the server's worker threads (serve --threads)"
-    )
-    parser.add_argument(
-        "--workers", type=int, default=1, help="the server's processes (serve --workers)"
-    )
+    parser.add_argument("--threads", type=int, help="serve --threads (default: serve's default)")
+    parser.add_argument("--workers", type=int, help="serve --workers (default: serve's default)")
     parser.add_argument(
         "--kill-at",
         type=float,
@@ -444,7 +447,9 @@ def main() -> None:
         f"annotation tool load test: {args.items} items, {args.annotators} annotators "
         f"({f'offering {args.rate:g} votes/s' if args.rate else 'each voting at once'}), "
         f"up to {args.duration:g} s or {args.max_votes} votes, kill -9 at "
-        f"{args.kill_at:.0%}, tool from {args.src}, load average now "
+        f"{args.kill_at:.0%}, serve with "
+        f"{' '.join(Server('', 0, {}, Path(), args.threads, args.workers).cmd[8:]) or 'its defaults'}"
+        f", tool from {args.src}, load average now "
         f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores",
         flush=True,
     )

@@ -37,6 +37,11 @@ DEFAULT_EXPORT = "data/01_raw/annotation_tool_votes.csv"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8050
 
+#: serve: waitress threads per process and processes (load benchmark, docs/annotation_tool.md:
+#: a second thread in a process added CPU per vote and a long latency tail, a second process
+#: on a 2-core machine added throughput); one process where os.fork is missing
+DEFAULT_THREADS = 1
+DEFAULT_WORKERS = 2 if hasattr(os, "fork") else 1
 #: waitress: most simultaneous connections, and seconds before an idle one is closed
 DEFAULT_CONNECTION_LIMIT = 500
 DEFAULT_CHANNEL_TIMEOUT = 30
@@ -310,10 +315,16 @@ def status(db_path) -> None:
 @db_option
 @click.option("--host", default=DEFAULT_HOST, show_default=True)
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--threads", default=2, show_default=True, type=click.IntRange(1, 64))
+@click.option(
+    "--threads",
+    default=DEFAULT_THREADS,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="waitress threads per process (more only add contention: docs/annotation_tool.md)",
+)
 @click.option(
     "--workers",
-    default=1,
+    default=DEFAULT_WORKERS,
     show_default=True,
     type=click.IntRange(1, 64),
     help="server processes sharing the port (POSIX): one process serves on one core at most",
