@@ -68,6 +68,13 @@ def file_option(name: str, default: str | None, help: str):
     )
 
 
+def count_option(name: str, default: int, most: int, help: str):
+    """A ``serve`` option taking a whole number from 1 to ``most``."""
+    return click.option(
+        name, default=default, show_default=True, type=click.IntRange(1, most), help=help
+    )
+
+
 def setting_option(name: str, kind: click.ParamType, help: str):
     """An ``init`` option for one study setting (``--votes-per-item`` sets ``votes_per_item``):
     unset keeps the stored value; the help ends with the default of :class:`store.Settings`."""
@@ -315,19 +322,17 @@ def status(db_path) -> None:
 @db_option
 @click.option("--host", default=DEFAULT_HOST, show_default=True)
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(1, 65535))
-@click.option(
+@count_option(
     "--threads",
-    default=DEFAULT_THREADS,
-    show_default=True,
-    type=click.IntRange(1, 64),
-    help="waitress threads per process (more only add contention: docs/annotation_tool.md)",
+    DEFAULT_THREADS,
+    64,
+    "waitress threads per process (more only add contention: docs/annotation_tool.md)",
 )
-@click.option(
+@count_option(
     "--workers",
-    default=DEFAULT_WORKERS,
-    show_default=True,
-    type=click.IntRange(1, 64),
-    help="server processes sharing the port (POSIX): one process serves on one core at most",
+    DEFAULT_WORKERS,
+    64,
+    "server processes sharing the port (POSIX): one process serves on one core at most",
 )
 @click.option(
     "--allow-remote",
@@ -342,19 +347,14 @@ def status(db_path) -> None:
     help="Host header value the server answers to (repeatable; '.example.org' "
     "allows subdomains) [default: 127.0.0.1, localhost, [::1]]",
 )
-@click.option(
-    "--connection-limit",
-    default=DEFAULT_CONNECTION_LIMIT,
-    show_default=True,
-    type=click.IntRange(1, 10_000),
-    help="most simultaneous connections",
+@count_option(
+    "--connection-limit", DEFAULT_CONNECTION_LIMIT, 10_000, "most simultaneous connections"
 )
-@click.option(
+@count_option(
     "--channel-timeout",
-    default=DEFAULT_CHANNEL_TIMEOUT,
-    show_default=True,
-    type=click.IntRange(1, 3600),
-    help="seconds before an idle connection is closed",
+    DEFAULT_CHANNEL_TIMEOUT,
+    3600,
+    "seconds before an idle connection is closed",
 )
 def serve(
     db_path,
