@@ -651,8 +651,7 @@ def _reserve(conn: Connection, me: _Me, s: Settings, item_id: int, now: float) -
 
 
 def _with_image(conn: Connection, assignment: Assignment) -> Assignment:
-    row = db.run(conn, Q_IMAGE, {"item": assignment.item_id}).fetchone()
-    return dataclasses.replace(assignment, image=None if row is None else bytes(row[0]))
+    return dataclasses.replace(assignment, image=item_image(conn, assignment.item_id))
 
 
 def _next_assignment_in(

@@ -93,20 +93,17 @@ class _AnnotationApp(Flask):
 class _ImageCache:
     """PNG data URLs by item id; items' images never change once inserted."""
 
-    def __init__(self, engine: Engine, size: int):
-        self.engine, self.size = engine, size
+    def __init__(self, size: int):
+        self.size = size
         self.urls: dict[int, str] = {}
         self.lock = threading.Lock()
 
-    def url(self, item_id: int, image: bytes | None = None) -> str:
-        """The item's data URL; ``image``: its raw bytes when the caller has them already
-        (read in the transaction that handed the item out), else they are read here."""
+    def url(self, item_id: int, image: bytes) -> str:
+        """The item's data URL, made from ``image`` (its raw bytes, read in the transaction
+        that handed the item out) the first time the item is shown."""
         cached = self.urls.get(item_id)
         if cached is not None:
             return cached
-        if image is None:
-            with db.reading(self.engine) as conn:
-                image = store.item_image(conn, item_id)
         png = grayscale_png(np.frombuffer(image, dtype=np.uint8).reshape(IMAGE_SHAPE))
         url = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
         with self.lock:
@@ -127,7 +124,7 @@ def create_app(engine: Engine, allowed_hosts: Iterable[str] | None = None) -> Fl
     app.extensions["annotation_engine"] = engine
     hosts = tuple(h.lower() for h in (allowed_hosts or LOOPBACK_HOSTS))
     app.config["ANNOTATION_ALLOWED_HOSTS"] = hosts
-    images = _ImageCache(engine, IMAGE_CACHE_SIZE)
+    images = _ImageCache(IMAGE_CACHE_SIZE)
 
     def host_allowed(host: str) -> bool:
         name = host_name(host)
