@@ -298,14 +298,15 @@ S_ITEM_CLOSED = _oa.delete().where(_oa.c.item_id == bindparam("item"))
 S_ITEM_REOPENED = insert(_oa).from_select(
     ["item_id", "annotator_id"],
     select(_a.c.item_id, _a.c.annotator_id).where(
-        _a.c.item_id == bindparam("item"), _a.c.annotator_id != bindparam("leaving")
+        _a.c.item_id == bindparam("item"), _a.c.annotator_id != bindparam("me")
     ),
 )
 S_OPEN_ASSIGNEE = insert(_oa).values(item_id=bindparam("item"), annotator_id=bindparam("me"))
 S_OPEN_ASSIGNEE_GONE = _oa.delete().where(
-    _oa.c.item_id == bindparam("item"), _oa.c.annotator_id == bindparam("leaving")
+    _oa.c.item_id == bindparam("item"), _oa.c.annotator_id == bindparam("me")
 )
 Q_N_CHECKS = select(func.count()).select_from(_it).where(_it.c.is_attention_check.is_(True))
+Q_N_STUDY = select(func.count()).select_from(_it).where(_it.c.is_attention_check.is_(False))
 S_RESERVE = insert(_a).values(
     item_id=bindparam("item"), annotator_id=bindparam("me"), shown_at=bindparam("now")
 )
@@ -382,7 +383,7 @@ def _count_moved(conn: Connection, stmt: Any, item_id: int, quota: int, annotato
     n_assigned, is_check = db.run(conn, stmt, {"item": item_id}).fetchone()
     if is_check:
         return
-    keys = {"item": item_id, "me": annotator_id, "leaving": annotator_id}
+    keys = {"item": item_id, "me": annotator_id}
     if stmt is S_COUNT_UP:
         if n_assigned < quota:
             db.run(conn, S_OPEN_ASSIGNEE, keys)
@@ -1030,10 +1031,7 @@ def export_frames(
 
 
 def n_study_items(conn: Connection) -> int:
-    it = db.items
-    return conn.execute(
-        select(func.count()).select_from(it).where(it.c.is_attention_check.is_(False))
-    ).scalar_one()
+    return conn.execute(Q_N_STUDY).scalar_one()
 
 
 def study_status(engine: Engine) -> dict[str, Any]:
@@ -1043,9 +1041,7 @@ def study_status(engine: Engine) -> dict[str, Any]:
     with db.reading(engine) as conn:
         s = read_settings(conn)
         n_items = n_study_items(conn)
-        n_checks = conn.execute(
-            select(func.count()).select_from(it).where(it.c.is_attention_check.is_(True))
-        ).scalar_one()
+        n_checks = conn.execute(Q_N_CHECKS).scalar_one()
         per_item = (
             select(db.votes.c.item_id, func.count().label("n"))
             .join(it, it.c.item_id == db.votes.c.item_id)
