@@ -92,16 +92,17 @@ def make_inputs(workdir: Path, n_items: int, seed: int = 0) -> tuple[Path, Path]
     return study_path, digits_path
 
 
+def serve_flags(threads: int | None, workers: int | None) -> list[str]:
+    """``serve``'s own defaults unless --threads/--workers say otherwise."""
+    flags = [] if threads is None else ["--threads", str(threads)]
+    return flags + ([] if workers is None else ["--workers", str(workers)])
+
+
 class Server:
     def __init__(
         self, db: str, port: int, env: dict, log: Path, threads: int | None, workers: int | None
     ):
-        # serve's own defaults unless --threads/--workers say otherwise
-        self.cmd = [*TOOL, "serve", "--db", db, "--port", str(port)]
-        if threads is not None:
-            self.cmd += ["--threads", str(threads)]
-        if workers is not None:
-            self.cmd += ["--workers", str(workers)]
+        self.cmd = [*TOOL, "serve", "--db", db, "--port", str(port), *serve_flags(threads, workers)]
         self.port, self.env, self.log = port, env, log
         self.proc: subprocess.Popen | None = None
         self.cpu_s = 0.0  # CPU seconds of the server processes that have ended
@@ -448,7 +449,7 @@ def main() -> None:
         f"({f'offering {args.rate:g} votes/s' if args.rate else 'each voting at once'}), "
         f"up to {args.duration:g} s or {args.max_votes} votes, kill -9 at "
         f"{args.kill_at:.0%}, serve with "
-        f"{' '.join(Server('', 0, {}, Path(), args.threads, args.workers).cmd[8:]) or 'its defaults'}"
+        f"{' '.join(serve_flags(args.threads, args.workers)) or 'its defaults'}"
         f", tool from {args.src}, load average now "
         f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores",
         flush=True,

@@ -130,8 +130,8 @@ def quiet_queue_warnings() -> None:
     """Turn off waitress's "Task queue depth is N" warning. With a few threads (what the
     vote path needs, see docs/annotation_tool.md) requests queue whenever more annotators
     vote at once, so it fired on nearly every request under load, and waitress logs it while
-    holding the lock its threads take work under: a fifth of the server's CPU time in the
-    load benchmark."""
+    holding the lock its threads take work under: about a fifth of the server's profile
+    samples in the load benchmark."""
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
 
