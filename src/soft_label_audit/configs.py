@@ -49,9 +49,10 @@ class Bands:
     @classmethod
     def from_params(cls, block: Any, path: str = "evaluation.bands") -> Bands:
         block = p.block(path, block)
+        p.no_unknown(path, block, ("unanimous_max", "low_max", "mostly_none_min"))
         unanimous = p.number(f"{path}.unanimous_max", p.required(path, block, "unanimous_max"), 0)
         low = p.number(f"{path}.low_max", p.required(path, block, "low_max"), unanimous)
-        none = p.probability(f"{path}.mostly_none_min", block.get("mostly_none_min", 0.5))
+        none = p.probability(f"{path}.mostly_none_min", p.required(path, block, "mostly_none_min"))
         return cls(unanimous, low, none)
 
 
@@ -66,10 +67,18 @@ class CalibrationFloor:
     @classmethod
     def from_params(cls, block: Any, path: str = "evaluation.calibration_floor"):
         block = p.block(path, block)
+        p.no_unknown(path, block, ("draws", "quantile", "seed"))
         return cls(
-            draws=p.positive_int(f"{path}.draws", block.get("draws", cls.draws)),
-            quantile=p.probability(f"{path}.quantile", block.get("quantile", cls.quantile)),
-            seed=p.non_negative_int(f"{path}.seed", block.get("seed", cls.seed)),
+            draws=p.positive_int(f"{path}.draws", p.required(path, block, "draws")),
+            quantile=p.number(
+                f"{path}.quantile",
+                p.required(path, block, "quantile"),
+                0,
+                1,
+                low_open=True,
+                high_open=True,
+            ),
+            seed=p.non_negative_int(f"{path}.seed", p.required(path, block, "seed")),
         )
 
 
@@ -84,6 +93,9 @@ class CartographySettings:
     @classmethod
     def from_params(cls, block: Any, path: str = "evaluation.cartography"):
         block = p.block(path, block)
+        p.no_unknown(
+            path, block, ("burn_in_fraction", "easy_min_confidence", "ambiguous_min_variability")
+        )
         return cls(
             burn_in_fraction=p.number(
                 f"{path}.burn_in_fraction",
@@ -114,6 +126,7 @@ class Convergence:
     @classmethod
     def from_params(cls, block: Any, path: str = "evaluation.convergence"):
         block = p.block(path, block)
+        p.no_unknown(path, block, ("curve", "higher_is_better", "fraction"))
         return cls(
             curve=p.text(f"{path}.curve", p.required(path, block, "curve")),
             higher_is_better=p.boolean(
@@ -141,6 +154,7 @@ class EvaluationConfig:
         0.2
         """
         block = p.block(path, block)
+        p.no_unknown(path, block, (f.name for f in fields(cls)))
         curves = p.required(path, block, "stability_curves")
         if not isinstance(curves, (list, tuple)):
             raise p.fail(f"{path}.stability_curves", "a list of curve names", curves)
@@ -148,7 +162,7 @@ class EvaluationConfig:
             n_bins=p.positive_int(f"{path}.n_bins", p.required(path, block, "n_bins")),
             bands=Bands.from_params(p.required(path, block, "bands"), f"{path}.bands"),
             calibration_floor=CalibrationFloor.from_params(
-                block.get("calibration_floor"), f"{path}.calibration_floor"
+                p.required(path, block, "calibration_floor"), f"{path}.calibration_floor"
             ),
             cartography=CartographySettings.from_params(
                 p.required(path, block, "cartography"), f"{path}.cartography"
@@ -255,7 +269,7 @@ class TrainingConfig:
             raise p.fail(f"{path}.seeds", "a non-empty list of seeds", seeds)
         return cls(
             seeds=tuple(p.non_negative_int(f"{path}.seeds[{i}]", s) for i, s in enumerate(seeds)),
-            model=ModelConfig.from_params(block.get("model"), f"{path}.model"),
+            model=ModelConfig.from_params(p.required(path, block, "model"), f"{path}.model"),
             train=TrainConfig.from_params(
                 {**block, "epochs": epochs_for(block, source, path)}, path
             ),
@@ -286,6 +300,7 @@ class AnnotationReport:
     @classmethod
     def from_params(cls, block: Any, path: str = "annotation_report") -> AnnotationReport:
         block = p.block(path, block)
+        p.no_unknown(path, block, ("n_disputed", "suspect_agreement_below"))
         return cls(
             n_disputed=p.positive_int(f"{path}.n_disputed", p.required(path, block, "n_disputed")),
             suspect_agreement_below=p.probability(

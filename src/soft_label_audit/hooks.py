@@ -6,6 +6,7 @@ from kedro.framework.hooks import hook_impl
 
 from soft_label_audit import grid
 from soft_label_audit.errors import UnknownConditionError
+from soft_label_audit.parameter_tree import read_parameters
 
 
 def check_conditions(params: dict) -> None:
@@ -24,7 +25,8 @@ def check_conditions(params: dict) -> None:
 
 
 class StudyGridHook:
-    """Remembers the run's parameters so the study grid follows ``--env`` and ``--params``."""
+    """Checks the run's whole parameter tree (:func:`~soft_label_audit.parameter_tree.read_parameters`)
+    and remembers it, so the study grid follows ``--env`` and ``--params``."""
 
     @hook_impl
     def after_context_created(self, context) -> None:
@@ -32,4 +34,5 @@ class StudyGridHook:
         # against the registered pipelines, building the pipelines before the grid is known
         params = context.config_loader["parameters"]
         check_conditions(params)
+        read_parameters(params)  # the whole tree, before any pipeline is built or node runs
         grid.remember_parameters(params)

@@ -94,8 +94,8 @@ class DawidSkeneSoft:
         block = p.block(path, block)
         p.no_unknown(path, block, ("n_iter", "tol"))
         return cls(
-            n_iter=p.positive_int(f"{path}.n_iter", block.get("n_iter", cls.n_iter)),
-            tol=p.number(f"{path}.tol", block.get("tol", cls.tol), 0, low_open=True),
+            n_iter=p.positive_int(f"{path}.n_iter", p.required(path, block, "n_iter")),
+            tol=p.number(f"{path}.tol", p.required(path, block, "tol"), 0, low_open=True),
         )
 
     def fit(self, votes: pd.DataFrame) -> DawidSkeneSoft:

@@ -69,7 +69,7 @@ class PerceptionConfig:
     def from_params(cls, params: Any, path: str = "simulated_crowd.perception") -> PerceptionConfig:
         params = p.block(path, params)
         p.no_unknown(path, params, cls.__dataclass_fields__)
-        get = lambda key: params.get(key, getattr(cls, key))  # noqa: E731
+        get = lambda key: p.required(path, params, key)  # noqa: E731
         return cls(
             memory_size=p.positive_int(f"{path}.memory_size", get("memory_size")),
             n_profiles=p.positive_int(f"{path}.n_profiles", get("n_profiles")),

@@ -82,25 +82,22 @@ class CrowdConfig:
         """
         params = p.block(path, params)
         p.no_unknown(path, params, TOP_KEYS)
-        votes = p.block(f"{path}.votes_per_item", params.get("votes_per_item"))
+        get = lambda key: p.required(path, params, key)  # noqa: E731
+        votes = p.block(f"{path}.votes_per_item", get("votes_per_item"))
         p.no_unknown(f"{path}.votes_per_item", votes, ("min", "max"))
-        seen = perception.PerceptionConfig.from_params(
-            params.get("perception"), f"{path}.perception"
-        )
+        seen = perception.PerceptionConfig.from_params(get("perception"), f"{path}.perception")
         kwargs: dict[str, Any] = {
-            "seed": p.non_negative_int(f"{path}.seed", p.required(path, params, "seed")),
-            "n_annotators": p.positive_int(
-                f"{path}.n_annotators", params.get("n_annotators", cls.n_annotators)
-            ),
+            "seed": p.non_negative_int(f"{path}.seed", get("seed")),
+            "n_annotators": p.positive_int(f"{path}.n_annotators", get("n_annotators")),
             "votes_min": p.positive_int(
-                f"{path}.votes_per_item.min", votes.get("min", cls.votes_min)
+                f"{path}.votes_per_item.min", p.required(f"{path}.votes_per_item", votes, "min")
             ),
             "votes_max": p.positive_int(
-                f"{path}.votes_per_item.max", votes.get("max", cls.votes_max)
+                f"{path}.votes_per_item.max", p.required(f"{path}.votes_per_item", votes, "max")
             ),
             "contrast_sensitivity": p.number(
                 f"{path}.contrast_sensitivity",
-                params.get("contrast_sensitivity", cls.contrast_sensitivity),
+                get("contrast_sensitivity"),
                 0,
             ),
             "n_profiles": seen.n_profiles,
@@ -112,20 +109,21 @@ class CrowdConfig:
                 f"an integer >= votes_per_item.min ({kwargs['votes_min']})",
                 kwargs["votes_max"],
             )
-        traits = p.block(f"{path}.traits", params.get("traits"))
+        traits = p.block(f"{path}.traits", get("traits"))
         p.no_unknown(f"{path}.traits", traits, TRAIT_KEYS)
-        for name, value in traits.items():
-            kwargs[name] = p.increasing_range(f"{path}.traits.{name}", value, 0.0)
-        careless = p.block(f"{path}.careless", params.get("careless"))
+        for name in TRAIT_KEYS:
+            kwargs[name] = p.increasing_range(
+                f"{path}.traits.{name}", p.required(f"{path}.traits", traits, name), 0.0
+            )
+        careless = p.block(f"{path}.careless", get("careless"))
         p.no_unknown(f"{path}.careless", careless, ("share", "lapse", "sharpness", "speed_s"))
         kwargs["careless_share"] = p.probability(
-            f"{path}.careless.share", careless.get("share", cls.careless_share)
+            f"{path}.careless.share", p.required(f"{path}.careless", careless, "share")
         )
         for name in ("lapse", "sharpness", "speed_s"):
-            if name in careless:
-                kwargs[f"careless_{name}"] = p.increasing_range(
-                    f"{path}.careless.{name}", careless[name], 0.0
-                )
+            kwargs[f"careless_{name}"] = p.increasing_range(
+                f"{path}.careless.{name}", p.required(f"{path}.careless", careless, name), 0.0
+            )
         for key, where in (("lapse", "traits.lapse"), ("careless_lapse", "careless.lapse")):
             if key in kwargs and kwargs[key][1] > 1:
                 raise p.fail(f"{path}.{where}", "a range within [0, 1]", list(kwargs[key]))

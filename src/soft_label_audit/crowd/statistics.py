@@ -80,10 +80,10 @@ class ModeSupport:
         p.no_unknown(path, block, ("min_vote_share", "min_sure_votes"))
         return cls(
             min_vote_share=p.probability(
-                f"{path}.min_vote_share", block.get("min_vote_share", cls.min_vote_share)
+                f"{path}.min_vote_share", p.required(path, block, "min_vote_share")
             ),
             min_sure_votes=p.non_negative_int(
-                f"{path}.min_sure_votes", block.get("min_sure_votes", cls.min_sure_votes)
+                f"{path}.min_sure_votes", p.required(path, block, "min_sure_votes")
             ),
         )
 

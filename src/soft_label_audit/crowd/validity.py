@@ -77,9 +77,9 @@ class ValidityTargets:
                 "classifier",
             ),
         )
-        clf = p.block(f"{path}.classifier", params.get("classifier"))
+        clf = p.block(f"{path}.classifier", p.required(path, params, "classifier"))
         p.no_unknown(f"{path}.classifier", clf, ("n_train", "C", "seed"))
-        get = lambda key: params.get(key, getattr(cls, key))  # noqa: E731
+        get = lambda key: p.required(path, params, key)  # noqa: E731
         return cls(
             ambiguity_spearman_min=p.number(
                 f"{path}.ambiguity_spearman_min", get("ambiguity_spearman_min"), -1, 1
@@ -90,13 +90,13 @@ class ValidityTargets:
                 f"{path}.mnist_vote_agreement", get("mnist_vote_agreement")
             ),
             classifier_n_train=p.positive_int(
-                f"{path}.classifier.n_train", clf.get("n_train", cls.classifier_n_train)
+                f"{path}.classifier.n_train", p.required(f"{path}.classifier", clf, "n_train")
             ),
             classifier_c=p.number(
-                f"{path}.classifier.C", clf.get("C", cls.classifier_c), 0, low_open=True
+                f"{path}.classifier.C", p.required(f"{path}.classifier", clf, "C"), 0, low_open=True
             ),
             classifier_seed=p.non_negative_int(
-                f"{path}.classifier.seed", clf.get("seed", cls.classifier_seed)
+                f"{path}.classifier.seed", p.required(f"{path}.classifier", clf, "seed")
             ),
         )
 

@@ -25,8 +25,8 @@ class SampleGridConfig:
         params = p.block(path, params)
         p.no_unknown(path, params, cls.__dataclass_fields__)
         return cls(
-            rows=p.positive_int(f"{path}.rows", params.get("rows", cls.rows)),
-            cols=p.positive_int(f"{path}.cols", params.get("cols", cls.cols)),
+            rows=p.positive_int(f"{path}.rows", p.required(path, params, "rows")),
+            cols=p.positive_int(f"{path}.cols", p.required(path, params, "cols")),
         )
 
 

@@ -46,13 +46,20 @@ class StudyConfig:
             )
             for s, n in counts.items()
         }
-        pools = {}
-        for source, bounds in p.block(f"{path}.pool_item_ids", params.get("pool_item_ids")).items():
-            pools[str(source)] = _id_range(f"{path}.pool_item_ids.{source}", bounds)
-        given = p.block(f"{path}.split_fractions", params.get("split_fractions"))
+        given_pools = p.block(f"{path}.pool_item_ids", p.required(path, params, "pool_item_ids"))
+        p.no_unknown(f"{path}.pool_item_ids", given_pools, SOURCES)
+        pools = {
+            source: _id_range(
+                f"{path}.pool_item_ids.{source}",
+                p.required(f"{path}.pool_item_ids", given_pools, source),
+            )
+            for source in n_per_source
+        }
+        given = p.block(f"{path}.split_fractions", p.required(path, params, "split_fractions"))
+        p.no_unknown(f"{path}.split_fractions", given, SPLITS)
         fractions = {
             str(k): p.probability(f"{path}.split_fractions.{k}", v) for k, v in given.items()
-        } or {"train": 0.6, "val": 0.2, "test": 0.2}
+        }
         if set(fractions) != set(SPLITS) or not np.isclose(sum(fractions.values()), 1.0):
             raise p.fail(f"{path}.split_fractions", "train, val and test summing to 1", dict(given))
         return cls(

@@ -54,7 +54,7 @@ class AmbiguityConfig:
     def from_params(cls, params, path: str = "digits.synthetic") -> AmbiguityConfig:
         params = p.block(path, params)
         p.no_unknown(path, params, cls.__dataclass_fields__)
-        get = lambda key: params.get(key, getattr(cls, key))  # noqa: E731
+        get = lambda key: p.required(path, params, key)  # noqa: E731
         low = p.probability(f"{path}.min_weight", get("min_weight"))
         high = p.probability(f"{path}.max_weight", get("max_weight"))
         if high < low:

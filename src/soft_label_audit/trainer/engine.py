@@ -104,44 +104,45 @@ class TrainConfig:
         ...
         soft_label_audit.params.ParameterError: training.batch_size must be a positive integer, got 0
         """
-        opt = p.block(f"{path}.optimizer", params.get("optimizer"))
-        sched = p.block(f"{path}.schedule", params.get("schedule"))
-        threads = params.get("num_threads")
-        parallel = params.get("parallel_runs", cls.parallel_runs)
-        progress = params.get("progress", cls.progress)
+        opt = p.block(f"{path}.optimizer", p.required(path, params, "optimizer"))
+        sched = p.block(f"{path}.schedule", p.required(path, params, "schedule"))
+        p.no_unknown(f"{path}.optimizer", opt, ("name", "lr", "weight_decay", "momentum"))
+        p.no_unknown(f"{path}.schedule", sched, ("name",))
+        get = lambda key: p.required(path, params, key)  # noqa: E731
+        threads, parallel, progress = get("num_threads"), get("parallel_runs"), get("progress")
+        name = p.required(f"{path}.optimizer", opt, "name")
         return cls(
-            epochs=p.positive_int(f"{path}.epochs", p.required(path, params, "epochs")),
-            batch_size=p.positive_int(f"{path}.batch_size", p.required(path, params, "batch_size")),
-            optimizer=p.choice(
-                f"{path}.optimizer.name", opt.get("name", cls.optimizer), OPTIMIZERS
+            epochs=p.positive_int(f"{path}.epochs", get("epochs")),
+            batch_size=p.positive_int(f"{path}.batch_size", get("batch_size")),
+            optimizer=p.choice(f"{path}.optimizer.name", name, OPTIMIZERS),
+            lr=p.number(
+                f"{path}.optimizer.lr", p.required(f"{path}.optimizer", opt, "lr"), 0, low_open=True
             ),
-            lr=p.number(f"{path}.optimizer.lr", opt.get("lr", cls.lr), 0, low_open=True),
             weight_decay=p.number(
-                f"{path}.optimizer.weight_decay", opt.get("weight_decay", cls.weight_decay), 0
+                f"{path}.optimizer.weight_decay",
+                p.required(f"{path}.optimizer", opt, "weight_decay"),
+                0,
             ),
             momentum=p.number(
-                f"{path}.optimizer.momentum", opt.get("momentum", cls.momentum), 0, 1
+                f"{path}.optimizer.momentum",
+                p.required(f"{path}.optimizer", opt, "momentum"),
+                0,
+                1,
             ),
-            schedule=p.choice(f"{path}.schedule.name", sched.get("name", cls.schedule), SCHEDULES),
-            device=p.text(f"{path}.device", params.get("device", cls.device)),
-            vectorise=p.choice(
-                f"{path}.vectorise", params.get("vectorise", cls.vectorise), VECTORISE
+            schedule=p.choice(
+                f"{path}.schedule.name", p.required(f"{path}.schedule", sched, "name"), SCHEDULES
             ),
+            device=p.text(f"{path}.device", get("device")),
+            vectorise=p.choice(f"{path}.vectorise", get("vectorise"), VECTORISE),
             num_threads=None
-            if threads in (None, "auto")
+            if threads == "auto"
             else p.positive_int(f"{path}.num_threads", threads),
             parallel_runs=parallel
             if parallel == "auto"
             else p.positive_int(f"{path}.parallel_runs", parallel),
-            deterministic=p.boolean(
-                f"{path}.deterministic", params.get("deterministic", cls.deterministic)
-            ),
-            progress=progress
-            if progress in (None, "auto")
-            else p.boolean(f"{path}.progress", progress),
-            eval_batch_size=p.positive_int(
-                f"{path}.eval_batch_size", params.get("eval_batch_size", cls.eval_batch_size)
-            ),
+            deterministic=p.boolean(f"{path}.deterministic", get("deterministic")),
+            progress=progress if progress == "auto" else p.boolean(f"{path}.progress", progress),
+            eval_batch_size=p.positive_int(f"{path}.eval_batch_size", get("eval_batch_size")),
         )
 
 

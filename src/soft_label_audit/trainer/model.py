@@ -39,14 +39,14 @@ class ModelConfig:
         """
         block = p.block(path, params)
         p.no_unknown(path, block, ("channels", "hidden"))
-        channels = block.get("channels", list(cls.channels))
+        channels = p.required(path, block, "channels")
         if not isinstance(channels, (list, tuple)) or len(channels) != 2:
             raise p.fail(f"{path}.channels", "two widths [c1, c2]", channels)
         return cls(
             channels=tuple(
                 p.positive_int(f"{path}.channels[{i}]", c) for i, c in enumerate(channels)
             ),  # type: ignore[arg-type]
-            hidden=p.positive_int(f"{path}.hidden", block.get("hidden", cls.hidden)),
+            hidden=p.positive_int(f"{path}.hidden", p.required(path, block, "hidden")),
         )
 
     def settings(self) -> dict:

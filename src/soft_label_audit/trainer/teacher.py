@@ -52,13 +52,13 @@ class TeacherConfig:
             return None if value is None else p.integer(f"{path}.{key}", value, minimum)
 
         return cls(
-            model=ModelConfig.from_params(params.get("model"), f"{path}.model"),
+            model=ModelConfig.from_params(p.required(path, params, "model"), f"{path}.model"),
             train=TrainConfig.from_params(params, path),
             seed=p.non_negative_int(f"{path}.seed", p.required(path, params, "seed")),
             k_folds=optional("k_folds", 2),
             n_train=optional("n_train", 1),
             n_val=optional("n_val", 0),
-            device=p.text(f"{path}.device", params.get("device", "auto")),
+            device=p.text(f"{path}.device", p.required(path, params, "device")),
         )
 
 

@@ -15,7 +15,8 @@ from soft_label_audit import targets as tg
 from soft_label_audit.columns import H_COLS, MNIST_TRAIN_IDS, N_CLASSES, SPLITS, T_COLS
 from soft_label_audit.crowd import statistics
 from soft_label_audit.data_sources.tables import images_from_column, soft_labels_from_column
-from soft_label_audit.trainer import TeacherConfig, cross_fit_teacher, train_teacher
+from soft_label_audit.parameter_tree import read_teacher
+from soft_label_audit.trainer import cross_fit_teacher, train_teacher
 
 logger = logging.getLogger(__name__)
 
@@ -51,13 +52,15 @@ def _logits_table(item_ids: np.ndarray, logits: np.ndarray) -> pd.DataFrame:
     return table
 
 
-def fit_teacher(study_digits: pd.DataFrame, teacher_params: dict) -> tuple[dict, pd.DataFrame]:
+def fit_teacher(
+    study_digits: pd.DataFrame, teacher_params: dict, training_params: dict
+) -> tuple[dict, pd.DataFrame]:
     """The ``machine_soft`` teacher: the students' labelled budget (hard original labels of the
     study's training items), cross-fitted in ``k_folds`` folds. A training item's logits come
     from the fold model that did not see it; validation and test items get the mean logits of
     the k fold models (no model trained on all training items: that would need one more
     training and would see every training item). Returns the fold models and the logits."""
-    config = TeacherConfig.from_params(teacher_params, "labels.teacher", needs=("k_folds",))
+    config = read_teacher(teacher_params, training_params, "teacher")
     k_folds = config.k_folds
     need = _needs_teacher(study_digits)
     if need.empty:
@@ -77,13 +80,14 @@ def fit_teacher(study_digits: pd.DataFrame, teacher_params: dict) -> tuple[dict,
 
 
 def fit_large_teacher(
-    digits: pd.DataFrame, study_digits: pd.DataFrame, large_teacher_params: dict
+    digits: pd.DataFrame,
+    study_digits: pd.DataFrame,
+    large_teacher_params: dict,
+    training_params: dict,
 ) -> tuple[dict, pd.DataFrame]:
     """The ``machine_soft_large_teacher`` teacher: trained on MNIST training images outside the
     study (extra labelled data); logits for every study item without a generator label."""
-    config = TeacherConfig.from_params(
-        large_teacher_params, "labels.large_teacher", needs=("n_train", "n_val")
-    )
+    config = read_teacher(large_teacher_params, training_params, "large_teacher")
     pool = _extra_mnist_images(digits, study_digits)
     teacher = train_teacher(
         images_from_column(pool["image"]),

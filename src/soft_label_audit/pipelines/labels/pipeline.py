@@ -110,7 +110,7 @@ def _shared(grid: StudyGrid) -> Pipeline:
         shared.append(
             node(
                 func=nodes.fit_teacher,
-                inputs=["study_digits", "params:labels.teacher"],
+                inputs=["study_digits", "params:labels.teacher", "params:training"],
                 outputs=TEACHER_OUTPUTS,
                 name="fit_cross_fitted_teacher",
             )
@@ -119,7 +119,7 @@ def _shared(grid: StudyGrid) -> Pipeline:
         shared.append(
             node(
                 func=nodes.fit_large_teacher,
-                inputs=["digits", "study_digits", "params:labels.large_teacher"],
+                inputs=["digits", "study_digits", "params:labels.large_teacher", "params:training"],
                 outputs=LARGE_TEACHER_OUTPUTS,
                 name="fit_large_teacher",
             )

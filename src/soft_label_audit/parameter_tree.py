@@ -1,0 +1,261 @@
+"""The whole parameter tree, read once into typed, frozen configuration objects.
+
+:class:`~soft_label_audit.hooks.StudyGridHook` calls :func:`read_parameters` when the Kedro
+context is created, before any pipeline is built or any node runs, so every bad value, unknown
+key and missing key of every block stops ``kedro run`` in a few lines with exit status 2
+(:mod:`soft_label_audit.cli`)::
+
+    Error: evaluation.n_bins must be a positive integer, got 0
+    Fix: correct it in conf/<env>/parameters_*.yml or pass --params
+
+Each top-level block has one reader in :data:`BLOCKS` (its typed class's ``from_params``);
+a key that no reader knows is refused, so a typo in ``--params`` cannot pass silently. The
+rules of a setting live on its field's reader, once; its default lives in ``conf/base`` (the
+readers take every setting from the YAML, none from a Python default). Nodes receive the
+blocks that this check has passed (Kedro's ``params:`` inputs, so kedro-mlflow logs them and
+kedro-viz shows them as they are) and read their typed object from them, which cannot fail
+any more.
+
+Blocks that depend on others are read with them: ``training`` once per source of
+``study.sources`` (epochs may differ by source), ``labels.conditions`` for every condition of
+``study.conditions`` with its builder's options class (:data:`soft_label_audit.targets.BUILDERS`),
+and the teachers of ``labels`` on top of the ``training`` block (:func:`teacher_block`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from soft_label_audit import params as p
+
+
+@dataclass(frozen=True)
+class DigitsConfig:
+    """The ``digits`` block: the synthetic variant, the study split and the sample figure."""
+
+    synthetic: Any
+    study: Any
+    figure: Any
+
+    @classmethod
+    def from_params(cls, block: Any, path: str = "digits") -> DigitsConfig:
+        from soft_label_audit.data_sources.figures import SampleGridConfig
+        from soft_label_audit.data_sources.study import StudyConfig
+        from soft_label_audit.data_sources.synthetic import AmbiguityConfig
+
+        block = p.block(path, block)
+        p.no_unknown(path, block, ("synthetic", "study", "figure"))
+        return cls(
+            synthetic=AmbiguityConfig.from_params(
+                p.required(path, block, "synthetic"), f"{path}.synthetic"
+            ),
+            study=StudyConfig.from_params(p.required(path, block, "study"), f"{path}.study"),
+            figure=SampleGridConfig.from_params(
+                p.required(path, block, "figure"), f"{path}.figure"
+            ),
+        )
+
+
+#: keys of a teacher block that are not training settings
+TEACHER_KEYS = ("seed", "k_folds", "n_train", "n_val")
+#: keys of the ``training`` block that a teacher does not inherit
+STUDENT_ONLY_KEYS = ("seeds", "epochs")
+
+
+def teacher_block(teacher: Any, training: Any, path: str) -> dict[str, Any]:
+    """A teacher's settings: the ``training`` block (the students' model and optimisation,
+    without ``seeds`` and the per-source ``epochs``) overridden key by key by the teacher's
+    own block, so the CNN and the optimiser are written once, in ``training``.
+
+    >>> teacher_block({"epochs": 3, "optimizer": {"lr": 0.1}}, {"seeds": [0], "epochs": 9,
+    ...     "optimizer": {"name": "adam", "lr": 0.002}}, "labels.teacher")
+    {'optimizer': {'name': 'adam', 'lr': 0.1}, 'epochs': 3}
+    """
+    teacher = p.block(path, teacher)
+    training = p.block("training", training)
+    merged: dict[str, Any] = {k: v for k, v in training.items() if k not in STUDENT_ONLY_KEYS}
+    for key, value in teacher.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+#: the teachers of ``labels`` and the settings each must have
+TEACHER_NEEDS = {"teacher": ("k_folds",), "large_teacher": ("n_train", "n_val")}
+
+
+def read_teacher(block: Any, training: Any, key: str, path: str | None = None):
+    """``labels.<key>`` (``teacher`` or ``large_teacher``) as a
+    :class:`~soft_label_audit.trainer.teacher.TeacherConfig`, on top of ``training``."""
+    from soft_label_audit.trainer.teacher import TeacherConfig
+
+    path = path or f"labels.{key}"
+    own = p.block(path, block)
+    p.no_unknown(
+        path,
+        own,
+        (*(k for k in TRAINING_KEYS if k not in STUDENT_ONLY_KEYS), "epochs", *TEACHER_KEYS),
+    )
+    return TeacherConfig.from_params(teacher_block(own, training, path), path, TEACHER_NEEDS[key])
+
+
+@dataclass(frozen=True)
+class LabelsConfig:
+    """The ``labels`` block: the none-slot rule, each study condition's recipe options and the
+    two teachers (read on top of ``training``, :func:`teacher_block`)."""
+
+    none_slot: str
+    conditions: dict[str, Any]
+    teacher: Any
+    large_teacher: Any
+
+    @classmethod
+    def from_params(
+        cls, block: Any, training: Any, conditions: tuple[str, ...], path: str = "labels"
+    ) -> LabelsConfig:
+        from soft_label_audit.configs import none_slot
+        from soft_label_audit.targets import BUILDERS, builder_for
+
+        block = p.block(path, block)
+        p.no_unknown(path, block, ("none_slot", "conditions", "teacher", "large_teacher"))
+        recipes = p.block(f"{path}.conditions", p.required(path, block, "conditions"))
+        options = {}
+        for condition in conditions:
+            where = f"{path}.conditions.{condition}"
+            if condition not in recipes:
+                raise p.ParameterError(
+                    f"{where} is missing: study.conditions lists {condition!r}",
+                    fix=f"add `{condition}: {{}}` (or its options) under labels.conditions",
+                )
+            options[condition] = builder_for(condition).options.from_params(
+                recipes[condition], where
+            )
+        p.no_unknown(f"{path}.conditions", recipes, BUILDERS)
+        for name, value in recipes.items():  # recipes of conditions the study does not run
+            if name not in options:
+                builder_for(str(name)).options.from_params(value, f"{path}.conditions.{name}")
+        teachers = {
+            key: read_teacher(p.required(path, block, key), training, key, f"{path}.{key}")
+            for key in TEACHER_NEEDS
+        }
+        return cls(
+            none_slot=none_slot(p.required(path, block, "none_slot"), f"{path}.none_slot"),
+            conditions=options,
+            teacher=teachers["teacher"],
+            large_teacher=teachers["large_teacher"],
+        )
+
+
+#: the settings of a ``training`` block (and of a teacher block, which inherits them)
+TRAINING_KEYS = (
+    "seeds",
+    "epochs",
+    "batch_size",
+    "model",
+    "optimizer",
+    "schedule",
+    "device",
+    "vectorise",
+    "num_threads",
+    "parallel_runs",
+    "deterministic",
+    "progress",
+    "eval_batch_size",
+)
+
+
+@dataclass(frozen=True)
+class TrainingBlock:
+    """The ``training`` block, read for every source of the study (epochs may differ)."""
+
+    by_source: dict[str, Any]
+
+    @classmethod
+    def from_params(cls, block: Any, sources: tuple[str, ...], path: str = "training"):
+        from soft_label_audit.configs import TrainingConfig
+
+        block = p.block(path, block)
+        p.no_unknown(path, block, TRAINING_KEYS)
+        epochs = p.required(path, block, "epochs")
+        if isinstance(epochs, Mapping):
+            p.no_unknown(f"{path}.epochs", epochs, sources)
+        return cls({s: TrainingConfig.from_params(block, s, path) for s in sources})
+
+
+@dataclass(frozen=True)
+class Parameters:
+    """Every block of the parameter tree, typed (:data:`BLOCKS` says which class reads which)."""
+
+    blocks: dict[str, Any]
+
+    def __getitem__(self, name: str) -> Any:
+        return self.blocks[name]
+
+
+def _study(params: Mapping[str, Any]):
+    from soft_label_audit.grid import StudyGrid
+
+    return StudyGrid.from_params(params)
+
+
+def _reader(dotted: str) -> Callable[[Any], Any]:
+    """``module:Class`` -> that class's ``from_params`` (imported when first used)."""
+
+    def read(block: Any) -> Any:
+        import importlib
+
+        module, name = dotted.split(":")
+        return getattr(importlib.import_module(module), name).from_params(block)
+
+    read.__qualname__ = f"{dotted}.from_params"
+    return read
+
+
+#: top-level block -> reader of the block alone; blocks read with others are in :func:`read_parameters`
+BLOCKS: dict[str, Callable[[Any], Any]] = {
+    "digits": DigitsConfig.from_params,
+    "annotation": _reader("soft_label_audit.configs:AnnotationConfig"),
+    "simulated_crowd": _reader("soft_label_audit.crowd.simulated:CrowdConfig"),
+    "crowd_validity": _reader("soft_label_audit.crowd.validity:ValidityTargets"),
+    "annotation_report": _reader("soft_label_audit.configs:AnnotationReport"),
+    "evaluation": _reader("soft_label_audit.configs:EvaluationConfig"),
+    "reporting": _reader("soft_label_audit.configs:ComparisonConfig"),
+}
+#: blocks read together with the study grid
+GRID_BLOCKS = ("study", "training", "labels")
+TOP_LEVEL = (*GRID_BLOCKS, *BLOCKS)
+
+
+def read_parameters(params: Mapping[str, Any]) -> Parameters:
+    """Read and check the whole tree (``conf/<env>`` merged over ``conf/base``, runtime
+    ``--params`` included); raises :class:`~soft_label_audit.params.ParameterError`."""
+    params = p.block("parameters", params)
+    p.no_unknown("parameters", params, TOP_LEVEL)
+    grid = _study(params)
+    p.no_unknown("study", p.block("study", params["study"]), ("sources", "conditions"))
+    blocks: dict[str, Any] = {"study": grid}
+    training = p.required("parameters", params, "training")
+    blocks["training"] = TrainingBlock.from_params(training, grid.sources)
+    blocks["labels"] = LabelsConfig.from_params(
+        p.required("parameters", params, "labels"), training, grid.conditions
+    )
+    for name, read in BLOCKS.items():
+        blocks[name] = read(p.required("parameters", params, name))
+    _check_across_blocks(blocks)
+    return Parameters(blocks)
+
+
+def _check_across_blocks(blocks: dict[str, Any]) -> None:
+    """Rules that tie two blocks together."""
+    grid = blocks["study"]
+    counts = blocks["digits"].study.n_per_source
+    missing = [s for s in grid.sources if s not in counts]
+    if missing:
+        raise p.ParameterError(
+            f"digits.study.n_per_source.{missing[0]} is missing: study.sources lists {missing[0]!r}",
+            fix="give every source of study.sources its number of study items",
+        )
