@@ -1,5 +1,7 @@
 """The metric registry: every entry's forms agree, whatever the leading axes of the predictions."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -21,11 +23,14 @@ def _study(rng, C=2, S=3, n=90, K=10):
     return p, items
 
 
+@pytest.mark.parametrize("order", ["C", "F"])
 @pytest.mark.parametrize("metric", ITEM, ids=lambda m: m.name)
-def test_per_item_values_of_a_study_are_those_of_each_run(metric):
+def test_per_item_values_of_a_study_are_those_of_each_run(metric, order):
     """The bootstrap prepares (C, S, n) values in one call; per run they are bit for bit the
-    values the run's score averages."""
+    values the run's score averages, whatever the memory layout of the human labels (column
+    major when read from a table)."""
     p, items = _study(np.random.default_rng(1))
+    items = dataclasses.replace(items, human=np.asarray(items.human, order=order))
     batched = metric.per_item(p, items)
     assert batched.shape == p.shape[:-1] and batched.dtype == np.float64
     for c in range(p.shape[0]):

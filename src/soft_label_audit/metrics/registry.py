@@ -154,12 +154,14 @@ ItemResampled = ItemMetric | BinnedMetric
 
 def _rowwise(fn: Callable[[np.ndarray, np.ndarray], np.ndarray]):
     """A row-wise ``fn(h, p)`` of :mod:`soft_label_audit.metrics.alignment` ((n, K) arrays) as a
-    per-item metric of ``p`` (..., n, K): every (condition, seed) row scored by the same call."""
+    per-item metric of ``p`` (..., n, K), called once per run: ``h`` keeps its own memory
+    layout, so the sums over classes add in the same order for a run and for a study."""
 
     def per_item(p: np.ndarray, items: Items) -> np.ndarray:
-        K = p.shape[-1]
-        h = np.broadcast_to(items.human, p.shape).reshape(-1, K)
-        return fn(h, p.reshape(-1, K)).reshape(p.shape[:-1])
+        if p.ndim == 2:
+            return fn(items.human, p)
+        runs = p.reshape(-1, *p.shape[-2:])
+        return np.stack([fn(items.human, run) for run in runs]).reshape(p.shape[:-1])
 
     return per_item
 
@@ -190,7 +192,11 @@ def _nll(p: np.ndarray, items: Items) -> np.ndarray:
 
 
 def _brier(p: np.ndarray, items: Items) -> np.ndarray:
-    onehot = np.eye(p.shape[-1])[items.original]
+    # the one-hot takes p's memory layout, so the sum over classes adds in the same order as
+    # scoring.brier (a run's probabilities from a table are column-major)
+    onehot = np.zeros_like(p)
+    index = np.broadcast_to(items.original, p.shape[:-1])[..., None]
+    np.put_along_axis(onehot, index, 1.0, axis=-1)
     return np.sum((p - onehot) ** 2, axis=-1)
 
 
