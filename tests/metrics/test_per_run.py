@@ -29,9 +29,51 @@ def test_overall_metrics_equal_the_single_metrics(run):
     assert out["accuracy"] == scoring.accuracy(p, original)
     assert out["accuracy_human_mode"] == scoring.accuracy(p, mode)
     assert out["nll"] == scoring.nll(p, original)
+    assert out["brier"] == scoring.brier(p, original)
+    assert out["ce_human"] == alignment.cross_entropy(h, p).mean()
+    assert out["kl_human"] == alignment.kl_divergence(h, p).mean()
+    assert out["tv_human"] == alignment.total_variation(h, p).mean()
+    assert out["entropy_gap"] == alignment.entropy_gap(h, p).mean()
+    assert out["abs_entropy_gap"] == np.abs(alignment.entropy_gap(h, p)).mean()
+    assert out["spearman_entropy"] == alignment.spearman(alignment.entropy(p), ent)
     assert out["ece_15"] == calibration.top_label_ece(p, original, 15)
-    assert out["kl_human"] == pytest.approx(alignment.kl_divergence(h, p).mean())
-    assert set(metric_names(15)) <= set(out)
+    assert out["ece_mass_15"] == calibration.top_label_ece(p, original, 15, "mass")
+    assert out["classwise_ece_15"] == calibration.classwise_ece(p, original, 15)
+    assert out["mce_15"] == calibration.max_calibration_error(p, original, 15)
+    # the run's columns: the registry's names in order, then the same per band
+    names = metric_names(15)
+    assert list(out) == names + [
+        f"{m}__band_{b}" for b in ("unanimous", "low", "high") for m in names
+    ]
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_item_means_are_exactly_the_single_metrics_whatever_the_memory_layout(order):
+    """A run's probabilities read from a table are column-major, and a sum over classes then
+    adds in another order than over a row-major copy: the scores still equal the single
+    metrics bit for bit (float32 predictions, many small runs)."""
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        p = np.asarray(random_probs(rng, 30).astype(np.float32), dtype=np.float64, order=order)
+        h = np.asarray(random_probs(rng, 30, sharpness=6), order=order)
+        y = rng.integers(0, 10, 30)
+        out = score_test_set(p, y, y, h, alignment.entropy(h), np.full(30, "high"), 15)
+        assert out["brier"] == scoring.brier(p, y)
+        assert out["nll"] == scoring.nll(p, y)
+        assert out["kl_human"] == alignment.kl_divergence(h, p).mean()
+        assert out["entropy_gap"] == alignment.entropy_gap(h, p).mean()
+
+
+def test_inputs_are_checked_before_scoring(run):
+    p, original, mode, h, ent, band = run
+    with pytest.raises(ValueError, match="human_mode must lie in 0..9"):
+        score_test_set(p, original, np.where(mode == 0, 10, mode), h, ent, band)
+    with pytest.raises(ValueError, match="human_digits .* differ in shape"):
+        score_test_set(p, original, mode, np.c_[h, np.zeros(len(h))], ent, band)
+    with pytest.raises(ValueError, match="human_entropy must have shape"):
+        score_test_set(p, original, mode, h, ent[1:], band)
+    with pytest.raises(ValueError, match="probs rows must sum to 1"):
+        score_test_set(p * 0.9, original, mode, h, ent, band)
 
 
 def test_band_metrics_are_the_metrics_of_the_band(run):

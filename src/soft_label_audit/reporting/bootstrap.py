@@ -12,19 +12,21 @@ enters twice, Owen 2007). With few seeds the seed factor's bootstrap variance is
 its unbiased estimate by ``(S - 1) / S``.
 
 A draw is held as counts: ``V`` (resamples, S) and ``W`` (resamples, n), each row a
-multinomial draw; a resampled mean is then a product of matrices instead of a loop:
+multinomial draw; a resampled mean is then a product of matrices instead of a loop. What is
+resampled over items, and how, is read from :mod:`soft_label_audit.metrics.registry`, the
+same entries the per-run scores come from:
 
-* metrics that are a mean over items of a per-item value ``x_{s,i}`` (accuracy, NLL, Brier,
-  cross entropy and KL to the human label, ...) resample to
+* an item metric, a mean over items of a per-item value ``x_{s,i}`` (accuracy, NLL, Brier,
+  cross entropy and KL to the human label, ...), resamples to
   ``(1/S) sum_s V_bs (sum_i W_bi x_si) / (sum_i W_bi)``;
-* binned calibration errors with bins fixed by the confidence (top-label, class-wise and
-  human ECE, equal-width bins) are ``sum_j |sum_{i in B_j} (outcome_i - conf_i)| / n``, so
-  ``W @ D`` with ``D_ij = 1[i in B_j] (outcome_i - conf_i)`` gives them for every resample;
+* a binned metric (top-label, class-wise and human ECE with equal-width bins, bins fixed by
+  each item's own probabilities) is ``sum_j |sum_i D_ij| / n`` with the entry's deviations
+  ``D_ij = 1[i in B_j] (outcome_i - conf_i)``, so ``W @ D`` gives it for every resample;
 * a metric restricted to a band of items uses the same draws, counting only the band's
   items (its size varies across resamples, as it would in a new test set).
 
-Metrics that need ranks or re-binning of every resample (equal-mass ECE, Spearman
-correlations, the noise floors) are not item-resampled here: :func:`seed_bootstrap` resamples
+The registry's run metrics, which need ranks or re-binning of every resample (equal-mass
+ECE, Spearman correlations, the noise floors), are not item-resampled here: :func:`seed_bootstrap` resamples
 their per-seed values over seeds only. scipy.stats.bootstrap cannot draw two crossed factors
 at once, which is why this module exists; it serves where one factor is resampled
 (:mod:`soft_label_audit.reporting.stability`).
@@ -36,12 +38,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from soft_label_audit.metrics import alignment, calibration
-from soft_label_audit.metrics.per_run import BAND_SEPARATOR, ITEM_MEAN_METRICS, OVERCONFIDENCE
-
-#: per-item metrics resampled over items (columns of metrics_by_run of the same name)
-ITEM_METRICS = (*ITEM_MEAN_METRICS, OVERCONFIDENCE)
-EPS = 1e-12
+from soft_label_audit.metrics import registry
+from soft_label_audit.metrics.per_run import BAND_SEPARATOR
 
 
 @dataclass(frozen=True)
@@ -56,6 +54,12 @@ class SourceRuns:
     mode: np.ndarray  # (n,) human modes
     human: np.ndarray  # (n, K) human label over the digits
     band: np.ndarray  # (n,) difficulty band names
+    human_entropy: np.ndarray  # (n,) human entropy of item_stats
+
+    @property
+    def items(self) -> registry.Items:
+        """The items' labels as the metric registry takes them."""
+        return registry.Items(self.original, self.mode, self.human, self.human_entropy)
 
     def index(self, condition: str) -> int:
         return self.conditions.index(condition)
@@ -91,81 +95,21 @@ def identity_draws(n_seeds: int, n_items: int) -> Draws:
     return Draws(np.ones((1, n_seeds)), np.ones((1, n_items)))
 
 
-def per_item_values(runs: SourceRuns, metric: str) -> np.ndarray:
-    """(C, S, n) values whose mean over items is ``metric`` (same definitions as per_run)."""
-    p = runs.probs
-    pred = p.argmax(axis=-1)
-    conf = p.max(axis=-1)
-    n = p.shape[2]
-    if metric == "accuracy":
-        return (pred == runs.original).astype(np.float64)
-    if metric == "accuracy_human_mode":
-        return (pred == runs.mode).astype(np.float64)
-    if metric == "nll":
-        p_y = np.take_along_axis(p, runs.original[None, None, :, None], axis=-1)[..., 0]
-        return -np.log(np.maximum(p_y, EPS))
-    if metric == "brier":
-        onehot = np.eye(p.shape[-1])[runs.original]
-        return np.sum((p - onehot) ** 2, axis=-1)
-    flat = p.reshape(-1, n, p.shape[-1])
-    h = runs.human
-    if metric == "ce_human":
-        out = [alignment.cross_entropy(h, q) for q in flat]
-    elif metric == "kl_human":
-        out = [alignment.kl_divergence(h, q) for q in flat]
-    elif metric == "tv_human":
-        out = [alignment.total_variation(h, q) for q in flat]
-    elif metric == "entropy_gap":
-        out = [alignment.entropy_gap(h, q) for q in flat]
-    elif metric == "abs_entropy_gap":
-        out = [np.abs(alignment.entropy_gap(h, q)) for q in flat]
-    elif metric == "overconfidence_human":
-        agreement = np.take_along_axis(np.broadcast_to(h, p.shape), pred[..., None], axis=-1)[
-            ..., 0
-        ]
-        return conf - agreement
-    else:
-        raise ValueError(f"{metric!r} is not a per-item metric; choose from {ITEM_METRICS}")
-    return np.asarray(out).reshape(p.shape[:3])
-
-
-def binned_deviations(runs: SourceRuns, metric: str, n_bins: int) -> np.ndarray:
-    """(C, S, n, J) matrices ``D`` with ``ECE = sum_j |sum_i D_ij| / n`` for one run.
-
-    ``ece_B`` (top label vs original label), ``ece_human_B`` (top label vs human mass on the
-    predicted class) and ``classwise_ece_B`` (J = K * B; divided by K) with equal-width bins.
-    """
-    p = runs.probs
-    C, S, n, K = p.shape
-    pred = p.argmax(axis=-1)
-    conf = p.max(axis=-1)
-    if metric in (f"ece_{n_bins}", f"ece_human_{n_bins}"):
-        if metric.startswith("ece_human"):
-            outcome = np.take_along_axis(
-                np.broadcast_to(runs.human, p.shape), pred[..., None], axis=-1
-            )[..., 0]
-        else:
-            outcome = (pred == runs.original).astype(np.float64)
-        index = calibration.equal_width_bin_index(conf.reshape(-1), n_bins).reshape(conf.shape)
-        out = np.zeros((C, S, n, n_bins))
-        np.put_along_axis(out, index[..., None], (outcome - conf)[..., None], axis=-1)
-        return out
-    if metric == f"classwise_ece_{n_bins}":
-        onehot = np.eye(K)[runs.original]  # (n, K)
-        index = calibration.equal_width_bin_index(p.reshape(-1), n_bins).reshape(
-            p.shape
-        )  # (C,S,n,K)
-        out = np.zeros((C, S, n, K, n_bins))
-        np.put_along_axis(out, index[..., None], ((onehot - p) / K)[..., None], axis=-1)
-        return out.reshape(C, S, n, K * n_bins)
-    raise ValueError(f"{metric!r} is not a binned calibration error with {n_bins} bins")
-
-
 def item_resampled_metrics(runs: SourceRuns, n_bins: int) -> list[str]:
-    """Names (overall and per band) of the metrics :func:`resample_metric` resamples over items."""
-    base = [*ITEM_METRICS, f"ece_{n_bins}", f"classwise_ece_{n_bins}", f"ece_human_{n_bins}"]
+    """Names (overall and per band) of the metrics :func:`resample_metric` resamples over items:
+    the item and binned metrics of :mod:`soft_label_audit.metrics.registry`."""
+    base = list(registry.item_resampled(n_bins))
     bands = list(dict.fromkeys(runs.band.tolist()))
     return base + [f"{m}{BAND_SEPARATOR}{b}" for m in base for b in bands]
+
+
+def _entry(name: str, n_bins: int) -> registry.ItemResampled:
+    entries = registry.item_resampled(n_bins)
+    if name not in entries:
+        raise ValueError(
+            f"{name!r} is not resampled over items with {n_bins} bins; choose from {list(entries)}"
+        )
+    return entries[name]
 
 
 def _split_band(name: str) -> tuple[str, str | None]:
@@ -178,9 +122,10 @@ def _split_band(name: str) -> tuple[str, str | None]:
 def prepare(runs: SourceRuns, name: str, n_bins: int) -> np.ndarray:
     """Per-item values (C, S, n) of an item metric, or binned deviations (C, S, n, J) of a
     binned calibration error: what :func:`resample_metric` multiplies by the draws."""
-    if name in ITEM_METRICS:
-        return per_item_values(runs, name)
-    return binned_deviations(runs, name, n_bins)
+    entry = _entry(name, n_bins)
+    if isinstance(entry, registry.ItemMetric):
+        return entry.per_item(runs.probs, runs.items)
+    return entry.deviations(runs.probs, runs.items, n_bins)
 
 
 def resample_metric(
@@ -200,11 +145,12 @@ def resample_metric(
     name, band = _split_band(metric)
     keep = np.ones(len(runs.item_ids), dtype=bool) if band is None else runs.band == band
     C, S = runs.probs.shape[:2]
+    entry = _entry(name, n_bins)
     arrays = prepare(runs, name, n_bins) if prepared is None else prepared
     arrays = arrays[:, :, keep]  # only the band's items enter the products
     n = int(keep.sum())
     items = draws.items[:, keep]
-    if name in ITEM_METRICS:
+    if isinstance(entry, registry.ItemMetric):
         values = arrays.reshape(C * S, n)
 
         def stat(w: np.ndarray) -> np.ndarray:  # w: (b, n) counts of the kept items

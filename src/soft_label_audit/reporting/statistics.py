@@ -78,6 +78,7 @@ def source_runs(
         mode=info["human_mode"].to_numpy(dtype=np.int64),
         human=human_digits(info[list(H_COLS)].to_numpy(dtype=np.float64), none_slot),
         band=difficulty_band(entropy, float(bands["unanimous_max"]), float(bands["low_max"])),
+        human_entropy=entropy,
     )
 
 

@@ -5,7 +5,10 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
+from soft_label_audit.configs import EvaluationConfig
 from soft_label_audit.contracts import ContractError, check_table
+from soft_label_audit.metrics.bands import BANDS, NONE_BANDS
+from soft_label_audit.metrics.per_run import BAND_SEPARATOR, NONE_BAND_SEPARATOR, metric_names
 from soft_label_audit.pipelines.evaluation import create_pipeline, nodes
 from tests.pipelines.evaluation.synthetic_study import EVAL_PARAMS, GRID
 
@@ -76,6 +79,20 @@ def test_metrics_table_contract(outputs):
         axis=1
     )
     assert np.allclose(shares, 1.0)
+
+
+def test_every_registered_metric_is_a_column_of_the_metrics_table(outputs):
+    """Each registry entry reaches the table: overall, per band and per none band, in order."""
+    config = EvaluationConfig.from_params(EVAL_PARAMS)
+    names = metric_names(config.n_bins, config.calibration_floor.quantile)
+    expected = [
+        *names,
+        *(f"{m}{BAND_SEPARATOR}{b}" for b in BANDS for m in names),
+        *(f"{m}{NONE_BAND_SEPARATOR}{b}" for b in NONE_BANDS for m in names),
+    ]
+    for namespace in ("mnist.human_soft", "synthetic.original_hard"):
+        columns = list(outputs[f"{namespace}.metrics"].columns)
+        assert [c for c in columns if c in set(expected)] == expected, namespace
 
 
 def test_cartography_and_reliability_tables(outputs, study):
