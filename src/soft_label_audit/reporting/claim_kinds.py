@@ -148,7 +148,7 @@ class CorrelationClaim(ClaimSpec):
     cartography_column: str = _read(p.text)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ClaimContext:
     """What the estimators read besides a source's bootstrap."""
 

@@ -12,6 +12,8 @@ is undefined and dropped before the percentile interval is read. The two-sided p
 A standard deviation from S seeds has a relative standard error of about
 ``1 / sqrt(2 (S - 1))`` for normal data (31.6% for 6 seeds): a single ratio of two spreads
 from 6 seeds needs a factor of about 3 to be told from 1.
+
+:func:`stability_ratios` tabulates the ratio of every condition to a baseline, per source.
 """
 
 from __future__ import annotations
