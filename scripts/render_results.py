@@ -244,12 +244,12 @@ def paired(inputs: Inputs) -> str | None:
 
 def claims(inputs: Inputs) -> str | None:
     # CLAIMS SECTION: shown when data/08_reporting/claims.csv exists; the table itself is
-    # rendered by soft_label_audit.reporting.claims.claims_markdown (issue 11).
+    # rendered by soft_label_audit.reporting.claims_report.claims_markdown (issue 11).
     table = inputs.csv("claims.csv")
     if table is None:
         return None
     try:
-        from soft_label_audit.reporting.claims import claims_markdown
+        from soft_label_audit.reporting.claims_report import claims_markdown
     except ImportError:
         return "**Claims**: `claims.csv` exists but this checkout has no renderer for it."
     return "**Claims of the paper, tested** (`claims.csv`):\n\n" + claims_markdown(table)

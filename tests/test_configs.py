@@ -12,7 +12,6 @@ from soft_label_audit.configs import (
     EVALUATION_EXAMPLE,
     AnnotationConfig,
     AnnotationReport,
-    ComparisonConfig,
     EvaluationConfig,
     TrainingConfig,
     none_slot,
@@ -22,6 +21,7 @@ from soft_label_audit.crowd.released import ReleasedConfig
 from soft_label_audit.crowd.statistics import ModeSupport
 from soft_label_audit.grid import StudyGrid
 from soft_label_audit.params import ParameterError
+from soft_label_audit.reporting.config import ReportingConfig
 from soft_label_audit.targets import BUILDERS, PermutationOptions, TargetInputs, build_targets
 from soft_label_audit.trainer import TeacherConfig
 from tests.conftest import PROJECT_ROOT
@@ -46,7 +46,7 @@ def _set(tree: dict, dotted: str, value) -> dict:
 def test_the_configured_blocks_read_cleanly(base):
     evaluation = EvaluationConfig.from_params(base["evaluation"])
     assert evaluation == EvaluationConfig.from_params(EVALUATION_EXAMPLE)
-    assert ComparisonConfig.from_params(base["reporting"]).n_resamples == 2000
+    assert ReportingConfig.from_params(base["reporting"]).bootstrap.n_resamples == 2000
     training = TrainingConfig.from_params(base["training"], "synthetic")
     assert training.train.epochs == base["training"]["epochs"]["synthetic"]
     teacher = TeacherConfig.from_params(base["labels"]["teacher"], "labels.teacher", ("k_folds",))
@@ -91,7 +91,7 @@ def test_the_configured_blocks_read_cleanly(base):
     ],
 )
 def test_evaluation_and_reporting_values_are_checked(base, block, key, value, message):
-    reader = {"evaluation": EvaluationConfig, "reporting": ComparisonConfig}[block]
+    reader = {"evaluation": EvaluationConfig, "reporting": ReportingConfig}[block]
     with pytest.raises(ParameterError) as info:
         reader.from_params(_set(base, f"{block}.{key}", value)[block])
     assert str(info.value).splitlines()[0] == message
@@ -182,7 +182,7 @@ def test_released_annotation_values_are_checked(base):
             "annotation_report.n_disputed must be a positive integer, got 0",
         ),
         (
-            lambda base: ComparisonConfig.from_params(
+            lambda base: ReportingConfig.from_params(
                 {**base["reporting"], "cartography_reference": "human"}
             ),
             "reporting.cartography_reference must be one of 'original', 'human_mode', got 'human'",

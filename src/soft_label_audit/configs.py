@@ -1,4 +1,5 @@
-"""The ``training``, ``evaluation`` and ``reporting`` parameter blocks, read by typed classes.
+"""The ``training`` and ``evaluation`` parameter blocks, read by typed classes (the
+``reporting`` block: :class:`soft_label_audit.reporting.config.ReportingConfig`).
 
 Each ``from_params`` validates every value it reads through :mod:`soft_label_audit.params`,
 so a bad value stops the run with one message naming the parameter path::
@@ -20,7 +21,6 @@ from soft_label_audit.crowd.aggregation import RULES, DawidSkeneSoft
 from soft_label_audit.crowd.released import ReleasedConfig
 from soft_label_audit.crowd.statistics import ModeSupport
 from soft_label_audit.human_labels import NONE_SLOT_RULES
-from soft_label_audit.metrics.cartography import REFERENCES
 from soft_label_audit.trainer import ModelConfig, TrainConfig
 
 #: a complete ``evaluation`` block (the defaults of conf/base), for examples and tests
@@ -172,64 +172,6 @@ class EvaluationConfig:
             ),
             stability_curves=tuple(
                 p.text(f"{path}.stability_curves[{i}]", c) for i, c in enumerate(curves)
-            ),
-        )
-
-
-@dataclass(frozen=True)
-class ComparisonConfig:
-    """The parts of the ``reporting`` block that the comparison of conditions reads directly
-    (the claims, power and cartography settings are read by :mod:`soft_label_audit.reporting`)."""
-
-    baselines: tuple[str, ...]
-    confidence: float
-    n_resamples: int = 2000
-    seed: int = 0
-    stability_metrics: tuple[str, ...] = ()
-    stability_baseline: str = "original_hard"
-    cartography_reference: str = "original"
-
-    @classmethod
-    def from_params(cls, block: Any, path: str = "reporting") -> ComparisonConfig:
-        """
-        >>> ComparisonConfig.from_params({"baselines": ["original_hard"], "confidence": 1.5})
-        Traceback (most recent call last):
-        ...
-        soft_label_audit.params.ParameterError: reporting.confidence must be a number in (0, 1), got 1.5
-        """
-        block = p.block(path, block)
-        baselines = p.required(path, block, "baselines")
-        if not isinstance(baselines, (list, tuple)) or not baselines:
-            raise p.fail(f"{path}.baselines", "a non-empty list of conditions", baselines)
-        boot = p.block(f"{path}.bootstrap", block.get("bootstrap"))
-        stability = p.block(f"{path}.stability", block.get("stability"))
-        metrics = stability.get("metrics", [])
-        if not isinstance(metrics, (list, tuple)):
-            raise p.fail(f"{path}.stability.metrics", "a list of metric names", metrics)
-        return cls(
-            baselines=tuple(p.text(f"{path}.baselines[{i}]", b) for i, b in enumerate(baselines)),
-            confidence=p.number(
-                f"{path}.confidence",
-                p.required(path, block, "confidence"),
-                0,
-                1,
-                low_open=True,
-                high_open=True,
-            ),
-            n_resamples=p.positive_int(
-                f"{path}.bootstrap.n_resamples", boot.get("n_resamples", cls.n_resamples)
-            ),
-            seed=p.non_negative_int(f"{path}.bootstrap.seed", boot.get("seed", cls.seed)),
-            stability_metrics=tuple(
-                p.text(f"{path}.stability.metrics[{i}]", m) for i, m in enumerate(metrics)
-            ),
-            stability_baseline=p.text(
-                f"{path}.stability.baseline", stability.get("baseline", cls.stability_baseline)
-            ),
-            cartography_reference=p.choice(
-                f"{path}.cartography_reference",
-                block.get("cartography_reference", cls.cartography_reference),
-                REFERENCES,
             ),
         )
 

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from soft_label_audit.reporting import claims, multiple, stability
+from soft_label_audit.reporting import claims, claims_report, multiple, power, stability
 
 
 def test_holm_against_hand_computed_values():
@@ -55,15 +55,15 @@ def test_detectable_effect_and_seeds_for_a_target():
     from scipy import stats
 
     expected = (stats.t.ppf(0.975, 5) + stats.t.ppf(0.8, 5)) * 0.02 / np.sqrt(6)
-    assert claims.detectable_effect(0.02, 0.0, 6, 0.05) == pytest.approx(expected)
-    n = claims.seeds_for_effect(0.01, 0.02, 0.0, 0.05)
+    assert power.detectable_effect(0.02, 0.0, 6, 0.05) == pytest.approx(expected)
+    n = power.seeds_for_effect(0.01, 0.02, 0.0, 0.05)
     assert (
-        claims.detectable_effect(0.02, 0.0, int(n), 0.05)
+        power.detectable_effect(0.02, 0.0, int(n), 0.05)
         <= 0.01
-        < claims.detectable_effect(0.02, 0.0, int(n) - 1, 0.05)
+        < power.detectable_effect(0.02, 0.0, int(n) - 1, 0.05)
     )
     # item noise alone above the target: no number of seeds reaches it
-    assert np.isnan(claims.seeds_for_effect(0.01, 0.02, 0.01, 0.05))
+    assert np.isnan(power.seeds_for_effect(0.01, 0.02, 0.01, 0.05))
 
 
 def test_std_relative_error_and_detectable_spread_ratio():
@@ -101,7 +101,7 @@ def test_claims_markdown_renders_every_row():
             "verdict": ["supported", "inconclusive", "inconclusive"],
         }
     )
-    text = claims.claims_markdown(frame)
+    text = claims_report.claims_markdown(frame)
     lines = text.strip().splitlines()
     assert len(lines) == 5 and lines[0].startswith("| claim | source")
     assert (
@@ -112,7 +112,7 @@ def test_claims_markdown_renders_every_row():
     # two equal means differ by float rounding only: no effect of 1.85e-17 in the README
     assert "| 0.000 | [-0.019, 0.019] |" in lines[4] and "e-17" not in text
     with pytest.raises(ValueError, match="lacks columns"):
-        claims.claims_markdown(frame.drop(columns="verdict"))
+        claims_report.claims_markdown(frame.drop(columns="verdict"))
 
 
 def test_items_for_effect_scales_with_the_square_of_the_error():
@@ -120,6 +120,6 @@ def test_items_for_effect_scales_with_the_square_of_the_error():
 
     z = stats.norm.ppf(0.975) + stats.norm.ppf(0.8)
     # se 0.02 with 200 items: the item part of the detectable effect is z * 0.02
-    assert claims.items_for_effect(z * 0.02, 0.02, 200, 0.05) == 200
-    assert claims.items_for_effect(z * 0.01, 0.02, 200, 0.05) == 800
-    assert np.isnan(claims.items_for_effect(float("nan"), 0.02, 200, 0.05))
+    assert power.items_for_effect(z * 0.02, 0.02, 200, 0.05) == 200
+    assert power.items_for_effect(z * 0.01, 0.02, 200, 0.05) == 800
+    assert np.isnan(power.items_for_effect(float("nan"), 0.02, 200, 0.05))

@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 
 from soft_label_audit.pipelines.reporting import nodes
-from soft_label_audit.reporting.claims import CLAIM_COLUMNS, VERDICTS, claims_figure
+from soft_label_audit.reporting.claims import CLAIM_COLUMNS, VERDICTS
+from soft_label_audit.reporting.claims_report import claims_figure
 from tests.pipelines.evaluation.synthetic_study import GRID
 
 CLAIMS = [
     {
         "id": "a",
+        "statement": "human soft labels improve accuracy",
         "metric": "accuracy",
         "condition": "human_soft",
         "baseline": "original_hard",
@@ -19,6 +21,7 @@ CLAIMS = [
     },
     {
         "id": "c",
+        "statement": "the calibration gain is largest on hard items",
         "kind": "band_contrast",
         "band": "high",
         "metric": "ece_15",
@@ -28,6 +31,7 @@ CLAIMS = [
     },
     {
         "id": "d",
+        "statement": "human soft labels make training more stable",
         "kind": "spread_ratio",
         "metric": "accuracy",
         "condition": "human_soft",
@@ -36,6 +40,7 @@ CLAIMS = [
     },
     {
         "id": "e",
+        "statement": "cartography mirrors human uncertainty",
         "kind": "correlation",
         "metric": "carto_rho_variability_original",
         "cartography_column": "variability_original",
@@ -45,6 +50,7 @@ CLAIMS = [
     },
     {
         "id": "f",
+        "statement": "a claim on a condition the grid lacks",
         "metric": "nll",
         "condition": "human_soft",
         "baseline": "label_smoothing_mass_matched",
@@ -54,10 +60,15 @@ CLAIMS = [
 PARAMS = {
     "baselines": ["original_hard", "human_soft"],
     "confidence": 0.95,
+    "cartography_reference": "original",
     "alpha": 0.05,
     "bootstrap": {"n_resamples": 300, "seed": 0},
     "stability": {"baseline": "original_hard", "metrics": ["accuracy", "nll", "ece_15"]},
-    "power": {"power": 0.8, "targets": {"accuracy": 0.01, "ece_15": 0.01}},
+    "power": {
+        "power": 0.8,
+        "targets": {"accuracy": 0.01, "ece_15": 0.01},
+        "reference": {"condition": "human_soft", "baseline": "original_hard"},
+    },
     "claims": CLAIMS,
 }
 

@@ -12,16 +12,26 @@ is undefined and dropped before the percentile interval is read. The two-sided p
 A standard deviation from S seeds has a relative standard error of about
 ``1 / sqrt(2 (S - 1))`` for normal data (31.6% for 6 seeds): a single ratio of two spreads
 from 6 seeds needs a factor of about 3 to be told from 1.
+
+:func:`stability_ratios` tabulates the ratio of every condition to a baseline, per source.
 """
 
 from __future__ import annotations
 
+import logging
 import warnings
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 from soft_label_audit.reporting.bootstrap import bootstrap_p_value, percentile_interval
+
+if TYPE_CHECKING:
+    from soft_label_audit.reporting.statistics import SourceBootstrap
+
+log = logging.getLogger(__name__)
 
 
 def std_relative_error(n_seeds: int) -> float:
@@ -96,3 +106,40 @@ def detectable_spread_ratio(n_seeds: int, alpha: float, power: float = 0.8) -> f
         return float("nan")
     df = n_seeds - 1
     return float(np.sqrt(stats.f.ppf(alpha / 2, df, df) / stats.f.ppf(power, df, df)))
+
+
+def stability_ratios(
+    boots: dict[str, SourceBootstrap],
+    metrics: list[str],
+    baseline: str,
+    n_resamples: int,
+    seed: int,
+    confidence: float,
+) -> pd.DataFrame:
+    """Per (source, condition): for each metric, the ratio of seed spreads to ``baseline`` with
+    its interval, and the relative error of a std from the study's number of seeds."""
+    rows = []
+    for source, boot in boots.items():
+        conditions = list(boot.runs.conditions)
+        if baseline not in conditions:
+            log.warning("stability ratios skipped for %s: no %s runs", source, baseline)
+            continue
+        for condition in conditions:
+            row: dict[str, Any] = {
+                "source": source,
+                "condition": condition,
+                "std_relative_error": std_relative_error(len(boot.runs.seeds)),
+            }
+            for metric in metrics:
+                if metric not in boot.per_seed:
+                    continue
+                per_seed = boot.per_seed.get(metric, [baseline, condition])
+                res = spread_ratio(per_seed[1], per_seed[0], n_resamples, seed, confidence)
+                row |= {
+                    f"{metric}__std_ratio": res["ratio"],
+                    f"{metric}__std_ratio_low": res["ratio_low"],
+                    f"{metric}__std_ratio_high": res["ratio_high"],
+                    f"{metric}__std_ratio_p": res["p_value"],
+                }
+            rows.append(row)
+    return pd.DataFrame(rows)

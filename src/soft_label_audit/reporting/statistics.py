@@ -11,6 +11,7 @@ over items, seeds only for the others (column ``resampled``).
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,9 @@ from soft_label_audit.human_labels import human_digits
 from soft_label_audit.metrics.bands import difficulty_band
 from soft_label_audit.metrics.per_run import BAND_SEPARATOR
 from soft_label_audit.reporting import bootstrap
+
+if TYPE_CHECKING:
+    from soft_label_audit.configs import Bands, EvaluationConfig
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +39,7 @@ def source_runs(
     human_soft_labels: pd.DataFrame,
     item_stats: pd.DataFrame,
     none_slot: str,
-    bands: dict,
+    bands: Bands,
 ) -> bootstrap.SourceRuns:
     """Arrays of one source; every condition and seed must have predicted the same items."""
     table = predictions[predictions["source"].astype(str) == source]
@@ -77,7 +81,7 @@ def source_runs(
         original=info["original_label"].to_numpy(dtype=np.int64),
         mode=info["human_mode"].to_numpy(dtype=np.int64),
         human=human_digits(info[list(H_COLS)].to_numpy(dtype=np.float64), none_slot),
-        band=difficulty_band(entropy, float(bands["unanimous_max"]), float(bands["low_max"])),
+        band=difficulty_band(entropy, bands.unanimous_max, bands.low_max),
         human_entropy=entropy,
     )
 
@@ -238,11 +242,12 @@ def build_bootstraps(
     human_soft_labels: pd.DataFrame,
     item_stats: pd.DataFrame,
     none_slot: str,
-    eval_params: dict,
+    evaluation: EvaluationConfig,
     n_resamples: int,
     seed: int,
 ) -> dict[str, SourceBootstrap]:
-    """One :class:`SourceBootstrap` per source of metrics_by_run, conditions in study order."""
+    """One :class:`SourceBootstrap` per source of metrics_by_run, conditions in study order;
+    items banded by ``evaluation.bands``, calibration binned by ``evaluation.n_bins``."""
     out = {}
     for source in dict.fromkeys(metrics_by_run["source"].astype(str)):
         conditions = list(
@@ -259,9 +264,9 @@ def build_bootstraps(
             human_soft_labels,
             item_stats,
             none_slot,
-            eval_params["bands"],
+            evaluation.bands,
         )
         out[source] = SourceBootstrap(
-            runs, metrics_by_run, source, int(eval_params["n_bins"]), n_resamples, seed
+            runs, metrics_by_run, source, evaluation.n_bins, n_resamples, seed
         )
     return out

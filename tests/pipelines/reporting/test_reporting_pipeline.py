@@ -9,6 +9,7 @@ from sklearn.metrics import brier_score_loss, log_loss
 
 from soft_label_audit.columns import P_COLS
 from soft_label_audit.pipelines import reporting
+from soft_label_audit.reporting.config import REPORTING_EXAMPLE
 from tests.helpers import run_in_memory
 from tests.pipelines.evaluation.synthetic_study import GRID
 
@@ -22,7 +23,10 @@ def study(synthetic_study):
 def outputs(study, synthetic_evaluation):
     """The evaluation pipeline's outputs (run once per session) and the reporting pipeline's."""
     pipe = reporting.create_pipeline(GRID)
-    inputs = {**study, **synthetic_evaluation}
+    # the whole reporting block, as the start-up validation leaves it (the study's three
+    # settings over the example's complete block)
+    params = {**REPORTING_EXAMPLE, **study["params:reporting"]}
+    inputs = {**study, **synthetic_evaluation, "params:reporting": params}
     return {**inputs, **run_in_memory(pipe, {k: inputs[k] for k in pipe.inputs()})}
 
 

@@ -12,12 +12,15 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from soft_label_audit.configs import ComparisonConfig, EvaluationConfig
+from soft_label_audit.configs import EvaluationConfig
 from soft_label_audit.metrics.stability import curve_spread, metric_spread
-from soft_label_audit.reporting import claims as claims_module
 from soft_label_audit.reporting import figures
+from soft_label_audit.reporting.claims import evaluate_claims
+from soft_label_audit.reporting.claims_report import claims_figure
+from soft_label_audit.reporting.config import ReportingConfig
 from soft_label_audit.reporting.multiple import benjamini_hochberg
 from soft_label_audit.reporting.paired import paired_differences
+from soft_label_audit.reporting.stability import stability_ratios
 from soft_label_audit.reporting.statistics import bootstrap_paired, build_bootstraps
 
 RUN_KEYS = ["source", "condition", "seed"]
@@ -67,26 +70,27 @@ def compare_conditions(
     """Paired differences (t-interval over seeds, bootstrap over seeds and items, Holm p-values
     for the claims, BH q-values for the rest), the claims table, the power table and the ratios
     of seed spreads. One set of bootstrap draws per source serves every table."""
-    config = ComparisonConfig.from_params(params)
+    config = ReportingConfig.from_params(params)
     boots = build_bootstraps(
         metrics_by_run,
         test_predictions,
         human_soft_labels,
         item_stats,
         none_slot,
-        eval_params,
-        config.n_resamples,
-        config.seed,
+        EvaluationConfig.from_params(eval_params),
+        config.bootstrap.n_resamples,
+        config.bootstrap.seed,
     )
     metrics = metric_columns(metrics_by_run)
     paired = paired_differences(metrics_by_run, metrics, list(config.baselines), config.confidence)
     paired = bootstrap_paired(paired, boots, config.confidence)
-    claims, power = claims_module.evaluate_claims(boots, cartography, params)
+    claims, power = evaluate_claims(boots, cartography, config)
     paired = _corrected(paired, claims)
-    ratios = claims_module.stability_ratios(
+    ratios = stability_ratios(
         boots,
-        list(config.stability_metrics),
-        *(config.stability_baseline, config.n_resamples, config.seed, config.confidence),
+        list(config.stability.metrics),
+        *(config.stability.baseline, config.bootstrap.n_resamples, config.bootstrap.seed),
+        config.confidence,
     )
     return paired, claims, power, ratios
 
@@ -106,7 +110,7 @@ def _corrected(paired: pd.DataFrame, claims: pd.DataFrame) -> pd.DataFrame:
 
 
 def draw_claims(claims: pd.DataFrame) -> Figure:
-    return claims_module.claims_figure(claims)
+    return claims_figure(claims)
 
 
 def stability_tables(
@@ -180,7 +184,7 @@ def cartography_figure(
         cartography,
         _order(cartography, "source"),
         _order(cartography, "condition"),
-        ComparisonConfig.from_params(params).cartography_reference,
+        ReportingConfig.from_params(params).cartography_reference,
         asdict(EvaluationConfig.from_params(eval_params).cartography),
     )
 

@@ -1,0 +1,134 @@
+"""Every registered claim kind is wired through: read from a claim entry into its spec class,
+evaluated on a small synthetic study into a claims row and a power row with finite numbers."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+import numpy as np
+import pytest
+
+from soft_label_audit.configs import EvaluationConfig
+from soft_label_audit.params import ParameterError
+from soft_label_audit.pipelines.reporting import nodes
+from soft_label_audit.reporting.claim_kinds import CLAIM_KINDS, ClaimSpec
+from soft_label_audit.reporting.claims import (
+    CLAIM_COLUMNS,
+    EXTRA_COLUMNS,
+    VERDICTS,
+    evaluate_claims,
+)
+from soft_label_audit.reporting.config import REPORTING_EXAMPLE, ReportingConfig
+from soft_label_audit.reporting.power import POWER_COLUMNS
+from soft_label_audit.reporting.statistics import build_bootstraps
+from tests.pipelines.evaluation.synthetic_study import GRID
+
+COMMON = {
+    "statement": "an example claim",
+    "condition": "human_soft",
+    "baseline": "original_hard",
+    "direction": "increase",
+}
+#: one claim entry per registered kind; a kind added to CLAIM_KINDS needs one here
+EXAMPLES = {
+    "difference": {**COMMON, "id": "diff", "metric": "nll"},
+    "band_contrast": {
+        **COMMON,
+        "id": "band",
+        "kind": "band_contrast",
+        "band": "high",
+        "metric": "ece_15",
+    },
+    "spread_ratio": {**COMMON, "id": "spread", "kind": "spread_ratio", "metric": "accuracy"},
+    "correlation": {
+        **COMMON,
+        "id": "corr",
+        "kind": "correlation",
+        "metric": "carto_rho_variability_original",
+        "cartography_column": "variability_original",
+        "baseline": "machine_soft",
+    },
+}
+#: power columns every kind fills with a finite number
+FINITE_POWER = ["n_seeds", "n_items", "alpha_per_test", "detectable_effect", "target_effect"]
+
+
+@pytest.fixture(scope="module")
+def study(synthetic_study, synthetic_evaluation):
+    ns = GRID.namespaces()
+    metrics = nodes.collect(*[synthetic_evaluation[f"{s}.{c}.metrics"] for s, c in ns])
+    preds = nodes.collect(*[synthetic_study[f"{s}.{c}.test_predictions"] for s, c in ns])
+    cart = nodes.collect(*[synthetic_evaluation[f"{s}.{c}.cartography"] for s, c in ns])
+    boots = build_bootstraps(
+        metrics,
+        preds,
+        synthetic_study["human_soft_labels"],
+        synthetic_study["item_stats"],
+        synthetic_study["params:labels.none_slot"],
+        EvaluationConfig.from_params(synthetic_study["params:evaluation"]),
+        200,
+        0,
+    )
+    return boots, cart
+
+
+def test_every_registered_kind_has_an_example():
+    assert set(EXAMPLES) == set(CLAIM_KINDS)
+    for name, kind in CLAIM_KINDS.items():
+        assert issubclass(kind.spec, ClaimSpec) and kind.spec is not ClaimSpec
+        assert np.isfinite(kind.null)
+    assert len({k.spec for k in CLAIM_KINDS.values()}) == len(CLAIM_KINDS)
+
+
+@pytest.mark.parametrize("name", sorted(CLAIM_KINDS))
+def test_every_kind_is_read_evaluated_and_powered(name, study):
+    boots, cart = study
+    kind = CLAIM_KINDS[name]
+    targets = {"nll": 0.05, "ece_15": 0.01, "accuracy": 0.01, "carto_rho_variability_original": 0.1}
+    params = {
+        **REPORTING_EXAMPLE,
+        "power": {**REPORTING_EXAMPLE["power"], "targets": targets},
+        "claims": [EXAMPLES[name]],
+    }
+    config = ReportingConfig.from_params(params)
+    (spec,) = config.claims
+    assert type(spec) is kind.spec and spec.kind == name
+    table, power = evaluate_claims(boots, cart, config)
+
+    assert list(table.columns) == CLAIM_COLUMNS + EXTRA_COLUMNS
+    assert list(table["source"]) == list(GRID.sources)
+    assert set(table["kind"]) == {name} and set(table["null"]) == {kind.null}
+    assert set(table["comparison"]) == {spec.comparison()}
+    values = table[["effect", "ci_low", "ci_high", "p_value", "p_adjusted"]].to_numpy(float)
+    assert np.isfinite(values).all(), table
+    assert (table["ci_low"] <= table["ci_high"]).all()
+    assert ((table["p_value"] > 0) & (table["p_value"] <= 1)).all()
+    assert set(table["verdict"]) <= set(VERDICTS) and (table["n_items"] > 0).all()
+
+    assert list(power.columns) == POWER_COLUMNS
+    rows = power[power["claim"] == spec.id]
+    assert list(rows["source"]) == list(GRID.sources)
+    assert np.isfinite(rows[FINITE_POWER].to_numpy(float)).all(), rows
+    assert (rows["detectable_effect"] > 0).all()
+    assert np.allclose(rows["alpha_per_test"], config.alpha / len(table))
+
+
+@pytest.mark.parametrize("name", sorted(CLAIM_KINDS))
+def test_every_field_of_a_kind_is_required(name):
+    entry = EXAMPLES[name]
+    for f in fields(CLAIM_KINDS[name].spec):
+        claim = {k: v for k, v in entry.items() if k != f.name}
+        with pytest.raises(ParameterError, match=rf"^reporting\.claims\[0\]\.{f.name} is missing"):
+            ReportingConfig.from_params({**REPORTING_EXAMPLE, "claims": [claim]})
+
+
+@pytest.mark.parametrize("name", sorted(CLAIM_KINDS))
+def test_a_kind_refuses_the_fields_of_the_others(name):
+    own = {f.name for f in fields(CLAIM_KINDS[name].spec)}
+    others = {
+        f.name for kind in CLAIM_KINDS.values() for f in fields(kind.spec) if f.name not in own
+    }
+    for key in others:
+        claim = {**EXAMPLES[name], key: "x"}
+        with pytest.raises(ParameterError, match=rf"unknown settings \['{key}'\]"):
+            ReportingConfig.from_params({**REPORTING_EXAMPLE, "claims": [claim]})
