@@ -223,7 +223,7 @@ BLOCKS: dict[str, Callable[[Any], Any]] = {
     "crowd_validity": _reader("soft_label_audit.crowd.validity:ValidityTargets"),
     "annotation_report": _reader("soft_label_audit.configs:AnnotationReport"),
     "evaluation": _reader("soft_label_audit.configs:EvaluationConfig"),
-    "reporting": _reader("soft_label_audit.configs:ComparisonConfig"),
+    "reporting": _reader("soft_label_audit.reporting.config:ReportingConfig"),
 }
 #: blocks read together with the study grid
 GRID_BLOCKS = ("study", "training", "labels")

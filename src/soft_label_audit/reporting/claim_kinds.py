@@ -4,7 +4,7 @@ A claim is one directional test of one metric (``reporting.claims``). Its entry 
 a frozen spec (:class:`ClaimSpec` and one subclass per kind, with the kind's own fields) by
 :func:`read_claim`, at start-up with the rest of the ``reporting`` block
 (:class:`soft_label_audit.reporting.config.ReportingConfig`). Every key of an entry is
-required except ``kind``: an entry without one is a ``difference`` (:data:`DEFAULT_KIND`).
+required, ``kind`` included.
 
 Kinds (:data:`CLAIM_KINDS`, kind name -> :class:`ClaimKind`):
 
@@ -49,7 +49,6 @@ if TYPE_CHECKING:
 
 DIRECTIONS = ("increase", "decrease")
 #: the kind of a claim entry without a ``kind`` key
-DEFAULT_KIND = "difference"
 
 
 def _condition(path: str, value: Any) -> str:
@@ -339,7 +338,5 @@ def read_claim(entry: Any, path: str) -> ClaimSpec:
     soft_label_audit.params.ParameterError: reporting.claims[0].kind must be one of 'difference', ..., got 'ratio'
     """
     entry = p.block(path, entry)
-    # the one optional key of every entry (module docstring)
-    kind = entry["kind"] if "kind" in entry else DEFAULT_KIND
-    p.choice(f"{path}.kind", kind, CLAIM_KINDS)
+    kind = p.choice(f"{path}.kind", p.required(path, entry, "kind"), CLAIM_KINDS)
     return CLAIM_KINDS[kind].spec.from_params(entry, path)
