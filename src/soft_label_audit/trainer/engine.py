@@ -45,8 +45,8 @@ import torch
 from torch.func import functional_call, stack_module_state, vmap
 
 from soft_label_audit import params as p
+from soft_label_audit.progress import progress_bar, progress_enabled
 from soft_label_audit.trainer.model import N_CLASSES, ModelConfig, build_model, images_to_tensor
-from soft_label_audit.trainer.progress import progress_bar, progress_enabled
 
 CURVE_NAMES = (
     "train_loss",
