@@ -358,10 +358,83 @@ def test_the_hook_checks_a_table_once_per_run_on_the_way_in():
         hook.after_dataset_loaded(dataset_name="item_stats", data=bad, node=None)
 
 
-def test_the_project_registers_the_hook():
+def _project_hook_manager():
+    """A hook manager with the hook specs of a Kedro session and the project's own hooks
+    (``settings.HOOKS``, as registered there; plugins' entry points left out)."""
+    import pluggy
+    from kedro.framework.hooks import specs
+    from kedro.framework.hooks.markers import HOOK_NAMESPACE
+
     from soft_label_audit import settings
 
-    assert any(isinstance(h, TableContractHook) for h in settings.HOOKS)
+    manager = pluggy.PluginManager(HOOK_NAMESPACE)
+    for spec in (
+        specs.DataCatalogSpecs,
+        specs.NodeSpecs,
+        specs.PipelineSpecs,
+        specs.DatasetSpecs,
+        specs.KedroContextSpecs,
+    ):
+        manager.add_hookspecs(spec)
+    for hook in settings.HOOKS:
+        manager.register(hook)
+    return manager
+
+
+def test_the_projects_hooks_stop_a_run_at_a_broken_table_and_let_a_good_one_through():
+    """The hooks the project registers, in a pipeline run: a node's output that breaks its
+    contract stops the run before it is saved or read, naming the dataset and the rule."""
+    from kedro.io import DataCatalog, MemoryDataset
+    from kedro.pipeline import node, pipeline
+    from kedro.runner import SequentialRunner
+
+    saved: dict[str, list] = {"item_stats": [], "copy": []}
+
+    class Recording(MemoryDataset):
+        def __init__(self, name: str):
+            super().__init__()
+            self._name = name
+
+        def save(self, data):
+            saved[self._name].append(data)
+            super().save(data)
+
+    def set_unsure(stats: pd.DataFrame, share: float) -> pd.DataFrame:
+        return stats.assign(pct_unsure=share)
+
+    flow = pipeline(
+        [
+            node(
+                func=set_unsure,
+                inputs=["study_table", "params:share"],
+                outputs="item_stats",
+                name="set_unsure",
+            ),
+            node(func=lambda t: t.copy(), inputs="item_stats", outputs="copy", name="copy_stats"),
+        ]
+    )
+
+    def run(share: float) -> None:
+        catalog = DataCatalog(
+            {
+                "study_table": MemoryDataset(_item_stats()),
+                "params:share": MemoryDataset(share),
+                "item_stats": Recording("item_stats"),
+                "copy": Recording("copy"),
+            }
+        )
+        SequentialRunner().run(flow, catalog, hook_manager=_project_hook_manager())
+
+    with pytest.raises(ContractError) as info:
+        run(1.5)
+    message = str(info.value)
+    assert "Table 'item_stats'" in message
+    assert "column 'pct_unsure': in [0, 1]" in message and "6 offending row(s)" in message
+    assert saved == {"item_stats": [], "copy": []}  # not written, and the next node never ran
+
+    run(0.25)
+    assert len(saved["item_stats"]) == len(saved["copy"]) == 1
+    pd.testing.assert_frame_equal(saved["copy"][0], _item_stats().assign(pct_unsure=0.25))
 
 
 def test_a_kedro_run_stops_before_saving_a_table_that_breaks_its_contract():
@@ -379,9 +452,9 @@ def test_a_kedro_run_stops_before_saving_a_table_that_breaks_its_contract():
     saved = []
 
     class Recording(MemoryDataset):
-        def _save(self, data):
+        def save(self, data):
             saved.append(data)
-            super()._save(data)
+            super().save(data)
 
     def break_stats(stats: pd.DataFrame) -> pd.DataFrame:
         return stats.assign(pct_unsure=2.0)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 import yaml
 from kedro.config import OmegaConfigLoader
@@ -389,12 +392,57 @@ def test_no_module_imports_another_modules_private_names():
     assert not _private_imports(files)
 
 
-def test_nothing_refers_to_a_design_file_outside_the_project():
-    """Docstrings and comments point to docs/architecture.md (the project's own design page)."""
-    offenders = [
-        str(path.relative_to(PROJECT_ROOT))
-        for folder in ("src", "tests", "scripts", "conf", "docs")
-        for path in (PROJECT_ROOT / folder).rglob("*")
-        if path.suffix in (".py", ".yml", ".md") and "DESIGN" + ".md" in path.read_text()
+#: where the project's own text lives (data/ holds outputs, not text that refers to files)
+TEXT_FOLDERS = ("src", "tests", "scripts", "conf", "docs", "notebooks")
+TEXT_SUFFIXES = (".py", ".yml", ".yaml", ".md", ".ipynb", ".toml", ".txt")
+TOP_LEVEL_TEXT = ("README.md", "Makefile", "pyproject.toml", ".gitignore")
+#: a path-like token naming a markdown file (URLs are taken out before the search)
+_MD_REFERENCE = re.compile(r"(?<![\w./-])((?:\.{1,2}/)?(?:[\w.-]+/)*[\w-]+\.md)(?![\w/])")
+_URL = re.compile(r"[a-z]+://\S+")
+
+
+def _missing_markdown_references(paths: list[Path], root: Path) -> list[str]:
+    """``file: name`` for every markdown file named in ``paths`` that is not a file of ``root``:
+    a name resolves against the root, the root's docs/ or the referring file's folder."""
+    missing = []
+    for path in paths:
+        text = _URL.sub(" ", path.read_text(errors="ignore"))
+        for name in sorted(set(_MD_REFERENCE.findall(text))):
+            candidates = (root / name, root / "docs" / name, path.parent / name)
+            if not any(
+                c.is_file() and c.resolve().is_relative_to(root.resolve()) for c in candidates
+            ):
+                missing.append(f"{path.relative_to(root)}: {name}")
+    return missing
+
+
+def test_markdown_references_outside_the_project_are_found(tmp_path):
+    # the names outside the example project are built, so this file does not name them itself
+    environment, design = "ENVIRONMENT" + ".md", "../DESIGN" + ".md"
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "architecture.md").write_text("# design\n")
+    (tmp_path / "README.md").write_text("See [the design](docs/architecture.md).\n")
+    module = tmp_path / "module.py"
+    module.write_text(
+        f'"""Ids as in docs/architecture.md and architecture.md; flags from {environment},\n'
+        f'the plan in {design}, Kedro\'s page https://docs.kedro.org/x/dask.md."""\n'
+    )
+    assert _missing_markdown_references([tmp_path / "README.md", module], tmp_path) == [
+        f"module.py: {design}",
+        f"module.py: {environment}",
     ]
-    assert not offenders
+
+
+def test_nothing_refers_to_a_design_file_outside_the_project():
+    """Docstrings, comments and docs name markdown files of the project only (its design page is
+    docs/architecture.md): every ``*.md`` they name is a file of this repository."""
+    paths = [PROJECT_ROOT / name for name in TOP_LEVEL_TEXT if (PROJECT_ROOT / name).is_file()]
+    paths += [
+        path
+        for folder in TEXT_FOLDERS
+        for path in sorted((PROJECT_ROOT / folder).rglob("*"))
+        if path.suffix in TEXT_SUFFIXES and path.is_file()
+    ]
+    assert len(paths) > 100  # the search reads the project's text, not an empty folder
+    missing = _missing_markdown_references(paths, PROJECT_ROOT)
+    assert not missing, f"markdown files named that the project does not have: {missing}"

@@ -27,9 +27,9 @@ def inputs() -> tg.TargetInputs:
     rng = np.random.default_rng(42)
     human = _human(rng)
     h = tg.human_digits(human)
-    mode = tg.human_mode(h, np.zeros(N, int))
+    mode = tg.human_argmax(h, np.zeros(N, int))
     original = np.where(rng.random(N) < 0.8, mode, rng.integers(0, 10, N))  # some mode shifts
-    mode = tg.human_mode(h, original)
+    mode = tg.human_argmax(h, original)
     machine = np.full((N, 10), np.nan)
     machine[: N // 2] = rng.dirichlet(np.full(10, 0.3), N // 2)  # generator labels ("synthetic")
     logits = rng.normal(0, 3, (N, 10))
@@ -160,9 +160,9 @@ def test_none_slot_rules():
         tg.human_digits(np.full((1, 10), 0.1))
 
 
-def test_human_mode_ties_go_to_the_original_label_then_the_lowest_digit():
+def test_human_argmax_ties_go_to_the_original_label_then_the_lowest_digit():
     h = np.array([[0.4, 0.4, 0.2] + [0.0] * 7] * 2)
-    np.testing.assert_array_equal(tg.human_mode(h, np.array([1, 5])), [1, 0])
+    np.testing.assert_array_equal(tg.human_argmax(h, np.array([1, 5])), [1, 0])
 
 
 def test_inconsistent_human_mode_is_refused():
@@ -189,7 +189,7 @@ def _with_split(
     return tg.TargetInputs(
         original=inputs.original,
         human=human,
-        mode=tg.human_mode(h, inputs.original),
+        mode=tg.human_argmax(h, inputs.original),
         machine=inputs.machine,
         teacher_logits=logits,
         train=train,
@@ -255,7 +255,7 @@ def test_mass_matched_smoothing_puts_as_much_mass_off_the_label_as_h(inputs):
 
 def test_mode_aligned_puts_o_on_top_even_where_the_mode_is_unsupported(inputs):
     h = inputs.h
-    argmax = tg.human_mode(h, inputs.original)
+    argmax = tg.human_argmax(h, inputs.original)
     moved = argmax != inputs.original
     assert moved.sum() > 10
     unsupported = tg.TargetInputs(

@@ -1,7 +1,7 @@
 """The human soft label over the 10 digits: how its "none / can't tell" slot is handled.
 
 Shared by the crowd statistics, the training targets and the metrics, so that the entropy, the
-human mode and the none-slot rule are defined once.
+human argmax (``item_stats.human_argmax``) and the none-slot rule are defined once.
 
 A human soft label has 11 slots, h_0..h_9 and h_none; models predict the 10 digits. One rule,
 the ``labels.none_slot`` parameter, maps h onto the digits for both the training targets and
@@ -60,7 +60,7 @@ def human_entropy(human: np.ndarray, none_slot: str = "renormalise") -> np.ndarr
     return entropy(human_digits(human, none_slot))
 
 
-def human_mode(h_digits: np.ndarray, original: np.ndarray, tol: float = 1e-12) -> np.ndarray:
+def human_argmax(h_digits: np.ndarray, original: np.ndarray, tol: float = 1e-12) -> np.ndarray:
     """argmax of h over the digits; ties go to the original label when it is among the maxima,
     else to the lowest digit (so a tie is never counted as a mode shift)."""
     h_digits = np.asarray(h_digits, np.float64)

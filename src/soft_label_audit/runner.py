@@ -1,6 +1,6 @@
 """``DaskRunner``: the study's nodes as futures on a Dask cluster (Kedro's Dask deployment).
 
-Follows Kedro's documented design (docs/deploy/supported-platforms/dask.md) on Kedro 1.7's
+Follows the Dask page of Kedro's deployment documentation, on Kedro 1.7's
 runner interface::
 
     kedro run --runner soft_label_audit.runner.DaskRunner

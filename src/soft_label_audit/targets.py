@@ -1,8 +1,10 @@
 """Training targets of the label conditions (docs/architecture.md); numpy only.
 
 Notation, per item: o = original label, h = human soft label over the 10 digits (the "none"
-slot handled by :func:`human_digits`), m = human mode (argmax of h; ties go to o when o is
-among the maxima, else to the lowest digit). Entropies are in nats, H(p) = -sum_k p_k ln p_k
+slot handled by :func:`human_digits`), m = human mode (``item_stats.human_mode``: the human
+argmax where the votes support it, else o), the human argmax (:func:`human_argmax`, the
+``item_stats.human_argmax`` column) = argmax of h, ties to o when o is among the maxima, else to
+the lowest digit. Entropies are in nats, H(p) = -sum_k p_k ln p_k
 with 0 ln 0 = 0. Every recipe statistic (smoothing epsilon, teacher temperature, permutation
 donors) is fitted on the training items of one target table only (``TargetInputs.train``), so
 the human labels of validation and test items never shape a training target: "mean human
@@ -22,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from soft_label_audit import params as p
-from soft_label_audit.human_labels import NONE_SLOT_RULES, entropy, human_digits, human_mode  # noqa: F401 (re-exported)
+from soft_label_audit.human_labels import NONE_SLOT_RULES, entropy, human_argmax, human_digits  # noqa: F401 (re-exported)
 
 N_CLASSES = 10
 
@@ -291,7 +293,7 @@ def _human_soft(x: TargetInputs, options: NoOptions) -> np.ndarray:
 def _human_soft_mode_aligned(x: TargetInputs, options: NoOptions) -> np.ndarray:
     """h with the masses of its argmax and of o swapped (whether or not the mode is supported),
     so the target's argmax is o wherever h has any mass there to swap."""
-    return swap_mode_and_original(x.h, human_mode(x.h, x.original), x.original)
+    return swap_mode_and_original(x.h, human_argmax(x.h, x.original), x.original)
 
 
 def _human_soft_permuted(x: TargetInputs, options: PermutationOptions) -> np.ndarray:

@@ -37,7 +37,7 @@ pytestmark = pytest.mark.browser
 
 SCREENSHOT = PROJECT_ROOT / "data" / "08_reporting" / "figures" / "annotation_tool.png"
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
-#: headless flags for Debian's Chromium (ENVIRONMENT.md); Playwright adds --headless and a
+#: headless flags for Debian's Chromium; Playwright adds --headless and a
 #: fresh temporary --user-data-dir to every launch itself
 CHROMIUM_ARGS = [
     "--no-sandbox",

@@ -14,12 +14,12 @@ def test_entropy_in_nats():
     np.testing.assert_allclose(entropy(h), [np.log(2), 0.0, np.log(11)])
 
 
-def test_mode_ties_prefer_the_original_label_else_the_lowest_digit():
+def test_argmax_ties_prefer_the_original_label_else_the_lowest_digit():
     h = np.zeros((3, 10))
     h[0, [3, 5]] = 0.5
     h[1, [3, 5]] = 0.5
     h[2, [3, 5]] = [0.4, 0.6]
-    assert statistics.human_mode(h, np.array([5, 8, 3])).tolist() == [5, 3, 5]
+    assert statistics.human_argmax(h, np.array([5, 8, 3])).tolist() == [5, 3, 5]
 
 
 def test_krippendorff_alpha_matches_the_hand_computed_value():

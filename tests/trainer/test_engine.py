@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from soft_label_audit.progress import progress_enabled
 from soft_label_audit.trainer import (
     CURVE_NAMES,
     ModelConfig,
@@ -19,7 +20,6 @@ from soft_label_audit.trainer import (
     train_runs,
     train_teacher,
 )
-from soft_label_audit.trainer.progress import progress_enabled
 
 MODEL = ModelConfig(channels=(4, 8), hidden=16)
 EYE = np.eye(10, dtype=np.float32)

@@ -46,7 +46,7 @@ _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|nan|NaN|inf")
 @dataclass(frozen=True)
 class ReleasedConfig:
     soft_label_column: str = "soft_label"
-    sum_tolerance: float = 1e-3
+    soft_label_tolerance: float = 1e-3
     image_tolerance: int = 0
     non_mnist_id_offset: int = 200_000
     source_map: dict[str, str] = field(
@@ -78,9 +78,9 @@ class ReleasedConfig:
             soft_label_column=params.text(
                 f"{path}.soft_label_column", block.get("soft_label_column", cls.soft_label_column)
             ),
-            sum_tolerance=params.number(
+            soft_label_tolerance=params.number(
                 "annotation.soft_label_tolerance",
-                annotation.get("soft_label_tolerance", cls.sum_tolerance),
+                annotation.get("soft_label_tolerance", cls.soft_label_tolerance),
                 0,
                 low_open=True,
             ),
@@ -167,9 +167,11 @@ def _is_fraction_or_percent(v: Any) -> bool:
 
 def released_schema(config: ReleasedConfig) -> pa.DataFrameSchema:
     known_sources = set(config.source_map)
-    dist11 = _distribution(config.sum_tolerance, len(H_COLS))
-    dist10 = _distribution(config.sum_tolerance, 10)
-    soft_rule = f"soft label is 11 non-negative numbers summing to 1 (±{config.sum_tolerance:g})"
+    dist11 = _distribution(config.soft_label_tolerance, len(H_COLS))
+    dist10 = _distribution(config.soft_label_tolerance, 10)
+    soft_rule = (
+        f"soft label is 11 non-negative numbers summing to 1 (±{config.soft_label_tolerance:g})"
+    )
     columns: dict[str, pa.Column] = {
         "images": pa.Column(
             None,

@@ -30,17 +30,16 @@ so that every annotator's load stays close to even. Everything is seeded.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from soft_label_audit import params as p
 from soft_label_audit.columns import NONE_CHOICE
 from soft_label_audit.crowd import perception
+from soft_label_audit.progress import progress_bar, progress_enabled
 
 Range = tuple[float, float]
 
@@ -207,10 +206,6 @@ def assign_annotators(
     return np.concatenate(items).astype(np.int64), np.concatenate(annotators).astype(np.int64)
 
 
-def _progress_disabled() -> bool:
-    return bool(os.environ.get("CI")) or not os.isatty(2)
-
-
 @dataclass
 class SimulatedCrowd:
     """Annotates images with a pool of observers; ``annotators_`` holds the drawn traits.
@@ -257,11 +252,12 @@ class SimulatedCrowd:
         offset = centre - np.einsum("nij,nj->ni", a, centre) - shift
         viewed = perception.warp(x, a, offset)
         blur = traits["blur_px"].to_numpy()
-        for j in tqdm(
-            range(cfg.n_annotators), desc="simulated annotators", disable=_progress_disabled()
-        ):
+        bar = progress_bar(cfg.n_annotators, "simulated annotators", progress_enabled())
+        for j in range(cfg.n_annotators):
             mask = ann_idx == j
             viewed[mask] = perception.blur(viewed[mask], float(blur[j]))
+            bar.update()
+        bar.close()
         profiles = self.profiles
         profile = ann_idx % len(profiles)
         evidence = np.empty((n, 10))

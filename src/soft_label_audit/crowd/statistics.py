@@ -29,7 +29,7 @@ import pandas as pd
 
 from soft_label_audit import params as p
 from soft_label_audit.columns import CHOICES, H_COLS, NONE_CHOICE
-from soft_label_audit.human_labels import human_digits, human_entropy, human_mode
+from soft_label_audit.human_labels import human_argmax, human_digits, human_entropy
 
 _SLOT = {choice: i for i, choice in enumerate(CHOICES)}
 
@@ -112,7 +112,7 @@ def item_statistics(
         given = pct_unsure.reindex(merged["item_id"]).to_numpy(float)
         unsure = np.where(np.isnan(unsure), given, unsure)
     original = merged["original_label"].to_numpy(np.int64)
-    argmax = human_mode(human_digits(h, none_slot), original)
+    argmax = human_argmax(human_digits(h, none_slot), original)
     supported = mode_supported(h, argmax, merged["item_id"].to_numpy(np.int64), votes, mode_support)
     mode = np.where(supported, argmax, original)
     return pd.DataFrame(

@@ -86,18 +86,6 @@ def source_runs(
     )
 
 
-def per_seed_table(
-    metrics_by_run: pd.DataFrame, source: str, conditions: list[str], metric: str, seeds: np.ndarray
-) -> np.ndarray:
-    """(C, S) per-seed values of ``metric`` from metrics_by_run (NaN where a run is missing)."""
-    sub = metrics_by_run[metrics_by_run["source"].astype(str) == source]
-    index = pd.MultiIndex.from_product([list(conditions), list(seeds)], names=["condition", "seed"])
-    wide = sub.assign(condition=sub["condition"].astype(str)).set_index(["condition", "seed"])[
-        metric
-    ]
-    return wide.reindex(index).to_numpy(dtype=np.float64).reshape(len(conditions), len(seeds))
-
-
 class PerSeed:
     """Every numeric metric of one source as a (C, S) array, looked up without pandas."""
 

@@ -45,8 +45,8 @@ import torch
 from torch.func import functional_call, stack_module_state, vmap
 
 from soft_label_audit import params as p
+from soft_label_audit.progress import progress_bar, progress_enabled
 from soft_label_audit.trainer.model import N_CLASSES, ModelConfig, build_model, images_to_tensor
-from soft_label_audit.trainer.progress import progress_bar, progress_enabled
 
 CURVE_NAMES = (
     "train_loss",
@@ -202,31 +202,27 @@ def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Ten
 
 
 def _make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
-    name = config.optimizer.lower()
-    if name == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    if name == "sgd":
+    """``config.optimizer`` is one of :data:`OPTIMIZERS` (:meth:`TrainConfig.from_params`)."""
+    if config.optimizer == "sgd":
         return torch.optim.SGD(
             params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
         )
-    raise ValueError(f"unknown optimizer {config.optimizer!r}; use adam, adamw or sgd")
+    make = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[config.optimizer]
+    return make(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
 def _make_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int):
-    if config.schedule == "cosine":
+    """``config.schedule`` is one of :data:`SCHEDULES`; ``total_steps`` >= 1 (epochs >= 1 and at
+    least one training item) and the scheduler is stepped exactly ``total_steps`` times, so the
+    cosine factor sees steps 0..total_steps only."""
 
-        def factor(step):
-            return 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / max(total_steps, 1)))
+    def cosine(step):
+        return 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
 
-    elif config.schedule == "constant":
+    def constant(step):
+        return 1.0
 
-        def factor(step):
-            return 1.0
-
-    else:
-        raise ValueError(f"unknown schedule {config.schedule!r}; use cosine or constant")
+    factor = {"cosine": cosine, "constant": constant}[config.schedule]
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
@@ -236,8 +232,8 @@ def torch_settings(config: TrainConfig, device: torch.device) -> Iterator[None]:
     old_threads = torch.get_num_threads()
     old_det = torch.are_deterministic_algorithms_enabled()
     old_warn = torch.is_deterministic_algorithms_warn_only_enabled()
-    threads = config.num_threads or os.cpu_count() or 1
-    torch.set_num_threads(max(1, min(threads, os.cpu_count() or threads)))
+    threads = config.num_threads or os.cpu_count() or 1  # >= 1: num_threads is None or positive
+    torch.set_num_threads(min(threads, os.cpu_count() or threads))
     if config.deterministic and device.type == "cpu":
         torch.use_deterministic_algorithms(True)
     try:
@@ -279,34 +275,27 @@ def train_runs(
     seeds = np.asarray(seeds, np.int64)
     _check_inputs(data, train_targets, val_targets, seeds)
     device = resolve_device(config.device)
-    vectorise = {"auto": device.type == "cuda", "always": True, "never": False}.get(
-        config.vectorise
-    )
-    if vectorise is None:
-        raise ValueError(f"vectorise must be auto, always or never, got {config.vectorise!r}")
-    show = progress_enabled(config.progress)
+    # config.vectorise is one of VECTORISE (TrainConfig.from_params)
+    vectorise = {"auto": device.type == "cuda", "always": True, "never": False}[config.vectorise]
     start = time.perf_counter()
     with torch_settings(config, device):
-        train = _train_vectorised if vectorise else _train_plain
-        out = train(
-            data,
-            train_targets,
-            val_targets,
-            seeds,
-            model_config,
-            config,
-            device,
-            record_dynamics,
-            desc,
-            show,
+        job = _Job(
+            tensors=_Tensors(data, train_targets, val_targets, device),
+            seeds=seeds,
+            model_config=model_config,
+            config=config,
+            device=device,
+            record=record_dynamics,
+            desc=desc,
+            show=progress_enabled(config.progress),
         )
-    curves, test_logits, dynamics, state_dicts = out
+        out = _train_vectorised(job=job) if vectorise else _train_plain(job=job)
     return TrainResult(
         seeds=seeds,
-        curves=curves,
-        test_logits=test_logits,
-        dynamics=dynamics,
-        state_dicts=state_dicts,
+        curves=out.curves,
+        test_logits=out.test_logits,
+        dynamics=out.dynamics,
+        state_dicts=out.state_dicts,
         device=str(device),
         vectorised=vectorise,
         seconds=time.perf_counter() - start,
@@ -332,46 +321,74 @@ class _Tensors:
         self.t_val = torch.as_tensor(val_targets, device=device)
 
 
+@dataclass(frozen=True)
+class _Job:
+    """What every run of one :func:`train_runs` call shares."""
+
+    tensors: _Tensors
+    seeds: np.ndarray
+    model_config: ModelConfig
+    config: TrainConfig
+    device: torch.device
+    record: bool
+    desc: str
+    show: bool
+
+
+@dataclass(frozen=True)
+class _RunOutput:
+    """One run: (E,) curves, (n_test, 10) test logits, (E, n, 10) dynamics (None unless
+    recorded) and the final weights."""
+
+    curves: dict[str, np.ndarray]
+    test_logits: np.ndarray
+    dynamics: np.ndarray | None
+    state_dict: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class _RunsOutput:
+    """K runs: (K, E) curves, (K, n_test, 10) float32 test logits, (K, E, n, 10) dynamics (None
+    unless recorded) and one state dict per run."""
+
+    curves: dict[str, np.ndarray]
+    test_logits: np.ndarray
+    dynamics: np.ndarray | None
+    state_dicts: list[dict[str, np.ndarray]]
+
+    @classmethod
+    def stack(cls, runs: list[_RunOutput], record: bool) -> _RunsOutput:
+        return cls(
+            curves={name: np.stack([r.curves[name] for r in runs]) for name in CURVE_NAMES},
+            test_logits=np.stack([r.test_logits for r in runs]).astype(np.float32),
+            dynamics=np.stack([r.dynamics for r in runs]) if record else None,
+            state_dicts=[r.state_dict for r in runs],
+        )
+
+
 def _chunks(n: int, size: int) -> list[slice]:
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
 
-def _train_plain(
-    data, train_targets, val_targets, seeds, model_config, config, device, record, desc, show
-):
+def _train_plain(*, job: _Job) -> _RunsOutput:
     """The runs one after another, or, on a CPU with ``workers`` > 1, several at a time in threads
     with one intra-op thread each (the results are the same either way: runs share nothing)."""
-    tensors = _Tensors(data, train_targets, val_targets, device)
-    k_runs, epochs = len(seeds), config.epochs
-    workers = max(1, min(_cpu_workers(config, device), k_runs))
-    overall = progress_bar(k_runs * epochs, f"{desc} (all runs)", show, position=0)
+    k_runs, epochs = len(job.seeds), job.config.epochs
+    workers = max(1, min(_cpu_workers(job.config, job.device), k_runs))
+    overall = progress_bar(k_runs * epochs, f"{job.desc} (all runs)", job.show, position=0)
 
-    def run(k: int):
+    def run(k: int) -> _RunOutput:
         if workers > 1:
             torch.set_num_threads(1)  # per-thread setting: each worker keeps to one core
-        return _train_one(
-            k,
-            int(seeds[k]),
-            tensors,
-            model_config,
-            config,
-            device,
-            record,
-            desc,
-            show,
-            overall,
-            position=1 + k % workers,
-        )
+        return _train_one(job=job, k=k, overall=overall, position=1 + k % workers)
 
     if workers > 1:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="train-run") as pool:
-            outs = list(pool.map(run, range(k_runs)))
+            runs = list(pool.map(run, range(k_runs)))
     else:
-        outs = [run(k) for k in range(k_runs)]
+        runs = [run(k) for k in range(k_runs)]
     overall.close()
-    curves = {name: np.stack([o[0][name] for o in outs]) for name in CURVE_NAMES}
-    dynamics = np.stack([o[2] for o in outs]) if record else None
-    return curves, np.stack([o[1] for o in outs]).astype(np.float32), dynamics, [o[3] for o in outs]
+    return _RunsOutput.stack(runs, record=job.record)
 
 
 def _cpu_workers(config: TrainConfig, device: torch.device) -> int:
@@ -384,19 +401,23 @@ def _cpu_workers(config: TrainConfig, device: torch.device) -> int:
     return int(config.parallel_runs)
 
 
-def _train_one(
-    k, seed, tensors, model_config, config, device, record, desc, show, overall, position
-):
+def _train_one(*, job: _Job, k: int, overall, position: int) -> _RunOutput:
+    """Run ``k`` of ``job`` (seed ``job.seeds[k]``); ``overall`` counts its epochs, its own bar
+    sits at ``position``."""
+    tensors, config, device, record = job.tensors, job.config, job.device, job.record
+    seed = int(job.seeds[k])
     n, epochs = len(tensors.x), config.epochs
     curves = {name: np.full(epochs, np.nan) for name in CURVE_NAMES}
     batches = _chunks(n, config.batch_size)
-    model = build_model(model_config, seed).to(device)
+    model = build_model(job.model_config, seed).to(device)
     optimizer = _make_optimizer(model.parameters(), config)
     schedule = _make_schedule(optimizer, config, epochs * len(batches))
     orders = torch.as_tensor(batch_orders(seed, n, epochs), device=device)
     targets = tensors.t[k]
     dyn = torch.empty((epochs, n, N_CLASSES), device=device) if record else None
-    run_bar = progress_bar(epochs, f"{desc} seed {seed}", show, position=position, leave=False)
+    run_bar = progress_bar(
+        epochs, f"{job.desc} seed {seed}", job.show, position=position, leave=False
+    )
     for epoch in range(epochs):
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
@@ -430,7 +451,12 @@ def _train_one(
     run_bar.close()
     test_logits = _predict_plain(model, tensors.x_test, config.eval_batch_size).cpu().numpy()
     state = {name: p.detach().cpu().numpy().copy() for name, p in model.state_dict().items()}
-    return curves, test_logits, dyn.cpu().numpy() if record else None, state
+    return _RunOutput(
+        curves=curves,
+        test_logits=test_logits,
+        dynamics=dyn.cpu().numpy() if record else None,
+        state_dict=state,
+    )
 
 
 @torch.no_grad()
@@ -465,12 +491,17 @@ def _predict_plain(model: torch.nn.Module, x: torch.Tensor, batch_size: int) -> 
     return torch.cat([model(x[chunk]) for chunk in _chunks(len(x), batch_size)])
 
 
-def _train_vectorised(
-    data, train_targets, val_targets, seeds, model_config, config, device, record, desc, show
-):
-    tensors = _Tensors(data, train_targets, val_targets, device)
-    n, epochs, k_runs = len(data.train_images), config.epochs, len(seeds)
-    models = [build_model(model_config, int(seed)) for seed in seeds]
+def _train_vectorised(*, job: _Job) -> _RunsOutput:
+    """The K runs of ``job`` at once, their parameters stacked (module doc)."""
+    tensors, config, device, record, seeds = (
+        job.tensors,
+        job.config,
+        job.device,
+        job.record,
+        job.seeds,
+    )
+    n, epochs, k_runs = len(tensors.x), config.epochs, len(seeds)
+    models = [build_model(job.model_config, int(seed)) for seed in seeds]
     stacked, _ = stack_module_state(models)
     params = {name: p.detach().to(device).requires_grad_(True) for name, p in stacked.items()}
     skeleton = copy.deepcopy(models[0]).to("meta")
@@ -492,7 +523,7 @@ def _train_vectorised(
     history = {
         name: torch.full((k_runs, epochs), float("nan"), device=device) for name in CURVE_NAMES
     }
-    bar = progress_bar(epochs, f"{desc} ({k_runs} runs vectorised)", show, position=0)
+    bar = progress_bar(epochs, f"{job.desc} ({k_runs} runs vectorised)", job.show, position=0)
     for epoch in range(epochs):
         loss_sum = torch.zeros(k_runs, device=device)
         correct = torch.zeros(k_runs, device=device, dtype=torch.long)
@@ -530,9 +561,12 @@ def _train_vectorised(
         {name: p[k].detach().cpu().numpy().copy() for name, p in params.items()}
         for k in range(k_runs)
     ]
-    curves = {name: h.cpu().double().numpy() for name, h in history.items()}
-    dynamics = dyn.cpu().numpy() if record else None
-    return curves, test_logits.cpu().numpy().astype(np.float32), dynamics, state_dicts
+    return _RunsOutput(
+        curves={name: h.cpu().double().numpy() for name, h in history.items()},
+        test_logits=test_logits.cpu().numpy().astype(np.float32),
+        dynamics=dyn.cpu().numpy() if record else None,
+        state_dicts=state_dicts,
+    )
 
 
 @torch.no_grad()

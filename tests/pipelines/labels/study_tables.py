@@ -64,7 +64,7 @@ def small_study(mnist_arrays: dict, seed: int = 0) -> dict[str, pd.DataFrame]:
             "n_votes": pd.array([15] * n, dtype="Int64"),
             "human_entropy": human_entropy(votes),
             "pct_unsure": 0.0,
-            "human_mode": tg.human_mode(h, study["original_label"].to_numpy()),
+            "human_mode": tg.human_argmax(h, study["original_label"].to_numpy()),
         }
     )
     stats["mode_shift"] = stats["human_mode"] != stats["original_label"]

@@ -1,8 +1,11 @@
-"""Progress bars that stay quiet where nobody watches them.
+"""Progress bars that stay quiet where nobody watches them (the trainer's and the simulated
+crowd's).
 
-A bar is shown only on an interactive terminal, never when the ``CI`` environment variable is
-set, and never when the project's logger is set above INFO (a quiet logging configuration).
-tqdm is optional: without it the bars are silent no-ops.
+Imports the standard library alone (tqdm optionally), so both the trainer, which imports torch
+and numpy alone, and the crowd, which imports no torch, use it. A bar is shown only on an
+interactive terminal, never when the ``CI`` environment variable is set, and never when the
+project's logger is set above INFO (a quiet logging configuration). Without tqdm the bars are
+silent no-ops.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import logging
 import os
 import sys
 
-try:  # tqdm is a soft dependency of the trainer
+try:  # tqdm is a soft dependency
     from tqdm import tqdm as _tqdm
 except ImportError:  # pragma: no cover - exercised only where tqdm is absent
     _tqdm = None
