@@ -48,7 +48,6 @@ if TYPE_CHECKING:
     from soft_label_audit.reporting.statistics import SourceBootstrap
 
 DIRECTIONS = ("increase", "decrease")
-#: the kind of a claim entry without a ``kind`` key
 
 
 def _condition(path: str, value: Any) -> str:
