@@ -20,10 +20,10 @@ from soft_label_audit.crowd.aggregation import DawidSkeneSoft
 from soft_label_audit.crowd.released import ReleasedConfig
 from soft_label_audit.crowd.statistics import ModeSupport
 from soft_label_audit.grid import StudyGrid
+from soft_label_audit.parameter_tree import read_teacher
 from soft_label_audit.params import ParameterError
 from soft_label_audit.reporting.config import ReportingConfig
 from soft_label_audit.targets import BUILDERS, PermutationOptions, TargetInputs, build_targets
-from soft_label_audit.trainer import TeacherConfig
 from tests.conftest import PROJECT_ROOT
 from tests.helpers import config_loader
 
@@ -49,7 +49,7 @@ def test_the_configured_blocks_read_cleanly(base):
     assert ReportingConfig.from_params(base["reporting"]).bootstrap.n_resamples == 2000
     training = TrainingConfig.from_params(base["training"], "synthetic")
     assert training.train.epochs == base["training"]["epochs"]["synthetic"]
-    teacher = TeacherConfig.from_params(base["labels"]["teacher"], "labels.teacher", ("k_folds",))
+    teacher = read_teacher(base["labels"]["teacher"], base["training"], "teacher")
     assert teacher.k_folds == 5 and teacher.model.settings() == {"channels": [16, 32], "hidden": 64}
     assert ReleasedConfig.from_params(base["annotation"]).source_map["amnist"] == "synthetic"
 
@@ -74,7 +74,7 @@ def test_the_configured_blocks_read_cleanly(base):
             "evaluation",
             "calibration_floor.quantile",
             95,
-            "evaluation.calibration_floor.quantile must be a number in [0, 1], got 95",
+            "evaluation.calibration_floor.quantile must be a number in (0, 1), got 95",
         ),
         (
             "reporting",
@@ -155,7 +155,7 @@ def test_training_values_are_checked(base, key, value, message):
 def test_teacher_values_are_checked(base, teacher, needs, key, value, message):
     block = _set(base, f"labels.{teacher}.{key}", value)["labels"][teacher]
     with pytest.raises(ParameterError) as info:
-        TeacherConfig.from_params(block, f"labels.{teacher}", needs)
+        read_teacher(block, base["training"], teacher)
     assert str(info.value).splitlines()[0] == message
 
 

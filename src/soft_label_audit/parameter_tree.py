@@ -259,3 +259,43 @@ def _check_across_blocks(blocks: dict[str, Any]) -> None:
             f"digits.study.n_per_source.{missing[0]} is missing: study.sources lists {missing[0]!r}",
             fix="give every source of study.sources its number of study items",
         )
+
+
+def base_block(dotted: str) -> Any:
+    """A copy of one block of ``conf/base`` as its YAML writes it, for examples and tests that
+    change a few settings of a complete block (``${globals:...}`` values filled in from
+    ``conf/base/globals.yml``).
+
+    >>> base_block("digits.figure")
+    {'rows': 4, 'cols': 8}
+    """
+    import copy
+    import re
+
+    import yaml
+
+    from soft_label_audit.grid import PROJECT_ROOT
+
+    base = PROJECT_ROOT / "conf" / "base"
+    tree: dict[str, Any] = {}
+    for path in sorted(base.glob("parameters*.yml")):
+        tree.update(yaml.safe_load(path.read_text()) or {})
+    globals_ = yaml.safe_load((base / "globals.yml").read_text()) or {}
+
+    def resolve(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: resolve(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [resolve(v) for v in value]
+        match = isinstance(value, str) and re.fullmatch(r"\$\{globals:([\w.]+)\}", value)
+        if match:
+            node: Any = globals_
+            for key in match.group(1).split("."):
+                node = node[key]
+            return node
+        return value
+
+    node: Any = tree
+    for key in dotted.split("."):
+        node = node[key]
+    return copy.deepcopy(resolve(node))

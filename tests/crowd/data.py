@@ -90,6 +90,7 @@ def crowd_params(seed: int = 3) -> dict:
             "k_neighbours": [10, 30],
             "bandwidth_scale": 1.0,
             "typical_quantile": 0.99,
+            "class_neighbours": 5,
         },
         "traits": {
             "shift_px": [0.0, 0.6],

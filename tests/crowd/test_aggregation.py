@@ -11,6 +11,7 @@ from soft_label_audit.crowd.aggregation import (
     VoteShare,
     aggregate,
 )
+from soft_label_audit.parameter_tree import base_block
 
 VOTES = pd.DataFrame(
     {
@@ -67,7 +68,8 @@ def test_dawid_skene_is_a_distribution_over_eleven_slots_and_discounts_a_spammer
 def test_every_rule_sums_to_one(rule):
     # (a table that does not is refused by the human_soft_labels_by_rule contract:
     # tests/test_contracts.py)
-    values = aggregate(VOTES, rule)[list(H_COLS)].to_numpy(float)
+    values = aggregate(VOTES, rule, base_block("annotation.dawid_skene"))[list(H_COLS)]
+    values = values.to_numpy(float)
     assert np.isfinite(values).all() and (values >= 0).all()
     np.testing.assert_allclose(values.sum(axis=1), 1.0, atol=1e-9)
 

@@ -8,6 +8,9 @@ from soft_label_audit.crowd import statistics
 from soft_label_audit.crowd.aggregation import aggregate
 from soft_label_audit.human_labels import entropy
 
+#: a human mode needs half the votes and one sure vote
+ONE_SURE_VOTE = {"min_vote_share": 0.5, "min_sure_votes": 1}
+
 
 def test_entropy_in_nats():
     h = np.array([[0.5, 0.5] + [0] * 9, [1.0] + [0] * 10, [1 / 11] * 11])
@@ -56,7 +59,7 @@ def test_item_and_annotator_statistics():
         }
     )
     h = aggregate(votes, "vote_share")
-    items = statistics.item_statistics(h, study, votes)
+    items = statistics.item_statistics(h, study, votes, mode_support=ONE_SURE_VOTE)
     assert items["unanimous"].tolist() == [True, False]
     assert items["human_mode"].tolist() == [4, 9]
     assert items["mode_shift"].tolist() == [False, True]
@@ -105,9 +108,9 @@ def test_an_all_none_item_is_uncertain_not_unanimous_and_its_entropy_is_its_targ
         }
     )
     h = aggregate(votes, "vote_share")
-    items = statistics.item_statistics(h, study, votes, none_slot="renormalise").set_index(
-        "item_id"
-    )
+    items = statistics.item_statistics(
+        h, study, votes, none_slot="renormalise", mode_support=ONE_SURE_VOTE
+    ).set_index("item_id")
     assert items.loc[1, "human_entropy"] == pytest.approx(np.log(10))  # uniform target
     assert not items.loc[1, "unanimous"] and items.loc[3, "unanimous"]
     bands = difficulty_band(items["human_entropy"].to_numpy(), 1e-9, 0.5)

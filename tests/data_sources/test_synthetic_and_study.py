@@ -3,7 +3,11 @@ import pandas as pd
 import pytest
 
 from soft_label_audit.data_sources import geometry, study, synthetic
+from soft_label_audit.parameter_tree import base_block
 from soft_label_audit.params import ParameterError
+
+SYNTHETIC = base_block("digits.synthetic")
+STUDY = base_block("digits.study")
 
 CONFIG = synthetic.AmbiguityConfig(
     n_items=64, class_pairs=((4, 9), (1, 7)), min_weight=0.3, max_weight=0.7, seed=5
@@ -69,26 +73,26 @@ def test_blends_keep_the_stroke_contrast_of_their_parents(small_mnist_raw):
 
 def test_configuration_is_checked_with_the_one_template():
     with pytest.raises(ParameterError) as err:
-        synthetic.AmbiguityConfig.from_params({"n_items": -3})
+        synthetic.AmbiguityConfig.from_params({**SYNTHETIC, "n_items": -3})
     assert str(err.value).splitlines()[0] == (
         "digits.synthetic.n_items must be a positive integer, got -3"
     )
     with pytest.raises(
         ParameterError, match=r"digits.synthetic.class_pairs must be a list of pairs"
     ):
-        synthetic.AmbiguityConfig.from_params({"class_pairs": [[3, 3]]})
+        synthetic.AmbiguityConfig.from_params({**SYNTHETIC, "class_pairs": [[3, 3]]})
     with pytest.raises(ParameterError, match=r"digits.synthetic.max_weight must be a number >="):
-        synthetic.AmbiguityConfig.from_params({"min_weight": 0.6, "max_weight": 0.4})
+        synthetic.AmbiguityConfig.from_params({**SYNTHETIC, "min_weight": 0.6, "max_weight": 0.4})
     with pytest.raises(ParameterError, match=r"digits.synthetic has unknown settings \['n_item'\]"):
-        synthetic.AmbiguityConfig.from_params({"n_item": 3})
+        synthetic.AmbiguityConfig.from_params({**SYNTHETIC, "n_item": 3})
     with pytest.raises(ParameterError, match=r"digits.study.n_per_source.mnist must be a non-neg"):
-        study.StudyConfig.from_params({"n_per_source": {"mnist": -1}, "seed": 0})
+        study.StudyConfig.from_params({**STUDY, "n_per_source": {"mnist": -1}})
     with pytest.raises(ParameterError, match=r"digits.study.split_fractions must be train, val"):
         study.StudyConfig.from_params(
             {
+                **STUDY,
                 "n_per_source": {"mnist": 1},
                 "split_fractions": {"train": 0.9, "val": 0.2, "test": 0},
-                "seed": 0,
             }
         )
 

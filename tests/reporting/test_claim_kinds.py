@@ -31,7 +31,7 @@ COMMON = {
 }
 #: one claim entry per registered kind; a kind added to CLAIM_KINDS needs one here
 EXAMPLES = {
-    "difference": {**COMMON, "id": "diff", "metric": "nll"},
+    "difference": {**COMMON, "id": "diff", "kind": "difference", "metric": "nll"},
     "band_contrast": {
         **COMMON,
         "id": "band",

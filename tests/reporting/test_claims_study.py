@@ -13,6 +13,7 @@ from tests.pipelines.evaluation.synthetic_study import GRID
 CLAIMS = [
     {
         "id": "a",
+        "kind": "difference",
         "statement": "human soft labels improve accuracy",
         "metric": "accuracy",
         "condition": "human_soft",
@@ -50,6 +51,7 @@ CLAIMS = [
     },
     {
         "id": "f",
+        "kind": "difference",
         "statement": "a claim on a condition the grid lacks",
         "metric": "nll",
         "condition": "human_soft",

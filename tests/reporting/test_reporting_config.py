@@ -208,12 +208,17 @@ def test_a_condition_must_be_a_label_condition(key, path):
         assert _first_line(block).startswith(f"reporting.{'.'.join(where)}.baseline must be one of")
 
 
-def test_a_claim_without_kind_is_a_difference_and_a_kind_refuses_others_fields():
+def test_a_claim_needs_its_kind_and_a_kind_refuses_others_fields():
     entry = {k: v for k, v in BASE["claims"][3].items() if k not in ("kind", "band")}
-    config = ReportingConfig.from_params({**REPORTING_EXAMPLE, "claims": [entry]})
+    assert _first_line({**REPORTING_EXAMPLE, "claims": [entry]}) == (
+        "reporting.claims[0].kind is missing"
+    )
+    config = ReportingConfig.from_params(
+        {**REPORTING_EXAMPLE, "claims": [{**entry, "kind": "difference"}]}
+    )
     assert type(config.claims[0]) is DifferenceClaim and config.claims[0].kind == "difference"
-    # the band of a band contrast, without its kind: a field no difference has
-    entry = {k: v for k, v in BASE["claims"][3].items() if k != "kind"}
+    # the band of a band contrast, with the kind of a difference: a field no difference has
+    entry = {**BASE["claims"][3], "kind": "difference"}
     assert _first_line({**REPORTING_EXAMPLE, "claims": [entry]}) == (
         "reporting.claims[0] has unknown settings ['band']; known: ['baseline', 'condition', "
         "'direction', 'id', 'kind', 'metric', 'statement']"

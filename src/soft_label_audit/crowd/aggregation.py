@@ -154,7 +154,8 @@ def aggregate(
     ...                       "choice": ["4", "4", "9", "none"],
     ...                       "unsure": [False, True, True, False]})
     >>> for rule in RULES:
-    ...     row = aggregate(votes, rule).set_index("item_id").loc[1, list(H_COLS)]
+    ...     row = aggregate(votes, rule, {"n_iter": 100, "tol": 1e-5}).set_index("item_id")
+    ...     row = row.loc[1, list(H_COLS)]
     ...     print(rule, {k: round(float(v), 3) for k, v in row.items() if v > 5e-4})
     vote_share {'h_4': 0.5, 'h_9': 0.25, 'h_none': 0.25}
     vote_share_yes_only {'h_4': 0.5, 'h_none': 0.5}

@@ -48,9 +48,11 @@ from soft_label_audit.data_sources.geometry import (  # noqa: F401  (the observe
 class PerceptionConfig:
     """The ``simulated_crowd.perception`` block (see :func:`observer_profiles`).
 
-    >>> PerceptionConfig.from_params({"n_components": [30, 50]}).n_components
+    >>> from soft_label_audit.parameter_tree import base_block
+    >>> block = base_block("simulated_crowd.perception")
+    >>> PerceptionConfig.from_params({**block, "n_components": [30, 50]}).n_components
     (30, 50)
-    >>> PerceptionConfig.from_params({"memory_share": 0})
+    >>> PerceptionConfig.from_params({**block, "memory_share": 0})
     Traceback (most recent call last):
     ...
     soft_label_audit.params.ParameterError: simulated_crowd.perception.memory_share must be a number in (0, 1], got 0

@@ -74,7 +74,8 @@ class CrowdConfig:
         """Build from the ``simulated_crowd`` block (nested ``votes_per_item``, ``perception``,
         ``traits`` and ``careless``), every value checked (:mod:`soft_label_audit.params`).
 
-        >>> CrowdConfig.from_params({"seed": 1, "n_annotators": 0})
+        >>> from soft_label_audit.parameter_tree import base_block
+        >>> CrowdConfig.from_params({**base_block("simulated_crowd"), "n_annotators": 0})
         Traceback (most recent call last):
         ...
         soft_label_audit.params.ParameterError: simulated_crowd.n_annotators must be a positive integer, got 0

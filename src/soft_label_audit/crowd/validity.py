@@ -60,7 +60,9 @@ class ValidityTargets:
     def from_params(cls, params: Any, path: str = "crowd_validity") -> ValidityTargets:
         """Build from the ``crowd_validity`` block, every value checked.
 
-        >>> ValidityTargets.from_params({"classifier": {"n_train": 0}})
+        >>> from soft_label_audit.parameter_tree import base_block
+        >>> block = base_block("crowd_validity")
+        >>> ValidityTargets.from_params({**block, "classifier": {"n_train": 0, "C": 5, "seed": 0}})
         Traceback (most recent call last):
         ...
         soft_label_audit.params.ParameterError: crowd_validity.classifier.n_train must be a positive integer, got 0

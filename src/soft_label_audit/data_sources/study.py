@@ -20,9 +20,11 @@ from soft_label_audit.columns import SOURCES, SPLITS
 class StudyConfig:
     """The ``digits.study`` block: items per source, their candidate id ranges, the split.
 
-    >>> StudyConfig.from_params({"n_per_source": {"mnist": 10}, "seed": 2}).n_per_source
+    >>> from soft_label_audit.parameter_tree import base_block
+    >>> block = base_block("digits.study")
+    >>> StudyConfig.from_params({**block, "n_per_source": {"mnist": 10}}).n_per_source
     {'mnist': 10}
-    >>> StudyConfig.from_params({"n_per_source": {"mnist": 1.5}, "seed": 2})
+    >>> StudyConfig.from_params({**block, "n_per_source": {"mnist": 1.5}})
     Traceback (most recent call last):
     ...
     soft_label_audit.params.ParameterError: digits.study.n_per_source.mnist must be a non-negative integer, got 1.5

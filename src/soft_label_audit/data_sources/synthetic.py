@@ -34,9 +34,10 @@ DEFAULT_PAIRS = ((4, 9), (3, 5), (3, 8), (5, 8), (1, 7), (2, 7), (0, 6), (5, 6))
 class AmbiguityConfig:
     """The ``digits.synthetic`` block.
 
-    >>> AmbiguityConfig.from_params({"n_items": 10, "seed": 1}).n_items
+    >>> from soft_label_audit.parameter_tree import base_block
+    >>> AmbiguityConfig.from_params({**base_block("digits.synthetic"), "n_items": 10}).n_items
     10
-    >>> AmbiguityConfig.from_params({"n_items": -3, "seed": 1})
+    >>> AmbiguityConfig.from_params({**base_block("digits.synthetic"), "n_items": -3})
     Traceback (most recent call last):
     ...
     soft_label_audit.params.ParameterError: digits.synthetic.n_items must be a positive integer, got -3

@@ -99,7 +99,8 @@ class TrainConfig:
         """Read the ``training`` parameter block (``optimizer`` and ``schedule`` are sub-blocks);
         ``path`` names the block in error messages (``labels.teacher`` for the teacher).
 
-        >>> TrainConfig.from_params({"epochs": 3, "batch_size": 0})
+        >>> from soft_label_audit.parameter_tree import base_block
+        >>> TrainConfig.from_params({**base_block("training"), "epochs": 3, "batch_size": 0})
         Traceback (most recent call last):
         ...
         soft_label_audit.params.ParameterError: training.batch_size must be a positive integer, got 0

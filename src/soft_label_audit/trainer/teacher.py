@@ -27,7 +27,8 @@ class TeacherConfig:
     training settings (:class:`TrainConfig`), the seed, and ``k_folds`` (cross-fitted teacher)
     or ``n_train``/``n_val`` (teacher trained on extra images), whichever the block has.
 
-    >>> block = {"epochs": 1, "batch_size": 8, "seed": 0, "k_folds": 1}
+    >>> from soft_label_audit.parameter_tree import base_block, teacher_block
+    >>> block = teacher_block({"seed": 0, "k_folds": 1, "epochs": 1}, base_block("training"), "t")
     >>> TeacherConfig.from_params(block, "labels.teacher", needs=("k_folds",))
     Traceback (most recent call last):
     ...

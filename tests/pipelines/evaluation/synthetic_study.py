@@ -8,16 +8,16 @@ import pandas as pd
 from soft_label_audit.columns import H_COLS, P_COLS
 from soft_label_audit.grid import StudyGrid
 from soft_label_audit.human_labels import human_entropy
+from soft_label_audit.parameter_tree import base_block
 
+#: conf/base's evaluation block with no burn-in (4 epochs) and two stability curves
 EVAL_PARAMS = {
-    "n_bins": 15,
-    "bands": {"unanimous_max": 1e-9, "low_max": 0.5},
+    **base_block("evaluation"),
     "cartography": {
         "burn_in_fraction": 0.0,
         "easy_min_confidence": 0.5,
         "ambiguous_min_variability": 0.2,
     },
-    "convergence": {"curve": "val_loss", "higher_is_better": False, "fraction": 0.95},
     "stability_curves": ["val_loss", "val_acc"],
 }
 REPORT_PARAMS = {
