@@ -11,8 +11,6 @@ IMAGE_BYTES = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
 DIGITS = tuple(range(N_CLASSES))
 
 SOURCES = ("mnist", "synthetic")
-#: where ``annotation.source`` reads the votes (the catalog entry annotation_input reads the same)
-ANNOTATION_SOURCES = ("simulated", "released", "raw_file")
 SPLITS = ("train", "val", "test")
 
 #: human soft label: 10 digits plus the "none / can't tell" slot, summing to one

@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from soft_label_audit import params as p
-from soft_label_audit.columns import ANNOTATION_SOURCES
+from soft_label_audit.crowd import sources
 from soft_label_audit.crowd.aggregation import RULES, DawidSkeneSoft
 from soft_label_audit.crowd.released import ReleasedConfig
 from soft_label_audit.crowd.statistics import ModeSupport
@@ -256,11 +256,14 @@ class AnnotationReport:
 class AnnotationConfig:
     """The ``annotation`` block (conf/base/parameters_annotation.yml): the source and its files,
     the aggregation rules and the chosen one, what supports a human mode, and the released
-    file's settings (:class:`soft_label_audit.crowd.released.ReleasedConfig`)."""
+    file's settings (:class:`soft_label_audit.crowd.released.ReleasedConfig`).
+
+    ``source`` is a name of the registry :data:`soft_label_audit.crowd.sources.SOURCES`;
+    ``paths`` holds every registered source's file setting (``annotation.raw_path``, ...) by
+    its name, so a source's setting is read here once the registry names it."""
 
     source: str
-    raw_path: str
-    released_path: str
+    paths: dict[str, str]
     aggregation: str
     rules: tuple[str, ...]
     mode_support: ModeSupport
@@ -277,21 +280,23 @@ class AnnotationConfig:
         soft_label_audit.params.ParameterError: annotation.rules must be a non-empty list of aggregation rules, got []
         """
         block = p.block(path, block)
+        settings = sources.path_settings()
         p.no_unknown(
             path,
             block,
-            (*(f.name for f in fields(cls)), "soft_label_tolerance"),
+            (
+                *(f.name for f in fields(cls) if f.name != "paths"),
+                *settings,
+                "soft_label_tolerance",
+            ),
         )
         rules = p.required(path, block, "rules")
         if not isinstance(rules, (list, tuple)) or not rules:
             raise p.fail(f"{path}.rules", "a non-empty list of aggregation rules", rules)
         rules = tuple(p.choice(f"{path}.rules[{i}]", r, RULES) for i, r in enumerate(rules))
         return cls(
-            source=p.choice(
-                f"{path}.source", p.required(path, block, "source"), ANNOTATION_SOURCES
-            ),
-            raw_path=p.text(f"{path}.raw_path", p.required(path, block, "raw_path")),
-            released_path=p.text(f"{path}.released_path", p.required(path, block, "released_path")),
+            source=p.choice(f"{path}.source", p.required(path, block, "source"), sources.names()),
+            paths={key: p.text(f"{path}.{key}", p.required(path, block, key)) for key in settings},
             aggregation=p.choice(
                 f"{path}.aggregation", p.required(path, block, "aggregation"), rules
             ),
@@ -314,12 +319,21 @@ class AnnotationConfig:
         'released'
         """
         block = p.block(path, params.get(path))
-        return p.choice(f"{path}.source", p.required(path, block, "source"), ANNOTATION_SOURCES)
+        return p.choice(f"{path}.source", p.required(path, block, "source"), sources.names())
+
+    @property
+    def annotation_source(self) -> sources.AnnotationSource:
+        """The registry entry of ``source``."""
+        return sources.get(self.source)
+
+    @property
+    def path(self) -> str | None:
+        """The chosen source's file (its ``path_setting``), None for a source without one."""
+        key = self.annotation_source.path_setting
+        return None if key is None else self.paths[key]
 
     @property
     def chosen_rule(self) -> str:
         """The ``aggregation`` value of ``human_soft_labels``: the chosen rule, or for released
-        soft labels the released column they come from."""
-        if self.source == "released":
-            return f"released:{self.released.soft_label_column}"
-        return self.aggregation
+        soft labels the released column they come from (the source says which)."""
+        return self.annotation_source.chosen_rule(self)

@@ -30,7 +30,6 @@ import pyarrow.compute as pc
 from pandera.errors import SchemaErrors
 
 from soft_label_audit.columns import (
-    ANNOTATION_SOURCES,
     CHOICES,
     H_COLS,
     N_CLASSES,
@@ -40,6 +39,7 @@ from soft_label_audit.columns import (
     SPLITS,
     T_COLS,
 )
+from soft_label_audit.crowd import sources as annotation_sources
 from soft_label_audit.data_sources.tables import IMAGE_BYTES
 
 #: |row sum - 1| allowed for human soft labels and targets (float64 arithmetic)
@@ -89,6 +89,15 @@ def _at_least(lo: float) -> pa.Check:
 
 def _one_of(values: Sequence[str]) -> pa.Check:
     return pa.Check(lambda s: s.isin(values), name=f"one of {', '.join(values)}")
+
+
+def _annotation_source() -> pa.Check:
+    """A registered annotation source (:data:`soft_label_audit.crowd.sources.SOURCES`, read
+    when the check runs)."""
+    return pa.Check(
+        lambda s: s.isin(annotation_sources.names()),
+        name=f"one of {', '.join(annotation_sources.names())}",
+    )
 
 
 def _equals(value: str) -> pa.Check:
@@ -318,7 +327,7 @@ def _study_digits() -> pa.DataFrameSchema:
         {
             "image": pa.Column(None, checks=[_image()]),
             "machine_soft_label": pa.Column(None, checks=[_machine_soft_label()], nullable=True),
-            "annotation_source": _str(_one_of(ANNOTATION_SOURCES)),
+            "annotation_source": _str(_annotation_source()),
         }
     )
     return _schema(
@@ -339,7 +348,7 @@ def _votes(name: str, with_source: bool) -> pa.DataFrameSchema:
         "response_time": _col("float", _at_least(0), nullable=True, required=False),
     }
     if with_source:
-        columns["annotation_source"] = _str(_one_of(ANNOTATION_SOURCES), required=False)
+        columns["annotation_source"] = _str(_annotation_source(), required=False)
     return _schema(
         name,
         columns,
@@ -351,7 +360,7 @@ def _votes(name: str, with_source: bool) -> pa.DataFrameSchema:
 def _soft_labels(name: str, keys: Sequence[str], doc: str) -> pa.DataFrameSchema:
     columns = {"item_id": _item_id(), **_probabilities(H_COLS)}
     columns["aggregation"] = _str(_non_empty())
-    columns["annotation_source"] = _str(_one_of(ANNOTATION_SOURCES))
+    columns["annotation_source"] = _str(_annotation_source())
     checks = [_one_row_per(keys), *_distribution(H_COLS, SUM_ATOL)]
     if list(keys) == ["item_id"]:
         checks.append(_single_value("aggregation"))
@@ -367,7 +376,7 @@ def _item_stats() -> pa.DataFrameSchema:
             "pct_unsure": _col("float", _between(0, 1), nullable=True),
             "human_mode": _label(),
             "mode_shift": _col("bool"),
-            "annotation_source": _str(_one_of(ANNOTATION_SOURCES)),
+            "annotation_source": _str(_annotation_source()),
             "mode_unsupported": _col("bool", required=False),
             "pct_none_votes": _col("float", _between(0, 1), nullable=True, required=False),
             "h_none": _col("float", _between(0, 1, SUM_ATOL), required=False),

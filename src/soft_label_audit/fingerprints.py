@@ -127,6 +127,7 @@ def run_pre_training_stages(
     from kedro.io import DataCatalog, MemoryDataset
     from kedro.runner import SequentialRunner
 
+    from soft_label_audit.crowd import sources
     from soft_label_audit.datasets.annotation_files import AnnotationInputDataset
     from soft_label_audit.pipelines import annotation, digits
     from soft_label_audit.settings import CONFIG_LOADER_ARGS
@@ -135,9 +136,10 @@ def run_pre_training_stages(
         str(conf_source), **{**CONFIG_LOADER_ARGS, "default_run_env": env}, env=env
     )
     params = loader["parameters"]
-    if params["annotation"]["source"] != "simulated":
+    covered = sources.fingerprinted_source()
+    if params["annotation"]["source"] != covered:
         raise ValueError(
-            f"fingerprints cover the simulated crowd; configuration {env!r} reads "
+            f"fingerprints cover annotation.source={covered}; configuration {env!r} reads "
             f"annotation.source={params['annotation']['source']!r}"
         )
     pipe = digits.create_pipeline().to_nodes(
@@ -145,7 +147,7 @@ def run_pre_training_stages(
     ) + annotation.create_pipeline().to_nodes("annotation.select_aggregation_rule")
     datasets: dict[str, MemoryDataset] = {
         "mnist_raw": MemoryDataset(mnist_raw),
-        "annotation_input": MemoryDataset(AnnotationInputDataset("simulated").load()),
+        "annotation_input": MemoryDataset(AnnotationInputDataset(covered).load()),
     }
     for name in pipe.inputs():
         if name.startswith("params:"):

@@ -1,24 +1,27 @@
-"""The annotations of one study, from whichever source the configuration names.
-
-One function per source (``simulated``, ``raw_file``, ``released``), each returning a
-:class:`Collected`; the annotation pipeline's ``collect_annotations`` node only dispatches.
+"""What collecting a study's annotations yields (:class:`Collected`), and the steps the
+annotation sources share: votes validated against the study items, the study items with their
+images, the simulated crowd's votes. Each source's own collection is its
+:meth:`~soft_label_audit.crowd.sources.AnnotationSource.collect`
+(:mod:`soft_label_audit.crowd.sources`); the annotation pipeline's ``collect_annotations``
+node only dispatches through the registry.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from soft_label_audit.columns import H_COLS, MNIST_TEST_IDS
-from soft_label_audit.configs import AnnotationConfig
-from soft_label_audit.crowd import perception, released, simulated
-from soft_label_audit.crowd.inputs import AnnotationInput
+from soft_label_audit.crowd import perception, simulated
 from soft_label_audit.crowd.validation import AnnotationValidationError, validate_votes
 from soft_label_audit.data_sources.tables import images_from_column
+
+if TYPE_CHECKING:
+    from soft_label_audit.configs import AnnotationConfig
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +38,8 @@ STUDY_DIGIT_COLUMNS = [
 @dataclass(frozen=True)
 class Collected:
     """What every source yields: ``raw_annotations`` and ``validated_annotations`` (votes;
-    empty for released soft labels), the annotated study items (``study_digits`` without
-    ``annotation_source``), ``released_soft_labels`` (long; empty unless ``released``) and
+    empty for a source of soft labels), the annotated study items (``study_digits`` without
+    ``annotation_source``), ``released_soft_labels`` (long; empty for a source of votes) and
     ``annotator_traits`` (simulated crowd only; else an empty table)."""
 
     raw: pd.DataFrame
@@ -52,7 +55,7 @@ class Collected:
         return self.raw, self.validated, study_digits, self.released_soft, self.traits
 
 
-def _empty_votes() -> pd.DataFrame:
+def empty_votes() -> pd.DataFrame:
     return pd.DataFrame(
         {
             "item_id": pd.Series(dtype="int64"),
@@ -64,48 +67,12 @@ def _empty_votes() -> pd.DataFrame:
     )
 
 
-def _no_traits() -> pd.DataFrame:
+def no_traits() -> pd.DataFrame:
     return pd.DataFrame({"annotator_id": pd.Series(dtype="str")})
 
 
 def _no_released_soft() -> pd.DataFrame:
     return pd.DataFrame(columns=["item_id", *H_COLS, "aggregation", "pct_unsure"])
-
-
-def check_source(annotation_input: AnnotationInput, config: AnnotationConfig) -> None:
-    """The catalog and the parameters must name the same source (and file)."""
-    wanted = config.source
-    if annotation_input.source != wanted:
-        raise ValueError(
-            f"parameter annotation.source={wanted!r} but the catalog entry annotation_input reads "
-            f"{annotation_input.source!r}; choose the source on the command line "
-            f'(--params "annotation.source={wanted}"), which sets both'
-        )
-    key = {"raw_file": "raw_path", "released": "released_path"}.get(wanted)
-    if key and getattr(config, key) != annotation_input.path:
-        raise ValueError(
-            f"parameter annotation.{key}={getattr(config, key)!r} but the catalog reads "
-            f"{annotation_input.path!r}; pass the file on the command line "
-            f'(--params "annotation.{key}=PATH"), which sets both'
-        )
-
-
-def collect_released(
-    annotation_input: AnnotationInput, digits: pd.DataFrame, annotation: AnnotationConfig
-) -> Collected:
-    """A released file of soft labels: validated, matched to ``digits``; no votes."""
-    config = annotation.released
-    released.validate_released(annotation_input.frame, annotation_input.path, config)
-    study, released_soft = released.released_to_study(
-        annotation_input.frame, digits, annotation_input.path, config
-    )
-    logger.info(
-        "Released annotations: %d items from %s (soft labels from %s)",
-        len(study),
-        annotation_input.path,
-        config.soft_label_column,
-    )
-    return Collected(_empty_votes(), _empty_votes(), study, released_soft, _no_traits())
 
 
 def study_with_images(study_items: pd.DataFrame, digits: pd.DataFrame) -> pd.DataFrame:
@@ -150,34 +117,7 @@ def collect_votes(
         raw.assign(annotation_source=source),
         study[study["item_id"].isin(raw["item_id"])],
         _no_released_soft(),
-        _no_traits() if traits is None else traits,
-    )
-
-
-def collect_raw_file(
-    annotation_input: AnnotationInput,
-    digits: pd.DataFrame,
-    study_items: pd.DataFrame,
-    annotation: AnnotationConfig,
-) -> Collected:
-    """A file of raw votes (the annotation tool's export or another crowd's)."""
-    study = study_with_images(study_items, digits)
-    return collect_votes(
-        annotation_input.frame, annotation_input.path, study, study_items, annotation, "raw_file"
-    )
-
-
-def collect_simulated(
-    digits: pd.DataFrame,
-    study_items: pd.DataFrame,
-    annotation: AnnotationConfig,
-    simulated_crowd: dict[str, Any],
-) -> Collected:
-    """Votes of the simulated crowd (:mod:`soft_label_audit.crowd.simulated`)."""
-    study = study_with_images(study_items, digits)
-    votes, traits = simulate(digits, study, simulated_crowd)
-    return collect_votes(
-        votes, "the simulated crowd", study, study_items, annotation, "simulated", traits
+        no_traits() if traits is None else traits,
     )
 
 

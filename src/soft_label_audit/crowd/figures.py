@@ -10,13 +10,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from soft_label_audit.columns import CHOICES, H_COLS  # noqa: E402
+from soft_label_audit.crowd import sources  # noqa: E402
 from soft_label_audit.data_sources.tables import images_from_column  # noqa: E402
 
 
 def _title(annotation_source: str) -> str:
-    return f"annotation source: {annotation_source}" + (
-        " (simulated crowd)" if annotation_source == "simulated" else ""
-    )
+    note = sources.title_note(annotation_source)
+    return f"annotation source: {annotation_source}" + (f" ({note})" if note else "")
 
 
 def entropy_by_source(item_stats: pd.DataFrame, annotation_source: str) -> plt.Figure:

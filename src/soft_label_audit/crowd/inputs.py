@@ -1,28 +1,11 @@
-"""What the annotation input dataset hands to the pipeline, and the plain file readers."""
+"""The plain readers of annotation files (:mod:`soft_label_audit.crowd.sources` says which
+source reads its file with which)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-
-from soft_label_audit.columns import ANNOTATION_SOURCES
-
-
-@dataclass(frozen=True)
-class AnnotationInput:
-    """The chosen annotation source; ``frame`` is the file's table (None for ``simulated``)."""
-
-    source: str
-    path: str | None = None
-    frame: pd.DataFrame | None = None
-
-    def __post_init__(self) -> None:
-        if self.source not in ANNOTATION_SOURCES:
-            raise ValueError(
-                f"annotation.source must be one of {ANNOTATION_SOURCES}, not {self.source!r}"
-            )
 
 
 def read_votes_file(path: str | Path) -> pd.DataFrame:

@@ -2,9 +2,12 @@
 
 ``source`` and the paths come from the catalog, which reads the command line's
 ``--params "annotation.source=...,annotation.raw_path=..."`` through the
-``runtime_params`` resolver. Only the chosen file is read; ``simulated`` reads nothing.
-Paths may be fsspec URLs (``s3://...``, ``gcs://...``); ``released_path`` may also name the
-released dataset on the Hugging Face hub (``hf://datasets/OWNER/NAME``, see :mod:`.hub`).
+``runtime_params`` resolver. Every path argument is named after the ``annotation.*`` setting
+that holds it, and the registry (:data:`soft_label_audit.crowd.sources.SOURCES`) says which
+one the chosen source reads and how; only that file is read, a source without a
+``path_setting`` (the simulated crowd) reads nothing. Paths may be fsspec URLs (``s3://...``,
+``gcs://...``); a source that ``reads_hub`` (the released soft labels) may also name a
+dataset on the Hugging Face hub (``hf://datasets/OWNER/NAME``, see :mod:`.hub`).
 
 Example (conf/base/catalog_annotation.yml)::
 
@@ -21,7 +24,8 @@ from typing import Any
 import fsspec
 from kedro.io import AbstractDataset, DatasetError
 
-from soft_label_audit.crowd.inputs import AnnotationInput, read_released_file, read_votes_file
+from soft_label_audit.crowd import sources
+from soft_label_audit.crowd.sources import AnnotationInput
 from soft_label_audit.datasets import hub
 
 
@@ -33,38 +37,47 @@ def _is_file(path: str | None) -> bool:
 
 
 class AnnotationInputDataset(AbstractDataset[None, AnnotationInput]):
-    """Loads an :class:`AnnotationInput`; read-only."""
+    """Loads an :class:`AnnotationInput`; read-only. ``paths``: the file settings of the
+    registered sources (``raw_path=...``, ``released_path=...``), any of them unset."""
 
     def __init__(
         self,
         source: str,
-        raw_path: str | None = None,
-        released_path: str | None = None,
         metadata: dict[str, Any] | None = None,
+        **paths: str | None,
     ):
+        unknown = sorted(set(paths) - set(sources.path_settings()))
+        if unknown:
+            raise DatasetError(
+                f"AnnotationInputDataset got {unknown}; its paths are the file settings of the "
+                f"annotation sources: {list(sources.path_settings())}"
+            )
         self._source = str(source)
-        self._raw_path = raw_path
-        self._released_path = released_path
+        self._paths = paths
         self.metadata = metadata
 
+    def _entry(self) -> sources.AnnotationSource:
+        return sources.get(self._source)
+
     def _path(self) -> str | None:
-        return {"raw_file": self._raw_path, "released": self._released_path}.get(self._source)
+        key = self._entry().path_setting
+        return None if key is None else self._paths.get(key)
 
     def load(self) -> AnnotationInput:
-        if self._source == "simulated":
-            return AnnotationInput("simulated")
+        entry = self._entry()
+        if entry.path_setting is None:
+            return AnnotationInput(self._source)
         path = self._path()
-        key = "raw_path" if self._source == "raw_file" else "released_path"
-        if self._source == "released" and hub.is_hub_path(path):
+        if entry.reads_hub and hub.is_hub_path(path):
             return AnnotationInput(self._source, str(path), hub.read_hub_parquet(path))
         if not _is_file(path):
             raise DatasetError(
                 f"annotation.source={self._source} needs a file: {path!r} does not exist; "
-                f'pass it with --params "annotation.source={self._source},annotation.{key}=PATH"'
+                f'pass it with --params "annotation.source={self._source},'
+                f'annotation.{entry.path_setting}=PATH"'
             )
-        reader = read_votes_file if self._source == "raw_file" else read_released_file
         try:
-            frame = reader(path)
+            frame = entry.read_file(path)
         except Exception as exc:  # a corrupt or unreadable file: say which one
             raise DatasetError(f"cannot read annotation file {path}: {exc}") from exc
         return AnnotationInput(self._source, str(path), frame)
@@ -73,12 +86,12 @@ class AnnotationInputDataset(AbstractDataset[None, AnnotationInput]):
         raise DatasetError("AnnotationInputDataset is read-only")
 
     def _exists(self) -> bool:
-        path = self._path()
-        return self._source == "simulated" or hub.is_hub_path(path) or _is_file(path)
+        entry, path = self._entry(), self._path()
+        return (
+            entry.path_setting is None
+            or (entry.reads_hub and hub.is_hub_path(path))
+            or _is_file(path)
+        )
 
     def _describe(self) -> dict[str, Any]:
-        return {
-            "source": self._source,
-            "raw_path": self._raw_path,
-            "released_path": self._released_path,
-        }
+        return {"source": self._source, **self._paths}

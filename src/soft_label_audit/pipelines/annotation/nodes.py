@@ -15,8 +15,8 @@ import pandas as pd
 from soft_label_audit import configs
 from soft_label_audit.columns import H_COLS
 from soft_label_audit.configs import AnnotationConfig, AnnotationReport
-from soft_label_audit.crowd import aggregation, collection, figures, statistics, validity
-from soft_label_audit.crowd.inputs import AnnotationInput
+from soft_label_audit.crowd import figures, sources, statistics, validity
+from soft_label_audit.crowd.sources import AnnotationInput
 from soft_label_audit.crowd.statistics import ModeSupport
 
 logger = logging.getLogger(__name__)
@@ -29,22 +29,18 @@ def collect_annotations(
     annotation: dict[str, Any],
     simulated_crowd: dict[str, Any],
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Votes (or released soft labels) of the chosen source, validated
-    (:mod:`soft_label_audit.crowd.collection`, one function per source).
+    """Votes (or released soft labels) of the chosen source, validated: the source's
+    :meth:`~soft_label_audit.crowd.sources.AnnotationSource.collect`, found in the registry
+    :data:`soft_label_audit.crowd.sources.SOURCES`.
 
     Returns raw_annotations, validated_annotations, study_digits, released_soft_labels (long,
-    empty unless ``released``) and annotator_traits (simulated crowd only, else empty).
+    empty for a source of votes) and annotator_traits (simulated crowd only, else empty).
     """
     config = AnnotationConfig.from_params(annotation)
-    collection.check_source(annotation_input, config)
-    source = annotation_input.source
-    if source == "released":
-        collected = collection.collect_released(annotation_input, digits, config)
-    elif source == "simulated":
-        collected = collection.collect_simulated(digits, study_items, config, simulated_crowd)
-    else:
-        collected = collection.collect_raw_file(annotation_input, digits, study_items, config)
-    return collected.outputs(source)
+    sources.check_source(annotation_input, config)
+    source = sources.get(annotation_input.source)
+    collected = source.collect(annotation_input, digits, study_items, config, simulated_crowd)
+    return collected.outputs(source.name)
 
 
 def aggregate_soft_labels(
@@ -53,17 +49,13 @@ def aggregate_soft_labels(
     study_digits: pd.DataFrame,
     annotation: dict[str, Any],
 ) -> pd.DataFrame:
-    """``human_soft_labels_by_rule``: every rule (long: one row per item and rule)."""
+    """``human_soft_labels_by_rule``: every rule (long: one row per item and rule), or the
+    soft labels of a source without votes (the source's ``soft_labels_by_rule``)."""
     config = AnnotationConfig.from_params(annotation)
     source = _source(study_digits) or config.source
-    if source == "released":
-        table = released_soft_labels.drop(columns=["pct_unsure"])
-    else:
-        votes = validated_annotations
-        table = pd.concat(
-            [aggregation.aggregate(votes, rule, config.dawid_skene) for rule in config.rules],
-            ignore_index=True,
-        )
+    table = sources.get(source).soft_labels_by_rule(
+        validated_annotations, released_soft_labels, config
+    )
     table["item_id"] = table["item_id"].astype("int64")
     table["aggregation"] = table["aggregation"].astype(str)
     return table.assign(annotation_source=source)[
