@@ -301,8 +301,12 @@ class AnnotationConfig:
                 f"{path}.aggregation", p.required(path, block, "aggregation"), rules
             ),
             rules=rules,
-            mode_support=ModeSupport.from_params(block.get("mode_support"), f"{path}.mode_support"),
-            dawid_skene=DawidSkeneSoft.from_params(block.get("dawid_skene"), f"{path}.dawid_skene"),
+            mode_support=ModeSupport.from_params(
+                p.required(path, block, "mode_support"), f"{path}.mode_support"
+            ),
+            dawid_skene=DawidSkeneSoft.from_params(
+                p.required(path, block, "dawid_skene"), f"{path}.dawid_skene"
+            ),
             require_votes_for_all_study_items=p.boolean(
                 f"{path}.require_votes_for_all_study_items",
                 p.required(path, block, "require_votes_for_all_study_items"),

@@ -230,21 +230,28 @@ GRID_BLOCKS = ("study", "training", "labels")
 TOP_LEVEL = (*GRID_BLOCKS, *BLOCKS)
 
 
+def _top(params: Mapping[str, Any], name: str) -> Any:
+    if name not in params:
+        raise p.ParameterError(f"{name} is missing", fix="add the block to conf/base")
+    return params[name]
+
+
 def read_parameters(params: Mapping[str, Any]) -> Parameters:
     """Read and check the whole tree (``conf/<env>`` merged over ``conf/base``, runtime
     ``--params`` included); raises :class:`~soft_label_audit.params.ParameterError`."""
     params = p.block("parameters", params)
     p.no_unknown("parameters", params, TOP_LEVEL)
+    _top(params, "study")
     grid = _study(params)
     p.no_unknown("study", p.block("study", params["study"]), ("sources", "conditions"))
     blocks: dict[str, Any] = {"study": grid}
-    training = p.required("parameters", params, "training")
+    training = _top(params, "training")
     blocks["training"] = TrainingBlock.from_params(training, grid.sources)
     blocks["labels"] = LabelsConfig.from_params(
-        p.required("parameters", params, "labels"), training, grid.conditions
+        _top(params, "labels"), training, grid.conditions
     )
     for name, read in BLOCKS.items():
-        blocks[name] = read(p.required("parameters", params, name))
+        blocks[name] = read(_top(params, name))
     _check_across_blocks(blocks)
     return Parameters(blocks)
 

@@ -61,35 +61,38 @@ class ReleasedConfig:
     def from_params(cls, annotation: dict[str, Any]) -> ReleasedConfig:
         """From the ``annotation`` block: ``soft_label_tolerance`` and ``released.*``.
 
-        >>> ReleasedConfig.from_params({"soft_label_tolerance": 0})
+        >>> from soft_label_audit.parameter_tree import base_block
+        >>> ReleasedConfig.from_params({**base_block("annotation"), "soft_label_tolerance": 0})
         Traceback (most recent call last):
         ...
         soft_label_audit.params.ParameterError: annotation.soft_label_tolerance must be a number > 0, got 0
         """
-        block = params.block("annotation.released", annotation.get("released"))
+        block = params.block(
+            "annotation.released", params.required("annotation", annotation, "released")
+        )
         path = "annotation.released"
         params.no_unknown(
             path,
             block,
             ("soft_label_column", "image_tolerance", "non_mnist_id_offset", "source_map"),
         )
-        source_map = params.block(f"{path}.source_map", block.get("source_map", cls().source_map))
+        source_map = params.block(f"{path}.source_map", params.required(path, block, "source_map"))
         return cls(
             soft_label_column=params.text(
-                f"{path}.soft_label_column", block.get("soft_label_column", cls.soft_label_column)
+                f"{path}.soft_label_column", params.required(path, block, "soft_label_column")
             ),
             soft_label_tolerance=params.number(
                 "annotation.soft_label_tolerance",
-                annotation.get("soft_label_tolerance", cls.soft_label_tolerance),
+                params.required("annotation", annotation, "soft_label_tolerance"),
                 0,
                 low_open=True,
             ),
             image_tolerance=params.non_negative_int(
-                f"{path}.image_tolerance", block.get("image_tolerance", cls.image_tolerance)
+                f"{path}.image_tolerance", params.required(path, block, "image_tolerance")
             ),
             non_mnist_id_offset=params.non_negative_int(
                 f"{path}.non_mnist_id_offset",
-                block.get("non_mnist_id_offset", cls.non_mnist_id_offset),
+                params.required(path, block, "non_mnist_id_offset"),
             ),
             source_map={
                 str(k).lower(): params.text(f"{path}.source_map.{k}", v)

@@ -42,6 +42,7 @@ class StudyConfig:
         params = p.block(path, params)
         p.no_unknown(path, params, cls.__dataclass_fields__)
         counts = p.block(f"{path}.n_per_source", p.required(path, params, "n_per_source"))
+        p.no_unknown(f"{path}.n_per_source", counts, SOURCES)
         n_per_source = {
             str(p.choice(f"{path}.n_per_source", s, SOURCES)): p.non_negative_int(
                 f"{path}.n_per_source.{s}", n
@@ -60,7 +61,11 @@ class StudyConfig:
         given = p.block(f"{path}.split_fractions", p.required(path, params, "split_fractions"))
         p.no_unknown(f"{path}.split_fractions", given, SPLITS)
         fractions = {
-            str(k): p.probability(f"{path}.split_fractions.{k}", v) for k, v in given.items()
+            split: p.probability(
+                f"{path}.split_fractions.{split}",
+                p.required(f"{path}.split_fractions", given, split),
+            )
+            for split in SPLITS
         }
         if set(fractions) != set(SPLITS) or not np.isclose(sum(fractions.values()), 1.0):
             raise p.fail(f"{path}.split_fractions", "train, val and test summing to 1", dict(given))

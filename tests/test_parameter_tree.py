@@ -1,0 +1,194 @@
+"""The whole parameter tree is read once, before any work: every documented parameter with a
+bad value, every block with an unknown key and every setting left out stops the run naming
+the parameter's path (soft_label_audit.parameter_tree); ``kedro run`` then ends in a few lines
+with exit status 2 before its first node."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from soft_label_audit.parameter_tree import (
+    STUDENT_ONLY_KEYS,
+    TEACHER_NEEDS,
+    TRAINING_KEYS,
+    base_block,
+    read_parameters,
+    teacher_block,
+)
+from soft_label_audit.params import ParameterError
+from tests.conftest import PROJECT_ROOT
+from tests.helpers import config_loader, data_root, kedro_cli, make_project_copy
+
+#: mappings whose keys are data, not settings (any key is allowed, none is required)
+DATA_MAPS = ("reporting.power.targets", "annotation.released.source_map")
+#: settings a teacher inherits from ``training`` when its own block leaves them out
+INHERITED = tuple(
+    f"labels.{teacher}.{key}"
+    for teacher in TEACHER_NEEDS
+    for key in TRAINING_KEYS
+    if key not in STUDENT_ONLY_KEYS
+)
+
+
+def _load(env: str) -> dict:
+    return copy.deepcopy(dict(config_loader(PROJECT_ROOT, env)["parameters"]))
+
+
+BASE = _load("base")
+
+
+def _dotted(path: tuple) -> str:
+    text = ""
+    for key in path:
+        text += f"[{key}]" if isinstance(key, int) else (f".{key}" if text else str(key))
+    return text
+
+
+def _walk(node, path: tuple = ()) -> Iterator[tuple[str, tuple, object]]:
+    """("map", path, node) for every mapping and ("leaf", path, value) for every other value
+    (lists are leaves, and so is each of their elements)."""
+    if isinstance(node, dict):
+        if path:
+            yield "map", path, node
+        for key, value in node.items():
+            yield from _walk(value, (*path, key))
+    else:
+        yield "leaf", path, node
+        if isinstance(node, list):
+            for i, value in enumerate(node):
+                yield from _walk(value, (*path, i))
+
+
+def _changed(tree: dict, path: tuple, change) -> dict:
+    tree = copy.deepcopy(tree)
+    parent = tree
+    for key in path[:-1]:
+        parent = parent[key]
+    change(parent, path[-1])
+    return tree
+
+
+def _named(path: tuple) -> str:
+    """The path an error must name: the element's own, or the list's that holds it."""
+    while isinstance(path[-1], int):
+        path = path[:-1]
+    return _dotted(path)
+
+
+def _refused(tree: dict) -> str:
+    with pytest.raises(ParameterError) as info:
+        read_parameters(tree)
+    return str(info.value).splitlines()[0]
+
+
+LEAVES = [path for kind, path, _ in _walk(BASE) if kind == "leaf"]
+MAPS = [path for kind, path, _ in _walk(BASE) if kind == "map" and _dotted(path) not in DATA_MAPS]
+SETTINGS = [
+    path
+    for path in LEAVES + MAPS
+    if not isinstance(path[-1], int)
+    and _dotted(path[:-1]) not in DATA_MAPS
+    and _dotted(path) not in INHERITED
+    # the recipe of a condition the study does not run may be left out
+    and not (path[:2] == ("labels", "conditions") and path[2] not in BASE["study"]["conditions"])
+]
+
+
+def _leaf_value(path: tuple):
+    node = BASE
+    for key in path:
+        node = node[key]
+    return node
+
+
+def test_the_configured_environments_read_cleanly():
+    for env in ("base", "test", "released"):
+        tree = read_parameters(_load(env))
+        assert tree["study"].sources == ("mnist", "synthetic")
+    assert len(LEAVES) > 150 and len(MAPS) > 40  # the walk sees the whole tree
+
+
+@pytest.mark.parametrize("path", LEAVES, ids=_dotted)
+def test_every_parameter_with_a_wrong_kind_of_value_is_refused_by_path(path):
+    message = _refused(_changed(BASE, path, lambda parent, key: parent.__setitem__(key, {"x": 1})))
+    assert message.startswith(_named(path)), message
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        p
+        for p in LEAVES
+        if isinstance(_leaf_value(p), (int, float)) and not isinstance(_leaf_value(p), bool)
+    ],
+    ids=_dotted,
+)
+def test_every_number_out_of_range_is_refused_by_path(path):
+    message = _refused(_changed(BASE, path, lambda parent, key: parent.__setitem__(key, -1e9)))
+    assert message.startswith(_named(path)), message
+
+
+@pytest.mark.parametrize("path", MAPS, ids=_dotted)
+def test_every_block_refuses_an_unknown_key(path):
+    message = _refused(
+        _changed(BASE, path, lambda parent, key: parent[key].__setitem__("zz_typo", 1))
+    )
+    assert message.startswith(_named(path)) and "unknown settings ['zz_typo']" in message
+
+
+@pytest.mark.parametrize("path", SETTINGS, ids=_dotted)
+def test_every_setting_left_out_is_missing_not_defaulted(path):
+    """A setting's default lives in conf/base, nowhere else: no reader falls back on one."""
+    message = _refused(_changed(BASE, path, lambda parent, key: parent.__delitem__(key)))
+    assert message.startswith(_dotted(path)) and "is missing" in message, message
+
+
+def test_an_unknown_block_and_a_condition_without_its_recipe_are_refused():
+    assert _refused({**BASE, "evaluaton": {"n_bins": 3}}).startswith(
+        "parameters has unknown settings ['evaluaton']"
+    )
+    recipes = {k: v for k, v in BASE["labels"]["conditions"].items() if k != "human_soft"}
+    tree = {**BASE, "labels": {**BASE["labels"], "conditions": recipes}}
+    assert (
+        _refused(tree)
+        == "labels.conditions.human_soft is missing: study.conditions lists 'human_soft'"
+    )
+
+
+def test_teachers_are_the_students_cnn_unless_they_say_otherwise():
+    tree = read_parameters(BASE)
+    for teacher in TEACHER_NEEDS:
+        config = getattr(tree["labels"], teacher)
+        assert config.model == tree["training"].by_source["mnist"].model
+        assert config.train.lr == BASE["training"]["optimizer"]["lr"]
+        assert config.train.epochs == BASE["labels"][teacher]["epochs"]
+    own = teacher_block({"model": {"hidden": 8}}, base_block("training"), "labels.teacher")
+    assert own["model"] == {"channels": [16, 32], "hidden": 8} and "seeds" not in own
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    return make_project_copy(tmp_path_factory.mktemp("parameter_tree_project"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ("evaluation.n_bins=0", "evaluation.n_bins must be a positive integer, got 0"),
+        ("reporting.alpha=7", "reporting.alpha must be a number in (0, 1), got 7"),
+        ("training.optimiser.lr=0.1", "training has unknown settings ['optimiser']"),
+    ],
+)
+def test_kedro_run_stops_before_its_first_node(project, params, expected):
+    result = kedro_cli(project, "run", "--env", "test", "--params", params, timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output[-3000:]
+    assert f"Error: {expected}" in output, output
+    assert len(output.splitlines()) <= 10 and "Traceback" not in output, output
+    assert "node" not in output.lower(), output  # no node was run (nor announced)
+    assert not data_root(project).exists()  # nothing was written
