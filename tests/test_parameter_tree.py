@@ -94,7 +94,11 @@ SETTINGS = [
     and _dotted(path[:-1]) not in DATA_MAPS
     and _dotted(path) not in INHERITED
     # the recipe of a condition the study does not run may be left out
-    and not (path[:2] == ("labels", "conditions") and path[2] not in BASE["study"]["conditions"])
+    and not (
+        len(path) == 3
+        and path[:2] == ("labels", "conditions")
+        and path[2] not in BASE["study"]["conditions"]
+    )
 ]
 
 
