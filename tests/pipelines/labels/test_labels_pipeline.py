@@ -23,8 +23,18 @@ def tables(mnist_arrays):
 
 
 @pytest.fixture(scope="module")
-def labels_params():
-    return dict(config_loader(PROJECT_ROOT, "test")["parameters"])["labels"]
+def test_params():
+    return dict(config_loader(PROJECT_ROOT, "test")["parameters"])
+
+
+@pytest.fixture(scope="module")
+def labels_params(test_params):
+    return test_params["labels"]
+
+
+@pytest.fixture(scope="module")
+def training_params(test_params):
+    return test_params["training"]
 
 
 def _params(name: str, value) -> dict:
@@ -40,8 +50,9 @@ MODE_SUPPORT = {"min_vote_share": 0.5, "min_sure_votes": 3}
 
 
 @pytest.fixture(scope="module")
-def outputs(tables, labels_params):
+def outputs(tables, labels_params, training_params):
     inputs = {
+        "params:training": training_params,
         **tables,
         **_params("labels", labels_params),
         **_params("annotation", {"mode_support": MODE_SUPPORT}),
@@ -68,6 +79,7 @@ def test_one_namespace_per_source_and_condition():
         "params:labels.none_slot",
         "params:labels.teacher",
         "params:labels.large_teacher",
+        "params:training",
         "params:annotation.mode_support",
         *(f"params:labels.conditions.{c}" for c in CONDITIONS),
     } == pipe.inputs()
@@ -178,7 +190,7 @@ def test_synthetic_machine_soft_is_the_generator_label(outputs, tables):
     np.testing.assert_allclose(t, np.stack(synthetic["machine_soft_label"].to_list()), atol=1e-12)
 
 
-def test_large_teacher_sees_no_study_item(tables, labels_params, monkeypatch):
+def test_large_teacher_sees_no_study_item(tables, labels_params, training_params, monkeypatch):
     seen = {}
 
     def fake_train_teacher(images, labels, *args, **kwargs):
@@ -188,7 +200,10 @@ def test_large_teacher_sees_no_study_item(tables, labels_params, monkeypatch):
     monkeypatch.setattr(nodes, "train_teacher", fake_train_teacher)
     with pytest.raises(RuntimeError, match="stop here"):
         nodes.fit_large_teacher(
-            tables["digits"], tables["study_digits"], labels_params["large_teacher"]
+            tables["digits"],
+            tables["study_digits"],
+            labels_params["large_teacher"],
+            training_params,
         )
     n_study_mnist = (tables["study_digits"]["source"] == "mnist").sum()
     assert len(seen["images"]) == N_POOL - n_study_mnist
