@@ -44,7 +44,7 @@ class Bands:
 
     unanimous_max: float
     low_max: float
-    mostly_none_min: float = 0.5
+    mostly_none_min: float
 
     @classmethod
     def from_params(cls, block: Any, path: str = "evaluation.bands") -> Bands:
@@ -60,9 +60,9 @@ class Bands:
 class CalibrationFloor:
     """The ECE of a perfectly calibrated model: ``draws`` label draws from ``seed``."""
 
-    draws: int = 200
-    quantile: float = 0.95
-    seed: int = 0
+    draws: int
+    quantile: float
+    seed: int
 
     @classmethod
     def from_params(cls, block: Any, path: str = "evaluation.calibration_floor"):

@@ -247,9 +247,7 @@ def read_parameters(params: Mapping[str, Any]) -> Parameters:
     blocks: dict[str, Any] = {"study": grid}
     training = _top(params, "training")
     blocks["training"] = TrainingBlock.from_params(training, grid.sources)
-    blocks["labels"] = LabelsConfig.from_params(
-        _top(params, "labels"), training, grid.conditions
-    )
+    blocks["labels"] = LabelsConfig.from_params(_top(params, "labels"), training, grid.conditions)
     for name, read in BLOCKS.items():
         blocks[name] = read(_top(params, name))
     _check_across_blocks(blocks)

@@ -9,10 +9,11 @@ from soft_label_audit.crowd import released
 from soft_label_audit.crowd.inputs import read_released_file
 from soft_label_audit.crowd.validation import AnnotationValidationError
 from soft_label_audit.data_sources.tables import images_from_column, images_to_column
+from soft_label_audit.parameter_tree import base_block
 
 from .released_fixture import FIXTURE, MNIST_IDS, N_SYNTHETIC, make
 
-CONFIG = released.ReleasedConfig()
+CONFIG = released.ReleasedConfig.from_params(base_block("annotation"))
 
 
 @pytest.fixture(scope="module")

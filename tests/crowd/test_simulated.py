@@ -134,7 +134,10 @@ def test_careless_annotators_agree_least(setup):
 
 def test_too_few_annotators_for_the_votes():
     with pytest.raises(ValueError, match="distinct votes"):
-        simulated.draw_annotators(simulated.CrowdConfig(n_annotators=5), np.random.default_rng(0))
+        simulated.draw_annotators(
+            simulated.CrowdConfig.from_params({**crowd_params(), "n_annotators": 5}),
+            np.random.default_rng(0),
+        )
 
 
 def test_configuration_is_checked_with_the_one_template():

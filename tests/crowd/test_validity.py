@@ -10,8 +10,11 @@ import pytest
 from soft_label_audit.columns import H_COLS
 from soft_label_audit.crowd import validity
 from soft_label_audit.data_sources.tables import images_to_column
+from soft_label_audit.parameter_tree import base_block
 
-TARGETS = validity.ValidityTargets(classifier_n_train=400)
+TARGETS = validity.ValidityTargets.from_params(
+    {**base_block("crowd_validity"), "classifier": {"n_train": 400, "C": 5.0, "seed": 0}}
+)
 
 
 def _synthetic(n=200, follows_ambiguity=True, contrast_driven=False, seed=0):

@@ -9,8 +9,15 @@ from soft_label_audit.params import ParameterError
 SYNTHETIC = base_block("digits.synthetic")
 STUDY = base_block("digits.study")
 
-CONFIG = synthetic.AmbiguityConfig(
-    n_items=64, class_pairs=((4, 9), (1, 7)), min_weight=0.3, max_weight=0.7, seed=5
+CONFIG = synthetic.AmbiguityConfig.from_params(
+    {
+        **SYNTHETIC,
+        "n_items": 64,
+        "class_pairs": [[4, 9], [1, 7]],
+        "min_weight": 0.3,
+        "max_weight": 0.7,
+        "seed": 5,
+    }
 )
 
 
@@ -53,7 +60,9 @@ def test_blends_keep_the_stroke_contrast_of_their_parents(small_mnist_raw):
     """A plain pixel blend halves the ink where two digits do not overlap, so evenly mixed
     items would also be the faint ones; the generator restores the parents' contrast."""
     images, labels = small_mnist_raw["train_images"], small_mnist_raw["train_labels"]
-    config = synthetic.AmbiguityConfig(n_items=200, min_weight=0.0, max_weight=1.0, seed=3)
+    config = synthetic.AmbiguityConfig.from_params(
+        {**SYNTHETIC, "n_items": 200, "min_weight": 0.0, "max_weight": 1.0, "seed": 3}
+    )
     made = synthetic.generate_ambiguous(images, labels, config)
     contrast = geometry.stroke_contrast(made["images"] / 255.0)
     parents = geometry.stroke_contrast(geometry.deskew(images / 255.0))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
+from soft_label_audit.parameter_tree import base_block
 from soft_label_audit.progress import progress_enabled
 from soft_label_audit.trainer import (
     CURVE_NAMES,
@@ -32,8 +35,9 @@ def data(mnist_arrays) -> TrainData:
 
 
 def _config(**kw) -> TrainConfig:
-    base = dict(epochs=3, batch_size=32, lr=3e-3, num_threads=1, vectorise="never", progress=False)
-    return TrainConfig(**(base | kw))
+    base = TrainConfig.from_params({**base_block("training"), "epochs": 3})
+    fixed = dict(batch_size=32, lr=3e-3, num_threads=1, vectorise="never", progress=False)
+    return replace(base, **(fixed | kw))
 
 
 def _soft(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:

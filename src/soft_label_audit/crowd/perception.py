@@ -58,14 +58,14 @@ class PerceptionConfig:
     soft_label_audit.params.ParameterError: simulated_crowd.perception.memory_share must be a number in (0, 1], got 0
     """
 
-    memory_size: int = 10_000
-    n_profiles: int = 1
-    memory_share: float = 1.0
-    n_components: tuple[int, int] = (40, 40)
-    k_neighbours: tuple[int, int] = (10, 10)
-    bandwidth_scale: float = 0.35
-    typical_quantile: float = 0.99
-    class_neighbours: int = 5
+    memory_size: int
+    n_profiles: int
+    memory_share: float
+    n_components: tuple[int, int]
+    k_neighbours: tuple[int, int]
+    bandwidth_scale: float
+    typical_quantile: float
+    class_neighbours: int
 
     @classmethod
     def from_params(cls, params: Any, path: str = "simulated_crowd.perception") -> PerceptionConfig:

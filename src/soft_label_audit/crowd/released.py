@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -45,17 +45,11 @@ _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|nan|NaN|inf")
 
 @dataclass(frozen=True)
 class ReleasedConfig:
-    soft_label_column: str = "soft_label"
-    soft_label_tolerance: float = 1e-3
-    image_tolerance: int = 0
-    non_mnist_id_offset: int = 200_000
-    source_map: dict[str, str] = field(
-        default_factory=lambda: {
-            "mnist": "mnist",
-            "synthetic": "synthetic",
-            "ambiguous": "synthetic",
-        }
-    )
+    soft_label_column: str
+    soft_label_tolerance: float
+    image_tolerance: int
+    non_mnist_id_offset: int
+    source_map: dict[str, str]
 
     @classmethod
     def from_params(cls, annotation: dict[str, Any]) -> ReleasedConfig:

@@ -46,28 +46,28 @@ Range = tuple[float, float]
 
 @dataclass(frozen=True)
 class CrowdConfig:
-    seed: int = 0
-    n_annotators: int = 40
-    votes_min: int = 8
-    votes_max: int = 10
-    careless_share: float = 0.05
-    n_profiles: int = 1
-    contrast_sensitivity: float = 0.5
-    shift_px: Range = (0.0, 0.6)
-    jitter_px: Range = (0.2, 0.8)
-    rotation_deg: Range = (2.0, 8.0)
-    blur_px: Range = (0.3, 1.0)
-    sharpness: Range = (3.0, 8.0)
-    lapse: Range = (0.0, 0.01)
-    none_threshold: Range = (0.3, 0.45)
-    atypical_threshold: Range = (1.1, 1.6)
-    unsure_threshold: Range = (0.6, 0.8)
-    speed_s: Range = (1.2, 2.5)
-    careless_lapse: Range = (0.15, 0.35)
-    careless_sharpness: Range = (1.0, 2.0)
-    careless_speed_s: Range = (0.4, 0.8)
+    seed: int
+    n_annotators: int
+    votes_min: int
+    votes_max: int
+    careless_share: float
+    n_profiles: int
+    contrast_sensitivity: float
+    shift_px: Range
+    jitter_px: Range
+    rotation_deg: Range
+    blur_px: Range
+    sharpness: Range
+    lapse: Range
+    none_threshold: Range
+    atypical_threshold: Range
+    unsure_threshold: Range
+    speed_s: Range
+    careless_lapse: Range
+    careless_sharpness: Range
+    careless_speed_s: Range
 
-    perception: perception.PerceptionConfig = field(default_factory=perception.PerceptionConfig)
+    perception: perception.PerceptionConfig
 
     @classmethod
     def from_params(cls, params: Any, path: str = "simulated_crowd") -> CrowdConfig:

@@ -61,8 +61,8 @@ def vote_summary(votes: pd.DataFrame) -> pd.DataFrame:
 class ModeSupport:
     """``annotation.mode_support``: the votes a human mode needs (module doc)."""
 
-    min_vote_share: float = 0.5
-    min_sure_votes: int = 1
+    min_vote_share: float
+    min_sure_votes: int
 
     @classmethod
     def from_params(

@@ -48,13 +48,13 @@ COLUMNS = ["check", "source", "value", "target", "holds"]
 
 @dataclass(frozen=True)
 class ValidityTargets:
-    ambiguity_spearman_min: float = 0.4
-    mnist_shift_share: tuple[float, float] = (0.003, 0.03)
-    votes_per_item: tuple[float, float] = (20.0, 60.0)
-    mnist_vote_agreement: tuple[float, float] = (0.85, 0.99)
-    classifier_n_train: int = 6000
-    classifier_c: float = 5.0
-    classifier_seed: int = 0
+    ambiguity_spearman_min: float
+    mnist_shift_share: tuple[float, float]
+    votes_per_item: tuple[float, float]
+    mnist_vote_agreement: tuple[float, float]
+    classifier_n_train: int
+    classifier_c: float
+    classifier_seed: int
 
     @classmethod
     def from_params(cls, params: Any, path: str = "crowd_validity") -> ValidityTargets:

@@ -17,8 +17,8 @@ class SampleGridConfig:
     4
     """
 
-    rows: int = 4
-    cols: int = 8
+    rows: int
+    cols: int
 
     @classmethod
     def from_params(cls, params, path: str = "digits.figure") -> SampleGridConfig:

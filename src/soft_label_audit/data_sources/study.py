@@ -7,7 +7,7 @@ split whole, so no parent image feeds two splits."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -31,11 +31,9 @@ class StudyConfig:
     """
 
     n_per_source: dict[str, int]
-    pool_item_ids: dict[str, tuple[int, int] | None] = field(default_factory=dict)
-    split_fractions: dict[str, float] = field(
-        default_factory=lambda: {"train": 0.6, "val": 0.2, "test": 0.2}
-    )
-    seed: int = 0
+    pool_item_ids: dict[str, tuple[int, int] | None]
+    split_fractions: dict[str, float]
+    seed: int
 
     @classmethod
     def from_params(cls, params, path: str = "digits.study") -> StudyConfig:

@@ -43,13 +43,13 @@ class AmbiguityConfig:
     soft_label_audit.params.ParameterError: digits.synthetic.n_items must be a positive integer, got -3
     """
 
-    n_items: int = 1000
-    class_pairs: tuple[tuple[int, int], ...] = DEFAULT_PAIRS
-    min_weight: float = 0.1
-    max_weight: float = 0.9
-    parent_share: float = 0.15
-    first_item_id: int = 100_000
-    seed: int = 1
+    n_items: int
+    class_pairs: tuple[tuple[int, int], ...]
+    min_weight: float
+    max_weight: float
+    parent_share: float
+    first_item_id: int
+    seed: int
 
     @classmethod
     def from_params(cls, params, path: str = "digits.synthetic") -> AmbiguityConfig:

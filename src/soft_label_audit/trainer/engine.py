@@ -79,20 +79,20 @@ class TrainConfig:
     ``num_threads`` intra-op threads). ``deterministic``: torch's deterministic algorithms (CPU).
     """
 
-    epochs: int = 10
-    batch_size: int = 64
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    momentum: float = 0.9
-    schedule: str = "cosine"
-    device: str = "auto"
-    vectorise: str = "auto"
-    num_threads: int | None = None
-    parallel_runs: int | str = "auto"
-    deterministic: bool = True
-    progress: bool | str = "auto"
-    eval_batch_size: int = 2048
+    epochs: int
+    batch_size: int
+    optimizer: str
+    lr: float
+    weight_decay: float
+    momentum: float
+    schedule: str
+    device: str
+    vectorise: str
+    num_threads: int | None
+    parallel_runs: int | str
+    deterministic: bool
+    progress: bool | str
+    eval_batch_size: int
 
     @classmethod
     def from_params(cls, params: dict, path: str = "training") -> TrainConfig:

@@ -26,8 +26,8 @@ PIXEL_STD = 0.3081
 class ModelConfig:
     """Widths of the CNN: conv channels (c1, c2) and the hidden units of the head."""
 
-    channels: tuple[int, int] = (16, 32)
-    hidden: int = 64
+    channels: tuple[int, int]
+    hidden: int
 
     @classmethod
     def from_params(cls, params: dict | None, path: str = "training.model") -> ModelConfig:
@@ -53,7 +53,7 @@ class ModelConfig:
         """The settings stored with saved weights (``weights``, teacher models): what
         :meth:`from_params` reads back.
 
-        >>> ModelConfig().settings()
+        >>> ModelConfig((16, 32), 64).settings()
         {'channels': [16, 32], 'hidden': 64}
         """
         return {"channels": list(self.channels), "hidden": self.hidden}
@@ -66,9 +66,7 @@ class SmallCNN(nn.Module):
     which keeps runs deterministic and the vectorised path numerically equal to the plain one.
     """
 
-    def __init__(
-        self, config: ModelConfig = ModelConfig(), generator: torch.Generator | None = None
-    ):
+    def __init__(self, config: ModelConfig, generator: torch.Generator | None = None):
         super().__init__()
         c1, c2 = config.channels
         self.conv1 = nn.Conv2d(1, c1, 3, padding=1)
