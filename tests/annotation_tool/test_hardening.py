@@ -273,7 +273,15 @@ def test_implausibly_fast_answers_are_refused(engine, annotator, rt):
 
 
 def test_annotators_failing_attention_checks_are_left_out_and_named(make_db, tmp_path):
-    engine = make_db(n_study=6, n_checks=2, votes_per_item=2, attention_every=1, name="quality.db")
+    # max_fast_share=1: these votes come as fast as the test client sends them
+    engine = make_db(
+        n_study=6,
+        n_checks=2,
+        votes_per_item=2,
+        attention_every=1,
+        max_fast_share=1,
+        name="quality.db",
+    )
     client = create_app(engine).test_client()
     with engine.begin() as conn:
         checks = dict(
@@ -305,9 +313,10 @@ def test_annotators_failing_attention_checks_are_left_out_and_named(make_db, tmp
     r = CliRunner().invoke(main, ["export", "--db", url, "--out", str(out)])
     assert r.exit_code == 0, r.output
     assert set(pd.read_csv(out)["annotator_id"]) == {good}
-    assert f"left out (attention accuracy < 0.75): {bad}" in r.output
+    assert "left out (attention accuracy < 0.75 or no check answered" in r.output
+    assert f"): {bad} (attention checks 0/2 correct)" in r.output
     r = CliRunner().invoke(main, ["status", "--db", url])
-    assert f"excluded_annotators: {bad} (0/2 checks correct)" in r.output
+    assert f"excluded_annotators: {bad} (attention checks 0/2 correct)" in r.output
 
 
 # ------------------------------------------------------------ 8. reads never wait for writers
