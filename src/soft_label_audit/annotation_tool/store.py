@@ -655,7 +655,14 @@ class QueueBusy(VoteRejected):
         super().__init__(503, "the next item is being handed out; please retry in a moment")
 
 
-def _next_study(conn: Connection, me: _Me, s: Settings, now: float) -> int | None:
+class _WouldWait(Exception):
+    """The look-up would have to wait for skipped items, and its caller holds a lock that
+    others may be waiting for (a vote's item): it picks the next item after its commit."""
+
+
+def _next_study(
+    conn: Connection, me: _Me, s: Settings, now: float, wait: bool = True
+) -> int | None:
     """The next study item for the annotator, locked (PostgreSQL) for the caller to reserve.
 
     Fast path: items whose assignment count is below the quota, fullest first; within a
@@ -669,7 +676,10 @@ def _next_study(conn: Connection, me: _Me, s: Settings, now: float) -> int | Non
     on its voted item and an annotator's on their own open item, each taken before any
     other item lock): no deadlock can form. Skipped items may still need a vote once their
     holders commit, so the look-up is repeated, for :data:`SKIPPED_WAIT_S` at most, and
-    then answered with :class:`QueueBusy` rather than "done" too early.
+    then answered with :class:`QueueBusy` rather than "done" too early. A transaction only
+    waits holding no item lock another one could want: a lapsed item found full is
+    released at once (its lock was taken in a savepoint), and a vote's transaction, which
+    holds its item, raises :class:`_WouldWait` (``wait=False``) instead of waiting.
     """
     offset = _annotator_offset(me.annotator_id)
     postgres = conn.dialect.name == "postgresql"
@@ -691,21 +701,43 @@ def _next_study(conn: Connection, me: _Me, s: Settings, now: float) -> int | Non
         ]
         skipped = False
         for item_id in lapsed:
-            if db.run(conn, Q_LOCK_ITEM_SKIP, {"item": item_id}).fetchone() is None:
+            try:
+                return db.in_savepoint(conn, lambda c, i=item_id: _lock_if_free(c, i, me, s, now))
+            except _Locked:
                 skipped = True  # another transaction is reserving it or voting on it
-                continue
-            if _taken_by_others(conn, item_id, me.annotator_id, now, s) < s.votes_per_item:
-                return item_id
+            except _Full:
+                pass  # the savepoint's rollback released its lock
         # SKIP LOCKED passed over items other transactions hold; one of them may still need
         # a vote once they commit (each statement sees the newest commits)
         if not postgres or (not skipped and _available_study(conn, me) == 0):
             return None
+        if not wait:
+            raise _WouldWait()
         if waited >= SKIPPED_WAIT_S:
             raise QueueBusy()
         attempt += 1
         pause = min(0.002 * attempt, SKIPPED_PAUSE_S, SKIPPED_WAIT_S - waited)
         time.sleep(pause)
         waited += pause
+
+
+class _Locked(Exception):
+    pass
+
+
+class _Full(Exception):
+    pass
+
+
+def _lock_if_free(conn: Connection, item_id: int, me: _Me, s: Settings, now: float) -> int:
+    """Lock a lapsed-reservation item (SKIP LOCKED) and return it if it still needs a vote;
+    raises :class:`_Locked` or :class:`_Full` (run it in a savepoint: its rollback releases
+    the lock of a full item)."""
+    if db.run(conn, Q_LOCK_ITEM_SKIP, {"item": item_id}).fetchone() is None:
+        raise _Locked()
+    if _taken_by_others(conn, item_id, me.annotator_id, now, s) >= s.votes_per_item:
+        raise _Full()
+    return item_id
 
 
 def _available_study(conn: Connection, me: _Me) -> int:
@@ -755,7 +787,11 @@ def _with_image(conn: Connection, assignment: Assignment) -> Assignment:
 
 
 def _next_assignment_in(
-    conn: Connection, annotator: Annotator, now: float | None, me: _Me | None = None
+    conn: Connection,
+    annotator: Annotator,
+    now: float | None,
+    me: _Me | None = None,
+    wait: bool = True,
 ) -> tuple[Assignment | None, Progress]:
     """The annotator's open assignment or a new one (with its image), and their progress.
 
@@ -763,12 +799,12 @@ def _next_assignment_in(
     their only open assignment (an annotator holds at most one); the row is then locked
     already and no open assignment is looked for.
     """
-    assignment, progress = _pick_next_in(conn, annotator, now, me)
+    assignment, progress = _pick_next_in(conn, annotator, now, me, wait)
     return (None if assignment is None else _with_image(conn, assignment)), progress
 
 
 def _pick_next_in(
-    conn: Connection, annotator: Annotator, now: float | None, me: _Me | None
+    conn: Connection, annotator: Annotator, now: float | None, me: _Me | None, wait: bool
 ) -> tuple[Assignment | None, Progress]:
     now = time.time() if now is None else now
     s = read_settings(conn)
@@ -803,7 +839,7 @@ def _pick_next_in(
     else:
         cap = s.max_items_per_annotator
         if not cap or me.n_study_done < cap:
-            item_id = _next_study(conn, me, s, now)
+            item_id = _next_study(conn, me, s, now, wait)
     if item_id is None:
         return None, _progress(conn, me, s, None)
     _reserve(conn, me, s, item_id, now)
@@ -962,24 +998,35 @@ def record_vote_and_next(
 
     Refusals are those of :func:`record_vote`. Picking the next item runs in a savepoint:
     if it fails, only that part is rolled back and the vote commits, so the answer can say
-    truthfully that the vote is saved.
+    truthfully that the vote is saved. Where the next item would have to wait for items
+    other transactions hold (PostgreSQL), the vote commits first, releasing its item, and
+    the next item is picked in a transaction of its own.
     """
     vote = parse_vote(payload)
 
-    def job(conn: Connection) -> VoteOutcome:
+    def job(conn: Connection) -> VoteOutcome | int:
         vote_id, me = _record_vote_in(conn, annotator, vote, now)
         try:
             assignment, progress = db.in_savepoint(
-                conn, lambda c: _next_assignment_in(c, annotator, now, me)
+                conn, lambda c: _next_assignment_in(c, annotator, now, me, wait=False)
             )
+        except _WouldWait:
+            return vote_id
         except Exception as exc:  # the vote stands; the client asks for its item again
             return VoteOutcome(vote_id, None, None, type(exc).__name__)
         return VoteOutcome(vote_id, assignment, progress)
 
     try:
-        return db.write(engine, job)
+        outcome = db.write(engine, job)
     except IntegrityError as exc:  # a concurrent replay got there first
         raise VoteRejected(409, f"you already voted on item {vote['item_id']}") from exc
+    if isinstance(outcome, VoteOutcome):
+        return outcome
+    try:  # the vote is committed (its id is `outcome`)
+        assignment, progress = next_assignment(engine, annotator, now)
+    except Exception as exc:  # noqa: BLE001 - reported with the saved vote
+        return VoteOutcome(outcome, None, None, type(exc).__name__)
+    return VoteOutcome(outcome, assignment, progress)
 
 
 def record_vote(
