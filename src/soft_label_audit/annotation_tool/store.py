@@ -15,13 +15,19 @@
   ``n_study_done``/``n_checks_done``. The next item is one index seek on
   ``(is_attention_check, n_assigned, shuffle_key)``; an item whose count includes lapsed
   reservations is found through the index of open assignments.
-* Attention checks: after every ``attention_every`` study votes, one unseen attention check
-  is due. They have no quota and are indistinguishable from study items in the API.
+* Attention checks: one in every block of ``attention_every`` study votes, at a position
+  drawn per annotator and block from the database's secret ``attention_seed``
+  (:func:`check_due_after`), the check itself drawn from those the annotator has not seen;
+  once they have seen every check, no more study items. Checks have no quota and are
+  indistinguishable from study items in the API.
 * A vote is accepted only for the annotator's open assignment, once, in one transaction
   together with closing that assignment. Client-measured response times must be at least
-  ``min_response_time`` and at most the time the server saw pass since the item was shown.
-* Quality control: the export leaves out annotators whose attention-check accuracy is below
-  ``min_attention_accuracy``; ``status`` and the export summary name them.
+  ``min_response_time`` and at most the time the server saw pass since the item was shown;
+  the server's own measurement is stored beside it (``server_elapsed``).
+* Quality control (:class:`QualityRules`), over each annotator's whole session: the export
+  leaves out annotators whose attention-check accuracy is below ``min_attention_accuracy``
+  or who answered no check, and those more of whose votes than ``max_fast_share`` the
+  server saw answered in under ``min_response_time``; ``status`` and the export name them.
 """
 
 from __future__ import annotations
