@@ -57,6 +57,7 @@ bench: $(STAMP)
 bench-annotate: $(STAMP)
 	PYTHONPATH=src $(BIN)/python scripts/bench_annotate.py --backend both --duration 30
 	PYTHONPATH=src $(BIN)/python scripts/bench_annotate.py --backend sqlite --duration 30 --rate 330
+	PYTHONPATH=src $(BIN)/python scripts/bench_annotate.py --backend both --duration 30 --load lapsed
 
 # Ctrl-C stops kedro viz and its server child (README, "Looking at it")
 viz: $(STAMP)

@@ -3,6 +3,7 @@
     python scripts/bench_annotate.py [--backend sqlite|postgres|both] [--items 10000]
         [--annotators 50] [--duration 30] [--max-votes 30000] [--rate 0] [--threads N]
         [--workers N] [--src DIR]
+    python scripts/bench_annotate.py --load lapsed [--backend ...] [--duration 30]
 
 What it does, on 127.0.0.1 only, bounded in votes and in time:
 
@@ -31,6 +32,16 @@ answers, for the latency at a given rate. ``--src DIR`` runs the tool from anoth
 tree (e.g. an older checkout) to compare, with the same client and the same data. PostgreSQL
 runs against a throwaway server (default durability settings) started from the machine's
 binaries.
+
+``--load lapsed`` is the lapsed-reservation shape instead: ``init --lease-seconds 1``, a
+study of ``--items`` (default 300 in this shape) items, ``--annotators`` (default 40) clients
+of which ``--stalled`` (default 30%) hold every item they are shown for ``--stall`` seconds
+(default 2, twice the lease) before they answer it, so their reservations lapse and are
+handed to others while they still vote on them; no kill. It runs until every client is done
+(the study is complete) or ``--duration`` passes, and prints the next-item latency
+(``GET /api/next``: the first item and the one asked for after a refused late vote) and the
+vote latency, the 503s, the votes saved without a next item, the clients that finished,
+the items over quota and, on PostgreSQL, the "deadlock detected" entries of the server's log.
 """
 
 from __future__ import annotations
@@ -294,6 +305,91 @@ async def load(
     return stats, elapsed, downtime
 
 
+class LapsedStats:
+    def __init__(self):
+        self.next_latencies: list[float] = []
+        self.vote_latencies: list[float] = []
+        self.acked: list[tuple[str, int, str, int]] = []
+        self.refused: dict[int, int] = {}
+        self.saved_without_next = 0
+        self.finished = 0
+        self.errors: list[str] = []
+
+
+async def lapsed_annotator(
+    k: int, token: str, port: int, stats: LapsedStats, stall: float, stop: asyncio.Event
+) -> None:
+    """One client of the lapsed-reservation shape on one keep-alive connection; ``stall`` >
+    0: it holds every item that long before it answers (its reservation lapses)."""
+    rng = np.random.default_rng(k)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    body = None
+    try:
+        while not stop.is_set():
+            if body is None or (body.get("item") is None and not body.get("done")):
+                t0 = time.perf_counter()
+                status, body = await http(reader, writer, "GET", "/api/next", token, port)
+                stats.next_latencies.append(time.perf_counter() - t0)
+                if status != 200:
+                    stats.refused[status] = stats.refused.get(status, 0) + 1
+                    body = None
+                    await asyncio.sleep(0.1)
+                    continue
+            if body.get("done"):
+                stats.finished += 1
+                return
+            item_id = body["item"]["item_id"]
+            if stall:
+                await asyncio.sleep(stall)
+            choice = str(int(rng.integers(0, 10)))
+            vote = json.dumps(
+                {
+                    "item_id": item_id,
+                    "choice": choice,
+                    "unsure": False,
+                    "response_time": stall or 0.3,
+                }
+            ).encode()
+            t0 = time.perf_counter()
+            status, answer = await http(reader, writer, "POST", "/api/vote", token, port, vote)
+            stats.vote_latencies.append(time.perf_counter() - t0)
+            if status == 201:
+                stats.acked.append((token, item_id, choice, int(answer["vote_id"])))
+                if answer.get("next_error") or (
+                    answer.get("item") is None and not answer.get("done")
+                ):
+                    stats.saved_without_next += 1
+                body = answer
+            else:  # 409: others completed the item while the lease lapsed
+                stats.refused[status] = stats.refused.get(status, 0) + 1
+                body = None
+    except (OSError, asyncio.IncompleteReadError, ConnectionError) as exc:
+        stats.errors.append(f"client {k}: {type(exc).__name__}: {exc}")
+    finally:
+        writer.close()
+
+
+async def lapsed_load(
+    tokens: list[str], port: int, duration: float, stalled: float, stall: float
+) -> tuple[LapsedStats, float]:
+    stats, stop = LapsedStats(), asyncio.Event()
+    n_stalled = round(stalled * len(tokens))
+    tasks = [
+        asyncio.create_task(
+            lapsed_annotator(k, t, port, stats, stall if k < n_stalled else 0.0, stop)
+        )
+        for k, t in enumerate(tokens)
+    ]
+    start = time.perf_counter()
+    await asyncio.wait(tasks, timeout=duration)
+    elapsed = time.perf_counter() - start
+    stop.set()
+    await asyncio.wait(tasks, timeout=stall + 30)
+    for t in tasks:
+        t.cancel()
+    return stats, elapsed
+
+
 def stored_votes(db: str) -> list[tuple[str, int, str, int]]:
     query = (
         "SELECT a.token_sha256, v.item_id, v.choice, v.vote_id FROM votes v "
@@ -336,6 +432,7 @@ def run_one(backend: str, args, src: Path, workdir: Path) -> dict:
                 raise RuntimeError(f"{a[0]} failed: {done.stdout}{done.stderr}")
             return done.stdout
 
+        lease = ["--lease-seconds", "1"] if args.load == "lapsed" else []
         tool(
             "init",
             "--study-items",
@@ -346,6 +443,7 @@ def run_one(backend: str, args, src: Path, workdir: Path) -> dict:
             "3",
             "--attention-every",
             "10",
+            *lease,
         )
         links = tool("add-annotator", "--count", str(args.annotators)).split()
         tokens = [link.rsplit("/", 1)[1] for link in links if "/a/" in link]
@@ -353,6 +451,17 @@ def run_one(backend: str, args, src: Path, workdir: Path) -> dict:
             db, free_port(), env, workdir / f"serve-{backend}.log", args.threads, args.workers
         )
         server.start()
+        if args.load == "lapsed":
+            lapsed, elapsed = asyncio.run(
+                lapsed_load(tokens, server.port, args.duration, args.stalled, args.stall)
+            )
+            server.stop()
+            stored = stored_votes(db)
+            deadlocks = None
+            if pg is not None:
+                log = pg.root / "server.log"
+                deadlocks = log.read_text(errors="replace").count("deadlock detected")
+            return lapsed_result(backend, args, lapsed, elapsed, stored, deadlocks)
         cpu_at_start = server.cpu_now()  # imports and start-up, not load
         client_cpu_at_start = time.process_time()
         stats, elapsed, downtime = asyncio.run(
@@ -363,15 +472,10 @@ def run_one(backend: str, args, src: Path, workdir: Path) -> dict:
         server_cpu = server.cpu_s - cpu_at_start
         out = workdir / f"export-{backend}.csv"
         checks = workdir / f"export-{backend}-checks.csv"
-        tool(
-            "export",
-            "--out",
-            str(out),
-            "--attention-out",
-            str(checks),
-            "--min-attention-accuracy",
-            "0",
-        )
+        keep_all = ["--min-attention-accuracy", "0"]
+        if "--max-fast-share" in tool("export", "--help"):
+            keep_all += ["--max-fast-share", "1"]  # these clients answer at once, on purpose
+        tool("export", "--out", str(out), "--attention-out", str(checks), *keep_all)
         exported = len(pd.read_csv(out)) + len(pd.read_csv(checks))
         stored = stored_votes(db)
     finally:
@@ -410,6 +514,72 @@ def run_one(backend: str, args, src: Path, workdir: Path) -> dict:
     }
 
 
+def _percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.array(values) * 1000, q)) if values else float("nan")
+
+
+def lapsed_result(
+    backend: str,
+    args,
+    stats: LapsedStats,
+    elapsed: float,
+    stored: list[tuple[str, int, str, int]],
+    deadlocks: int | None,
+) -> dict:
+    sha = {t: hashlib.sha256(t.encode()).hexdigest() for t in {a[0] for a in stats.acked}}
+    acked = {(sha[t], i, c, v) for t, i, c, v in stats.acked}
+    per_item = pd.Series([s[1] for s in stored if s[1] < args.items]).value_counts()
+    return {
+        "backend": backend,
+        "wall_s": elapsed,
+        "clients": args.annotators,
+        "finished": stats.finished,
+        "next_calls": len(stats.next_latencies),
+        "next_over_1s": sum(x > 1 for x in stats.next_latencies),
+        "next_p95_ms": _percentile(stats.next_latencies, 95),
+        "next_max_ms": _percentile(stats.next_latencies, 100),
+        "votes": len(stats.vote_latencies),
+        "vote_p95_ms": _percentile(stats.vote_latencies, 95),
+        "vote_max_ms": _percentile(stats.vote_latencies, 100),
+        "acknowledged": len(stats.acked),
+        "stored": len(stored),
+        "lost": len(acked - set(stored)),
+        "refused": dict(stats.refused),
+        "saved_without_next": stats.saved_without_next,
+        "over_quota_items": int((per_item > 3).sum()),
+        "deadlocks": deadlocks,
+        "errors": stats.errors,
+    }
+
+
+def print_lapsed(r: dict) -> bool:
+    """Print one lapsed-shape result; True when it shows a failure."""
+    b = r["backend"]
+    print(
+        f"\n[{b}] lapsed reservations: {r['finished']} of {r['clients']} clients finished in "
+        f"{r['wall_s']:.1f} s; next-item (GET /api/next) {r['next_calls']} calls, p95 "
+        f"{r['next_p95_ms']:.0f} ms, max {r['next_max_ms']:.0f} ms, {r['next_over_1s']} over "
+        f"1 s; votes {r['votes']}, p95 {r['vote_p95_ms']:.0f} ms, max {r['vote_max_ms']:.0f} ms"
+    )
+    deadlocks = "n/a" if r["deadlocks"] is None else r["deadlocks"]
+    print(
+        f"[{b}] deadlocks in the server log {deadlocks}, items over quota "
+        f"{r['over_quota_items']}, 503s {r['refused'].get(503, 0)}, votes saved without a "
+        f"next item {r['saved_without_next']}, acknowledged {r['acknowledged']}, stored "
+        f"{r['stored']}, lost {r['lost']}, refused {r['refused'] or 'none'}"
+        + (f", client errors {r['errors'][:3]}" if r["errors"] else ""),
+        flush=True,
+    )
+    return bool(
+        r["lost"]
+        or r["over_quota_items"]
+        or r["deadlocks"]
+        or r["finished"] < r["clients"]
+        or r["refused"].get(503)
+        or r["saved_without_next"]
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
@@ -436,7 +606,23 @@ def main() -> None:
     parser.add_argument(
         "--src", type=Path, default=ROOT / "src", help="source tree of the tool under test"
     )
+    parser.add_argument(
+        "--load",
+        choices=["throughput", "lapsed"],
+        default="throughput",
+        help="throughput: votes as fast as answered, kill -9 half-way; lapsed: 1 s leases, "
+        "stalled clients (see the module docstring)",
+    )
+    parser.add_argument(
+        "--stalled", type=float, default=0.3, help="lapsed: share of clients that stall"
+    )
+    parser.add_argument(
+        "--stall", type=float, default=2.0, help="lapsed: seconds a stalled client holds an item"
+    )
     args = parser.parse_args()
+    if args.load == "lapsed":  # the shape's own defaults where none were given
+        args.items = 300 if "--items" not in sys.argv else args.items
+        args.annotators = 40 if "--annotators" not in sys.argv else args.annotators
     if (
         not 1 <= args.items <= 200_000
         or not 1 <= args.annotators <= 500
@@ -444,11 +630,16 @@ def main() -> None:
     ):
         parser.error("bounds: 1..200000 items, 1..500 annotators, duration up to 600 s")
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    shape = (
+        f"lapsed reservations (1 s lease, {args.stalled:.0%} of clients hold each item "
+        f"{args.stall:g} s), until done or"
+        if args.load == "lapsed"
+        else f"{f'offering {args.rate:g} votes/s' if args.rate else 'each voting at once'},"
+        f" kill -9 at {args.kill_at:.0%},"
+    )
     print(
         f"annotation tool load test: {args.items} items, {args.annotators} annotators "
-        f"({f'offering {args.rate:g} votes/s' if args.rate else 'each voting at once'}), "
-        f"up to {args.duration:g} s or {args.max_votes} votes, kill -9 at "
-        f"{args.kill_at:.0%}, serve with "
+        f"({shape} up to {args.duration:g} s or {args.max_votes} votes), serve with "
         f"{' '.join(serve_flags(args.threads, args.workers)) or 'its defaults'}"
         f", tool from {args.src}, load average now "
         f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores",
@@ -461,6 +652,9 @@ def main() -> None:
             r = run_one(backend, args, args.src, workdir)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+        if args.load == "lapsed":
+            failed |= print_lapsed(r)
+            continue
         print(
             f"\n[{backend}] {r['votes_per_s']:.0f} votes/s over {r['wall_s']:.1f} s "
             f"(restart after kill -9 took {r['restart_s']:.1f} s; "

@@ -32,6 +32,8 @@ from ..conftest import PROJECT_ROOT
 
 #: MNIST training images used as the `digits` table of the tests (ids 0..N_DIGITS-1)
 N_DIGITS = 600
+#: the attention-check seed of the tests' databases
+ATTENTION_SEED = 20261201
 
 
 @pytest.fixture(scope="session")
@@ -103,7 +105,9 @@ def make_db(db_url, mnist_digits):
             make_study_items(mnist_digits, n_study), mnist_digits, n_attention_checks=n_checks
         )
         store.insert_items(engine, items)
-        store.write_settings(engine, **settings)
+        # the attention-check positions of a test do not depend on the random seed a new
+        # database draws
+        store.write_settings(engine, **{"attention_seed": ATTENTION_SEED, **settings})
         return engine
 
     yield _make

@@ -305,7 +305,10 @@ def test_annotator_never_sees_an_item_twice_and_finishes(engine, annotator):
             {"item_id": seen[-1], "choice": "1", "unsure": False, "response_time": 0.3}
         )
         assert r.status_code == 201
-    assert len(seen) == len(set(seen)) == len(study_ids(engine))  # attention_every is 100
+    assert len(seen) == len(set(seen))
+    # every study item; attention_every is 100, so at most the first check came among them
+    assert set(seen) - check_ids(engine) == study_ids(engine)
+    assert len(set(seen) & check_ids(engine)) <= 1
     assert body["progress"]["done"] == body["progress"]["total"] == len(seen)
 
 
@@ -354,21 +357,34 @@ def test_max_items_per_annotator_caps_the_work(make_db):
     assert body["done"] is True and body["progress"] == {"done": 2, "total": 2}
 
 
-def test_attention_checks_come_after_every_n_study_votes(make_db):
-    engine = make_db(n_study=6, n_checks=2, votes_per_item=1, attention_every=2)
-    a = new_annotator(engine, create_app(engine).test_client())
+def test_attention_checks_come_at_drawn_positions_in_every_block(make_db):
+    engine = make_db(n_study=8, n_checks=3, votes_per_item=2, attention_every=2)
+    client = create_app(engine).test_client()
     studies, checks = study_ids(engine), check_ids(engine)
-    kinds = []
-    while True:
-        body = a.next().get_json()
-        if body["done"]:
-            break
-        item_id = body["item"]["item_id"]
-        kinds.append("check" if item_id in checks else "study")
-        assert item_id in studies | checks
-        a.vote({"item_id": item_id, "choice": "1", "unsure": False, "response_time": 0.3})
-    assert kinds == ["study", "study", "check", "study", "study", "check", "study", "study"]
-    assert body["progress"] == {"done": 8, "total": 8}
+    with engine.begin() as conn:
+        settings = store.read_settings(conn)
+    for _ in range(2):
+        annotator, token = store.add_annotator(engine)
+        a = Api(client, token)
+        kinds = []
+        while True:
+            body = a.next().get_json()
+            if body["done"]:
+                break
+            item_id = body["item"]["item_id"]
+            kinds.append("check" if item_id in checks else "study")
+            assert item_id in studies | checks
+            r = a.vote({"item_id": item_id, "choice": "1", "unsure": False, "response_time": 0.3})
+            assert r.status_code == 201
+        # the k-th check comes after the drawn number of study votes (one in each block of
+        # attention_every), and study votes stop where a fourth check would be due
+        study_before = [kinds[:i].count("study") for i, k in enumerate(kinds) if k == "check"]
+        expected = [store.check_due_after(settings, annotator.annotator_id, k) for k in range(3)]
+        assert study_before == expected
+        assert [k * 2 < n <= (k + 1) * 2 for k, n in enumerate(study_before)] == [True] * 3
+        last = store.check_due_after(settings, annotator.annotator_id, 3)
+        assert kinds.count("study") == min(last, len(studies))
+        assert body["progress"] == {"done": len(kinds), "total": len(kinds)}
 
 
 def test_stale_lease_is_reassigned_only_when_others_filled_the_item(make_db):

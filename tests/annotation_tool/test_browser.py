@@ -158,6 +158,10 @@ def tool(tmp_path, mnist_digits):
             # a scripted browser answers faster than any person could
             "--min-response-time",
             "0",
+            # the seed under which A's third item is the check and A then gets 4 study
+            # items in all, and B's check would come after their 2 answers
+            "--attention-seed",
+            "5",
         ],
     )
     assert r.exit_code == 0, r.output

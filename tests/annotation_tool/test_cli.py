@@ -17,6 +17,8 @@ from soft_label_audit.columns import CHOICES
 
 from .conftest import Api, make_study_items
 
+#: export options that keep the votes a test client sends as fast as it can
+KEEP_FAST = ("--max-fast-share", "1")
 LINK = re.compile(r"^(ann_[0-9a-f]{8})\thttp://127\.0\.0\.1:8050/a/([A-Za-z0-9_-]+)$", re.M)
 
 
@@ -102,12 +104,16 @@ def test_export_writes_the_raw_annotations_contract(tool, tmp_path):
             ).all()
         )
     expected, check_answers = [], []
-    for token, pseud, choices in ((t1, p1, ["1", "none", "7", "8"]), (t2, p2, ["2", "3"])):
+    # with attention_every=2, each annotator's first 4 items hold exactly one check
+    for token, pseud, choices in (
+        (t1, p1, ["1", "none", "7", "8"]),
+        (t2, p2, ["2", "3", "4", "5"]),
+    ):
         api = Api(client, token)
         for k, choice in enumerate(choices):
             item_id = api.next().get_json()["item"]["item_id"]
-            if item_id in expected_check:  # answer the attention check wrongly on purpose
-                choice = "none"
+            if item_id in expected_check:  # p1 answers it wrongly on purpose, p2 rightly
+                choice = "none" if pseud == p1 else expected_check[item_id]
                 check_answers.append((pseud, item_id))
             else:
                 expected.append((item_id, pseud, choice, k % 2 == 1, 0.3 + k / 4))
@@ -122,7 +128,7 @@ def test_export_writes_the_raw_annotations_contract(tool, tmp_path):
             assert r.status_code == 201
 
     out = tmp_path / "export" / "votes.csv"
-    r = run("export", "--out", str(out), "--min-attention-accuracy", "0")
+    r = run("export", "--out", str(out), "--min-attention-accuracy", "0", *KEEP_FAST)
     assert r.exit_code == 0, r.output
     raw = pd.read_csv(out, dtype={"choice": str})
     assert tuple(raw.columns) == RAW_ANNOTATION_COLUMNS
@@ -134,22 +140,29 @@ def test_export_writes_the_raw_annotations_contract(tool, tmp_path):
     assert [g[:4] for g in got] == [e[:4] for e in expected]
     assert [g[4] for g in got] == pytest.approx([e[4] for e in expected])
 
-    # annotator 1 answered 4 items with attention_every=2: the third was an attention check
     checks = pd.read_csv(tmp_path / "export" / "votes_attention_checks.csv", dtype={"choice": str})
-    assert check_answers == [(p1, int(checks["item_id"].iloc[0]))]
-    assert checks[["choice", "correct"]].values.tolist() == [["none", False]]
+    assert check_answers == list(zip(checks["annotator_id"], checks["item_id"]))
+    assert checks["correct"].tolist() == [False, True]
+    assert checks.loc[0, "choice"] == "none"
+    assert (checks["server_response_time"] >= 0).all()
+    assert (checks["response_time"] > 0).all()
+    every = pd.read_csv(tmp_path / "export" / "votes_all_votes.csv", dtype={"choice": str})
+    assert len(every) == 8 and every["is_attention_check"].sum() == 2
+    assert every["server_response_time"].notna().all() and every["left_out"].isna().all()
 
     parquet = tmp_path / "votes.parquet"
-    assert run("export", "--out", str(parquet), "--min-attention-accuracy", "0").exit_code == 0
+    assert (
+        run("export", "--out", str(parquet), "--min-attention-accuracy", "0", *KEEP_FAST).exit_code
+        == 0
+    )
     pd.testing.assert_frame_equal(pd.read_parquet(parquet), raw, check_dtype=False)
 
-    r = run("export", "--out", str(out), "--min-attention-accuracy", "0.5")
+    r = run("export", "--out", str(out), "--min-attention-accuracy", "0.5", *KEEP_FAST)
     filtered = pd.read_csv(out, dtype={"choice": str})
     assert (
-        set(filtered["annotator_id"]) == {p2}
-        and f"left out (attention accuracy < 0.5): {p1}" in r.output
+        set(filtered["annotator_id"]) == {p2} and f"{p1} (attention checks 0/1 correct)" in r.output
     )
-    assert len(filtered) == 2
+    assert len(filtered) == 3
 
 
 def test_status_and_revoke(tool):

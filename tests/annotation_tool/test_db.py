@@ -126,3 +126,23 @@ def test_image_must_be_784_bytes(tmp_path):
                     item_id=1, source="mnist", image=bytes(100), is_attention_check=False
                 )
             )
+
+
+def test_a_version_4_database_is_upgraded_with_its_own_check_seed(tmp_path, monkeypatch):
+    from soft_label_audit.annotation_tool import store
+
+    path = tmp_path / "v4.db"
+    with monkeypatch.context() as m:
+        m.setattr(db, "MIGRATIONS", db.MIGRATIONS[:4])
+        engine = db.open_database(path)
+        with engine.begin() as conn:
+            conn.execute(insert(db.settings).values(key="votes_per_item", value="5"))
+        engine.dispose()
+    engine = db.open_database(path)
+    assert db.current_version(engine) == db.LATEST_VERSION == 5
+    with engine.begin() as conn:
+        settings = store.read_settings(conn)
+    assert settings.votes_per_item == 5 and settings.attention_seed > 0
+    assert db.migrate(engine) == []  # the seed is drawn once
+    with engine.begin() as conn:
+        assert store._read_settings(conn).attention_seed == settings.attention_seed

@@ -38,7 +38,10 @@ def test_export_runs_through_the_annotation_pipeline(tmp_path, make_db, mnist_di
     url = engine.url.render_as_string(hide_password=False)
     engine.dispose()
     out = tmp_path / f"votes{suffix}"
-    r = CliRunner().invoke(main, ["export", "--db", url, "--out", str(out)])
+    # these votes come as fast as the test client sends them: keep them all
+    r = CliRunner().invoke(
+        main, ["export", "--db", url, "--out", str(out), "--max-fast-share", "1"]
+    )
     assert r.exit_code == 0, r.output
 
     params = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_annotation.yml").read_text())

@@ -12,9 +12,11 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import os
 import random
 import socket
 import sqlite3
+import stat
 import subprocess
 import sys
 import threading
@@ -273,7 +275,15 @@ def test_implausibly_fast_answers_are_refused(engine, annotator, rt):
 
 
 def test_annotators_failing_attention_checks_are_left_out_and_named(make_db, tmp_path):
-    engine = make_db(n_study=6, n_checks=2, votes_per_item=2, attention_every=1, name="quality.db")
+    # max_fast_share=1: these votes come as fast as the test client sends them
+    engine = make_db(
+        n_study=6,
+        n_checks=2,
+        votes_per_item=2,
+        attention_every=1,
+        max_fast_share=1,
+        name="quality.db",
+    )
     client = create_app(engine).test_client()
     with engine.begin() as conn:
         checks = dict(
@@ -305,9 +315,10 @@ def test_annotators_failing_attention_checks_are_left_out_and_named(make_db, tmp
     r = CliRunner().invoke(main, ["export", "--db", url, "--out", str(out)])
     assert r.exit_code == 0, r.output
     assert set(pd.read_csv(out)["annotator_id"]) == {good}
-    assert f"left out (attention accuracy < 0.75): {bad}" in r.output
+    assert "left out (attention accuracy < 0.75 or no check answered" in r.output
+    assert f"): {bad} (attention checks 0/2 correct)" in r.output
     r = CliRunner().invoke(main, ["status", "--db", url])
-    assert f"excluded_annotators: {bad} (0/2 checks correct)" in r.output
+    assert f"excluded_annotators: {bad} (attention checks 0/2 correct)" in r.output
 
 
 # ------------------------------------------------------------ 8. reads never wait for writers
@@ -334,3 +345,109 @@ def test_read_only_requests_do_not_wait_for_the_write_lock(tmp_path, make_db, ba
     holder.close()
     thread.join(timeout=60)
     assert answered_while_locked.get("status") == 200
+
+
+# ------------------------------------------------------------ 9. issue 25: smaller defects
+
+
+def test_sqlite_files_are_created_owner_only(tmp_path, monkeypatch):
+    os.umask(0o022)  # the usual umask, under which files are created world-readable
+    path = tmp_path / "private.db"
+    engine = db.open_database(path)
+    _, token = store.add_annotator(engine)  # a write: the -wal and -shm files exist now
+    modes = {
+        suffix: stat.S_IMODE(os.stat(f"{path}{suffix}").st_mode) for suffix in ("", "-wal", "-shm")
+    }
+    assert modes == {"": 0o600, "-wal": 0o600, "-shm": 0o600}
+    engine.dispose()
+    # a database created world-readable by an older version is made owner-only on opening
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(f"{path}{suffix}"):
+            os.chmod(f"{path}{suffix}", 0o644)
+    db.open_database(path).dispose()
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_head_of_api_next_changes_nothing(engine, client, annotator):
+    r = client.head("/api/next", headers={"X-Annotator-Token": annotator.token})
+    assert r.status_code == 405 and r.headers["Allow"] == "GET"
+    with engine.begin() as conn:
+        assert conn.execute(select(db.assignments)).all() == []
+    # GET still hands out the item, and HEAD after it leaves it as it is
+    shown = annotator.next().get_json()["item"]["item_id"]
+    client.head("/api/next", headers={"X-Annotator-Token": annotator.token})
+    with engine.begin() as conn:
+        rows = conn.execute(select(db.assignments.c.item_id)).scalars().all()
+    assert rows == [shown]
+
+
+def test_token_is_redacted_when_the_error_page_itself_fails(engine, annotator, monkeypatch):
+    from waitress.server import create_server
+
+    from soft_label_audit.annotation_tool import web
+
+    def broken_page(*args, **kwargs):
+        raise RuntimeError("injected: the template cannot be rendered")
+
+    monkeypatch.setattr(web, "render_template", broken_page)
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    loggers = [logging.getLogger("waitress"), logging.getLogger(web.__name__)]
+    for logger in loggers:
+        logger.addHandler(handler)
+    app = create_app(engine)
+    srv = create_server(app, host="127.0.0.1", port=0, threads=1)
+    stopping = threading.Event()
+
+    def run() -> None:
+        try:
+            srv.run()
+        except OSError:  # the socket map loses its server socket when closed mid-select
+            if not stopping.is_set():
+                raise
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        # the page of a forged token: the 403 page fails, then the 500 page fails
+        answer = raw_exchange(
+            srv.effective_port,
+            f"GET /a/{annotator.token[::-1]} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode(),
+        )
+        answer += raw_exchange(
+            srv.effective_port,
+            f"GET /a/{annotator.token} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode(),
+        )
+    finally:
+        stopping.set()
+        srv.close()
+        srv.task_dispatcher.shutdown()
+        thread.join(timeout=5)
+        for logger in loggers:
+            logger.removeHandler(handler)
+    assert answer.startswith(b"HTTP/1.1 500")
+    formatter = logging.Formatter()
+    logged = "\n".join(formatter.format(r) for r in records)
+    assert "injected: the template cannot be rendered" in logged
+    assert "/a/<redacted>" in logged
+    assert annotator.token not in logged and annotator.token[::-1] not in logged
+
+
+def test_init_against_an_unreachable_postgres_prints_one_line(tmp_path, mnist_digits):
+    from .conftest import make_study_items
+
+    study, digits = tmp_path / "study.parquet", tmp_path / "digits.parquet"
+    make_study_items(mnist_digits, 4).to_parquet(study)
+    mnist_digits.to_parquet(digits)
+    port = free_port()  # nothing listens there
+    url = f"postgresql+psycopg://annotator:secret@127.0.0.1:{port}/campaign"
+    r = CliRunner().invoke(
+        main, ["init", "--db", url, "--study-items", str(study), "--digits", str(digits)]
+    )
+    assert r.exit_code == 1
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1, r.output
+    assert f"127.0.0.1:{port}/campaign" in lines[0] and "annotator" in lines[0]
+    assert "secret" not in lines[0]
+    assert "start the PostgreSQL server there or correct --db" in lines[0]

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
+from sqlalchemy import make_url
 from sqlalchemy.exc import OperationalError
 
 from soft_label_audit.annotation_tool import db, store
@@ -42,9 +43,13 @@ DEFAULT_PORT = 8050
 #: on a 2-core machine added throughput); one process where os.fork is missing
 DEFAULT_THREADS = 1
 DEFAULT_WORKERS = 2 if hasattr(os, "fork") else 1
-#: waitress: most simultaneous connections, and seconds before an idle one is closed
+#: waitress: most simultaneous connections per process, and seconds before an idle one is
+#: closed (docs/annotation_tool.md, "Connections"): every open connection is polled on each
+#: turn of waitress's loop (1,000 idle ones added 1.6 ms to each request, 4,000 added 17 ms),
+#: and connections beyond the limit wait until idle ones time out (29.8 s at 30 s, 9.7 s at
+#: 10 s, measured with 1,100 idle sockets on 2 workers)
 DEFAULT_CONNECTION_LIMIT = 500
-DEFAULT_CHANNEL_TIMEOUT = 30
+DEFAULT_CHANNEL_TIMEOUT = 10
 #: waitress: largest request header block (a token header is under 200 bytes)
 MAX_HEADER_BYTES = 16 * 1024
 
@@ -86,6 +91,21 @@ def _is_url(db_path: str) -> bool:
     return "://" in str(db_path)
 
 
+def unreachable(db_path: str, exc: OperationalError) -> click.ClickException:
+    """One line naming the database (without its password), the driver's reason, and the
+    fix, for a database that cannot be opened (a PostgreSQL server that does not answer)."""
+    try:
+        where = make_url(db.database_url(db_path)).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - the message must not fail on an odd --db
+        where = "the database"
+    reason = (str(exc.orig).strip().splitlines() or ["unknown error"])[0]
+    if _is_url(db_path):
+        fix = "start the PostgreSQL server there or correct --db"
+    else:
+        fix = "check the path and its permissions"
+    return click.ClickException(f"cannot reach {where}: {reason}; {fix}")
+
+
 def _open_existing(db_path: str, pool_size: int = 10):
     if not _is_url(db_path) and not Path(db_path).exists():
         raise click.ClickException(f"{db_path} does not exist; create it with the init command")
@@ -94,7 +114,7 @@ def _open_existing(db_path: str, pool_size: int = 10):
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     except OperationalError as exc:
-        raise click.ClickException(f"cannot open the database: {exc.orig}") from None
+        raise unreachable(db_path, exc) from None
     return engine
 
 
@@ -172,10 +192,11 @@ def main() -> None:
 @file_option("--digits", DEFAULT_DIGITS, "digits table with images")
 @click.option(
     "--attention-checks",
-    default=4,
+    default=40,
     show_default=True,
-    type=click.IntRange(0, 50),
-    help="number of easy MNIST images (outside the study) used as attention checks",
+    type=click.IntRange(0, 1000),
+    help="number of easy MNIST images (outside the study) used as attention checks; an "
+    "annotator gets at most attention-every x this many study items",
 )
 @click.option(
     "--seed", default=0, show_default=True, type=int, help="seed of the attention-check draw"
@@ -196,6 +217,19 @@ def main() -> None:
     click.FloatRange(0, 1),
     "export leaves out annotators below this attention-check accuracy",
 )
+@setting_option(
+    "--max-fast-share",
+    click.FloatRange(0, 1),
+    "export leaves out annotators more of whose votes than this share the server saw "
+    "answered in under --min-response-time",
+)
+@click.option(
+    "--attention-seed",
+    type=click.IntRange(0, 2**62),
+    default=None,
+    help="seed of the attention-check positions [default: a random one drawn when the "
+    "database is created]",
+)
 def init(
     db_path,
     study_items,
@@ -208,6 +242,8 @@ def init(
     lease_seconds,
     min_response_time,
     min_attention_accuracy,
+    max_fast_share,
+    attention_seed,
 ) -> None:
     from soft_label_audit.annotation_tool.item_sets import build_annotation_items
 
@@ -219,9 +255,11 @@ def init(
     )
     try:
         engine = db.make_engine(db_path)
+        applied = db.migrate(engine)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    applied = db.migrate(engine)
+    except OperationalError as exc:
+        raise unreachable(db_path, exc) from None
     counts = store.insert_items(engine, frame)
     settings = store.write_settings(
         engine,
@@ -231,6 +269,8 @@ def init(
         lease_seconds=lease_seconds,
         min_response_time=min_response_time,
         min_attention_accuracy=min_attention_accuracy,
+        max_fast_share=max_fast_share,
+        attention_seed=attention_seed,
     )
     n_checks = int(frame["is_attention_check"].sum())
     click.echo(
@@ -280,31 +320,58 @@ def revoke(db_path, pseudonym) -> None:
 @file_option(
     "--attention-out", None, "attention-check answers [default: <out stem>_attention_checks.csv]"
 )
+@file_option(
+    "--all-votes-out",
+    None,
+    "every vote with both response times and why it is left out "
+    "[default: <out stem>_all_votes.csv]",
+)
 @click.option(
     "--min-attention-accuracy",
     default=None,
     type=click.FloatRange(0, 1),
-    help="leave out annotators whose attention-check accuracy is below this "
-    "[default: the study setting; 0 keeps everyone]",
+    help="leave out annotators whose attention-check accuracy is below this, or who "
+    "answered no check [default: the study setting; 0 turns this rule off]",
 )
-def export(db_path, out, attention_out, min_attention_accuracy) -> None:
+@click.option(
+    "--max-fast-share",
+    default=None,
+    type=click.FloatRange(0, 1),
+    help="leave out annotators more of whose votes than this share were faster than "
+    "min_response_time on the server's clock [default: the study setting; 1 turns this "
+    "rule off]",
+)
+def export(
+    db_path, out, attention_out, all_votes_out, min_attention_accuracy, max_fast_share
+) -> None:
     engine = _open_existing(db_path)
-    frames = store.export_frames(engine, min_attention_accuracy=min_attention_accuracy)
+    frames = store.export_frames(
+        engine, min_attention_accuracy=min_attention_accuracy, max_fast_share=max_fast_share
+    )
     attention_out = attention_out or out.with_name(f"{out.stem}_attention_checks.csv")
+    all_votes_out = all_votes_out or out.with_name(f"{out.stem}_all_votes.csv")
     _write_atomic(frames["raw_annotations"], out)
     _write_atomic(frames["attention_checks"], attention_out)
-    raw, summary = frames["raw_annotations"], frames["annotators"]
+    _write_atomic(frames["all_votes"], all_votes_out)
+    raw, summary, rules = frames["raw_annotations"], frames["annotators"], frames["rules"]
     click.echo(
         f"{len(raw)} votes on {raw['item_id'].nunique()} items by "
         f"{raw['annotator_id'].nunique()} annotators -> {out}"
     )
     click.echo(f"{len(frames['attention_checks'])} attention-check answers -> {attention_out}")
-    dropped = summary.loc[~summary["kept"], "annotator_id"].tolist()
+    click.echo(f"{len(frames['all_votes'])} votes with both response times -> {all_votes_out}")
+    dropped = summary.loc[~summary["kept"]]
     click.echo(
-        f"left out (attention accuracy < {frames['threshold']:g}): "
-        f"{', '.join(dropped) if dropped else 'none'}"
+        f"left out (attention accuracy < {rules.min_attention_accuracy:g} or no check "
+        f"answered; more than {rules.max_fast_share:.0%} of votes under "
+        f"{rules.min_response_time:g} s on the server's clock): "
+        + (
+            ", ".join(f"{r.annotator_id} ({r.left_out})" for r in dropped.itertuples())
+            if len(dropped)
+            else "none"
+        )
     )
-    click.echo(summary.to_string(index=False))
+    click.echo(summary.drop(columns="left_out").to_string(index=False))
 
 
 @main.command(help="Counts of items, votes and annotators, and the settings in force.")

@@ -15,13 +15,19 @@
   ``n_study_done``/``n_checks_done``. The next item is one index seek on
   ``(is_attention_check, n_assigned, shuffle_key)``; an item whose count includes lapsed
   reservations is found through the index of open assignments.
-* Attention checks: after every ``attention_every`` study votes, one unseen attention check
-  is due. They have no quota and are indistinguishable from study items in the API.
+* Attention checks: one in every block of ``attention_every`` study votes, at a position
+  drawn per annotator and block from the database's secret ``attention_seed``
+  (:func:`check_due_after`), the check itself drawn from those the annotator has not seen;
+  once they have seen every check, no more study items. Checks have no quota and are
+  indistinguishable from study items in the API.
 * A vote is accepted only for the annotator's open assignment, once, in one transaction
   together with closing that assignment. Client-measured response times must be at least
-  ``min_response_time`` and at most the time the server saw pass since the item was shown.
-* Quality control: the export leaves out annotators whose attention-check accuracy is below
-  ``min_attention_accuracy``; ``status`` and the export summary name them.
+  ``min_response_time`` and at most the time the server saw pass since the item was shown;
+  the server's own measurement is stored beside it (``server_elapsed``).
+* Quality control (:class:`QualityRules`), over each annotator's whole session: the export
+  leaves out annotators whose attention-check accuracy is below ``min_attention_accuracy``
+  or who answered no check, and those more of whose votes than ``max_fast_share`` the
+  server saw answered in under ``min_response_time``; ``status`` and the export name them.
 """
 
 from __future__ import annotations
@@ -37,14 +43,13 @@ import weakref
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, bindparam, case, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from soft_label_audit.annotation_tool import db
 from soft_label_audit.columns import CHOICES
 
 if TYPE_CHECKING:  # pandas and numpy serve the export only: `serve` starts without them
-    import numpy as np
     import pandas as pd
 
 #: export columns: the `raw_annotations` contract (architecture.md) with response_time
@@ -57,6 +62,22 @@ ATTENTION_COLUMNS = (
     "correct",
     "unsure",
     "response_time",
+    "server_response_time",
+)
+#: every vote, study items and attention checks, with both times and why it is left out of
+#: ``raw_annotations`` (empty when it is in it)
+ALL_VOTE_COLUMNS = (
+    "vote_id",
+    "item_id",
+    "annotator_id",
+    "choice",
+    "unsure",
+    "response_time",
+    "server_response_time",
+    "fast",
+    "is_attention_check",
+    "expected_choice",
+    "left_out",
 )
 #: seconds by which a client-measured response time may exceed what the server measured
 RESPONSE_TIME_TOLERANCE_S = 2.0
@@ -74,10 +95,17 @@ class Settings:
     attention_every: int = 10
     max_items_per_annotator: int = 0  # 0: no cap
     lease_seconds: float = 900.0
-    #: seconds; a faster answer is refused as implausible (nobody reads a digit in less)
+    #: seconds; nobody reads a digit in less. A vote whose client-reported time is shorter
+    #: is refused; a vote the server itself saw answered faster (from handing out the item
+    #: to receiving the vote) is stored and counted as *fast* (see ``max_fast_share``)
     min_response_time: float = 0.25
     #: the export leaves out annotators whose attention-check accuracy is below this
     min_attention_accuracy: float = 0.75
+    #: the export leaves out annotators more of whose votes than this share were fast
+    max_fast_share: float = 0.1
+    #: secret seed of the attention-check positions and draws (a random one is stored in
+    #: each database by migration 5)
+    attention_seed: int = 0
 
     def validated(self) -> Settings:
         if self.votes_per_item < 1:
@@ -92,6 +120,8 @@ class Settings:
             raise ValueError(f"min_response_time must be in [0, {MAX_RESPONSE_TIME_S:g}) s")
         if not 0 <= self.min_attention_accuracy <= 1:
             raise ValueError("min_attention_accuracy must be in [0, 1]")
+        if not 0 <= self.max_fast_share <= 1:
+            raise ValueError("max_fast_share must be in [0, 1]")
         return self
 
 
@@ -322,11 +352,62 @@ S_COUNT_DOWN = (
     .values(n_assigned=_it.c.n_assigned - 1)
     .returning(_it.c.n_assigned, _it.c.is_attention_check)
 )
-Q_NEXT_CHECK = (
+# the attention checks this annotator has not been given yet
+Q_UNSEEN_CHECKS = (
     select(_it.c.item_id)
     .where(_it.c.is_attention_check.is_(True), _NOT_MINE)
-    .order_by(func.abs(_it.c.shuffle_key - bindparam("offset")), _it.c.item_id)
-    .limit(1)
+    .order_by(_it.c.item_id)
+)
+_LIVE, _LAPSED = db.assignments.alias("live"), db.assignments.alias("lapsed")
+
+
+def _taken_expr(item: Any) -> Any:
+    """Votes on ``item`` plus the live (open, shown since ``:since``) reservations of other
+    active annotators, as one SQL expression: read in one statement, so under one snapshot
+    (a vote commits its vote row and the closing of its reservation together: two
+    statements could see neither)."""
+    votes_n = select(func.count()).select_from(_v).where(_v.c.item_id == item).scalar_subquery()
+    live_n = (
+        select(func.count())
+        .select_from(_LIVE.join(_an, _an.c.annotator_id == _LIVE.c.annotator_id))
+        .where(
+            _LIVE.c.item_id == item,
+            _LIVE.c.completed_at.is_(None),
+            _LIVE.c.shown_at >= bindparam("since"),
+            _LIVE.c.annotator_id != bindparam("me"),
+            _an.c.active.is_(True),
+        )
+        .scalar_subquery()
+    )
+    return votes_n + live_n
+
+
+Q_TAKEN = select(_taken_expr(bindparam("item")))
+Q_LOCK_ITEM = (
+    select(_it.c.item_id).where(_it.c.item_id == bindparam("item")).with_for_update(key_share=True)
+)
+Q_LOCK_ITEM_SKIP = (
+    select(_it.c.item_id)
+    .where(_it.c.item_id == bindparam("item"))
+    .with_for_update(key_share=True, skip_locked=True)
+)
+#: most items with lapsed reservations one look-up considers
+LAPSED_CANDIDATES = 20
+# study items held by a lapsed reservation that this annotator was never given and that
+# still need a vote as of this statement's snapshot (re-checked under the item's lock)
+Q_LAPSED = (
+    select(_LAPSED.c.item_id)
+    .join(_it, _it.c.item_id == _LAPSED.c.item_id)
+    .where(
+        _LAPSED.c.completed_at.is_(None),
+        _LAPSED.c.shown_at < bindparam("since"),
+        _it.c.is_attention_check.is_(False),
+        _NOT_MINE,
+        _taken_expr(_LAPSED.c.item_id) < bindparam("quota"),
+    )
+    .distinct()
+    .order_by(_LAPSED.c.item_id)
+    .limit(LAPSED_CANDIDATES)
 )
 # the voted item, the annotator's earlier vote on it and their open assignment of it, in one
 # statement: (is_attention_check, vote_id or None, assignment_id or None, shown_at or None)
@@ -349,6 +430,10 @@ Q_VOTE_TARGET = (
         )
     )
     .where(_it.c.item_id == bindparam("item"))
+    # the voted item's row, locked (PostgreSQL) before anything else of the vote is read: a
+    # vote and a reserver of the same item take turns, so a vote can never commit between
+    # a reserver's count and its reservation
+    .with_for_update(key_share=True, of=_it)
 )
 S_VOTE = (
     insert(_v)
@@ -517,34 +602,10 @@ def _lock_me(conn: Connection, annotator: Annotator) -> _Me:
 def _taken_by_others(
     conn: Connection, item_id: int, annotator_id: int, now: float, s: Settings
 ) -> int:
-    """Votes on the item plus live (unexpired, open) reservations of other active annotators."""
-    a, an = db.assignments, db.annotators
-    votes_now = conn.execute(
-        select(func.count()).select_from(db.votes).where(db.votes.c.item_id == item_id)
-    ).scalar_one()
-    others_live = conn.execute(
-        select(func.count())
-        .select_from(a)
-        .join(an, an.c.annotator_id == a.c.annotator_id)
-        .where(
-            a.c.item_id == item_id,
-            a.c.completed_at.is_(None),
-            a.c.shown_at >= now - s.lease_seconds,
-            a.c.annotator_id != annotator_id,
-            an.c.active.is_(True),
-        )
-    ).scalar_one()
-    return int(votes_now + others_live)
-
-
-def _not_mine(annotator_id: int):
-    """The item (of the outer query) was never assigned to this annotator."""
-    return ~(
-        select(_MINE.c.assignment_id)
-        .where(_MINE.c.item_id == db.items.c.item_id, _MINE.c.annotator_id == annotator_id)
-        .correlate(db.items)
-        .exists()
-    )
+    """Votes on the item plus live (unexpired, open) reservations of other active annotators,
+    in one statement (:func:`_taken_expr`). The caller holds the item's row lock."""
+    params = {"item": item_id, "me": annotator_id, "since": now - s.lease_seconds}
+    return int(db.run(conn, Q_TAKEN, params).fetchone()[0])
 
 
 @functools.lru_cache(maxsize=65_536)
@@ -554,29 +615,82 @@ def _annotator_offset(annotator_id: int) -> int:
     return int.from_bytes(digest[:8], "big") % db.SHUFFLE_MODULUS
 
 
-def _next_check(conn: Connection, me: _Me) -> int | None:
-    params = {"me": me.annotator_id, "offset": _annotator_offset(me.annotator_id)}
-    row = db.run(conn, Q_NEXT_CHECK, params).fetchone()
-    return None if row is None else row[0]
+def _draw(seed: int, *key: object) -> int:
+    """A reproducible pseudo-random 64-bit number for ``key`` under the study's secret seed."""
+    digest = hashlib.sha256(":".join(map(str, (seed, *key))).encode()).digest()
+    return int.from_bytes(digest[:8], "big")
 
 
-#: how often a PostgreSQL seek looks again after items were skipped as locked
-_SKIPPED_RETRIES = 40
+def check_due_after(s: Settings, annotator_id: int, k: int) -> int:
+    """The number of study votes after which the annotator's ``k``-th attention check
+    (0-based) is due: one check in every block of ``attention_every`` study votes, at a
+    position drawn per annotator and block, so ``k * attention_every + 1`` to
+    ``(k + 1) * attention_every``."""
+    return (
+        k * s.attention_every
+        + 1
+        + _draw(s.attention_seed, "at", annotator_id, k) % (s.attention_every)
+    )
 
 
-def _next_study(conn: Connection, me: _Me, s: Settings, now: float) -> int | None:
+def _check_due(s: Settings, me: _Me) -> bool:
+    return me.n_study_done >= check_due_after(s, me.annotator_id, me.n_checks_done)
+
+
+def _next_check(conn: Connection, me: _Me, s: Settings) -> int | None:
+    """An attention check the annotator has not been given, drawn at random (seeded per
+    annotator and check) from those left; None when they have all been given."""
+    unseen = [row[0] for row in db.run(conn, Q_UNSEEN_CHECKS, {"me": me.annotator_id})]
+    if not unseen:
+        return None
+    return int(
+        unseen[_draw(s.attention_seed, "pick", me.annotator_id, me.n_checks_done) % len(unseen)]
+    )
+
+
+#: PostgreSQL: seconds a look-up for the next study item may spend waiting for items other
+#: transactions hold locked (it then answers 503: retry), and its longest single pause
+SKIPPED_WAIT_S = 0.5
+SKIPPED_PAUSE_S = 0.02
+
+
+class QueueBusy(VoteRejected):
+    """Every item this annotator could get is being handed out by other transactions."""
+
+    def __init__(self) -> None:
+        super().__init__(503, "the next item is being handed out; please retry in a moment")
+
+
+class _WouldWait(Exception):
+    """The look-up would have to wait for skipped items, and its caller holds a lock that
+    others may be waiting for (a vote's item): it picks the next item after its commit."""
+
+
+def _next_study(
+    conn: Connection, me: _Me, s: Settings, now: float, wait: bool = True
+) -> int | None:
     """The next study item for the annotator, locked (PostgreSQL) for the caller to reserve.
 
     Fast path: items whose assignment count is below the quota, fullest first; within a
     count, the shuffled order from the annotator's offset (wrapping round). The count
     includes lapsed reservations, so it never under-counts: an item it yields is free. Items
-    held only by lapsed reservations are then looked up through the open assignments, and
-    checked exactly. On PostgreSQL ``FOR UPDATE SKIP LOCKED`` passes over items another
-    transaction is reserving, and the lock re-checks ``n_assigned`` on the newest row.
+    held only by lapsed reservations are then looked up (one statement) and each checked
+    exactly under its lock.
+
+    Locks (PostgreSQL): every item lock taken here is ``SKIP LOCKED``, so this never waits
+    for a lock while it holds another item's (the only waits for an item lock are a voter's
+    on its voted item and an annotator's on their own open item, each taken before any
+    other item lock): no deadlock can form. Skipped items may still need a vote once their
+    holders commit, so the look-up is repeated, for :data:`SKIPPED_WAIT_S` at most, and
+    then answered with :class:`QueueBusy` rather than "done" too early. A transaction only
+    waits holding no item lock another one could want: a lapsed item found full is
+    released at once (its lock was taken in a savepoint), and a vote's transaction, which
+    holds its item, raises :class:`_WouldWait` (``wait=False``) instead of waiting.
     """
-    it, a = db.items, db.assignments
     offset = _annotator_offset(me.annotator_id)
-    for attempt in range(_SKIPPED_RETRIES + 1):
+    postgres = conn.dialect.name == "postgresql"
+    waited, attempt = 0.0, 0
+    while True:
         for level in range(s.votes_per_item - 1, -1, -1):
             for upper in (False, True):
                 row = db.run(
@@ -584,35 +698,52 @@ def _next_study(conn: Connection, me: _Me, s: Settings, now: float) -> int | Non
                 ).fetchone()
                 if row is not None:
                     return int(row[0])
-        # SKIP LOCKED passed over items other transactions were reserving; one of them may
-        # still need a vote once they commit, so look again (each statement sees the newest
-        # commits) rather than tell this annotator "done" too early
-        if conn.dialect.name != "postgresql" or _available_study(conn, me) == 0:
-            break
-        time.sleep(0.005 * (attempt + 1))
-    lapsed = (
-        conn.execute(
-            select(a.c.item_id)
-            .join(it, it.c.item_id == a.c.item_id)
-            .where(
-                a.c.completed_at.is_(None),
-                a.c.shown_at < now - s.lease_seconds,
-                it.c.is_attention_check.is_(False),
-                _not_mine(me.annotator_id),
+        since = now - s.lease_seconds
+        lapsed = [
+            int(row[0])
+            for row in db.run(
+                conn, Q_LAPSED, {"since": since, "me": me.annotator_id, "quota": s.votes_per_item}
             )
-            .distinct()
-            .order_by(a.c.item_id)
-        )
-        .scalars()
-        .all()
-    )
-    for item_id in lapsed:
-        conn.execute(
-            select(it.c.item_id).where(it.c.item_id == item_id).with_for_update(key_share=True)
-        )
-        if _taken_by_others(conn, item_id, me.annotator_id, now, s) < s.votes_per_item:
-            return int(item_id)
-    return None
+        ]
+        skipped = False
+        for item_id in lapsed:
+            try:
+                return db.in_savepoint(conn, lambda c, i=item_id: _lock_if_free(c, i, me, s, now))
+            except _Locked:
+                skipped = True  # another transaction is reserving it or voting on it
+            except _Full:
+                pass  # the savepoint's rollback released its lock
+        # SKIP LOCKED passed over items other transactions hold; one of them may still need
+        # a vote once they commit (each statement sees the newest commits)
+        if not postgres or (not skipped and _available_study(conn, me) == 0):
+            return None
+        if not wait:
+            raise _WouldWait()
+        if waited >= SKIPPED_WAIT_S:
+            raise QueueBusy()
+        attempt += 1
+        pause = min(0.002 * attempt, SKIPPED_PAUSE_S, SKIPPED_WAIT_S - waited)
+        time.sleep(pause)
+        waited += pause
+
+
+class _Locked(Exception):
+    pass
+
+
+class _Full(Exception):
+    pass
+
+
+def _lock_if_free(conn: Connection, item_id: int, me: _Me, s: Settings, now: float) -> int:
+    """Lock a lapsed-reservation item (SKIP LOCKED) and return it if it still needs a vote;
+    raises :class:`_Locked` or :class:`_Full` (run it in a savepoint: its rollback releases
+    the lock of a full item)."""
+    if db.run(conn, Q_LOCK_ITEM_SKIP, {"item": item_id}).fetchone() is None:
+        raise _Locked()
+    if _taken_by_others(conn, item_id, me.annotator_id, now, s) >= s.votes_per_item:
+        raise _Full()
+    return item_id
 
 
 def _available_study(conn: Connection, me: _Me) -> int:
@@ -635,15 +766,21 @@ def _progress(conn: Connection, me: _Me, s: Settings, open_is_check: bool | None
     cap = s.max_items_per_annotator
     if cap:
         room = min(room, max(cap - me.n_study_done - open_study, 0))
-    n_checks = _cached(conn, "n_checks", lambda: db.run(conn, Q_N_CHECKS).fetchone()[0])
-    unseen_checks = int(n_checks) - me.n_checks_done - open_check
+    n_checks = _n_checks(conn)
+    checks = me.n_checks_done + open_check
+    if n_checks:  # study votes end where a check is due and none is left
+        last = check_due_after(s, me.annotator_id, n_checks)
+        room = min(room, max(last - me.n_study_done - open_study, 0))
     future_study = me.n_study_done + open_study + room
-    checks_expected = min(
-        me.n_checks_done + open_check + unseen_checks, future_study // s.attention_every
-    )
+    while checks < n_checks and check_due_after(s, me.annotator_id, checks) <= future_study:
+        checks += 1
     done = me.n_study_done + me.n_checks_done
-    total = future_study + max(checks_expected, me.n_checks_done + open_check)
-    return Progress(done=done, total=max(total, done))
+    return Progress(done=done, total=max(future_study + checks, done))
+
+
+def _n_checks(conn: Connection) -> int:
+    """The number of attention-check items (cached like the settings)."""
+    return int(_cached(conn, "n_checks", lambda: db.run(conn, Q_N_CHECKS).fetchone()[0]))
 
 
 def _reserve(conn: Connection, me: _Me, s: Settings, item_id: int, now: float) -> None:
@@ -656,7 +793,11 @@ def _with_image(conn: Connection, assignment: Assignment) -> Assignment:
 
 
 def _next_assignment_in(
-    conn: Connection, annotator: Annotator, now: float | None, me: _Me | None = None
+    conn: Connection,
+    annotator: Annotator,
+    now: float | None,
+    me: _Me | None = None,
+    wait: bool = True,
 ) -> tuple[Assignment | None, Progress]:
     """The annotator's open assignment or a new one (with its image), and their progress.
 
@@ -664,16 +805,16 @@ def _next_assignment_in(
     their only open assignment (an annotator holds at most one); the row is then locked
     already and no open assignment is looked for.
     """
-    assignment, progress = _pick_next_in(conn, annotator, now, me)
+    assignment, progress = _pick_next_in(conn, annotator, now, me, wait)
     return (None if assignment is None else _with_image(conn, assignment)), progress
 
 
 def _pick_next_in(
-    conn: Connection, annotator: Annotator, now: float | None, me: _Me | None
+    conn: Connection, annotator: Annotator, now: float | None, me: _Me | None, wait: bool
 ) -> tuple[Assignment | None, Progress]:
     now = time.time() if now is None else now
     s = read_settings(conn)
-    a, it = db.assignments, db.items
+    a = db.assignments
     if me is None:
         me = _lock_me(conn, annotator)
         open_row = db.run(conn, Q_OPEN, {"me": me.annotator_id}).fetchone()
@@ -686,9 +827,8 @@ def _pick_next_in(
                 Assignment(int(open_item), float(shown_at)),
                 _progress(conn, me, s, bool(is_check)),
             )
-        conn.execute(
-            select(it.c.item_id).where(it.c.item_id == open_item).with_for_update(key_share=True)
-        )
+        # the one item lock this transaction waits for, taken before any other item lock
+        db.run(conn, Q_LOCK_ITEM, {"item": open_item})
         if _taken_by_others(conn, open_item, me.annotator_id, now, s) < s.votes_per_item:
             conn.execute(update(a).where(a.c.assignment_id == assignment_id).values(shown_at=now))
             return Assignment(int(open_item), now), _progress(conn, me, s, False)
@@ -697,13 +837,15 @@ def _pick_next_in(
         _count_moved(conn, S_COUNT_DOWN, open_item, s.votes_per_item, me.annotator_id)
 
     item_id, is_check = None, False
-    if me.n_study_done // s.attention_every > me.n_checks_done:
-        item_id = _next_check(conn, me)
+    if _n_checks(conn) and _check_due(s, me):
+        # an attention check is due; once every check has been given, no more study items
+        # either: no stretch of study votes goes without its check
+        item_id = _next_check(conn, me, s)
         is_check = item_id is not None
-    if item_id is None:
+    else:
         cap = s.max_items_per_annotator
         if not cap or me.n_study_done < cap:
-            item_id = _next_study(conn, me, s, now)
+            item_id = _next_study(conn, me, s, now, wait)
     if item_id is None:
         return None, _progress(conn, me, s, None)
     _reserve(conn, me, s, item_id, now)
@@ -784,7 +926,6 @@ def _record_vote_in(
 ) -> tuple[int, _Me]:
     """Store the vote; returns its id and the annotator's row as it is now."""
     now = time.time() if now is None else now
-    it = db.items
     s = read_settings(conn)
     if vote["response_time"] < s.min_response_time:
         raise VoteRejected(
@@ -806,18 +947,17 @@ def _record_vote_in(
     if assignment_id is None:
         raise VoteRejected(409, f"item {vote['item_id']} is not the item currently shown to you")
     elapsed = now - shown_at
-    if elapsed > s.lease_seconds and not is_check:
-        conn.execute(
-            select(it.c.item_id)
-            .where(it.c.item_id == vote["item_id"])
-            .with_for_update(key_share=True)
+    # the item's row is locked (Q_VOTE_TARGET): nobody is given it until this commits, and
+    # those given it before are counted here; a lease that lapsed (by this clock or by the
+    # reserver's) may have let the item go to enough others
+    if not is_check and (
+        _taken_by_others(conn, vote["item_id"], me.annotator_id, now, s) >= s.votes_per_item
+    ):
+        raise VoteRejected(
+            409,
+            f"item {vote['item_id']} was reserved for you for {s.lease_seconds:g} s "
+            "only, and other annotators have completed it meanwhile",
         )
-        if _taken_by_others(conn, vote["item_id"], me.annotator_id, now, s) >= s.votes_per_item:
-            raise VoteRejected(
-                409,
-                f"item {vote['item_id']} was reserved for you for {s.lease_seconds:g} s "
-                "only, and other annotators have completed it meanwhile",
-            )
     if vote["response_time"] > elapsed + RESPONSE_TIME_TOLERANCE_S:
         raise VoteRejected(
             400,
@@ -864,24 +1004,35 @@ def record_vote_and_next(
 
     Refusals are those of :func:`record_vote`. Picking the next item runs in a savepoint:
     if it fails, only that part is rolled back and the vote commits, so the answer can say
-    truthfully that the vote is saved.
+    truthfully that the vote is saved. Where the next item would have to wait for items
+    other transactions hold (PostgreSQL), the vote commits first, releasing its item, and
+    the next item is picked in a transaction of its own.
     """
     vote = parse_vote(payload)
 
-    def job(conn: Connection) -> VoteOutcome:
+    def job(conn: Connection) -> VoteOutcome | int:
         vote_id, me = _record_vote_in(conn, annotator, vote, now)
         try:
             assignment, progress = db.in_savepoint(
-                conn, lambda c: _next_assignment_in(c, annotator, now, me)
+                conn, lambda c: _next_assignment_in(c, annotator, now, me, wait=False)
             )
+        except _WouldWait:
+            return vote_id
         except Exception as exc:  # the vote stands; the client asks for its item again
             return VoteOutcome(vote_id, None, None, type(exc).__name__)
         return VoteOutcome(vote_id, assignment, progress)
 
     try:
-        return db.write(engine, job)
+        outcome = db.write(engine, job)
     except IntegrityError as exc:  # a concurrent replay got there first
         raise VoteRejected(409, f"you already voted on item {vote['item_id']}") from exc
+    if isinstance(outcome, VoteOutcome):
+        return outcome
+    try:  # the vote is committed (its id is `outcome`)
+        assignment, progress = next_assignment(engine, annotator, now)
+    except Exception as exc:  # noqa: BLE001 - reported with the saved vote
+        return VoteOutcome(outcome, None, None, type(exc).__name__)
+    return VoteOutcome(outcome, assignment, progress)
 
 
 def record_vote(
@@ -904,129 +1055,193 @@ def record_vote(
 # --------------------------------------------------------------------------- export and status
 
 
-def _annotator_quality(conn: Connection) -> pd.DataFrame:
-    """Per annotator: pseudonym, active, study votes, attention checks and accuracy on them."""
-    import numpy as np
-    import pandas as pd
+@dataclass(frozen=True)
+class QualityRules:
+    """What the export leaves out, per annotator, over their whole session.
 
-    v, an, it = db.votes, db.annotators, db.items
-    correct = case((v.c.choice == it.c.expected_choice, 1), else_=0)
-    checks = dict(
-        (r.annotator_id, (int(r.n), int(r.n_correct)))
-        for r in conn.execute(
-            select(v.c.annotator_id, func.count().label("n"), func.sum(correct).label("n_correct"))
-            .join(it, it.c.item_id == v.c.item_id)
-            .where(it.c.is_attention_check.is_(True))
-            .group_by(v.c.annotator_id)
-        )
-    )
-    rows = conn.execute(
-        select(an.c.annotator_id, an.c.pseudonym, an.c.active).order_by(an.c.annotator_id)
-    ).all()
-    frame = pd.DataFrame(
-        {
-            "annotator_id": pd.Series([r.pseudonym for r in rows], dtype="str"),
-            "active": pd.Series([bool(r.active) for r in rows], dtype="bool"),
-            "n_attention_checks": pd.Series(
-                [checks.get(r.annotator_id, (0, 0))[0] for r in rows], dtype="int64"
-            ),
-            "n_correct": pd.Series(
-                [checks.get(r.annotator_id, (0, 0))[1] for r in rows], dtype="int64"
-            ),
-        }
-    )
-    with np.errstate(invalid="ignore", divide="ignore"):
-        frame["attention_accuracy"] = (
-            frame["n_correct"] / frame["n_attention_checks"].where(frame["n_attention_checks"] > 0)
-        ).astype("float64")
-    return frame
-
-
-def _kept(quality: pd.DataFrame, threshold: float) -> np.ndarray:
-    """Annotators who answered no check are kept; the others need accuracy >= threshold."""
-    import numpy as np
-
-    acc = quality["attention_accuracy"].to_numpy()
-    return np.isnan(acc) | (acc >= threshold)
-
-
-def export_frames(
-    engine: Engine, min_attention_accuracy: float | None = None
-) -> dict[str, pd.DataFrame]:
-    """The votes as tables: ``raw_annotations`` (study items only, contract columns),
-    ``attention_checks`` (one row per attention-check vote) and ``annotators`` (per annotator:
-    votes, checks answered, accuracy on them, whether kept).
-
-    Annotators whose attention-check accuracy is below ``min_attention_accuracy`` (default:
-    the study setting of that name; 0 keeps everyone) are left out of ``raw_annotations``;
-    annotators who answered no check are kept.
+    * ``min_attention_accuracy`` (0 turns the rule off): where the study has attention
+      checks, an annotator is left out when they answered none, or when the share of all
+      the checks they answered that they got right is below this.
+    * ``max_fast_share`` (1 turns the rule off): a vote is *fast* when the server measured
+      less than ``min_response_time`` between handing out the item and receiving the vote
+      (``server_response_time``; the client's own ``response_time`` is not trusted for
+      this); an annotator more of whose votes (study items and checks) than this share were
+      fast is left out.
     """
+
+    min_attention_accuracy: float
+    max_fast_share: float
+    min_response_time: float
+
+    @classmethod
+    def of(
+        cls, s: Settings, min_attention_accuracy: float | None, max_fast_share: float | None
+    ) -> QualityRules:
+        return cls(
+            s.min_attention_accuracy
+            if min_attention_accuracy is None
+            else float(min_attention_accuracy),
+            s.max_fast_share if max_fast_share is None else float(max_fast_share),
+            s.min_response_time,
+        )
+
+
+_VOTE_FRAME_COLUMNS = (
+    "vote_id",
+    "item_id",
+    "annotator_id",
+    "choice",
+    "unsure",
+    "response_time",
+    "server_response_time",
+    "is_attention_check",
+    "expected_choice",
+)
+
+
+def _vote_frame(conn: Connection) -> pd.DataFrame:
+    """Every vote, in vote order, annotators by pseudonym, with both response times."""
     import pandas as pd
 
     v, an, it = db.votes, db.annotators, db.items
-    with db.reading(engine) as conn:
-        threshold = (
-            read_settings(conn).min_attention_accuracy
-            if min_attention_accuracy is None
-            else float(min_attention_accuracy)
+    rows = conn.execute(
+        select(
+            v.c.vote_id,
+            v.c.item_id,
+            an.c.pseudonym,
+            v.c.choice,
+            v.c.unsure,
+            v.c.response_time,
+            v.c.server_elapsed,
+            it.c.is_attention_check,
+            it.c.expected_choice,
         )
-        rows = conn.execute(
-            select(
-                v.c.vote_id,
-                v.c.item_id,
-                an.c.pseudonym.label("annotator_id"),
-                v.c.choice,
-                v.c.unsure,
-                v.c.response_time,
-                it.c.is_attention_check,
-                it.c.expected_choice,
-            )
-            .join(an, an.c.annotator_id == v.c.annotator_id)
-            .join(it, it.c.item_id == v.c.item_id)
-            .order_by(v.c.vote_id)
-        ).all()
-        quality = _annotator_quality(conn)
-    frame = pd.DataFrame(
-        rows,
-        columns=[
-            "vote_id",
-            "item_id",
-            "annotator_id",
-            "choice",
-            "unsure",
-            "response_time",
-            "is_attention_check",
-            "expected_choice",
-        ],
-    )
-    frame = frame.astype(
+        .join(an, an.c.annotator_id == v.c.annotator_id)
+        .join(it, it.c.item_id == v.c.item_id)
+        .order_by(v.c.vote_id)
+    ).all()
+    frame = pd.DataFrame(rows, columns=list(_VOTE_FRAME_COLUMNS))
+    return frame.astype(
         {
+            "vote_id": "int64",
             "item_id": "int64",
             "annotator_id": "str",
             "choice": "str",
             "unsure": "bool",
             "response_time": "float64",
+            "server_response_time": "float64",
             "is_attention_check": "bool",
         }
     )
-    checks = frame[frame["is_attention_check"]].copy()
-    checks["correct"] = checks["choice"] == checks["expected_choice"]
-    study = frame[~frame["is_attention_check"]]
 
-    summary = quality[["annotator_id"]].copy()
-    summary["n_votes"] = (
-        summary["annotator_id"].map(study["annotator_id"].value_counts()).fillna(0).astype("int64")
+
+def _annotator_quality(
+    conn: Connection, votes: pd.DataFrame, rules: QualityRules, study_has_checks: bool
+) -> pd.DataFrame:
+    """Per annotator (by pseudonym): active, study votes, attention checks answered and
+    right, accuracy, fast votes and their share, whether kept, and why not."""
+    import numpy as np
+    import pandas as pd
+
+    an = db.annotators
+    rows = conn.execute(select(an.c.pseudonym, an.c.active).order_by(an.c.annotator_id)).all()
+    names = pd.Series([r.pseudonym for r in rows], dtype="str")
+    checks = votes[votes["is_attention_check"]]
+    fast = votes["server_response_time"] < rules.min_response_time
+
+    def per_annotator(values: pd.Series) -> pd.Series:
+        return names.map(values).fillna(0).astype("int64")
+
+    frame = pd.DataFrame(
+        {
+            "annotator_id": names,
+            "active": pd.Series([bool(r.active) for r in rows], dtype="bool"),
+            "n_votes": per_annotator(
+                votes.loc[~votes["is_attention_check"], "annotator_id"].value_counts()
+            ),
+            "n_attention_checks": per_annotator(checks["annotator_id"].value_counts()),
+            "n_correct": per_annotator(
+                checks.loc[
+                    checks["choice"] == checks["expected_choice"], "annotator_id"
+                ].value_counts()
+            ),
+            "n_fast": per_annotator(votes.loc[fast, "annotator_id"].value_counts()),
+        }
     )
-    summary["n_attention_checks"] = quality["n_attention_checks"]
-    summary["attention_accuracy"] = quality["attention_accuracy"]
-    summary["kept"] = _kept(quality, threshold)
-    kept_ids = set(summary.loc[summary["kept"], "annotator_id"])
-    raw = study[study["annotator_id"].isin(kept_ids)][list(RAW_ANNOTATION_COLUMNS)]
+    n_all = frame["n_votes"] + frame["n_attention_checks"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frame["attention_accuracy"] = (
+            frame["n_correct"] / frame["n_attention_checks"].where(frame["n_attention_checks"] > 0)
+        ).astype("float64")
+        frame["fast_share"] = (frame["n_fast"] / n_all.where(n_all > 0)).astype("float64")
+    reasons = []
+    for r in frame.itertuples(index=False):
+        why = []
+        if rules.min_attention_accuracy > 0 and study_has_checks:
+            if r.n_attention_checks == 0:
+                why.append("no attention check answered")
+            elif r.attention_accuracy < rules.min_attention_accuracy:
+                why.append(f"attention checks {r.n_correct}/{r.n_attention_checks} correct")
+        if r.fast_share > rules.max_fast_share:
+            why.append(
+                f"{r.n_fast} of {r.n_votes + r.n_attention_checks} votes under "
+                f"{rules.min_response_time:g} s on the server's clock"
+            )
+        reasons.append("; ".join(why))
+    frame["left_out"] = pd.Series(reasons, dtype="str")
+    frame["kept"] = frame["left_out"] == ""
+    return frame
+
+
+def export_frames(
+    engine: Engine,
+    min_attention_accuracy: float | None = None,
+    max_fast_share: float | None = None,
+) -> dict[str, Any]:
+    """The votes as tables:
+
+    * ``raw_annotations``: study items only, the contract's columns (the annotation
+      pipeline refuses any other column), votes of the annotators kept;
+    * ``attention_checks``: one row per attention-check vote, both response times;
+    * ``all_votes``: every vote (study items and checks, kept or not) with the client's
+      ``response_time``, the server's ``server_response_time``, whether it was fast, and
+      why its annotator is left out (empty when kept);
+    * ``annotators``: per annotator, see :func:`_annotator_quality`;
+    * ``rules``: the :class:`QualityRules` applied (the study's settings unless overridden).
+    """
+    with db.reading(engine) as conn:
+        s = read_settings(conn)
+        rules = QualityRules.of(s, min_attention_accuracy, max_fast_share)
+        votes = _vote_frame(conn)
+        quality = _annotator_quality(
+            conn, votes, rules, bool(conn.execute(Q_N_CHECKS).scalar_one())
+        )
+    left_out = votes["annotator_id"].map(dict(zip(quality["annotator_id"], quality["left_out"])))
+    all_votes = votes.assign(
+        fast=votes["server_response_time"] < rules.min_response_time,
+        left_out=left_out.fillna("").astype("str"),
+    )
+    checks = all_votes[all_votes["is_attention_check"]].copy()
+    checks["correct"] = checks["choice"] == checks["expected_choice"]
+    kept = all_votes[~all_votes["is_attention_check"] & (all_votes["left_out"] == "")]
+    summary = quality[
+        [
+            "annotator_id",
+            "n_votes",
+            "n_attention_checks",
+            "attention_accuracy",
+            "n_fast",
+            "fast_share",
+            "kept",
+            "left_out",
+        ]
+    ]
     return {
-        "raw_annotations": raw.reset_index(drop=True),
+        "raw_annotations": kept[list(RAW_ANNOTATION_COLUMNS)].reset_index(drop=True),
         "attention_checks": checks[list(ATTENTION_COLUMNS)].reset_index(drop=True),
+        "all_votes": all_votes[list(ALL_VOTE_COLUMNS)].reset_index(drop=True),
         "annotators": summary,
-        "threshold": threshold,
+        "rules": rules,
     }
 
 
@@ -1036,7 +1251,7 @@ def n_study_items(conn: Connection) -> int:
 
 def study_status(engine: Engine) -> dict[str, Any]:
     """Counts for the ``status`` command, the settings, and the annotators the export leaves
-    out under the study's attention-check threshold."""
+    out under the study's rules (:class:`QualityRules`), with the reason."""
     it = db.items
     with db.reading(engine) as conn:
         s = read_settings(conn)
@@ -1059,8 +1274,9 @@ def study_status(engine: Engine) -> dict[str, Any]:
             .where(db.assignments.c.completed_at.is_(None))
         ).scalar_one()
         version = conn.execute(select(func.max(db.schema_version.c.version))).scalar_one()
-        quality = _annotator_quality(conn)
-    excluded = quality[~_kept(quality, s.min_attention_accuracy)]
+        rules = QualityRules.of(s, None, None)
+        quality = _annotator_quality(conn, _vote_frame(conn), rules, bool(n_checks))
+    excluded = quality[~quality["kept"]]
     return {
         "schema_version": version,
         "study_items": n_items,
@@ -1072,8 +1288,7 @@ def study_status(engine: Engine) -> dict[str, Any]:
         "active_annotators": int(quality["active"].sum()),
         **asdict(s),
         "excluded_annotators": ", ".join(
-            f"{r.annotator_id} ({r.n_correct}/{r.n_attention_checks} checks correct)"
-            for r in excluded.itertuples(index=False)
+            f"{r.annotator_id} ({r.left_out})" for r in excluded.itertuples(index=False)
         )
         or "none",
     }

@@ -20,6 +20,7 @@ import base64
 import dataclasses
 import json
 import re
+import sys
 import threading
 from collections.abc import Iterable
 from http import HTTPStatus
@@ -31,7 +32,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
-from soft_label_audit.annotation_tool import db, store
+from soft_label_audit.annotation_tool import store
 from soft_label_audit.annotation_tool.png import grayscale_png
 from soft_label_audit.columns import IMAGE_SHAPE
 
@@ -168,6 +169,15 @@ def create_app(engine: Engine, allowed_hosts: Iterable[str] | None = None) -> Fl
     def _check_host():
         if not host_allowed(request.headers.get("Host", "")):
             abort(400, description="this server does not answer to that host name")
+        if request.method == "HEAD" and request.path.startswith("/api/"):
+            # Flask answers HEAD with the GET view, and GET /api/next hands out an item
+            return _head_refused()
+
+    def _head_refused() -> Response:
+        response = jsonify(error="HEAD is not served here: the API's GET changes state")
+        response.status_code = 405
+        response.headers["Allow"] = "GET"
+        return response
 
     @app.after_request
     def _headers(response: Response) -> Response:
@@ -308,10 +318,27 @@ def create_app(engine: Engine, allowed_hosts: Iterable[str] | None = None) -> Fl
         )
         return [data]
 
-    app.wsgi_app = lean_wsgi
+    def guarded_wsgi(environ: dict, start_response):
+        """The app, and a last resort: an exception that escapes it (the error page itself
+        failed) is logged here with the path redacted, and answered with a plain 500;
+        waitress would log it with the raw path, the token in it."""
+        try:
+            return lean_wsgi(environ, start_response)
+        except Exception:
+            app.logger.error(
+                "Exception on %s [%s] (and in its error page)",
+                redact_path(environ.get("PATH_INFO", "")),
+                environ.get("REQUEST_METHOD"),
+                exc_info=True,
+            )
+            data = b"internal server error"
+            start_response(
+                STATUS_LINES[500],
+                [("Content-Type", "text/plain"), ("Content-Length", str(len(data)))]
+                + list(SECURITY_HEADERS.items()),
+                sys.exc_info(),
+            )
+            return [data]
+
+    app.wsgi_app = guarded_wsgi
     return app
-
-
-def create_app_for(db_url: str, allowed_hosts: Iterable[str] | None = None) -> Flask:
-    """App on ``db_url`` (SQLite file path or SQLAlchemy URL), migrating its schema first."""
-    return create_app(db.open_database(db_url), allowed_hosts=allowed_hosts)

@@ -88,6 +88,11 @@
     render();
     try {
       const r = await call("GET", "/api/next");
+      if (r.status === 503) {  // the database or the queue is busy: ask again shortly
+        showError((r.body && r.body.error) || "The server is busy; retrying…");
+        setTimeout(loadNext, 2000);
+        return;
+      }
       if (!r.ok) { showError((r.body && r.body.error) || ("error " + r.status)); return; }
       showError("");
       show(r.body);
