@@ -21,5 +21,8 @@ def register_pipelines() -> dict[str, Pipeline]:
         "evaluation": evaluation.create_pipeline(grid=study_grid),
         "reporting": reporting.create_pipeline(grid=study_grid),
     }
+    # every node carries its stage's tag (and, in a (source, condition) namespace, the
+    # condition's), so kedro-viz's tag filter and ``kedro run --tags`` select a stage or a condition
+    pipelines = {stage: Pipeline(pipe, tags=stage) for stage, pipe in pipelines.items()}
     pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))
     return pipelines

@@ -17,6 +17,7 @@ and returns an (n, 10) array whose rows sum to one.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -279,14 +280,19 @@ class Builder:
 
 
 def _original_hard(x: TargetInputs, options: NoOptions) -> np.ndarray:
+    """The original label o, one-hot: the hard-label baseline."""
     return one_hot(x.original)
 
 
 def _human_mode_hard(x: TargetInputs, options: NoOptions) -> np.ndarray:
+    """The human mode m (``item_stats.human_mode``: the human argmax where the votes support it,
+    else o), one-hot."""
     return one_hot(x.human_mode)
 
 
 def _human_soft(x: TargetInputs, options: NoOptions) -> np.ndarray:
+    """The human soft label h over the 10 digits, the "none" slot handled by
+    ``labels.none_slot`` (:func:`human_digits`)."""
     return x.h
 
 
@@ -297,6 +303,10 @@ def _human_soft_mode_aligned(x: TargetInputs, options: NoOptions) -> np.ndarray:
 
 
 def _human_soft_permuted(x: TargetInputs, options: PermutationOptions) -> np.ndarray:
+    """h's sorted mass profiles traded between items of one entropy band (cut at
+    ``options.band_edges``), the largest mass put on o and the rest on the other digits in random
+    order, drawn from ``options.seed`` (:func:`permuted_profiles`): the entropies of h, not its
+    pattern of confusions."""
     h = x.h
     bands = entropy_bands(entropy(h), options.band_edges)
     rng = np.random.default_rng([options.seed, int(x.stream)])
@@ -369,6 +379,37 @@ def builder_for(condition: str) -> Builder:
             f"no target builder for condition {condition!r}; known: {sorted(BUILDERS)}. "
             "Add one to soft_label_audit.targets.BUILDERS."
         ) from None
+
+
+def recipe_node(condition: str, run: Callable[..., Any]) -> Callable[..., Any]:
+    """``run``, the node function that makes ``condition``'s targets table, as a function of this
+    module that kedro-viz shows as the condition's recipe: kedro-viz takes a node's file path
+    from its function's code (this file) and "Show code" from its ``__wrapped__`` (the
+    condition's builder in :data:`BUILDERS`). Kedro checks the node's inputs against the
+    signature, which stays ``run``'s, and the call is ``run``'s, unchanged.
+
+    >>> def run(study_digits, options):
+    ...     return len(study_digits)
+    >>> node_function = recipe_node("human_soft_mode_aligned", run)
+    >>> node_function([1, 2], {}), str(inspect.signature(node_function))
+    (2, '(study_digits, options)')
+    >>> inspect.getsourcefile(node_function) == inspect.getsourcefile(node_function.__wrapped__)
+    True
+    >>> node_function.__wrapped__.__name__
+    '_human_soft_mode_aligned'
+    """
+    builder = builder_for(condition).build
+
+    def recipe(*args: Any, **kwargs: Any) -> Any:
+        return run(*args, **kwargs)
+
+    recipe.__signature__ = inspect.signature(run)
+    recipe.__annotations__ = dict(getattr(run, "__annotations__", {}))
+    for attribute in ("__module__", "__name__", "__qualname__", "__doc__"):
+        if hasattr(run, attribute):
+            setattr(recipe, attribute, getattr(run, attribute))
+    recipe.__wrapped__ = builder  # kedro-viz's "Show code" (the signature above takes precedence)
+    return recipe
 
 
 def build_targets(

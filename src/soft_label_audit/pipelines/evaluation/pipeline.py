@@ -67,7 +67,7 @@ def _run_pipeline(source: str, condition: str) -> Pipeline:
         ]
     )
     by_condition = Pipeline(
-        template, inputs=SHARED_INPUTS, parameters=PARAMETERS, namespace=condition
+        template, inputs=SHARED_INPUTS, parameters=PARAMETERS, namespace=condition, tags=condition
     )
     return Pipeline(by_condition, inputs=SHARED_INPUTS, parameters=PARAMETERS, namespace=source)
 

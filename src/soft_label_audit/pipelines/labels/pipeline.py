@@ -23,7 +23,7 @@ from kedro.pipeline import Pipeline, node
 
 from soft_label_audit.grid import StudyGrid, active_grid, bind_cell
 from soft_label_audit.pipelines.reporting.nodes import collect
-from soft_label_audit.targets import builder_for
+from soft_label_audit.targets import builder_for, recipe_node
 
 from . import nodes
 
@@ -52,12 +52,15 @@ def _cell(source: str, condition: str) -> Pipeline:
     shared = {d for key, d in inputs.items() if not d.startswith("params:")}
     parameters = {recipe, "params:labels.none_slot"}
     build = node(
-        func=bind_cell(nodes.build_condition_targets, source, condition),
+        # kedro-viz shows the condition's builder (targets.BUILDERS) as the node's code
+        func=recipe_node(condition, bind_cell(nodes.build_condition_targets, source, condition)),
         inputs=inputs,
         outputs="targets",
         name=f"build_{condition}_targets",
     )
-    cell = Pipeline([build], namespace=condition, inputs=shared, parameters=parameters)
+    cell = Pipeline(
+        [build], namespace=condition, inputs=shared, parameters=parameters, tags=condition
+    )
     return Pipeline(cell, namespace=source, inputs=shared, parameters=parameters)
 
 

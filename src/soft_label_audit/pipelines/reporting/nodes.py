@@ -50,6 +50,22 @@ def collect(*tables: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(tables, ignore_index=True)
 
 
+def collect_by_kind(*bundles: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Per kind, the bundles' tables (``{kind}: table``, the same kinds in each) stacked in the
+    order given (:func:`collect`).
+
+    >>> out = collect_by_kind({"m": pd.DataFrame({"x": [1]})}, {"m": pd.DataFrame({"x": [2]})})
+    >>> out["m"]["x"].tolist()
+    [1, 2]
+    """
+    if not bundles:
+        raise ValueError("nothing to collect: the study grid is empty")
+    kinds = list(bundles[0])
+    if any(list(bundle) != kinds for bundle in bundles):
+        raise ValueError(f"bundles of different kinds: {[list(b) for b in bundles]}")
+    return {kind: collect(*(bundle[kind] for bundle in bundles)) for kind in kinds}
+
+
 def summarize_study(metrics_by_run: pd.DataFrame) -> pd.DataFrame:
     """``study_summary``: one row per (source, condition), ``{metric}__mean`` and ``{metric}__std`` over seeds."""
     return metric_spread(

@@ -1,8 +1,10 @@
 """Wiring of the `reporting` pipeline: collects every ``{source}.{condition}`` namespace.
 
 Laid out for kedro-viz, where a namespace is a box and every dataset crossing a box's edge is
-drawn outside it. Each source collects its own conditions' tables inside its box
-(``{source}.<kind>_of_conditions``) and hands them on as one dataset,
+drawn outside it. Each condition hands its run's tables out of its box as one dataset,
+``{source}.{condition}.run_tables`` (``{kind}: table``), so that an opened source box shows its
+conditions as boxes rather than a row of their tables; each source stacks its conditions'
+tables kind by kind inside its box and hands them on as one dataset,
 ``{source}.runs_of_conditions`` (``{kind}: table``); the namespace ``reporting`` (one box)
 stacks the sources, kind by kind, and draws the study's tables and figures. Dataset names carry
 no stage prefix.
@@ -29,6 +31,11 @@ COLLECTED = {
 }
 
 
+def run_tables(source: str, condition: str) -> str:
+    """The dataset that carries one run's tables (``{kind}: table``) out of its condition's box."""
+    return f"{source}.{condition}.run_tables"
+
+
 def runs_of_source(source: str) -> str:
     """The dataset that carries one source's collected tables out of its box."""
     return f"{source}.runs_of_conditions"
@@ -39,28 +46,28 @@ def _per_source(grid: StudyGrid) -> Pipeline:
     kedro-viz keeps the runs' tables in the source's box), then across sources
     (:func:`_across_sources`). Stacking is associative, so the result is the one-step stack,
     in grid order."""
-    collectors = [
-        node(
-            func=collect,
-            inputs=[f"{source}.{condition}.{kind}" for condition in grid.conditions],
-            outputs=f"{source}.{kind}_of_conditions",
-            name=f"collect_{kind}",
-            namespace=source,
-        )
-        for kind, (_, collect) in COLLECTED.items()
-        for source in grid.sources
-    ]
-    bundles = [
+    hand_outs = [
         node(
             func=gather(tuple(COLLECTED)),
-            inputs=[f"{source}.{kind}_of_conditions" for kind in COLLECTED],
+            inputs=[f"{source}.{condition}.{kind}" for kind in COLLECTED],
+            outputs=run_tables(source, condition),
+            name="hand_run_to_source",
+            namespace=f"{source}.{condition}",
+            tags=condition,
+        )
+        for source, condition in grid.namespaces()
+    ]
+    collectors = [
+        node(
+            func=nodes.collect_by_kind,
+            inputs=[run_tables(source, condition) for condition in grid.conditions],
             outputs=runs_of_source(source),
-            name="hand_runs_to_reporting",
+            name="collect_runs_of_conditions",
             namespace=source,
         )
         for source in grid.sources
     ]
-    return Pipeline(collectors + bundles, tags="reporting")
+    return Pipeline(hand_outs + collectors, tags="reporting")
 
 
 def _across_sources(grid: StudyGrid) -> list:

@@ -26,7 +26,11 @@ def _cell(source: str, condition: str) -> Pipeline:
         name="train",
     )
     cell = Pipeline(
-        [train], namespace=condition, inputs=SHARED_INPUTS, parameters={"params:training"}
+        [train],
+        namespace=condition,
+        inputs=SHARED_INPUTS,
+        parameters={"params:training"},
+        tags=condition,
     )
     return Pipeline(cell, namespace=source, inputs=SHARED_INPUTS, parameters={"params:training"})
 
