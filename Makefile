@@ -63,7 +63,7 @@ bench-annotate: $(STAMP)
 viz: $(STAMP)
 	$(BIN)/kedro viz run --no-browser --host 127.0.0.1 --port 4141
 
-# docs/kedro_viz_*.png for the README; needs Chromium (Debian: apt-get install -y chromium)
+# docs/kedro_viz_{overview,source,condition}.png for the README; needs Chromium (Debian: apt-get install -y chromium)
 viz-screenshots: $(STAMP)
 	$(BIN)/python scripts/viz_screenshots.py
 

@@ -1,11 +1,13 @@
 """Screenshots of the kedro-viz flowchart for the README (``make viz-screenshots``).
 
 Starts ``kedro viz run`` on 127.0.0.1 in a process group of its own, takes headless Chromium
-screenshots of the first view (``__default__``, every box collapsed: kedro_viz_overview.png)
-and of one condition opened inside its source, with parameters shown and the condition's
-target-building node selected (kedro_viz_condition.png), writes them to ``docs/``, prints the
-zoom kedro-viz chose for each, then stops the server *and* its child process (kedro-viz serves
-from a child process that outlives its parent when only the parent is stopped).
+screenshots of the first view (``__default__``, every box collapsed: kedro_viz_overview.png),
+of one source's box opened (its conditions as boxes: kedro_viz_source.png) and of one
+condition opened inside its source, with parameters shown and the condition's target-building
+node selected and its code shown, the condition's recipe (kedro_viz_condition.png), writes
+them to ``docs/``, prints the zoom kedro-viz chose for each, then stops the server *and* its
+child process (kedro-viz serves from a child process that outlives its parent when only the
+parent is stopped).
 
     python scripts/viz_screenshots.py [--source synthetic] [--condition human_soft_mode_aligned]
 
@@ -90,10 +92,12 @@ def screenshot(
     size: str,
     open_boxes: tuple[str, ...] = (),
     select: str | None = None,
+    show_code: bool = False,
 ) -> None:
     """Playwright drives the system Chromium (no browser download); ``open_boxes`` are the
     namespace boxes clicked open, outermost first; ``select`` is the node clicked last (kedro-viz
-    then highlights what flows into and out of it)."""
+    then highlights what flows into and out of it); ``show_code`` then turns on the side
+    panel's "Show Code" (the node function's code, beside the flowchart)."""
     import json
 
     from playwright.sync_api import sync_playwright
@@ -117,6 +121,13 @@ def screenshot(
                 chrome.close()
                 sys.exit(f"could not click {name!r} in kedro-viz: {type(exc).__name__}")
             page.wait_for_timeout(8000)
+        if show_code:
+            try:
+                page.get_by_text("Show Code", exact=True).click(timeout=60_000)
+            except Exception as exc:
+                chrome.close()
+                sys.exit(f"could not turn on Show Code in kedro-viz: {type(exc).__name__}")
+            page.wait_for_timeout(3000)
         page.mouse.move(0, 0)  # no tooltip over the picture
         page.wait_for_timeout(1000)
         zoom = page.get_by_text(re.compile(r"^\d+%$")).first.inner_text()
@@ -177,10 +188,19 @@ def main() -> None:
             DOCS / "kedro_viz_overview.png",
             args.size,
         )
+        # one source's box opened: its eight conditions as boxes, and what each hands out
+        screenshot(
+            browser,
+            base + "?pid=__default__&expandAllPipelines=false",
+            DOCS / "kedro_viz_source.png",
+            args.size,
+            open_boxes=(args.source,),
+        )
         # the condition focused (its inputs and outputs only), its source's box and its own box
-        # opened, and the condition's target-building node selected, with the parameters shown:
-        # where the condition's recipe and tables (human label, original label in study_digits,
-        # human mode, teacher) enter, and the node's parameters in the side panel
+        # opened, and the condition's target-building node selected, with the parameters and
+        # the node's code shown: where the condition's recipe and tables (human label, original
+        # label in study_digits, human mode, teacher) enter, and the recipe itself (the
+        # condition's builder in soft_label_audit/targets.py) beside the flowchart
         cell = f"{args.source}.{args.condition}"
         screenshot(
             browser,
@@ -190,6 +210,7 @@ def main() -> None:
             args.condition_size,
             open_boxes=(args.source, cell),
             select=f"build_{args.condition}_targets",
+            show_code=True,
         )
     finally:
         stop(server)

@@ -117,3 +117,24 @@ def test_counts_and_shows_at_most_five_rows():
 
 def test_empty_file():
     assert "at least one vote" in _message(good_votes().iloc[:0])
+
+
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_a_file_not_separated_by_commas_is_named_as_such(tmp_path, sep):
+    """A spreadsheet's 'CSV' with semicolons reads as one column: the message says why."""
+    from soft_label_audit.crowd.inputs import read_votes_file
+
+    path = tmp_path / "votes.csv"
+    good_votes().to_csv(path, sep=sep, index=False)
+    message = _message(read_votes_file(path))
+    assert "rule 'comma-separated': the file is not comma-separated" in message
+    assert f"split by {sep!r}" in message
+    assert len(message.splitlines()) == 2
+
+
+def test_a_comma_separated_file_with_a_semicolon_in_a_cell_is_read_as_votes(tmp_path):
+    from soft_label_audit.crowd.inputs import read_votes_file
+
+    path = tmp_path / "votes.csv"
+    good_votes().assign(annotator_id=["a;1", "b", "a;1", "b"]).to_csv(path, index=False)
+    assert len(validate_votes(read_votes_file(path), STUDY, FILE)) == 4

@@ -103,6 +103,24 @@ def is_nonnegative_number(v: Any) -> bool:
     return math.isfinite(x) and x >= 0
 
 
+#: delimiters a CSV file of votes may have been saved with instead of commas
+OTHER_DELIMITERS = (";", "\t", "|")
+
+
+def other_delimiter(columns: Iterable[Any]) -> str | None:
+    """The delimiter of a header read as one column because it is not comma-separated.
+
+    >>> other_delimiter(["item_id;annotator_id;choice;unsure"])
+    ';'
+    >>> other_delimiter(["item_id", "annotator_id"]) is None
+    True
+    """
+    columns = [str(c) for c in columns]
+    if len(columns) != 1:
+        return None
+    return next((d for d in OTHER_DELIMITERS if d in columns[0]), None)
+
+
 def element_check(rule: str, predicate: Callable[[Any], bool]) -> pa.Check:
     """A pandera check applying ``predicate`` to every cell; ``rule`` is its message."""
     return pa.Check(lambda s: s.map(predicate).astype(bool), name=rule)
@@ -234,6 +252,15 @@ def validate_votes(
     unknown_cols = [c for c in frame.columns if c not in VOTE_COLUMNS + OPTIONAL_VOTE_COLUMNS]
     if missing_cols or unknown_cols:
         parts = [f"Invalid annotations in {file}:"]
+        delimiter = other_delimiter(frame.columns)
+        if delimiter:
+            parts.append(
+                f"  rule 'comma-separated': the file is not comma-separated: its header "
+                f"{str(frame.columns[0])[:80]!r} is one column, split by {delimiter!r}; save it "
+                f"with commas between the columns {', '.join(VOTE_COLUMNS)} (+ optional "
+                "response_time), e.g. pandas' to_csv or a spreadsheet's 'CSV (comma delimited)'"
+            )
+            raise AnnotationValidationError("\n".join(parts))
         if missing_cols:
             parts.append(f"  rule 'required column present': missing column(s) {missing_cols}")
         if unknown_cols:
