@@ -163,6 +163,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=4142)
     parser.add_argument("--size", default="1600,1000", help="browser window, width,height")
     parser.add_argument(
+        "--source-size", default="2000,1100", help="browser window of the opened source's picture"
+    )
+    parser.add_argument(
         "--condition-size", default="1600,1500", help="browser window of the condition's picture"
     )
     args = parser.parse_args()
@@ -188,12 +191,13 @@ def main() -> None:
             DOCS / "kedro_viz_overview.png",
             args.size,
         )
-        # one source's box opened: its eight conditions as boxes, and what each hands out
+        # one source's box opened and focused: its eight conditions as boxes, what each hands
+        # out, and the nodes that collect it
         screenshot(
             browser,
-            base + "?pid=__default__&expandAllPipelines=false",
+            base + f"?pid=__default__&fid={args.source}&expandAllPipelines=false",
             DOCS / "kedro_viz_source.png",
-            args.size,
+            args.source_size,
             open_boxes=(args.source,),
         )
         # the condition focused (its inputs and outputs only), its source's box and its own box
