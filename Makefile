@@ -42,7 +42,7 @@ fingerprints: $(STAMP)
 check-fingerprints: $(STAMP)
 	$(BIN)/python scripts/fingerprints.py --env base --threads 2 --check
 
-# The README's "Results of the default study" section, regenerated from data/08_reporting.
+# docs/results.md and the README's claims table and figure (docs/figures/claims.png), regenerated from data/08_reporting.
 results: $(STAMP)
 	$(BIN)/python scripts/render_results.py
 

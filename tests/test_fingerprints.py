@@ -36,14 +36,40 @@ def test_canonical_serialisation_ignores_row_order_and_storage_but_not_values():
 
 
 @pytest.fixture(scope="module")
-def test_config_fingerprints(mnist_arrays):
+def test_config_tables(mnist_arrays):
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        tables = fingerprints.run_pre_training_stages(PROJECT_ROOT / "conf", "test", mnist_arrays)
+        return fingerprints.run_pre_training_stages(PROJECT_ROOT / "conf", "test", mnist_arrays)
     finally:
         torch.set_num_threads(threads)
-    return fingerprints.study_fingerprints(tables)
+
+
+@pytest.fixture(scope="module")
+def test_config_fingerprints(test_config_tables):
+    return fingerprints.study_fingerprints(test_config_tables)
+
+
+#: the README's example of one's own votes, for the study items of the test configuration
+EXAMPLE_VOTES = PROJECT_ROOT / "docs" / "examples" / "votes_test_env.csv"
+
+
+def test_the_readme_example_vote_file_covers_the_test_configurations_study(test_config_tables):
+    """The example runs as the README says (``--env test``): valid votes on every study item
+    (the study items are fixed by the fingerprints above)."""
+    from soft_label_audit.crowd.inputs import read_votes_file
+    from soft_label_audit.crowd.validation import validate_votes
+
+    study_items = test_config_tables["study_items"]
+    votes = validate_votes(read_votes_file(EXAMPLE_VOTES), study_items, str(EXAMPLE_VOTES))
+    assert set(votes["item_id"]) == set(study_items["item_id"])
+    assert list(pd.read_csv(EXAMPLE_VOTES, nrows=0).columns) == [
+        "item_id",
+        "annotator_id",
+        "choice",
+        "unsure",
+        "response_time",
+    ]
 
 
 def test_fingerprints_of_the_test_configuration_match_the_committed_file(test_config_fingerprints):

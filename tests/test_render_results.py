@@ -1,0 +1,78 @@
+"""scripts/render_results.py: docs/results.md carries every generated table, the README the
+claims table and figure, both between their markers and both read from data/08_reporting."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pandas as pd
+
+from tests.conftest import PROJECT_ROOT
+
+SCRIPT = PROJECT_ROOT / "scripts" / "render_results.py"
+MARKERS = "<!-- results:start -->\n<!-- results:end -->\n"
+
+
+def _render(tmp_path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--data",
+            str(tmp_path / "data"),
+            "--readme",
+            str(tmp_path / "README.md"),
+            "--page",
+            str(tmp_path / "docs" / "results.md"),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_the_page_gets_the_tables_and_the_readme_the_claims_and_their_figure(tmp_path):
+    report = tmp_path / "data" / "08_reporting"
+    (report / "figures").mkdir(parents=True)
+    claims = pd.DataFrame(
+        {
+            "claim": ["a_accuracy"],
+            "source": ["mnist"],
+            "metric": ["accuracy"],
+            "comparison": ["human_soft - original_hard"],
+            "effect": [0.0123],
+            "ci_low": [-0.01],
+            "ci_high": [0.03],
+            "p_adjusted": [1.0],
+            "verdict": ["inconclusive"],
+        }
+    )
+    claims.to_csv(report / "claims.csv", index=False)
+    pd.DataFrame(
+        {
+            "source": ["mnist"],
+            "condition": ["human_soft"],
+            "accuracy__mean": [0.9876],
+            "accuracy__std": [0.01],
+        }
+    ).to_csv(report / "study_summary.csv", index=False)
+    (report / "figures" / "claims.png").write_bytes(b"\x89PNG not really")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "README.md").write_text("# how-to first\n\n" + MARKERS + "\n## after\n")
+    (tmp_path / "docs" / "results.md").write_text("# results\n\n" + MARKERS)
+
+    assert _render(tmp_path, "--check").returncode == 1  # nothing generated yet
+    done = _render(tmp_path)
+    assert done.returncode == 0, done.stderr
+    readme = (tmp_path / "README.md").read_text()
+    page = (tmp_path / "docs" / "results.md").read_text()
+    assert readme.startswith("# how-to first") and readme.endswith("## after\n")
+    assert "0.012" in readme and "0.988" not in readme  # the claims, not the other tables
+    assert "](docs/figures/claims.png)" in readme and "](docs/results.md)" in readme
+    assert "0.012" in page and "0.988 ± 0.010" in page
+    assert (tmp_path / "docs" / "figures" / "claims.png").read_bytes() == b"\x89PNG not really"
+    assert _render(tmp_path, "--check").returncode == 0
+    (report / "figures" / "claims.png").write_bytes(b"\x89PNG another")
+    assert _render(tmp_path, "--check").returncode == 1  # the README's figure is stale
