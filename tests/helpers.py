@@ -91,15 +91,17 @@ def kedro_cli(project, *args: str, timeout: int = 600):
     )
 
 
-def config_loader(project, env: str = "test"):
-    """The project's config loader (the arguments of ``settings.CONFIG_LOADER_ARGS``)."""
-    from kedro.config import OmegaConfigLoader
+def config_loader(project, env: str = "test", runtime_params: dict | None = None):
+    """The project's config loader (``settings.CONFIG_LOADER_CLASS`` and its arguments), as
+    ``kedro run --env ENV --params ...`` would make it."""
+    from soft_label_audit.settings import CONFIG_LOADER_ARGS, CONFIG_LOADER_CLASS
 
-    from soft_label_audit.settings import CONFIG_LOADER_ARGS
+    return CONFIG_LOADER_CLASS(
+        str(project / "conf"), **CONFIG_LOADER_ARGS, env=env, runtime_params=runtime_params
+    )
 
-    return OmegaConfigLoader(str(project / "conf"), **CONFIG_LOADER_ARGS, env=env)
 
-
-def data_root(project, env: str = "test"):
-    """Where ``kedro run --env ENV`` writes in ``project`` (each environment has its own root)."""
-    return project / config_loader(project, env)["globals"]["data_root"]
+def data_root(project, env: str = "test", runtime_params: dict | None = None):
+    """Where ``kedro run --env ENV [--params ...]`` writes in ``project`` (each environment, and
+    each annotation source other than the environment's own, has its own root)."""
+    return project / config_loader(project, env, runtime_params)["globals"]["data_root"]

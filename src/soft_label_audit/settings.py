@@ -1,5 +1,6 @@
 """Project settings (Kedro). See https://docs.kedro.org/en/stable/configure/configuration_basics/"""
 
+from soft_label_audit.config_loader import SourceRootConfigLoader
 from soft_label_audit.contract_hook import TableContractHook
 from soft_label_audit.hooks import StudyGridHook
 from soft_label_audit.tracking import MlflowChildRunsHook
@@ -9,6 +10,8 @@ from soft_label_audit.tracking import MlflowChildRunsHook
 # Hooks run last-in first-out: the grid hook comes last so it runs first.
 HOOKS = (TableContractHook(), MlflowChildRunsHook(), StudyGridHook())
 
+# a run on another annotation source than the environment's writes under its own data root
+CONFIG_LOADER_CLASS = SourceRootConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
