@@ -105,3 +105,18 @@ def data_root(project, env: str = "test", runtime_params: dict | None = None):
     """Where ``kedro run --env ENV [--params ...]`` writes in ``project`` (each environment, and
     each annotation source other than the environment's own, has its own root)."""
     return project / config_loader(project, env, runtime_params)["globals"]["data_root"]
+
+
+def write_provenance(project, stages, env: str = "test", runtime_params: dict | None = None):
+    """Records (soft_label_audit.provenance) for ``stages`` under the data root of ``env``, as
+    a run with the project's settings would leave them: for tests that put stand-in outputs of
+    those stages where a later stage reads them."""
+    from soft_label_audit import provenance
+    from soft_label_audit.pipeline_registry import register_pipelines
+
+    loader = config_loader(project, env, runtime_params)
+    graph = provenance.stage_graph(register_pipelines())
+    expected = provenance.expected_records(graph, loader["parameters"])
+    root = data_root(project, env, runtime_params)
+    for stage in stages:
+        provenance.write_record(root, expected[stage])
