@@ -140,6 +140,7 @@ def raw_file_project(tmp_path, study_run) -> Path:
 
     from tests.helpers import data_root, make_project_copy
 
+    (tmp_path / "project").mkdir()
     project = make_project_copy(tmp_path / "project")
     shutil.copytree(study_run / "data", project / "data")
     default, raw = data_root(project), data_root(project, "test", RAW_FILE)
