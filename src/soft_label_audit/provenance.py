@@ -267,13 +267,25 @@ def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: value}
 
 
+_UNSET = object()
+
+
 def setting_differences(
     on_disk: Mapping[str, Any], wanted: Mapping[str, Any], most: int = 3
 ) -> str:
     """``key: X there, Y in this run`` for the first ``most`` settings that differ."""
     there, here = _flat(on_disk.get("settings") or {}), _flat(wanted.get("settings") or {})
-    keys = sorted(k for k in set(there) | set(here) if there.get(k) != here.get(k))
-    shown = [f"{k} is {there.get(k)!r} there, {here.get(k)!r} in this run" for k in keys[:most]]
+    keys = sorted(k for k in set(there) | set(here) if there.get(k, _UNSET) != here.get(k, _UNSET))
+    # an empty block on one side and its settings on the other: the settings say it
+    keys = [k for k in keys if not any(other.startswith(f"{k}.") for other in keys)]
+
+    def shown_value(values: Mapping[str, Any], key: str) -> str:
+        return repr(values[key]) if key in values else "not set"
+
+    shown = [
+        f"{k} is {shown_value(there, k)} there, {shown_value(here, k)} in this run"
+        for k in keys[:most]
+    ]
     more = f" (and {len(keys) - most} more)" if len(keys) > most else ""
     return "; ".join(shown) + more
 
