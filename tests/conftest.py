@@ -128,3 +128,31 @@ def study_run(project_copy, default_study) -> Path:
     result = kedro_cli(project_copy, "run", "--env", "test")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return project_copy
+
+
+@pytest.fixture
+def raw_file_project(tmp_path, study_run) -> Path:
+    """A copy of ``study_run`` (the test study's outputs under data/test) whose raw-file data
+    root (data/test/raw_file, where ``--params annotation.source=raw_file`` runs write) holds
+    the digits stage's outputs and record: that stage does not read the annotations, so the
+    test study's serve the raw-file study as they are."""
+    import shutil
+
+    from tests.helpers import data_root, make_project_copy
+
+    (tmp_path / "project").mkdir()
+    project = make_project_copy(tmp_path / "project")
+    shutil.copytree(study_run / "data", project / "data")
+    default, raw = data_root(project), data_root(project, "test", RAW_FILE)
+    for made in (
+        "02_intermediate/digits.parquet",
+        "03_primary/study_items.parquet",
+        "provenance/digits.json",
+    ):
+        (raw / made).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(default / made, raw / made)
+    return project
+
+
+#: the runtime parameters of a raw-file run (the file itself is the test's)
+RAW_FILE = {"annotation": {"source": "raw_file"}}

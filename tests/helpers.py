@@ -91,15 +91,32 @@ def kedro_cli(project, *args: str, timeout: int = 600):
     )
 
 
-def config_loader(project, env: str = "test"):
-    """The project's config loader (the arguments of ``settings.CONFIG_LOADER_ARGS``)."""
-    from kedro.config import OmegaConfigLoader
+def config_loader(project, env: str = "test", runtime_params: dict | None = None):
+    """The project's config loader (``settings.CONFIG_LOADER_CLASS`` and its arguments), as
+    ``kedro run --env ENV --params ...`` would make it."""
+    from soft_label_audit.settings import CONFIG_LOADER_ARGS, CONFIG_LOADER_CLASS
 
-    from soft_label_audit.settings import CONFIG_LOADER_ARGS
+    return CONFIG_LOADER_CLASS(
+        str(project / "conf"), **CONFIG_LOADER_ARGS, env=env, runtime_params=runtime_params
+    )
 
-    return OmegaConfigLoader(str(project / "conf"), **CONFIG_LOADER_ARGS, env=env)
+
+def data_root(project, env: str = "test", runtime_params: dict | None = None):
+    """Where ``kedro run --env ENV [--params ...]`` writes in ``project`` (each environment, and
+    each annotation source other than the environment's own, has its own root)."""
+    return project / config_loader(project, env, runtime_params)["globals"]["data_root"]
 
 
-def data_root(project, env: str = "test"):
-    """Where ``kedro run --env ENV`` writes in ``project`` (each environment has its own root)."""
-    return project / config_loader(project, env)["globals"]["data_root"]
+def write_provenance(project, stages, env: str = "test", runtime_params: dict | None = None):
+    """Records (soft_label_audit.provenance) for ``stages`` under the data root of ``env``, as
+    a run with the project's settings would leave them: for tests that put stand-in outputs of
+    those stages where a later stage reads them."""
+    from soft_label_audit import provenance
+    from soft_label_audit.pipeline_registry import register_pipelines
+
+    loader = config_loader(project, env, runtime_params)
+    graph = provenance.stage_graph(register_pipelines())
+    expected = provenance.expected_records(graph, loader["parameters"])
+    root = data_root(project, env, runtime_params)
+    for stage in stages:
+        provenance.write_record(root, expected[stage])

@@ -38,6 +38,36 @@ def test_user_errors_are_found_through_their_causes_and_bugs_are_not():
     assert describe_user_error(KeyError("h_3")) is None
 
 
+def test_a_missing_stage_output_names_the_stage_and_command_that_make_it():
+    """A file a stage makes, gone during the run: the producing pipeline, not "check the path"."""
+    from kedro.io import DatasetError
+
+    from soft_label_audit import provenance
+
+    path = "/p/data/test/07_model_output/mnist/human_soft/curves.parquet"
+    provenance.INPUT_FILES[path] = (
+        "mnist.human_soft.curves",
+        "training",
+        "kedro run --env test --pipeline training",
+    )
+    try:
+        try:
+            raise FileNotFoundError(path)
+        except FileNotFoundError as inner:
+            raise DatasetError(f"Failed while loading data from dataset ...\n{path}") from inner
+    except DatasetError as outer:
+        message, fix = describe_user_error(outer)
+    finally:
+        provenance.INPUT_FILES.clear()
+    assert (
+        message
+        == f"mnist.human_soft.curves ({path}) does not exist; the training pipeline makes it"
+    )
+    assert fix == "run `kedro run --env test --pipeline training` first"
+    message, fix = describe_user_error(FileNotFoundError("votes.csv"))  # a file the user passed
+    assert message == "votes.csv" and "pass the file with --params" in fix
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     return make_project_copy(tmp_path_factory.mktemp("cli_project"))
@@ -52,6 +82,14 @@ CASES = {
     "unknown_condition": (
         ["--env", "test", "--params", "study.conditions=nosuch"],
         ["'nosuch'", "human_soft"],
+    ),
+    # nothing has run in the project: evaluation names the stage that makes its inputs
+    "missing_upstream": (
+        ["--env", "test", "--pipeline", "evaluation"],
+        [
+            "mnist.human_mode_hard.curves, made by the training pipeline",
+            "Fix: run `kedro run --env test --pipelines digits,annotation,labels,training` first",
+        ],
     ),
     "missing_file": (
         [

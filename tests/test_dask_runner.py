@@ -54,6 +54,11 @@ def dask_run(tmp_path_factory, study_run) -> Path:
     for path in inputs:
         (project / path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(study_run / path, project / path)
+    # and the provenance of the stages that made them (soft_label_audit.provenance)
+    (data_root(project) / "provenance").mkdir()
+    for stage in ("digits", "annotation", "labels"):
+        record = Path("provenance") / f"{stage}.json"
+        shutil.copy(data_root(study_run) / record, data_root(project) / record)
     result = kedro_cli(
         project,
         *("run", "--env", "test", "--pipelines", PIPELINES),

@@ -9,7 +9,13 @@ import pandas as pd
 import pytest
 
 from tests.conftest import default_study_state
-from tests.helpers import config_loader, data_root, kedro_cli, make_project_copy
+from tests.helpers import (
+    config_loader,
+    data_root,
+    kedro_cli,
+    make_project_copy,
+    write_provenance,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -125,7 +131,8 @@ def test_mlflow_has_one_child_run_per_cell_under_the_parent(study_run):
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
 
 
-def test_bad_raw_annotation_file_stops_and_keeps_earlier_outputs(study_run):
+def test_bad_raw_annotation_file_stops_and_keeps_earlier_outputs(raw_file_project):
+    study_run = raw_file_project  # the raw-file data root holds the digits stage's outputs
     labels = data_root(study_run) / "03_primary" / "human_soft_labels.parquet"
     before = hashlib.md5(labels.read_bytes()).hexdigest()
     study = pd.read_parquet(data_root(study_run) / "03_primary" / "study_items.parquet")
@@ -155,6 +162,8 @@ def test_bad_raw_annotation_file_stops_and_keeps_earlier_outputs(study_run):
     assert "bad_votes.csv" in output and "choice" in output
     assert "rule '" in output and "2 offending row(s)" in output  # rows "11" and "12"
     assert hashlib.md5(labels.read_bytes()).hexdigest() == before
+    raw = data_root(study_run, "test", {"annotation": {"source": "raw_file"}})
+    assert not (raw / "03_primary" / "human_soft_labels.parquet").exists()
 
 
 def test_released_environment_reads_the_released_file(study_run, tmp_path, mnist_raw_dir):
@@ -168,6 +177,8 @@ def test_released_environment_reads_the_released_file(study_run, tmp_path, mnist
     for table in ("02_intermediate/digits.parquet", "03_primary/study_items.parquet"):
         (data_root(project, "released") / table).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(data_root(study_run) / table, data_root(project, "released") / table)
+    # they stand in for the released study's digits stage: so does its record
+    write_provenance(project, ["digits"], "released")
     fixture = PROJECT_ROOT / "tests" / "fixtures" / "released_annotations_small.parquet"
     result = kedro_cli(
         project,

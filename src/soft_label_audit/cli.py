@@ -69,7 +69,7 @@ def describe_user_error(error: BaseException) -> tuple[str, str | None] | None:
                 cause
             ), "delete the MNIST idx files under data/01_raw/MNIST/raw to rebuild them"
         if isinstance(cause, FileNotFoundError):
-            return str(cause), "check the path, or pass the file with --params"
+            return _missing_file(cause)
         if isinstance(cause, ValueError) and str(cause).startswith(_UNKNOWN_PIPELINE):
             return _unknown_pipeline(str(cause))
     # Kedro's own message for a missing input file (the DatasetError names the dataset and path)
@@ -77,6 +77,21 @@ def describe_user_error(error: BaseException) -> tuple[str, str | None] | None:
     if type(error).__name__ == "DatasetError" and "does not exist" in first:
         return first, "check the path, or run the pipeline that makes it first"
     return None
+
+
+def _missing_file(error: FileNotFoundError) -> tuple[str, str]:
+    """A missing file: an output of a stage (named, with the command that makes it), else a
+    file the user passed."""
+    from soft_label_audit.provenance import producer_of_file
+
+    path = error.filename or str(error).strip("'")
+    made = producer_of_file(str(path))
+    if made is not None:
+        dataset, stage, command = made
+        return f"{dataset} ({path}) does not exist; the {stage} pipeline makes it", (
+            f"run `{command}` first"
+        )
+    return str(error), "check the path, or pass the file with --params"
 
 
 def _unknown_pipeline(message: str) -> tuple[str, str]:

@@ -11,7 +11,13 @@ import pandas as pd
 import pytest
 
 from soft_label_audit.grid import StudyGrid
-from tests.helpers import config_loader, data_root, kedro_cli, make_project_copy
+from tests.helpers import (
+    config_loader,
+    data_root,
+    kedro_cli,
+    make_project_copy,
+    write_provenance,
+)
 from tests.pipelines.labels.study_tables import small_study, targets_for
 
 pytestmark = pytest.mark.slow
@@ -31,6 +37,8 @@ def project(tmp_path_factory, mnist_arrays) -> Path:
     for source, condition in grid.namespaces():
         targets = targets_for(tables, params["labels"], source, condition, teacher_logits)
         _write(root / pattern.format(source=source, condition=condition), targets)
+    # the stand-ins take the place of the earlier stages' outputs: so do their records
+    write_provenance(root, ["digits", "annotation", "labels"])
     return root
 
 
