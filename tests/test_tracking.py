@@ -483,3 +483,29 @@ def test_weights_are_logged_as_pytorch_models_that_load_back(store):
         expected.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()})
         with torch.no_grad():
             assert np.array_equal(model(images).numpy(), expected(images).numpy())
+
+
+def test_the_newest_complete_record_is_read_and_an_incomplete_one_is_explained(store):
+    from soft_label_audit.study_record import IncompleteStudyRecordError, read_study_record
+
+    experiment = store.get_experiment(store.experiment_id).name
+    cells = [("mnist", "human_soft", 0), ("mnist", "human_soft", 1)]
+    curves = {"mnist.human_soft.curves": _curves("mnist", "human_soft")}
+    figures = {"mnist.human_soft.figures": {"overview": plt.figure()}}
+    complete = _stage(
+        store, [curves, {"mnist.human_soft.metrics": _metrics_frame()}, figures], "all"
+    )
+    plt.close("all")
+    newer = _stage(store, [curves], "training", data_root="data/other")  # training only
+    record = read_study_record(experiment, cells)
+    assert record.run_id == complete and len(record.children) == 2
+    assert set(record.children["metrics.accuracy"]) == {0.7, 0.6}
+    with pytest.raises(IncompleteStudyRecordError) as chosen:
+        read_study_record(experiment, cells, run_id=newer, env="test")
+    message = str(chosen.value)
+    assert "the chosen study record" in message and newer in message
+    assert "test metrics for 2 of 2 runs, figures for 2 of 2 runs" in message
+    assert "run `kedro run --env test --pipeline evaluation`" in message
+    store.delete_run(complete)
+    with pytest.raises(IncompleteStudyRecordError, match="no complete study record .* the newest"):
+        read_study_record(experiment, cells)

@@ -222,7 +222,7 @@ class MlflowChildRunsHook:
         self._params: dict[str, Any] = {}
         self._grid: StudyGrid | None = None
         self._project_path: Path | None = None
-        self._context: Any = None
+        self._mlflow_config: Any = None  # kedro-mlflow's configuration (context.mlflow)
         self._study_key: str | None = None
         self._parent_id: str | None = None
         self._experiment_id: str | None = None
@@ -245,7 +245,8 @@ class MlflowChildRunsHook:
         self._grid = StudyGrid.from_params(self._params) if "study" in self._params else None
         self._project_path = Path(context.project_path)
         self._commit = git_commit(self._project_path)
-        self._context = context
+        # kedro-mlflow (a plugin: its hooks run before the project's) has set context.mlflow
+        self._mlflow_config = getattr(context, "mlflow", None)
         try:
             data_root = context.config_loader["globals"].get("data_root")
         except Exception:  # no globals (a worker's replayed context, a bare test context)
@@ -260,7 +261,7 @@ class MlflowChildRunsHook:
         ``tracking.run.id`` of its configuration (``context.mlflow``) when it starts the run.
         """
         self._reopened = None
-        config = getattr(self._context, "mlflow", None)
+        config = self._mlflow_config
         if config is None or self._study_key is None:
             return
         import mlflow
