@@ -120,3 +120,31 @@ def write_provenance(project, stages, env: str = "test", runtime_params: dict | 
     root = data_root(project, env, runtime_params)
     for stage in stages:
         provenance.write_record(root, expected[stage])
+
+
+def training_inputs(project, pipelines: str = "training,evaluation,reporting"):
+    """The files (relative to ``project``) that the stages ``pipelines`` (comma-separated) read
+    and none of their nodes writes, found through the project's pipelines and catalog: what a
+    project needs from an earlier run to run those stages alone."""
+    import importlib
+    from pathlib import Path
+
+    from kedro.io import DataCatalog
+    from kedro.pipeline import Pipeline
+
+    from soft_label_audit.grid import StudyGrid
+
+    grid = StudyGrid.from_params(config_loader(project)["parameters"])
+    pipeline = sum(
+        (
+            importlib.import_module(f"soft_label_audit.pipelines.{name}").create_pipeline(grid=grid)
+            for name in pipelines.split(",")
+        ),
+        Pipeline([]),
+    )
+    catalog = DataCatalog.from_config(config_loader(project)["catalog"])
+    return [
+        Path(str(catalog.get(name, fallback_to_runtime_pattern=True)._describe()["filepath"]))
+        for name in sorted(pipeline.inputs())
+        if not name.startswith("params:") and name != "parameters"
+    ]

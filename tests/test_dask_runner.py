@@ -18,30 +18,11 @@ import pandas as pd
 import pytest
 from kedro.pipeline import Pipeline
 
-from tests.helpers import config_loader, data_root, kedro_cli, make_project_copy
+from tests.helpers import config_loader, data_root, kedro_cli, make_project_copy, training_inputs
 
 RUNNER = "soft_label_audit.runner.DaskRunner"
 #: the stages that train and report; their inputs come from the sequential run
 PIPELINES = "training,evaluation,reporting"
-
-
-def _training_inputs(project: Path) -> list[Path]:
-    """The files (relative to ``project``) that the ``PIPELINES`` read and none of their nodes
-    writes, found through the project's pipelines and catalog."""
-    from kedro.io import DataCatalog
-
-    from soft_label_audit.pipelines import evaluation, reporting, training
-
-    grid, _ = _grid(project)
-    stages = {"training": training, "evaluation": evaluation, "reporting": reporting}
-    assert set(PIPELINES.split(",")) == set(stages)
-    pipeline = sum((stage.create_pipeline(grid=grid) for stage in stages.values()), Pipeline([]))
-    catalog = DataCatalog.from_config(config_loader(project)["catalog"])
-    return [
-        Path(str(catalog.get(name, fallback_to_runtime_pattern=True)._describe()["filepath"]))
-        for name in sorted(pipeline.inputs())
-        if not name.startswith("params:") and name != "parameters"
-    ]
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +30,7 @@ def dask_run(tmp_path_factory, study_run) -> Path:
     import shutil
 
     project = make_project_copy(tmp_path_factory.mktemp("dask_project"))
-    inputs = _training_inputs(project)
+    inputs = training_inputs(project, PIPELINES)
     assert any(path.match("05_model_input/targets/*/*.parquet") for path in inputs), inputs
     for path in inputs:
         (project / path).parent.mkdir(parents=True, exist_ok=True)
@@ -134,7 +115,7 @@ def test_dask_run_logs_every_child_run_under_its_parent(dask_run):
 
 def test_in_memory_datasets_without_the_exchange_pattern_are_refused():
     from kedro.io import DataCatalog, MemoryDataset
-    from kedro.pipeline import Pipeline, node
+    from kedro.pipeline import node
 
     from soft_label_audit.runner import DaskRunner, DaskRunnerError
 
@@ -158,7 +139,7 @@ def test_in_memory_datasets_go_through_the_exchange_pattern(tmp_path):
     }
     catalog = DataCatalog.from_config(config)
     catalog["a"] = MemoryDataset(1)
-    from kedro.pipeline import Pipeline, node
+    from kedro.pipeline import node
 
     pipeline = Pipeline([node(lambda x: x, "a", "b", name="one")])
     for name in pipeline.datasets():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -125,7 +126,11 @@ def test_mlflow_has_one_child_run_per_cell_under_the_parent(study_run):
     assert "nll" in some.data.metrics or any(k.startswith("nll") for k in some.data.metrics)
     assert {r.info.status for r in children} == {"FINISHED"}
     parent = client.get_run(parents.pop())
-    assert parent.info.run_name == "__default__ | env=test | annotation=simulated"
+    # created when, what ran into it, where, on which votes (the copy has no git commit)
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\d \d\d:\d\d \| __default__ \| env=test \| annotation=simulated",
+        parent.info.run_name,
+    ), parent.info.run_name
     assert parent.info.status == "FINISHED"
     assert "mnist.human_soft.accuracy" in parent.data.metrics  # the study's headline metrics
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from types import SimpleNamespace
 
 import matplotlib
@@ -16,6 +17,7 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 
 from soft_label_audit.tracking import CHILD_TAG, PARENT_RUN_ENV, MlflowChildRunsHook  # noqa: E402
 from tests.conftest import PROJECT_ROOT  # noqa: E402
+from tests.helpers import config_loader  # noqa: E402
 
 PARAMS = {
     "annotation": {"source": "simulated"},
@@ -112,6 +114,8 @@ def test_one_child_run_per_source_condition_seed(store):
         and r.data.tags["seed"] == "1"
     )
     assert run.info.status == "FINISHED"
+    assert run.info.run_name == "human_soft · seed 1 · mnist"  # the condition first
+    assert run.data.tags["soft_label_audit.logged.curves"] == "true"
     assert run.data.tags["annotation_source"] == "released"
     assert run.data.tags[CHILD_TAG] == "true"
     assert len(run.data.tags["mlflow.source.git.commit"]) == 40
@@ -131,7 +135,8 @@ def test_metrics_and_figures_land_in_the_same_child_runs(store):
             "condition": "human_soft",
             "seed": [0, 1],
             "accuracy": [0.9, 0.8],
-            "ece": [0.05, float("nan")],
+            "ece_15": [0.05, float("nan")],
+            "ece_15__band_high": [0.3, 0.4],
         }
     )
     figure = plt.figure()
@@ -150,8 +155,12 @@ def test_metrics_and_figures_land_in_the_same_child_runs(store):
     assert len(children) == 2
     by_seed = {r.data.tags["seed"]: r for r in children}
     assert by_seed["0"].data.metrics["accuracy"] == pytest.approx(0.9)
-    assert by_seed["0"].data.metrics["ece"] == pytest.approx(0.05)
-    assert "ece" not in by_seed["1"].data.metrics  # a NaN metric is not logged
+    assert by_seed["0"].data.metrics["ece_15"] == pytest.approx(0.05)
+    assert "ece_15" not in by_seed["1"].data.metrics  # a NaN metric is not logged
+    # the long tail is a logged table, not metrics
+    assert "ece_15__band_high" not in by_seed["0"].data.metrics
+    table = mlflow.load_table("test_metrics.json", run_ids=[by_seed["1"].info.run_id])
+    assert dict(zip(table["metric"], table["value"])) == {"ece_15__band_high": 0.4}
     assert "val_acc" in by_seed["1"].data.metrics  # from the curves of the same run
     art0 = {a.path for a in store.list_artifacts(by_seed["0"].info.run_id, "figures")}
     art1 = {a.path for a in store.list_artifacts(by_seed["1"].info.run_id, "figures")}
@@ -208,7 +217,8 @@ def test_resuming_a_parent_run_on_request_joins_its_children(store):
     assert len(runs) == 2
     assert {r.data.metrics["accuracy"] for r in runs} == {0.7, 0.6}
     assert all("train_loss" in r.data.metrics for r in runs)
-    assert store.get_run(first).info.run_name.startswith("__default__ | env=base")  # kept its name
+    # the record's name lists what was run into it
+    assert " | __default__+evaluation | env=base" in store.get_run(first).info.run_name
 
 
 def test_parent_run_is_named_tagged_and_gets_the_headline_metrics(store):
@@ -232,7 +242,12 @@ def test_parent_run_is_named_tagged_and_gets_the_headline_metrics(store):
         hook.after_node_run(node=None, catalog=None, inputs={}, outputs={"study_summary": summary})
         hook.after_pipeline_run(run_params={}, run_result={}, pipeline=None, catalog=None)
     run = store.get_run(parent.info.run_id)
-    assert run.info.run_name == "training+evaluation | env=test | annotation=simulated"
+    # created when (local time, to the minute), at which commit, what ran, where, on which votes
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\d \d\d:\d\d [0-9a-f]{7} \| training\+evaluation \| env=test"
+        r" \| annotation=simulated",
+        run.info.run_name,
+    ), run.info.run_name
     assert run.data.metrics == {"mnist.human_soft.accuracy": 0.91, "mnist.human_soft.ece_15": 0.04}
     experiment = store.get_experiment(store.experiment_id)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
@@ -310,4 +325,211 @@ def test_outputs_outside_the_grid_are_ignored(store):
     exp = store.experiment_id
     assert (
         store.search_runs([exp], filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}'") == []
+    )
+
+
+# ---------------------------------------------------------------------- the study record
+
+
+def _stage_hook(experiment: str, params: dict | None = None, data_root: str = "data/test"):
+    """A hook with the context of a ``kedro run``: its parameters, globals and the part of
+    kedro-mlflow's configuration (``context.mlflow``) that says which run to open."""
+    config = SimpleNamespace(
+        tracking=SimpleNamespace(
+            run=SimpleNamespace(id=None), experiment=SimpleNamespace(name=experiment)
+        )
+    )
+    context = SimpleNamespace(
+        config_loader={"parameters": params or PARAMS, "globals": {"data_root": data_root}},
+        project_path=PROJECT_ROOT,
+        mlflow=config,
+    )
+    hook = MlflowChildRunsHook()
+    hook.after_context_created(context)
+    return hook, config
+
+
+def _stage(
+    store, node_outputs: list[dict], pipeline: str, params=None, data_root="data/test", error=None
+):
+    """One ``kedro run --pipeline PIPELINE``: the hook's lookup, then kedro-mlflow's start of
+    the run it was handed (``tracking.run.id``), then the nodes; returns the parent run id."""
+    experiment = store.get_experiment(store.experiment_id).name
+    hook, config = _stage_hook(experiment, params, data_root)
+    run_params = {"pipeline_names": [pipeline], "env": "test"}
+    hook.open_study_record(run_params=run_params)
+    with mlflow.start_run(run_id=config.tracking.run.id) as parent:  # what kedro-mlflow does
+        hook.before_pipeline_run(run_params=run_params, pipeline=None, catalog=None)
+        for outputs in node_outputs:
+            hook.after_node_run(node=None, catalog=None, inputs={}, outputs=outputs)
+        if error is None:
+            hook.after_pipeline_run(run_params={}, run_result={}, pipeline=None, catalog=None)
+        else:
+            mlflow.end_run("FAILED")  # kedro-mlflow's on_pipeline_error runs first
+            hook.on_pipeline_error(error=error, run_params={}, pipeline=None, catalog=None)
+    return parent.info.run_id
+
+
+def _metrics_frame(accuracy=(0.7, 0.6)) -> pd.DataFrame:
+    return pd.DataFrame({"seed": [0, 1], "accuracy": list(accuracy), "nll__band_low": [1.0, 2.0]})
+
+
+def test_the_study_record_key_follows_the_study_inputs_only():
+    from soft_label_audit.tracking import study_record_key
+
+    key = study_record_key(PARAMS, "data/test")
+    assert key == study_record_key({**PARAMS, "evaluation": {"n_bins": 10}}, "data/test")
+    assert key != study_record_key(PARAMS, "data")
+    assert key != study_record_key({**PARAMS, "annotation": {"source": "released"}}, "data/test")
+    other = {**PARAMS, "training": {**PARAMS["training"], "epochs": 4}}
+    assert key != study_record_key(other, "data/test")
+
+
+def test_stage_runs_one_by_one_log_into_one_study_record(store):
+    curves = {"mnist.human_soft.curves": _curves("mnist", "human_soft")}
+    first = _stage(store, [], "digits")
+    training = _stage(store, [curves], "training")
+    evaluation = _stage(store, [{"mnist.human_soft.metrics": _metrics_frame()}], "evaluation")
+    assert first == training == evaluation
+    runs = _children(store, first)
+    assert len(runs) == 2
+    for run in runs:
+        assert {"train_loss", "val_acc", "accuracy"} <= set(run.data.metrics)
+        assert run.info.status == "FINISHED"
+    parent = store.get_run(first)
+    assert parent.data.tags["soft_label_audit.stages"] == "digits,training,evaluation"
+    assert " | digits+training+evaluation | env=test | annotation=simulated" in (
+        parent.info.run_name
+    )
+    assert parent.info.status == "FINISHED"
+    # a rerun of training logs its (identical) curve points once
+    assert _stage(store, [curves], "training") == first
+    child = _children(store, first)[0]
+    assert len(store.get_metric_history(child.info.run_id, "train_loss")) == 3
+    # other settings or another data root: another record
+    other = {**PARAMS, "training": {**PARAMS["training"], "epochs": 4}}
+    assert _stage(store, [], "training", params=other) != first
+    assert _stage(store, [], "training", data_root="data") != first
+
+
+def test_an_explicit_run_id_wins_over_the_study_record(store, monkeypatch):
+    first = _stage(store, [], "digits")
+    hook, config = _stage_hook(store.get_experiment(store.experiment_id).name)
+    monkeypatch.setenv("MLFLOW_RUN_ID", "0123")
+    hook.open_study_record(run_params={})
+    assert config.tracking.run.id is None
+    monkeypatch.delenv("MLFLOW_RUN_ID")
+    hook.open_study_record(run_params={})
+    assert config.tracking.run.id == first
+
+
+def test_a_user_error_before_any_node_leaves_no_failed_parent(store):
+    from soft_label_audit.errors import UserError
+
+    failed = _stage(store, [], "evaluation", error=UserError("no such file", "run training"))
+    assert store.get_run(failed).info.lifecycle_stage == "deleted"
+    record = _stage(store, [], "digits")
+    assert record != failed
+    # in an existing record: the record keeps its status, and is still found
+    again = _stage(store, [], "evaluation", error=UserError("no such file", "run training"))
+    assert again == record
+    assert store.get_run(record).info.status == "FINISHED"
+    # a bug, or a user error after a node ran, leaves the FAILED parent to show
+    bug = _stage(store, [], "digits", data_root="elsewhere", error=RuntimeError("bug"))
+    assert store.get_run(bug).info.status == "FAILED"
+    curves = {"mnist.human_soft.curves": _curves("mnist", "human_soft")}
+    late = _stage(store, [curves], "training", data_root="other", error=UserError("bad"))
+    assert store.get_run(late).info.lifecycle_stage == "active"
+    assert _children(store, late) == []  # its half-logged children are gone
+
+
+def test_training_time_is_logged_from_the_node_that_trained(store):
+    hook = _hook()
+    node = SimpleNamespace(name="mnist.human_soft.train")
+    with mlflow.start_run() as parent:
+        hook.before_pipeline_run(run_params={}, pipeline=None, catalog=None)
+        hook.before_node_run(node=node, catalog=None, inputs={})
+        hook.after_node_run(
+            node=node,
+            catalog=None,
+            inputs={},
+            outputs={"mnist.human_soft.curves": _curves("mnist", "human_soft")},
+        )
+        hook.after_pipeline_run(run_params={}, run_result={}, pipeline=None, catalog=None)
+    runs = _children(store, parent.info.run_id)
+    assert len(runs) == 2
+    assert all(0 <= r.data.metrics["train_seconds"] < 60 for r in runs)
+
+
+def test_weights_are_logged_as_pytorch_models_that_load_back(store):
+    import mlflow.pytorch
+    import numpy as np
+    import torch
+
+    from soft_label_audit.trainer.model import ModelConfig, build_model
+
+    config = ModelConfig((4, 8), 16)
+    states = [
+        {k: v.numpy() for k, v in build_model(config, seed).state_dict().items()} for seed in (0, 1)
+    ]
+    weights = {"model": config.settings(), "seeds": [0, 1], "state_dicts": states}
+    parent_id = _session(_hook(), [{"mnist.human_soft.weights": weights}])
+    by_seed = {r.data.tags["seed"]: r for r in _children(store, parent_id)}
+    images = torch.rand(3, 1, 28, 28)
+    for seed, state in zip(("0", "1"), states, strict=True):
+        run = by_seed[seed]
+        assert run.info.status == "FINISHED" and run.data.tags["mlflow.parentRunId"] == parent_id
+        model = mlflow.pytorch.load_model(f"runs:/{run.info.run_id}/model")
+        expected = build_model(config, 99)
+        expected.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()})
+        with torch.no_grad():
+            assert np.array_equal(model(images).numpy(), expected(images).numpy())
+
+
+def test_the_newest_complete_record_is_read_and_an_incomplete_one_is_explained(store):
+    from soft_label_audit.study_record import IncompleteStudyRecordError, read_study_record
+
+    experiment = store.get_experiment(store.experiment_id).name
+    cells = [("mnist", "human_soft", 0), ("mnist", "human_soft", 1)]
+    curves = {"mnist.human_soft.curves": _curves("mnist", "human_soft")}
+    figures = {"mnist.human_soft.figures": {"overview": plt.figure()}}
+    complete = _stage(
+        store, [curves, {"mnist.human_soft.metrics": _metrics_frame()}, figures], "all"
+    )
+    plt.close("all")
+    newer = _stage(store, [curves], "training", data_root="data/other")  # training only
+    record = read_study_record(experiment, cells)
+    assert record.run_id == complete and len(record.children) == 2
+    assert set(record.children["metrics.accuracy"]) == {0.7, 0.6}
+    with pytest.raises(IncompleteStudyRecordError) as chosen:
+        read_study_record(experiment, cells, run_id=newer, env="test")
+    message = str(chosen.value)
+    assert "the chosen study record" in message and newer in message
+    assert "test metrics for 2 of 2 runs, figures for 2 of 2 runs" in message
+    assert "run `kedro run --env test --pipeline evaluation`" in message
+    store.delete_run(complete)
+    with pytest.raises(IncompleteStudyRecordError, match="no complete study record .* the newest"):
+        read_study_record(experiment, cells)
+
+
+def test_the_study_record_key_follows_the_provenance_of_the_trained_models():
+    """With the provenance records a run's stages will have, the key is the training record's
+    fingerprint (digits, annotation with its vote file, labels, training) and the data root."""
+    from soft_label_audit import provenance
+    from soft_label_audit.pipeline_registry import register_pipelines
+    from soft_label_audit.tracking import study_record_key
+
+    params = dict(config_loader(PROJECT_ROOT, "test")["parameters"])
+    graph = provenance.stage_graph(register_pipelines())
+    records = provenance.expected_records(graph, params)
+    key = study_record_key(params, "data/test", records)
+    assert key == study_record_key(params, "data/test", provenance.expected_records(graph, params))
+    assert key != study_record_key(params, "data", records)
+    other_votes = {**provenance.annotation_input(params), "sha256": "0" * 64}
+    assert key != study_record_key(
+        params, "data/test", provenance.expected_records(graph, params, other_votes)
+    )
+    evaluation = {**params, "evaluation": {**params["evaluation"], "n_bins": 10}}
+    assert key == study_record_key(
+        evaluation, "data/test", provenance.expected_records(graph, evaluation)
     )

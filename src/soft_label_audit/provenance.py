@@ -418,6 +418,10 @@ def check_pipeline(
 #: file of each input of the running pipeline that a stage makes -> (dataset, stage, command),
 #: so that a file that disappears during the run is still named by its stage (cli.py)
 INPUT_FILES: dict[str, tuple[str, str, str]] = {}
+#: the records the running pipeline's stages will have (every stage of the project, as
+#: :func:`expected_records` gives them), set by :class:`ProvenanceHook` before any node runs:
+#: the MLflow hook finds the study's record from them (``tracking.study_record_key``)
+EXPECTED: dict[str, dict[str, Any]] = {}
 
 
 def producer_of_file(path: str) -> tuple[str, str, str] | None:
@@ -451,6 +455,7 @@ class ProvenanceHook:
     @hook_impl(tryfirst=True)
     def before_pipeline_run(self, run_params: Any, pipeline: Any, catalog: Any) -> None:
         self._in_run = []
+        EXPECTED.clear()
         if self._root is None:
             return
         from kedro.framework.project import pipelines
@@ -476,6 +481,8 @@ class ProvenanceHook:
                     f"run `{command(stage, env, runtime)}` first",
                 )
         self._expected, self._in_run = expected, in_run
+        EXPECTED.clear()
+        EXPECTED.update(expected)
 
     @hook_impl
     def after_pipeline_run(self, run_params: Any, run_result: Any, pipeline: Any, catalog: Any):

@@ -1,31 +1,53 @@
-"""MLflow child runs per (source, condition, seed), logged by one hook; nodes stay unaware.
+"""MLflow records of the study: one parent run per study record, one child run per (source,
+condition, seed), logged by one hook; nodes stay unaware.
 
-kedro-mlflow opens the parent run of a ``kedro run``. While it is active, after every node this
-hook looks at the node's outputs named ``{source}.{condition}.<kind>`` and logs them into the
-child run of each seed (created on first use, nested under the parent run):
+**One record per study, however the stages are run.** A study record is the parent run of the
+study whose inputs a ``kedro run`` reads. It is found by :func:`study_record_key`, a fingerprint
+of what identifies the study's inputs on disk (the environment's data root, the annotation
+source and the study-defining parameter blocks), stored as the tag :data:`STUDY_KEY_TAG` on the
+parent. Before kedro-mlflow opens its run, :meth:`MlflowChildRunsHook.open_study_record` looks
+for the newest parent with the same key in the environment's experiment and hands its id to
+kedro-mlflow (``tracking.run.id`` of ``mlflow.yml``), which re-opens it; the children of that
+parent are then found and logged into again. So ``--pipeline digits`` ... ``--pipeline
+reporting`` run one by one, or ``kedro run`` at once, give one parent whose children each hold
+their curves, test metrics, figures and model. A run with other settings (another annotation
+source, other training settings) has another key and starts its own record. An explicit run id
+(``MLFLOW_RUN_ID=<id> kedro run``, ``tracking.run.id`` in ``mlflow.yml``, or a run already
+active when the session starts) always wins over the lookup.
+
+After every node this hook looks at the node's outputs named ``{source}.{condition}.<kind>`` and
+logs them into the child run of each seed (created on first use, nested under the parent run):
 
 * ``curves``: a frame with ``seed`` and ``epoch`` columns; every other numeric column is logged
-  as a metric with ``step = epoch``;
-* ``metrics``: a frame with one row per ``seed``; every other numeric column is logged as a metric;
+  as a metric with ``step = epoch``; the node's wall time is logged as ``train_seconds`` (all
+  seeds of a condition train together, so they share it). Curve points a re-run logs again
+  with the same value are not duplicated.
+* ``metrics``: a frame with one row per ``seed``; the headline metrics (:data:`HEADLINE_METRICS`:
+  accuracy, nll, brier, ece_<bins>, kl_human) are logged as metrics, every other numeric
+  column goes into the logged table ``test_metrics.json`` (columns ``metric``, ``value``), read
+  back with ``mlflow.load_table("test_metrics.json", run_ids=[...])``.
 * ``figures``: a dict name -> matplotlib Figure, logged as ``figures/<name>.png`` into every
   child run of the namespace, or only into seed n's run when the name starts with ``seed<n>/``.
+* ``weights``: the trained state dict of each seed, logged as an MLflow PyTorch model named
+  ``model`` (``mlflow.pytorch.load_model(f"runs:/{child_id}/model")`` gives the CNN back).
 
-A child run carries tags ``source``, ``condition``, ``seed``, ``annotation_source`` and the git
-commit, and the model and optimizer settings (``training`` parameters) as params.
+A child run is named ``<condition> · seed <n> · <source>``, carries tags ``source``,
+``condition``, ``seed``, ``annotation_source``, the git commit and ``soft_label_audit.logged.<kind>``
+for every kind logged into it, and the model and optimizer settings (``training`` parameters)
+as params. A child's Duration spans every stage logged into it; read ``train_seconds`` for the
+cost of training.
 
-Runs never mix: a child run is looked up only among the children of the *current* parent run,
-so every ``kedro run`` logs complete children under its own parent. Resuming is explicit: start
-the ``kedro run`` inside an earlier parent run with MLflow's own variable,
-``MLFLOW_RUN_ID=<parent run id> kedro run --pipeline evaluation``, and the evaluation metrics
-join that parent's training children.
-
-The parent run is named ``<pipeline> | env=<env> | annotation=<source>``, tagged
-``soft_label_audit.parent_run``, and receives the study's headline metrics
+The parent run is named ``<created, local time> <commit> | <stages> | env=<env> |
+annotation=<source>``, where ``<stages>`` are the pipelines run into the record so far, tagged
+:data:`PARENT_TAG` and :data:`STUDY_KEY_TAG`, and receives the study's headline metrics
 (``<source>.<condition>.<metric>``, the mean over seeds) when ``study_summary`` is made. The
 experiment is tagged ``mlflow.experimentKind = custom_model_development`` so that MLflow 3 opens
 it as a model-training experiment. When the pipeline fails, the parent is marked FAILED (by
 kedro-mlflow) and the child runs this run created are marked FAILED and deleted, so no
-half-logged child remains (``mlflow gc`` purges them; the UI can restore them).
+half-logged child remains (``mlflow gc`` purges them; the UI can restore them). A run that fails
+on a user's mistake (:func:`soft_label_audit.cli.describe_user_error`) before any node completed
+leaves the record as it was: a parent it created is deleted, a re-opened one gets its earlier
+status back.
 
 Processes that run nodes away from the session (a distributed runner's workers) have no active
 run: there the parent run id is read from the environment variable :data:`PARENT_RUN_ENV`, which
@@ -36,12 +58,16 @@ by the session's hook at the end of the run, since it closes every child of its 
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import logging
 import math
 import os
 import re
 import subprocess
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,15 +80,29 @@ logger = logging.getLogger(__name__)
 
 CHILD_TAG = "soft_label_audit.child_run"
 PARENT_TAG = "soft_label_audit.parent_run"
+#: the study record's fingerprint (:func:`study_record_key`) on its parent run
+STUDY_KEY_TAG = "soft_label_audit.study_key"
+#: the pipelines run into a study record so far, comma-separated, in the order first run
+STAGES_TAG = "soft_label_audit.stages"
+#: ``soft_label_audit.logged.<kind>`` = ``true`` on a child run once ``<kind>`` was logged into it
+LOGGED_TAG = "soft_label_audit.logged."
 #: the parent run id for processes without an active MLflow run (distributed workers)
 PARENT_RUN_ENV = "SOFT_LABEL_AUDIT_MLFLOW_PARENT_RUN_ID"
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
-LOGGED_KINDS = ("curves", "metrics", "figures")
+LOGGED_KINDS = ("curves", "metrics", "figures", "weights")
 #: parameter blocks logged as params of every child run
 RUN_PARAM_KEYS = ("model", "optimizer", "schedule", "epochs", "batch_size", "seeds")
+#: parameter blocks that define a study's inputs and models (:func:`study_record_key`)
+STUDY_BLOCKS = ("study", "digits", "annotation", "simulated_crowd", "labels", "training")
+#: metrics of a run's ``metrics`` table logged as MLflow metrics; the rest go into a table
+HEADLINE_METRICS = re.compile(r"^(accuracy|nll|brier|kl_human|ece_\d+)$")
+#: the logged table of a child run's other test metrics
+METRICS_TABLE = "test_metrics.json"
+#: a child run's model, as an MLflow PyTorch model
+MODEL_NAME = "model"
 #: metrics of ``study_summary`` (``<metric>__mean``) logged on the parent run
-HEADLINE_METRICS = re.compile(r"^(accuracy|accuracy_human_mode|nll|brier|kl_human|ece_\d+)__mean$")
+SUMMARY_HEADLINE = re.compile(r"^(accuracy|accuracy_human_mode|nll|brier|kl_human|ece_\d+)__mean$")
 SUMMARY_DATASET = "study_summary"
 _SEED_PREFIX = re.compile(r"^seed_?(\d+)/(.+)$")
 _BATCH = 900  # MLflow accepts at most 1000 metrics per log_batch call
@@ -92,24 +132,108 @@ def git_commit(path: Path) -> str | None:
     return done.stdout.strip() or None
 
 
-def parent_run_name(
-    pipeline_names: list[str] | str | None, env: str | None, annotation_source: str
+def study_record_key(
+    params: dict[str, Any],
+    data_root: str | None,
+    records: dict[str, dict[str, Any]] | None = None,
 ) -> str:
-    """``__default__ | env=test | annotation=simulated``: what the parent run of a kedro run did."""
-    if isinstance(pipeline_names, str):
-        pipeline_names = [pipeline_names]
-    pipelines = "+".join(pipeline_names or ["__default__"])
-    return f"{pipelines} | env={env or 'base'} | annotation={annotation_source}"
+    """The fingerprint that finds a study's MLflow record: SHA-256 (hex) of the environment's
+    data root and the provenance of the trained models.
+
+    ``records`` are the provenance records the run's stages will have
+    (:func:`soft_label_audit.provenance.expected_records`, published by the provenance hook
+    before any node runs as ``provenance.EXPECTED``); the key takes the fingerprint of the
+    ``training`` record, which chains the settings of digits, annotation (the vote file's
+    SHA-256 included), labels and training. A stage run whose inputs passed the provenance
+    check has the records its inputs were made with, so it joins the record those inputs came
+    from; another data root, annotation source, vote file or training setting gives another
+    key. Without records (a context that runs no pipeline) the key is made of the annotation
+    source and a SHA-256 of the study-defining blocks (:data:`STUDY_BLOCKS`) instead.
+
+    >>> key = study_record_key({"annotation": {"source": "simulated"}, "training": {"epochs": 2}}, "data/test")
+    >>> key == study_record_key({"training": {"epochs": 2}, "annotation": {"source": "simulated"}}, "data/test")
+    True
+    >>> key == study_record_key({"annotation": {"source": "simulated"}, "training": {"epochs": 3}}, "data/test")
+    False
+    >>> len(key)
+    64
+    """
+    if records and "training" in records:
+        identity = {"data_root": str(data_root), "training": records["training"]["fingerprint"]}
+        return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+    blocks = {name: params.get(name) for name in STUDY_BLOCKS}
+    settings = hashlib.sha256(json.dumps(blocks, sort_keys=True, default=str).encode()).hexdigest()
+    identity = {
+        "data_root": str(data_root),
+        "annotation_source": AnnotationConfig.source_of(params),
+        "settings": settings,
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+def _pipelines(run_params: dict[str, Any]) -> list[str]:
+    names = run_params.get("pipeline_names") or run_params.get("pipeline_name") or ["__default__"]
+    return [names] if isinstance(names, str) else list(names)
+
+
+def parent_run_name(
+    stages: list[str] | str | None,
+    env: str | None,
+    annotation_source: str,
+    created_ms: int | None = None,
+    commit: str | None = None,
+) -> str:
+    """``2026-12-01 22:30 a1b2c3d | training+evaluation | env=test | annotation=simulated``:
+    when the record was created (local time), at which commit, what was run into it."""
+    if isinstance(stages, str):
+        stages = [stages]
+    pipelines = "+".join(stages or ["__default__"])
+    name = f"{pipelines} | env={env or 'base'} | annotation={annotation_source}"
+    when = []
+    if created_ms is not None:
+        when.append(datetime.fromtimestamp(created_ms / 1000).strftime("%Y-%m-%d %H:%M"))
+    if commit:
+        when.append(commit[:7])
+    return " ".join(when) + " | " + name if when else name
+
+
+def child_run_name(source: str, condition: str, seed: int) -> str:
+    """``human_soft · seed 3 · mnist``: the condition first, so the runs table tells them apart."""
+    return f"{condition} · seed {int(seed)} · {source}"
+
+
+@contextlib.contextmanager
+def _quiet(name: str):
+    """Only errors from the logger ``name`` while the block runs."""
+    log = logging.getLogger(name)
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
+def _is_user_error(error: BaseException) -> bool:
+    from soft_label_audit.cli import describe_user_error
+
+    try:
+        return describe_user_error(error) is not None
+    except Exception:  # describing must never hide the pipeline's own error
+        return False
 
 
 class MlflowChildRunsHook:
-    """One MLflow child run per (source, condition, seed) under kedro-mlflow's parent run."""
+    """One MLflow child run per (source, condition, seed) under the study record's parent run."""
 
     def __init__(self) -> None:
         self.run_ids: dict[tuple[str, str, int], str] = {}
         self._params: dict[str, Any] = {}
         self._grid: StudyGrid | None = None
         self._project_path: Path | None = None
+        self._mlflow_config: Any = None  # kedro-mlflow's configuration (context.mlflow)
+        self._study_key: str | None = None
+        self._data_root: str | None = None
         self._parent_id: str | None = None
         self._experiment_id: str | None = None
         self._created: set[str] = set()
@@ -117,6 +241,10 @@ class MlflowChildRunsHook:
         self._env_before: str | None = None
         self._set_env = False
         self._session_start = 0  # ms; children of the parent started since are this run's
+        self._reopened: tuple[str, str] | None = None  # (run id, its status before this run)
+        self._parent_created = False
+        self._nodes_done = 0
+        self._node_start: dict[str, float] = {}
 
     # ------------------------------------------------------------------ kedro hooks
 
@@ -127,6 +255,53 @@ class MlflowChildRunsHook:
         self._grid = StudyGrid.from_params(self._params) if "study" in self._params else None
         self._project_path = Path(context.project_path)
         self._commit = git_commit(self._project_path)
+        # kedro-mlflow (a plugin: its hooks run before the project's) has set context.mlflow
+        self._mlflow_config = getattr(context, "mlflow", None)
+        try:
+            data_root = context.config_loader["globals"].get("data_root")
+        except Exception:  # no globals (a worker's replayed context, a bare test context)
+            data_root = None
+        self._data_root = data_root
+        self._study_key = study_record_key(self._params, data_root) if self._grid else None
+
+    @hook_impl(specname="before_pipeline_run", tryfirst=True)
+    def open_study_record(self, run_params) -> None:
+        """Before kedro-mlflow starts its run: hand it the study record to re-open, if any.
+
+        Runs first among the ``before_pipeline_run`` hooks (``tryfirst``); kedro-mlflow reads
+        ``tracking.run.id`` of its configuration (``context.mlflow``) when it starts the run.
+        """
+        self._reopened = None
+        config = self._mlflow_config
+        if self._study_key is not None:  # the provenance hook has run (tryfirst, before this one)
+            from soft_label_audit import provenance
+
+            self._study_key = study_record_key(self._params, self._data_root, provenance.EXPECTED)
+        if config is None or self._study_key is None:
+            return
+        import mlflow
+
+        if mlflow.active_run() or os.environ.get("MLFLOW_RUN_ID") or config.tracking.run.id:
+            return  # an explicit run: the user's choice wins
+        try:
+            client = self._client()
+            experiment = client.get_experiment_by_name(config.tracking.experiment.name)
+            if experiment is None:
+                return
+            found = client.search_runs(
+                [experiment.experiment_id],
+                filter_string=f"tags.`{STUDY_KEY_TAG}` = '{self._study_key}'",
+                order_by=["attributes.start_time DESC"],
+                max_results=1,
+            )
+        except Exception as exc:  # a new record is the safe fallback
+            logger.warning("could not look up the study's MLflow record: %s", exc)
+            return
+        if found:
+            run = found[0]
+            config.tracking.run.id = run.info.run_id
+            self._reopened = (run.info.run_id, run.info.status)
+            logger.info("MLflow: this run joins the study record %s", run.info.run_id)
 
     @hook_impl
     def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
@@ -134,6 +309,7 @@ class MlflowChildRunsHook:
 
         self.run_ids.clear()  # child runs belong to one parent run: each pipeline run starts afresh
         self._created.clear()
+        self._nodes_done = 0
         self._session_start = int(time.time() * 1000)
         parent = mlflow.active_run()  # kedro-mlflow's hook has started it by now
         if parent is None:
@@ -142,17 +318,32 @@ class MlflowChildRunsHook:
         self._parent_id, self._experiment_id = parent.info.run_id, parent.info.experiment_id
         client = self._client()
         client.set_experiment_tag(self._experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
-        if (
-            PARENT_TAG not in client.get_run(self._parent_id).data.tags
-        ):  # a resumed run keeps its name
-            annotation = AnnotationConfig.source_of(self._params)
+        run = client.get_run(self._parent_id)
+        tags = run.data.tags
+        self._parent_created = (  # kedro-mlflow has just started it, not on anyone's request
+            PARENT_TAG not in tags
+            and not os.environ.get("MLFLOW_RUN_ID")
+            and self._session_start - run.info.start_time < 60_000
+        )
+        if PARENT_TAG in tags and STUDY_KEY_TAG not in tags:
+            pass  # an earlier parent resumed explicitly (MLFLOW_RUN_ID): it keeps its name
+        else:
+            stages = [s for s in tags.get(STAGES_TAG, "").split(",") if s]
+            stages += [p for p in _pipelines(run_params) if p not in stages]
             name = parent_run_name(
-                run_params.get("pipeline_names") or run_params.get("pipeline_name"),
+                stages,
                 run_params.get("env"),
-                annotation,
+                AnnotationConfig.source_of(self._params),
+                created_ms=run.info.start_time,
+                commit=tags.get("soft_label_audit.commit") or self._commit,
             )
-            client.set_tag(self._parent_id, "mlflow.runName", name)
-            client.set_tag(self._parent_id, PARENT_TAG, "true")
+            new_tags = {"mlflow.runName": name, PARENT_TAG: "true", STAGES_TAG: ",".join(stages)}
+            if self._study_key:
+                new_tags[STUDY_KEY_TAG] = self._study_key
+            if self._commit and "soft_label_audit.commit" not in tags:
+                new_tags["soft_label_audit.commit"] = self._commit
+            for key, value in new_tags.items():
+                client.set_tag(self._parent_id, key, value)
         logger.info(
             "MLflow run %s: %s", self._parent_id, client.get_run(self._parent_id).info.run_name
         )
@@ -160,9 +351,16 @@ class MlflowChildRunsHook:
         os.environ[PARENT_RUN_ENV] = self._parent_id
 
     @hook_impl
+    def before_node_run(self, node, catalog, inputs, is_async: bool = False) -> None:
+        self._node_start[node.name] = time.perf_counter()
+
+    @hook_impl
     def after_node_run(
         self, node, catalog, inputs: dict[str, Any], outputs: dict[str, Any], is_async: bool = False
     ) -> None:
+        started = self._node_start.pop(getattr(node, "name", None), None)
+        seconds = time.perf_counter() - started if started is not None else None
+        self._nodes_done += 1
         targets = [(name, value) for name, value in outputs.items() if self._parse(name)]
         summary = outputs.get(SUMMARY_DATASET)
         if not targets and summary is None:
@@ -176,6 +374,8 @@ class MlflowChildRunsHook:
         for name, value in targets:
             source, condition, kind = self._parse(name)
             getattr(self, f"_log_{kind}")(parent_id, source, condition, annotation_source, value)
+            if kind == "curves" and seconds is not None:
+                self._log_train_seconds(parent_id, source, condition, annotation_source, seconds)
 
     @hook_impl
     def after_pipeline_run(self, run_params, run_result, pipeline, catalog) -> None:
@@ -183,7 +383,13 @@ class MlflowChildRunsHook:
 
     @hook_impl
     def on_pipeline_error(self, error, run_params, pipeline, catalog) -> None:
+        # kedro-mlflow's on_pipeline_error (a plugin: it runs before the project's) has marked
+        # the parent FAILED; a user's mistake before any node completed leaves no trace
+        undo = self._nodes_done == 0 and _is_user_error(error)
+        parent_id = self._parent_id
         self._close(failed=True)
+        if undo and parent_id is not None:
+            self._undo_parent(parent_id)
 
     # ------------------------------------------------------------------ lookups
 
@@ -229,7 +435,7 @@ class MlflowChildRunsHook:
         self, parent_id: str, source: str, condition: str, seed: int, annotation_source: str
     ) -> str:
         """The child run id of (source, condition, seed) under ``parent_id``: cached, else found
-        among that parent's children (a resumed parent, another process), else created."""
+        among that parent's children (a re-opened parent, another process), else created."""
         key = (source, condition, int(seed))
         if key in self.run_ids:
             return self.run_ids[key]
@@ -263,7 +469,9 @@ class MlflowChildRunsHook:
         if self._commit:
             tags["mlflow.source.git.commit"] = self._commit
         experiment = self._experiment_id or client.get_run(parent_id).info.experiment_id
-        run = client.create_run(experiment, tags=tags, run_name=f"{source}.{condition}.seed{seed}")
+        run = client.create_run(
+            experiment, tags=tags, run_name=child_run_name(source, condition, seed)
+        )
         training = self._params.get("training") or {}
         params = {
             "source": source,
@@ -278,39 +486,87 @@ class MlflowChildRunsHook:
 
     # ------------------------------------------------------------------ logging
 
-    def _log_metrics(
-        self, parent_id, source, condition, annotation_source, frame, step_column: str | None = None
-    ) -> None:
-        from mlflow.entities import Metric
-
+    def _seed_runs(self, parent_id, source, condition, annotation_source, frame):
+        """(seed, rows, child run id) per seed of ``frame``; nothing without a seed column."""
         if "seed" not in getattr(frame, "columns", ()):
             logger.warning("%s.%s: no seed column, nothing logged to MLflow", source, condition)
-            return
-        numeric = [
-            c for c in frame.select_dtypes("number").columns if c not in ("seed", step_column)
+            return []
+        return [
+            (int(seed), rows, self.child_run(parent_id, source, condition, seed, annotation_source))
+            for seed, rows in frame.groupby("seed", sort=True)
         ]
+
+    @staticmethod
+    def _log_metric_list(client, run_id: str, metrics: list) -> None:
+        for start in range(0, len(metrics), _BATCH):
+            client.log_batch(run_id, metrics=metrics[start : start + _BATCH])
+
+    def _log_metrics(self, parent_id, source, condition, annotation_source, frame) -> None:
+        """The headline metrics as metrics; the other numeric columns as a logged table."""
+        import pandas as pd
+        from mlflow.entities import Metric
+
         client = self._client()
+        numeric = [c for c in frame.select_dtypes("number").columns if c != "seed"]
         now = int(time.time() * 1000)
-        for seed, rows in frame.groupby("seed", sort=True):
-            run_id = self.child_run(parent_id, source, condition, int(seed), annotation_source)
-            metrics = [
-                Metric(col, float(value), now, int(row[step_column]) if step_column else 0)
-                for _, row in rows.iterrows()
-                for col in numeric
-                if (value := row[col]) is not None and math.isfinite(float(value))
+        for _, rows, run_id in self._seed_runs(
+            parent_id, source, condition, annotation_source, frame
+        ):
+            row = rows.iloc[-1]
+            values = {c: float(row[c]) for c in numeric if row[c] is not None}
+            headline = [
+                Metric(c, v, now, 0)
+                for c, v in values.items()
+                if HEADLINE_METRICS.match(c) and math.isfinite(v)
             ]
-            for start in range(0, len(metrics), _BATCH):
-                client.log_batch(run_id, metrics=metrics[start : start + _BATCH])
+            self._log_metric_list(client, run_id, headline)
+            rest = {c: v for c, v in values.items() if not HEADLINE_METRICS.match(c)}
+            if rest:
+                table = pd.DataFrame({"metric": list(rest), "value": list(rest.values())})
+                client.log_table(run_id, data=table, artifact_file=METRICS_TABLE)
+            client.set_tag(run_id, f"{LOGGED_TAG}metrics", "true")
 
     def _log_curves(self, parent_id, source, condition, annotation_source, frame) -> None:
-        self._log_metrics(
-            parent_id, source, condition, annotation_source, frame, step_column="epoch"
-        )
+        """Every numeric column per epoch (step = epoch); points already logged are skipped."""
+        from mlflow.entities import Metric
+
+        client = self._client()
+        numeric = [c for c in frame.select_dtypes("number").columns if c not in ("seed", "epoch")]
+        now = int(time.time() * 1000)
+        for _, rows, run_id in self._seed_runs(
+            parent_id, source, condition, annotation_source, frame
+        ):
+            logged: set[tuple[str, int, float]] = set()
+            if run_id not in self._created:  # a re-opened child: a re-run logs no duplicates
+                for col in numeric:
+                    logged |= {
+                        (col, m.step, m.value) for m in client.get_metric_history(run_id, col)
+                    }
+            metrics = [
+                Metric(col, value, now, int(row["epoch"]))
+                for _, row in rows.iterrows()
+                for col in numeric
+                if (value := row[col]) is not None
+                and math.isfinite(value := float(value))
+                and (col, int(row["epoch"]), value) not in logged
+            ]
+            self._log_metric_list(client, run_id, metrics)
+            client.set_tag(run_id, f"{LOGGED_TAG}curves", "true")
+
+    def _log_train_seconds(self, parent_id, source, condition, annotation_source, seconds) -> None:
+        """The wall time of the node that trained the condition's seeds (they train together)."""
+        client = self._client()
+        seeds = [int(s) for s in (self._params.get("training") or {}).get("seeds", [])]
+        seeds = seeds or sorted(k[2] for k in self.run_ids if k[:2] == (source, condition))
+        for seed in seeds:
+            run_id = self.child_run(parent_id, source, condition, seed, annotation_source)
+            client.log_metric(run_id, "train_seconds", float(seconds))
 
     def _log_figures(self, parent_id, source, condition, annotation_source, figures: dict) -> None:
         client = self._client()
         seeds = [int(s) for s in (self._params.get("training") or {}).get("seeds", [])]
         seeds = seeds or sorted(k[2] for k in self.run_ids if k[:2] == (source, condition))
+        logged: set[str] = set()
         for name, figure in figures.items():
             match = _SEED_PREFIX.match(str(name))
             for seed in [int(match.group(1))] if match else seeds:
@@ -318,12 +574,47 @@ class MlflowChildRunsHook:
                 client.log_figure(
                     run_id, figure, f"figures/{match.group(2) if match else name}.png"
                 )
+                logged.add(run_id)
+        for run_id in logged:
+            client.set_tag(run_id, f"{LOGGED_TAG}figures", "true")
+
+    def _log_weights(self, parent_id, source, condition, annotation_source, weights: dict) -> None:
+        """Each seed's state dict as an MLflow PyTorch model ``model`` of its child run.
+
+        The model is pickled (``serialization_format="pickle"``, loading it needs this package
+        and trust in the file, as the ``weights`` pickle of the catalog does): MLflow's ``pt2``
+        would trace every model with an example input, seconds per run."""
+        import mlflow
+        import mlflow.pytorch
+        import torch
+
+        from soft_label_audit.trainer.model import ModelConfig, build_model
+
+        config = ModelConfig.from_params(weights["model"], f"{source}.{condition}.weights.model")
+        client = self._client()
+        requirements = [f"torch=={torch.__version__.split('+')[0]}"]
+        for seed, state in zip(weights["seeds"], weights["state_dicts"], strict=True):
+            run_id = self.child_run(parent_id, source, condition, int(seed), annotation_source)
+            model = build_model(config, int(seed))
+            model.load_state_dict({name: torch.as_tensor(v) for name, v in state.items()})
+            model.eval()
+            with (
+                mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None),
+                _quiet("mlflow.pytorch"),  # its warning on pickles, once per model
+            ):
+                mlflow.pytorch.log_model(
+                    model,
+                    name=MODEL_NAME,
+                    pip_requirements=requirements,
+                    serialization_format="pickle",  # "pt2" would trace every model (seconds)
+                )
+            client.set_tag(run_id, f"{LOGGED_TAG}weights", "true")
 
     def _log_headline(self, parent_id: str, summary) -> None:
         """``<source>.<condition>.<metric>`` on the parent run: the mean over seeds."""
         from mlflow.entities import Metric
 
-        columns = [c for c in getattr(summary, "columns", ()) if HEADLINE_METRICS.match(c)]
+        columns = [c for c in getattr(summary, "columns", ()) if SUMMARY_HEADLINE.match(c)]
         if not columns or not {"source", "condition"} <= set(summary.columns):
             return
         now = int(time.time() * 1000)
@@ -338,9 +629,23 @@ class MlflowChildRunsHook:
             for col in columns
             if row[col] is not None and math.isfinite(float(row[col]))
         ]
-        client = self._client()
-        for start in range(0, len(metrics), _BATCH):
-            client.log_batch(parent_id, metrics=metrics[start : start + _BATCH])
+        self._log_metric_list(self._client(), parent_id, metrics)
+
+    def _undo_parent(self, parent_id: str) -> None:
+        """After a user's mistake before any node completed: delete the parent this run created,
+        or give a re-opened one its earlier status back."""
+        try:
+            client = self._client()
+            if self._reopened and self._reopened[0] == parent_id:
+                status = self._reopened[1]
+                client.set_terminated(parent_id, status if status != "RUNNING" else "FINISHED")
+            elif self._parent_created and not self._children(client, parent_id):
+                client.delete_run(parent_id)
+                logger.info("MLflow: the run %s stopped on a user error; deleted", parent_id)
+        except Exception as exc:  # never mask the pipeline's own outcome
+            logger.warning("could not undo the MLflow run %s: %s", parent_id, exc)
+        finally:
+            self._reopened = None
 
     def _close(self, failed: bool) -> None:
         """Close every child of the parent still running; after a failure, remove this run's."""
