@@ -641,7 +641,7 @@ class MlflowChildRunsHook:
                 client.set_terminated(parent_id, status if status != "RUNNING" else "FINISHED")
             elif self._parent_created and not self._children(client, parent_id):
                 client.delete_run(parent_id)
-                logger.info("MLflow: the run %s stopped on a user error; deleted", parent_id)
+                logger.debug("MLflow: the run %s stopped on a user error; deleted", parent_id)
         except Exception as exc:  # never mask the pipeline's own outcome
             logger.warning("could not undo the MLflow run %s: %s", parent_id, exc)
         finally:
