@@ -148,16 +148,21 @@ def file_sha256(path: str | None) -> str | None:
         return None
 
 
-def annotation_input(params: Mapping[str, Any]) -> dict[str, Any]:
-    """The run's annotation source, the file it reads (None for the simulated crowd) and its
-    SHA-256."""
+def annotation_file(params: Mapping[str, Any]) -> tuple[str, str | None]:
+    """The run's annotation source and the file it reads (None for the simulated crowd)."""
     from soft_label_audit.crowd import sources
 
     block = params.get("annotation") or {}
     source = str(block.get("source"))
     setting = sources.get(source).path_setting if source in sources.SOURCES else None
     path = None if setting is None else block.get(setting)
-    path = None if path is None else str(path)
+    return source, None if path is None else str(path)
+
+
+def annotation_input(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's annotation source, the file it reads (None for the simulated crowd) and its
+    SHA-256."""
+    source, path = annotation_file(params)
     return {"source": source, "path": path, "sha256": file_sha256(path)}
 
 
@@ -461,7 +466,7 @@ class ProvenanceHook:
         from kedro.framework.project import pipelines
 
         free_inputs = {i for i in pipeline.inputs() if not i.startswith("params:")}
-        if ANNOTATION_INPUT in free_inputs and annotation_input(self._params)["path"]:
+        if ANNOTATION_INPUT in free_inputs and annotation_file(self._params)[1]:
             catalog.load(ANNOTATION_INPUT)  # the vote file's own errors come first
         env, runtime = run_params.get("env"), run_params.get("runtime_params")
         graph = stage_graph(pipelines)
