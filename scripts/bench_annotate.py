@@ -203,6 +203,26 @@ async def http(
     return status, (json.loads(data) if data else {})
 
 
+async def next_item(
+    reader, writer, token: str, port: int, body, refused: dict[int, int], latencies=None
+):
+    """The answer that holds the annotator's item: ``body`` itself when it holds one (or says
+    the annotator is done), else that of ``GET /api/next`` (its time appended to
+    ``latencies`` when given); None after a refusal, counted in ``refused`` by status, once
+    the client has waited 0.1 s to ask again."""
+    if body is not None and (body.get("item") is not None or body.get("done")):
+        return body
+    t0 = time.perf_counter()
+    status, body = await http(reader, writer, "GET", "/api/next", token, port)
+    if latencies is not None:
+        latencies.append(time.perf_counter() - t0)
+    if status != 200:
+        refused[status] = refused.get(status, 0) + 1
+        await asyncio.sleep(0.1)
+        return None
+    return body
+
+
 async def annotator(
     k: int,
     token: str,
@@ -226,13 +246,9 @@ async def annotator(
             if writer is None:
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)
                 body = None
-            if body is None or (body.get("item") is None and not body.get("done")):
-                status, body = await http(reader, writer, "GET", "/api/next", token, port)
-                if status != 200:
-                    stats.refused[status] = stats.refused.get(status, 0) + 1
-                    body = None
-                    await asyncio.sleep(0.1)
-                    continue
+            body = await next_item(reader, writer, token, port, body, stats.refused)
+            if body is None:
+                continue
             if body.get("done"):
                 stats.done_annotators += 1
                 return
@@ -326,15 +342,11 @@ async def lapsed_annotator(
     body = None
     try:
         while not stop.is_set():
-            if body is None or (body.get("item") is None and not body.get("done")):
-                t0 = time.perf_counter()
-                status, body = await http(reader, writer, "GET", "/api/next", token, port)
-                stats.next_latencies.append(time.perf_counter() - t0)
-                if status != 200:
-                    stats.refused[status] = stats.refused.get(status, 0) + 1
-                    body = None
-                    await asyncio.sleep(0.1)
-                    continue
+            body = await next_item(
+                reader, writer, token, port, body, stats.refused, stats.next_latencies
+            )
+            if body is None:
+                continue
             if body.get("done"):
                 stats.finished += 1
                 return
