@@ -95,11 +95,7 @@ def read_teacher(block: Any, training: Any, key: str, path: str | None = None):
 
     path = path or f"labels.{key}"
     own = p.block(path, block)
-    p.no_unknown(
-        path,
-        own,
-        (*(k for k in TRAINING_KEYS if k not in STUDENT_ONLY_KEYS), "epochs", *TEACHER_KEYS),
-    )
+    p.no_unknown(path, own, (*(k for k in TRAINING_KEYS if k != "seeds"), *TEACHER_KEYS))
     return TeacherConfig.from_params(teacher_block(own, training, path), path, TEACHER_NEEDS[key])
 
 
