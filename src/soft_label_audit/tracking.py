@@ -553,19 +553,21 @@ class MlflowChildRunsHook:
             self._log_metric_list(client, run_id, metrics)
             client.set_tag(run_id, f"{LOGGED_TAG}curves", "true")
 
+    def _seeds_of(self, source: str, condition: str) -> list[int]:
+        """The seeds of ``training.seeds``, else those whose child runs this hook has made."""
+        seeds = [int(s) for s in (self._params.get("training") or {}).get("seeds", [])]
+        return seeds or sorted(k[2] for k in self.run_ids if k[:2] == (source, condition))
+
     def _log_train_seconds(self, parent_id, source, condition, annotation_source, seconds) -> None:
         """The wall time of the node that trained the condition's seeds (they train together)."""
         client = self._client()
-        seeds = [int(s) for s in (self._params.get("training") or {}).get("seeds", [])]
-        seeds = seeds or sorted(k[2] for k in self.run_ids if k[:2] == (source, condition))
-        for seed in seeds:
+        for seed in self._seeds_of(source, condition):
             run_id = self.child_run(parent_id, source, condition, seed, annotation_source)
             client.log_metric(run_id, "train_seconds", float(seconds))
 
     def _log_figures(self, parent_id, source, condition, annotation_source, figures: dict) -> None:
         client = self._client()
-        seeds = [int(s) for s in (self._params.get("training") or {}).get("seeds", [])]
-        seeds = seeds or sorted(k[2] for k in self.run_ids if k[:2] == (source, condition))
+        seeds = self._seeds_of(source, condition)
         logged: set[str] = set()
         for name, figure in figures.items():
             match = _SEED_PREFIX.match(str(name))
