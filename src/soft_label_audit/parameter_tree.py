@@ -50,7 +50,9 @@ class DigitsConfig:
 
         block = p.block(path, block)
         p.no_unknown(path, block, ("synthetic", "study", "pool", "figure"))
-        made = AmbiguityConfig.from_params(p.required(path, block, "synthetic"), f"{path}.synthetic")
+        made = AmbiguityConfig.from_params(
+            p.required(path, block, "synthetic"), f"{path}.synthetic"
+        )
         pool = PoolConfig.from_params(p.required(path, block, "pool"), f"{path}.pool")
         ids = range(made.first_item_id, made.first_item_id + made.n_items)
         _pool_ids_clear_of(pool, ids, f"{path}.synthetic's ids [{ids.start}, {ids.stop})")
