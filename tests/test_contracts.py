@@ -299,6 +299,7 @@ def test_digits_images_and_machine_labels_are_checked_cell_by_cell():
 
 
 def test_pool_blends_have_ids_above_mnist_and_a_machine_label():
+    _refused("pool_digits", _pool_digits().drop(columns="parent_b"), "missing parent_b")
     table = _pool_digits()
     table.loc[3, "item_id"] = 69_999
     _refused("pool_digits", table, "a synthetic item_id is >= 70000", "69999")

@@ -334,8 +334,9 @@ def _synthetic_ids_outside_mnist() -> pa.Check:
 
 def _pool_digits() -> pa.DataFrameSchema:
     columns = dict(_digits().columns)
+    # required here: whatever must stay apart from the pool leaves out the blends' parents too
     for parent in ("parent_a", "parent_b"):
-        columns[parent] = _col("integer", _between(-1, MNIST_TRAIN_IDS.stop - 1), required=False)
+        columns[parent] = _col("integer", _between(-1, MNIST_TRAIN_IDS.stop - 1))
     return _schema(
         "pool_digits",
         columns,
