@@ -52,7 +52,9 @@ def _params(env: str, overrides: str | None) -> dict:
 def _mnist_raw() -> dict:
     from soft_label_audit.datasets.mnist_idx import MnistIdxDataset
 
-    return MnistIdxDataset(path=str(ROOT / "data" / "01_raw" / "MNIST" / "raw"), method="package").load()
+    return MnistIdxDataset(
+        path=str(ROOT / "data" / "01_raw" / "MNIST" / "raw"), method="package"
+    ).load()
 
 
 def people_rows(params: dict, mnist_raw: dict):
@@ -80,7 +82,9 @@ def all_rows(params: dict, mnist_raw: dict):
         "choose_study_items"
     ) + annotation.create_pipeline().to_nodes("annotation.check_crowd_validity")
     if not isinstance(sources.get(source), sources.SimulatedCrowd):
-        raise SystemExit(f"annotation.source is {source!r}: this script measures the simulated crowd")
+        raise SystemExit(
+            f"annotation.source is {source!r}: this script measures the simulated crowd"
+        )
     datasets = {
         "mnist_raw": MemoryDataset(mnist_raw),
         "annotation_input": MemoryDataset(AnnotationInputDataset(source).load()),

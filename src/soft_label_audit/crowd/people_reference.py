@@ -66,10 +66,12 @@ class PeopleReferenceConfig:
 
     >>> from soft_label_audit.parameter_tree import base_block
     >>> block = base_block("crowd_validity.people_reference")
-    >>> PeopleReferenceConfig.from_params({**block, "min_majority_agreement": 1.5})
+    >>> PeopleReferenceConfig.from_params(block).min_majority_agreement
+    0.8
+    >>> PeopleReferenceConfig.from_params({**block, "enabled": "yes"})
     Traceback (most recent call last):
     ...
-    soft_label_audit.params.ParameterError: crowd_validity.people_reference.min_majority_agreement must be a number in [0, 1], got 1.5
+    soft_label_audit.params.ParameterError: crowd_validity.people_reference.enabled must be true or false, got 'yes'
     """
 
     enabled: bool
@@ -135,8 +137,10 @@ def _reference_row(entry: Any, where: str) -> dict[str, int]:
         given, guessed = entry["given_original_label"], entry["our_guessed_label"]
         counts = [entry["mturk"][c] for c in CATEGORIES]
     except (KeyError, TypeError) as exc:
-        raise ValueError(f"{where} lacks {exc} (needs id, given_original_label, "
-                         "our_guessed_label and mturk.given/guessed/neither)") from None
+        raise ValueError(
+            f"{where} lacks {exc} (needs id, given_original_label, "
+            "our_guessed_label and mturk.given/guessed/neither)"
+        ) from None
     ints = [index, given, guessed, *counts]
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in ints):
         raise ValueError(f"{where}: id, labels and counts must be integers, got {ints}")
