@@ -12,6 +12,7 @@ so that the mean entropy of its labels equals the mean human entropy.
 
 from __future__ import annotations
 
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -24,7 +25,6 @@ from soft_label_audit.progress import progress_bar, progress_enabled
 from soft_label_audit.trainer.engine import (
     TrainConfig,
     TrainData,
-    _cpu_workers,
     predict_logits,
     resolve_device,
     torch_settings,
@@ -208,7 +208,7 @@ def cross_fit_teacher(
         return _Fold(state, held_logits, result.test_logits[0], result.sample_updates)
 
     device = resolve_device(config.device)
-    workers = max(1, min(_cpu_workers(config, device), k_folds))
+    workers = _folds_at_once(config, device, k_folds)
     start = time.perf_counter()
     if workers > 1:
         folds = _train_folds_at_once(train_fold, k_folds, workers, config, device)
@@ -232,6 +232,19 @@ def cross_fit_teacher(
         folds_at_once=workers,
         sample_updates=sum(r.sample_updates for r in folds),
     )
+
+
+def _folds_at_once(config: TrainConfig, device: torch.device, k_folds: int) -> int:
+    """Folds trained at the same time: ``parallel_runs`` as :class:`TrainConfig` defines it
+    for the students' runs (on a CPU; ``auto``: ``num_threads``, else every core), never more
+    than the folds; one on a GPU."""
+    if device.type != "cpu":
+        return 1
+    if config.parallel_runs == "auto":
+        runs = config.num_threads or os.cpu_count() or 1
+    else:
+        runs = int(config.parallel_runs)
+    return max(1, min(runs, k_folds))
 
 
 def _train_folds_at_once(
