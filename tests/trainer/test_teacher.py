@@ -77,7 +77,9 @@ def test_folds_trained_at_once_match_folds_trained_one_after_another(items, monk
     # every training item is in the fit set of k - 1 = 2 folds, for 2 epochs
     assert at_once.sample_updates == in_turn.sample_updates == 2 * 2 * 100
     # the folds differ from each other (the comparison above is not of identical models)
-    assert not np.allclose(in_turn.state_dicts[0]["conv1.weight"], in_turn.state_dicts[1]["conv1.weight"])
+    assert not np.allclose(
+        in_turn.state_dicts[0]["conv1.weight"], in_turn.state_dicts[1]["conv1.weight"]
+    )
 
 
 def test_folds_at_once_never_exceed_the_folds(items, monkeypatch):
