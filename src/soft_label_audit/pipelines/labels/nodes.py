@@ -14,6 +14,7 @@ from soft_label_audit import configs
 from soft_label_audit import targets as tg
 from soft_label_audit.columns import H_COLS, MNIST_TRAIN_IDS, N_CLASSES, SPLITS, T_COLS
 from soft_label_audit.crowd import statistics
+from soft_label_audit.data_sources.study import StudyItemsError
 from soft_label_audit.data_sources.tables import images_from_column, soft_labels_from_column
 from soft_label_audit.parameter_tree import read_teacher
 from soft_label_audit.trainer import cross_fit_teacher, train_teacher
@@ -105,13 +106,16 @@ def fit_large_teacher(
 
 
 def _extra_mnist_images(digits: pd.DataFrame, study_digits: pd.DataFrame) -> pd.DataFrame:
-    """MNIST training images that are not study items."""
-    study_ids = set(study_digits["item_id"].tolist())
-    return digits[
-        (digits["source"] == "mnist")
-        & digits["item_id"].isin(MNIST_TRAIN_IDS)
-        & ~digits["item_id"].isin(study_ids)
-    ]
+    """MNIST training images that are not study items (study items that are MNIST test
+    images are never in it); logs how many study items it leaves out."""
+    train = digits[(digits["source"] == "mnist") & digits["item_id"].isin(MNIST_TRAIN_IDS)]
+    in_study = train["item_id"].isin(study_digits["item_id"])
+    logger.info(
+        "large teacher pool: %d MNIST training images; %d study items excluded",
+        int((~in_study).sum()),
+        int(in_study.sum()),
+    )
+    return train[~in_study]
 
 
 def _large_teacher_record(teacher, shifts: int, model_config) -> dict:
@@ -226,7 +230,7 @@ def _source_items(study_digits: pd.DataFrame, source: str) -> pd.DataFrame:
     counts = items["split"].value_counts()
     empty = [split for split in SPLITS if counts.get(split, 0) == 0]
     if empty:
-        raise ValueError(
+        raise StudyItemsError(
             f"study_digits has no {'/'.join(empty)} items of source {source!r} "
             f"(counts by split: {counts.to_dict()}); every source in study.sources needs train, "
             "val and test items: choose a larger study or drop the source from study.sources"
