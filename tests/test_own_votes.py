@@ -192,7 +192,10 @@ def _vote_file(path: Path, items: pd.DataFrame) -> Path:
 
 
 def _run(project: Path, votes: Path):
-    return kedro_cli(
+    """The run and what it added to info.log (the terminal wraps long records)."""
+    log = project / "info.log"
+    before = log.stat().st_size if log.exists() else 0
+    result = kedro_cli(
         project,
         "run",
         "--env",
@@ -203,6 +206,9 @@ def _run(project: Path, votes: Path):
         f"annotation.raw_path={votes}",
         timeout=900,
     )
+    with log.open() as stream:
+        stream.seek(before)
+        return result, stream.read()
 
 
 def _excluded(log: str, part: str) -> int:
@@ -225,9 +231,8 @@ def test_own_votes_define_the_study_end_to_end(project, full_digits, test_params
     voted = pd.concat([test_images, train_images, synthetic])
     votes = _vote_file(tmp_path / "my_votes.csv", voted)
 
-    result = _run(project, votes)
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, log[-4000:]
+    result, log = _run(project, votes)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     root = data_root(project, "own_votes")
     assert root == project / "data" / "own_votes"
     items = pd.read_parquet(root / "03_primary" / "study_items.parquet")
@@ -249,9 +254,8 @@ def test_own_votes_define_the_study_end_to_end(project, full_digits, test_params
     # votes on MNIST alone: a one-source study, labels stage included
     shutil.rmtree(root)
     only_mnist = _vote_file(tmp_path / "mnist_votes.csv", pd.concat([test_images, train_images]))
-    result = _run(project, only_mnist)
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, log[-4000:]
+    result, log = _run(project, only_mnist)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     assert "study.sources = ['mnist']" in log
     items = pd.read_parquet(root / "03_primary" / "study_items.parquet")
     assert set(items["source"]) == {"mnist"} and len(items) == 60
