@@ -11,7 +11,6 @@ import re
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -187,8 +186,6 @@ def _vote_file(path: Path, items: pd.DataFrame) -> Path:
             rows.append({"item_id": i, "annotator_id": a, "choice": choice, "unsure": other})
     pd.DataFrame(rows).to_csv(path, index=False)
     return path
-
-
 
 
 def _run(project: Path, votes: Path):

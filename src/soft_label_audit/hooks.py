@@ -57,17 +57,13 @@ def sources_from_votes(config_loader, params: dict) -> dict:
     if not by_source:  # no usable item id: the annotation stage's validation says why
         return params
     covered = [s for s in SOURCES if s in by_source]
-    mnist = by_source.get("mnist", [])
-    logger.info(
-        "own votes: %s names %s; study.sources = %s",
-        path,
-        ", ".join(
-            f"{len(ids)} {s} items"
-            + (f" ({sum(i in MNIST_TEST_IDS for i in mnist)} MNIST test images)" if s == "mnist" else "")
-            for s, ids in by_source.items()
-        ),
-        covered,
-    )
+    named = []
+    for source, ids in by_source.items():
+        tests = sum(i in MNIST_TEST_IDS for i in ids)
+        named.append(
+            f"{len(ids)} {source} items" + (f" ({tests} MNIST test images)" if tests else "")
+        )
+    logger.info("own votes: %s names %s; study.sources = %s", path, ", ".join(named), covered)
     if list((params.get("study") or {}).get("sources") or []) == covered:
         return params
     runtime = dict(config_loader.runtime_params or {})

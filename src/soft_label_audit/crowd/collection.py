@@ -130,9 +130,7 @@ def collect_votes(
     )
 
 
-def crowd_memory(
-    digits: pd.DataFrame, study_ids, memory_size: int, seed: int
-) -> pd.DataFrame:
+def crowd_memory(digits: pd.DataFrame, study_ids, memory_size: int, seed: int) -> pd.DataFrame:
     """The MNIST test images the simulated crowd remembers: ``memory_size`` of those that are
     not study items (a study of one's own votes may hold test images; the crowd must not have
     seen them). Logs how many study items it leaves out."""

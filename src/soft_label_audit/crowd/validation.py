@@ -194,9 +194,11 @@ def votes_schema(
     id_checks.append(
         element_check(
             STUDY_RULE,
-            lambda v: not is_integer_like(v)
-            or to_int(v) in known
-            or (items is not None and to_int(v) not in items),
+            lambda v: (
+                not is_integer_like(v)
+                or to_int(v) in known
+                or (items is not None and to_int(v) not in items)
+            ),
         )
     )
     columns = {

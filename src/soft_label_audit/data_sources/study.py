@@ -17,9 +17,9 @@ drawn over the source's chosen items, stratified, seeded and group-aware."""
 from __future__ import annotations
 
 import zlib
-from pathlib import Path
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -225,7 +225,9 @@ def split_groups(
 def source_rng(seed: int, source: str, part: str) -> np.random.Generator:
     """The seed stream of one source's ``part`` ("draw" or "split"): independent of every
     other source's, so a source's items and split depend on its own settings alone."""
-    return np.random.default_rng([int(seed), zlib.crc32(source.encode()), zlib.crc32(part.encode())])
+    return np.random.default_rng(
+        [int(seed), zlib.crc32(source.encode()), zlib.crc32(part.encode())]
+    )
 
 
 def split_source(
@@ -243,7 +245,9 @@ def split_source(
         {
             "item_id": picked["item_id"].to_numpy(np.int64),
             "source": source,
-            "split": split_groups(picked["original_label"].to_numpy(), groups, split_fractions, rng),
+            "split": split_groups(
+                picked["original_label"].to_numpy(), groups, split_fractions, rng
+            ),
             "original_label": picked["original_label"].to_numpy(np.int64),
         }
     )
@@ -290,9 +294,7 @@ def select_study_items(
         picked = pool.iloc[stratified_sample(pool["original_label"].to_numpy(), int(n), rng)]
         parts.append(split_source(picked, source, split_fractions, seed))
     if not parts:
-        raise StudyItemsError(
-            "the study selects no items", fix="set digits.study.n_per_source"
-        )
+        raise StudyItemsError("the study selects no items", fix="set digits.study.n_per_source")
     return _stacked(parts)
 
 
@@ -345,8 +347,7 @@ def voted_study_items(
     missing = wanted.difference(pd.Index(chosen["item_id"]))
     if len(missing):
         raise StudyItemsError(
-            f"{file}: {len(missing)} voted item id(s) are not in `digits`: "
-            f"{missing[:5].tolist()}",
+            f"{file}: {len(missing)} voted item id(s) are not in `digits`: {missing[:5].tolist()}",
             fix="correct the item_id column of the vote file",
         )
     if chosen.empty:

@@ -67,7 +67,9 @@ def study_items_from_votes(
     items = study.voted_study_items(
         digits, ids, config.split_fractions, config.seed, str(annotation_input.path)
     )
-    study.check_every_split(items, items["source"].unique(), f"the vote file {annotation_input.path}")
+    study.check_every_split(
+        items, items["source"].unique(), f"the vote file {annotation_input.path}"
+    )
     for source, group in items.groupby("source"):
         logger.info(
             "study items from %s: %d %s items (%s)",
