@@ -11,6 +11,7 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -289,3 +290,21 @@ def test_bad_ids_and_an_empty_source_stop_before_any_node(
     assert len(output.splitlines()) <= 10 and "Traceback" not in output, output
     assert "node" not in output.lower(), output
     assert not data_root(project, env).exists()
+
+
+def test_unanimous_votes_stop_machine_soft_as_a_user_error():
+    from soft_label_audit import targets as tg
+
+    original = np.arange(12) % 10
+    human = np.zeros((12, 11))
+    human[np.arange(12), original] = 1.0  # one vote per item
+    inputs = tg.TargetInputs(
+        original=original,
+        human=human,
+        teacher_logits=np.random.default_rng(0).normal(size=(12, 10)),
+    )
+    with pytest.raises(tg.UnanimousHumanLabelsError, match="zero mean entropy") as caught:
+        tg.build_targets("machine_soft", inputs, {})
+    assert "study.conditions" in caught.value.fix
+    human[0, [0, 1]] = 0.5  # some entropy: a temperature exists
+    assert np.isfinite(tg.build_targets("machine_soft", inputs, {})).all()

@@ -32,7 +32,7 @@ from soft_label_audit.errors import UserError
 ITEMS_FROM = ("draw", "votes")
 
 
-class StudyItemsError(UserError):
+class StudyItemsError(UserError, ValueError):
     """The study's items cannot be chosen as configured (an empty source, a pool too small,
     a vote file naming ids of no source)."""
 
