@@ -103,11 +103,12 @@ def test_votes_outside_the_study_name_the_setting_and_ids_of_no_source_are_told_
     message = str(caught.value)
     assert "rule 'item_id is a study item': 1 offending row(s)" in message
     assert "--env own_votes" in message and "digits.study.items_from" in message
-    assert "item of a source" not in message
+    assert "item of a source" not in message and "not an item of any source" not in message
     with pytest.raises(AnnotationValidationError) as caught:
         validate_votes(_votes([*ids[:3], 85000]), drawn, "v.csv", False, digits["item_id"])
     message = str(caught.value)
-    assert "rule 'item_id is an item of a source (in the digits table)': 1 offending" in message
+    assert "rule 'item_id is an item of a source': 1 offending row(s)" in message
+    assert "85000" in message and "not an item of any source" in message
     assert "is a study item" not in message
 
 

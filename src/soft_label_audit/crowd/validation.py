@@ -173,7 +173,13 @@ OUTSIDE_STUDY_HINT = (
     "votes); to keep the drawn study, choose them with digits.study.n_per_source and "
     "pool_item_ids"
 )
-ITEM_RULE = "item_id is an item of a source (in the digits table)"
+#: ... and what the rule "item_id is an item of a source" adds
+NO_SOURCE_HINT = (
+    "those ids are not an item of any source: MNIST items are 0..69999 (training images "
+    "0..59999, test images 60000..69999), synthetic items those of the digits table "
+    "(digits.synthetic.first_item_id onwards)"
+)
+ITEM_RULE = "item_id is an item of a source"
 STUDY_RULE = "item_id is a study item"
 
 
@@ -303,6 +309,8 @@ def validate_votes(
         check_frame(frame, schema, file, "annotations")
     except AnnotationValidationError as exc:
         message = str(exc)
+        if f"rule '{ITEM_RULE}'" in message:
+            message += f"\n  ({NO_SOURCE_HINT})"
         if f"rule '{STUDY_RULE}'" in message:
             message += f"\n  ({OUTSIDE_STUDY_HINT})"
         raise AnnotationValidationError(message) from None
