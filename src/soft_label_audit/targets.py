@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from soft_label_audit import params as p
+from soft_label_audit.errors import UserError
 from soft_label_audit.human_labels import NONE_SLOT_RULES, entropy, human_argmax, human_digits  # noqa: F401 (re-exported)
 
 N_CLASSES = 10
@@ -329,6 +330,10 @@ def _label_smoothing_mass_matched(x: TargetInputs, options: NoOptions) -> np.nda
     return _smoothed(x.original, smoothing_epsilon_for_off_label_mass(mass))
 
 
+class UnanimousHumanLabelsError(UserError, ValueError):
+    """A target recipe that matches the human entropy met human labels without any."""
+
+
 def _machine_soft(x: TargetInputs, options: NoOptions) -> np.ndarray:
     """Generator labels where an item has one; elsewhere the teacher's softmax(z / T), with T set
     so that the mean entropy over the training items among those equals their mean human
@@ -351,7 +356,15 @@ def _machine_soft(x: TargetInputs, options: NoOptions) -> np.ndarray:
                 f"machine_soft: rows {missing[:5].tolist()} have neither a generator label nor teacher logits"
             )
         fit = need & x.train if (need & x.train).any() else need
-        temperature = temperature_for_entropy(teacher[fit], entropy(x.h[fit]).mean())
+        target = entropy(x.h[fit]).mean()
+        if target <= 0:  # e.g. one vote per item: a user's vote file, not a bug
+            raise UnanimousHumanLabelsError(
+                "machine_soft: the human labels of the items the teacher labels have zero mean "
+                "entropy (every item's votes agree), so no teacher temperature can match it",
+                fix="drop machine_soft (and machine_soft_large_teacher) from study.conditions, "
+                "or collect more than one vote per item",
+            )
+        temperature = temperature_for_entropy(teacher[fit], target)
         out[need] = tempered_softmax(teacher[need], temperature)
     return out / out.sum(1, keepdims=True)
 
