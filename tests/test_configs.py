@@ -201,7 +201,7 @@ def test_labels_annotation_report_and_study_values_are_checked(base, read, messa
     with pytest.raises(ParameterError) as info:
         read(base)
     assert str(info.value).splitlines()[0] == message
-    assert none_slot(base["labels"]["none_slot"]) == "renormalise"
+    assert none_slot(base["labels"]["none_slot"]) == "spread"
     assert AnnotationReport.from_params(base["annotation_report"]).n_disputed == 24
     assert StudyGrid.from_params(base).sources == ("mnist", "synthetic")
 

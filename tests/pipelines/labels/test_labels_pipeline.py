@@ -83,13 +83,17 @@ def test_one_namespace_per_source_and_condition():
         "params:annotation.mode_support",
         *(f"params:labels.conditions.{c}" for c in CONDITIONS),
     } == pipe.inputs()
-    # only the machine_soft conditions read a teacher; only human_mode_hard reads the mode
+    # only the machine_soft conditions read a teacher; only the conditions that place the
+    # human mode (human_mode_hard, human_soft, and human_soft_mode_aligned, which moves it
+    # back to o) read item_stats
     readers = {n.namespace for n in pipe.nodes if "teacher_logits" in n.inputs}
     assert readers == {f"{s}.machine_soft" for s in GRID.sources}
     readers = {n.namespace for n in pipe.nodes if "large_teacher_logits" in n.inputs}
     assert readers == {f"{s}.machine_soft_large_teacher" for s in GRID.sources}
     assert {n.namespace for n in pipe.nodes if "item_stats" in n.inputs} == {
-        f"{s}.human_mode_hard" for s in GRID.sources
+        f"{s}.{c}"
+        for s in GRID.sources
+        for c in ("human_mode_hard", "human_soft", "human_soft_mode_aligned")
     }
 
 
@@ -244,6 +248,7 @@ def test_condition_without_a_recipe_is_refused(tables, labels_params):
             None,
             "renormalise",
             tables["human_soft_labels"],
+            tables["item_stats"],
             source="mnist",
             condition="human_soft",
         )
@@ -258,6 +263,7 @@ def test_a_source_without_test_items_stops_before_training(tables, labels_params
             {},
             "renormalise",
             tables["human_soft_labels"],
+            tables["item_stats"],
             source="synthetic",
             condition="human_soft",
         )

@@ -37,6 +37,7 @@ SUMMARY_COLUMNS = [
     "mean_entropy",
     "mean_off_label_mass",
     "share_argmax_not_original",
+    "n_argmax_not_original",
 ]
 
 
@@ -275,14 +276,15 @@ def summarise_targets(
 ) -> pd.DataFrame:
     """``targets_summary``: per (source, condition, split) the mean target entropy (nats), the mean
     mass off the target's own top label (1 - max t, :func:`targets.off_label_mass`) and the
-    share of items whose target puts more mass on another label than on the original one; ``keys`` name the
-    (source, condition) of each targets table."""
+    number and share of items whose target puts more mass on another label than on the original
+    one (the condition's shifts); ``keys`` name the (source, condition) of each targets table.
+    The conditions that carry the human mode must shift the same items (refused otherwise)."""
     if len(targets) != len(keys):
         raise ValueError(
             f"summarise_targets got {len(targets)} tables for {len(keys)} (source, condition) keys"
         )
     original = study_digits.set_index("item_id")["original_label"]
-    rows = []
+    rows, shifted = [], {}
     for (source, condition), table in zip(keys, targets, strict=True):
         o = original.reindex(table["item_id"]).to_numpy()
         if np.isnan(o.astype(float)).any():
@@ -293,21 +295,50 @@ def summarise_targets(
             m = np.ones(len(t), bool) if name == "all" else split == name
             strength = tg.strength(t, o.astype(np.int64), m)
             rows.append({"source": source, "condition": condition, "split": name, **strength})
+        moved = tg.argmax_not_original(t, o.astype(np.int64))
+        shifted[source, condition] = frozenset(table["item_id"].to_numpy()[moved].tolist())
     out = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     _log_summary(out)
+    _check_one_shift_set(shifted)
     return out
+
+
+def _check_one_shift_set(shifted: dict[tuple[str, str], frozenset]) -> None:
+    """The conditions that carry the human mode (``Builder.carries_mode``) must shift the same
+    items of a source (``item_stats.mode_shift``); logged per source, refused otherwise."""
+    for source in dict.fromkeys(s for s, _ in shifted):
+        carriers = {
+            c: items
+            for (s, c), items in shifted.items()
+            if s == source and tg.builder_for(c).carries_mode
+        }
+        logger.info(
+            "mode shifts per condition (%s, all splits): %s",
+            source,
+            ", ".join(f"{c} {len(items)}" for (s, c), items in shifted.items() if s == source),
+        )
+        if len(set(carriers.values())) > 1:
+            raise ValueError(
+                f"the conditions that carry the human mode shift different items of source "
+                f"{source!r}: "
+                + "; ".join(
+                    f"{c}: {sorted(items)[:5]} ({len(items)})" for c, items in carriers.items()
+                )
+                + "; every one must shift exactly the items of item_stats.mode_shift"
+            )
 
 
 def _log_summary(out: pd.DataFrame) -> None:
     for row in out[out["split"] == "train"].itertuples():
         logger.info(
             "targets_summary %s.%s (train): entropy %.3f, off-label mass %.3f, "
-            "argmax != original %.3f",
+            "argmax != original %.3f (%d items)",
             row.source,
             row.condition,
             row.mean_entropy,
             row.mean_off_label_mass,
             row.share_argmax_not_original,
+            row.n_argmax_not_original,
         )
 
 
