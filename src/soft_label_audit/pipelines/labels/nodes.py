@@ -13,7 +13,7 @@ import pandas as pd
 from soft_label_audit import configs
 from soft_label_audit import targets as tg
 from soft_label_audit.columns import H_COLS, MNIST_TRAIN_IDS, N_CLASSES, SPLITS, T_COLS
-from soft_label_audit.crowd import statistics
+from soft_label_audit.crowd import aggregation, statistics
 from soft_label_audit.data_sources.tables import images_from_column, soft_labels_from_column
 from soft_label_audit.parameter_tree import read_teacher
 from soft_label_audit.trainer import cross_fit_teacher, train_teacher
@@ -348,11 +348,16 @@ def count_mode_shifts_by_rule(
     validated_annotations: pd.DataFrame,
     none_slot: str,
     mode_support: dict,
+    dawid_skene: dict,
 ) -> pd.DataFrame:
     """``mode_shifts_by_rule``: per aggregation rule and source, how many items the human argmax
     moves off the original label, how many of those moves the votes support (mode shifts) and
-    how many items have an unsupported mode."""
+    how many items have an unsupported mode; ``assumptions_ok`` and ``assumption_note`` say
+    whether the rule's assumptions hold on the source's votes
+    (:func:`~soft_label_audit.crowd.aggregation.check_assumptions`, ``annotation.dawid_skene``
+    for Dawid-Skene); a row whose assumptions fail is logged as a warning."""
     rows, support = [], statistics.ModeSupport.from_params(mode_support)
+    model = aggregation.DawidSkeneSoft.from_params(dawid_skene)
     for rule, labels in human_soft_labels_by_rule.groupby("aggregation", sort=True):
         stats = statistics.item_statistics(
             labels,
@@ -362,7 +367,17 @@ def count_mode_shifts_by_rule(
             mode_support=support,
         )
         for source, g in stats.groupby("source", sort=True):
-            rows.append({"aggregation": str(rule), "source": str(source), **_shift_counts(g)})
+            votes = validated_annotations[validated_annotations["item_id"].isin(g["item_id"])]
+            checked = aggregation.check_assumptions(votes, str(rule), model)
+            rows.append(
+                {
+                    "aggregation": str(rule),
+                    "source": str(source),
+                    **_shift_counts(g),
+                    "assumptions_ok": checked.ok,
+                    "assumption_note": checked.note,
+                }
+            )
     out = pd.DataFrame(rows)
     _log_mode_shifts(out)
     return out
@@ -370,7 +385,7 @@ def count_mode_shifts_by_rule(
 
 def _log_mode_shifts(out: pd.DataFrame) -> None:
     for row in out.itertuples():
-        logger.info(
+        line = (
             "mode shifts (%s, %s): argmax != original %d, supported %d, unsupported modes %d",
             row.aggregation,
             row.source,
@@ -378,6 +393,15 @@ def _log_mode_shifts(out: pd.DataFrame) -> None:
             row.mode_shift,
             row.mode_unsupported,
         )
+        if row.assumptions_ok:
+            logger.info(*line)
+        else:
+            logger.warning(
+                line[0] + "; the rule's assumptions fail here (%s): do not read these counts "
+                "as the crowd's",
+                *line[1:],
+                row.assumption_note,
+            )
 
 
 def _shift_counts(g: pd.DataFrame) -> dict:
