@@ -22,8 +22,8 @@ votes. Dawid-Skene is identified only with enough votes per annotator and per it
   confusion matrix, one row per true label. An annotator with fewer votes than labels leaves
   rows without a single observation, and one vote per annotator fits its matrix to that vote
   exactly; when the median annotator has fewer, most matrices are free and EM moves the
-  posterior wherever its start and its artefacts lead (on one vote per annotator it moved the
-  argmax off the dataset label on 83 of 100 items);
+  posterior wherever its start and its artefacts lead (on real votes of one per annotator it
+  moved the argmax off the dataset label on 83 of 100 items);
 * ``min_median_votes_per_item`` (3): a latent-class model of conditionally independent
   annotators needs at least three annotators per item to be identified (Kruskal's theorem, as
   applied by Allman, Matias & Rhodes 2009, Ann. Statist. 37(6A)).
