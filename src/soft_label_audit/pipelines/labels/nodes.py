@@ -353,12 +353,14 @@ def count_mode_shifts_by_rule(
     """``mode_shifts_by_rule``: per aggregation rule and source, how many items the human argmax
     moves off the original label, how many of those moves the votes support (mode shifts) and
     how many items have an unsupported mode; ``assumptions_ok`` and ``assumption_note`` say
-    whether the rule's assumptions hold on the source's votes
+    whether the rule's assumptions hold on the votes it was fitted on
     (:func:`~soft_label_audit.crowd.aggregation.check_assumptions`, ``annotation.dawid_skene``
     for Dawid-Skene); a row whose assumptions fail is logged as a warning."""
     rows, support = [], statistics.ModeSupport.from_params(mode_support)
     model = aggregation.DawidSkeneSoft.from_params(dawid_skene)
     for rule, labels in human_soft_labels_by_rule.groupby("aggregation", sort=True):
+        # on every vote, as the rule was fitted (Dawid-Skene's annotators span the sources)
+        checked = aggregation.check_assumptions(validated_annotations, str(rule), model)
         stats = statistics.item_statistics(
             labels,
             study_digits,
@@ -367,8 +369,6 @@ def count_mode_shifts_by_rule(
             mode_support=support,
         )
         for source, g in stats.groupby("source", sort=True):
-            votes = validated_annotations[validated_annotations["item_id"].isin(g["item_id"])]
-            checked = aggregation.check_assumptions(votes, str(rule), model)
             rows.append(
                 {
                     "aggregation": str(rule),
