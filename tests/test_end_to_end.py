@@ -225,4 +225,5 @@ def test_every_table_the_run_wrote_keeps_its_contract(study_run):
             check_table(name, read(path))
             checked += 1
     n_cells = len(_grid(study_run).namespaces())
-    assert checked == 8 + n_cells * 4  # the eight study tables and four per (source, condition)
+    # the nine study tables (pool_digits among them) and four per (source, condition)
+    assert checked == 9 + n_cells * 4

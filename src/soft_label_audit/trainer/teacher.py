@@ -4,7 +4,8 @@
   labels of the study's training items, cross-fitted in k folds so no training item's label
   comes from a teacher that saw it;
 * :func:`train_teacher` (``machine_soft_large_teacher``): trained on hard labels of extra MNIST
-  training images that are not study items (so it never sees an audited image).
+  training images that are not study items (so it never sees an audited image) and not in the
+  held-out scoring pool (the labels pipeline chooses them).
 
 Its logits are later temperature-scaled (:func:`soft_label_audit.targets.temperature_for_entropy`)
 so that the mean entropy of its labels equals the mean human entropy.
