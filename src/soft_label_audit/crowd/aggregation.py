@@ -259,13 +259,18 @@ def aggregate(
 ) -> pd.DataFrame:
     """``item_id``, ``h_0`` .. ``h_none``, ``aggregation`` (= rule), one row per voted item.
 
-    Four votes on one item: a sure 4, an unsure 4, an unsure 9 and a "none":
+    Four votes on one item: a sure 4, an unsure 4, an unsure 9 and a "none". Four votes cannot
+    identify Dawid-Skene (one vote per annotator: :func:`check_assumptions` fails, and
+    ``aggregate`` would log a warning), so the example relaxes its checks:
 
     >>> votes = pd.DataFrame({"item_id": [1, 1, 1, 1], "annotator_id": ["a", "b", "c", "d"],
     ...                       "choice": ["4", "4", "9", "none"],
     ...                       "unsure": [False, True, True, False]})
+    >>> check_assumptions(votes, "dawid_skene", DawidSkeneSoft()).ok
+    False
+    >>> relaxed = DawidSkeneSoft(min_median_votes_per_annotator=1, min_median_votes_per_item=1)
     >>> for rule in RULES:
-    ...     row = aggregate(votes, rule, DawidSkeneSoft()).set_index("item_id")
+    ...     row = aggregate(votes, rule, relaxed).set_index("item_id")
     ...     row = row.loc[1, list(H_COLS)]
     ...     print(rule, {k: round(float(v), 3) for k, v in row.items() if v > 5e-4})
     vote_share {'h_4': 0.5, 'h_9': 0.25, 'h_none': 0.25}
