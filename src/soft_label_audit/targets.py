@@ -51,7 +51,7 @@ class TargetInputs:
     mode: np.ndarray | None = None
     machine: np.ndarray | None = None
     teacher_logits: np.ndarray | None = None
-    none_slot: str = "renormalise"
+    none_slot: str = "spread"
     train: np.ndarray | None = None
     #: distinguishes tables (e.g. sources) in random draws made with a condition's seed
     stream: int = 0
@@ -440,7 +440,7 @@ def build_targets(
     (``labels.conditions.<condition>``) are read by the builder's options class.
 
     Four items: unanimous 3; a 5/6 split; a mode shift (original 7, humans say 1); a 1 with
-    some "none" mass (renormalised away). ``show`` prints each row's non-zero masses.
+    some "none" mass (spread over the digits, the default ``none_slot``). ``show`` prints each row's non-zero masses.
 
     >>> h = np.zeros((4, 11))
     >>> h[0, 3] = 1.0
@@ -466,27 +466,27 @@ def build_targets(
     3:1.000
     5:0.500 6:0.500
     1:0.750 7:0.250
-    1:1.000
+    0:0.020 1:0.820 2:0.020 3:0.020 4:0.020 5:0.020 6:0.020 7:0.020 8:0.020 9:0.020
     >>> show(build_targets("human_soft_mode_aligned", x))
     3:1.000
     5:0.500 6:0.500
     1:0.250 7:0.750
-    1:1.000
+    0:0.020 1:0.820 2:0.020 3:0.020 4:0.020 5:0.020 6:0.020 7:0.020 8:0.020 9:0.020
     >>> show(build_targets("human_soft_permuted", x, {"band_edges": [1e-6, 0.5, 1.0], "seed": 0}))
     3:1.000
-    2:0.500 5:0.500
-    7:0.750 9:0.250
-    1:1.000
+    0:0.020 1:0.020 2:0.020 3:0.020 4:0.020 5:0.820 6:0.020 7:0.020 8:0.020 9:0.020
+    7:0.500 9:0.500
+    1:0.750 3:0.250
     >>> show(build_targets("label_smoothing_matched", x)[:1])
-    0:0.006 1:0.006 2:0.006 3:0.949 4:0.006 5:0.006 6:0.006 7:0.006 8:0.006 9:0.006
+    0:0.011 1:0.011 2:0.011 3:0.903 4:0.011 5:0.011 6:0.011 7:0.011 8:0.011 9:0.011
     >>> show(build_targets("label_smoothing_mass_matched", x)[:1])
-    0:0.021 1:0.021 2:0.021 3:0.812 4:0.021 5:0.021 6:0.021 7:0.021 8:0.021 9:0.021
+    0:0.026 1:0.026 2:0.026 3:0.768 4:0.026 5:0.026 6:0.026 7:0.026 8:0.026 9:0.026
 
     No generator labels here, so ``machine_soft`` is the teacher's tempered softmax, its
     temperature fitted to the mean human entropy:
 
     >>> show(build_targets("machine_soft", x)[:1])
-    6:0.001 7:0.006 8:0.077 9:0.916
+    5:0.001 6:0.004 7:0.022 8:0.136 9:0.837
     """
     builder = builder_for(condition)
     config = builder.options.from_params(options, f"labels.conditions.{condition}")
