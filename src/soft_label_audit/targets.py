@@ -366,28 +366,34 @@ def _machine_soft(x: TargetInputs, options: NoOptions) -> np.ndarray:
     out = machine.copy()
     need = np.isnan(machine).any(1)
     if need.any():
-        teacher = (
-            np.full((n, N_CLASSES), np.nan)
-            if x.teacher_logits is None
-            else np.asarray(x.teacher_logits, np.float64)
-        )
-        missing = np.flatnonzero(need & np.isnan(teacher).any(1))
-        if missing.size:
-            raise ValueError(
-                f"machine_soft: rows {missing[:5].tolist()} have neither a generator label nor teacher logits"
-            )
-        fit = need & x.train if (need & x.train).any() else need
-        target = entropy(x.h[fit]).mean()
-        if target <= 0:  # e.g. one vote per item: a user's vote file, not a bug
-            raise UnanimousHumanLabelsError(
-                "machine_soft: the human labels of the items the teacher labels have zero mean "
-                "entropy (every item's votes agree), so no teacher temperature can match it",
-                fix="drop machine_soft (and machine_soft_large_teacher) from study.conditions, "
-                "or collect more than one vote per item",
-            )
-        temperature = temperature_for_entropy(teacher[fit], target)
-        out[need] = tempered_softmax(teacher[need], temperature)
+        out[need] = _tempered_teacher(x, need)
     return out / out.sum(1, keepdims=True)
+
+
+def _tempered_teacher(x: TargetInputs, need: np.ndarray) -> np.ndarray:
+    """The teacher's softmax(z / T) on the ``need`` rows, T matched to the human entropy
+    (:func:`_machine_soft`)."""
+    n = len(x.original)
+    teacher = (
+        np.full((n, N_CLASSES), np.nan)
+        if x.teacher_logits is None
+        else np.asarray(x.teacher_logits, np.float64)
+    )
+    missing = np.flatnonzero(need & np.isnan(teacher).any(1))
+    if missing.size:
+        raise ValueError(
+            f"machine_soft: rows {missing[:5].tolist()} have neither a generator label nor teacher logits"
+        )
+    fit = need & x.train if (need & x.train).any() else need
+    target = entropy(x.h[fit]).mean()
+    if target <= 0:  # e.g. one vote per item: a user's vote file, not a bug
+        raise UnanimousHumanLabelsError(
+            "machine_soft: the human labels of the items the teacher labels have zero mean "
+            "entropy (every item's votes agree), so no teacher temperature can match it",
+            fix="drop machine_soft (and machine_soft_large_teacher) from study.conditions, "
+            "or collect more than one vote per item",
+        )
+    return tempered_softmax(teacher[need], temperature_for_entropy(teacher[fit], target))
 
 
 BUILDERS: dict[str, Builder] = {
