@@ -1,0 +1,313 @@
+"""Variance components of a claim's effect, its studentised test and the power of that test.
+
+The study is a crossed design: every seed s = 1..S of a condition predicts the same items
+i = 1..n. A claim's effect is modelled as the mean of paired differences
+
+    d_si = theta + a_s + b_i + e_si,   Var a = var_seed, Var b = var_item, Var e = var_residual
+
+(seed, item and seed x item components; "item" means the claim's scope: annotated test items,
+all of them for a band claim, or the unannotated pool). The effect's variance for a design of
+S seeds and n items is
+
+    Var(theta_hat; S, n) = var_seed / S + var_item / n + var_residual / (S n).
+
+How the components are estimated (:class:`Components`, field ``method``):
+
+* ``anova`` (:func:`anova_components`), for a metric that is a mean over items (accuracy, NLL,
+  Brier, ...; a band contrast of one through per-item weights): two-way ANOVA without
+  replication of the per-seed per-item differences ``d_si``, with
+  ``MS_seed = n sum_s (d_s. - d..)^2 / (S-1)``, ``MS_item = S sum_i (d_.i - d..)^2 / (n-1)``,
+  ``MS_res = sum (d_si - d_s. - d_.i + d..)^2 / ((S-1)(n-1))`` and the random-effects
+  expectations ``E MS_seed = var_res + n var_seed``, ``E MS_item = var_res + S var_item``,
+  ``E MS_res = var_res``. Negative estimates are set to 0. Analytic: no Monte Carlo error.
+* ``bootstrap`` (:func:`bootstrap_components`), for a binned or rank metric (ECE, a Spearman
+  correlation), which has no per-item value: from the observed per-seed effects (their
+  variance over seeds ``V ~ var_seed + var_res / n``) and from the item-only bootstrap (seeds
+  held fixed) of each seed's effect, whose variance averaged over seeds is
+  ``A ~ (var_item + var_res) / n`` and whose seed-mean has variance
+  ``M ~ (var_item + var_res / S) / n``. Solved: ``var_res = n S (A - M) / (S - 1)``,
+  ``var_item = n M - var_res / S``, ``var_seed = V - var_res / n`` (each at least 0). This is
+  the linearisation of the metric around the observed items; its Monte Carlo error is
+  estimated from batches of the bootstrap draws (:func:`bootstrap_components`).
+
+The test (:func:`t_test`): ``t = (effect - null) / SE`` with ``SE^2 = Var(theta_hat; S, n)``
+from the components, referred to Student's t with Satterthwaite's degrees of freedom
+(:func:`satterthwaite`): ``SE^2 = sum_k c_k MS_k / (S n)`` over the mean squares (or their
+equivalents ``var_res + n var_seed``, ``var_res + S var_item``, ``var_res`` for bootstrap
+components) with ``c = (1, 1, -1)`` (a component estimated as 0 drops its mean square and the
+residual's coefficient rises by one), and ``df = (sum_k c_k MS_k)^2 / sum_k (c_k MS_k)^2 / df_k``
+with ``df = (S-1, n-1, (S-1)(n-1))``. Two-sided ``p = 2 P(T_df > |t|)``: no resampling floor.
+
+Power (:func:`power`) uses the same reference distribution: at a design (S', n') the expected
+mean squares give SE' and df' by the same two functions, and the power against an effect
+``target`` is ``P(|T| > t_{1-alpha/2, df'})`` with ``T`` noncentral t (df', ``target / SE'``).
+:func:`items_for_power` solves the fewest items that reach a power for a number of seeds.
+
+Monte Carlo error of a p-value: 0 for ``anova`` components; for ``bootstrap`` components
+the delta method on the Monte Carlo standard error of ``SE``:
+``mcse(p) = 2 f_df(t) |t| mcse(SE) / SE`` (``f_df`` the t density; df held fixed).
+
+Paired spreads (a ratio of seed standard deviations) have their own test,
+:func:`pitman_morgan`, with its power in :func:`spread_ratio_power`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import optimize, stats
+
+#: the largest number of items :func:`items_for_power` considers (beyond: unreachable)
+MAX_ITEMS = 10_000_000
+
+
+@dataclass(frozen=True)
+class Components:
+    """Variance components of an effect (seed, item, seed x item) and how they were estimated;
+    ``mcse_var`` is the Monte Carlo standard error of ``variance(S, n)`` at the study's design
+    (0 for analytic components)."""
+
+    var_seed: float
+    var_item: float
+    var_residual: float
+    method: str
+    mcse_var: float = 0.0
+
+    def mean_squares(self, n_seeds, n_items) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Expected (MS_seed, MS_item, MS_res) at a design of ``n_seeds`` x ``n_items``."""
+        S, n = np.asarray(n_seeds, dtype=np.float64), np.asarray(n_items, dtype=np.float64)
+        r = self.var_residual
+        return r + n * self.var_seed, r + S * self.var_item, r + 0 * (S + n)
+
+    def variance(self, n_seeds, n_items) -> np.ndarray:
+        """``Var(theta_hat; S, n) = var_seed / S + var_item / n + var_residual / (S n)``."""
+        S, n = np.asarray(n_seeds, dtype=np.float64), np.asarray(n_items, dtype=np.float64)
+        return self.var_seed / S + self.var_item / n + self.var_residual / (S * n)
+
+
+def satterthwaite(ms_seed, ms_item, ms_res, n_seeds, n_items) -> tuple[np.ndarray, np.ndarray]:
+    """(SE^2 of the grand mean, Satterthwaite df) from the three mean squares of an S x n
+    crossed design (module docstring); arrays broadcast."""
+    S, n = np.asarray(n_seeds, dtype=np.float64), np.asarray(n_items, dtype=np.float64)
+    ms = [np.asarray(m, dtype=np.float64) for m in (ms_seed, ms_item, ms_res)]
+    c_seed = (ms[0] > ms[2]).astype(np.float64)
+    c_item = (ms[1] > ms[2]).astype(np.float64)
+    coef = (c_seed, c_item, 1.0 - c_seed - c_item)
+    dfs = (S - 1, n - 1, (S - 1) * (n - 1))
+    terms = [c * m for c, m in zip(coef, ms)]
+    total = terms[0] + terms[1] + terms[2]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        df = total**2 / sum(t**2 / d for t, d in zip(terms, dfs))
+    return total / (S * n), df
+
+
+def anova_components(d: np.ndarray) -> tuple[Components, tuple[float, float, float]]:
+    """Components and mean squares (MS_seed, MS_item, MS_res) of per-seed per-item paired
+    differences ``d`` (S, n), two-way ANOVA without replication.
+
+    >>> d = np.array([[1.0, 2.0, 3.0], [2.0, 3.0, 4.0]])  # seed effect 1, no interaction
+    >>> c, ms = anova_components(d)
+    >>> [round(float(v), 6) for v in ms], round(c.var_seed, 6), round(c.var_residual, 6)
+    ([1.5, 2.0, 0.0], 0.5, 0.0)
+    """
+    d = np.asarray(d, dtype=np.float64)
+    S, n = d.shape
+    if S < 2 or n < 2:
+        raise ValueError(f"variance components need at least 2 seeds and 2 items, got {S} x {n}")
+    grand = d.mean()
+    seed_means, item_means = d.mean(axis=1), d.mean(axis=0)
+    ms_seed = n * np.sum((seed_means - grand) ** 2) / (S - 1)
+    ms_item = S * np.sum((item_means - grand) ** 2) / (n - 1)
+    resid = d - seed_means[:, None] - item_means[None, :] + grand
+    ms_res = np.sum(resid**2) / ((S - 1) * (n - 1))
+    comps = Components(
+        var_seed=float(max(ms_seed - ms_res, 0.0) / n),
+        var_item=float(max(ms_item - ms_res, 0.0) / S),
+        var_residual=float(ms_res),
+        method="anova",
+    )
+    return comps, (float(ms_seed), float(ms_item), float(ms_res))
+
+
+def _bootstrap_solve(per_seed: np.ndarray, item_boot: np.ndarray, n: int) -> np.ndarray:
+    """(var_seed, var_item, var_residual) from per-seed effects (S,) and item-only resamples of
+    each seed's effect (B, S) (module docstring), before truncation."""
+    S = len(per_seed)
+    V = np.var(per_seed, ddof=1)
+    A = np.mean(np.var(item_boot, axis=0, ddof=1))
+    M = np.var(item_boot.mean(axis=1), ddof=1)
+    var_res = n * S * (A - M) / (S - 1)
+    return np.array([V - var_res / n, n * M - var_res / S, var_res])
+
+
+def bootstrap_components(
+    per_seed: np.ndarray, item_boot: np.ndarray, n_items: int, n_batches: int = 20
+) -> Components:
+    """Components from the observed per-seed effects (S,) and their item-only bootstrap (B, S)
+    (the same item draw for every seed in a row); ``mcse_var`` from ``n_batches`` batches of
+    the resamples: the std of the batch estimates of ``variance(S, n)`` over ``sqrt(n_batches)``
+    (each batch has ``1/n_batches`` of the draws, so its estimate varies ``n_batches`` times as
+    much as the full one)."""
+    per_seed = np.asarray(per_seed, dtype=np.float64)
+    boot = np.asarray(item_boot, dtype=np.float64)
+    boot = boot[np.all(np.isfinite(boot), axis=1)]
+    S, n = len(per_seed), int(n_items)
+    if S < 2 or len(boot) < 2 * n_batches:
+        raise ValueError(
+            f"bootstrap components need at least 2 seeds and {2 * n_batches} finite resamples, "
+            f"got {S} and {len(boot)}"
+        )
+    v_seed, v_item, v_res = np.maximum(_bootstrap_solve(per_seed, boot, n), 0.0)
+    comps = Components(float(v_seed), float(v_item), float(v_res), "bootstrap")
+
+    def total(c: np.ndarray) -> float:
+        c = np.maximum(c, 0.0)
+        return float(
+            Components(c[0], c[1], c[2], "bootstrap").variance(S, n)
+        )  # clipped as the estimate is
+
+    batches = [total(_bootstrap_solve(per_seed, b, n)) for b in np.array_split(boot, n_batches)]
+    mcse = float(np.std(batches, ddof=1) / np.sqrt(n_batches))
+    return Components(comps.var_seed, comps.var_item, comps.var_residual, "bootstrap", mcse)
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """A studentised test: statistic, degrees of freedom, SE, two-sided p and its MC error."""
+
+    statistic: float
+    df: float
+    se: float
+    p_value: float
+    p_mc_se: float
+
+
+def t_test(
+    effect: float,
+    null: float,
+    n_seeds: int,
+    n_items: int,
+    components: Components,
+    mean_squares: tuple[float, float, float] | None = None,
+) -> TestResult:
+    """Two-sided studentised test of ``effect = null`` (module docstring). ``mean_squares``:
+    the observed ones (ANOVA); otherwise the components' expected mean squares at the study's
+    design."""
+    ms = mean_squares or components.mean_squares(n_seeds, n_items)
+    var, df = satterthwaite(*ms, n_seeds, n_items)
+    var, df = float(var), float(df)
+    se = float(np.sqrt(var)) if var > 0 else 0.0
+    diff = effect - null
+    if not np.isfinite(diff) or not np.isfinite(df) or se == 0:
+        p = 1.0 if diff == 0 else float("nan")
+        return TestResult(float("nan"), df, se, p, float("nan") if np.isnan(p) else 0.0)
+    t = diff / se
+    p = float(min(1.0, 2 * stats.t.sf(abs(t), df)))
+    mcse_se = components.mcse_var / (2 * se)
+    p_mc = float(2 * stats.t.pdf(t, df) * abs(t) * mcse_se / se)
+    return TestResult(float(t), df, se, p, p_mc)
+
+
+def power(target: float, components: Components, n_seeds, n_items, alpha: float) -> np.ndarray:
+    """Power of the two-sided test at ``alpha`` against an effect of size ``target`` at a
+    design of ``n_seeds`` x ``n_items`` (arrays broadcast): noncentral t with the
+    Satterthwaite df of the expected mean squares."""
+    var, df = satterthwaite(*components.mean_squares(n_seeds, n_items), n_seeds, n_items)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        delta = abs(target) / np.sqrt(var)
+        crit = stats.t.ppf(1 - alpha / 2, df)
+        upper = stats.nct.sf(crit, df, delta)
+        # scipy's nct gives NaN far in a tail, where that tail is 0 (or 1) to double precision
+        lower = np.nan_to_num(stats.nct.cdf(-crit, df, delta), nan=0.0)
+        upper = np.where(np.isnan(upper) & (delta > crit + 8), 1.0, upper)
+        out = upper + lower
+    return np.where(var > 0, out, np.where(target != 0, 1.0, alpha))
+
+
+def items_for_power(
+    target: float,
+    components: Components,
+    n_seeds: int,
+    alpha: float,
+    wanted: float,
+    max_items: int = MAX_ITEMS,
+) -> float:
+    """Fewest items (>= 2) with ``power >= wanted`` at ``n_seeds`` seeds; NaN when even
+    ``max_items`` items do not reach it (the seed component alone is too large)."""
+    if power(target, components, n_seeds, max_items, alpha) < wanted:
+        return float("nan")
+    lo, hi = 1, max_items  # power(lo) < wanted <= power(hi)
+    if power(target, components, n_seeds, 2, alpha) >= wanted:
+        return 2.0
+    lo = 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if power(target, components, n_seeds, mid, alpha) >= wanted:
+            hi = mid
+        else:
+            lo = mid
+    return float(hi)
+
+
+def detectable_effect(
+    components: Components, n_seeds: int, n_items: int, alpha: float, wanted: float
+) -> float:
+    """Smallest effect detected with power ``wanted`` at the design (same test)."""
+    var = float(components.variance(n_seeds, n_items))
+    if not (np.isfinite(var) and var > 0):
+        return float("nan")
+    se = np.sqrt(var)
+
+    def gap(x: float) -> float:
+        return float(power(x * se, components, n_seeds, n_items, alpha)) - wanted
+
+    return float(optimize.brentq(gap, 0.0, 40.0) * se)
+
+
+# --- paired spreads ------------------------------------------------------------------------
+
+
+def pitman_morgan(condition: np.ndarray, baseline: np.ndarray) -> TestResult:
+    """Pitman-Morgan test of equal variances of paired values (one per seed): with
+    ``U = x + y``, ``V = x - y``, ``Var x = Var y`` iff ``corr(U, V) = 0``. Statistic Fisher's
+    ``z = atanh(r_UV) sqrt(S - 3)``, referred to the standard normal (the power formula uses
+    the same); analytic, no Monte Carlo error. Needs S >= 4."""
+    x, y = np.asarray(condition, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
+    S = len(x)
+    if S < 4:
+        return TestResult(float("nan"), float("nan"), float("nan"), float("nan"), float("nan"))
+    r = float(np.corrcoef(x + y, x - y)[0, 1])
+    r = float(np.clip(r, -1 + 1e-15, 1 - 1e-15))
+    z = float(np.arctanh(r) * np.sqrt(S - 3))
+    return TestResult(z, float("inf"), 1 / np.sqrt(S - 3), float(2 * stats.norm.sf(abs(z))), 0.0)
+
+
+def ratio_correlation(ratio: float, rho: float) -> float:
+    """``corr(U, V)`` of paired values with std ratio ``ratio`` (x over y) and correlation
+    ``rho``: ``(R^2 - 1) / sqrt((R^2 + 1)^2 - 4 rho^2 R^2)``."""
+    r2 = ratio**2
+    return float((r2 - 1) / np.sqrt((r2 + 1) ** 2 - 4 * rho**2 * r2))
+
+
+def spread_ratio_power(target_ratio: float, rho: float, n_seeds, alpha: float) -> np.ndarray:
+    """Power of :func:`pitman_morgan` at ``alpha`` against a std ratio ``target_ratio`` with
+    pairing correlation ``rho``, from ``n_seeds`` seeds (array; NaN below 4)."""
+    S = np.asarray(n_seeds, dtype=np.float64)
+    mean = np.arctanh(abs(ratio_correlation(target_ratio, rho))) * np.sqrt(np.maximum(S - 3, 0))
+    z = stats.norm.ppf(1 - alpha / 2)
+    out = stats.norm.sf(z - mean) + stats.norm.cdf(-z - mean)
+    return np.where(S >= 4, out, np.nan)
+
+
+def detectable_spread_ratio(rho: float, n_seeds: int, alpha: float, wanted: float) -> float:
+    """Largest std ratio below 1 that :func:`pitman_morgan` detects with power ``wanted``."""
+    if n_seeds < 4 or not np.isfinite(rho):
+        return float("nan")
+
+    def gap(r: float) -> float:
+        return float(spread_ratio_power(r, rho, n_seeds, alpha)) - wanted
+
+    if gap(1e-9) < 0:
+        return float("nan")
+    return float(optimize.brentq(gap, 1e-9, 1 - 1e-9))
