@@ -56,7 +56,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import integrate, optimize, special, stats
 
 #: the largest number of items :func:`items_for_power` considers (beyond: unreachable)
 MAX_ITEMS = 10_000_000
@@ -270,17 +270,38 @@ def detectable_effect(
 
 def pitman_morgan(condition: np.ndarray, baseline: np.ndarray) -> TestResult:
     """Pitman-Morgan test of equal variances of paired values (one per seed): with
-    ``U = x + y``, ``V = x - y``, ``Var x = Var y`` iff ``corr(U, V) = 0``. Statistic Fisher's
-    ``z = atanh(r_UV) sqrt(S - 3)``, referred to the standard normal (the power formula uses
-    the same); analytic, no Monte Carlo error. Needs S >= 4."""
+    ``U = x + y``, ``V = x - y``, ``Var x = Var y`` iff ``corr(U, V) = 0``; the statistic
+    ``t = r sqrt(S - 2) / sqrt(1 - r^2)`` of ``r = corr(U, V)`` is Student's t with S - 2 df
+    under the null (exact for bivariate normal values; needs S >= 3). Analytic: no Monte Carlo
+    error. Its power (:func:`spread_ratio_power`) comes from the exact distribution of ``r``."""
     x, y = np.asarray(condition, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
     S = len(x)
-    if S < 4:
-        return TestResult(float("nan"), float("nan"), float("nan"), float("nan"), float("nan"))
-    r = float(np.corrcoef(x + y, x - y)[0, 1])
+    nan = float("nan")
+    if S < 3 or not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        return TestResult(nan, nan, nan, nan, nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = float(np.corrcoef(x + y, x - y)[0, 1])
+    if not np.isfinite(r):
+        return TestResult(nan, float(S - 2), nan, nan, nan)
     r = float(np.clip(r, -1 + 1e-15, 1 - 1e-15))
-    z = float(np.arctanh(r) * np.sqrt(S - 3))
-    return TestResult(z, float("inf"), 1 / np.sqrt(S - 3), float(2 * stats.norm.sf(abs(z))), 0.0)
+    t = r * np.sqrt(S - 2) / np.sqrt(1 - r**2)
+    return TestResult(float(t), float(S - 2), nan, float(2 * stats.t.sf(abs(t), S - 2)), 0.0)
+
+
+def correlation_density(r, rho: float, n: int):
+    """Density of the sample correlation of ``n`` bivariate normal pairs with correlation
+    ``rho`` (Hotelling 1953): ``(n-2) G(n-1) (1-rho^2)^((n-1)/2) (1-r^2)^((n-4)/2) /
+    (sqrt(2 pi) G(n-1/2) (1-rho r)^(n-3/2)) 2F1(1/2, 1/2; n-1/2; (1+rho r)/2)``."""
+    r = np.asarray(r, dtype=np.float64)
+    log_g = special.gammaln(n - 1) - special.gammaln(n - 0.5)
+    return (
+        (n - 2)
+        * np.exp(log_g)
+        * (1 - rho**2) ** ((n - 1) / 2)
+        * (1 - r**2) ** ((n - 4) / 2)
+        / (np.sqrt(2 * np.pi) * (1 - rho * r) ** (n - 1.5))
+        * special.hyp2f1(0.5, 0.5, n - 0.5, (1 + rho * r) / 2)
+    )
 
 
 def ratio_correlation(ratio: float, rho: float) -> float:
@@ -292,22 +313,35 @@ def ratio_correlation(ratio: float, rho: float) -> float:
 
 def spread_ratio_power(target_ratio: float, rho: float, n_seeds, alpha: float) -> np.ndarray:
     """Power of :func:`pitman_morgan` at ``alpha`` against a std ratio ``target_ratio`` with
-    pairing correlation ``rho``, from ``n_seeds`` seeds (array; NaN below 4)."""
-    S = np.asarray(n_seeds, dtype=np.float64)
-    mean = np.arctanh(abs(ratio_correlation(target_ratio, rho))) * np.sqrt(np.maximum(S - 3, 0))
-    z = stats.norm.ppf(1 - alpha / 2)
-    out = stats.norm.sf(z - mean) + stats.norm.cdf(-z - mean)
-    return np.where(S >= 4, out, np.nan)
+    pairing correlation ``rho`` from ``n_seeds`` seeds (array; NaN below 3): ``P(|r| > r_c)``
+    under the exact distribution of ``r`` at ``corr(U, V)`` of :func:`ratio_correlation`,
+    ``r_c`` the t critical value with S - 2 df turned into a correlation."""
+    seeds = np.atleast_1d(np.asarray(n_seeds))
+    if not (np.isfinite(rho) and np.isfinite(target_ratio)):
+        out = np.full(seeds.shape, np.nan)
+        return out if np.ndim(n_seeds) else float(out[0])
+    rho_uv = ratio_correlation(target_ratio, float(np.clip(rho, -0.999999, 0.999999)))
+    rho_uv = float(np.clip(rho_uv, -1 + 1e-9, 1 - 1e-9))
+    out = np.full(seeds.shape, np.nan)
+    for k, S in enumerate(seeds):
+        if S < 3:
+            continue
+        t_c = stats.t.ppf(1 - alpha / 2, S - 2)
+        r_c = t_c / np.sqrt(S - 2 + t_c**2)
+        # 1 - the acceptance region: the density may be singular at +-1, never inside
+        inside = integrate.quad(correlation_density, -r_c, r_c, args=(rho_uv, int(S)), limit=200)
+        out[k] = float(np.clip(1.0 - inside[0], 0.0, 1.0))
+    return out if np.ndim(n_seeds) else float(out[0])
 
 
 def detectable_spread_ratio(rho: float, n_seeds: int, alpha: float, wanted: float) -> float:
     """Largest std ratio below 1 that :func:`pitman_morgan` detects with power ``wanted``."""
-    if n_seeds < 4 or not np.isfinite(rho):
+    if n_seeds < 3 or not np.isfinite(rho):
         return float("nan")
 
     def gap(r: float) -> float:
         return float(spread_ratio_power(r, rho, n_seeds, alpha)) - wanted
 
-    if gap(1e-9) < 0:
+    if gap(1e-6) < 0:
         return float("nan")
-    return float(optimize.brentq(gap, 1e-9, 1 - 1e-9))
+    return float(optimize.brentq(gap, 1e-6, 1 - 1e-6, xtol=1e-6))

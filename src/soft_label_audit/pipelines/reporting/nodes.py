@@ -21,7 +21,11 @@ from soft_label_audit.reporting.config import ReportingConfig
 from soft_label_audit.reporting.multiple import benjamini_hochberg
 from soft_label_audit.reporting.paired import paired_differences
 from soft_label_audit.reporting.stability import stability_ratios
-from soft_label_audit.reporting.statistics import bootstrap_paired, build_bootstraps
+from soft_label_audit.reporting.statistics import (
+    bootstrap_paired,
+    build_bootstraps,
+    build_pool_bootstraps,
+)
 
 RUN_KEYS = ["source", "condition", "seed"]
 GROUP_KEYS = ["source", "condition"]
@@ -82,25 +86,38 @@ def compare_conditions(
     params: dict[str, Any],
     eval_params: dict[str, Any],
     none_slot: str,
+    pool_predictions: pd.DataFrame | None = None,
+    pool_digits: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Paired differences (t-interval over seeds, bootstrap over seeds and items, Holm p-values
     for the claims, BH q-values for the rest), the claims table, the power table and the ratios
-    of seed spreads. One set of bootstrap draws per source serves every table."""
+    of seed spreads. One set of bootstrap draws per source and scope serves every table; the
+    pool scope (``pool_predictions`` with the labels of ``pool_digits``) serves the claims of
+    ``scope: pool`` only."""
     config = ReportingConfig.from_params(params)
+    evaluation = EvaluationConfig.from_params(eval_params)
+    pool_boots = build_pool_bootstraps(
+        pool_predictions,
+        pool_digits,
+        metrics_by_run,
+        evaluation.n_bins,
+        config.bootstrap.n_resamples,
+        config.bootstrap.seed,
+    )
     boots = build_bootstraps(
         metrics_by_run,
         test_predictions,
         human_soft_labels,
         item_stats,
         none_slot,
-        EvaluationConfig.from_params(eval_params),
+        evaluation,
         config.bootstrap.n_resamples,
         config.bootstrap.seed,
     )
     metrics = metric_columns(metrics_by_run)
     paired = paired_differences(metrics_by_run, metrics, list(config.baselines), config.confidence)
     paired = bootstrap_paired(paired, boots, config.confidence)
-    claims, power = evaluate_claims(boots, cartography, config)
+    claims, power = evaluate_claims(boots, cartography, config, pool_boots)
     paired = _corrected(paired, claims)
     ratios = stability_ratios(
         boots,
