@@ -42,7 +42,6 @@ from scipy import sparse
 from soft_label_audit.metrics import registry
 from soft_label_audit.metrics.per_run import BAND_SEPARATOR
 
-
 #: scopes of evaluation items: the annotated test items, the unannotated scoring pool
 SCOPES = ("test", "pool")
 #: the metrics a pool scope (no human label, no band) can score: against the original label
@@ -248,9 +247,7 @@ def resample_metric(
     C, S = runs.probs.shape[:2]
     out = np.empty((draws.n_resamples, C))
     seeds_fixed = np.empty((draws.n_resamples, C, S)) if by_seed else None
-    for start, stop, per_seed in _per_seed_chunks(
-        runs, name, keep, draws, n_bins, chunk, prepared
-    ):
+    for start, stop, per_seed in _per_seed_chunks(runs, name, keep, draws, n_bins, chunk, prepared):
         v = draws.seeds[start:stop]  # (b, S)
         out[start:stop] = np.einsum("csb,bs->bc", per_seed, v) / S
         if by_seed:

@@ -37,9 +37,9 @@ import numpy as np
 import pandas as pd
 
 from soft_label_audit import params as p
+from soft_label_audit.metrics import registry
 from soft_label_audit.metrics.bands import BANDS
 from soft_label_audit.metrics.per_run import BAND_SEPARATOR
-from soft_label_audit.metrics import registry
 from soft_label_audit.reporting import bootstrap, variance
 from soft_label_audit.reporting.power import component_designs, spread_ratio_designs
 from soft_label_audit.reporting.stability import spread_ratio
@@ -116,7 +116,9 @@ class ClaimSpec:
     def check(self, path: str) -> None:
         """Rules across fields: a pool claim needs a label-free metric and a kind that allows
         it."""
-        if self.scope == "pool" and not (self.pool_allowed and bootstrap.is_label_free(self.metric)):
+        if self.scope == "pool" and not (
+            self.pool_allowed and bootstrap.is_label_free(self.metric)
+        ):
             raise p.fail(
                 f"{path}.scope",
                 "'test' for this claim (the pool scope has no human labels: only difference and "

@@ -196,7 +196,8 @@ class ReportingConfig:
                 _block(path, block, "stability", ("baseline", "metrics")), f"{path}.stability"
             ),
             power=PowerSettings.from_params(
-                _block(path, block, "power", ("power", "design_seeds", "targets", "reference")), f"{path}.power"
+                _block(path, block, "power", ("power", "design_seeds", "targets", "reference")),
+                f"{path}.power",
             ),
             claims=_claims(p.required(path, block, "claims"), f"{path}.claims"),
         )

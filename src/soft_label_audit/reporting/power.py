@@ -128,7 +128,7 @@ def spread_ratio_designs(
         "var_seed": np.nan,
         "var_item": np.nan,
         "var_residual": np.nan,
-        "components": "none (pairing correlation {:.3g})".format(rho),
+        "components": f"none (pairing correlation {rho:.3g})",
         "n_items": n,
         "band_share": 1.0,
         "power_at_study": float(variance.spread_ratio_power(target, rho, n_seeds, alpha)),

@@ -196,7 +196,10 @@ class ScopePerSeed:
                 settings = registry.Settings(n_bins=self.n_bins)
                 table = np.array(
                     [
-                        [entry.score(runs.probs[c, s], runs.items, settings)[metric] for s in range(S)]
+                        [
+                            entry.score(runs.probs[c, s], runs.items, settings)[metric]
+                            for s in range(S)
+                        ]
                         for c in range(C)
                     ]
                 )
@@ -264,8 +267,14 @@ class SourceBootstrap:
             both, fixed = self._cache[metric]
             return both, fixed, RESAMPLED_BOTH
         if self.scope != "test" and metric not in self.per_seed:
-            raise ValueError(f"{metric!r} needs human labels: not available on the {self.scope} scope")
-        return bootstrap.seed_bootstrap(self.per_seed.get(metric), self.draws), None, RESAMPLED_SEEDS
+            raise ValueError(
+                f"{metric!r} needs human labels: not available on the {self.scope} scope"
+            )
+        return (
+            bootstrap.seed_bootstrap(self.per_seed.get(metric), self.draws),
+            None,
+            RESAMPLED_SEEDS,
+        )
 
     def resampled(self, metric: str) -> tuple[np.ndarray, str]:
         """(B, C) resampled values and how they were resampled."""
