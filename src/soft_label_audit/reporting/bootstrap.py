@@ -21,7 +21,8 @@ same entries the per-run scores come from:
   ``(1/S) sum_s V_bs (sum_i W_bi x_si) / (sum_i W_bi)``;
 * a binned metric (top-label, class-wise and human ECE with equal-width bins, bins fixed by
   each item's own probabilities) is ``sum_j |sum_i D_ij| / n`` with the entry's deviations
-  ``D_ij = 1[i in B_j] (outcome_i - conf_i)``, so ``W @ D`` gives it for every resample;
+  ``D_ij = 1[i in B_j] (outcome_i - conf_i)``, so ``W @ D`` gives it for every resample
+  (``D`` held sparse: an item sits in one bin per run, and class);
 * a metric restricted to a band of items uses the same draws, counting only the band's
   items (its size varies across resamples, as it would in a new test set).
 
@@ -30,6 +31,12 @@ ECE, Spearman correlations, the noise floors), are not item-resampled here: :fun
 their per-seed values over seeds only. scipy.stats.bootstrap cannot draw two crossed factors
 at once, which is why this module exists; it serves where one factor is resampled
 (:mod:`soft_label_audit.reporting.stability`).
+
+``by_seed=True`` also returns each seed's value on the drawn items, seeds not resampled (the
+item-only bootstrap of every seed, from the same draws): what the variance components of a
+binned or rank metric are read from (:func:`soft_label_audit.reporting.variance.bootstrap_components`).
+A ``pool`` scope (:func:`pool_runs`) has no human label and no band: only label-free metrics
+(:func:`is_label_free`) are resampled on it.
 """
 
 from __future__ import annotations

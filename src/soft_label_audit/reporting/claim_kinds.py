@@ -4,7 +4,9 @@ A claim is one directional test of one metric (``reporting.claims``). Its entry 
 a frozen spec (:class:`ClaimSpec` and one subclass per kind, with the kind's own fields) by
 :func:`read_claim`, at start-up with the rest of the ``reporting`` block
 (:class:`soft_label_audit.reporting.config.ReportingConfig`). Every key of an entry is
-required, ``kind`` included.
+required, ``kind`` included; every claim has a ``scope`` (``test`` or ``pool``; band and
+cartography claims need ``test``, a pool claim a label-free metric) and a ``target`` (the
+smallest effect of interest that the power table designs for).
 
 Kinds (:data:`CLAIM_KINDS`, kind name -> :class:`ClaimKind`):
 
@@ -20,10 +22,16 @@ Kinds (:data:`CLAIM_KINDS`, kind name -> :class:`ClaimKind`):
   cartography coordinate with the human entropy over training items, averaged over seeds;
   seeds and training items bootstrapped jointly.
 
+Each estimator also runs the kind's test (:mod:`.variance`): the studentised t with
+Satterthwaite df from the effect's variance components for the difference, band and
+correlation kinds (ANOVA components for item-mean metrics, bootstrap components for binned and
+rank metrics, the seed spread alone for a metric resampled over seeds only), the
+Pitman-Morgan test for a spread ratio.
+
 Adding a kind is one entry of :data:`CLAIM_KINDS`: its spec class (fields beyond
 :class:`ClaimSpec`'s, each with its reader; the comparison text; the metrics it needs), its
 estimator (spec, source bootstrap, :class:`ClaimContext` -> :class:`Estimate`), its power
-columns (:mod:`.power`) and its null value. tests/reporting/test_claim_kinds.py evaluates one
+rows (:mod:`.power`) and its null value. tests/reporting/test_claim_kinds.py evaluates one
 claim of every registered kind.
 """
 

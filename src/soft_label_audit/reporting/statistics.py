@@ -6,6 +6,14 @@
 every (source, baseline, condition, metric): seeds and test items resampled jointly
 (:mod:`soft_label_audit.reporting.bootstrap`) for the metrics that are means or binned sums
 over items, seeds only for the others (column ``resampled``).
+
+Two scopes of items (:data:`soft_label_audit.reporting.bootstrap.SCOPES`):
+:func:`build_bootstraps` gives the annotated test items of every source (human labels and
+bands; per-seed values from metrics_by_run), :func:`build_pool_bootstraps` the unannotated
+scoring pool (``{source}.{condition}.pool_predictions`` with the original labels of
+``pool_digits``; label-free metrics only, their per-seed values computed from the registry by
+:class:`ScopePerSeed`). The pool's draws are an independent stream of the same seed. The
+paired-differences table is of the test scope; the claims pick the scope they declare.
 """
 
 from __future__ import annotations
