@@ -243,7 +243,7 @@ class Estimate:
 T_ANOVA = "t (Satterthwaite df), ANOVA components"
 T_BOOT = "t (Satterthwaite df), bootstrap components"
 T_SEEDS = "paired t over seeds (item component not estimated)"
-PITMAN_MORGAN = "Pitman-Morgan, Fisher z"
+PITMAN_MORGAN = "Pitman-Morgan t (S - 2 df)"
 
 
 def _pair(boot: SourceBootstrap, spec: ClaimSpec) -> tuple[int, int]:

@@ -14,7 +14,7 @@ distribution (:mod:`.variance`): the studentised effect ``effect / SE`` referred
 t with Satterthwaite df, SE from the effect's seed, item and seed x item variance components
 (ANOVA of per-item paired differences for item-mean metrics, ``p_mc_se = 0``; item-only
 bootstrap variances for binned and rank metrics, ``p_mc_se`` their Monte Carlo error by the
-delta method); the Pitman-Morgan test (Fisher z) for a ratio of seed spreads. No p-value has a
+delta method); the Pitman-Morgan t-test (S - 2 df) for a ratio of seed spreads. No p-value has a
 resampling floor, so the smallest Holm-adjusted p is not bounded by ``m / B``. They are
 Holm-adjusted over every row of the table (all claims and sources). The power table
 (:mod:`.power`) computes the power of the same tests.
