@@ -154,3 +154,33 @@ def test_a_kind_refuses_the_fields_of_the_others(name):
         claim = {**EXAMPLES[name], key: "x"}
         with pytest.raises(ParameterError, match=rf"unknown settings \['{key}'\]"):
             ReportingConfig.from_params({**REPORTING_EXAMPLE, "claims": [claim]})
+
+
+def test_a_band_contrast_of_an_item_mean_is_tested_on_weighted_item_differences(study):
+    """Per-item weights ``n 1[band] / n_band - 1`` turn the band contrast of an item mean into
+    the mean of weighted paired differences, whose ANOVA gives its components: the effect read
+    from them equals the per-seed contrast, and the band's share enters the design."""
+    from soft_label_audit.reporting.claim_kinds import T_ANOVA, band_contrast_estimate
+
+    boots, cart = study
+    entry = {**EXAMPLES["band_contrast"], "metric": "nll"}
+    params = {**REPORTING_EXAMPLE, "claims": [entry]}
+    (spec,) = ReportingConfig.from_params(params).claims
+    for source, boot in boots.items():
+        est = band_contrast_estimate(spec, boot, None)
+        values = boot.prepared("nll")
+        c, b = boot.runs.index("human_soft"), boot.runs.index("original_hard")
+        band = boot.runs.band == "high"
+        d = values[c] - values[b]
+        by_hand = (d[:, band].mean(axis=1) - d.mean(axis=1)).mean()
+        assert est.effect == pytest.approx(by_hand, rel=1e-9, abs=1e-12)
+        assert est.test_name == T_ANOVA and est.components.method == "anova"
+        assert est.n_scope_items == len(band) and est.n_items == band.sum()
+        assert est.band_share == pytest.approx(band.mean())
+        # the ANOVA's SE is that of the contrast, not of the overall difference: close to, and
+        # below, the seed-and-item bootstrap's spread of it (which counts the interaction twice)
+        ratio = est.test.se / np.std(est.boot, ddof=1)
+        # (without the weights: 1.09 and 2.3 on this study)
+        assert 0.5 < ratio < 1.0, ratio
+    table, power = evaluate_claims(boots, cart, ReportingConfig.from_params(params))
+    assert set(table["test"]) == {T_ANOVA} and (table["p_mc_se"] == 0).all()
