@@ -129,10 +129,11 @@ def compare_conditions(
 
 
 def _corrected(paired: pd.DataFrame, claims: pd.DataFrame) -> pd.DataFrame:
-    """``p_holm``: the Holm-adjusted p-value of the rows that are claims (difference claims
-    against a baseline of the table); ``q_bh``: Benjamini-Hochberg q-values of all other rows."""
+    """``p_holm``: the Holm-adjusted p-value of the rows that are claims (difference claims on
+    the test items against a baseline of the table; the table is of the test scope);
+    ``q_bh``: Benjamini-Hochberg q-values of all other rows."""
     keys = ["source", "baseline", "condition", "metric"]
-    family = claims[claims["kind"] == "difference"]
+    family = claims[(claims["kind"] == "difference") & (claims["scope"] == "test")]
     family = family[keys + ["p_adjusted"]].drop_duplicates(keys)
     family = family.rename(columns={"p_adjusted": "p_holm"})
     out = paired.merge(family, on=keys, how="left", validate="many_to_one")
