@@ -234,3 +234,31 @@ def test_same_seed_same_tables_and_a_note_for_each_skipped_claim(results, tables
 def test_claims_figure_draws_one_panel_per_claim(results):
     fig = claims_figure(results[1])
     assert len(fig.axes) == 4
+
+
+def test_pool_claims_run_through_the_node_on_pool_predictions(tables):
+    """compare_conditions with pool inputs: a pool claim is tested on the pool items (here the
+    test items' predictions relabelled as a pool, with their original labels), a test claim
+    on the test items, and the paired rows keep the test claim's Holm p only."""
+    metrics, args = tables
+    preds, item_stats = args[1], args[4]
+    pool_digits = item_stats[["item_id", "original_label"]].merge(
+        preds[["item_id", "source"]].drop_duplicates(), on="item_id"
+    )
+    pool_claim = {**CLAIMS[0], "id": "a_pool", "scope": "pool"}
+    params = {**PARAMS, "claims": [CLAIMS[0], pool_claim]}
+    args = (*args[:5], params, *args[6:])
+    paired, claims, power, _ = nodes.compare_conditions(*args, preds, pool_digits)
+    assert claims[["claim", "scope"]].values.tolist() == [
+        ["a", "test"],
+        ["a", "test"],
+        ["a_pool", "pool"],
+        ["a_pool", "pool"],
+    ]
+    test_rows, pool_rows = claims.iloc[:2], claims.iloc[2:]
+    # the same predictions and labels: the same effect, from the pool's own computation
+    np.testing.assert_allclose(pool_rows["effect"], test_rows["effect"], rtol=1e-12)
+    np.testing.assert_allclose(pool_rows["p_value"], test_rows["p_value"], rtol=1e-9)
+    assert set(power["scope"]) == {"test", "pool"}
+    holm_rows = paired[paired["p_holm"].notna()]
+    assert set(holm_rows["p_holm"]) <= set(test_rows["p_adjusted"])
