@@ -126,3 +126,25 @@ def test_a_pool_item_without_its_label_and_a_ragged_run_are_refused():
     with pytest.raises(ValueError, match=r"human_soft\.pool_predictions seed 3: predicts 19"):
         pool_source_runs(preds.drop(index=preds.index[-1]), digits, "mnist", CONDITIONS)
     assert build_pool_bootstraps(None, None, _metrics_by_run(), 15, 10, 0) == {}
+
+
+def test_one_seed_gives_no_test_and_no_design():
+    preds, digits = _frames(np.random.default_rng(2), n=50)
+    preds = preds[preds["seed"] == 0]
+    metrics = _metrics_by_run()
+    boots = build_pool_bootstraps(preds, digits, metrics[metrics.seed == 0], 15, 50, 0)
+    claim = {
+        "id": "one",
+        "kind": "difference",
+        "statement": "one seed",
+        "metric": "ece_15",
+        "condition": "human_soft",
+        "baseline": "original_hard",
+        "direction": "increase",
+        "scope": "pool",
+        "target": 0.01,
+    }
+    config = ReportingConfig.from_params({**REPORTING_EXAMPLE, "claims": [claim]})
+    table, power = evaluate_claims({}, None, config, boots)
+    assert table["verdict"].tolist() == ["inconclusive"] and table["p_value"].isna().all()
+    assert power["design_items"].isna().all() and set(power["components"]) == {"not estimable"}

@@ -261,6 +261,10 @@ def _studentised(
     the metric has them, else bootstrap components from the per-seed item-only resamples
     ``item_boot`` (B, S), else the seed spread alone."""
     S = len(per_seed)
+    if S < 2 or (d is None and item_boot is not None and len(item_boot) < 10):
+        nan = float("nan")
+        comps = variance.Components(nan, nan, nan, "not estimable")
+        return variance.TestResult(nan, nan, nan, nan, nan), comps, f"none ({S} seed(s))"
     if d is not None:
         comps, ms = variance.anova_components(d)
         return variance.t_test(effect, 0.0, S, n_scope, comps, ms), comps, T_ANOVA

@@ -78,6 +78,24 @@ def component_designs(
     """Design rows of an effect with variance components (module docstring)."""
     comps, n, share = est.components, est.n_scope_items, est.band_share
     wanted = settings.power
+    if not np.isfinite(comps.var_residual):  # one seed, or too few resamples: no design
+        nan = float("nan")
+        keys = ("power_at_study", "detectable_effect", "min_seeds", "design_items")
+        return [
+            {
+                "var_seed": nan,
+                "var_item": nan,
+                "var_residual": nan,
+                "components": comps.method,
+                "n_items": n,
+                "band_share": share,
+                **dict.fromkeys(keys, nan),
+                "design_seeds": seeds,
+                "design_band_items": nan,
+                "design_power": nan,
+            }
+            for seeds in settings.design_seeds
+        ]
     common = {
         "var_seed": comps.var_seed,
         "var_item": comps.var_item,

@@ -145,7 +145,8 @@ def bootstrap_components(
     per_seed: np.ndarray, item_boot: np.ndarray, n_items: int, n_batches: int = 20
 ) -> Components:
     """Components from the observed per-seed effects (S,) and their item-only bootstrap (B, S)
-    (the same item draw for every seed in a row); ``mcse_var`` from ``n_batches`` batches of
+    (the same item draw for every seed in a row); ``mcse_var`` from ``n_batches`` batches (fewer
+    when B < 5 n_batches) of
     the resamples: the std of the batch estimates of ``variance(S, n)`` over ``sqrt(n_batches)``
     (each batch has ``1/n_batches`` of the draws, so its estimate varies ``n_batches`` times as
     much as the full one)."""
@@ -153,9 +154,10 @@ def bootstrap_components(
     boot = np.asarray(item_boot, dtype=np.float64)
     boot = boot[np.all(np.isfinite(boot), axis=1)]
     S, n = len(per_seed), int(n_items)
-    if S < 2 or len(boot) < 2 * n_batches:
+    n_batches = min(n_batches, len(boot) // 5)  # batches of at least 5 resamples
+    if S < 2 or n_batches < 2:
         raise ValueError(
-            f"bootstrap components need at least 2 seeds and {2 * n_batches} finite resamples, "
+            f"bootstrap components need at least 2 seeds and 10 finite resamples, "
             f"got {S} and {len(boot)}"
         )
     v_seed, v_item, v_res = np.maximum(_bootstrap_solve(per_seed, boot, n), 0.0)
