@@ -277,9 +277,8 @@ def _studentised(
 
 def _per_item(boot: SourceBootstrap, metric: str, spec: ClaimSpec) -> np.ndarray | None:
     """(S, n) per-item paired differences of an item-mean metric (None for another metric)."""
-    if metric not in boot.item_resampled or not isinstance(
-        bootstrap._entry(metric, boot.n_bins), registry.ItemMetric
-    ):
+    entry = registry.item_resampled(boot.n_bins).get(metric)
+    if metric not in boot.item_resampled or not isinstance(entry, registry.ItemMetric):
         return None
     values = boot.prepared(metric)
     c, b = _pair(boot, spec)

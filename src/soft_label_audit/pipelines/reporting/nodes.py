@@ -95,24 +95,10 @@ def compare_conditions(
     pool scope (``pool_predictions`` with the labels of ``pool_digits``) serves the claims of
     ``scope: pool`` only."""
     config = ReportingConfig.from_params(params)
-    evaluation = EvaluationConfig.from_params(eval_params)
-    pool_boots = build_pool_bootstraps(
-        pool_predictions,
-        pool_digits,
-        metrics_by_run,
-        evaluation.n_bins,
-        config.bootstrap.n_resamples,
-        config.bootstrap.seed,
-    )
-    boots = build_bootstraps(
-        metrics_by_run,
-        test_predictions,
-        human_soft_labels,
-        item_stats,
-        none_slot,
-        evaluation,
-        config.bootstrap.n_resamples,
-        config.bootstrap.seed,
+    draws = (config.bootstrap.n_resamples, config.bootstrap.seed)
+    test = (test_predictions, human_soft_labels, item_stats, none_slot)
+    boots, pool_boots = _bootstraps(
+        metrics_by_run, test, (pool_predictions, pool_digits), eval_params, draws
     )
     metrics = metric_columns(metrics_by_run)
     paired = paired_differences(metrics_by_run, metrics, list(config.baselines), config.confidence)
@@ -122,10 +108,19 @@ def compare_conditions(
     ratios = stability_ratios(
         boots,
         list(config.stability.metrics),
-        *(config.stability.baseline, config.bootstrap.n_resamples, config.bootstrap.seed),
+        *(config.stability.baseline, *draws),
         config.confidence,
     )
     return paired, claims, power, ratios
+
+
+def _bootstraps(metrics_by_run, test, pool, eval_params, draws) -> tuple[dict, dict]:
+    """The bootstraps of the test scope (``test``: predictions, human soft labels, item stats,
+    none slot) and of the pool scope (``pool``: pool predictions and pool digits, or Nones)."""
+    evaluation = EvaluationConfig.from_params(eval_params)
+    boots = build_bootstraps(metrics_by_run, *test, evaluation, *draws)
+    pool_boots = build_pool_bootstraps(*pool, metrics_by_run, evaluation.n_bins, *draws)
+    return boots, pool_boots
 
 
 def _corrected(paired: pd.DataFrame, claims: pd.DataFrame) -> pd.DataFrame:
