@@ -132,3 +132,24 @@ def test_pitman_morgan_size_and_power_formula():
         expected = alpha if ratio == 1 else variance.spread_ratio_power(ratio, rho, seeds, alpha)
         assert abs(rejected - expected) < _mc_tolerance(expected, reps), (ratio, rejected)
     assert variance.spread_ratio_power(1.0 - 1e-9, rho, seeds, alpha) == pytest.approx(alpha)
+
+
+def test_the_monte_carlo_error_of_a_p_value_matches_its_spread_over_bootstrap_seeds():
+    """The delta-method ``p_mc_se`` of bootstrap components is the spread that p-values show
+    when only the bootstrap's seed changes (within a factor of 1.6)."""
+    rng = np.random.default_rng(7)
+    d = _simulate(rng, 0.0, TRUE, 1, S=6, n=300)[0]
+    comps, ms = variance.anova_components(d)
+    d = d - d.mean() + 3 * variance.t_test(1.0, 0.0, 6, 300, comps, ms).se  # p of a few %
+    effect, per_seed = d.mean(), d.mean(axis=1)
+    p_values, reported = [], []
+    for seed in range(40):
+        draw = np.random.default_rng(100 + seed)
+        counts = draw.multinomial(300, np.full(300, 1 / 300), size=500).astype(float)
+        comps = variance.bootstrap_components(per_seed, (counts @ d.T) / 300, 300)
+        res = variance.t_test(effect, 0.0, 6, 300, comps)
+        p_values.append(res.p_value)
+        reported.append(res.p_mc_se)
+    spread = np.std(p_values, ddof=1)
+    assert 1e-3 < np.median(p_values) < 0.2
+    assert spread / 1.6 < np.median(reported) < 1.6 * spread, (spread, np.median(reported))

@@ -44,8 +44,9 @@ mean squares give SE' and df' by the same two functions, and the power against a
 :func:`items_for_power` solves the fewest items that reach a power for a number of seeds.
 
 Monte Carlo error of a p-value: 0 for ``anova`` components; for ``bootstrap`` components
-the delta method on the Monte Carlo standard error of ``SE``:
-``mcse(p) = 2 f_df(t) |t| mcse(SE) / SE`` (``f_df`` the t density; df held fixed).
+the delta method: the p-value as a function of the two bootstrap variances ``(A, M)`` (through
+SE and the Satterthwaite df, differentiated numerically), ``mcse(p) = sqrt(g' C g)`` with ``C``
+their Monte Carlo covariance from batches of the resamples (:func:`bootstrap_components`).
 
 Paired spreads (a ratio of seed standard deviations) have their own test,
 :func:`pitman_morgan`, with its power in :func:`spread_ratio_power`.
@@ -66,13 +67,15 @@ MAX_ITEMS = 10_000_000
 class Components:
     """Variance components of an effect (seed, item, seed x item) and how they were estimated;
     ``mcse_var`` is the Monte Carlo standard error of ``variance(S, n)`` at the study's design
-    (0 for analytic components)."""
+    (0 for analytic components); ``bootstrap``: for bootstrap components, what they were solved
+    from, ``(V, A, M, S, n)``, and the Monte Carlo covariance of ``(A, M)`` (2 x 2)."""
 
     var_seed: float
     var_item: float
     var_residual: float
     method: str
     mcse_var: float = 0.0
+    bootstrap: tuple | None = None
 
     def mean_squares(self, n_seeds, n_items) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Expected (MS_seed, MS_item, MS_res) at a design of ``n_seeds`` x ``n_items``."""
@@ -130,26 +133,32 @@ def anova_components(d: np.ndarray) -> tuple[Components, tuple[float, float, flo
     return comps, (float(ms_seed), float(ms_item), float(ms_res))
 
 
-def _bootstrap_solve(per_seed: np.ndarray, item_boot: np.ndarray, n: int) -> np.ndarray:
-    """(var_seed, var_item, var_residual) from per-seed effects (S,) and item-only resamples of
-    each seed's effect (B, S) (module docstring), before truncation."""
-    S = len(per_seed)
-    V = np.var(per_seed, ddof=1)
-    A = np.mean(np.var(item_boot, axis=0, ddof=1))
-    M = np.var(item_boot.mean(axis=1), ddof=1)
+def _bootstrap_moments(per_seed: np.ndarray, item_boot: np.ndarray) -> tuple[float, float, float]:
+    """(V, A, M): the variance over seeds of the per-seed effects, the item-only bootstrap
+    variance of each seed's effect averaged over seeds, that of their seed mean."""
+    V = float(np.var(per_seed, ddof=1))
+    A = float(np.mean(np.var(item_boot, axis=0, ddof=1)))
+    M = float(np.var(item_boot.mean(axis=1), ddof=1))
+    return V, A, M
+
+
+def _solve(V: float, A: float, M: float, S: int, n: int) -> Components:
+    """Components from (V, A, M) (module docstring), each truncated at 0."""
     var_res = n * S * (A - M) / (S - 1)
-    return np.array([V - var_res / n, n * M - var_res / S, var_res])
+    raw = (V - var_res / n, n * M - var_res / S, var_res)
+    v_seed, v_item, v_res = (float(max(v, 0.0)) for v in raw)
+    return Components(v_seed, v_item, v_res, "bootstrap")
 
 
 def bootstrap_components(
     per_seed: np.ndarray, item_boot: np.ndarray, n_items: int, n_batches: int = 20
 ) -> Components:
     """Components from the observed per-seed effects (S,) and their item-only bootstrap (B, S)
-    (the same item draw for every seed in a row); ``mcse_var`` from ``n_batches`` batches (fewer
-    when B < 5 n_batches) of
-    the resamples: the std of the batch estimates of ``variance(S, n)`` over ``sqrt(n_batches)``
-    (each batch has ``1/n_batches`` of the draws, so its estimate varies ``n_batches`` times as
-    much as the full one)."""
+    (the same item draw for every seed in a row). Their Monte Carlo error comes from
+    ``n_batches`` batches of the resamples (fewer when B < 5 n_batches): the covariance of the
+    batch estimates of ``(A, M)`` over ``n_batches`` (each batch has ``1/n_batches`` of the
+    draws, so its estimates vary ``n_batches`` times as much as the full ones; ``V`` has no
+    Monte Carlo error). :func:`t_test` carries it to the p-value."""
     per_seed = np.asarray(per_seed, dtype=np.float64)
     boot = np.asarray(item_boot, dtype=np.float64)
     boot = boot[np.all(np.isfinite(boot), axis=1)]
@@ -160,18 +169,23 @@ def bootstrap_components(
             f"bootstrap components need at least 2 seeds and 10 finite resamples, "
             f"got {S} and {len(boot)}"
         )
-    v_seed, v_item, v_res = np.maximum(_bootstrap_solve(per_seed, boot, n), 0.0)
-    comps = Components(float(v_seed), float(v_item), float(v_res), "bootstrap")
-
-    def total(c: np.ndarray) -> float:
-        c = np.maximum(c, 0.0)
-        return float(
-            Components(c[0], c[1], c[2], "bootstrap").variance(S, n)
-        )  # clipped as the estimate is
-
-    batches = [total(_bootstrap_solve(per_seed, b, n)) for b in np.array_split(boot, n_batches)]
-    mcse = float(np.std(batches, ddof=1) / np.sqrt(n_batches))
-    return Components(comps.var_seed, comps.var_item, comps.var_residual, "bootstrap", mcse)
+    V, A, M = _bootstrap_moments(per_seed, boot)
+    batches = np.array(
+        [_bootstrap_moments(per_seed, b)[1:] for b in np.array_split(boot, n_batches)]
+    )
+    cov = np.cov(batches.T, ddof=1) / n_batches  # (A, M)
+    # Var(theta_hat) = V / S + (S M - A) / (S - 1) before truncation: linear in (A, M)
+    grad = np.array([-1.0, S]) / (S - 1)
+    mcse = float(np.sqrt(max(grad @ cov @ grad, 0.0)))
+    comps = _solve(V, A, M, S, n)
+    return Components(
+        comps.var_seed,
+        comps.var_item,
+        comps.var_residual,
+        "bootstrap",
+        mcse,
+        bootstrap=(V, A, M, S, n, cov),
+    )
 
 
 @dataclass(frozen=True)
@@ -206,9 +220,41 @@ def t_test(
         return TestResult(float("nan"), df, se, p, float("nan") if np.isnan(p) else 0.0)
     t = diff / se
     p = float(min(1.0, 2 * stats.t.sf(abs(t), df)))
-    mcse_se = components.mcse_var / (2 * se)
-    p_mc = float(2 * stats.t.pdf(t, df) * abs(t) * mcse_se / se)
-    return TestResult(float(t), df, se, p, p_mc)
+    return TestResult(float(t), df, se, p, _p_mc_se(diff, components))
+
+
+def _p_of(diff: float, components: Components) -> float:
+    var, df = satterthwaite(
+        *components.mean_squares(*components.bootstrap[3:5]), *components.bootstrap[3:5]
+    )
+    return float(2 * stats.t.sf(abs(diff) / np.sqrt(var), df)) if var > 0 else float("nan")
+
+
+def _p_mc_se(diff: float, components: Components) -> float:
+    """Monte Carlo standard error of the p-value: 0 for analytic components; for bootstrap
+    ones the delta method over the bootstrap variances ``(A, M)`` (through the SE and the
+    Satterthwaite df, by central differences), ``sqrt(g' Cov(A, M) g)``."""
+    if components.bootstrap is None:
+        return 0.0
+    V, A, M, S, n, cov = components.bootstrap
+    grad = []
+    for k in range(2):
+        h = 1e-4 * max((A, M)[k], 1e-300)
+        up, down = [A, M], [A, M]
+        up[k] += h
+        down[k] -= h
+        grad.append(
+            (_p_of(diff, _with(V, *up, S, n)) - _p_of(diff, _with(V, *down, S, n))) / (2 * h)
+        )
+    g = np.array(grad)
+    return float(np.sqrt(max(g @ cov @ g, 0.0))) if np.all(np.isfinite(g)) else float("nan")
+
+
+def _with(V: float, A: float, M: float, S: int, n: int) -> Components:
+    c = _solve(V, A, M, S, n)
+    return Components(
+        c.var_seed, c.var_item, c.var_residual, "bootstrap", bootstrap=(V, A, M, S, n, None)
+    )
 
 
 def power(target: float, components: Components, n_seeds, n_items, alpha: float) -> np.ndarray:
