@@ -197,3 +197,12 @@ def test_an_ece_difference_with_bootstrap_components_is_not_liberal_under_the_nu
         size = np.mean(p_values < alpha)
         assert size <= alpha + _mc_tolerance(alpha, reps, 3), (alpha, size)
     assert np.mean(p_values < 0.2) > 0.05  # and not degenerate
+
+
+def test_detectable_effect_with_one_degree_of_freedom():
+    # 2 seeds, no item component: t with 1 df at alpha / 9 has a critical value near 115
+    comps = variance.Components(1e-3, 0.0, 0.0, "seeds only")
+    alpha = 0.05 / 9
+    effect = variance.detectable_effect(comps, 2, 100, alpha, 0.8)
+    assert effect / np.sqrt(comps.variance(2, 100)) > 40
+    assert variance.power(effect, comps, 2, 100, alpha) == pytest.approx(0.8, abs=1e-6)

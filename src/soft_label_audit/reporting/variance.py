@@ -310,7 +310,13 @@ def detectable_effect(
     def gap(x: float) -> float:
         return float(power(x * se, components, n_seeds, n_items, alpha)) - wanted
 
-    return float(optimize.brentq(gap, 0.0, 40.0) * se)
+    # with few degrees of freedom the critical t can be in the hundreds: widen the bracket
+    high = 40.0
+    while gap(high) < 0:
+        if high > 1e6:
+            return float("nan")
+        high *= 10
+    return float(optimize.brentq(gap, 0.0, high) * se)
 
 
 # --- paired spreads ------------------------------------------------------------------------
@@ -390,6 +396,6 @@ def detectable_spread_ratio(rho: float, n_seeds: int, alpha: float, wanted: floa
     def gap(r: float) -> float:
         return float(spread_ratio_power(r, rho, n_seeds, alpha)) - wanted
 
-    if gap(1e-6) < 0:
+    if not gap(1e-6) > 0 or not gap(1 - 1e-6) < 0:
         return float("nan")
     return float(optimize.brentq(gap, 1e-6, 1 - 1e-6, xtol=1e-6))
