@@ -12,6 +12,14 @@ small an epoch is a handful of optimizer steps, and every item's confidence clim
 through the first ones: left in, they make variability measure how fast the bulk of the data
 is learned rather than how an item's prediction wavers once the model has fitted it.
 
+Human entropy and the entropy of the run's own targets. A model mirrors the targets it was
+trained on: the correlation of a coordinate with the human entropy of the training items is
+partly the correlation of the condition's target entropy with the human entropy (for
+``human_soft`` the two entropies are the same). Each correlation with the human entropy
+(``carto_rho_*_{ref}``) therefore has a twin with the entropy of the condition's own training
+target, ``carto_rho_*_{ref}_own_target`` (NaN where every target has the same entropy: one-hot
+and uniformly smoothed targets carry no per-item uncertainty to mirror).
+
 Regions, with thresholds from configuration: *ambiguous* when variability >=
 ``ambiguous_min_variability``; otherwise *easy* when confidence >= ``easy_min_confidence``
 and *hard* (hard to learn) below it. Fixed thresholds, not quantiles, so shares compare
@@ -104,24 +112,43 @@ def region_shares(region: np.ndarray) -> dict[str, float]:
 
 
 def seed_summaries(
-    coords: CartographyCoordinates, region: np.ndarray, entropy: np.ndarray, ref: str
+    coords: CartographyCoordinates,
+    region: np.ndarray,
+    entropy: np.ndarray,
+    ref: str,
+    target_entropy: np.ndarray | None = None,
 ) -> list[dict[str, float]]:
     """Per seed, against reference ``ref``: the mean confidence, variability and correctness,
     the Spearman correlations of variability and of ``1 - confidence`` with the human entropy,
-    and the region shares; each key ends in ``_{ref}``."""
+    and the region shares; each key ends in ``_{ref}``. With ``target_entropy`` (n,), the
+    entropy of the run's own training targets, the two correlations with it too
+    (``carto_rho_variability_{ref}_own_target``, ``carto_rho_uncertainty_{ref}_own_target``).
+
+    >>> c = CartographyCoordinates(np.array([[0.9, 0.6, 0.3]]), np.array([[0.1, 0.2, 0.3]]),
+    ...     np.array([[1.0, 1.0, 0.0]]))
+    >>> row = seed_summaries(c, np.array([["easy"] * 3]), np.array([0.0, 0.5, 1.0]), "original",
+    ...     target_entropy=np.array([1.0, 0.5, 0.0]))[0]
+    >>> row["carto_rho_variability_original"], row["carto_rho_variability_original_own_target"]
+    (1.0, -1.0)
+    """
     out = []
     for s in range(coords.confidence.shape[0]):
         shares = region_shares(region[s])
-        out.append(
-            {
-                f"carto_confidence_{ref}": float(coords.confidence[s].mean()),
-                f"carto_variability_{ref}": float(coords.variability[s].mean()),
-                f"carto_correctness_{ref}": float(coords.correctness[s].mean()),
-                f"carto_rho_variability_{ref}": spearman(coords.variability[s], entropy),
-                f"carto_rho_uncertainty_{ref}": spearman(1.0 - coords.confidence[s], entropy),
-                **{f"carto_share_{r}_{ref}": v for r, v in shares.items()},
-            }
-        )
+        row = {
+            f"carto_confidence_{ref}": float(coords.confidence[s].mean()),
+            f"carto_variability_{ref}": float(coords.variability[s].mean()),
+            f"carto_correctness_{ref}": float(coords.correctness[s].mean()),
+            f"carto_rho_variability_{ref}": spearman(coords.variability[s], entropy),
+            f"carto_rho_uncertainty_{ref}": spearman(1.0 - coords.confidence[s], entropy),
+        }
+        if target_entropy is not None:
+            row[f"carto_rho_variability_{ref}_own_target"] = spearman(
+                coords.variability[s], target_entropy
+            )
+            row[f"carto_rho_uncertainty_{ref}_own_target"] = spearman(
+                1.0 - coords.confidence[s], target_entropy
+            )
+        out.append(row | {f"carto_share_{r}_{ref}": v for r, v in shares.items()})
     return out
 
 
@@ -132,8 +159,11 @@ def map_runs(
     burn_in_fraction: float,
     easy_min_confidence: float,
     ambiguous_min_variability: float,
+    target_entropy: np.ndarray | None = None,
 ) -> tuple[dict[str, np.ndarray], list[dict[str, float]]]:
-    """Every run's map against each reference label in ``labels`` (name -> (n,) labels).
+    """Every run's map against each reference label in ``labels`` (name -> (n,) labels);
+    ``entropy``: the items' human entropy, ``target_entropy``: that of the condition's own
+    training targets (:func:`seed_summaries`).
 
     ``probs`` is (S, E, n, K); the first epochs are left out (:func:`burn_in_epochs`). Returns
     per reference ``confidence_{ref}``, ``variability_{ref}``, ``correctness_{ref}`` and
@@ -156,7 +186,7 @@ def map_runs(
             f"region_{ref}": region,
         }
         for row, summary in zip(
-            per_seed, seed_summaries(coords, region, entropy, ref), strict=True
+            per_seed, seed_summaries(coords, region, entropy, ref, target_entropy), strict=True
         ):
             row |= summary
     return columns, per_seed

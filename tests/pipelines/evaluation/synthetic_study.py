@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from soft_label_audit.columns import H_COLS, P_COLS
+from soft_label_audit.columns import H_COLS, P_COLS, T_COLS
 from soft_label_audit.grid import StudyGrid
-from soft_label_audit.human_labels import human_entropy
+from soft_label_audit.human_labels import human_digits, human_entropy
 from soft_label_audit.parameter_tree import base_block
 
 #: conf/base's evaluation block with no burn-in (4 epochs) and two stability curves
@@ -31,6 +31,20 @@ GRID = StudyGrid(("mnist", "synthetic"), ("original_hard", "human_soft", "machin
 def _softmax(logits: np.ndarray) -> np.ndarray:
     e = np.exp(logits - logits.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
+
+
+def _targets(condition, ids, split, original, h, rng) -> pd.DataFrame:
+    """A condition's targets table: one-hot of the original label, the human label over the
+    digits (``human_soft``) or a random soft label (any other condition)."""
+    if condition == "original_hard":
+        t = np.eye(10)[original]
+    elif condition == "human_soft":
+        t = human_digits(h, "renormalise")
+    else:
+        t = rng.dirichlet(np.full(10, 0.5), len(ids))
+    return pd.DataFrame(t, columns=list(T_COLS)).assign(item_id=ids, split=split)[
+        ["item_id", "split", *T_COLS]
+    ]
 
 
 def make_study(
@@ -101,6 +115,7 @@ def make_study(
                     probs[k, e] = _softmax(
                         rng.normal(size=(n_train, 10)) + strength * np.eye(10)[original[:n_train]]
                     )
+            data[f"{prefix}.targets"] = _targets(condition, ids, split, original, h, rng)
             data[f"{prefix}.test_predictions"] = pd.concat(preds, ignore_index=True)[
                 ["source", "condition", "seed", "item_id", *P_COLS]
             ]

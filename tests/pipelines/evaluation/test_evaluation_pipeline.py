@@ -45,7 +45,7 @@ def test_namespaces_follow_the_grid():
     } | {
         f"{s}.{c}.{d}"
         for s, c in GRID.namespaces()
-        for d in ("test_predictions", "curves", "dynamics")
+        for d in ("test_predictions", "curves", "dynamics", "targets")
     }
 
 
@@ -109,6 +109,48 @@ def test_cartography_and_reliability_tables(outputs, study):
     assert cart["correctness_original"].between(0, 1).all()
     rel = outputs["mnist.original_hard.reliability"]
     assert len(rel) == 3 * 15 and (rel.groupby("seed")["count"].sum() == 30).all()
+
+
+def test_cartography_correlates_with_the_own_targets_entropy_beside_the_human_one(outputs, study):
+    """``carto_rho_*_own_target``: the correlation with the entropy of the condition's own
+    training targets; for human_soft the targets' entropy is the human one (the same numbers),
+    one-hot targets have no per-item entropy (NaN), and another condition's differ."""
+    from soft_label_audit.human_labels import entropy
+    from soft_label_audit.metrics.alignment import spearman
+
+    for ref in ("original", "human_mode"):
+        for name in ("variability", "uncertainty"):
+            human, own = f"carto_rho_{name}_{ref}", f"carto_rho_{name}_{ref}_own_target"
+            soft = outputs["mnist.human_soft.metrics"]
+            np.testing.assert_allclose(soft[own], soft[human], rtol=1e-12)
+            assert outputs["mnist.original_hard.metrics"][own].isna().all()
+    machine = outputs["synthetic.machine_soft.metrics"]
+    cart = outputs["synthetic.machine_soft.cartography"]
+    targets = study["synthetic.machine_soft.targets"].set_index("item_id")
+    for seed, run in cart.groupby("seed"):
+        own = entropy(targets.loc[run["item_id"], [f"t_{k}" for k in range(10)]].to_numpy())
+        row = machine[machine.seed == seed].iloc[0]
+        assert row["carto_rho_variability_original_own_target"] == pytest.approx(
+            spearman(run["variability_original"].to_numpy(), own)
+        )
+        assert row["carto_rho_variability_original_own_target"] != pytest.approx(
+            row["carto_rho_variability_original"]
+        )
+
+
+def test_training_items_without_a_train_target_are_refused(study):
+    targets = study["mnist.human_soft.targets"].copy()
+    first = study["mnist.human_soft.dynamics"]["item_ids"][0]
+    targets.loc[targets["item_id"] == first, "split"] = "test"
+    with pytest.raises(ValueError, match=r"mnist\.human_soft\.targets: training items \["):
+        nodes.map_training_dynamics(
+            study["mnist.human_soft.dynamics"],
+            study["item_stats"],
+            targets,
+            EVAL_PARAMS,
+            source="mnist",
+            condition="human_soft",
+        )
 
 
 def _predicted_classes(predictions: pd.DataFrame) -> dict[int, dict[int, int]]:
@@ -183,6 +225,7 @@ def test_seeds_must_agree_between_inputs(study):
     _, carto = nodes.map_training_dynamics(
         study["mnist.human_soft.dynamics"],
         study["item_stats"],
+        study["mnist.human_soft.targets"],
         params,
         source="mnist",
         condition="human_soft",
@@ -198,7 +241,12 @@ def test_cartography_burn_in_leaves_out_the_first_epochs(study):
     dyn = study["mnist.human_soft.dynamics"]
     params = {**EVAL_PARAMS, "cartography": {**EVAL_PARAMS["cartography"], "burn_in_fraction": 0.5}}
     table, _ = nodes.map_training_dynamics(
-        dyn, study["item_stats"], params, source="mnist", condition="human_soft"
+        dyn,
+        study["item_stats"],
+        study["mnist.human_soft.targets"],
+        params,
+        source="mnist",
+        condition="human_soft",
     )
     labels = (
         study["item_stats"].set_index("item_id").loc[dyn["item_ids"], "original_label"].to_numpy()

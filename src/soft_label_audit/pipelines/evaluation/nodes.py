@@ -15,8 +15,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from soft_label_audit import run_tables
-from soft_label_audit.columns import H_COLS, P_COLS
+from soft_label_audit.columns import H_COLS, P_COLS, T_COLS
 from soft_label_audit.configs import EvaluationConfig
+from soft_label_audit.human_labels import entropy as entropy_of
 from soft_label_audit.human_labels import human_digits, human_entropy
 from soft_label_audit.metrics import calibration, cartography, stability
 from soft_label_audit.metrics.bands import difficulty_band, none_band
@@ -135,17 +136,20 @@ def _score_run(
 def map_training_dynamics(
     dynamics: dict[str, Any],
     item_stats: pd.DataFrame,
+    targets: pd.DataFrame,
     params: dict[str, Any],
     *,
     source: str,
     condition: str,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Cartography coordinates per (seed, training item), and per seed the rank correlations
-    with human entropy and the region shares, against the original label and the human mode
-    (:func:`soft_label_audit.metrics.cartography.map_runs`)."""
+    with human entropy and with the entropy of the condition's own ``targets`` (what the model
+    was trained to mirror), and the region shares, against the original label and the human
+    mode (:func:`soft_label_audit.metrics.cartography.map_runs`)."""
     item_ids, seeds, probs = run_tables.read_dynamics(dynamics, f"{source}.{condition}.dynamics")
     info = _training_item_stats(item_ids, item_stats, f"{source}.{condition}.dynamics")
     entropy = info["human_entropy"].to_numpy(dtype=np.float64)
+    own = _target_entropy(item_ids, targets, f"{source}.{condition}.targets")
     labels = {ref: info[REFERENCE_COLUMNS[ref]].to_numpy(dtype=np.int64) for ref in REFERENCES}
     thresholds = EvaluationConfig.from_params(params).cartography
     columns, per_seed = cartography.map_runs(
@@ -155,6 +159,7 @@ def map_training_dynamics(
         thresholds.burn_in_fraction,
         thresholds.easy_min_confidence,
         thresholds.ambiguous_min_variability,
+        target_entropy=own,
     )
     keys = pd.DataFrame({"source": source, "condition": condition, "seed": seeds})
     summary = pd.concat([keys, pd.DataFrame(per_seed)], axis=1)
@@ -165,6 +170,22 @@ def map_training_dynamics(
         table[column] = np.tile(info[column].to_numpy(), len(seeds))
     table = table.assign(**{name: values.reshape(-1) for name, values in columns.items()})
     return table, summary
+
+
+def _target_entropy(item_ids: np.ndarray, targets: pd.DataFrame, what: str) -> np.ndarray:
+    """Entropy (nats) of the training target of each of ``item_ids``, in that order; every
+    item must have a target row of split ``train`` (a relation between the dynamics and the
+    targets the run was trained on)."""
+    rows = pd.DataFrame({"item_id": item_ids}).merge(
+        targets[["item_id", "split", *T_COLS]], on="item_id", how="left", validate="many_to_one"
+    )
+    wrong = rows.loc[rows["split"].astype(str) != "train", "item_id"]
+    if len(wrong):
+        raise ValueError(
+            f"{what}: training items {wrong.tolist()[:5]} (of {len(wrong)}) have no target row "
+            "of split 'train'"
+        )
+    return entropy_of(rows[list(T_COLS)].to_numpy(dtype=np.float64))
 
 
 def _training_item_stats(item_ids: np.ndarray, item_stats: pd.DataFrame, what: str) -> pd.DataFrame:

@@ -36,7 +36,7 @@ def _run_pipeline(source: str, condition: str) -> Pipeline:
             ),
             node(
                 func=bound(nodes.map_training_dynamics),
-                inputs=["dynamics", "item_stats", "params:evaluation"],
+                inputs=["dynamics", "item_stats", "targets", "params:evaluation"],
                 outputs=["cartography", "cartography_summary"],
                 name="map_training_dynamics",
             ),
