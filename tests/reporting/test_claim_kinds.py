@@ -34,12 +34,19 @@ COMMON = {
 #: one claim entry per registered kind; a kind added to CLAIM_KINDS needs one here
 EXAMPLES = {
     "difference": {**COMMON, "id": "diff", "kind": "difference", "metric": "nll"},
-    "band_contrast": {
+    "band_effect": {
         **COMMON,
         "id": "band",
-        "kind": "band_contrast",
+        "kind": "band_effect",
         "band": "high",
-        "metric": "ece_15",
+        "metric": "brier",
+    },
+    "entropy_correlation": {
+        **COMMON,
+        "id": "entropy",
+        "kind": "entropy_correlation",
+        "metric": "spearman_entropy",
+        "baseline": "machine_soft",
     },
     "spread_ratio": {
         **COMMON,
@@ -100,7 +107,7 @@ def test_every_registered_kind_has_an_example():
 def test_every_kind_is_read_evaluated_and_powered(name, study):
     boots, cart = study
     kind = CLAIM_KINDS[name]
-    targets = {"nll": 0.05, "ece_15": 0.01, "accuracy": 0.01, "carto_rho_variability_original": 0.1}
+    targets = {"nll": 0.05, "ece_15": 0.01, "accuracy": 0.01}
     params = {
         **REPORTING_EXAMPLE,
         "power": {**REPORTING_EXAMPLE["power"], "targets": targets},
@@ -156,31 +163,80 @@ def test_a_kind_refuses_the_fields_of_the_others(name):
             ReportingConfig.from_params({**REPORTING_EXAMPLE, "claims": [claim]})
 
 
-def test_a_band_contrast_of_an_item_mean_is_tested_on_weighted_item_differences(study):
-    """Per-item weights ``n 1[band] / n_band - 1`` turn the band contrast of an item mean into
-    the mean of weighted paired differences, whose ANOVA gives its components: the effect read
-    from them equals the per-seed contrast, and the band's share enters the design."""
-    from soft_label_audit.reporting.claim_kinds import T_ANOVA, band_contrast_estimate
+def test_a_band_effect_is_the_bands_own_difference_with_its_contrast_as_a_second_test(study):
+    """The primary effect is the difference on the band's items (ANOVA over them); the
+    contrast, band minus the other items, is the mean of weighted per-item differences
+    ``n 1[band] / n_band - n 1[rest] / n_rest``; the claim's p is the larger of the two."""
+    from soft_label_audit.reporting.claim_kinds import T_ANOVA, band_effect_estimate
 
     boots, cart = study
-    entry = {**EXAMPLES["band_contrast"], "metric": "nll"}
-    params = {**REPORTING_EXAMPLE, "claims": [entry]}
+    params = {**REPORTING_EXAMPLE, "claims": [{**EXAMPLES["band_effect"], "metric": "nll"}]}
     (spec,) = ReportingConfig.from_params(params).claims
     for source, boot in boots.items():
-        est = band_contrast_estimate(spec, boot, None)
+        est = band_effect_estimate(spec, boot, None)
         values = boot.prepared("nll")
         c, b = boot.runs.index("human_soft"), boot.runs.index("original_hard")
         band = boot.runs.band == "high"
         d = values[c] - values[b]
-        by_hand = (d[:, band].mean(axis=1) - d.mean(axis=1)).mean()
-        assert est.effect == pytest.approx(by_hand, rel=1e-9, abs=1e-12)
-        assert est.test_name == T_ANOVA and est.components.method == "anova"
+        assert est.effect == pytest.approx(d[:, band].mean(), rel=1e-9, abs=1e-12)
+        contrast = (d[:, band].mean(axis=1) - d[:, ~band].mean(axis=1)).mean()
+        assert est.contrast.effect == pytest.approx(contrast, rel=1e-9, abs=1e-12)
+        assert est.components.method == "anova" and est.contrast.test_name == T_ANOVA
         assert est.n_scope_items == len(band) and est.n_items == band.sum()
-        assert est.band_share == pytest.approx(band.mean())
-        # the ANOVA's SE is that of the contrast, not of the overall difference: close to, and
-        # below, the seed-and-item bootstrap's spread of it (which counts the interaction twice)
+        assert est.p_value == max(est.test.p_value, est.contrast.test.p_value)
+        # the band's bootstrap is centred on the band's effect, the contrast's on the contrast
+        assert np.median(est.boot) == pytest.approx(est.effect, abs=3 * np.std(est.boot))
+        lo, hi = est.contrast.interval(0.95)
+        assert lo <= contrast <= hi
+        # the primary test's SE: that of a mean over the band's items, close to the bootstrap's
         ratio = est.test.se / np.std(est.boot, ddof=1)
-        # (without the weights: 1.09 and 2.3 on this study)
-        assert 0.5 < ratio < 1.0, ratio
+        assert 0.5 < ratio < 1.5, ratio
     table, power = evaluate_claims(boots, cart, ReportingConfig.from_params(params))
-    assert set(table["test"]) == {T_ANOVA} and (table["p_mc_se"] == 0).all()
+    assert (table["p_mc_se"] == 0).all() and table["contrast_p_value"].notna().all()
+    assert np.allclose(table["p_value"], table[["p_value", "contrast_p_value"]].max(axis=1))
+    # designs solved in band items, shown as annotated items at the band's share
+    ok = power["design_items"].notna()
+    assert np.allclose(
+        power.loc[ok, "design_items"],
+        np.ceil(power.loc[ok, "design_band_items"] / power.loc[ok, "band_share"]),
+    )
+
+
+def test_a_band_effect_refuses_a_plug_in_ece():
+    entry = {**EXAMPLES["band_effect"], "metric": "ece_15"}
+    with pytest.raises(ParameterError, match=r"claims\[0\]\.metric must be an item-mean metric"):
+        ReportingConfig.from_params({**REPORTING_EXAMPLE, "claims": [entry]})
+
+
+def test_an_entropy_correlation_resamples_the_test_items_of_spearman_entropy(study):
+    """The effect is the per-run spearman_entropy difference; the bootstrap's identity draw
+    gives the same correlations from the test predictions."""
+    from soft_label_audit.metrics.alignment import entropy
+    from soft_label_audit.reporting import bootstrap
+    from soft_label_audit.reporting.claim_kinds import T_BOOT, entropy_correlation_estimate
+
+    boots, _ = study
+    (spec,) = ReportingConfig.from_params(
+        {**REPORTING_EXAMPLE, "claims": [EXAMPLES["entropy_correlation"]]}
+    ).claims
+    for boot in boots.values():
+        est = entropy_correlation_estimate(spec, boot, None)
+        per_seed = boot.per_seed.get("spearman_entropy", ["machine_soft", "human_soft"])
+        assert est.effect == pytest.approx((per_seed[1] - per_seed[0]).mean())
+        runs = boot.runs
+        values = entropy(runs.probs[[runs.index("human_soft")]])
+        once = bootstrap.resample_correlation(
+            values,
+            runs.human_entropy,
+            bootstrap.identity_draws(len(runs.seeds), len(runs.item_ids)),
+        )
+        assert once[0, 0] == pytest.approx(per_seed[1].mean(), rel=1e-9)
+        assert est.test_name == T_BOOT and est.resampled == "seeds+test items"
+        assert est.n_items == len(runs.item_ids)
+    with pytest.raises(ParameterError, match=r"metric must be 'spearman_entropy'"):
+        ReportingConfig.from_params(
+            {
+                **REPORTING_EXAMPLE,
+                "claims": [{**EXAMPLES["entropy_correlation"], "metric": "nll"}],
+            }
+        )

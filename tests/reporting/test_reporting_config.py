@@ -11,7 +11,7 @@ import yaml
 from soft_label_audit.params import ParameterError
 from soft_label_audit.reporting.claim_kinds import (
     CLAIM_KINDS,
-    BandContrastClaim,
+    BandEffectClaim,
     DifferenceClaim,
 )
 from soft_label_audit.reporting.config import REPORTING_EXAMPLE, ReportingConfig
@@ -77,7 +77,8 @@ def test_conf_base_block_reads_cleanly_with_a_spec_per_claim():
     assert config.alpha == BASE["alpha"] and config.bootstrap.n_resamples == 2000
     assert dict(config.power.targets) == BASE["power"]["targets"]
     assert config.stability.metrics == tuple(BASE["stability"]["metrics"])
-    assert isinstance(config.claims[3], BandContrastClaim) and config.claims[3].band == "high"
+    c = [spec for spec in config.claims if spec.id.startswith("c_")]
+    assert c and all(isinstance(spec, BandEffectClaim) and spec.band == "high" for spec in c)
 
 
 @pytest.mark.parametrize(("path", "keys", "value"), NODES, ids=[n[0] for n in NODES])
@@ -127,7 +128,7 @@ def test_the_walk_reaches_every_kind_of_node():
         "reporting.power.targets.accuracy",
         "reporting.stability.metrics[0]",
         "reporting.claims[3].band",
-        "reporting.claims[5].cartography_column",
+        "reporting.claims[7].metric",
     } <= paths
     assert "reporting.claims[3].band" in {r[0] for r in REQUIRED}
 
@@ -257,9 +258,9 @@ def test_conf_base_scopes_and_targets():
     block = copy.deepcopy(BASE)
     block["claims"][0].update(metric="classwise_ece_15")
     assert ReportingConfig.from_params(block).claims[0].metric == "classwise_ece_15"
-    block["claims"][4].update(target=1)
+    block["claims"][6].update(target=1)
     assert _first_line(block) == (
-        "reporting.claims[4].target must be a std ratio other than 1, got 1.0"
+        "reporting.claims[6].target must be a std ratio other than 1, got 1.0"
     )
 
 

@@ -238,8 +238,10 @@ def resample_metric(
     chunk: int = 500,
     prepared=None,
     by_seed: bool = False,
+    keep: np.ndarray | None = None,
 ):
-    """(B, C) resampled values of ``metric`` (optionally ``{metric}__band_{band}``).
+    """(B, C) resampled values of ``metric`` (optionally ``{metric}__band_{band}``; or, with
+    ``keep``, a boolean mask over the items, of ``metric`` on the items it keeps).
 
     With :func:`identity_draws` it returns the observed mean over seeds of the per-seed
     metric. A resample whose band holds no item gives NaN. ``prepared`` is
@@ -250,7 +252,11 @@ def resample_metric(
     name, band = _split_band(metric)
     if band is not None and runs.band is None:
         raise ValueError(f"{metric!r}: the {runs.scope} scope has no difficulty bands")
-    keep = np.ones(len(runs.item_ids), dtype=bool) if band is None else runs.band == band
+    if keep is not None and band is not None:
+        raise ValueError(f"{metric!r}: give a band or a mask of items, not both")
+    if keep is None:
+        keep = np.ones(len(runs.item_ids), dtype=bool) if band is None else runs.band == band
+    keep = np.asarray(keep, dtype=bool)
     C, S = runs.probs.shape[:2]
     out = np.empty((draws.n_resamples, C))
     seeds_fixed = np.empty((draws.n_resamples, C, S)) if by_seed else None

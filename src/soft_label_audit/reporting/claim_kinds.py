@@ -12,21 +12,42 @@ Kinds (:data:`CLAIM_KINDS`, kind name -> :class:`ClaimKind`):
 
 * ``difference``: ``effect = M(condition) - M(baseline)``, M the mean over seeds of the
   test-set metric; seeds and items bootstrapped jointly (:mod:`.bootstrap`);
-* ``band_contrast`` (field ``band``: a human-difficulty band): ``effect = [M_band(condition) -
-  M_band(baseline)] - [M(condition) - M(baseline)]``, the difference on the items of one band
-  minus the difference on all items, from the same draws;
+* ``band_effect`` (field ``band``: a human-difficulty band; ``metric``: an item-mean metric,
+  :data:`BAND_EFFECT_METRICS`): the primary effect is the difference on the band itself,
+  ``effect = M_band(condition) - M_band(baseline)``; the secondary check is its contrast with
+  the complementary items (every item outside the band: for ``high``, the unanimous and low
+  ones), ``contrast = effect - [M_rest(condition) - M_rest(baseline)]``. Rule: the claim is an
+  intersection of the two (the band improves, and improves more than the rest), tested as an
+  intersection-union test: its p-value is the larger of the two tests' p-values (what Holm
+  adjusts), and ``supported`` needs both percentile intervals on the claimed side
+  (``contradicted``: either entirely on the other side). A change on the other items alone
+  can therefore never support it, as it could a contrast with all items. Item means only:
+  their bias does not depend on the condition (NLL, Brier: proper scores against the original
+  label; distances to the human label), unlike the plug-in ECE, whose upward bias shrinks as
+  predictions sharpen and which sits at its noise floor on a band of a few dozen items;
 * ``spread_ratio``: ``effect = std(condition) / std(baseline)`` over seeds (null 1), paired
   seed bootstrap (:mod:`.stability`);
+* ``entropy_correlation`` (``metric``: ``spearman_entropy``): ``effect = rho(condition) -
+  rho(baseline)``, rho the per-seed Spearman correlation of the model's predictive entropy
+  ``H(p)`` on the test items with their human entropy, averaged over seeds; seeds and test
+  items bootstrapped jointly, with the scope's draws. The test items' human labels never
+  reached any model, so the correlation cannot be a copy of the training target;
 * ``correlation`` (field ``cartography_column``: a column of cartography_by_run):
   ``effect = rho(condition) - rho(baseline)``, rho the per-seed Spearman correlation of a
   cartography coordinate with the human entropy over training items, averaged over seeds;
-  seeds and training items bootstrapped jointly.
+  seeds and training items bootstrapped jointly. On training items a model mirrors its own
+  targets (``human_soft``'s target entropy is the human entropy), so comparing conditions
+  trained on different targets by it is circular; read it beside the per-run
+  ``carto_rho_*_own_target`` columns. The study's claim (e) is an ``entropy_correlation``.
 
 Each estimator also runs the kind's test (:mod:`.variance`): the studentised t with
 Satterthwaite df from the effect's variance components for the difference, band and
 correlation kinds (ANOVA components for item-mean metrics, bootstrap components for binned and
 rank metrics, the seed spread alone for a metric resampled over seeds only), the
-Pitman-Morgan test for a spread ratio.
+Pitman-Morgan test for a spread ratio. A band effect's two tests are ANOVAs of per-item paired
+differences: the band effect's over the band's items, the contrast's over all items with
+weights ``n 1[band] / n_band - n 1[rest] / n_rest`` (their mean is the band mean minus the
+rest's mean).
 
 Adding a kind is one entry of :data:`CLAIM_KINDS`: its spec class (fields beyond
 :class:`ClaimSpec`'s, each with its reader; the comparison text; the metrics it needs), its
@@ -45,11 +66,15 @@ import numpy as np
 import pandas as pd
 
 from soft_label_audit import params as p
-from soft_label_audit.metrics import registry
+from soft_label_audit.metrics import alignment, registry
 from soft_label_audit.metrics.bands import BANDS
 from soft_label_audit.metrics.per_run import BAND_SEPARATOR
 from soft_label_audit.reporting import bootstrap, variance
-from soft_label_audit.reporting.power import component_designs, spread_ratio_designs
+from soft_label_audit.reporting.power import (
+    band_designs,
+    component_designs,
+    spread_ratio_designs,
+)
 from soft_label_audit.reporting.stability import spread_ratio
 from soft_label_audit.targets import BUILDERS
 
@@ -154,16 +179,34 @@ class DifferenceClaim(ClaimSpec):
     """``difference``: the mean over seeds of ``metric``, condition minus baseline."""
 
 
+#: the metrics a band effect may be of: the registry's item means (their bias does not depend
+#: on the condition, and their per-item values give the tests' ANOVA components)
+BAND_EFFECT_METRICS = tuple(m.name for m in registry.METRICS if isinstance(m, registry.ItemMetric))
+
+
 @dataclass(frozen=True)
-class BandContrastClaim(ClaimSpec):
-    """``band_contrast``: the difference on the items of ``band`` minus the one on all items."""
+class BandEffectClaim(ClaimSpec):
+    """``band_effect``: the difference on the items of ``band``; secondary check, its excess
+    over the difference on the other items (module docstring)."""
 
     band: str = _read(_band)
     pool_allowed = False
 
+    def check(self, path: str) -> None:
+        super().check(path)
+        if self.metric not in BAND_EFFECT_METRICS:
+            raise p.fail(
+                f"{path}.metric",
+                "an item-mean metric, one of "
+                + ", ".join(repr(m) for m in BAND_EFFECT_METRICS)
+                + " (a plug-in binned calibration error's bias depends on the condition's "
+                "sharpness, and a band has too few items for equal-mass bins)",
+                self.metric,
+            )
+
     def comparison(self) -> str:
         c, b = self.condition, self.baseline
-        return f"({c} - {b}) on {self.band} band - ({c} - {b}) on all items"
+        return f"{c} - {b} on {self.band} band (and its excess over the other items)"
 
     @property
     def band_metric(self) -> str:
@@ -185,6 +228,23 @@ class SpreadRatioClaim(ClaimSpec):
 
     def comparison(self) -> str:
         return f"std over seeds: {self.condition} / {self.baseline}"
+
+
+@dataclass(frozen=True)
+class EntropyCorrelationClaim(ClaimSpec):
+    """``entropy_correlation``: the Spearman correlation of the model's predictive entropy with
+    the human entropy on the test items (``metric``: ``spearman_entropy``, its per-run column),
+    condition minus baseline."""
+
+    pool_allowed = False
+
+    def check(self, path: str) -> None:
+        super().check(path)
+        if self.metric != ENTROPY_CORRELATION_METRIC:
+            raise p.fail(f"{path}.metric", repr(ENTROPY_CORRELATION_METRIC), self.metric)
+
+
+ENTROPY_CORRELATION_METRIC = "spearman_entropy"
 
 
 @dataclass(frozen=True)
@@ -228,10 +288,21 @@ class Estimate:
     boot: np.ndarray | None = None
     ci: tuple[float, float] | None = None
     pairing: float = float("nan")
+    #: a band effect's secondary check (its contrast with the other items), or None
+    contrast: Estimate | None = None
 
     @property
     def band_share(self) -> float:
         return self.n_items / self.n_scope_items
+
+    @property
+    def p_value(self) -> float:
+        """The claim's p-value: its test's, or with a secondary check the intersection-union
+        test's, the larger of the two (NaN if either is)."""
+        if self.contrast is None:
+            return self.test.p_value
+        both = (self.test.p_value, self.contrast.test.p_value)
+        return float("nan") if any(np.isnan(both)) else float(max(both))
 
     def interval(self, confidence: float) -> tuple[float, float]:
         """(low, high): the percentile interval of ``boot`` (or ``ci``)."""
@@ -243,6 +314,7 @@ class Estimate:
 T_ANOVA = "t (Satterthwaite df), ANOVA components"
 T_BOOT = "t (Satterthwaite df), bootstrap components"
 T_SEEDS = "paired t over seeds (item component not estimated)"
+INTERSECTION_UNION = "intersection-union: larger p of the band effect and its contrast"
 PITMAN_MORGAN = "Pitman-Morgan t (S - 2 df)"
 
 
@@ -261,10 +333,14 @@ def _studentised(
     the metric has them, else bootstrap components from the per-seed item-only resamples
     ``item_boot`` (B, S), else the seed spread alone."""
     S = len(per_seed)
-    if S < 2 or (d is None and item_boot is not None and len(item_boot) < 10):
+    too_few = (d is not None and d.shape[1] < 2) or (
+        d is None and item_boot is not None and len(item_boot) < 10
+    )
+    if S < 2 or too_few:
         nan = float("nan")
         comps = variance.Components(nan, nan, nan, "not estimable")
-        return variance.TestResult(nan, nan, nan, nan, nan), comps, f"none ({S} seed(s))"
+        what = f"{S} seed(s)" if S < 2 else "too few items or resamples"
+        return variance.TestResult(nan, nan, nan, nan, nan), comps, f"none ({what})"
     if d is not None:
         comps, ms = variance.anova_components(d)
         return variance.t_test(effect, 0.0, S, n_scope, comps, ms), comps, T_ANOVA
@@ -302,25 +378,55 @@ def difference_estimate(spec: ClaimSpec, boot: SourceBootstrap, ctx: ClaimContex
     return Estimate(effect, n, n, how, test, name, comps, boot=joint)
 
 
-def band_contrast_estimate(
-    spec: BandContrastClaim, boot: SourceBootstrap, ctx: ClaimContext
+def band_effect_estimate(
+    spec: BandEffectClaim, boot: SourceBootstrap, ctx: ClaimContext
 ) -> Estimate:
-    pair = [spec.baseline, spec.condition]
-    seed_all = boot.per_seed.get(spec.metric, pair)
-    seed_band = boot.per_seed.get(spec.band_metric, pair)
-    per_seed = (seed_band[1] - seed_band[0]) - (seed_all[1] - seed_all[0])
+    per_seed = boot.per_seed.get(spec.band_metric, [spec.baseline, spec.condition])
+    per_seed = per_seed[1] - per_seed[0]
     effect = float(np.mean(per_seed))
-    band_joint, band_items, how = _boot_pair(boot, spec, spec.band_metric)
-    all_joint, all_items, _ = _boot_pair(boot, spec, spec.metric)
+    band_joint, _, how = _boot_pair(boot, spec, spec.band_metric)
     in_band = boot.runs.band == spec.band
-    n, n_band = len(in_band), int(in_band.sum())
-    d = _per_item(boot, spec.metric, spec)
-    if d is not None:
-        # mean_i(w_i d_si) = (band mean - overall mean) of seed s, w_i = n 1[i in band] / n_band - 1
-        d = d * (n * in_band / n_band - 1.0)[None, :]
-    item_boot = None if band_items is None else band_items - all_items
-    test, comps, name = _studentised(effect, per_seed, n, d, item_boot)
-    return Estimate(effect, n_band, n, how, test, name, comps, boot=band_joint - all_joint)
+    rest = ~in_band
+    n, n_band, n_rest = len(in_band), int(in_band.sum()), int(rest.sum())
+    d = _per_item(boot, spec.metric, spec)  # (S, n): an item mean (BAND_EFFECT_METRICS)
+    test, comps, name = _studentised(effect, per_seed, n_band, d[:, in_band], None)
+    # the contrast: band mean - rest mean of the per-item differences, as one weighted mean
+    with np.errstate(invalid="ignore"):
+        rest_seed = d[:, rest].mean(axis=1) if n_rest else np.full(len(per_seed), np.nan)
+    weights = n * in_band / max(n_band, 1) - n * rest / max(n_rest, 1)
+    c_test, c_comps, c_name = _studentised(
+        float(np.mean(per_seed - rest_seed)), per_seed - rest_seed, n, d * weights, None
+    )
+    rest_all = bootstrap.resample_metric(
+        boot.runs,
+        spec.metric,
+        boot.draws,
+        boot.n_bins,
+        prepared=boot.prepared(spec.metric),
+        keep=rest,
+    )
+    c, b = _pair(boot, spec)
+    contrast = Estimate(
+        float(np.mean(per_seed - rest_seed)),
+        n,
+        n,
+        how,
+        c_test,
+        c_name,
+        c_comps,
+        boot=band_joint - (rest_all[:, c] - rest_all[:, b]),
+    )
+    return Estimate(
+        effect,
+        n_band,
+        n,
+        how,
+        test,
+        f"{INTERSECTION_UNION}; each {name}",
+        comps,
+        boot=band_joint,
+        contrast=contrast,
+    )
 
 
 def spread_ratio_estimate(
@@ -362,6 +468,26 @@ def correlation_estimate(
     test, comps, name = _studentised(effect, per_seed, n, None, item_boot)
     return Estimate(
         effect, n, n, "seeds+training items", test, name, comps, boot=both[:, 1] - both[:, 0]
+    )
+
+
+def entropy_correlation_estimate(
+    spec: EntropyCorrelationClaim, boot: SourceBootstrap, ctx: ClaimContext
+) -> Estimate:
+    pair = [spec.baseline, spec.condition]
+    runs = boot.runs
+    per_seed = boot.per_seed.get(spec.metric, pair)
+    per_seed = per_seed[1] - per_seed[0]
+    effect = float(np.mean(per_seed))
+    # the registry's spearman_entropy: Spearman of H(p) with the human entropy, per run
+    values = alignment.entropy(runs.probs[[runs.index(c) for c in pair]])  # (2, S, n)
+    both, fixed = bootstrap.resample_correlation(
+        values, runs.human_entropy, boot.draws, by_seed=True
+    )
+    n = len(runs.item_ids)
+    test, comps, name = _studentised(effect, per_seed, n, None, fixed[:, 1] - fixed[:, 0])
+    return Estimate(
+        effect, n, n, "seeds+test items", test, name, comps, boot=both[:, 1] - both[:, 0]
     )
 
 
@@ -411,9 +537,12 @@ class ClaimKind:
 
 CLAIM_KINDS: dict[str, ClaimKind] = {
     "difference": ClaimKind(DifferenceClaim, difference_estimate, component_designs),
-    "band_contrast": ClaimKind(BandContrastClaim, band_contrast_estimate, component_designs),
+    "band_effect": ClaimKind(BandEffectClaim, band_effect_estimate, band_designs),
     "spread_ratio": ClaimKind(
         SpreadRatioClaim, spread_ratio_estimate, spread_ratio_designs, null=1.0
+    ),
+    "entropy_correlation": ClaimKind(
+        EntropyCorrelationClaim, entropy_correlation_estimate, component_designs
     ),
     "correlation": ClaimKind(CorrelationClaim, correlation_estimate, component_designs),
 }

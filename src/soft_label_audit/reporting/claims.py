@@ -28,8 +28,13 @@ when the adjusted p-value is below ``alpha`` AND the interval lies entirely on t
 of the null; ``contradicted`` when the adjusted p-value is below ``alpha`` and the interval
 lies entirely on the other side; otherwise ``inconclusive``. Both must agree, so a verdict is
 never contradicted by its own interval, and a rejection that the bootstrap interval does not
-confirm (the t-test's assumptions in doubt) stays inconclusive. A claim whose conditions,
-metric or scope the study lacks is skipped with a logged note.
+confirm (the t-test's assumptions in doubt) stays inconclusive. A claim with a secondary check
+(a ``band_effect``: the band's own effect, then its contrast with the other items) has the
+intersection-union p-value (the larger of its two tests'), and both intervals must lie on the
+claimed side for ``supported``; either one entirely on the other side makes it
+``contradicted`` (columns ``contrast_effect``, ``contrast_ci_low``, ``contrast_ci_high``,
+``contrast_p_value``; NaN for the other kinds). A claim whose conditions, metric or scope the
+study lacks is skipped with a logged note.
 """
 
 from __future__ import annotations
@@ -85,6 +90,10 @@ EXTRA_COLUMNS = [
     "n_seeds",
     "n_items",
     "resampled",
+    "contrast_effect",
+    "contrast_ci_low",
+    "contrast_ci_high",
+    "contrast_p_value",
 ]
 VERDICTS = ("supported", "contradicted", "inconclusive")
 
@@ -96,19 +105,27 @@ def verdict(
     direction: str,
     alpha: float,
     null: float = 0.0,
+    secondary: tuple[float, float] | None = None,
 ) -> str:
-    """``supported`` / ``contradicted`` / ``inconclusive`` (rule in the module docstring)."""
+    """``supported`` / ``contradicted`` / ``inconclusive`` (rule in the module docstring);
+    ``secondary``: the interval of a secondary check, which must agree for ``supported``.
+
+    >>> verdict(-0.03, -0.01, 0.01, "decrease", 0.05, secondary=(-0.02, 0.01))
+    'inconclusive'
+    >>> verdict(-0.03, -0.01, 0.01, "decrease", 0.05, secondary=(0.01, 0.02))
+    'contradicted'
+    """
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
-    if (
-        not (np.isfinite(ci_low) and np.isfinite(ci_high) and np.isfinite(p_adjusted))
-        or p_adjusted >= alpha
-    ):
+    intervals = [(ci_low, ci_high)] + ([secondary] if secondary is not None else [])
+    if not (np.all(np.isfinite(intervals)) and np.isfinite(p_adjusted)) or p_adjusted >= alpha:
         return "inconclusive"
-    above, below = ci_low > null, ci_high < null
-    if (above and direction == "increase") or (below and direction == "decrease"):
+    sides = [
+        "increase" if low > null else "decrease" if high < null else None for low, high in intervals
+    ]
+    if all(side == direction for side in sides):
         return "supported"
-    if above or below:
+    if any(side is not None and side != direction for side in sides):
         return "contradicted"
     return "inconclusive"
 
@@ -156,6 +173,7 @@ def evaluate_claims(
         confidence=config.confidence,
     )
     rows: list[dict[str, Any]] = []
+    secondary: list[tuple[float, float] | None] = []
     estimates: list[tuple[ClaimSpec, str, Estimate, int]] = []
     for spec in config.claims:
         kind = CLAIM_KINDS[spec.kind]
@@ -168,6 +186,9 @@ def evaluate_claims(
                 continue
             est = kind.estimate(spec, boot, ctx)
             low, high = est.interval(config.confidence)
+            check = est.contrast
+            secondary.append(None if check is None else check.interval(config.confidence))
+            nan = float("nan")
             rows.append(
                 {
                     "claim": spec.id,
@@ -190,11 +211,15 @@ def evaluate_claims(
                     "statistic": est.test.statistic,
                     "df": est.test.df,
                     "se": est.test.se,
-                    "p_value": est.test.p_value,
+                    "p_value": est.p_value,
                     "p_mc_se": est.test.p_mc_se,
                     "n_seeds": len(boot.runs.seeds),
                     "n_items": est.n_items,
                     "resampled": est.resampled,
+                    "contrast_effect": nan if check is None else check.effect,
+                    "contrast_ci_low": nan if check is None else secondary[-1][0],
+                    "contrast_ci_high": nan if check is None else secondary[-1][1],
+                    "contrast_p_value": nan if check is None else check.test.p_value,
                 }
             )
             estimates.append((spec, source, est, len(boot.runs.seeds)))
@@ -202,8 +227,8 @@ def evaluate_claims(
     if len(table):
         table["p_adjusted"] = holm(table["p_value"].to_numpy())
         table["verdict"] = [
-            verdict(r.ci_low, r.ci_high, r.p_adjusted, r.direction, config.alpha, r.null)
-            for r in table.itertuples()
+            verdict(r.ci_low, r.ci_high, r.p_adjusted, r.direction, config.alpha, r.null, check)
+            for r, check in zip(table.itertuples(), secondary, strict=True)
         ]
     for spec in reference_claims(config.power):
         for source, boot in boots.items():

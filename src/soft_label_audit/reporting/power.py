@@ -14,12 +14,17 @@ of the claim's scope: all annotated test items for a test claim (a band claim's 
 per annotated item, since its per-item weights ``n 1[band] / n_band - 1`` carry the band's
 share, so ``design_items`` are total annotated test items and ``design_band_items = share x
 design_items`` are the band's), pool items for a pool claim, training items for a
-cartography claim. For a ratio of seed spreads the Pitman-Morgan test's power
+cartography claim. A band effect's primary test has components per item of its band
+(:func:`band_designs`): its designs are solved in band items (``design_band_items``) and
+shown as annotated test items at the study's band share (``design_items = design_band_items
+/ share``); they are the primary test's, and the intersection with its contrast can only need
+more. For a ratio of seed spreads the Pitman-Morgan test's power
 (:func:`.variance.spread_ratio_power`) depends on the seeds only; its items stay the study's.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -166,5 +171,24 @@ def spread_ratio_designs(
                 "design_band_items": float(n) if pw >= wanted else float("nan"),
                 "design_power": pw,
             }
+        )
+    return rows
+
+
+def band_designs(
+    est: Estimate, n_seeds: int, alpha: float, settings: PowerSettings, target: float
+) -> list[dict[str, Any]]:
+    """Design rows of a band effect (module docstring): :func:`component_designs` on the
+    band's items, then counted as annotated test items at the study's band share."""
+    share = est.band_share
+    rows = component_designs(
+        replace(est, n_scope_items=est.n_items, contrast=None), n_seeds, alpha, settings, target
+    )
+    for row in rows:
+        band_items = row["design_items"]
+        row["n_items"], row["band_share"] = est.n_scope_items, share
+        row["design_band_items"] = band_items
+        row["design_items"] = (
+            float(np.ceil(band_items / share)) if np.isfinite(band_items) else band_items
         )
     return rows
