@@ -188,9 +188,12 @@ def test_a_band_effect_is_the_bands_own_difference_with_its_contrast_as_a_second
         assert np.median(est.boot) == pytest.approx(est.effect, abs=3 * np.std(est.boot))
         lo, hi = est.contrast.interval(0.95)
         assert lo <= contrast <= hi
-        # the primary test's SE: that of a mean over the band's items, close to the bootstrap's
-        ratio = est.test.se / np.std(est.boot, ddof=1)
-        assert 0.5 < ratio < 1.5, ratio
+        # each test's SE is close to, and below, its seed-and-item bootstrap's spread (which
+        # counts the interaction twice); the contrast's from centred weighted differences
+        # (uncentred weights give 0.76 and 1.43 here; see also test_claims_by_construction.py)
+        for one in (est, est.contrast):
+            ratio = one.test.se / np.nanstd(one.boot, ddof=1)
+            assert 0.5 < ratio < 1.0, ratio
     table, power = evaluate_claims(boots, cart, ReportingConfig.from_params(params))
     assert (table["p_mc_se"] == 0).all() and table["contrast_p_value"].notna().all()
     assert np.allclose(table["p_value"], table[["p_value", "contrast_p_value"]].max(axis=1))

@@ -378,6 +378,24 @@ def difference_estimate(spec: ClaimSpec, boot: SourceBootstrap, ctx: ClaimContex
     return Estimate(effect, n, n, how, test, name, comps, boot=joint)
 
 
+def _contrast_items(d: np.ndarray, in_band: np.ndarray) -> np.ndarray | None:
+    """Per-item values (S, n) whose mean over items is each seed's contrast ``mean_band d_s -
+    mean_rest d_s`` and whose ANOVA gives its components: the linearisation of a difference of
+    two group means, ``w_i (d_si - m_g(i)) + C`` with ``w_i = n / n_band`` in the band and
+    ``-n / n_rest`` outside, ``m_g`` the group's mean over seeds and items, ``C`` the grand
+    contrast (uncentred, the item component would hold the spread of ``w_i m_g`` between the
+    two groups, and the test would be conservative by a large factor). None when a group has
+    fewer than 2 items."""
+    rest = ~in_band
+    n, n_band, n_rest = len(in_band), int(in_band.sum()), int(rest.sum())
+    if n_band < 2 or n_rest < 2:
+        return None
+    m_band, m_rest = d[:, in_band].mean(), d[:, rest].mean()
+    weights = np.where(in_band, n / n_band, -n / n_rest)
+    centred = np.where(in_band, d - m_band, d - m_rest)
+    return weights[None, :] * centred + (m_band - m_rest)
+
+
 def band_effect_estimate(
     spec: BandEffectClaim, boot: SourceBootstrap, ctx: ClaimContext
 ) -> Estimate:
@@ -390,12 +408,11 @@ def band_effect_estimate(
     n, n_band, n_rest = len(in_band), int(in_band.sum()), int(rest.sum())
     d = _per_item(boot, spec.metric, spec)  # (S, n): an item mean (BAND_EFFECT_METRICS)
     test, comps, name = _studentised(effect, per_seed, n_band, d[:, in_band], None)
-    # the contrast: band mean - rest mean of the per-item differences, as one weighted mean
     with np.errstate(invalid="ignore"):
         rest_seed = d[:, rest].mean(axis=1) if n_rest else np.full(len(per_seed), np.nan)
-    weights = n * in_band / max(n_band, 1) - n * rest / max(n_rest, 1)
-    c_test, c_comps, c_name = _studentised(
-        float(np.mean(per_seed - rest_seed)), per_seed - rest_seed, n, d * weights, None
+    contrast_seed = per_seed - rest_seed
+    test_c, comps_c, name_c = _studentised(
+        float(np.mean(contrast_seed)), contrast_seed, n, _contrast_items(d, in_band), None
     )
     rest_all = bootstrap.resample_metric(
         boot.runs,
@@ -407,13 +424,13 @@ def band_effect_estimate(
     )
     c, b = _pair(boot, spec)
     contrast = Estimate(
-        float(np.mean(per_seed - rest_seed)),
+        float(np.mean(contrast_seed)),
         n,
         n,
         how,
-        c_test,
-        c_name,
-        c_comps,
+        test_c,
+        name_c,
+        comps_c,
         boot=band_joint - (rest_all[:, c] - rest_all[:, b]),
     )
     return Estimate(
