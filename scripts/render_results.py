@@ -169,8 +169,14 @@ SUMMARY_COLUMNS = (
     ("ece_15_floor_q95", "ECE-15 of a calibrated model, 95th pct"),
     ("ce_l2_debiased_15", "debiased L2 CE"),
     ("ece_15__band_high", "ECE-15, high human entropy"),
+    ("brier__band_high", "Brier, high human entropy"),
     ("kl_human", "KL(h ‖ model)"),
-    ("carto_rho_variability_original", "ρ(variability, human entropy)"),
+    ("spearman_entropy", "ρ(H(model), human entropy), test items"),
+    ("carto_rho_variability_original", "ρ(variability, human entropy), training items"),
+    (
+        "carto_rho_variability_original_own_target",
+        "ρ(variability, own target's entropy), training items",
+    ),
 )
 
 
@@ -189,7 +195,12 @@ def summary(inputs: Inputs) -> str | None:
         "**Test-set metrics**, mean ± std over seeds (`study_summary.csv`; every metric, per "
         "difficulty band and none band too, is in that file and in `metrics_by_run.csv`). "
         "Accuracy, NLL and ECE are against the original label; the calibrated model's ECE is the "
-        "noise floor of ECE on this many items:\n\n" + _table(pd.DataFrame(rows))
+        "noise floor of ECE on this many items. On training items a model mirrors its own "
+        "targets: the cartography correlation with the human entropy stands beside the one with "
+        "the entropy of the condition's own training targets (n/a where every target has the "
+        "same entropy, as one-hot and uniformly smoothed ones do; for `human_soft` the two are "
+        "the same); the test items' correlation is free of that mirror:\n\n"
+        + _table(pd.DataFrame(rows))
     )
 
 
@@ -291,7 +302,34 @@ def claims(inputs: Inputs) -> str | None:
         from soft_label_audit.reporting.claims_report import claims_markdown
     except ImportError:
         return "**Claims**: `claims.csv` exists but this checkout has no renderer for it."
-    return "**Claims of the paper, tested** (`claims.csv`):\n\n" + claims_markdown(table)
+    text = "**Claims of the paper, tested** (`claims.csv`):\n\n" + claims_markdown(table)
+    return text + _secondary_checks(table)
+
+
+def _secondary_checks(table: pd.DataFrame) -> str:
+    """The band effects' contrasts (their secondary check), when the table has any."""
+    if "contrast_effect" not in table or not table["contrast_effect"].notna().any():
+        return ""
+    rows = table[table["contrast_effect"].notna()]
+    shown = pd.DataFrame(
+        {
+            "claim": rows["claim"],
+            "source": rows["source"],
+            "metric": [f"`{m}`" for m in rows["metric"]],
+            "band effect - effect on the other items": [_fmt(v) for v in rows["contrast_effect"]],
+            "interval": [
+                f"[{_fmt(lo)}, {_fmt(hi)}]"
+                for lo, hi in zip(rows["contrast_ci_low"], rows["contrast_ci_high"], strict=True)
+            ],
+            "p": [_fmt(v) for v in rows["contrast_p_value"]],
+        }
+    )
+    return (
+        "\n**Secondary check of the band claims**: the band's effect minus the effect on the "
+        "items outside the band. A band claim is `supported` only when its own effect (above) "
+        "and this contrast both lie on the claimed side; its p (Holm) above is the larger of "
+        "the two tests' p-values (an intersection-union test):\n\n" + _table(shown) + "\n"
+    )
 
 
 #: the generated blocks, in order; add a function here to add a section

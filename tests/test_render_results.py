@@ -73,6 +73,7 @@ def test_the_page_gets_the_tables_and_the_readme_the_claims_and_their_figure(tmp
     assert "](docs/figures/claims.png)" in readme and "](docs/results.md)" in readme
     assert "0.012" in page and "0.988 ± 0.010" in page
     assert (tmp_path / "docs" / "figures" / "claims.png").read_bytes() == b"\x89PNG not really"
+    assert "Secondary check" not in readme  # no band claim in this table
     assert _render(tmp_path, "--check").returncode == 0
     (report / "figures" / "claims.png").write_bytes(b"\x89PNG another")
     assert _render(tmp_path, "--check").returncode == 1  # the README's figure is stale
@@ -128,3 +129,37 @@ def test_the_power_section_lists_each_claims_designs(tmp_path):
     assert "| c | test | mnist | `ece_15` | 0.010 | 0.31 (6 × 1.2k) | 0.001 / 0.02 / 0.03 |" in text
     assert "6 × 36k (9k in band), 20 × 9.1k (2.27k in band)" in lines[-2]
     assert lines[-1].endswith("| n/a | none up to 40 seeds |")
+
+
+def test_a_band_claims_contrast_is_shown_beside_the_claims_table(tmp_path):
+    report = tmp_path / "data" / "08_reporting"
+    report.mkdir(parents=True)
+    row = {
+        "claim": "c_hard_items",
+        "source": "mnist",
+        "metric": "brier",
+        "comparison": "human_soft - original_hard on high band (and its excess over the other items)",
+        "effect": 0.004,
+        "ci_low": -0.02,
+        "ci_high": 0.03,
+        "p_adjusted": 1.0,
+        "verdict": "inconclusive",
+        "contrast_effect": -0.0567,
+        "contrast_ci_low": -0.09,
+        "contrast_ci_high": -0.02,
+        "contrast_p_value": 0.004,
+    }
+    other = {**row, "claim": "a_accuracy", "metric": "accuracy", "contrast_effect": None}
+    pd.DataFrame([row, other]).to_csv(report / "claims.csv", index=False)
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "README.md").write_text(MARKERS)
+    (tmp_path / "docs" / "results.md").write_text(MARKERS)
+    assert _render(tmp_path).returncode == 0
+    page = (tmp_path / "docs" / "results.md").read_text()
+    lines = [
+        line
+        for line in page.splitlines()
+        if line.startswith("| c_hard_items | mnist | `brier` | -0.057")
+    ]
+    assert lines == ["| c_hard_items | mnist | `brier` | -0.057 | [-0.090, -0.020] | 0.004 |"]
+    assert page.count("| a_accuracy |") == 1  # its claims row, no contrast row
