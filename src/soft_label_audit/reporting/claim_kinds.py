@@ -45,9 +45,9 @@ Satterthwaite df from the effect's variance components for the difference, band 
 correlation kinds (ANOVA components for item-mean metrics, bootstrap components for binned and
 rank metrics, the seed spread alone for a metric resampled over seeds only), the
 Pitman-Morgan test for a spread ratio. A band effect's two tests are ANOVAs of per-item paired
-differences: the band effect's over the band's items, the contrast's over all items with
-weights ``n 1[band] / n_band - n 1[rest] / n_rest`` (their mean is the band mean minus the
-rest's mean).
+differences: the band effect's over the band's items, the contrast's over all items of the
+centred, weighted differences of :func:`_contrast_items` (their mean over items is each seed's
+band mean minus its rest mean).
 
 Adding a kind is one entry of :data:`CLAIM_KINDS`: its spec class (fields beyond
 :class:`ClaimSpec`'s, each with its reader; the comparison text; the metrics it needs), its
@@ -230,6 +230,10 @@ class SpreadRatioClaim(ClaimSpec):
         return f"std over seeds: {self.condition} / {self.baseline}"
 
 
+#: the per-run column of an entropy_correlation claim (metrics.registry)
+ENTROPY_CORRELATION_METRIC = "spearman_entropy"
+
+
 @dataclass(frozen=True)
 class EntropyCorrelationClaim(ClaimSpec):
     """``entropy_correlation``: the Spearman correlation of the model's predictive entropy with
@@ -242,9 +246,6 @@ class EntropyCorrelationClaim(ClaimSpec):
         super().check(path)
         if self.metric != ENTROPY_CORRELATION_METRIC:
             raise p.fail(f"{path}.metric", repr(ENTROPY_CORRELATION_METRIC), self.metric)
-
-
-ENTROPY_CORRELATION_METRIC = "spearman_entropy"
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,9 @@ S seeds and n items is
 How the components are estimated (:class:`Components`, field ``method``):
 
 * ``anova`` (:func:`anova_components`), for a metric that is a mean over items (accuracy, NLL,
-  Brier, ...; a band contrast of one through per-item weights): two-way ANOVA without
-  replication of the per-seed per-item differences ``d_si``, with
+  Brier, ...; a band effect on its band's items, its contrast through centred per-item
+  weights): two-way ANOVA without replication of the per-seed per-item differences ``d_si``,
+  with
   ``MS_seed = n sum_s (d_s. - d..)^2 / (S-1)``, ``MS_item = S sum_i (d_.i - d..)^2 / (n-1)``,
   ``MS_res = sum (d_si - d_s. - d_.i + d..)^2 / ((S-1)(n-1))`` and the random-effects
   expectations ``E MS_seed = var_res + n var_seed``, ``E MS_item = var_res + S var_item``,
