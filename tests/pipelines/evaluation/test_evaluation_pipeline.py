@@ -138,6 +138,29 @@ def test_cartography_correlates_with_the_own_targets_entropy_beside_the_human_on
         )
 
 
+def test_targets_of_one_entropy_have_no_own_target_correlation(study):
+    """Uniform smoothing gives every target one entropy, whose float sums differ in the last
+    bits with the label's column: they tie (NaN correlation), not rank by rounding noise."""
+    from soft_label_audit.human_labels import entropy
+
+    targets = study["mnist.human_soft.targets"].copy()
+    labels = study["item_stats"].set_index("item_id").loc[targets["item_id"], "original_label"]
+    columns = [f"t_{k}" for k in range(10)]
+    targets[columns] = 0.9 * np.eye(10)[labels.to_numpy()] + 0.01
+    train = targets[targets["split"] == "train"]
+    assert np.ptp(entropy(train[columns].to_numpy())) > 0  # the noise is there
+    _, summary = nodes.map_training_dynamics(
+        study["mnist.human_soft.dynamics"],
+        study["item_stats"],
+        targets,
+        EVAL_PARAMS,
+        source="mnist",
+        condition="human_soft",
+    )
+    assert summary["carto_rho_variability_original_own_target"].isna().all()
+    assert summary["carto_rho_variability_original"].notna().all()
+
+
 def test_training_items_without_a_train_target_are_refused(study):
     targets = study["mnist.human_soft.targets"].copy()
     first = study["mnist.human_soft.dynamics"]["item_ids"][0]

@@ -173,9 +173,11 @@ def map_training_dynamics(
 
 
 def _target_entropy(item_ids: np.ndarray, targets: pd.DataFrame, what: str) -> np.ndarray:
-    """Entropy (nats) of the training target of each of ``item_ids``, in that order; every
-    item must have a target row of split ``train`` (a relation between the dynamics and the
-    targets the run was trained on)."""
+    """Entropy (nats) of the training target of each of ``item_ids``, in that order, rounded to
+    1e-12 nats: targets of one entropy (a uniform smoothing puts its label in another column
+    on each item, so their float sums differ in the last bits) must tie in the ranks, not
+    correlate by rounding noise. Every item must have a target row of split ``train`` (a
+    relation between the dynamics and the targets the run was trained on)."""
     rows = pd.DataFrame({"item_id": item_ids}).merge(
         targets[["item_id", "split", *T_COLS]], on="item_id", how="left", validate="many_to_one"
     )
@@ -185,7 +187,7 @@ def _target_entropy(item_ids: np.ndarray, targets: pd.DataFrame, what: str) -> n
             f"{what}: training items {wrong.tolist()[:5]} (of {len(wrong)}) have no target row "
             "of split 'train'"
         )
-    return entropy_of(rows[list(T_COLS)].to_numpy(dtype=np.float64))
+    return np.round(entropy_of(rows[list(T_COLS)].to_numpy(dtype=np.float64)), 12)
 
 
 def _training_item_stats(item_ids: np.ndarray, item_stats: pd.DataFrame, what: str) -> pd.DataFrame:
