@@ -12,6 +12,8 @@ DIGITS = tuple(range(N_CLASSES))
 
 SOURCES = ("mnist", "synthetic")
 SPLITS = ("train", "val", "test")
+#: the item sets a run predicts: the annotated test items and the unannotated pool items
+PREDICTION_SCOPES = ("test", "pool")
 
 #: human soft label: 10 digits plus the "none / can't tell" slot, summing to one
 H_DIGIT_COLS = tuple(f"h_{k}" for k in DIGITS)
