@@ -10,7 +10,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from soft_label_audit.columns import P_COLS, T_COLS
+from soft_label_audit.columns import P_COLS, RUN_CURVE_COLUMNS, T_COLS
 from soft_label_audit.data_sources.tables import images_from_column
 from soft_label_audit.metrics.convergence import convergence
 from soft_label_audit.trainer import CURVE_NAMES, TrainData
@@ -124,10 +124,6 @@ def final_prediction_table(
     return table[["source", "condition", "seed", "scope", "item_id", *P_COLS]]
 
 
-#: the per-run columns of ``curves`` after the curves themselves, repeated on every row
-RUN_CURVE_COLUMNS = ("best_epoch", "val_loss_gain_last_fifth", "val_loss_converged")
-
-
 def curve_table(
     curves_by_name: dict[str, np.ndarray],
     seeds: list[int],
@@ -146,9 +142,8 @@ def curve_table(
         curves[name] = curves_by_name[name].reshape(-1)
     best_epochs = np.asarray(best_epochs, np.int64)
     gain, converged = convergence(curves_by_name["val_loss"])
-    curves["best_epoch"] = np.repeat(best_epochs, epochs)
-    curves["val_loss_gain_last_fifth"] = np.repeat(gain, epochs)
-    curves["val_loss_converged"] = np.repeat(converged, epochs)
+    for column, per_run in zip(RUN_CURVE_COLUMNS, (best_epochs, gain, converged), strict=True):
+        curves[column] = np.repeat(per_run, epochs)
     logger.info(
         "%s.%s: best validation epochs %s of %d; validation loss gain over the last fifth: "
         "max %.4f nats over seeds (%s)",
