@@ -124,6 +124,20 @@ def final_prediction_table(
     return table[["source", "condition", "seed", "scope", "item_id", *P_COLS]]
 
 
+def prediction_tables(
+    result, test: pd.DataFrame, pool: pd.DataFrame, seeds: list[int], source: str, condition: str
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """``test_predictions`` and ``pool_predictions`` at the best epoch and ``final_predictions``
+    of a :class:`~soft_label_audit.trainer.TrainResult`."""
+    return (
+        prediction_table(result.test_probs_best, test, seeds, source, condition),
+        prediction_table(result.pool_probs_best, pool, seeds, source, condition),
+        final_prediction_table(
+            result.test_probs, test, result.pool_probs, pool, seeds, source, condition
+        ),
+    )
+
+
 def curve_table(
     curves_by_name: dict[str, np.ndarray],
     seeds: list[int],

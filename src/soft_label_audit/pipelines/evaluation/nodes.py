@@ -147,9 +147,10 @@ def score_other_scopes(
     (``pool_digits`` for the pool, ``item_stats`` for the test items). A source without pool
     items gets ``pool__n_items`` 0 and NaN pool metrics."""
     config = EvaluationConfig.from_params(params)
-    floor = config.calibration_floor
-    pool_labels = pool_digits.loc[pool_digits["source"] == source, ["item_id", "original_label"]]
-    test_labels = item_stats[["item_id", "original_label"]]
+    labels = {
+        "pool": pool_digits.loc[pool_digits["source"] == source, ["item_id", "original_label"]],
+        "test": item_stats[["item_id", "original_label"]],
+    }
     scored = {
         ("best", "pool"): pool_predictions,
         ("final", "test"): final_predictions[final_predictions["scope"] == "test"],
@@ -161,21 +162,27 @@ def score_other_scopes(
         row: dict[str, Any] = {"seed": int(seed)}
         for (epoch, scope), table in scored.items():
             run = table[table["seed"] == seed]
-            labels = pool_labels if scope == "pool" else test_labels
             what = f"{source}.{condition} {epoch}-epoch {scope} predictions seed {seed}"
-            original = _original_labels(run["item_id"].to_numpy(), labels, what)
-            scores = score_label_free(
-                run[list(P_COLS)].to_numpy(dtype=np.float64),
-                original,
-                config.n_bins,
-                floor.draws,
-                floor.quantile,
-                floor.seed,
-            )
+            scores = _label_free_scores(run, labels[scope], config, what)
             prefix = SCOPE_PREFIXES[(epoch, scope)]
             row.update({f"{prefix}{name}": value for name, value in scores.items()})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _label_free_scores(
+    run: pd.DataFrame, labels: pd.DataFrame, config: EvaluationConfig, what: str
+) -> dict[str, float]:
+    """The label-free metrics of one run's predictions of one item set."""
+    floor = config.calibration_floor
+    return score_label_free(
+        run[list(P_COLS)].to_numpy(dtype=np.float64),
+        _original_labels(run["item_id"].to_numpy(), labels, what),
+        config.n_bins,
+        floor.draws,
+        floor.quantile,
+        floor.seed,
+    )
 
 
 def _original_labels(item_ids: np.ndarray, labels: pd.DataFrame, what: str) -> np.ndarray:

@@ -62,11 +62,7 @@ def train_condition(
     dynamics = run_tables.dynamics_record(train, seeds, result.dynamics)
     weights = {"model": config.model.settings(), "seeds": seeds, "state_dicts": result.state_dicts}
     return (
-        run_tables.prediction_table(result.test_probs_best, test, seeds, source, condition),
-        run_tables.prediction_table(result.pool_probs_best, pool, seeds, source, condition),
-        run_tables.final_prediction_table(
-            result.test_probs, test, result.pool_probs, pool, seeds, source, condition
-        ),
+        *run_tables.prediction_tables(result, test, pool, seeds, source, condition),
         run_tables.curve_table(result.curves, seeds, source, condition, result.best_epochs),
         dynamics,
         weights,
