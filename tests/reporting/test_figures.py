@@ -67,8 +67,8 @@ def test_validation_curves_mark_each_runs_best_and_final_epoch():
     squares = [ln for ln in ax.lines if ln.get_marker() == "s"]
     assert [(ln.get_xdata()[0], ln.get_ydata()[0]) for ln in rings] == [(2, 0.5), (3, 0.6)]
     assert [(ln.get_xdata()[0], ln.get_ydata()[0]) for ln in squares] == [(3, 0.7), (3, 0.6)]
-    labels = {t.get_text() for legend in fig.legends for t in legend.get_texts()}
-    assert {"best epoch (lowest val_loss)", "final epoch", "seed 0"} <= labels
+    labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert labels == ["seed 0", "seed 1", "best epoch (lowest val_loss)", "final epoch"]
     # without the column, the best epoch is the lowest val_loss (the trainer's rule)
     fig = figures.validation_curves(curves.drop(columns="best_epoch"), ["mnist"], ["a"])
     rings = [ln for ln in fig.axes[0].lines if ln.get_marker() == "o"]

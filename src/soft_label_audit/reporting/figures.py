@@ -303,7 +303,8 @@ def validation_curves(
         for c, condition in enumerate(conditions):
             ax = axes[r, c]
             sub = curves[(curves["source"] == source) & (curves["condition"] == condition)]
-            for k, (seed, run) in enumerate(sub.groupby("seed", sort=True)):
+            runs = list(sub.groupby("seed", sort=True))
+            for k, (seed, run) in enumerate(runs):
                 run = run.sort_values("epoch")
                 (line,) = ax.plot(
                     run["epoch"], run[column], lw=1, marker=".", ms=3, label=f"seed {seed}"
@@ -311,7 +312,7 @@ def validation_curves(
                 best = run[run["epoch"] == _best_epoch(run)]
                 last = run.iloc[[-1]]
                 marks = {"mfc": "none", "mec": line.get_color(), "ms": 7, "ls": "none"}
-                first = k == 0  # one legend entry per marker kind
+                first = k == len(runs) - 1  # one legend entry per marker, after the seeds
                 ax.plot(
                     best["epoch"],
                     best[column],
