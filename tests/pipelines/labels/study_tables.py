@@ -87,15 +87,6 @@ def small_study(mnist_arrays: dict, seed: int = 0) -> dict[str, pd.DataFrame]:
     }
 
 
-def pool_for(tables: dict, n_mnist: int = 40) -> pd.DataFrame:
-    """A small ``pool_digits``: ``n_mnist`` MNIST items of ``digits`` outside the study, and no
-    synthetic item (a source without pool items is allowed)."""
-    digits, study = tables["digits"], tables["study_digits"]
-    outside = digits[(digits["source"] == "mnist") & ~digits["item_id"].isin(study["item_id"])]
-    pool = outside.iloc[:n_mnist][["item_id", "source", "original_label", "image"]]
-    return pool.reset_index(drop=True)
-
-
 def targets_for(
     tables: dict,
     labels_params: dict,
@@ -116,3 +107,12 @@ def targets_for(
         source=source,
         condition=condition,
     )
+
+
+def pool_for(tables: dict, n_mnist: int = 40) -> pd.DataFrame:
+    """A small ``pool_digits``: ``n_mnist`` MNIST items of ``digits`` outside the study, and no
+    synthetic item (a source without pool items is allowed)."""
+    digits, study = tables["digits"], tables["study_digits"]
+    outside = digits[(digits["source"] == "mnist") & ~digits["item_id"].isin(study["item_id"])]
+    pool = outside.iloc[:n_mnist][["item_id", "source", "original_label", "image"]]
+    return pool.reset_index(drop=True)
