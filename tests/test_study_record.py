@@ -204,7 +204,9 @@ def test_the_notebook_runs_on_the_study_record_after_a_partial_training_run(stag
         mlflow.set_tracking_uri(uri)
 
 
-def test_a_logged_model_reproduces_its_test_predictions(staged):
+def test_a_logged_model_reproduces_its_final_epoch_test_predictions(staged):
+    """The logged model holds the final weights: it reproduces the final epoch's predictions
+    (``final_predictions``, scope test); ``test_predictions`` are the best epoch's."""
     import mlflow.pytorch
     import torch
 
@@ -235,8 +237,9 @@ def test_a_logged_model_reproduces_its_test_predictions(staged):
     with torch.no_grad():
         probs = torch.softmax(model(images_to_tensor(images_from_column(test["image"]))), -1)
     preds = pd.read_parquet(
-        root / "07_model_output" / source / condition / "test_predictions.parquet"
+        root / "07_model_output" / source / condition / "final_predictions.parquet"
     )
+    preds = preds[preds["scope"] == "test"]
     mine = preds[preds["seed"] == int(seed)].sort_values("item_id")
     assert mine["item_id"].tolist() == test["item_id"].tolist()
     expected = mine[[f"p_{k}" for k in range(10)]].to_numpy()
