@@ -527,11 +527,15 @@ def _train_one(*, job: _Job, k: int, overall, position: int) -> _RunOutput:
         overall.update()
     run_bar.close()
     state = {name: p.detach().cpu().numpy().copy() for name, p in model.state_dict().items()}
+
+    def best_logits(x: torch.Tensor, final: np.ndarray) -> np.ndarray:
+        model.load_state_dict(best_state)  # after the final predictions
+        return _predict_plain(model, x, config.eval_batch_size).cpu().numpy()
+
     predictions = _predict_epochs(
         lambda x: _predict_plain(model, x, config.eval_batch_size),
-        lambda: model.load_state_dict(best_state) if best_state is not None else None,
-        best_state is not None,
         tensors,
+        best_logits if best_state is not None and best_epoch < epochs - 1 else None,
     )
     return _RunOutput(
         curves=curves,
@@ -542,16 +546,17 @@ def _train_one(*, job: _Job, k: int, overall, position: int) -> _RunOutput:
     )
 
 
-def _predict_epochs(predict, load_best, has_best: bool, tensors: _Tensors) -> _Predictions:
-    """The test items and the pool predicted by ``predict`` with the final weights, then (after
-    ``load_best``) with those of the best epoch; without a best copy they are the final ones."""
+def _predict_epochs(predict, tensors: _Tensors, best_logits=None) -> _Predictions:
+    """The test items and the pool predicted by ``predict`` with the final weights, then by
+    ``best_logits(x, final_logits)`` with those of the best epoch. ``best_logits`` is None when
+    every run's best epoch is its last: its best-epoch logits are then the final ones (copied,
+    not computed twice; a run still improving at its end costs one prediction)."""
     start = time.perf_counter()
     test, pool = (predict(x).cpu().numpy() for x in (tensors.x_test, tensors.x_pool))
-    if has_best:
-        load_best()
-        test_best, pool_best = (predict(x).cpu().numpy() for x in (tensors.x_test, tensors.x_pool))
-    else:
+    if best_logits is None:
         test_best, pool_best = test.copy(), pool.copy()
+    else:
+        test_best, pool_best = best_logits(tensors.x_test, test), best_logits(tensors.x_pool, pool)
     return _Predictions(test, test_best, pool, pool_best, time.perf_counter() - start)
 
 
@@ -664,16 +669,21 @@ def _train_vectorised(*, job: _Job) -> _RunsOutput:
         {name: p[k].detach().cpu().numpy().copy() for name, p in params.items()}
         for k in range(k_runs)
     ]
-    with torch.no_grad():  # a run whose val_loss never improved (never finite): its final weights
-        never = torch.isinf(best_loss)
-        for name, p in params.items():
-            best[name][never] = p.detach()[never]
-    chosen = {"params": params}
+    # the runs whose best epoch is not their last (a run whose val_loss never improved, or
+    # without validation items, keeps epochs - 1: its final weights)
+    earlier = torch.nonzero(best_epoch < epochs - 1).flatten()
+    subset = {name: b[earlier] for name, b in best.items()}
+
+    def best_logits(x: torch.Tensor, final: np.ndarray) -> np.ndarray:
+        out = final.copy()
+        logits = _predict_vectorised(forward_shared, subset, x, config.eval_batch_size)
+        out[earlier.cpu().numpy()] = logits.cpu().numpy()
+        return out
+
     predictions = _predict_epochs(
-        lambda x: _predict_vectorised(forward_shared, chosen["params"], x, config.eval_batch_size),
-        lambda: chosen.update(params=best),
-        bool(len(tensors.x_val)),
+        lambda x: _predict_vectorised(forward_shared, params, x, config.eval_batch_size),
         tensors,
+        best_logits if len(earlier) else None,
     )
     return _RunsOutput(
         curves={name: h.cpu().double().numpy() for name, h in history.items()},
