@@ -22,7 +22,8 @@ they share the number of training items and therefore, for a given seed, the bat
   original label, the same yardstick for every condition; the earliest on a tie; the last epoch
   when there are no validation items). A copy of the weights is kept whenever ``val_loss``
   improves, and after training the test items and the pool images (``TrainData.pool_images``)
-  are predicted twice: with the weights of the best epoch (``*_best``) and with the final ones.
+  are predicted with the weights of the best epoch (``*_best``) and with the final ones (once,
+  when the best epoch is the last).
   The state dicts returned are the final weights (the model a run ends with, and the one its
   final-epoch predictions come from); ``best_epochs`` says which epoch the best-epoch
   predictions come from.
