@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export KEDRO_DISABLE_TELEMETRY := true
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install run test lint bench bench-annotate viz viz-screenshots mlflow-ui lock clean-data fingerprints check-fingerprints results
+.PHONY: install run test lint bench bench-teacher bench-annotate viz viz-screenshots mlflow-ui lock clean-data fingerprints check-fingerprints results
 
 install: $(STAMP)
 
@@ -49,6 +49,11 @@ results: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_trainer.py
 	$(BIN)/python scripts/bench_contracts.py
+
+# the cross-fitted teacher (machine_soft) on the default study's shape: its k folds one after
+# another against parallel_runs at a time (one intra-op thread each), sample-updates/s and ratio
+bench-teacher: $(STAMP)
+	$(BIN)/python scripts/bench_teacher.py
 
 # Annotation tool under load on 127.0.0.1: 50 annotators, 10,000 items, kill -9 half-way,
 # at most 30 s of load each: SQLite then PostgreSQL (a throwaway local server) as fast as the

@@ -147,6 +147,7 @@ def raw_file_project(tmp_path, study_run) -> Path:
     for made in (
         "02_intermediate/digits.parquet",
         "03_primary/study_items.parquet",
+        "03_primary/pool_digits.parquet",
         "provenance/digits.json",
     ):
         (raw / made).parent.mkdir(parents=True, exist_ok=True)

@@ -36,6 +36,15 @@ def _digits() -> pd.DataFrame:
     )
 
 
+def _pool_digits() -> pd.DataFrame:
+    """Two MNIST training images and two blends with ids of their own and their parents."""
+    table = _digits().drop(index=[2, 3]).reset_index(drop=True)
+    table["item_id"] = np.array([10, 11, 150_000, 150_001], np.int64)
+    table["parent_a"] = np.array([-1, -1, 20, 21], np.int64)
+    table["parent_b"] = np.array([-1, -1, 30, 31], np.int64)
+    return table
+
+
 def _study_items() -> pd.DataFrame:
     return pd.DataFrame(
         {
@@ -147,6 +156,7 @@ def _metrics() -> pd.DataFrame:
 
 VALID = {
     "digits": _digits,
+    "pool_digits": _pool_digits,
     "study_items": _study_items,
     "study_digits": _study_digits,
     "raw_annotations": _votes,
@@ -206,6 +216,7 @@ def test_a_missing_column_is_refused(name):
     ("name", "keys"),
     [
         ("digits", "item_id"),
+        ("pool_digits", "item_id"),
         ("study_items", "item_id"),
         ("study_digits", "item_id"),
         ("raw_annotations", "(item_id, annotator_id)"),
@@ -258,6 +269,8 @@ def test_predictions_allow_float32_rounding_but_not_more():
         ("digits", "original_label", 10, "column 'original_label': in [0, 9]"),
         ("digits", "item_id", 70_000, "an mnist item_id is in 0..69999"),
         ("digits", "source", "emnist", "one of mnist, synthetic"),
+        ("pool_digits", "item_id", 60_000, "an mnist item_id is a training image, 0..59999"),
+        ("pool_digits", "parent_a", 60_000, "column 'parent_a': in [-1, 59999]"),
         ("study_items", "split", "holdout", "one of train, val, test"),
         ("study_digits", "annotation_source", "crowd", "one of simulated, released, raw_file"),
         ("raw_annotations", "choice", "11", "one of 0, 1, 2"),
@@ -295,6 +308,16 @@ def test_digits_images_and_machine_labels_are_checked_cell_by_cell():
     table = _digits()
     table.at[5, "machine_soft_label"] = None
     _refused("digits", table, "a synthetic item carries a machine_soft_label", "100001")
+
+
+def test_pool_blends_have_ids_above_mnist_and_a_machine_label():
+    _refused("pool_digits", _pool_digits().drop(columns="parent_b"), "missing parent_b")
+    table = _pool_digits()
+    table.loc[3, "item_id"] = 69_999
+    _refused("pool_digits", table, "a synthetic item_id is >= 70000", "69999")
+    table = _pool_digits()
+    table.at[2, "machine_soft_label"] = None
+    _refused("pool_digits", table, "a synthetic item carries a machine_soft_label", "150000")
 
 
 def test_wrong_dtypes_and_rules_across_columns_are_refused():

@@ -163,6 +163,39 @@ def test_an_unknown_block_and_a_condition_without_its_recipe_are_refused():
     )
 
 
+def _pool_first_id(first: int, n_items: int | None = None) -> dict:
+    pool = copy.deepcopy(BASE["digits"]["pool"])
+    pool["synthetic"]["first_item_id"] = first
+    if n_items is not None:
+        pool["synthetic"]["n_items"] = n_items
+    return {**BASE, "digits": {**BASE["digits"], "pool": pool}}
+
+
+def test_the_pool_ids_miss_the_synthetic_and_released_ids():
+    made = BASE["digits"]["synthetic"]
+    lo, hi = made["first_item_id"], made["first_item_id"] + made["n_items"]
+    offset = BASE["annotation"]["released"]["non_mnist_id_offset"]
+    n = BASE["digits"]["pool"]["synthetic"]["n_items"]
+    assert _refused(_pool_first_id(hi - 1)) == (
+        "digits.pool.synthetic.first_item_id must be a first id whose range [first, first + "
+        f"n_items) misses digits.synthetic's ids [{lo}, {hi}), got {hi - 1}"
+    )
+    assert _refused(_pool_first_id(lo - n + 1)).startswith("digits.pool.synthetic.first_item_id")
+    assert _refused(_pool_first_id(offset - n + 1)).startswith(
+        "digits.pool.synthetic.first_item_id must be a first id whose range [first, first + "
+        "n_items) misses the released non-MNIST ids (annotation.released.non_mnist_id_offset"
+    )
+    assert _refused(_pool_first_id(60_000)).startswith(
+        "digits.pool.synthetic.first_item_id must be an integer >= 70000"
+    )
+    # ranges that touch without overlapping, and an empty pool anywhere, are fine
+    for tree in (_pool_first_id(hi), _pool_first_id(lo - n), _pool_first_id(offset - n)):
+        assert read_parameters(tree)["digits"].pool.synthetic_n_items == n
+    assert read_parameters(_pool_first_id(lo, n_items=0))["digits"].pool.synthetic_ids() == range(
+        lo, lo
+    )
+
+
 def test_teachers_are_the_students_cnn_unless_they_say_otherwise():
     tree = read_parameters(BASE)
     for teacher in TEACHER_NEEDS:

@@ -32,6 +32,7 @@ from pandera.errors import SchemaErrors
 from soft_label_audit.columns import (
     CHOICES,
     H_COLS,
+    MNIST_TRAIN_IDS,
     N_CLASSES,
     N_MNIST,
     P_COLS,
@@ -308,6 +309,51 @@ def _digits() -> pa.DataFrameSchema:
     )
 
 
+def _pool_mnist_ids() -> pa.Check:
+    lo, hi = MNIST_TRAIN_IDS.start, MNIST_TRAIN_IDS.stop
+
+    def check(df: pd.DataFrame) -> pd.Series | bool:
+        if not _has(df, ["source", "item_id"]):
+            return True
+        return (df["source"] != "mnist") | df["item_id"].between(lo, hi - 1)
+
+    return pa.Check(
+        check,
+        name=f"an mnist item_id is a training image, {lo}..{hi - 1} (never a test image: the "
+        "crowd's memory)",
+    )
+
+
+def _synthetic_ids_outside_mnist() -> pa.Check:
+    def check(df: pd.DataFrame) -> pd.Series | bool:
+        if not _has(df, ["source", "item_id"]):
+            return True
+        return (df["source"] != "synthetic") | (df["item_id"] >= N_MNIST)
+
+    return pa.Check(check, name=f"a synthetic item_id is >= {N_MNIST} (outside the 70k ordering)")
+
+
+def _pool_digits() -> pa.DataFrameSchema:
+    columns = dict(_digits().columns)
+    # required here: whatever must stay apart from the pool leaves out the blends' parents too
+    for parent in ("parent_a", "parent_b"):
+        columns[parent] = _col("integer", _between(-1, MNIST_TRAIN_IDS.stop - 1))
+    return _schema(
+        "pool_digits",
+        columns,
+        [
+            _one_row_per(["item_id"]),
+            _pool_mnist_ids(),
+            _synthetic_ids_outside_mnist(),
+            _synthetic_has_machine_label(),
+        ],
+        "the held-out scoring pool (data_sources.pool), one row per item, the columns of "
+        "digits: MNIST training images outside the study and further synthetic blends from "
+        "parents outside the study; parent_a/parent_b: the MNIST training ids a blend was "
+        "made from (-1 for MNIST)",
+    )
+
+
 def _study_items() -> pa.DataFrameSchema:
     return _schema(
         "study_items",
@@ -485,6 +531,7 @@ def _metrics(source: str | None, condition: str | None) -> pa.DataFrameSchema:
 _TABLES: dict[str, Callable[[], pa.DataFrameSchema]] = {
     "digits": _digits,
     "study_items": _study_items,
+    "pool_digits": _pool_digits,
     "study_digits": _study_digits,
     "raw_annotations": lambda: _votes("raw_annotations", with_source=False),
     "validated_annotations": lambda: _votes("validated_annotations", with_source=True),

@@ -33,28 +33,47 @@ from soft_label_audit import params as p
 
 @dataclass(frozen=True)
 class DigitsConfig:
-    """The ``digits`` block: the synthetic variant, the study split and the sample figure."""
+    """The ``digits`` block: the synthetic variant, the study split, the held-out scoring pool
+    and the sample figure."""
 
     synthetic: Any
     study: Any
+    pool: Any
     figure: Any
 
     @classmethod
     def from_params(cls, block: Any, path: str = "digits") -> DigitsConfig:
         from soft_label_audit.data_sources.figures import SampleGridConfig
+        from soft_label_audit.data_sources.pool import PoolConfig
         from soft_label_audit.data_sources.study import StudyConfig
         from soft_label_audit.data_sources.synthetic import AmbiguityConfig
 
         block = p.block(path, block)
-        p.no_unknown(path, block, ("synthetic", "study", "figure"))
+        p.no_unknown(path, block, ("synthetic", "study", "pool", "figure"))
+        made = AmbiguityConfig.from_params(
+            p.required(path, block, "synthetic"), f"{path}.synthetic"
+        )
+        pool = PoolConfig.from_params(p.required(path, block, "pool"), f"{path}.pool")
+        ids = range(made.first_item_id, made.first_item_id + made.n_items)
+        _pool_ids_clear_of(pool, ids, f"{path}.synthetic's ids [{ids.start}, {ids.stop})")
         return cls(
-            synthetic=AmbiguityConfig.from_params(
-                p.required(path, block, "synthetic"), f"{path}.synthetic"
-            ),
+            synthetic=made,
             study=StudyConfig.from_params(p.required(path, block, "study"), f"{path}.study"),
+            pool=pool,
             figure=SampleGridConfig.from_params(
                 p.required(path, block, "figure"), f"{path}.figure"
             ),
+        )
+
+
+def _pool_ids_clear_of(pool: Any, ids: range, what: str) -> None:
+    """Refuse pool synthetic ids that overlap ``ids``, the id range of other items (``what``)."""
+    mine = pool.synthetic_ids()
+    if len(mine) and len(ids) and mine.start < ids.stop and ids.start < mine.stop:
+        raise p.fail(
+            "digits.pool.synthetic.first_item_id",
+            f"a first id whose range [first, first + n_items) misses {what}",
+            pool.synthetic_first_item_id,
         )
 
 
@@ -253,6 +272,13 @@ def read_parameters(params: Mapping[str, Any]) -> Parameters:
 def _check_across_blocks(blocks: dict[str, Any]) -> None:
     """Rules that tie two blocks together."""
     grid = blocks["study"]
+    # released rows that are not MNIST get ids from the offset upwards, one per row
+    offset = blocks["annotation"].released.non_mnist_id_offset
+    _pool_ids_clear_of(
+        blocks["digits"].pool,
+        range(offset, 2**63 - 1),
+        f"the released non-MNIST ids (annotation.released.non_mnist_id_offset, {offset} up)",
+    )
     counts = blocks["digits"].study.n_per_source
     missing = [s for s in grid.sources if s not in counts]
     if missing:

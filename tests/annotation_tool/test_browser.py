@@ -221,11 +221,35 @@ def answer_with_keyboard(page, key: str, unsure: bool) -> int:
     return item
 
 
+def record_api(page, name: str, log: list[str]) -> None:
+    """Append every API request and answer of ``page`` to ``log`` (for failure messages)."""
+
+    def on_request(request) -> None:
+        if "/api/" in request.url:
+            log.append(
+                f"{name} -> {request.method} {request.url.split('/api/')[1]} {request.post_data or ''}"
+            )
+
+    def on_response(response) -> None:
+        if "/api/" in response.url:
+            try:
+                body = response.text()[:160]
+            except Exception as exc:  # noqa: BLE001 - a diagnostic only
+                body = f"<{type(exc).__name__}>"
+            log.append(f"{name} <- {response.status} {body}")
+
+    page.on("request", on_request)
+    page.on("response", on_response)
+    page.on("requestfailed", lambda r: log.append(f"{name} !! {r.method} {r.url} {r.failure}"))
+    page.on("console", lambda m: log.append(f"{name} console {m.type}: {m.text}"))
+
+
 def test_two_annotators_in_two_browsers(chromium_path, tool, tmp_path):
     from playwright.sync_api import sync_playwright
 
     db_path, ((pseud_a, link_a), (pseud_b, link_b)), server = tool
     expected: list[tuple[int, str, str, bool]] = []  # (item, annotator, choice, unsure)
+    api_log: list[str] = []
 
     with sync_playwright() as p:
         browser = p.chromium.launch(
@@ -234,6 +258,8 @@ def test_two_annotators_in_two_browsers(chromium_path, tool, tmp_path):
         try:
             page_a = browser.new_context(viewport={"width": 760, "height": 900}).new_page()
             page_b = browser.new_context(viewport={"width": 760, "height": 900}).new_page()
+            record_api(page_a, "A", api_log)
+            record_api(page_b, "B", api_log)
             page_a.goto(link_a)
             page_b.goto(link_b)
             assert page_a.text_content("#progress-text") is not None
@@ -276,7 +302,7 @@ def test_two_annotators_in_two_browsers(chromium_path, tool, tmp_path):
 
     server.stop()
     # A: 4 study items + 1 attention check, all seen once; progress says so
-    assert done_text == "5 of 5 done"
+    assert done_text == "5 of 5 done", "\n".join(api_log)
     engine = db.open_database(db_path)
     with engine.begin() as conn:
         rows = conn.execute(
@@ -293,13 +319,21 @@ def test_two_annotators_in_two_browsers(chromium_path, tool, tmp_path):
             .join(db.items, db.items.c.item_id == db.votes.c.item_id)
             .order_by(db.votes.c.vote_id)
         ).all()
+    files = sorted(f"{p.name} {p.stat().st_size}" for p in tmp_path.iterdir())
+    diagnosis = (
+        f"rows {[tuple(r) for r in rows]}\nexpected {expected}\nfiles {files}\n"
+        + "\n".join(api_log)
+        + f"\nserver log:\n{server.log_path.read_text()}"
+    )
     checks = [r for r in rows if r.is_attention_check]
-    assert [(r.item_id, r.pseudonym, r.choice) for r in checks] == [(check_item, pseud_a, "1")]
+    assert [(r.item_id, r.pseudonym, r.choice) for r in checks] == [(check_item, pseud_a, "1")], (
+        diagnosis
+    )
     study = [
         (r.item_id, r.pseudonym, r.choice, bool(r.unsure)) for r in rows if not r.is_attention_check
     ]
-    assert sorted(study) == sorted(expected)
-    assert all(0 < r.response_time <= r.server_elapsed + 2 for r in rows)
+    assert sorted(study) == sorted(expected), diagnosis
+    assert all(0 < r.response_time <= r.server_elapsed + 2 for r in rows), diagnosis
 
     out = tmp_path / "votes.csv"
     # A's attention check may be wrong (answered "1" whatever it shows): keep everyone

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import pytest
@@ -146,3 +148,47 @@ def test_a_version_4_database_is_upgraded_with_its_own_check_seed(tmp_path, monk
     assert db.migrate(engine) == []  # the seed is drawn once
     with engine.begin() as conn:
         assert store._read_settings(conn).attention_seed == settings.attention_seed
+
+
+# Another process's SQLite connection (plain sqlite3, no project import: a quick start) on the
+# database named by argv[1]: it writes a settings row and then either closes its connection
+# ("close": the last connection of the whole file, if SQLite's locks say so, checkpoints and
+# deletes the -wal and -shm files) or ends without closing it ("exit", like a server stopped
+# by SIGTERM: its commit stays in the -wal file).
+_OTHER_PROCESS = """
+import os, sys, sqlite3
+conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
+conn.execute("INSERT INTO settings (key, value) VALUES (?, '1')", (sys.argv[2],))
+if sys.argv[3] == "close":
+    conn.close()
+    sys.exit(0)
+os._exit(0)
+"""
+
+
+def _other_process_writes(path, key: str, how: str) -> None:
+    subprocess.run([sys.executable, "-c", _OTHER_PROCESS, str(path), key, how], check=True)
+
+
+def test_opening_a_database_again_keeps_this_process_locks(tmp_path):
+    """Regression (CI, test_two_annotators_in_two_browsers): the test process held the
+    engines of `init` and `add-annotator` open when it opened the database again to check the
+    votes; every vote of the restarted server was missing from what it read.
+
+    Opening a SQLite file used to open and close it once more (to make it owner-only), and
+    closing any descriptor of a file drops all of the process's POSIX locks on it, SQLite's
+    too. Another process closing its last connection (``serve --workers`` disposes its engine
+    before forking) then got the exclusive lock that proves it the last user, checkpointed and
+    deleted the -wal and -shm files under this process, whose connections kept reading the
+    deleted -shm: the writes made afterwards, in the new -wal, were invisible here."""
+    path = tmp_path / "a.db"
+    first = db.open_database(path)  # its pooled connection stays open, as CliRunner's do
+    second = db.open_database(path)
+    _other_process_writes(path, "k_closed", "close")
+    _other_process_writes(path, "k_exited", "exit")
+    for engine in (second, first, db.open_database(path)):
+        with db.reading(engine) as conn:
+            keys = set(conn.execute(select(db.settings.c.key)).scalars())
+        assert {"k_closed", "k_exited"} <= keys
+    # the -wal file holding the second commit is still the one SQLite wrote it to
+    assert (tmp_path / "a.db-wal").exists()

@@ -347,11 +347,21 @@ def database_url(db: str | Path) -> str:
 def _private_sqlite_files(database: str | None) -> None:
     """Create the SQLite file owner-only (:data:`DB_FILE_MODE`) before SQLite opens it, so
     its -wal and -shm files get that mode too; an existing database and its -wal/-shm files
-    open to others are made owner-only."""
+    open to others are made owner-only.
+
+    An existing file is never opened here: closing any descriptor of a file drops every POSIX
+    lock the process holds on it, SQLite's too (sqlite.org/howtocorrupt.html, 2.2). A
+    process already connected (a second engine on the file) would then hold no lock while its
+    connections believe they do, and another process closing its last connection would take
+    the exclusive lock that proves it the last user and delete the -wal and -shm files under
+    this one, whose later reads miss every commit made afterwards. A file created here
+    (``O_EXCL``) is a new one that no connection of this process has open."""
     if not database or database == ":memory:" or database.startswith("file:"):
         return
-    fd = os.open(database, os.O_RDWR | os.O_CREAT, DB_FILE_MODE)
-    os.close(fd)
+    try:
+        os.close(os.open(database, os.O_RDWR | os.O_CREAT | os.O_EXCL, DB_FILE_MODE))
+    except FileExistsError:
+        pass
     for path in (database, database + "-wal", database + "-shm"):
         try:
             if os.stat(path).st_mode & 0o077:

@@ -127,24 +127,50 @@ def simulate(
     """The simulated crowd's votes on the study items and its annotators' traits; the crowd
     remembers MNIST test images, which therefore may not be study items."""
     config = simulated.CrowdConfig.from_params(crowd)
-    seen = config.perception
-    memory = digits[digits["item_id"].isin(MNIST_TEST_IDS) & (digits["source"] == "mnist")]
-    if len(memory) > seen.memory_size:
-        memory = memory.sample(n=seen.memory_size, random_state=config.seed).sort_values("item_id")
+    memory = crowd_memory(digits, config)
     overlap = np.intersect1d(memory["item_id"], study["item_id"])
     if len(overlap):
         raise ValueError(
             f"study items {overlap[:5].tolist()} are MNIST test images, which the simulated crowd "
             "remembers; study MNIST items must be training images (digits.study.pool_item_ids)"
         )
+    return annotate_with_memory(
+        memory, study["item_id"].to_numpy(), images_from_column(study["image"]), config
+    )
+
+
+def crowd_memory(
+    digits: pd.DataFrame, config: simulated.CrowdConfig, exclude_ids=()
+) -> pd.DataFrame:
+    """The MNIST test images the crowd remembers: those of ``digits`` less ``exclude_ids``,
+    then at most ``perception.memory_size`` of them (a seeded sample, in item order)."""
+    seen = config.perception
+    memory = digits[
+        digits["item_id"].isin(MNIST_TEST_IDS)
+        & (digits["source"] == "mnist")
+        & ~digits["item_id"].isin(np.asarray(exclude_ids, dtype=np.int64))
+    ]
+    if len(memory) > seen.memory_size:
+        memory = memory.sample(n=seen.memory_size, random_state=config.seed).sort_values("item_id")
     if memory.empty:
         raise ValueError(
             f"`digits` holds no MNIST test images (ids {MNIST_TEST_IDS.start}.."
             f"{MNIST_TEST_IDS.stop - 1}) for the simulated crowd's memory"
         )
+    return memory
+
+
+def annotate_with_memory(
+    memory: pd.DataFrame, item_ids: np.ndarray, images: np.ndarray, config: simulated.CrowdConfig
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Votes of the crowd of ``config`` whose observers remember ``memory`` (rows of
+    ``digits``) on ``images``, and its annotators' traits."""
     observers = perception.observers_from_config(
-        images_from_column(memory["image"]), memory["original_label"].to_numpy(), seen, config.seed
+        images_from_column(memory["image"]),
+        memory["original_label"].to_numpy(),
+        config.perception,
+        config.seed,
     )
     crowd_model = simulated.SimulatedCrowd(config, observers)
-    votes = crowd_model.annotate(study["item_id"].to_numpy(), images_from_column(study["image"]))
+    votes = crowd_model.annotate(np.asarray(item_ids), images)
     return votes, crowd_model.annotators_

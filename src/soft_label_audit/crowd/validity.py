@@ -26,6 +26,21 @@ reference values.
 * ``mnist_vote_agreement``: share of MNIST votes naming the item's plurality digit (people
   agree on clean digits, but not perfectly: CIFAR-10H annotators agree with the image's label
   on about 95% of their votes).
+
+The simulated crowd is also measured against real people (``crowd_validity.people_reference``,
+source ``mnist_test``; :mod:`soft_label_audit.crowd.people_reference`): the same crowd votes on
+the 100 MNIST test images five Mechanical Turk workers each judged in Northcutt et al. (2021),
+with those images removed from its memory (:func:`people_reference_table`):
+
+* ``people_reference_images`` / ``people_reference_votes``: the reference's size (every image
+  found in ``digits`` with the reference's label; five votes per image);
+* ``people_majority_agreement``: the crowd's plurality category (dataset label / proposed
+  label / neither) equals the people's majority on the images where people have one;
+* ``people_label_wrong_share`` (the reference value), ``crowd_label_wrong_share`` (within a
+  tolerance of it) and ``both_label_wrong_share`` (the crowd also rejects most of the labels
+  people reject): images where fewer than half the votes name the dataset label;
+* ``people_entropy_spearman``: Spearman of the two sides' vote entropies over the three
+  categories.
 """
 
 from __future__ import annotations
@@ -40,6 +55,8 @@ from scipy import stats
 
 from soft_label_audit import params as p
 from soft_label_audit.columns import H_COLS, MNIST_TRAIN_IDS, NONE_CHOICE
+from soft_label_audit.crowd import people_reference
+from soft_label_audit.crowd.people_reference import PeopleComparison, PeopleReferenceConfig
 from soft_label_audit.crowd.perception import stroke_contrast
 from soft_label_audit.human_labels import human_entropy
 
@@ -55,6 +72,7 @@ class ValidityTargets:
     classifier_n_train: int
     classifier_c: float
     classifier_seed: int
+    people: PeopleReferenceConfig
 
     @classmethod
     def from_params(cls, params: Any, path: str = "crowd_validity") -> ValidityTargets:
@@ -77,6 +95,7 @@ class ValidityTargets:
                 "votes_per_item",
                 "mnist_vote_agreement",
                 "classifier",
+                "people_reference",
             ),
         )
         clf = p.block(f"{path}.classifier", p.required(path, params, "classifier"))
@@ -99,6 +118,9 @@ class ValidityTargets:
             ),
             classifier_seed=p.non_negative_int(
                 f"{path}.classifier.seed", p.required(f"{path}.classifier", clf, "seed")
+            ),
+            people=PeopleReferenceConfig.from_params(
+                get("people_reference"), f"{path}.people_reference"
             ),
         )
 
@@ -278,6 +300,88 @@ def _plurality_agreement(votes: pd.DataFrame) -> float:
     counts = votes.groupby(["item_id", "choice"]).size()
     top = counts.groupby(level="item_id").max()
     return float(top.sum() / len(votes))
+
+
+#: the ``source`` of the rows that compare the crowd with people (MNIST test images, no study item)
+PEOPLE_SOURCE = "mnist_test"
+
+
+def people_reference_rows(
+    comparison: PeopleComparison, config: PeopleReferenceConfig, n_reference: int
+) -> list[dict[str, Any]]:
+    """The rows of the comparison with people (module doc); ``n_reference`` images listed."""
+    c, src = comparison, PEOPLE_SOURCE
+    people_votes = people_reference.VOTES_PER_IMAGE * n_reference
+    size = f"{c.n_images} images, {c.n_people_votes} votes"
+    tol = config.label_wrong_tolerance
+    shared_min = config.min_shared_label_wrong * c.people_label_wrong
+    return [
+        _row(
+            "people_reference_images",
+            src,
+            c.n_images,
+            f"= {n_reference} ({people_reference.CITATION}), all in digits with their label",
+            c.n_images == n_reference,
+        ),
+        _row(
+            "people_reference_votes",
+            src,
+            c.n_people_votes,
+            f"= {people_votes} ({people_reference.VOTES_PER_IMAGE} workers per image); "
+            f"the crowd gave {c.n_crowd_votes}",
+            c.n_people_votes == people_votes,
+        ),
+        _row(
+            "people_majority_agreement",
+            src,
+            c.majority_agreement,
+            f">= {config.min_majority_agreement:g} over the {c.n_majority} of {c.n_images} "
+            "images with a people majority (3 of 5)",
+            c.majority_agreement >= config.min_majority_agreement,
+        ),
+        _row(
+            "people_label_wrong_share",
+            src,
+            c.people_label_wrong,
+            f"the people's share (reference; {size})",
+            True,
+        ),
+        _row(
+            "crowd_label_wrong_share",
+            src,
+            c.crowd_label_wrong,
+            f"within {tol:g} of the people's share ({c.people_label_wrong:.3f})",
+            abs(c.crowd_label_wrong - c.people_label_wrong) <= tol,
+        ),
+        _row(
+            "both_label_wrong_share",
+            src,
+            c.both_label_wrong,
+            f">= {config.min_shared_label_wrong:g} x the people's share ({shared_min:.3f})",
+            c.both_label_wrong >= shared_min,
+        ),
+        _row(
+            "people_entropy_spearman",
+            src,
+            c.entropy_spearman,
+            f">= {config.min_entropy_spearman:g} ({size}; 3 categories)",
+            c.entropy_spearman >= config.min_entropy_spearman,
+        ),
+    ]
+
+
+def people_reference_table(
+    digits: pd.DataFrame, simulated_crowd: dict[str, Any], config: PeopleReferenceConfig
+) -> pd.DataFrame:
+    """The rows comparing the crowd of ``simulated_crowd`` with people on the shipped reference
+    (its memory without the reference images); no rows when the comparison is disabled."""
+    if not config.enabled:
+        return pd.DataFrame(columns=COLUMNS)
+    reference = people_reference.load_reference()
+    run = people_reference.crowd_on_reference(digits, simulated_crowd, reference)
+    return pd.DataFrame(
+        people_reference_rows(run.comparison, config, len(reference)), columns=COLUMNS
+    )
 
 
 def validity_frame_for_plot(

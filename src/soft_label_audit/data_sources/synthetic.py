@@ -179,9 +179,17 @@ def blend_parents(
 
 
 def generate_ambiguous(
-    images: np.ndarray, labels: np.ndarray, config: AmbiguityConfig
+    images: np.ndarray,
+    labels: np.ndarray,
+    config: AmbiguityConfig,
+    excluded: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Ambiguous digits between two classes from ``images`` (n, 28, 28) uint8 and ``labels``.
+
+    ``excluded`` (optional, (n,) bool) marks images that may not be parents; the typical
+    parents are still chosen among all images (:func:`typical_parents`), so excluding some
+    changes which typical images are drawn, never what "typical" means. The held-out pool
+    (:mod:`.pool`) uses it to keep its blends' parents apart from the study's.
 
     Returns images (n, 28, 28) uint8, machine_soft_label (n, 10) = ``(1 - w) e_a + w e_b``,
     class_a, class_b, mix_weight, original_label (the label's argmax, a when ``w == 0.5``) and
@@ -191,6 +199,11 @@ def generate_ambiguous(
     """
     deskewed = geometry.deskew(np.asarray(images, np.float64) / 255.0)
     eligible = typical_parents(deskewed, labels, config.parent_share)
+    if excluded is not None:
+        excluded = np.asarray(excluded, bool)
+        if excluded.shape != eligible.shape:
+            raise ValueError(f"excluded marks {excluded.shape} images, there are {len(labels)}")
+        eligible &= ~excluded
     made = draw_items(np.where(eligible, labels, -1), config)
     a, b = made["source_a"], made["source_b"]
     made["images"] = blend_parents(

@@ -24,6 +24,14 @@ VALIDITY = {
     "votes_per_item": [20, 60],
     "mnist_vote_agreement": [0.85, 0.99],
     "classifier": {"n_train": 300, "C": 5.0, "seed": 0},
+    # the small digits hold few of the reference's MNIST test images: on in its own test below
+    "people_reference": {
+        "enabled": False,
+        "min_majority_agreement": 0.8,
+        "label_wrong_tolerance": 0.1,
+        "min_shared_label_wrong": 0.75,
+        "min_entropy_spearman": 0.2,
+    },
 }
 
 
@@ -104,6 +112,57 @@ def test_simulated_run_meets_the_contracts(simulated_run, data):
             ax.get_title() for ax in out[fig].axes
         ]
         assert any("simulated crowd" in t for t in titles), fig
+
+
+def test_the_simulated_crowd_is_measured_against_people(simulated_run, data, mnist_arrays):
+    """The crowd_validity node ends its table with the people rows when the votes are the
+    simulated crowd's (and the reference images are in digits), not for another source."""
+    import matplotlib.pyplot as plt
+
+    from soft_label_audit.crowd import people_reference, validity
+    from soft_label_audit.data_sources.tables import images_to_column
+    from soft_label_audit.pipelines.annotation import nodes
+
+    digits, _ = data
+    ref = people_reference.load_reference()
+    ref = ref[~ref["item_id"].isin(digits["item_id"])]
+    index = ref["mnist_test_index"].to_numpy()
+    with_reference = pd.concat(
+        [
+            digits,
+            pd.DataFrame(
+                {
+                    "item_id": ref["item_id"].to_numpy(),
+                    "source": "mnist",
+                    "original_label": mnist_arrays["test_labels"][index].astype(np.int64),
+                    "image": images_to_column(mnist_arrays["test_images"][index]),
+                    "machine_soft_label": [None] * len(ref),
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
+    on = {**VALIDITY, "people_reference": {**VALIDITY["people_reference"], "enabled": True}}
+    out = simulated_run
+    args = (
+        out["human_soft_labels"],
+        out["validated_annotations"],
+        out["study_digits"],
+        with_reference,
+        on,
+        "renormalise",
+        crowd_params(),
+    )
+    table, figure = nodes.check_crowd_validity(out["item_stats"], *args)
+    plt.close(figure)
+    people = table[table["source"] == validity.PEOPLE_SOURCE].set_index("check")
+    assert list(people.index[:2]) == ["people_reference_images", "people_reference_votes"]
+    assert people.loc["people_reference_images", "value"] == 100
+    assert len(people) == 7 and set(table["annotation_source"]) == {"simulated"}
+    raw_file = out["item_stats"].assign(annotation_source="raw_file")
+    table, figure = nodes.check_crowd_validity(raw_file, *args)
+    plt.close(figure)
+    assert validity.PEOPLE_SOURCE not in set(table["source"])
 
 
 def test_raw_file_csv_gives_the_same_tables(simulated_run, data, tmp_path):

@@ -25,6 +25,11 @@ PARAMS = {
         "split_fractions": {"train": 0.6, "val": 0.2, "test": 0.2},
         "seed": 2,
     },
+    "pool": {
+        "mnist": {"n_items": 150},
+        "synthetic": {"n_items": 30, "first_item_id": 150000},
+        "seed": 3,
+    },
     "figure": {"rows": 2, "cols": 4},
 }
 
@@ -74,6 +79,29 @@ def test_pipeline_is_deterministic(outputs, small_mnist_raw):
     again = _run(small_mnist_raw)
     assert outputs["digits"].equals(again["digits"])
     assert outputs["study_items"].equals(again["study_items"])
+    assert outputs["pool_digits"].equals(again["pool_digits"])
+
+
+def test_scoring_pool_holds_no_study_item_no_test_image_and_no_study_parent(outputs):
+    from soft_label_audit.contracts import check_table
+
+    pool, digits, study = outputs["pool_digits"], outputs["digits"], outputs["study_items"]
+    check_table("pool_digits", pool)
+    assert pool.groupby("source").size().to_dict() == {"mnist": 150, "synthetic": 30}
+    mnist = pool[pool.source == "mnist"]
+    assert mnist["item_id"].isin(MNIST_TRAIN_IDS).all()
+    assert not mnist["item_id"].isin(MNIST_TEST_IDS).any()
+    chosen = digits[digits["item_id"].isin(study["item_id"])]
+    study_parents = set(chosen["parent_a"]) | set(chosen["parent_b"])
+    blends = pool[pool.source == "synthetic"]
+    pool_parents = set(blends["parent_a"]) | set(blends["parent_b"])
+    for ids in (set(mnist["item_id"]), pool_parents):
+        assert not ids & set(study["item_id"]) and not ids & study_parents
+    # the blends have ids of their own, and the MNIST rows are those of digits
+    assert blends["item_id"].tolist() == list(range(150000, 150030))
+    assert not set(blends["item_id"]) & set(digits["item_id"])
+    rows = digits.set_index("item_id").loc[mnist["item_id"]]
+    assert (rows["image"].to_numpy() == mnist["image"].to_numpy()).all()
 
 
 def test_figure_is_made(outputs):

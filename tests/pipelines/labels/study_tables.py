@@ -80,11 +80,36 @@ def small_study(mnist_arrays: dict, seed: int = 0) -> dict[str, pd.DataFrame]:
     return {
         "digits": digits,
         "study_digits": study,
+        "pool_digits": _scoring_pool(digits, images, labels),
         "human_soft_labels": human,
         "item_stats": stats,
         "human_soft_labels_by_rule": human,
         "validated_annotations": no_votes,
     }
+
+
+def _scoring_pool(digits: pd.DataFrame, images: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
+    """A held-out pool in the pool_digits contract: MNIST images N_MNIST..N_MNIST+199 and ten
+    blends of parents from N_POOL - 40 .. N_POOL - 1, neither of which a model may learn from."""
+    mnist = digits[digits["item_id"].between(N_MNIST, N_MNIST + 199)].assign(
+        parent_a=-1, parent_b=-1
+    )
+    a, b = np.arange(N_POOL - 40, N_POOL - 30), np.arange(N_POOL - 30, N_POOL - 20)
+    soft = np.zeros((10, 10))
+    soft[np.arange(10), labels[a]] += 0.5
+    soft[np.arange(10), labels[b]] += 0.5
+    blends = pd.DataFrame(
+        {
+            "item_id": 150_000 + np.arange(10, dtype=np.int64),
+            "source": "synthetic",
+            "original_label": labels[a],
+            "image": images_to_column(images[a] // 2 + images[b] // 2),
+            "machine_soft_label": [list(row) for row in soft],
+            "parent_a": a.astype(np.int64),
+            "parent_b": b.astype(np.int64),
+        }
+    )
+    return pd.concat([mnist, blends], ignore_index=True)
 
 
 def targets_for(

@@ -74,6 +74,7 @@ def test_one_namespace_per_source_and_condition():
         "human_soft_labels",
         "item_stats",
         "digits",
+        "pool_digits",
         "human_soft_labels_by_rule",
         "validated_annotations",
         "params:labels.none_slot",
@@ -202,13 +203,42 @@ def test_large_teacher_sees_no_study_item(tables, labels_params, training_params
         nodes.fit_large_teacher(
             tables["digits"],
             tables["study_digits"],
+            tables["pool_digits"],
             labels_params["large_teacher"],
             training_params,
         )
     n_study_mnist = (tables["study_digits"]["source"] == "mnist").sum()
-    assert len(seen["images"]) == N_POOL - n_study_mnist
+    n_held_out = 200 + 20  # the pool's MNIST items and its blends' parents
+    assert len(seen["images"]) == N_POOL - n_study_mnist - n_held_out
+    seen_images = {im.tobytes() for im in seen["images"]}
     study_images = {bytes(b) for b in tables["study_digits"]["image"]}
-    assert not study_images & {im.tobytes() for im in seen["images"]}
+    assert not study_images & seen_images
+    digits, pool = tables["digits"].set_index("item_id"), tables["pool_digits"]
+    blends = pool[pool["source"] == "synthetic"]
+    held_out = [
+        *pool.loc[pool["source"] == "mnist", "item_id"],
+        *blends["parent_a"],
+        *blends["parent_b"],
+    ]
+    assert not {bytes(b) for b in digits.loc[held_out, "image"]} & seen_images
+
+
+def test_large_teacher_and_scoring_pool_draw_from_disjoint_images(tables):
+    extra = nodes.large_teacher_images(
+        tables["digits"], tables["study_digits"], tables["pool_digits"]
+    )
+    pool = tables["pool_digits"]
+    blends = pool[pool["source"] == "synthetic"]
+    ids = set(extra["item_id"])
+    assert not ids & set(pool["item_id"])
+    assert not ids & (set(blends["parent_a"]) | set(blends["parent_b"]))
+    assert not ids & set(tables["study_digits"]["item_id"])
+    assert (extra["source"] == "mnist").all() and (extra["item_id"] < 60_000).all()
+    # without a pool the teacher draws from every training image outside the study
+    everything = nodes.large_teacher_images(
+        tables["digits"], tables["study_digits"], pool.iloc[0:0]
+    )
+    assert len(everything) == len(extra) + 220
 
 
 def test_teacher_outputs(outputs, tables):

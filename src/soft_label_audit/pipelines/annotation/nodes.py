@@ -190,9 +190,12 @@ def check_crowd_validity(
     digits: pd.DataFrame,
     crowd_validity: dict[str, Any],
     none_slot: str,
+    simulated_crowd: dict[str, Any],
 ) -> tuple[pd.DataFrame, plt.Figure]:
     """``crowd_validity`` table and figure (see :mod:`soft_label_audit.crowd.validity`); the
     independent classifier learns from :func:`~soft_label_audit.crowd.validity.classifier_pool`.
+    When the votes are the simulated crowd's, the table ends with that crowd measured against
+    people (:func:`~soft_label_audit.crowd.validity.people_reference_table`).
     """
     targets = validity.ValidityTargets.from_params(crowd_validity)
     pool = validity.classifier_pool(digits, study_digits)
@@ -200,6 +203,9 @@ def check_crowd_validity(
         item_stats, human_soft_labels, validated_annotations, study_digits, pool, targets, none_slot
     )
     source = _source(item_stats)
+    if source and isinstance(sources.get(source), sources.SimulatedCrowd):
+        people = validity.people_reference_table(digits, simulated_crowd, targets.people)
+        table = pd.concat([table, people], ignore_index=True) if len(people) else table
     validity.log_table(table, source, logger)
     synthetic = validity.validity_frame_for_plot(
         item_stats, human_soft_labels, validated_annotations, study_digits, none_slot

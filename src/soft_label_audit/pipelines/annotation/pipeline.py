@@ -112,6 +112,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "digits",
                     "params:crowd_validity",
                     "params:labels.none_slot",
+                    "params:simulated_crowd",
                 ],
                 outputs=["crowd_validity", "crowd_validity_figure"],
                 name="check_crowd_validity",

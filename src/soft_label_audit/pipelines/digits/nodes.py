@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from soft_label_audit.data_sources import figures, study, synthetic, tables  # noqa: E402
+from soft_label_audit.data_sources import figures, pool, study, synthetic, tables  # noqa: E402
 
 
 def build_mnist_table(mnist_raw: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -47,6 +47,25 @@ def choose_study_items(digits: pd.DataFrame, params: dict[str, Any]) -> pd.DataF
         pool_ids=config.pool_item_ids,
         split_fractions=config.split_fractions,
         seed=config.seed,
+    )
+
+
+def build_scoring_pool(
+    mnist_raw: dict[str, np.ndarray],
+    digits: pd.DataFrame,
+    study_items: pd.DataFrame,
+    synthetic_params: dict[str, Any],
+    pool_params: dict[str, Any],
+) -> pd.DataFrame:
+    """The held-out scoring pool ``pool_digits``: MNIST training images and further blends
+    outside the study, no model's training data (see data_sources.pool)."""
+    return pool.build_pool(
+        digits,
+        study_items,
+        mnist_raw["train_images"],
+        mnist_raw["train_labels"],
+        synthetic.AmbiguityConfig.from_params(synthetic_params),
+        pool.PoolConfig.from_params(pool_params),
     )
 
 

@@ -1,4 +1,5 @@
-"""Wiring of the `digits` pipeline: real MNIST, the synthetic ambiguous variant, the study subset."""
+"""Wiring of the `digits` pipeline: real MNIST, the synthetic ambiguous variant, the study subset
+and the held-out scoring pool."""
 
 from kedro.pipeline import Pipeline, node
 
@@ -31,6 +32,18 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=["digits", "params:digits.study"],
                 outputs="study_items",
                 name="choose_study_items",
+            ),
+            node(
+                func=nodes.build_scoring_pool,
+                inputs=[
+                    "mnist_raw",
+                    "digits",
+                    "study_items",
+                    "params:digits.synthetic",
+                    "params:digits.pool",
+                ],
+                outputs="pool_digits",
+                name="build_scoring_pool",
             ),
             node(
                 func=nodes.plot_synthetic_samples,

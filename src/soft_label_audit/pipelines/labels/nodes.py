@@ -14,6 +14,7 @@ from soft_label_audit import configs
 from soft_label_audit import targets as tg
 from soft_label_audit.columns import H_COLS, MNIST_TRAIN_IDS, N_CLASSES, SPLITS, T_COLS
 from soft_label_audit.crowd import statistics
+from soft_label_audit.data_sources.pool import held_out_ids
 from soft_label_audit.data_sources.tables import images_from_column, soft_labels_from_column
 from soft_label_audit.parameter_tree import read_teacher
 from soft_label_audit.trainer import cross_fit_teacher, train_teacher
@@ -82,16 +83,18 @@ def fit_teacher(
 def fit_large_teacher(
     digits: pd.DataFrame,
     study_digits: pd.DataFrame,
+    pool_digits: pd.DataFrame,
     large_teacher_params: dict,
     training_params: dict,
 ) -> tuple[dict, pd.DataFrame]:
     """The ``machine_soft_large_teacher`` teacher: trained on MNIST training images outside the
-    study (extra labelled data); logits for every study item without a generator label."""
+    study and outside the held-out scoring pool (extra labelled data); logits for every study
+    item without a generator label."""
     config = read_teacher(large_teacher_params, training_params, "large_teacher")
-    pool = _extra_mnist_images(digits, study_digits)
+    extra = large_teacher_images(digits, study_digits, pool_digits)
     teacher = train_teacher(
-        images_from_column(pool["image"]),
-        pool["original_label"].to_numpy(),
+        images_from_column(extra["image"]),
+        extra["original_label"].to_numpy(),
         config.model,
         config.train,
         n_train=config.n_train,
@@ -104,13 +107,18 @@ def fit_large_teacher(
     return model, _logits_table(need["item_id"].to_numpy(), logits)
 
 
-def _extra_mnist_images(digits: pd.DataFrame, study_digits: pd.DataFrame) -> pd.DataFrame:
-    """MNIST training images that are not study items."""
+def large_teacher_images(
+    digits: pd.DataFrame, study_digits: pd.DataFrame, pool_digits: pd.DataFrame
+) -> pd.DataFrame:
+    """The rows of ``digits`` the large teacher draws its training and validation images from:
+    MNIST training images that are neither study items nor held out for scoring (the pool's
+    MNIST items and its blends' parents, :func:`soft_label_audit.data_sources.pool.held_out_ids`)."""
     study_ids = set(study_digits["item_id"].tolist())
     return digits[
         (digits["source"] == "mnist")
         & digits["item_id"].isin(MNIST_TRAIN_IDS)
         & ~digits["item_id"].isin(study_ids)
+        & ~digits["item_id"].isin(held_out_ids(pool_digits))
     ]
 
 

@@ -122,7 +122,13 @@ def _shared(grid: StudyGrid) -> Pipeline:
         shared.append(
             node(
                 func=nodes.fit_large_teacher,
-                inputs=["digits", "study_digits", "params:labels.large_teacher", "params:training"],
+                inputs=[
+                    "digits",
+                    "study_digits",
+                    "pool_digits",
+                    "params:labels.large_teacher",
+                    "params:training",
+                ],
                 outputs=LARGE_TEACHER_OUTPUTS,
                 name="fit_large_teacher",
             )
