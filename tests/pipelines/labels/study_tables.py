@@ -134,10 +134,8 @@ def targets_for(
     )
 
 
-def pool_for(tables: dict, n_mnist: int = 40) -> pd.DataFrame:
-    """A small ``pool_digits``: ``n_mnist`` MNIST items of ``digits`` outside the study, and no
-    synthetic item (a source without pool items is allowed)."""
-    digits, study = tables["digits"], tables["study_digits"]
-    outside = digits[(digits["source"] == "mnist") & ~digits["item_id"].isin(study["item_id"])]
-    pool = outside.iloc[:n_mnist][["item_id", "source", "original_label", "image"]]
-    return pool.reset_index(drop=True)
+def pool_for(tables: dict) -> pd.DataFrame:
+    """The small study's ``pool_digits`` without its synthetic items: a source without pool
+    items is allowed (its pool tables are empty)."""
+    pool = tables["pool_digits"]
+    return pool[pool["source"] == "mnist"].reset_index(drop=True)
