@@ -193,34 +193,64 @@ def summary(inputs: Inputs) -> str | None:
     )
 
 
+def _count(value: float) -> str:
+    """An item count, compact: 740, 9.1k, 1.2M."""
+    if pd.isna(value):
+        return "n/a"
+    for scale, suffix in ((1e6, "M"), (1e3, "k")):
+        if value >= scale:
+            return f"{value / scale:.3g}{suffix}"
+    return str(int(value))
+
+
+def _designs(rows: pd.DataFrame) -> str:
+    """The designs that reach the power, ``seeds × items`` (a band claim: total annotated
+    items, its band's in parentheses), cheapest-first; ``none up to 40 seeds`` if none."""
+    ok = rows[rows["design_items"].notna()]
+    if not len(ok):
+        return f"none up to {int(rows['design_seeds'].max())} seeds"
+    cells = []
+    for r in ok.itertuples(index=False):
+        cell = f"{int(r.design_seeds)} × {_count(r.design_items)}"
+        if r.band_share < 1:
+            cell += f" ({_count(r.design_band_items)} in band)"
+        cells.append(cell)
+    return ", ".join(cells)
+
+
 def power(inputs: Inputs) -> str | None:
     table = inputs.csv("power.csv")
-    if table is None:
+    if table is None or "design_seeds" not in table:
         return None
-    shown = pd.DataFrame(
-        {
-            "claim": table["claim"],
-            "source": table["source"],
-            "metric": [f"`{m}`" for m in table["metric"]],
-            "seeds × test items": [
-                f"{s} × {n}" for s, n in zip(table["n_seeds"], table["n_items"], strict=True)
-            ],
-            "detectable effect (80% power)": [_fmt(v) for v in table["detectable_effect"]],
-            "target effect": [_fmt(v) for v in table["target_effect"]],
-            "seeds needed (items fixed)": [
-                "n/a" if pd.isna(t) else "unreachable" if pd.isna(v) else str(int(v))
-                for t, v in zip(
-                    table["target_effect"], table["seeds_for_target_items_fixed"], strict=True
-                )
-            ],
-            "test items needed": [
-                "n/a" if pd.isna(v) else str(int(v)) for v in table["items_for_target"]
-            ],
-        }
-    )
+    rows = []
+    for (claim, source), g in table.groupby(["claim", "source"], sort=False):
+        r = g.iloc[0]
+        parts = [r.var_seed, r.var_item, r.var_residual]
+        rows.append(
+            {
+                "claim": claim,
+                "scope": r.scope,
+                "source": source,
+                "metric": f"`{r.metric}`",
+                "target": _fmt(r.target_effect),
+                "power now (seeds × items)": (
+                    f"{_fmt(r.power_at_study, 2)} ({int(r.n_seeds)} × {_count(r.n_items)})"
+                ),
+                "sd seed / item / seed×item": (
+                    "n/a"
+                    if any(pd.isna(v) for v in parts)
+                    else " / ".join(f"{v**0.5:.3g}" for v in parts)
+                ),
+                "designs with 80% power (seeds × items)": _designs(g),
+            }
+        )
     return (
-        "**Power** (`power.csv`): the smallest effect each primary test detects with 80% power at the "
-        "Holm level, and what a target effect would need:\n\n" + _table(shown)
+        "**Power** (`power.csv`): the power of each claim's own test against its target effect "
+        "at the Holm level of the family's first step (alpha / m), from the effect's seed, "
+        "item and seed×item variance components (standard deviations shown, per seed and per "
+        "item of the claim's scope); for each number of seeds, the fewest items that reach 80% "
+        "power. A band claim counts all annotated test items (its band's in parentheses); a "
+        "ratio of seed spreads depends on the seeds only:\n\n" + _table(pd.DataFrame(rows))
     )
 
 

@@ -201,7 +201,7 @@ def test_labels_annotation_report_and_study_values_are_checked(base, read, messa
     with pytest.raises(ParameterError) as info:
         read(base)
     assert str(info.value).splitlines()[0] == message
-    assert none_slot(base["labels"]["none_slot"]) == "renormalise"
+    assert none_slot(base["labels"]["none_slot"]) == "spread"
     assert AnnotationReport.from_params(base["annotation_report"]).n_disputed == 24
     assert StudyGrid.from_params(base).sources == ("mnist", "synthetic")
 
@@ -246,6 +246,11 @@ def test_labels_annotation_report_and_study_values_are_checked(base, read, messa
         ),
         ("dawid_skene.tol", -1e-5, "annotation.dawid_skene.tol must be a number > 0, got -1e-05"),
         (
+            "dawid_skene.min_median_votes_per_annotator",
+            0,
+            "annotation.dawid_skene.min_median_votes_per_annotator must be a number >= 1, got 0",
+        ),
+        (
             "require_votes_for_all_study_items",
             "yes",
             "annotation.require_votes_for_all_study_items must be true or false, got 'yes'",
@@ -270,6 +275,9 @@ def test_the_annotation_block_reads_cleanly(base):
     assert config.source == "simulated" and config.chosen_rule == "vote_share"
     assert config.mode_support == ModeSupport(min_vote_share=0.5, min_sure_votes=3)
     assert (config.dawid_skene.n_iter, config.dawid_skene.tol) == (100, 1e-5)
+    # Dawid-Skene needs a vote per row of each annotator's 11 x 11 confusion matrix
+    assert config.dawid_skene.min_median_votes_per_annotator == 11
+    assert config.dawid_skene.min_median_votes_per_item == 3
     assert config.require_votes_for_all_study_items is True
     assert config.released == ReleasedConfig.from_params(base["annotation"])
     released = AnnotationConfig.from_params({**base["annotation"], "source": "released"})

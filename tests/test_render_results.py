@@ -76,3 +76,55 @@ def test_the_page_gets_the_tables_and_the_readme_the_claims_and_their_figure(tmp
     assert _render(tmp_path, "--check").returncode == 0
     (report / "figures" / "claims.png").write_bytes(b"\x89PNG another")
     assert _render(tmp_path, "--check").returncode == 1  # the README's figure is stale
+
+
+def test_the_power_section_lists_each_claims_designs(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("render_results", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("render_results", module)  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    report = tmp_path / "08_reporting"
+    report.mkdir()
+    base = {
+        "scope": "test",
+        "source": "mnist",
+        "metric": "ece_15",
+        "target_effect": 0.01,
+        "var_seed": 1e-6,
+        "var_item": 4e-4,
+        "var_residual": 9e-4,
+        "n_seeds": 6,
+        "n_items": 1200,
+        "power_at_study": 0.31,
+    }
+    rows = [
+        {
+            **base,
+            "claim": "c",
+            "band_share": 0.25,
+            "design_seeds": s,
+            "design_items": n,
+            "design_band_items": None if n is None else n * 0.25,
+        }
+        for s, n in ((3, None), (6, 36000), (20, 9100))
+    ] + [
+        {
+            **base,
+            "claim": "d",
+            "band_share": 1.0,
+            "var_seed": None,
+            "design_seeds": s,
+            "design_items": None,
+            "design_band_items": None,
+        }
+        for s in (3, 40)
+    ]
+    pd.DataFrame(rows).to_csv(report / "power.csv", index=False)
+    text = module.power(module.Inputs(tmp_path, report))
+    lines = text.splitlines()
+    assert len(lines) == 2 + 2 + 2  # intro, blank, header, rule, a row per claim and source
+    assert "| c | test | mnist | `ece_15` | 0.010 | 0.31 (6 × 1.2k) | 0.001 / 0.02 / 0.03 |" in text
+    assert "6 × 36k (9k in band), 20 × 9.1k (2.27k in band)" in lines[-2]
+    assert lines[-1].endswith("| n/a | none up to 40 seeds |")

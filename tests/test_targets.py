@@ -268,3 +268,19 @@ def test_mode_aligned_puts_o_on_top_even_where_the_mode_is_unsupported(inputs):
     np.testing.assert_array_equal(
         tg.build_targets("human_mode_hard", unsupported).argmax(1), inputs.original
     )
+
+
+def test_human_soft_puts_its_top_mass_on_the_human_mode_and_keeps_the_entropy_of_h(inputs):
+    h = inputs.h
+    argmax = tg.human_argmax(h, inputs.original)
+    unsupported = tg.TargetInputs(  # every shift unsupported: m = o
+        original=inputs.original, human=inputs.human, mode=inputs.original.copy()
+    )
+    for x in (inputs, unsupported):
+        t = tg.build_targets("human_soft", x)
+        rows = np.arange(N)
+        assert np.all(t[rows, x.mode] >= t.max(1) - 1e-12)
+        np.testing.assert_allclose(tg.entropy(t), tg.entropy(h), atol=1e-12)
+        keep = argmax == x.mode  # where the votes back h's argmax, the target is h
+        np.testing.assert_array_equal(t[keep], h[keep])
+    assert (argmax != inputs.original).sum() > 10  # the fixture has shifts to undo

@@ -77,6 +77,29 @@ def _study_on_disk() -> dict[str, Any]:
     return {"study": study}
 
 
+def _digits_study_on_disk() -> dict[str, Any]:
+    """The ``digits.study`` block of conf/base, overridden by the ``KEDRO_ENV`` (else ``local``)
+    folder (no OmegaConfigLoader, for the reason in the module docstring)."""
+    import yaml
+
+    study: dict[str, Any] = {}
+    for folder in ("base", os.environ.get("KEDRO_ENV") or "local"):
+        for path in sorted((PROJECT_ROOT / "conf" / folder).glob("parameters*.yml")):
+            digits = (yaml.safe_load(path.read_text()) or {}).get("digits") or {}
+            study.update(digits.get("study") or {})
+    return study
+
+
+def active_items_from() -> str:
+    """``digits.study.items_from`` of the running session, else of the configuration on disk
+    (``draw`` when neither says): the digits pipeline's study node follows it."""
+    if _remembered is not None:
+        study = (_remembered.get("digits") or {}).get("study") or {}
+    else:
+        study = _digits_study_on_disk()
+    return str(study.get("items_from") or "draw")
+
+
 def active_grid() -> StudyGrid:
     """The grid of the running session, else of the configuration on disk."""
     return StudyGrid.from_params(_remembered if _remembered is not None else _study_on_disk())

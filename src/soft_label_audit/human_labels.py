@@ -7,9 +7,21 @@ A human soft label has 11 slots, h_0..h_9 and h_none; models predict the 10 digi
 the ``labels.none_slot`` parameter, maps h onto the digits for both the training targets and
 the evaluation's human-alignment metrics:
 
-* ``renormalise``: drop the none mass, h_k / sum_j h_j (an item whose mass is all on "none"
-  becomes uniform);
-* ``spread``: share it equally, h_k + h_none / 10 ("can't tell" read as ignorance).
+* ``spread`` (the default, here and in ``conf/base``): share it equally, h_k + h_none / 10
+  ("can't tell" read as a uniform vote, ignorance);
+* ``renormalise``: drop the none mass, h_k / sum_j h_j ("none" read as a missing vote; an item
+  whose mass is all on "none" becomes uniform).
+
+Why ``spread``: an item most people could not read must stay uncertain. Under ``renormalise``
+2 votes "6" and 3 "none" become one-hot on 6 (entropy 0, the unanimous band); under ``spread``
+no digit of an item with h_none >= 0.5 holds more than 0.55 and its entropy is at least
+1.68 nats (docs/architecture.md, "Label semantics").
+
+>>> h = np.array([[0, 0, 0, 0, 0, 0, 0.4, 0, 0, 0, 0.6]])
+>>> human_digits(h, "renormalise")[0, 6], round(float(human_digits(h)[0, 6]), 2)
+(np.float64(1.0), 0.46)
+>>> round(float(human_entropy(h)[0]), 2)
+1.88
 """
 
 from __future__ import annotations
@@ -20,7 +32,7 @@ N_DIGITS = 10
 NONE_SLOT_RULES = ("renormalise", "spread")
 
 
-def human_digits(human: np.ndarray, none_slot: str = "renormalise") -> np.ndarray:
+def human_digits(human: np.ndarray, none_slot: str = "spread") -> np.ndarray:
     """(n, 11) human soft labels -> (n, 10) distributions over the digits (see module doc)."""
     human = np.asarray(human, np.float64)
     if human.ndim != 2 or human.shape[1] != N_DIGITS + 1:
@@ -53,7 +65,7 @@ def entropy(p: np.ndarray) -> np.ndarray:
     return terms.sum(-1)
 
 
-def human_entropy(human: np.ndarray, none_slot: str = "renormalise") -> np.ndarray:
+def human_entropy(human: np.ndarray, none_slot: str = "spread") -> np.ndarray:
     """The one measure of human uncertainty: the entropy (nats) of the 10-digit label that the
     none-slot rule makes of the (n, 11) human soft label, i.e. the entropy of the ``human_soft``
     training target. Bands, correlations, cartography and reports all use it."""

@@ -279,12 +279,22 @@ def _check_across_blocks(blocks: dict[str, Any]) -> None:
         range(offset, 2**63 - 1),
         f"the released non-MNIST ids (annotation.released.non_mnist_id_offset, {offset} up)",
     )
-    counts = blocks["digits"].study.n_per_source
+    study = blocks["digits"].study
+    if study.from_votes:  # the vote file gives the sources and their items (hooks.StudyGridHook)
+        return
+    counts = study.n_per_source
     missing = [s for s in grid.sources if s not in counts]
     if missing:
         raise p.ParameterError(
             f"digits.study.n_per_source.{missing[0]} is missing: study.sources lists {missing[0]!r}",
             fix="give every source of study.sources its number of study items",
+        )
+    empty = [s for s in grid.sources if counts[s] == 0]
+    if empty:
+        raise p.ParameterError(
+            f"digits.study.n_per_source.{empty[0]} is 0, which leaves source {empty[0]!r} of "
+            "study.sources without study items",
+            fix=f"give {empty[0]!r} study items, or drop it from study.sources",
         )
 
 

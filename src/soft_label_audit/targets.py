@@ -10,6 +10,10 @@ donors) is fitted on the training items of one target table only (``TargetInputs
 the human labels of validation and test items never shape a training target: "mean human
 entropy" is the mean of H(h) over the training items of one source.
 
+One shift set: a condition that carries the human mode (``human_mode_hard``, ``human_soft``)
+has m as its target's argmax on every item, so it moves the argmax off o on exactly the items of
+``item_stats.mode_shift`` (the shifts the votes support); every other condition keeps o on top.
+
 Each condition has one builder in :data:`BUILDERS`, keyed by the condition name; a builder takes
 :class:`TargetInputs` and the condition's options (``labels.conditions.<name>`` parameters)
 and returns an (n, 10) array whose rows sum to one.
@@ -25,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from soft_label_audit import params as p
+from soft_label_audit.errors import UserError
 from soft_label_audit.human_labels import NONE_SLOT_RULES, entropy, human_argmax, human_digits  # noqa: F401 (re-exported)
 
 N_CLASSES = 10
@@ -47,7 +52,7 @@ class TargetInputs:
     mode: np.ndarray | None = None
     machine: np.ndarray | None = None
     teacher_logits: np.ndarray | None = None
-    none_slot: str = "renormalise"
+    none_slot: str = "spread"
     train: np.ndarray | None = None
     #: distinguishes tables (e.g. sources) in random draws made with a condition's seed
     stream: int = 0
@@ -277,6 +282,10 @@ class Builder:
     needs: tuple[str, ...] = ()
     #: the class that reads and validates ``labels.conditions.<condition>``
     options: type[NoOptions] | type[PermutationOptions] = NoOptions
+    #: whether the target's argmax is the human mode m (so it shifts the items of
+    #: ``item_stats.mode_shift``, and only those); the others keep o on top (or, for the
+    #: machine labels, the machine's own argmax)
+    carries_mode: bool = False
 
 
 def _original_hard(x: TargetInputs, options: NoOptions) -> np.ndarray:
@@ -290,16 +299,29 @@ def _human_mode_hard(x: TargetInputs, options: NoOptions) -> np.ndarray:
     return one_hot(x.human_mode)
 
 
+def human_soft_target(x: TargetInputs) -> np.ndarray:
+    """h over the 10 digits (the "none" slot handled by ``labels.none_slot``,
+    :func:`human_digits`) with the masses of its argmax and of the human mode m exchanged.
+
+    Where the votes support the human argmax, m is that argmax and h is unchanged; where they
+    do not (``item_stats.mode_unsupported``), m = o and the swap puts h's top mass on o. So
+    the target's argmax is m on every item: ``human_soft`` shifts exactly the items that
+    ``human_mode_hard`` shifts (``item_stats.mode_shift``), and its entropy is h's (a
+    permutation), the human entropy of ``item_stats`` and of the difficulty bands."""
+    h = x.h
+    return swap_mode_and_original(h, human_argmax(h, x.original), x.human_mode)
+
+
 def _human_soft(x: TargetInputs, options: NoOptions) -> np.ndarray:
-    """The human soft label h over the 10 digits, the "none" slot handled by
-    ``labels.none_slot`` (:func:`human_digits`)."""
-    return x.h
+    """The human soft label h over the 10 digits with its top mass on the human mode m
+    (:func:`human_soft_target`: unchanged where the votes support h's argmax)."""
+    return human_soft_target(x)
 
 
 def _human_soft_mode_aligned(x: TargetInputs, options: NoOptions) -> np.ndarray:
-    """h with the masses of its argmax and of o swapped (whether or not the mode is supported),
-    so the target's argmax is o wherever h has any mass there to swap."""
-    return swap_mode_and_original(x.h, human_argmax(x.h, x.original), x.original)
+    """The ``human_soft`` target with the masses of the human mode m and of o swapped: its
+    argmax is o on every item (no mode shift, supported or not) and its entropy is h's."""
+    return swap_mode_and_original(human_soft_target(x), x.human_mode, x.original)
 
 
 def _human_soft_permuted(x: TargetInputs, options: PermutationOptions) -> np.ndarray:
@@ -329,6 +351,10 @@ def _label_smoothing_mass_matched(x: TargetInputs, options: NoOptions) -> np.nda
     return _smoothed(x.original, smoothing_epsilon_for_off_label_mass(mass))
 
 
+class UnanimousHumanLabelsError(UserError, ValueError):
+    """A target recipe that matches the human entropy met human labels without any."""
+
+
 def _machine_soft(x: TargetInputs, options: NoOptions) -> np.ndarray:
     """Generator labels where an item has one; elsewhere the teacher's softmax(z / T), with T set
     so that the mean entropy over the training items among those equals their mean human
@@ -340,27 +366,41 @@ def _machine_soft(x: TargetInputs, options: NoOptions) -> np.ndarray:
     out = machine.copy()
     need = np.isnan(machine).any(1)
     if need.any():
-        teacher = (
-            np.full((n, N_CLASSES), np.nan)
-            if x.teacher_logits is None
-            else np.asarray(x.teacher_logits, np.float64)
-        )
-        missing = np.flatnonzero(need & np.isnan(teacher).any(1))
-        if missing.size:
-            raise ValueError(
-                f"machine_soft: rows {missing[:5].tolist()} have neither a generator label nor teacher logits"
-            )
-        fit = need & x.train if (need & x.train).any() else need
-        temperature = temperature_for_entropy(teacher[fit], entropy(x.h[fit]).mean())
-        out[need] = tempered_softmax(teacher[need], temperature)
+        out[need] = _tempered_teacher(x, need)
     return out / out.sum(1, keepdims=True)
+
+
+def _tempered_teacher(x: TargetInputs, need: np.ndarray) -> np.ndarray:
+    """The teacher's softmax(z / T) on the ``need`` rows, T matched to the human entropy
+    (:func:`_machine_soft`)."""
+    n = len(x.original)
+    teacher = (
+        np.full((n, N_CLASSES), np.nan)
+        if x.teacher_logits is None
+        else np.asarray(x.teacher_logits, np.float64)
+    )
+    missing = np.flatnonzero(need & np.isnan(teacher).any(1))
+    if missing.size:
+        raise ValueError(
+            f"machine_soft: rows {missing[:5].tolist()} have neither a generator label nor teacher logits"
+        )
+    fit = need & x.train if (need & x.train).any() else need
+    target = entropy(x.h[fit]).mean()
+    if target <= 0:  # e.g. one vote per item: a user's vote file, not a bug
+        raise UnanimousHumanLabelsError(
+            "machine_soft: the human labels of the items the teacher labels have zero mean "
+            "entropy (every item's votes agree), so no teacher temperature can match it",
+            fix="drop machine_soft (and machine_soft_large_teacher) from study.conditions, "
+            "or collect more than one vote per item",
+        )
+    return tempered_softmax(teacher[need], temperature_for_entropy(teacher[fit], target))
 
 
 BUILDERS: dict[str, Builder] = {
     "original_hard": Builder(_original_hard),
-    "human_mode_hard": Builder(_human_mode_hard, needs=("mode",)),
-    "human_soft": Builder(_human_soft, needs=("human",)),
-    "human_soft_mode_aligned": Builder(_human_soft_mode_aligned, needs=("human",)),
+    "human_mode_hard": Builder(_human_mode_hard, needs=("mode",), carries_mode=True),
+    "human_soft": Builder(_human_soft, needs=("human", "mode"), carries_mode=True),
+    "human_soft_mode_aligned": Builder(_human_soft_mode_aligned, needs=("human", "mode")),
     "human_soft_permuted": Builder(
         _human_soft_permuted, needs=("human",), options=PermutationOptions
     ),
@@ -419,7 +459,7 @@ def build_targets(
     (``labels.conditions.<condition>``) are read by the builder's options class.
 
     Four items: unanimous 3; a 5/6 split; a mode shift (original 7, humans say 1); a 1 with
-    some "none" mass (renormalised away). ``show`` prints each row's non-zero masses.
+    some "none" mass (spread over the digits, the default ``none_slot``). ``show`` prints each row's non-zero masses.
 
     >>> h = np.zeros((4, 11))
     >>> h[0, 3] = 1.0
@@ -445,27 +485,27 @@ def build_targets(
     3:1.000
     5:0.500 6:0.500
     1:0.750 7:0.250
-    1:1.000
+    0:0.020 1:0.820 2:0.020 3:0.020 4:0.020 5:0.020 6:0.020 7:0.020 8:0.020 9:0.020
     >>> show(build_targets("human_soft_mode_aligned", x))
     3:1.000
     5:0.500 6:0.500
     1:0.250 7:0.750
-    1:1.000
+    0:0.020 1:0.820 2:0.020 3:0.020 4:0.020 5:0.020 6:0.020 7:0.020 8:0.020 9:0.020
     >>> show(build_targets("human_soft_permuted", x, {"band_edges": [1e-6, 0.5, 1.0], "seed": 0}))
     3:1.000
-    2:0.500 5:0.500
-    7:0.750 9:0.250
-    1:1.000
+    0:0.020 1:0.020 2:0.020 3:0.020 4:0.020 5:0.820 6:0.020 7:0.020 8:0.020 9:0.020
+    7:0.500 9:0.500
+    1:0.750 3:0.250
     >>> show(build_targets("label_smoothing_matched", x)[:1])
-    0:0.006 1:0.006 2:0.006 3:0.949 4:0.006 5:0.006 6:0.006 7:0.006 8:0.006 9:0.006
+    0:0.011 1:0.011 2:0.011 3:0.903 4:0.011 5:0.011 6:0.011 7:0.011 8:0.011 9:0.011
     >>> show(build_targets("label_smoothing_mass_matched", x)[:1])
-    0:0.021 1:0.021 2:0.021 3:0.812 4:0.021 5:0.021 6:0.021 7:0.021 8:0.021 9:0.021
+    0:0.026 1:0.026 2:0.026 3:0.768 4:0.026 5:0.026 6:0.026 7:0.026 8:0.026 9:0.026
 
     No generator labels here, so ``machine_soft`` is the teacher's tempered softmax, its
     temperature fitted to the mean human entropy:
 
     >>> show(build_targets("machine_soft", x)[:1])
-    6:0.001 7:0.006 8:0.077 9:0.916
+    5:0.001 6:0.004 7:0.022 8:0.136 9:0.837
     """
     builder = builder_for(condition)
     config = builder.options.from_params(options, f"labels.conditions.{condition}")
@@ -484,9 +524,10 @@ def build_targets(
 
 def strength(targets: np.ndarray, original: np.ndarray, mask: np.ndarray) -> dict[str, float]:
     """How strong the targets of the items in ``mask`` are: their count, mean entropy (nats),
-    mean mass off the target's own top label (:func:`off_label_mass`) and the share whose
-    target puts more mass on another label than on the original one (a tie that includes the
-    original label, e.g. a uniform target, leaves it on top); NaN over no items.
+    mean mass off the target's own top label (:func:`off_label_mass`) and the number and share
+    whose target puts more mass on another label than on the original one
+    (:func:`argmax_not_original`; a tie that includes the original label, e.g. a uniform target,
+    leaves it on top); NaN over no items.
 
     >>> t = np.array([[0.9, 0.1] + [0.0] * 8, [0.3, 0.7] + [0.0] * 8])
     >>> strength(t, np.array([0, 0]), np.array([True, True]))["share_argmax_not_original"]
@@ -500,11 +541,20 @@ def strength(targets: np.ndarray, original: np.ndarray, mask: np.ndarray) -> dic
             "mean_entropy": nan,
             "mean_off_label_mass": nan,
             "share_argmax_not_original": nan,
+            "n_argmax_not_original": 0,
         }
-    not_original = t[np.arange(len(t)), o] < t.max(1) - 1e-12
+    not_original = argmax_not_original(t, o)
     return {
         "n_items": int(mask.sum()),
         "mean_entropy": float(entropy(t).mean()),
         "mean_off_label_mass": float(off_label_mass(t).mean()),
         "share_argmax_not_original": float(not_original.mean()),
+        "n_argmax_not_original": int(not_original.sum()),
     }
+
+
+def argmax_not_original(targets: np.ndarray, original: np.ndarray) -> np.ndarray:
+    """Per row: does the target put more mass on another label than on o (its shift)? A tie
+    that includes o leaves o on top."""
+    t = np.asarray(targets, np.float64)
+    return t[np.arange(len(t)), np.asarray(original, np.int64)] < t.max(1) - 1e-12

@@ -120,7 +120,12 @@ def annotation_params(**overrides) -> dict:
         "released_path": "data/01_raw/released_annotations.parquet",
         "aggregation": "vote_share_unsure_to_none",
         "rules": ["vote_share", "vote_share_unsure_to_none", "dawid_skene"],
-        "dawid_skene": {"n_iter": 100, "tol": 1e-5},
+        "dawid_skene": {
+            "n_iter": 100,
+            "tol": 1e-5,
+            "min_median_votes_per_annotator": 11,
+            "min_median_votes_per_item": 3,
+        },
         "require_votes_for_all_study_items": True,
         "soft_label_tolerance": 1e-3,
         "mode_support": {"min_vote_share": 0.5, "min_sure_votes": 3},

@@ -89,6 +89,9 @@ def _votes(rows):
 
 
 def test_an_all_none_item_is_uncertain_not_unanimous_and_its_entropy_is_its_targets():
+    """Under either none-slot rule an all-"none" item is uniform; the default (spread) also
+    keeps item 4 (two "none" votes of three) out of the unanimous band, where renormalise
+    would have put it (tests/test_label_semantics.py has the default's other cases)."""
     from soft_label_audit.metrics.bands import difficulty_band
     from soft_label_audit.pipelines.labels.nodes import build_condition_targets
 
@@ -108,24 +111,33 @@ def test_an_all_none_item_is_uncertain_not_unanimous_and_its_entropy_is_its_targ
         }
     )
     h = aggregate(votes, "vote_share")
-    items = statistics.item_statistics(
-        h, study, votes, none_slot="renormalise", mode_support=ONE_SURE_VOTE
-    ).set_index("item_id")
-    assert items.loc[1, "human_entropy"] == pytest.approx(np.log(10))  # uniform target
-    assert not items.loc[1, "unanimous"] and items.loc[3, "unanimous"]
-    bands = difficulty_band(items["human_entropy"].to_numpy(), 1e-9, 0.5)
-    assert bands.tolist() == ["high", "low", "unanimous", "unanimous"]
-    targets = build_condition_targets(
-        study.assign(machine_soft_label=None),
-        {},
-        "renormalise",
-        h,
-        source="mnist",
-        condition="human_soft",
-    ).set_index("item_id")
-    np.testing.assert_allclose(
-        items["human_entropy"], entropy(targets.loc[items.index].to_numpy()[:, 1:]), atol=1e-12
-    )
+    expected = {
+        "renormalise": ["high", "low", "unanimous", "unanimous"],
+        "spread": ["high", "low", "unanimous", "high"],
+    }
+    for rule, bands_expected in expected.items():
+        stats = statistics.item_statistics(
+            h, study, votes, none_slot=rule, mode_support=ONE_SURE_VOTE
+        )
+        items = stats.set_index("item_id")
+        assert items.loc[1, "human_entropy"] == pytest.approx(np.log(10))  # uniform target
+        assert not items.loc[1, "unanimous"] and items.loc[3, "unanimous"]
+        bands = difficulty_band(items["human_entropy"].to_numpy(), 1e-9, 0.5)
+        assert bands.tolist() == bands_expected, rule
+        targets = build_condition_targets(
+            study.assign(machine_soft_label=None),
+            {},
+            rule,
+            h,
+            stats,
+            source="mnist",
+            condition="human_soft",
+        ).set_index("item_id")
+        np.testing.assert_allclose(
+            items["human_entropy"],
+            entropy(targets.loc[items.index].to_numpy()[:, 1:]),
+            atol=1e-12,
+        )
 
 
 def test_a_mode_shift_needs_the_support_of_the_votes():

@@ -133,3 +133,27 @@ def test_label_free_scores_need_no_human_label_and_equal_the_test_set_scores(run
     assert len(columns) == 3 * len(free)
     assert columns[0] == "pool__n_items" and "final__pool__ece_15" in columns
     assert "final__ece_mass_15" in columns and "pool__kl_human" not in columns
+
+
+def test_shifted_items_are_scored_against_both_the_original_label_and_the_human_mode(run):
+    """``{name}__shifted``: every metric on the mode-shifted items alone; a model that follows
+    the human mode scores 1 against the mode and 0 against the original label there."""
+    p, original, _, h, ent, band = run
+    mode = original.copy()
+    mode[:12] = (original[:12] + 1) % 10  # twelve shifted items
+    shifted = mode != original
+    follows_mode = np.eye(10)[mode] * 0.9 + 0.01
+    out = score_test_set(follows_mode, original, mode, h, ent, band, 15, mode_shift=shifted)
+    assert out["n_items__shifted"] == 12
+    assert out["accuracy__shifted"] == 0.0 and out["accuracy_human_mode__shifted"] == 1.0
+    assert out["accuracy"] == pytest.approx(1 - 12 / len(p))
+    out = score_test_set(p, original, mode, h, ent, band, 15, mode_shift=shifted)
+    assert out["accuracy__shifted"] == scoring.accuracy(p[shifted], original[shifted])
+    assert out["accuracy_human_mode__shifted"] == scoring.accuracy(p[shifted], mode[shifted])
+    assert out["nll__shifted"] == scoring.nll(p[shifted], original[shifted])
+    names = metric_names(15)
+    assert [k for k in out if k.endswith("__shifted")] == [f"{m}__shifted" for m in names]
+    none = score_test_set(p, original, mode, h, ent, band, 15, mode_shift=np.zeros(len(p), bool))
+    assert none["n_items__shifted"] == 0 and np.isnan(none["accuracy__shifted"])
+    with pytest.raises(ValueError, match="mode_shift must be a bool array"):
+        score_test_set(p, original, mode, h, ent, band, 15, mode_shift=shifted.astype(int))

@@ -28,6 +28,8 @@ COMMON = {
     "condition": "human_soft",
     "baseline": "original_hard",
     "direction": "increase",
+    "scope": "test",
+    "target": 0.01,
 }
 #: one claim entry per registered kind; a kind added to CLAIM_KINDS needs one here
 EXAMPLES = {
@@ -39,7 +41,13 @@ EXAMPLES = {
         "band": "high",
         "metric": "ece_15",
     },
-    "spread_ratio": {**COMMON, "id": "spread", "kind": "spread_ratio", "metric": "accuracy"},
+    "spread_ratio": {
+        **COMMON,
+        "id": "spread",
+        "kind": "spread_ratio",
+        "metric": "accuracy",
+        "target": 0.8,
+    },
     "correlation": {
         **COMMON,
         "id": "corr",
@@ -50,7 +58,15 @@ EXAMPLES = {
     },
 }
 #: power columns every kind fills with a finite number
-FINITE_POWER = ["n_seeds", "n_items", "alpha_per_test", "detectable_effect", "target_effect"]
+FINITE_POWER = [
+    "n_seeds",
+    "n_items",
+    "alpha_per_test",
+    "detectable_effect",
+    "target_effect",
+    "power_at_study",
+    "design_power",
+]
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +115,8 @@ def test_every_kind_is_read_evaluated_and_powered(name, study):
     assert list(table["source"]) == list(GRID.sources)
     assert set(table["kind"]) == {name} and set(table["null"]) == {kind.null}
     assert set(table["comparison"]) == {spec.comparison()}
-    values = table[["effect", "ci_low", "ci_high", "p_value", "p_adjusted"]].to_numpy(float)
+    values = table[["effect", "ci_low", "ci_high", "p_value", "p_adjusted", "p_mc_se", "df"]]
+    values = values.to_numpy(float)
     assert np.isfinite(values).all(), table
     assert (table["ci_low"] <= table["ci_high"]).all()
     assert ((table["p_value"] > 0) & (table["p_value"] <= 1)).all()
@@ -107,9 +124,14 @@ def test_every_kind_is_read_evaluated_and_powered(name, study):
 
     assert list(power.columns) == POWER_COLUMNS
     rows = power[power["claim"] == spec.id]
-    assert list(rows["source"]) == list(GRID.sources)
-    assert np.isfinite(rows[FINITE_POWER].to_numpy(float)).all(), rows
-    assert (rows["detectable_effect"] > 0).all()
+    designs = list(config.power.design_seeds)
+    assert list(rows["source"]) == [s for s in GRID.sources for _ in designs]
+    assert list(rows["design_seeds"]) == designs * len(GRID.sources)
+    assert set(rows["target_effect"]) == {spec.target} and set(rows["scope"]) == {"test"}
+    # a ratio of spreads from the synthetic study's 3 seeds: no ratio is detected with 80% power
+    finite = [c for c in FINITE_POWER if not (name == "spread_ratio" and c == "detectable_effect")]
+    assert np.isfinite(rows[finite].to_numpy(float)).all(), rows
+    assert (rows[finite[3:]] > 0).all().all()
     assert np.allclose(rows["alpha_per_test"], config.alpha / len(table))
 
 
@@ -132,3 +154,33 @@ def test_a_kind_refuses_the_fields_of_the_others(name):
         claim = {**EXAMPLES[name], key: "x"}
         with pytest.raises(ParameterError, match=rf"unknown settings \['{key}'\]"):
             ReportingConfig.from_params({**REPORTING_EXAMPLE, "claims": [claim]})
+
+
+def test_a_band_contrast_of_an_item_mean_is_tested_on_weighted_item_differences(study):
+    """Per-item weights ``n 1[band] / n_band - 1`` turn the band contrast of an item mean into
+    the mean of weighted paired differences, whose ANOVA gives its components: the effect read
+    from them equals the per-seed contrast, and the band's share enters the design."""
+    from soft_label_audit.reporting.claim_kinds import T_ANOVA, band_contrast_estimate
+
+    boots, cart = study
+    entry = {**EXAMPLES["band_contrast"], "metric": "nll"}
+    params = {**REPORTING_EXAMPLE, "claims": [entry]}
+    (spec,) = ReportingConfig.from_params(params).claims
+    for source, boot in boots.items():
+        est = band_contrast_estimate(spec, boot, None)
+        values = boot.prepared("nll")
+        c, b = boot.runs.index("human_soft"), boot.runs.index("original_hard")
+        band = boot.runs.band == "high"
+        d = values[c] - values[b]
+        by_hand = (d[:, band].mean(axis=1) - d.mean(axis=1)).mean()
+        assert est.effect == pytest.approx(by_hand, rel=1e-9, abs=1e-12)
+        assert est.test_name == T_ANOVA and est.components.method == "anova"
+        assert est.n_scope_items == len(band) and est.n_items == band.sum()
+        assert est.band_share == pytest.approx(band.mean())
+        # the ANOVA's SE is that of the contrast, not of the overall difference: close to, and
+        # below, the seed-and-item bootstrap's spread of it (which counts the interaction twice)
+        ratio = est.test.se / np.std(est.boot, ddof=1)
+        # (without the weights: 1.09 and 2.3 on this study)
+        assert 0.5 < ratio < 1.0, ratio
+    table, power = evaluate_claims(boots, cart, ReportingConfig.from_params(params))
+    assert set(table["test"]) == {T_ANOVA} and (table["p_mc_se"] == 0).all()

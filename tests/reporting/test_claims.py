@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from soft_label_audit.reporting import claims, claims_report, multiple, power, stability
+from soft_label_audit.reporting import claims, claims_report, multiple, stability
 
 
 def test_holm_against_hand_computed_values():
@@ -48,22 +48,6 @@ def test_verdict_rule_of_a_ratio_uses_its_null_value():
     assert claims.verdict(0.4, 1.2, 0.01, "decrease", 0.05, null=1.0) == "inconclusive"
     with pytest.raises(ValueError, match="direction"):
         claims.verdict(0.1, 0.2, 0.01, "up", 0.05)
-
-
-def test_detectable_effect_and_seeds_for_a_target():
-    # no item noise: (t_{0.975,5} + t_{0.8,5}) * sd / sqrt(6)
-    from scipy import stats
-
-    expected = (stats.t.ppf(0.975, 5) + stats.t.ppf(0.8, 5)) * 0.02 / np.sqrt(6)
-    assert power.detectable_effect(0.02, 0.0, 6, 0.05) == pytest.approx(expected)
-    n = power.seeds_for_effect(0.01, 0.02, 0.0, 0.05)
-    assert (
-        power.detectable_effect(0.02, 0.0, int(n), 0.05)
-        <= 0.01
-        < power.detectable_effect(0.02, 0.0, int(n) - 1, 0.05)
-    )
-    # item noise alone above the target: no number of seeds reaches it
-    assert np.isnan(power.seeds_for_effect(0.01, 0.02, 0.01, 0.05))
 
 
 def test_std_relative_error_and_detectable_spread_ratio():
@@ -113,13 +97,3 @@ def test_claims_markdown_renders_every_row():
     assert "| 0.000 | [-0.019, 0.019] |" in lines[4] and "e-17" not in text
     with pytest.raises(ValueError, match="lacks columns"):
         claims_report.claims_markdown(frame.drop(columns="verdict"))
-
-
-def test_items_for_effect_scales_with_the_square_of_the_error():
-    from scipy import stats
-
-    z = stats.norm.ppf(0.975) + stats.norm.ppf(0.8)
-    # se 0.02 with 200 items: the item part of the detectable effect is z * 0.02
-    assert power.items_for_effect(z * 0.02, 0.02, 200, 0.05) == 200
-    assert power.items_for_effect(z * 0.01, 0.02, 200, 0.05) == 800
-    assert np.isnan(power.items_for_effect(float("nan"), 0.02, 200, 0.05))

@@ -19,6 +19,8 @@ CLAIMS = [
         "condition": "human_soft",
         "baseline": "original_hard",
         "direction": "increase",
+        "scope": "test",
+        "target": 0.01,
     },
     {
         "id": "c",
@@ -29,6 +31,8 @@ CLAIMS = [
         "condition": "human_soft",
         "baseline": "original_hard",
         "direction": "decrease",
+        "scope": "test",
+        "target": 0.01,
     },
     {
         "id": "d",
@@ -38,6 +42,8 @@ CLAIMS = [
         "condition": "human_soft",
         "baseline": "original_hard",
         "direction": "decrease",
+        "scope": "test",
+        "target": 0.8,
     },
     {
         "id": "e",
@@ -48,6 +54,8 @@ CLAIMS = [
         "condition": "human_soft",
         "baseline": "machine_soft",
         "direction": "increase",
+        "scope": "test",
+        "target": 0.01,
     },
     {
         "id": "f",
@@ -57,6 +65,8 @@ CLAIMS = [
         "condition": "human_soft",
         "baseline": "label_smoothing_mass_matched",
         "direction": "decrease",
+        "scope": "test",
+        "target": 0.01,
     },
 ]
 PARAMS = {
@@ -68,6 +78,7 @@ PARAMS = {
     "stability": {"baseline": "original_hard", "metrics": ["accuracy", "nll", "ece_15"]},
     "power": {
         "power": 0.8,
+        "design_seeds": [3, 6, 20],
         "targets": {"accuracy": 0.01, "ece_15": 0.01},
         "reference": {"condition": "human_soft", "baseline": "original_hard"},
     },
@@ -174,12 +185,30 @@ def test_paired_differences_gain_bootstrap_holm_and_bh_columns(results):
 
 def test_power_and_stability_tables(results):
     power, ratios = results[2], results[3]
-    assert len(power) == 8 + 2 * 2  # claims, then the reference rows of the two target metrics
+    designs = PARAMS["power"]["design_seeds"]
+    # claims, then the reference rows of the two target metrics; one row per design each
+    assert len(power) == (8 + 2 * 2) * len(designs)
     ref = power[power.claim == "reference_ece_15"]
-    assert list(ref["source"]) == list(GRID.sources) and (ref["detectable_effect"] > 0).all()
+    assert list(dict.fromkeys(ref["source"])) == list(GRID.sources)
+    assert (ref["detectable_effect"] > 0).all() and set(ref["target_effect"]) == {0.01}
+    assert np.allclose(power["alpha_per_test"], 0.05 / 8)
+    for (claim, source), rows in power.groupby(["claim", "source"]):
+        assert list(rows["design_seeds"]) == designs
+        reached = rows[rows["design_items"].notna()]
+        # every design reaches the power; more seeds never need more items
+        assert (reached["design_power"] >= 0.8 - 1e-9).all(), rows
+        assert (np.diff(reached["design_items"].to_numpy()) <= 0).all(), rows
+        assert (rows.loc[rows["design_items"].isna(), "design_power"] < 0.8).all()
+    c = power[power.claim == "c"]
+    assert ((c["band_share"] > 0) & (c["band_share"] < 1)).all()
+    ok = c["design_items"].notna()
+    assert np.allclose(
+        c.loc[ok, "design_band_items"], np.ceil(c.loc[ok, "design_items"] * c.loc[ok, "band_share"])
+    )
     a = power[power.claim == "a"]
-    assert (a["detectable_effect"] > a["detectable_effect_infinite_seeds"]).all()
-    assert np.allclose(a["alpha_per_test"], 0.05 / 8)
+    assert set(a["components"]) == {"anova"} and set(c["components"]) == {"bootstrap"}
+    assert (a[["var_seed", "var_item", "var_residual"]] >= 0).all().all()
+    assert set(power.loc[power.claim == "d", "target_effect"]) == {0.8}
     assert set(ratios.columns) >= {
         "accuracy__std_ratio",
         "accuracy__std_ratio_low",
@@ -205,3 +234,31 @@ def test_same_seed_same_tables_and_a_note_for_each_skipped_claim(results, tables
 def test_claims_figure_draws_one_panel_per_claim(results):
     fig = claims_figure(results[1])
     assert len(fig.axes) == 4
+
+
+def test_pool_claims_run_through_the_node_on_pool_predictions(tables):
+    """compare_conditions with pool inputs: a pool claim is tested on the pool items (here the
+    test items' predictions relabelled as a pool, with their original labels), a test claim
+    on the test items, and the paired rows keep the test claim's Holm p only."""
+    metrics, args = tables
+    preds, item_stats = args[1], args[4]
+    pool_digits = item_stats[["item_id", "original_label"]].merge(
+        preds[["item_id", "source"]].drop_duplicates(), on="item_id"
+    )
+    pool_claim = {**CLAIMS[0], "id": "a_pool", "scope": "pool"}
+    params = {**PARAMS, "claims": [CLAIMS[0], pool_claim]}
+    args = (*args[:5], params, *args[6:])
+    paired, claims, power, _ = nodes.compare_conditions(*args, preds, pool_digits)
+    assert claims[["claim", "scope"]].values.tolist() == [
+        ["a", "test"],
+        ["a", "test"],
+        ["a_pool", "pool"],
+        ["a_pool", "pool"],
+    ]
+    test_rows, pool_rows = claims.iloc[:2], claims.iloc[2:]
+    # the same predictions and labels: the same effect, from the pool's own computation
+    np.testing.assert_allclose(pool_rows["effect"], test_rows["effect"], rtol=1e-12)
+    np.testing.assert_allclose(pool_rows["p_value"], test_rows["p_value"], rtol=1e-9)
+    assert set(power["scope"]) == {"test", "pool"}
+    holm_rows = paired[paired["p_holm"].notna()]
+    assert set(holm_rows["p_holm"]) <= set(test_rows["p_adjusted"])

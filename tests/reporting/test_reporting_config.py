@@ -221,7 +221,45 @@ def test_a_claim_needs_its_kind_and_a_kind_refuses_others_fields():
     entry = {**BASE["claims"][3], "kind": "difference"}
     assert _first_line({**REPORTING_EXAMPLE, "claims": [entry]}) == (
         "reporting.claims[0] has unknown settings ['band']; known: ['baseline', 'condition', "
-        "'direction', 'id', 'kind', 'metric', 'statement']"
+        "'direction', 'id', 'kind', 'metric', 'scope', 'statement', 'target']"
+    )
+
+
+@pytest.mark.parametrize(
+    ("index", "change", "rule"),
+    [
+        (0, {"metric": "kl_human"}, "'test' for this claim"),  # a human-label metric
+        (0, {"metric": "nll__band_high"}, "'test' for this claim"),  # no bands in the pool
+        (0, {"metric": "ece_human_15"}, "'test' for this claim"),
+        (3, {}, "'test' for this claim"),  # a band contrast
+        (5, {}, "'test' for this claim"),  # a cartography correlation
+    ],
+)
+def test_the_pool_scope_takes_label_free_metrics_and_kinds_only(index, change, rule):
+    block = copy.deepcopy(BASE)
+    block["claims"][index].update(scope="pool", **change)
+    line = _first_line(block)
+    assert line.startswith(f"reporting.claims[{index}].scope must be {rule}"), line
+
+
+def test_conf_base_scopes_and_targets():
+    config = ReportingConfig.from_params(BASE)
+    scopes = {c.id: c.scope for c in config.claims}
+    assert [i for i, s in scopes.items() if s == "pool"] == [
+        "a_accuracy",
+        "b_mode_shift",
+        "f_vs_entropy_smoothing",
+        "f_vs_mass_smoothing",
+        "f_vs_permuted",
+    ]
+    assert {c.id: c.target for c in config.claims}["d_stability"] == 0.8
+    # the pool accepts every label-free metric, e.g. a class-wise ECE
+    block = copy.deepcopy(BASE)
+    block["claims"][0].update(metric="classwise_ece_15")
+    assert ReportingConfig.from_params(block).claims[0].metric == "classwise_ece_15"
+    block["claims"][4].update(target=1)
+    assert _first_line(block) == (
+        "reporting.claims[4].target must be a std ratio other than 1, got 1.0"
     )
 
 

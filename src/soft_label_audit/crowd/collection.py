@@ -18,6 +18,7 @@ import pandas as pd
 from soft_label_audit.columns import H_COLS, MNIST_TEST_IDS
 from soft_label_audit.crowd import perception, simulated
 from soft_label_audit.crowd.validation import AnnotationValidationError, validate_votes
+from soft_label_audit.data_sources.study import check_every_split
 from soft_label_audit.data_sources.tables import images_from_column
 
 if TYPE_CHECKING:
@@ -97,11 +98,17 @@ def collect_votes(
     annotation: AnnotationConfig,
     source: str,
     traits: pd.DataFrame | None = None,
+    digits: pd.DataFrame | None = None,
 ) -> Collected:
-    """Votes (from a file or the simulated crowd), validated against the study items."""
+    """Votes (from a file or the simulated crowd), validated against the study items (and,
+    given ``digits``, against the items of every source); every source of the study must keep
+    train, val and test items."""
     require_all = annotation.require_votes_for_all_study_items
+    all_ids = None if digits is None else digits["item_id"]
     try:
-        raw = validate_votes(frame, study_items, file, require_all_items=require_all)
+        raw = validate_votes(
+            frame, study_items, file, require_all_items=require_all, all_item_ids=all_ids
+        )
     except AnnotationValidationError as exc:
         # one message naming file, rows and rule; no traceback of pandera internals
         raise AnnotationValidationError(str(exc)) from None
@@ -112,10 +119,12 @@ def collect_votes(
         raw["item_id"].nunique(),
         raw["annotator_id"].nunique(),
     )
+    kept = study[study["item_id"].isin(raw["item_id"])]
+    check_every_split(kept, study_items["source"].unique(), f"the votes of {file}")
     return Collected(
         raw,
         raw.assign(annotation_source=source),
-        study[study["item_id"].isin(raw["item_id"])],
+        kept,
         _no_released_soft(),
         no_traits() if traits is None else traits,
     )
@@ -125,38 +134,43 @@ def simulate(
     digits: pd.DataFrame, study: pd.DataFrame, crowd: dict[str, Any]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The simulated crowd's votes on the study items and its annotators' traits; the crowd
-    remembers MNIST test images, which therefore may not be study items."""
+    remembers MNIST test images, never a study item (:func:`crowd_memory`)."""
     config = simulated.CrowdConfig.from_params(crowd)
-    memory = crowd_memory(digits, config)
-    overlap = np.intersect1d(memory["item_id"], study["item_id"])
-    if len(overlap):
-        raise ValueError(
-            f"study items {overlap[:5].tolist()} are MNIST test images, which the simulated crowd "
-            "remembers; study MNIST items must be training images (digits.study.pool_item_ids)"
-        )
+    memory = crowd_memory(digits, config, exclude_ids=study["item_id"])
     return annotate_with_memory(
         memory, study["item_id"].to_numpy(), images_from_column(study["image"]), config
     )
 
 
 def crowd_memory(
-    digits: pd.DataFrame, config: simulated.CrowdConfig, exclude_ids=()
+    digits: pd.DataFrame,
+    config: simulated.CrowdConfig,
+    exclude_ids=(),
+    excluded_what: str = "study items",
 ) -> pd.DataFrame:
-    """The MNIST test images the crowd remembers: those of ``digits`` less ``exclude_ids``,
-    then at most ``perception.memory_size`` of them (a seeded sample, in item order)."""
-    seen = config.perception
-    memory = digits[
-        digits["item_id"].isin(MNIST_TEST_IDS)
-        & (digits["source"] == "mnist")
-        & ~digits["item_id"].isin(np.asarray(exclude_ids, dtype=np.int64))
-    ]
-    if len(memory) > seen.memory_size:
-        memory = memory.sample(n=seen.memory_size, random_state=config.seed).sort_values("item_id")
+    """The MNIST test images the crowd remembers: those of ``digits`` less ``exclude_ids``
+    (the study's items: a study of one's own votes may hold test images, and the crowd must
+    not have seen them; or the people reference's images), then at most
+    ``perception.memory_size`` of them (a seeded sample, in item order). Logs how many of
+    ``exclude_ids`` it leaves out."""
+    tests = digits[digits["item_id"].isin(MNIST_TEST_IDS) & (digits["source"] == "mnist")]
+    left_out = tests["item_id"].isin(np.asarray(exclude_ids, dtype=np.int64))
+    memory = tests[~left_out]
     if memory.empty:
         raise ValueError(
             f"`digits` holds no MNIST test images (ids {MNIST_TEST_IDS.start}.."
-            f"{MNIST_TEST_IDS.stop - 1}) for the simulated crowd's memory"
+            f"{MNIST_TEST_IDS.stop - 1}) outside the {excluded_what} for the simulated "
+            "crowd's memory"
         )
+    if len(memory) > config.perception.memory_size:
+        memory = memory.sample(n=config.perception.memory_size, random_state=config.seed)
+        memory = memory.sort_values("item_id")
+    logger.info(
+        "simulated crowd memory: %d MNIST test images; %d %s excluded",
+        len(memory),
+        int(left_out.sum()),
+        excluded_what,
+    )
     return memory
 
 

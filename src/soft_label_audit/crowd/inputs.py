@@ -3,16 +3,35 @@ source reads its file with which)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
+
+#: the last local vote file read, by (path, modification time, size): the start-up check of
+#: ``digits.study.items_from: votes`` and the catalog's annotation input then read it once
+_LAST_READ: dict[tuple[str, int, int], pd.DataFrame] = {}
 
 
 def read_votes_file(path: str | Path) -> pd.DataFrame:
     """A long vote table from CSV (every cell read as text) or parquet (types as stored).
 
-    ``path`` may be an fsspec URL; it reaches pandas as given.
+    ``path`` may be an fsspec URL; it reaches pandas as given. A local file unchanged since
+    its last read is not read again (a copy of the table is returned).
     """
+    try:
+        stat = os.stat(str(path))
+        key = (os.path.abspath(str(path)), stat.st_mtime_ns, stat.st_size)
+    except (OSError, ValueError):
+        return _read_votes_file(path)
+    if key not in _LAST_READ:
+        frame = _read_votes_file(path)
+        _LAST_READ.clear()
+        _LAST_READ[key] = frame
+    return _LAST_READ[key].copy()
+
+
+def _read_votes_file(path: str | Path) -> pd.DataFrame:
     suffix = Path(str(path)).suffix.lower()
     if suffix in (".csv", ".txt"):
         try:

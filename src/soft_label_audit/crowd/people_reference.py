@@ -308,7 +308,9 @@ def crowd_on_reference(
     reference = load_reference() if reference is None else reference
     config = simulated.CrowdConfig.from_params(simulated_crowd)
     rows = reference_images(digits, reference)
-    memory = collection.crowd_memory(digits, config, exclude_ids=reference["item_id"])
+    memory = collection.crowd_memory(
+        digits, config, exclude_ids=reference["item_id"], excluded_what="reference images"
+    )
     votes, _ = collection.annotate_with_memory(
         memory, rows["item_id"].to_numpy(), images_from_column(rows["image"]), config
     )

@@ -59,6 +59,8 @@ class AnnotationSource(ABC):
     reads_hub: ClassVar[bool] = False
     #: said after the source's name in the annotation figures' titles ("" for nothing)
     title_note: ClassVar[str] = ""
+    #: whether its file's item ids may define the study (``digits.study.items_from: votes``)
+    defines_study: ClassVar[bool] = False
     #: whether its tables are those of fingerprints.json (made from the parameters alone)
     fingerprinted: ClassVar[bool] = False
 
@@ -105,7 +107,7 @@ class SimulatedCrowd(AnnotationSource):
         study = collection.study_with_images(study_items, digits)
         votes, traits = collection.simulate(digits, study, simulated_crowd)
         return collection.collect_votes(
-            votes, "the simulated crowd", study, study_items, config, self.name, traits
+            votes, "the simulated crowd", study, study_items, config, self.name, traits, digits
         )
 
 
@@ -147,6 +149,7 @@ class RawVoteFile(AnnotationSource):
 
     name = "raw_file"
     path_setting = "raw_path"
+    defines_study = True
 
     def read_file(self, path: str | Path) -> pd.DataFrame:
         return read_votes_file(path)
@@ -154,7 +157,13 @@ class RawVoteFile(AnnotationSource):
     def collect(self, annotation_input, digits, study_items, config, simulated_crowd) -> Collected:
         study = collection.study_with_images(study_items, digits)
         return collection.collect_votes(
-            annotation_input.frame, annotation_input.path, study, study_items, config, self.name
+            annotation_input.frame,
+            annotation_input.path,
+            study,
+            study_items,
+            config,
+            self.name,
+            digits=digits,
         )
 
 
@@ -192,6 +201,11 @@ def title_note(name: str) -> str:
     """What the figures say after the source's name; "" for none or an unregistered name."""
     entry = SOURCES.get(name)
     return entry.title_note if entry is not None else ""
+
+
+def study_defining_sources() -> tuple[str, ...]:
+    """The sources whose file may define the study's items (``digits.study.items_from: votes``)."""
+    return tuple(name for name, entry in SOURCES.items() if entry.defines_study)
 
 
 def fingerprinted_source() -> str:

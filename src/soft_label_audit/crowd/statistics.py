@@ -93,7 +93,7 @@ def item_statistics(
     study: pd.DataFrame,
     votes: pd.DataFrame,
     pct_unsure: pd.Series | None = None,
-    none_slot: str = "renormalise",
+    none_slot: str = "spread",
     mode_support: ModeSupport | Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """The ``item_stats`` table (one row per study item with a soft label).

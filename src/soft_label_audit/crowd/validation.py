@@ -166,20 +166,49 @@ def check_frame(frame: pd.DataFrame, schema: pa.DataFrameSchema, file: str, what
         raise AnnotationValidationError(describe_failures(frame, exc, file, what)) from None
 
 
-def votes_schema(study_item_ids: Iterable[int], with_response_time: bool) -> pa.DataFrameSchema:
+#: what the rule "item_id is a study item" adds when the ids are images outside the study
+OUTSIDE_STUDY_HINT = (
+    "they are items of the digits table outside the study: to study exactly the voted items run "
+    '`kedro run --env own_votes --params "annotation.raw_path=FILE"` (digits.study.items_from: '
+    "votes); to keep the drawn study, choose them with digits.study.n_per_source and "
+    "pool_item_ids"
+)
+#: ... and what the rule "item_id is an item of a source" adds
+NO_SOURCE_HINT = (
+    "those ids are not an item of any source: MNIST items are 0..69999 (training images "
+    "0..59999, test images 60000..69999), synthetic items those of the digits table "
+    "(digits.synthetic.first_item_id onwards)"
+)
+ITEM_RULE = "item_id is an item of a source"
+STUDY_RULE = "item_id is a study item"
+
+
+def votes_schema(
+    study_item_ids: Iterable[int],
+    with_response_time: bool,
+    all_item_ids: Iterable[int] | None = None,
+) -> pa.DataFrameSchema:
+    """``all_item_ids``: the items of every source (the digits table); an id outside them
+    breaks the rule of being an item of a source, not that of being a study item."""
     known = {int(i) for i in study_item_ids}
+    items = None if all_item_ids is None else {int(i) for i in all_item_ids}
+    id_checks = [element_check("item_id is an integer", is_integer_like)]
+    if items is not None:
+        id_checks.append(
+            element_check(ITEM_RULE, lambda v: not is_integer_like(v) or to_int(v) in items)
+        )
+    id_checks.append(
+        element_check(
+            STUDY_RULE,
+            lambda v: (
+                not is_integer_like(v)
+                or to_int(v) in known
+                or (items is not None and to_int(v) not in items)
+            ),
+        )
+    )
     columns = {
-        "item_id": pa.Column(
-            None,
-            nullable=False,
-            checks=[
-                element_check("item_id is an integer", is_integer_like),
-                element_check(
-                    "item_id is a study item",
-                    lambda v: not is_integer_like(v) or to_int(v) in known,
-                ),
-            ],
-        ),
+        "item_id": pa.Column(None, nullable=False, checks=id_checks),
         "annotator_id": pa.Column(
             None,
             nullable=False,
@@ -239,15 +268,18 @@ def validate_votes(
     study_items: pd.DataFrame,
     file: str,
     require_all_items: bool = True,
+    all_item_ids: Iterable[int] | None = None,
 ) -> pd.DataFrame:
     """Check a long vote table and return it typed by the contract (``raw_annotations``).
+    With ``all_item_ids`` (the digits table's ids) an id of no source and an image outside
+    the study break two different rules, the second naming the settings that study it.
 
     Columns of the result: item_id int64, annotator_id str, choice str, unsure bool,
     response_time float64 (NaN when the input has none).
     """
     frame = frame.reset_index(drop=True)
     with_rt = "response_time" in frame.columns
-    schema = votes_schema(study_items["item_id"], with_rt)
+    schema = votes_schema(study_items["item_id"], with_rt, all_item_ids)
     missing_cols = [c for c in VOTE_COLUMNS if c not in frame.columns]
     unknown_cols = [c for c in frame.columns if c not in VOTE_COLUMNS + OPTIONAL_VOTE_COLUMNS]
     if missing_cols or unknown_cols:
@@ -273,7 +305,15 @@ def validate_votes(
         raise AnnotationValidationError(
             f"Invalid annotations in {file}:\n  rule 'at least one vote': the file has no rows"
         )
-    check_frame(frame, schema, file, "annotations")
+    try:
+        check_frame(frame, schema, file, "annotations")
+    except AnnotationValidationError as exc:
+        message = str(exc)
+        if f"rule '{ITEM_RULE}'" in message:
+            message += f"\n  ({NO_SOURCE_HINT})"
+        if f"rule '{STUDY_RULE}'" in message:
+            message += f"\n  ({OUTSIDE_STUDY_HINT})"
+        raise AnnotationValidationError(message) from None
     votes = pd.DataFrame(
         {
             "item_id": frame["item_id"].map(to_int).astype("int64"),

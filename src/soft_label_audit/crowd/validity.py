@@ -468,11 +468,15 @@ def classifier_pool(
     share an image)."""
     from soft_label_audit.data_sources.tables import images_from_column
 
-    pool = digits[
-        (digits["source"] == "mnist")
-        & digits["item_id"].isin(MNIST_TRAIN_IDS)
-        & ~digits["item_id"].isin(study_digits["item_id"])
-    ]
+    train = digits[(digits["source"] == "mnist") & digits["item_id"].isin(MNIST_TRAIN_IDS)]
+    in_study = train["item_id"].isin(study_digits["item_id"])
+    pool = train[~in_study]
+    logging.getLogger(__name__).info(
+        "validity classifier pool: %d MNIST training images; %d study items excluded "
+        "(study items that are MNIST test images are never in it)",
+        len(pool),
+        int(in_study.sum()),
+    )
     return images_from_column(pool["image"]), pool["original_label"].to_numpy()
 
 

@@ -3,17 +3,38 @@
 Synthetic items are blended from two parent MNIST images drawn with replacement, so
 two items can share a parent and look alike. The split is a group split: items linked by a
 shared parent (directly or through a chain of items) form one group, and a group goes to one
-split whole, so no parent image feeds two splits."""
+split whole, so no parent image feeds two splits.
+
+Each source is drawn and split on its own seed streams (:func:`source_rng`): a source's items
+and split depend only on its own settings and ``digits.study.seed``, so changing one source
+(more MNIST items, another pool) leaves the other source's items and split as they were.
+
+``digits.study.items_from`` says where the items come from: ``draw`` (the default study:
+``n_per_source`` items per source, stratified by label) or ``votes`` (exactly the items of the
+raw vote file, ``annotation.raw_path``; the ``own_votes`` environment). Either way the split is
+drawn over the source's chosen items, stratified, seeded and group-aware."""
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from soft_label_audit import params as p
-from soft_label_audit.columns import SOURCES, SPLITS
+from soft_label_audit.columns import N_MNIST, SOURCES, SPLITS
+from soft_label_audit.errors import UserError
+
+#: values of ``digits.study.items_from``
+ITEMS_FROM = ("draw", "votes")
+
+
+class StudyItemsError(UserError, ValueError):
+    """The study's items cannot be chosen as configured (an empty source, a pool too small,
+    a vote file naming ids of no source)."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +55,12 @@ class StudyConfig:
     pool_item_ids: dict[str, tuple[int, int] | None]
     split_fractions: dict[str, float]
     seed: int
+    items_from: str = "draw"
+
+    @property
+    def from_votes(self) -> bool:
+        """Whether the study's items are exactly those of the vote file."""
+        return self.items_from == "votes"
 
     @classmethod
     def from_params(cls, params, path: str = "digits.study") -> StudyConfig:
@@ -72,6 +99,9 @@ class StudyConfig:
             pool_item_ids=pools,
             split_fractions=fractions,
             seed=p.non_negative_int(f"{path}.seed", p.required(path, params, "seed")),
+            items_from=str(
+                p.choice(f"{path}.items_from", p.required(path, params, "items_from"), ITEMS_FROM)
+            ),
         )
 
 
@@ -192,6 +222,43 @@ def split_groups(
     return out
 
 
+def source_rng(seed: int, source: str, part: str) -> np.random.Generator:
+    """The seed stream of one source's ``part`` ("draw" or "split"): independent of every
+    other source's, so a source's items and split depend on its own settings alone."""
+    return np.random.default_rng(
+        [int(seed), zlib.crc32(source.encode()), zlib.crc32(part.encode())]
+    )
+
+
+def split_source(
+    picked: pd.DataFrame, source: str, split_fractions: dict[str, float], seed: int
+) -> pd.DataFrame:
+    """One source's chosen items (sorted by item_id) with their split: stratified by original
+    label, whole parent groups at a time, on the source's own split stream."""
+    picked = picked.sort_values("item_id", kind="stable")
+    if all(c in picked.columns for c in PARENT_COLUMNS):
+        groups = parent_groups(picked[list(PARENT_COLUMNS)].to_numpy(np.int64))
+    else:
+        groups = np.arange(len(picked))
+    rng = source_rng(seed, source, "split")
+    return pd.DataFrame(
+        {
+            "item_id": picked["item_id"].to_numpy(np.int64),
+            "source": source,
+            "split": split_groups(
+                picked["original_label"].to_numpy(), groups, split_fractions, rng
+            ),
+            "original_label": picked["original_label"].to_numpy(np.int64),
+        }
+    )
+
+
+def _stacked(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    out = pd.concat(parts, ignore_index=True).sort_values("item_id", ignore_index=True)
+    out["split"] = out["split"].astype(str)
+    return out
+
+
 def select_study_items(
     digits: pd.DataFrame,
     n_per_source: dict[str, int],
@@ -204,37 +271,139 @@ def select_study_items(
     ``pool_ids[source]`` optionally restricts the candidates to ``lo <= item_id < hi``.
     The split keeps items that share a parent image (columns ``parent_a``, ``parent_b`` of
     ``digits`` when present) in one split (:func:`parent_groups`, :func:`split_groups`).
+    Each source draws on its own streams (:func:`source_rng`).
     Returns item_id, source, split, original_label, sorted by item_id.
     """
-    rng = np.random.default_rng(seed)
     parts = []
     for source, n in n_per_source.items():
-        pool = digits[digits["source"] == source]
+        pool = digits[digits["source"] == source].sort_values("item_id", kind="stable")
         bounds = pool_ids.get(source)
         if bounds is not None:
             lo, hi = bounds
             pool = pool[(pool["item_id"] >= lo) & (pool["item_id"] < hi)]
         if int(n) == 0:
             continue
-        picked = pool.iloc[stratified_sample(pool["original_label"].to_numpy(), int(n), rng)]
-        if all(c in picked.columns for c in PARENT_COLUMNS):
-            groups = parent_groups(picked[list(PARENT_COLUMNS)].to_numpy(np.int64))
-        else:
-            groups = np.arange(len(picked))
-        parts.append(
-            pd.DataFrame(
-                {
-                    "item_id": picked["item_id"].to_numpy(np.int64),
-                    "source": source,
-                    "split": split_groups(
-                        picked["original_label"].to_numpy(), groups, split_fractions, rng
-                    ),
-                    "original_label": picked["original_label"].to_numpy(np.int64),
-                }
+        if int(n) > len(pool):
+            raise StudyItemsError(
+                f"digits.study.n_per_source.{source} asks for {int(n)} items, but the pool of "
+                f"source {source!r} holds {len(pool)}"
+                + (f" (digits.study.pool_item_ids.{source}: {list(bounds)})" if bounds else ""),
+                fix=f"lower digits.study.n_per_source.{source} or widen its pool_item_ids",
             )
-        )
+        rng = source_rng(seed, source, "draw")
+        picked = pool.iloc[stratified_sample(pool["original_label"].to_numpy(), int(n), rng)]
+        parts.append(split_source(picked, source, split_fractions, seed))
     if not parts:
-        raise ValueError("the study selects no items: set digits.study.n_per_source")
-    out = pd.concat(parts, ignore_index=True).sort_values("item_id", ignore_index=True)
-    out["split"] = out["split"].astype(str)
-    return out
+        raise StudyItemsError("the study selects no items", fix="set digits.study.n_per_source")
+    return _stacked(parts)
+
+
+def source_id_ranges(first_synthetic_id: int, n_synthetic: int) -> dict[str, range]:
+    """The item ids each source can have: MNIST's 70k ordering and the synthetic items'
+    ``digits.synthetic.first_item_id`` + ``n_items``."""
+    return {
+        "mnist": range(0, N_MNIST),
+        "synthetic": range(int(first_synthetic_id), int(first_synthetic_id) + int(n_synthetic)),
+    }
+
+
+def _ranges_text(ranges: Mapping[str, range]) -> str:
+    return ", ".join(f"{s} {r.start}..{r.stop - 1}" for s, r in ranges.items())
+
+
+def sources_of_ids(
+    item_ids: Iterable[int], ranges: Mapping[str, range], file: str
+) -> dict[str, list[int]]:
+    """The voted item ids by source (sorted, once each); an id of no source's range stops the
+    run (:class:`StudyItemsError`) naming the first few."""
+    ids = sorted({int(i) for i in item_ids})
+    by_source: dict[str, list[int]] = {s: [] for s in ranges}
+    outside = []
+    for i in ids:
+        source = next((s for s, r in ranges.items() if i in r), None)
+        (outside if source is None else by_source[source]).append(i)
+    if outside:
+        raise StudyItemsError(
+            f"{file}: {len(outside)} item id(s) are not an item of any source: "
+            f"{', '.join(map(str, outside[:5]))}{' ...' if len(outside) > 5 else ''} "
+            f"(item ids: {_ranges_text(ranges)})",
+            fix="correct the item_id column of the vote file",
+        )
+    return {s: v for s, v in by_source.items() if v}
+
+
+def voted_study_items(
+    digits: pd.DataFrame,
+    item_ids: Iterable[int],
+    split_fractions: dict[str, float],
+    seed: int,
+    file: str = "the vote file",
+) -> pd.DataFrame:
+    """The study ``digits.study.items_from: votes``: exactly the voted items, each source
+    split over its own voted items (:func:`split_source`). Returns the columns of
+    :func:`select_study_items`."""
+    wanted = pd.Index(sorted({int(i) for i in item_ids}), dtype="int64")
+    chosen = digits[digits["item_id"].isin(wanted)]
+    missing = wanted.difference(pd.Index(chosen["item_id"]))
+    if len(missing):
+        raise StudyItemsError(
+            f"{file}: {len(missing)} voted item id(s) are not in `digits`: {missing[:5].tolist()}",
+            fix="correct the item_id column of the vote file",
+        )
+    if chosen.empty:
+        raise StudyItemsError(f"{file} names no items", fix="add votes to the file")
+    parts = [
+        split_source(chosen[chosen["source"] == source], source, split_fractions, seed)
+        for source in dict.fromkeys(chosen["source"].astype(str))
+    ]
+    return _stacked(parts)
+
+
+def check_every_split(study_items: pd.DataFrame, sources: Iterable[str], where: str) -> None:
+    """Every source of the study needs train, val and test items; else the run stops here,
+    before any training, naming the source and its counts."""
+    for source in sources:
+        counts = study_items.loc[study_items["source"] == source, "split"].value_counts()
+        empty = [split for split in SPLITS if counts.get(split, 0) == 0]
+        if empty:
+            held = {split: int(counts.get(split, 0)) for split in SPLITS}
+            raise StudyItemsError(
+                f"{where} leaves source {source!r} without {'/'.join(empty)} items "
+                f"(items by split: {held})",
+                fix=f"give {source!r} more items (or votes), or drop it from study.sources",
+            )
+
+
+def vote_file_sources(params: Mapping) -> tuple[str, dict[str, list[int]]]:
+    """For ``digits.study.items_from: votes``, read at start-up (before any node): the vote
+    file ``annotation.raw_path`` and its item ids by source. Stops the run
+    (:class:`StudyItemsError`, :class:`~soft_label_audit.params.ParameterError`) when the
+    source is not ``raw_file``, the file is missing or an id is of no source."""
+    from soft_label_audit.crowd import sources
+    from soft_label_audit.crowd.validation import is_integer_like, to_int
+
+    annotation = params.get("annotation") or {}
+    source = annotation.get("source")
+    defining = sources.study_defining_sources()
+    if source not in defining:
+        raise p.ParameterError(
+            f"digits.study.items_from is 'votes', which reads the study's items from a vote file "
+            f"(annotation.source {' or '.join(defining)}), but annotation.source is {source!r}",
+            fix='run `kedro run --env own_votes --params "annotation.raw_path=FILE"`, or set '
+            "digits.study.items_from: draw",
+        )
+    entry = sources.get(source)
+    path = annotation.get(entry.path_setting)
+    if not path or not Path(str(path)).is_file():
+        raise StudyItemsError(
+            f"digits.study.items_from: votes reads annotation.{entry.path_setting}, and "
+            f"{path!r} is not a file",
+            fix=f'pass the vote file: --params "annotation.{entry.path_setting}=FILE"',
+        )
+    frame = entry.read_file(path)
+    if "item_id" not in frame.columns:
+        return str(path), {}  # the annotation stage's validation names the missing column
+    ids = [to_int(v) for v in frame["item_id"] if is_integer_like(v)]
+    synthetic = (params.get("digits") or {}).get("synthetic") or {}
+    ranges = source_id_ranges(synthetic.get("first_item_id", 0), synthetic.get("n_items", 0))
+    return str(path), sources_of_ids(ids, ranges, str(path))

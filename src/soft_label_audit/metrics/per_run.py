@@ -8,6 +8,12 @@ Each also exists per band as ``{name}__band_{band}`` (``unanimous``, ``low``, ``
 when the none band is given, per none band as ``{name}__none_{band}`` (``none_free``,
 ``some_none``, ``mostly_none``; :mod:`soft_label_audit.metrics.bands`).
 
+When the mode-shift flags are given, every metric also exists on the shifted items alone as
+``{name}__shifted``: the items of ``item_stats.mode_shift`` (the one shift set, the shifts the
+votes support, shared by every condition), so ``accuracy__shifted`` scores them against the
+original label and ``accuracy_human_mode__shifted`` against the human mode, in every condition
+alike (NaN, and ``n_items__shifted`` 0, when the test set has no shifted item).
+
 Scopes: a run's ``metrics`` row scores its *best-epoch* predictions of the test items under the
 plain names; the ``label_free`` metrics of the registry are also scored on the pool items
 (:data:`POOL_PREFIX`, ``pool__{name}``) and at the final epoch (:data:`FINAL_PREFIX`,
@@ -26,6 +32,8 @@ from soft_label_audit.metrics.bands import BANDS, NONE_BANDS
 
 BAND_SEPARATOR = "__band_"
 NONE_BAND_SEPARATOR = "__none_"
+#: suffix of the metrics on the mode-shifted items (``item_stats.mode_shift``)
+SHIFTED_SUFFIX = "__shifted"
 #: column prefix of the metrics of the pool items (best epoch)
 POOL_PREFIX = "pool__"
 #: column prefix of the metrics at the final epoch (then ``pool__`` for the pool items)
@@ -100,9 +108,10 @@ def score_test_set(
     floor_draws: int = 200,
     floor_quantile: float = 0.95,
     floor_seed: int = 0,
+    mode_shift: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """Every metric on all items, on each band and (if given) each none band; arrays are
-    aligned row by row.
+    """Every metric on all items, on each band, (if given) each none band and (if given) the
+    mode-shifted items (``mode_shift``, bool); arrays are aligned row by row.
 
     The noise floors draw their labels from ``numpy.random.default_rng(floor_seed)`` afresh
     for every item set, so a run's metrics are a function of its inputs alone.
@@ -136,4 +145,13 @@ def score_test_set(
     add_groups(band, BANDS, BAND_SEPARATOR, "difficulty bands")
     if none_band is not None:
         add_groups(none_band, NONE_BANDS, NONE_BAND_SEPARATOR, "none bands")
+    if mode_shift is not None:
+        shifted = np.asarray(mode_shift)
+        if shifted.shape != (n,) or shifted.dtype != bool:
+            raise ValueError(
+                f"mode_shift must be a bool array of shape ({n},), got {shifted.dtype} "
+                f"{shifted.shape}"
+            )
+        sub = _metrics(probs[shifted], items.subset(shifted), settings)
+        out.update({f"{k}{SHIFTED_SUFFIX}": v for k, v in sub.items()})
     return out

@@ -21,7 +21,8 @@ same entries the per-run scores come from:
   ``(1/S) sum_s V_bs (sum_i W_bi x_si) / (sum_i W_bi)``;
 * a binned metric (top-label, class-wise and human ECE with equal-width bins, bins fixed by
   each item's own probabilities) is ``sum_j |sum_i D_ij| / n`` with the entry's deviations
-  ``D_ij = 1[i in B_j] (outcome_i - conf_i)``, so ``W @ D`` gives it for every resample;
+  ``D_ij = 1[i in B_j] (outcome_i - conf_i)``, so ``W @ D`` gives it for every resample
+  (``D`` held sparse: an item sits in one bin per run, and class);
 * a metric restricted to a band of items uses the same draws, counting only the band's
   items (its size varies across resamples, as it would in a new test set).
 
@@ -30,6 +31,12 @@ ECE, Spearman correlations, the noise floors), are not item-resampled here: :fun
 their per-seed values over seeds only. scipy.stats.bootstrap cannot draw two crossed factors
 at once, which is why this module exists; it serves where one factor is resampled
 (:mod:`soft_label_audit.reporting.stability`).
+
+``by_seed=True`` also returns each seed's value on the drawn items, seeds not resampled (the
+item-only bootstrap of every seed, from the same draws): what the variance components of a
+binned or rank metric are read from (:func:`soft_label_audit.reporting.variance.bootstrap_components`).
+A ``pool`` scope (:func:`pool_runs`) has no human label and no band: only label-free metrics
+(:func:`is_label_free`) are resampled on it.
 """
 
 from __future__ import annotations
@@ -37,14 +44,38 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 
 from soft_label_audit.metrics import registry
 from soft_label_audit.metrics.per_run import BAND_SEPARATOR
 
+#: scopes of evaluation items: the annotated test items, the unannotated scoring pool
+SCOPES = ("test", "pool")
+#: the metrics a pool scope (no human label, no band) can score: against the original label
+LABEL_FREE = ("accuracy", "nll", "brier")
+LABEL_FREE_PREFIXES = ("ece", "ece_mass", "classwise_ece", "mce", "ce_l2_debiased")
+
+
+def is_label_free(metric: str) -> bool:
+    """Whether ``metric`` needs the original label only: ``accuracy``, ``nll``, ``brier``, or
+    ``{prefix}_{bins}`` for a prefix of :data:`LABEL_FREE_PREFIXES` (no band, no noise floor).
+
+    >>> is_label_free("ece_15"), is_label_free("ece_human_15"), is_label_free("nll__band_high")
+    (True, False, False)
+    """
+    if metric in LABEL_FREE:
+        return True
+    prefix, _, bins = metric.rpartition("_")
+    return prefix in LABEL_FREE_PREFIXES and bins.isdigit()
+
 
 @dataclass(frozen=True)
 class SourceRuns:
-    """Test predictions of one source: every condition and seed on the same items."""
+    """Predictions of one source on one scope: every condition and seed on the same items.
+
+    A ``pool`` scope has no human label: ``mode`` is -1, ``human`` and ``human_entropy`` NaN
+    and ``band`` None (use :func:`pool_runs`); only label-free metrics are resampled on it.
+    """
 
     conditions: tuple[str, ...]
     seeds: np.ndarray  # (S,)
@@ -53,8 +84,9 @@ class SourceRuns:
     original: np.ndarray  # (n,) original labels
     mode: np.ndarray  # (n,) human modes
     human: np.ndarray  # (n, K) human label over the digits
-    band: np.ndarray  # (n,) difficulty band names
+    band: np.ndarray | None  # (n,) difficulty band names
     human_entropy: np.ndarray  # (n,) human entropy of item_stats
+    scope: str = "test"
 
     @property
     def items(self) -> registry.Items:
@@ -65,9 +97,34 @@ class SourceRuns:
         return self.conditions.index(condition)
 
 
+def pool_runs(
+    conditions: tuple[str, ...],
+    seeds: np.ndarray,
+    item_ids: np.ndarray,
+    probs: np.ndarray,
+    original: np.ndarray,
+) -> SourceRuns:
+    """A pool scope's runs: original labels only (no human label, no bands)."""
+    n, K = probs.shape[2], probs.shape[3]
+    return SourceRuns(
+        conditions=tuple(conditions),
+        seeds=np.asarray(seeds),
+        item_ids=np.asarray(item_ids),
+        probs=probs,
+        original=np.asarray(original, dtype=np.int64),
+        mode=np.full(n, -1, dtype=np.int64),
+        human=np.full((n, K), np.nan),
+        band=None,
+        human_entropy=np.full(n, np.nan),
+        scope="pool",
+    )
+
+
 @dataclass(frozen=True)
 class Draws:
-    """Resample counts: ``seeds`` (B, S) and ``items`` (B, n); each row sums to S (n)."""
+    """Resample counts: ``seeds`` (B, S) and ``items`` (B, n); each row sums to S (n).
+    Item counts are held as small integers (uint16 below 65,536 items: 40 MB for 2,000
+    resamples of 10,000 pool items) and turned into floats one chunk of resamples at a time."""
 
     seeds: np.ndarray
     items: np.ndarray
@@ -86,8 +143,14 @@ def draw(n_resamples: int, n_seeds: int, n_items: int, rng: np.random.Generator)
             f"a bootstrap needs at least one seed and one item, got {n_seeds} and {n_items}"
         )
     seeds = rng.multinomial(n_seeds, np.full(n_seeds, 1.0 / n_seeds), size=n_resamples)
-    items = rng.multinomial(n_items, np.full(n_items, 1.0 / n_items), size=n_resamples)
-    return Draws(seeds.astype(np.float64), items.astype(np.float64))
+    dtype = np.uint16 if n_items < 2**16 else np.int32
+    items = np.empty((n_resamples, n_items), dtype=dtype)
+    for start in range(0, n_resamples, 250):  # chunks: no (B, n) int64 array at once
+        stop = min(start + 250, n_resamples)
+        items[start:stop] = rng.multinomial(
+            n_items, np.full(n_items, 1.0 / n_items), size=stop - start
+        )
+    return Draws(seeds.astype(np.float64), items)
 
 
 def identity_draws(n_seeds: int, n_items: int) -> Draws:
@@ -99,6 +162,8 @@ def item_resampled_metrics(runs: SourceRuns, n_bins: int) -> list[str]:
     """Names (overall and per band) of the metrics :func:`resample_metric` resamples over items:
     the item and binned metrics of :mod:`soft_label_audit.metrics.registry`."""
     base = list(registry.item_resampled(n_bins))
+    if runs.band is None:  # a pool scope: label-free metrics, no bands
+        return [m for m in base if is_label_free(m)]
     bands = list(dict.fromkeys(runs.band.tolist()))
     return base + [f"{m}{BAND_SEPARATOR}{b}" for m in base for b in bands]
 
@@ -119,13 +184,50 @@ def _split_band(name: str) -> tuple[str, str | None]:
     return name, None
 
 
-def prepare(runs: SourceRuns, name: str, n_bins: int) -> np.ndarray:
-    """Per-item values (C, S, n) of an item metric, or binned deviations (C, S, n, J) of a
-    binned calibration error: what :func:`resample_metric` multiplies by the draws."""
+def prepare(runs: SourceRuns, name: str, n_bins: int):
+    """Per-item values (C, S, n) of an item metric, or the binned deviations of a binned
+    calibration error as a sparse (n, C * S * J) matrix (each item sits in one bin per run
+    and class, so at most C * S * K of a row's entries are not 0): what
+    :func:`resample_metric` multiplies by the draws. Built condition by condition, so a
+    class-wise ECE of 10,000 pool items never holds its dense (C, S, n, K * J) array."""
     entry = _entry(name, n_bins)
     if isinstance(entry, registry.ItemMetric):
         return entry.per_item(runs.probs, runs.items)
-    return entry.deviations(runs.probs, runs.items, n_bins)
+    blocks = []
+    for c in range(runs.probs.shape[0]):
+        dev = entry.deviations(runs.probs[c], runs.items, n_bins)  # (S, n, J)
+        S, n, J = dev.shape
+        blocks.append(sparse.csr_matrix(np.moveaxis(dev, 1, 0).reshape(n, S * J)))
+    return sparse.hstack(blocks, format="csr")
+
+
+def _per_seed_chunks(runs, name, keep, draws, n_bins, chunk, prepared):
+    """Yield (start, stop, per-seed values (C, S, b)) of resamples ``start:stop`` of the items
+    (``keep``: the items that count)."""
+    C, S = runs.probs.shape[:2]
+    entry = _entry(name, n_bins)
+    arrays = prepare(runs, name, n_bins) if prepared is None else prepared
+    n = int(keep.sum())
+    if isinstance(entry, registry.ItemMetric):
+        values = arrays[:, :, keep].reshape(C * S, n)  # only the band's items enter
+
+        def stat(w: np.ndarray) -> np.ndarray:  # w: (b, n) counts of the kept items
+            total = w.sum(axis=1)  # (b,)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return ((values @ w.T) / total[None, :]).reshape(C, S, -1)
+    else:
+        moved_t = arrays[keep].T.tocsr()  # (C * S * J, n)
+        J = moved_t.shape[0] // (C * S)
+
+        def stat(w: np.ndarray) -> np.ndarray:
+            total = w.sum(axis=1)
+            sums = np.abs(np.asarray(moved_t @ w.T)).reshape(C, S, J, -1).sum(axis=2)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return sums / total[None, None, :]  # (C, S, b)
+
+    for start in range(0, draws.n_resamples, chunk):
+        stop = min(start + chunk, draws.n_resamples)
+        yield start, stop, stat(draws.items[start:stop][:, keep].astype(np.float64))
 
 
 def resample_metric(
@@ -134,46 +236,30 @@ def resample_metric(
     draws: Draws,
     n_bins: int,
     chunk: int = 500,
-    prepared: np.ndarray | None = None,
-) -> np.ndarray:
+    prepared=None,
+    by_seed: bool = False,
+):
     """(B, C) resampled values of ``metric`` (optionally ``{metric}__band_{band}``).
 
     With :func:`identity_draws` it returns the observed mean over seeds of the per-seed
     metric. A resample whose band holds no item gives NaN. ``prepared`` is
     :func:`prepare`'s array for the metric without its band (computed when not given).
+    With ``by_seed`` it also returns (B, C, S): each seed's metric on the drawn items, seeds
+    not resampled (the item-only bootstrap of every seed, same item draws).
     """
     name, band = _split_band(metric)
+    if band is not None and runs.band is None:
+        raise ValueError(f"{metric!r}: the {runs.scope} scope has no difficulty bands")
     keep = np.ones(len(runs.item_ids), dtype=bool) if band is None else runs.band == band
     C, S = runs.probs.shape[:2]
-    entry = _entry(name, n_bins)
-    arrays = prepare(runs, name, n_bins) if prepared is None else prepared
-    arrays = arrays[:, :, keep]  # only the band's items enter the products
-    n = int(keep.sum())
-    items = draws.items[:, keep]
-    if isinstance(entry, registry.ItemMetric):
-        values = arrays.reshape(C * S, n)
-
-        def stat(w: np.ndarray) -> np.ndarray:  # w: (b, n) counts of the kept items
-            total = w.sum(axis=1)  # (b,)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                return ((values @ w.T) / total[None, :]).reshape(C, S, -1)
-    else:
-        J = arrays.shape[-1]
-        moved = np.moveaxis(arrays, 2, 0).reshape(n, C * S * J)
-
-        def stat(w: np.ndarray) -> np.ndarray:
-            total = w.sum(axis=1)
-            sums = np.abs(w @ moved).reshape(-1, C, S, J).sum(axis=-1)  # (b, C, S)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                return np.moveaxis(sums / total[:, None, None], 0, -1)  # (C, S, b)
-
     out = np.empty((draws.n_resamples, C))
-    for start in range(0, draws.n_resamples, chunk):
-        stop = min(start + chunk, draws.n_resamples)
-        per_seed = stat(items[start:stop])  # (C, S, b)
+    seeds_fixed = np.empty((draws.n_resamples, C, S)) if by_seed else None
+    for start, stop, per_seed in _per_seed_chunks(runs, name, keep, draws, n_bins, chunk, prepared):
         v = draws.seeds[start:stop]  # (b, S)
         out[start:stop] = np.einsum("csb,bs->bc", per_seed, v) / S
-    return out
+        if by_seed:
+            seeds_fixed[start:stop] = np.moveaxis(per_seed, -1, 0)
+    return (out, seeds_fixed) if by_seed else out
 
 
 def seed_bootstrap(per_seed: np.ndarray, draws: Draws) -> np.ndarray:
@@ -241,18 +327,20 @@ def weighted_spearman(rank_x: np.ndarray, rank_y: np.ndarray, counts: np.ndarray
 
 
 def resample_correlation(
-    values: np.ndarray, reference: np.ndarray, draws: Draws, chunk: int = 250
-) -> np.ndarray:
+    values: np.ndarray, reference: np.ndarray, draws: Draws, chunk: int = 250, by_seed=False
+):
     """(B, C) seed-and-item bootstrap of the mean over seeds of the per-seed Spearman
     correlation between ``values`` (C, S, n) and ``reference`` (n,), e.g. cartography
     variability and human entropy over training items; ``draws`` hold counts over the S seeds
-    and the n items (the same draw for every condition and seed)."""
+    and the n items (the same draw for every condition and seed). With ``by_seed`` it also
+    returns (B, C, S): each seed's correlation on the drawn items (seeds not resampled)."""
     values = np.asarray(values, dtype=np.float64)
     C, S, n = values.shape
     out = np.empty((draws.n_resamples, C))
+    seeds_fixed = np.empty((draws.n_resamples, C, S)) if by_seed else None
     for start in range(0, draws.n_resamples, chunk):
         stop = min(start + chunk, draws.n_resamples)
-        w = draws.items[start:stop]
+        w = draws.items[start:stop].astype(np.float64)
         ref_ranks = resampled_ranks(reference, w)
         rho = np.stack(
             [
@@ -267,4 +355,6 @@ def resample_correlation(
             ]
         )  # (C, b, S)
         out[start:stop] = np.einsum("cbs,bs->bc", rho, draws.seeds[start:stop]) / S
-    return out
+        if by_seed:
+            seeds_fixed[start:stop] = np.moveaxis(rho, 1, 0)
+    return (out, seeds_fixed) if by_seed else out

@@ -4,7 +4,9 @@ A claim is one directional test of one metric (``reporting.claims``). Its entry 
 a frozen spec (:class:`ClaimSpec` and one subclass per kind, with the kind's own fields) by
 :func:`read_claim`, at start-up with the rest of the ``reporting`` block
 (:class:`soft_label_audit.reporting.config.ReportingConfig`). Every key of an entry is
-required, ``kind`` included.
+required, ``kind`` included; every claim has a ``scope`` (``test`` or ``pool``; band and
+cartography claims need ``test``, a pool claim a label-free metric) and a ``target`` (the
+smallest effect of interest that the power table designs for).
 
 Kinds (:data:`CLAIM_KINDS`, kind name -> :class:`ClaimKind`):
 
@@ -20,10 +22,16 @@ Kinds (:data:`CLAIM_KINDS`, kind name -> :class:`ClaimKind`):
   cartography coordinate with the human entropy over training items, averaged over seeds;
   seeds and training items bootstrapped jointly.
 
+Each estimator also runs the kind's test (:mod:`.variance`): the studentised t with
+Satterthwaite df from the effect's variance components for the difference, band and
+correlation kinds (ANOVA components for item-mean metrics, bootstrap components for binned and
+rank metrics, the seed spread alone for a metric resampled over seeds only), the
+Pitman-Morgan test for a spread ratio.
+
 Adding a kind is one entry of :data:`CLAIM_KINDS`: its spec class (fields beyond
 :class:`ClaimSpec`'s, each with its reader; the comparison text; the metrics it needs), its
 estimator (spec, source bootstrap, :class:`ClaimContext` -> :class:`Estimate`), its power
-columns (:mod:`.power`) and its null value. tests/reporting/test_claim_kinds.py evaluates one
+rows (:mod:`.power`) and its null value. tests/reporting/test_claim_kinds.py evaluates one
 claim of every registered kind.
 """
 
@@ -37,10 +45,11 @@ import numpy as np
 import pandas as pd
 
 from soft_label_audit import params as p
+from soft_label_audit.metrics import registry
 from soft_label_audit.metrics.bands import BANDS
 from soft_label_audit.metrics.per_run import BAND_SEPARATOR
-from soft_label_audit.reporting import bootstrap
-from soft_label_audit.reporting.power import bootstrap_power, spread_ratio_power
+from soft_label_audit.reporting import bootstrap, variance
+from soft_label_audit.reporting.power import component_designs, spread_ratio_designs
 from soft_label_audit.reporting.stability import spread_ratio
 from soft_label_audit.targets import BUILDERS
 
@@ -64,6 +73,14 @@ def _band(path: str, value: Any) -> str:
     return p.choice(path, value, BANDS)
 
 
+def _scope(path: str, value: Any) -> str:
+    return p.choice(path, value, bootstrap.SCOPES)
+
+
+def _target(path: str, value: Any) -> float:
+    return p.number(path, value, 0, low_open=True)
+
+
 def _read(reader: Callable[[str, Any], Any]) -> Any:
     """A required spec field read from the claim entry by ``reader(path, value)``."""
     return field(metadata={"read": reader})
@@ -72,7 +89,11 @@ def _read(reader: Callable[[str, Any], Any]) -> Any:
 @dataclass(frozen=True)
 class ClaimSpec:
     """What every claim declares: ``effect(condition vs baseline)`` of ``metric`` is claimed to
-    ``increase`` or ``decrease`` (``direction``)."""
+    ``increase`` or ``decrease`` (``direction``), on the items of ``scope`` (``test``: the
+    annotated test items; ``pool``: the unannotated scoring pool, label-free metrics only,
+    :func:`soft_label_audit.reporting.bootstrap.is_label_free`); ``target``: the smallest
+    effect of interest, in the effect's units (a difference; a ratio for a ratio claim),
+    which the power table designs the study for."""
 
     id: str = _read(p.text)
     statement: str = _read(p.text)
@@ -80,18 +101,39 @@ class ClaimSpec:
     condition: str = _read(_condition)
     baseline: str = _read(_condition)
     direction: str = _read(_direction)
+    scope: str = _read(_scope)
+    target: float = _read(_target)
+
+    #: whether a claim of this kind may be on the pool scope (it needs no human label)
+    pool_allowed = True
 
     @classmethod
     def from_params(cls, entry: Mapping[str, Any], path: str) -> ClaimSpec:
         """The spec of one claim entry (a block); every field is required."""
         names = [f.name for f in fields(cls)]
         p.no_unknown(path, entry, ("kind", *names))
-        return cls(
+        spec = cls(
             **{
                 f.name: f.metadata["read"](f"{path}.{f.name}", p.required(path, entry, f.name))
                 for f in fields(cls)
             }
         )
+        spec.check(path)
+        return spec
+
+    def check(self, path: str) -> None:
+        """Rules across fields: a pool claim needs a label-free metric and a kind that allows
+        it."""
+        if self.scope == "pool" and not (
+            self.pool_allowed and bootstrap.is_label_free(self.metric)
+        ):
+            raise p.fail(
+                f"{path}.scope",
+                "'test' for this claim (the pool scope has no human labels: only difference and "
+                "spread_ratio claims of accuracy, nll, brier, ece_*, ece_mass_*, classwise_ece_*, "
+                "mce_* or ce_l2_debiased_*)",
+                self.scope,
+            )
 
     @property
     def kind(self) -> str:
@@ -117,6 +159,7 @@ class BandContrastClaim(ClaimSpec):
     """``band_contrast``: the difference on the items of ``band`` minus the one on all items."""
 
     band: str = _read(_band)
+    pool_allowed = False
 
     def comparison(self) -> str:
         c, b = self.condition, self.baseline
@@ -132,7 +175,13 @@ class BandContrastClaim(ClaimSpec):
 
 @dataclass(frozen=True)
 class SpreadRatioClaim(ClaimSpec):
-    """``spread_ratio``: the std over seeds of ``metric``, condition over baseline."""
+    """``spread_ratio``: the std over seeds of ``metric``, condition over baseline;
+    ``target`` a ratio other than 1."""
+
+    def check(self, path: str) -> None:
+        super().check(path)
+        if self.target == 1:
+            raise p.fail(f"{path}.target", "a std ratio other than 1", self.target)
 
     def comparison(self) -> str:
         return f"std over seeds: {self.condition} / {self.baseline}"
@@ -144,6 +193,7 @@ class CorrelationClaim(ClaimSpec):
     entropy over training items (``metric``: its per-run column), condition minus baseline."""
 
     cartography_column: str = _read(p.text)
+    pool_allowed = False
 
 
 @dataclass(frozen=True, eq=False)
@@ -158,46 +208,98 @@ class ClaimContext:
 
 @dataclass(frozen=True, eq=False)
 class Estimate:
-    """A claim's effect on one source with what its interval, p-value and power come from:
-    either ``boot`` (the effect over seed-and-item draws), ``boot_items`` (over item-only
-    draws) and ``per_seed`` (the per-seed effects), or an interval and p-value the kind
-    computed itself (``ci``, ``p_value``)."""
+    """A claim's effect on one source with its test and what its interval and power come from.
+
+    ``boot``: the effect over seed-and-item draws (its percentile interval), or ``ci`` when the
+    kind computes its interval itself; ``test``: the studentised (or Pitman-Morgan) test;
+    ``components``: the effect's variance components (None for a ratio of spreads, which has
+    ``pairing`` instead: the correlation of the two conditions' per-seed values);
+    ``n_items``: the items the effect is measured on (a band's for a band claim),
+    ``n_scope_items``: all items of the scope (what a design counts), ``band_share`` their
+    ratio."""
 
     effect: float
     n_items: int
+    n_scope_items: int
     resampled: str
+    test: variance.TestResult
+    test_name: str
+    components: variance.Components | None = None
     boot: np.ndarray | None = None
-    boot_items: np.ndarray | None = None
-    per_seed: np.ndarray | None = None
     ci: tuple[float, float] | None = None
-    p_value: float | None = None
+    pairing: float = float("nan")
 
-    def interval(self, confidence: float, null: float) -> tuple[float, float, float]:
-        """(low, high, two-sided p-value of ``effect = null``)."""
+    @property
+    def band_share(self) -> float:
+        return self.n_items / self.n_scope_items
+
+    def interval(self, confidence: float) -> tuple[float, float]:
+        """(low, high): the percentile interval of ``boot`` (or ``ci``)."""
         if self.ci is not None:
-            return self.ci[0], self.ci[1], self.p_value
-        low, high = bootstrap.percentile_interval(self.boot, confidence)
-        return low, high, bootstrap.bootstrap_p_value(self.boot, null)
+            return self.ci
+        return bootstrap.percentile_interval(self.boot, confidence)
 
 
-def _difference(boot: SourceBootstrap, spec: ClaimSpec, metric: str, items_only: bool = False):
-    values, how = boot.resampled(metric, items_only)
-    runs = boot.runs
-    return values[:, runs.index(spec.condition)] - values[:, runs.index(spec.baseline)], how
+T_ANOVA = "t (Satterthwaite df), ANOVA components"
+T_BOOT = "t (Satterthwaite df), bootstrap components"
+T_SEEDS = "paired t over seeds (item component not estimated)"
+PITMAN_MORGAN = "Pitman-Morgan t (S - 2 df)"
+
+
+def _pair(boot: SourceBootstrap, spec: ClaimSpec) -> tuple[int, int]:
+    return boot.runs.index(spec.condition), boot.runs.index(spec.baseline)
+
+
+def _studentised(
+    effect: float,
+    per_seed: np.ndarray,
+    n_scope: int,
+    d: np.ndarray | None,
+    item_boot: np.ndarray | None,
+) -> tuple[variance.TestResult, variance.Components, str]:
+    """The test and components of an effect: ANOVA of per-item differences ``d`` (S, n) when
+    the metric has them, else bootstrap components from the per-seed item-only resamples
+    ``item_boot`` (B, S), else the seed spread alone."""
+    S = len(per_seed)
+    if S < 2 or (d is None and item_boot is not None and len(item_boot) < 10):
+        nan = float("nan")
+        comps = variance.Components(nan, nan, nan, "not estimable")
+        return variance.TestResult(nan, nan, nan, nan, nan), comps, f"none ({S} seed(s))"
+    if d is not None:
+        comps, ms = variance.anova_components(d)
+        return variance.t_test(effect, 0.0, S, n_scope, comps, ms), comps, T_ANOVA
+    if item_boot is not None:
+        comps = variance.bootstrap_components(per_seed, item_boot, n_scope)
+        return variance.t_test(effect, 0.0, S, n_scope, comps), comps, T_BOOT
+    comps = variance.Components(float(np.var(per_seed, ddof=1)), 0.0, 0.0, "seeds only")
+    return variance.t_test(effect, 0.0, S, n_scope, comps), comps, T_SEEDS
+
+
+def _per_item(boot: SourceBootstrap, metric: str, spec: ClaimSpec) -> np.ndarray | None:
+    """(S, n) per-item paired differences of an item-mean metric (None for another metric)."""
+    entry = registry.item_resampled(boot.n_bins).get(metric)
+    if metric not in boot.item_resampled or not isinstance(entry, registry.ItemMetric):
+        return None
+    values = boot.prepared(metric)
+    c, b = _pair(boot, spec)
+    return values[c] - values[b]
+
+
+def _boot_pair(boot: SourceBootstrap, spec: ClaimSpec, metric: str):
+    both, fixed, how = boot.resampled_by_seed(metric)
+    c, b = _pair(boot, spec)
+    return both[:, c] - both[:, b], None if fixed is None else fixed[:, c] - fixed[:, b], how
 
 
 def difference_estimate(spec: ClaimSpec, boot: SourceBootstrap, ctx: ClaimContext) -> Estimate:
     per_seed = boot.per_seed.get(spec.metric, [spec.baseline, spec.condition])
-    boot_all, how = _difference(boot, spec, spec.metric)
-    boot_items, _ = _difference(boot, spec, spec.metric, items_only=True)
-    return Estimate(
-        effect=float(np.mean(per_seed[1] - per_seed[0])),
-        boot=boot_all,
-        boot_items=boot_items,
-        per_seed=per_seed[1] - per_seed[0],
-        n_items=len(boot.runs.item_ids),
-        resampled=how,
-    )
+    per_seed = per_seed[1] - per_seed[0]
+    effect = float(np.mean(per_seed))
+    joint, item_boot, how = _boot_pair(boot, spec, spec.metric)
+    n = len(boot.runs.item_ids)
+    d = _per_item(boot, spec.metric, spec)
+    test, comps, name = _studentised(effect, per_seed, n, d, item_boot)
+    return Estimate(effect, n, n, how, test, name, comps, boot=joint)
 
 
 def band_contrast_estimate(
@@ -207,19 +309,18 @@ def band_contrast_estimate(
     seed_all = boot.per_seed.get(spec.metric, pair)
     seed_band = boot.per_seed.get(spec.band_metric, pair)
     per_seed = (seed_band[1] - seed_band[0]) - (seed_all[1] - seed_all[0])
-    parts = [
-        _difference(boot, spec, m, io)
-        for io in (False, True)
-        for m in (spec.band_metric, spec.metric)
-    ]
-    return Estimate(
-        effect=float(np.mean(per_seed)),
-        boot=parts[0][0] - parts[1][0],
-        boot_items=parts[2][0] - parts[3][0],
-        per_seed=per_seed,
-        n_items=int(np.sum(boot.runs.band == spec.band)),
-        resampled=parts[0][1],
-    )
+    effect = float(np.mean(per_seed))
+    band_joint, band_items, how = _boot_pair(boot, spec, spec.band_metric)
+    all_joint, all_items, _ = _boot_pair(boot, spec, spec.metric)
+    in_band = boot.runs.band == spec.band
+    n, n_band = len(in_band), int(in_band.sum())
+    d = _per_item(boot, spec.metric, spec)
+    if d is not None:
+        # mean_i(w_i d_si) = (band mean - overall mean) of seed s, w_i = n 1[i in band] / n_band - 1
+        d = d * (n * in_band / n_band - 1.0)[None, :]
+    item_boot = None if band_items is None else band_items - all_items
+    test, comps, name = _studentised(effect, per_seed, n, d, item_boot)
+    return Estimate(effect, n_band, n, how, test, name, comps, boot=band_joint - all_joint)
 
 
 def spread_ratio_estimate(
@@ -227,12 +328,18 @@ def spread_ratio_estimate(
 ) -> Estimate:
     per_seed = boot.per_seed.get(spec.metric, [spec.baseline, spec.condition])
     res = spread_ratio(per_seed[1], per_seed[0], ctx.n_resamples, ctx.seed, ctx.confidence)
+    n = len(boot.runs.item_ids)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = float(np.corrcoef(per_seed[1], per_seed[0])[0, 1])
     return Estimate(
         effect=res["ratio"],
-        ci=(res["ratio_low"], res["ratio_high"]),
-        p_value=res["p_value"],
-        n_items=len(boot.runs.item_ids),
+        n_items=n,
+        n_scope_items=n,
         resampled="seeds",
+        test=variance.pitman_morgan(per_seed[1], per_seed[0]),
+        test_name=PITMAN_MORGAN,
+        ci=(res["ratio_low"], res["ratio_high"]),
+        pairing=rho,
     )
 
 
@@ -242,21 +349,19 @@ def correlation_estimate(
     pair = [spec.baseline, spec.condition]
     runs = boot.runs
     per_seed = boot.per_seed.get(spec.metric, pair)
+    per_seed = per_seed[1] - per_seed[0]
+    effect = float(np.mean(per_seed))
     values, reference = cartography_arrays(
         ctx.cartography, boot.source, pair, spec.cartography_column, runs.seeds
     )
     rng = np.random.default_rng([ctx.seed, 7, *boot.source.encode()])
-    draws = bootstrap.draw(ctx.n_resamples, len(runs.seeds), values.shape[2], rng)
-    fixed_seeds = bootstrap.Draws(np.ones_like(draws.seeds), draws.items)
-    both = bootstrap.resample_correlation(values, reference, draws)
-    items = bootstrap.resample_correlation(values, reference, fixed_seeds)
+    n = values.shape[2]
+    draws = bootstrap.draw(ctx.n_resamples, len(runs.seeds), n, rng)
+    both, fixed = bootstrap.resample_correlation(values, reference, draws, by_seed=True)
+    item_boot = fixed[:, 1] - fixed[:, 0]
+    test, comps, name = _studentised(effect, per_seed, n, None, item_boot)
     return Estimate(
-        effect=float(np.mean(per_seed[1] - per_seed[0])),
-        boot=both[:, 1] - both[:, 0],
-        boot_items=items[:, 1] - items[:, 0],
-        per_seed=per_seed[1] - per_seed[0],
-        n_items=values.shape[2],
-        resampled="seeds+training items",
+        effect, n, n, "seeds+training items", test, name, comps, boot=both[:, 1] - both[:, 0]
     )
 
 
@@ -292,34 +397,25 @@ def cartography_arrays(
     return values, reference.to_numpy(dtype=np.float64)
 
 
-def _bootstrap_power(est: Estimate, n_seeds: int, alpha: float, power: float, target: float):
-    return bootstrap_power(est.per_seed, est.boot_items, est.n_items, n_seeds, alpha, power, target)
-
-
-def _spread_ratio_power(est: Estimate, n_seeds: int, alpha: float, power: float, target: float):
-    return spread_ratio_power(n_seeds, alpha, power)
-
-
 @dataclass(frozen=True)
 class ClaimKind:
-    """One kind of claim: its spec class, its estimator, its power columns
-    (``power(estimate, n_seeds, alpha_per_test, power, target_effect)``, the
-    ``POWER_COLUMNS`` of :mod:`.power` that the table does not fill) and the effect's null
-    value (of the verdict and the p-value)."""
+    """One kind of claim: its spec class, its estimator, its power rows
+    (``power(estimate, n_seeds, alpha_per_test, settings, target)`` -> the design columns of
+    :mod:`.power`) and the effect's null value (of the verdict and the test)."""
 
     spec: type[ClaimSpec]
     estimate: Callable[[Any, SourceBootstrap, ClaimContext], Estimate]
-    power: Callable[[Estimate, int, float, float, float], dict[str, Any]]
+    power: Callable[..., list[dict[str, Any]]]
     null: float = 0.0
 
 
 CLAIM_KINDS: dict[str, ClaimKind] = {
-    "difference": ClaimKind(DifferenceClaim, difference_estimate, _bootstrap_power),
-    "band_contrast": ClaimKind(BandContrastClaim, band_contrast_estimate, _bootstrap_power),
+    "difference": ClaimKind(DifferenceClaim, difference_estimate, component_designs),
+    "band_contrast": ClaimKind(BandContrastClaim, band_contrast_estimate, component_designs),
     "spread_ratio": ClaimKind(
-        SpreadRatioClaim, spread_ratio_estimate, _spread_ratio_power, null=1.0
+        SpreadRatioClaim, spread_ratio_estimate, spread_ratio_designs, null=1.0
     ),
-    "correlation": ClaimKind(CorrelationClaim, correlation_estimate, _bootstrap_power),
+    "correlation": ClaimKind(CorrelationClaim, correlation_estimate, component_designs),
 }
 KIND_NAMES: dict[type[ClaimSpec], str] = {k.spec: name for name, k in CLAIM_KINDS.items()}
 
@@ -329,7 +425,8 @@ def read_claim(entry: Any, path: str) -> ClaimSpec:
 
     >>> read_claim({"id": "d", "statement": "steadier", "kind": "spread_ratio",
     ...     "metric": "accuracy", "condition": "human_soft", "baseline": "original_hard",
-    ...     "direction": "decrease"}, "reporting.claims[0]").comparison()
+    ...     "direction": "decrease", "scope": "test", "target": 0.8},
+    ...     "reporting.claims[0]").comparison()
     'std over seeds: human_soft / original_hard'
     >>> read_claim({"kind": "ratio"}, "reporting.claims[0]")
     Traceback (most recent call last):

@@ -6,12 +6,30 @@ metric; its kind (:data:`soft_label_audit.reporting.claim_kinds.CLAIM_KINDS`) sa
 effect, interval and p-value are estimated from the bootstraps and how its power row is
 computed (:mod:`.power`). The table is shown by :mod:`.claims_report`.
 
-p-values are two-sided bootstrap p-values, Holm-adjusted over every row of the table (all
-claims and sources). Verdict rule (:func:`verdict`), with the kind's null value (0, 1 for
-ratios): ``supported`` when the interval lies entirely on the claimed side of the null and
-the adjusted p-value is below ``alpha``; ``contradicted`` when it lies entirely on the other
-side and the adjusted p-value is below ``alpha``; otherwise ``inconclusive``. A claim whose
-conditions or metric the study lacks is skipped with a logged note.
+Each row is tested on the items of its claim's ``scope`` (``test``: the annotated test items;
+``pool``: the unannotated scoring pool, label-free metrics only).
+
+p-values (``p_value``) are two-sided p-values of a test with an analytic reference
+distribution (:mod:`.variance`): the studentised effect ``effect / SE`` referred to Student's
+t with Satterthwaite df, SE from the effect's seed, item and seed x item variance components
+(ANOVA of per-item paired differences for item-mean metrics, ``p_mc_se = 0``; item-only
+bootstrap variances for binned and rank metrics, ``p_mc_se`` their Monte Carlo error by the
+delta method); the Pitman-Morgan t-test (S - 2 df) for a ratio of seed spreads. No p-value has a
+resampling floor, so the smallest Holm-adjusted p is not bounded by ``m / B``. They are
+Holm-adjusted over every row of the table (all claims and sources). The power table
+(:mod:`.power`) computes the power of the same tests.
+
+Intervals (``ci_low``, ``ci_high``) are percentile intervals of the seed-and-item bootstrap
+(``reporting.bootstrap``; a paired seed bootstrap for a ratio of spreads): they describe the
+effect's uncertainty without the studentised test's normality assumptions.
+
+Verdict rule (:func:`verdict`), with the kind's null value (0, 1 for ratios): ``supported``
+when the adjusted p-value is below ``alpha`` AND the interval lies entirely on the claimed side
+of the null; ``contradicted`` when the adjusted p-value is below ``alpha`` and the interval
+lies entirely on the other side; otherwise ``inconclusive``. Both must agree, so a verdict is
+never contradicted by its own interval, and a rejection that the bootstrap interval does not
+confirm (the t-test's assumptions in doubt) stays inconclusive. A claim whose conditions,
+metric or scope the study lacks is skipped with a logged note.
 """
 
 from __future__ import annotations
@@ -53,11 +71,17 @@ CLAIM_COLUMNS = [
 EXTRA_COLUMNS = [
     "statement",
     "kind",
+    "scope",
     "condition",
     "baseline",
     "direction",
     "null",
+    "test",
+    "statistic",
+    "df",
+    "se",
     "p_value",
+    "p_mc_se",
     "n_seeds",
     "n_items",
     "resampled",
@@ -94,16 +118,37 @@ def _missing(spec: ClaimSpec, boot: SourceBootstrap) -> str | None:
     missing = [c for c in (spec.condition, spec.baseline) if c not in boot.runs.conditions]
     if missing:
         return f"condition {missing}"
-    absent = [m for m in spec.needed_metrics() if m not in boot.metrics_by_run]
+    absent = [m for m in spec.needed_metrics() if m not in boot.per_seed]
     return f"metric {absent}" if absent else None
 
 
+def _scoped(
+    spec: ClaimSpec, boots: dict[str, SourceBootstrap], pool_boots: dict[str, SourceBootstrap]
+) -> dict[str, SourceBootstrap]:
+    """The bootstraps of the claim's scope, one per source that has it."""
+    if spec.scope == "test":
+        return boots
+    lacking = [s for s in boots if s not in pool_boots]
+    if lacking:
+        log.warning(
+            "claim %s skipped for source(s) %s: the study has no pool predictions",
+            spec.id,
+            ", ".join(lacking),
+        )
+    return pool_boots
+
+
 def evaluate_claims(
-    boots: dict[str, SourceBootstrap], cartography: pd.DataFrame | None, config: ReportingConfig
+    boots: dict[str, SourceBootstrap],
+    cartography: pd.DataFrame | None,
+    config: ReportingConfig,
+    pool_boots: dict[str, SourceBootstrap] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(claims table, power table) of ``config.claims``; Holm adjustment over every row of the
-    claims table. The power table has a row per claim and source, then the reference rows
-    (:func:`reference_claims`)."""
+    claims table. ``boots``: the test scope's bootstraps, ``pool_boots`` the pool scope's (a
+    pool claim is skipped with a note for a source without). The power table has design rows
+    per claim and source, then those of the reference comparisons (:func:`reference_claims`)."""
+    pool_boots = pool_boots or {}
     ctx = ClaimContext(
         cartography=cartography,
         n_resamples=config.bootstrap.n_resamples,
@@ -114,7 +159,7 @@ def evaluate_claims(
     estimates: list[tuple[ClaimSpec, str, Estimate, int]] = []
     for spec in config.claims:
         kind = CLAIM_KINDS[spec.kind]
-        for source, boot in boots.items():
+        for source, boot in _scoped(spec, boots, pool_boots).items():
             lacks = _missing(spec, boot)
             if lacks:
                 log.warning(
@@ -122,7 +167,7 @@ def evaluate_claims(
                 )
                 continue
             est = kind.estimate(spec, boot, ctx)
-            low, high, p_value = est.interval(config.confidence, kind.null)
+            low, high = est.interval(config.confidence)
             rows.append(
                 {
                     "claim": spec.id,
@@ -136,11 +181,17 @@ def evaluate_claims(
                     "verdict": "",
                     "statement": spec.statement,
                     "kind": spec.kind,
+                    "scope": spec.scope,
                     "condition": spec.condition,
                     "baseline": spec.baseline,
                     "direction": spec.direction,
                     "null": kind.null,
-                    "p_value": p_value,
+                    "test": est.test_name,
+                    "statistic": est.test.statistic,
+                    "df": est.test.df,
+                    "se": est.test.se,
+                    "p_value": est.test.p_value,
+                    "p_mc_se": est.test.p_mc_se,
                     "n_seeds": len(boot.runs.seeds),
                     "n_items": est.n_items,
                     "resampled": est.resampled,
@@ -164,14 +215,16 @@ def evaluate_claims(
     # Holm's first step: the strictest threshold of the family
     alpha_per_test = config.alpha / max(len(table), 1)
     power = pd.DataFrame(
-        [power_row(*e, alpha_per_test, config.power) for e in estimates], columns=POWER_COLUMNS
+        [row for e in estimates for row in power_rows(*e, alpha_per_test, config.power)],
+        columns=POWER_COLUMNS,
     )
     return table, power
 
 
 def reference_claims(power: PowerSettings) -> list[DifferenceClaim]:
-    """A plain difference of every target metric (``power.targets``) between the
-    ``power.reference`` conditions, claim or not: power rows only."""
+    """A plain difference of every target metric (``power.targets``, its target effect)
+    between the ``power.reference`` conditions on the test items, claim or not: power rows
+    only."""
     ref = power.reference
     return [
         DifferenceClaim(
@@ -181,33 +234,34 @@ def reference_claims(power: PowerSettings) -> list[DifferenceClaim]:
             condition=ref.condition,
             baseline=ref.baseline,
             direction="increase",
+            scope="test",
+            target=target,
         )
-        for metric in power.targets
+        for metric, target in power.targets.items()
     ]
 
 
-def power_row(
+def power_rows(
     spec: ClaimSpec,
     source: str,
     est: Estimate,
     n_seeds: int,
     alpha_per_test: float,
     settings: PowerSettings,
-) -> dict[str, Any]:
-    """One row of the power table: the minimum detectable effect at ``settings.power`` and
-    what a target effect needs (the columns the claim's kind computes)."""
-    target = settings.targets.get(spec.metric, float("nan"))
+) -> list[dict[str, Any]]:
+    """The power rows of one claim and source: the power of its test against the claim's
+    ``target`` at the study's design, and one row per design of ``settings.design_seeds``
+    (the columns the claim's kind computes, :mod:`.power`)."""
     row = {
         "claim": spec.id,
+        "scope": spec.scope,
         "source": source,
         "metric": spec.metric,
         "comparison": spec.comparison(),
+        "test": est.test_name,
+        "target_effect": spec.target,
         "n_seeds": n_seeds,
-        "n_items": est.n_items,
         "alpha_per_test": alpha_per_test,
-        "target_effect": target,
     }
-    return {
-        **row,
-        **CLAIM_KINDS[spec.kind].power(est, n_seeds, alpha_per_test, settings.power, target),
-    }
+    designs = CLAIM_KINDS[spec.kind].power(est, n_seeds, alpha_per_test, settings, spec.target)
+    return [{**row, **design} for design in designs]

@@ -14,13 +14,16 @@ FLOAT_NOISE = 1e-12
 
 
 def claims_markdown(frame: pd.DataFrame, digits: int = 3) -> str:
-    """The claims table as GitHub markdown (one row per claim and source), for the README."""
+    """The claims table as GitHub markdown (one row per claim and source), for the README;
+    with a ``scope`` column when the table has one (test items or the unannotated pool)."""
     missing = [c for c in CLAIM_COLUMNS if c not in frame]
     if missing:
         raise ValueError(f"claims table lacks columns {missing}")
+    scoped = "scope" in frame
     header = [
         "claim",
         "source",
+        *(["scope"] if scoped else []),
         "metric",
         "comparison",
         "effect",
@@ -41,6 +44,7 @@ def claims_markdown(frame: pd.DataFrame, digits: int = 3) -> str:
         cells = [
             str(r.claim),
             str(r.source),
+            *([str(r.scope)] if scoped else []),
             f"`{r.metric}`",
             str(r.comparison).replace("|", "/"),
             num(float(r.effect)),

@@ -38,6 +38,7 @@ REPORTING_EXAMPLE: dict[str, Any] = {
     "stability": {"baseline": "original_hard", "metrics": ["accuracy", "nll", "ece_15"]},
     "power": {
         "power": 0.8,
+        "design_seeds": [3, 6, 10, 20, 40],
         "targets": {"accuracy": 0.01, "ece_15": 0.01},
         "reference": {"condition": "human_soft", "baseline": "original_hard"},
     },
@@ -108,10 +109,12 @@ class PowerReference:
 
 @dataclass(frozen=True)
 class PowerSettings:
-    """``power``: the power of the detectable effects, the target effect per metric (the
-    smallest effect of interest) and the reference comparison."""
+    """``power``: the power the designs must reach, the numbers of seeds they are solved for
+    (``design_seeds``, each at least 2), and the reference comparison with a target effect per
+    metric (the claims carry their own ``target``)."""
 
     power: float
+    design_seeds: tuple[int, ...]
     targets: Mapping[str, float]
     reference: PowerReference
 
@@ -122,6 +125,13 @@ class PowerSettings:
         ref = _block(path, block, "reference", ("condition", "baseline"))
         return cls(
             power=_open_interval(f"{path}.power", p.required(path, block, "power")),
+            design_seeds=_names(
+                f"{path}.design_seeds",
+                p.required(path, block, "design_seeds"),
+                "numbers of seeds",
+                lambda at, v: p.integer(at, v, minimum=2),
+                non_empty=True,
+            ),
             # keys are metric names: any is accepted
             targets=MappingProxyType(
                 {
@@ -186,7 +196,8 @@ class ReportingConfig:
                 _block(path, block, "stability", ("baseline", "metrics")), f"{path}.stability"
             ),
             power=PowerSettings.from_params(
-                _block(path, block, "power", ("power", "targets", "reference")), f"{path}.power"
+                _block(path, block, "power", ("power", "design_seeds", "targets", "reference")),
+                f"{path}.power",
             ),
             claims=_claims(p.required(path, block, "claims"), f"{path}.claims"),
         )

@@ -1,137 +1,170 @@
-"""Power of the claims: the smallest effect a claim's test detects and what a target needs.
+"""Power of the claims: what the study detects now and the designs that detect a target.
 
-A claim kind's power row (:data:`soft_label_audit.reporting.claim_kinds.CLAIM_KINDS`) comes
-from one of the two functions at the end: :func:`bootstrap_power` for an effect read from
-seed-and-item bootstraps (the seed component and the item component of its error,
-:func:`seed_and_item_components`), :func:`spread_ratio_power` for a ratio of seed spreads
-(an F-test approximation). The claims table (:mod:`.claims`) adds the columns every row has.
+Every claim (and every reference comparison) gets rows of ``power.csv`` in long format: one
+row per number of seeds of ``reporting.power.design_seeds``, each with the fewest items that
+reach ``reporting.power.power`` against the claim's own ``target`` effect at the Holm level
+of the family's first step, ``alpha / m`` (m: the rows of the claims table; the strictest of
+Holm's thresholds, so a design that reaches it reaches any later step's too: conservative).
+
+The power is that of the claim's own test (:mod:`.variance`, one reference distribution for
+both): for an effect with variance components, the studentised t-test with Satterthwaite df
+at the design's expected mean squares, its power from the noncentral t
+(:func:`.variance.power`); items solved by :func:`.variance.items_for_power`. Items are those
+of the claim's scope: all annotated test items for a test claim (a band claim's components are
+per annotated item, since its per-item weights ``n 1[band] / n_band - 1`` carry the band's
+share, so ``design_items`` are total annotated test items and ``design_band_items = share x
+design_items`` are the band's), pool items for a pool claim, training items for a
+cartography claim. For a ratio of seed spreads the Pitman-Morgan test's power
+(:func:`.variance.spread_ratio_power`) depends on the seeds only; its items stay the study's.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy import stats
 
-from soft_label_audit.reporting.stability import detectable_spread_ratio
+from soft_label_audit.reporting import variance
+
+if TYPE_CHECKING:
+    from soft_label_audit.reporting.claim_kinds import Estimate
+    from soft_label_audit.reporting.config import PowerSettings
 
 POWER_COLUMNS = [
     "claim",
+    "scope",
     "source",
     "metric",
     "comparison",
+    "test",
+    "target_effect",
+    "var_seed",
+    "var_item",
+    "var_residual",
+    "components",
     "n_seeds",
     "n_items",
+    "band_share",
     "alpha_per_test",
-    "sd_seed",
-    "se_items",
+    "power_at_study",
     "detectable_effect",
-    "detectable_effect_infinite_seeds",
-    "target_effect",
-    "seeds_for_target",
-    "seeds_for_target_items_fixed",
-    "items_for_target",
+    "min_seeds",
+    "design_seeds",
+    "design_items",
+    "design_band_items",
+    "design_power",
 ]
+#: the columns :func:`component_designs` and :func:`spread_ratio_designs` fill
+DESIGN_COLUMNS = POWER_COLUMNS[POWER_COLUMNS.index("var_seed") :]
 
 
-def seed_and_item_components(
-    per_seed_effects: np.ndarray, item_resampled_effects: np.ndarray
-) -> tuple[float, float]:
-    """(sd of the effect across seeds, standard error of the effect from the item sample).
-
-    The seed component is the sample std (ddof=1) of the per-seed effects (each on all items);
-    the item component is the std of the effect when only the test items are resampled
-    (seeds fixed). The standard error of the effect with ``S`` seeds is then approximately
-    ``sqrt(sd_seed^2 / S + se_items^2)`` (the item-by-seed interaction counted in both: a
-    slight overestimate).
-    """
-    d = np.asarray(per_seed_effects, dtype=np.float64)
-    d = d[np.isfinite(d)]
-    sd_seed = float(np.std(d, ddof=1)) if len(d) > 1 else float("nan")
-    b = np.asarray(item_resampled_effects, dtype=np.float64)
-    b = b[np.isfinite(b)]
-    se_items = float(np.std(b, ddof=1)) if len(b) > 1 else float("nan")
-    return sd_seed, se_items
-
-
-def detectable_effect(sd_seed: float, se_items: float, n_seeds, alpha: float, power: float = 0.8):
-    """Smallest effect a two-sided test at ``alpha`` detects with ``power`` from ``n_seeds``
-    seeds: ``(t_{1-alpha/2, S-1} + t_{power, S-1}) * sqrt(sd_seed^2 / S + se_items^2)``
-    (``n_seeds`` may be an array)."""
-    s = np.asarray(n_seeds, dtype=np.float64)
-    if not np.isfinite(sd_seed) or not np.isfinite(se_items):
-        return np.full(s.shape, np.nan) if s.ndim else float("nan")
-    with np.errstate(invalid="ignore"):
-        df = np.where(s >= 2, s - 1, np.nan)
-        se = np.sqrt(sd_seed**2 / s + se_items**2)
-        out = (stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(power, df)) * se
-    return out if s.ndim else float(out)
-
-
-def seeds_for_effect(
-    target: float,
-    sd_seed: float,
-    se_items: float,
-    alpha: float,
-    power: float = 0.8,
-    max_seeds: int = 1000,
-) -> float:
-    """Fewest seeds (>= 2) whose detectable effect is at most ``target``; NaN when the item
-    sample alone makes the target unreachable (or beyond ``max_seeds``)."""
-    if not np.isfinite(target) or target <= 0:
+def _fewest_seeds(reaches, start: int, stop: int = 1000) -> float:
+    """Fewest seeds in ``start..stop`` for which ``reaches(seeds)`` holds (NaN if none);
+    bisection, the power growing with the seeds."""
+    if not reaches(stop):
         return float("nan")
-    seeds = np.arange(2, max_seeds + 1)
-    ok = np.flatnonzero(detectable_effect(sd_seed, se_items, seeds, alpha, power) <= target)
-    return float(seeds[ok[0]]) if len(ok) else float("nan")
+    if reaches(start):
+        return float(start)
+    lo, hi = start, stop
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if reaches(mid) else (mid, hi)
+    return float(hi)
 
 
-def items_for_effect(
-    target: float, se_items: float, n_items: int, alpha: float, power: float = 0.8
-) -> float:
-    """Test items that bring the item part of the detectable effect down to ``target`` with
-    unlimited seeds, assuming its standard error shrinks as ``1 / sqrt(n)`` (normal quantiles)."""
-    if not (np.isfinite(target) and target > 0 and np.isfinite(se_items)):
-        return float("nan")
-    z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
-    return float(np.ceil(n_items * (z * se_items / target) ** 2))
+def component_designs(
+    est: Estimate, n_seeds: int, alpha: float, settings: PowerSettings, target: float
+) -> list[dict[str, Any]]:
+    """Design rows of an effect with variance components (module docstring)."""
+    comps, n, share = est.components, est.n_scope_items, est.band_share
+    wanted = settings.power
+    if not np.isfinite(comps.var_residual):  # one seed, or too few resamples: no design
+        nan = float("nan")
+        keys = ("power_at_study", "detectable_effect", "min_seeds", "design_items")
+        return [
+            {
+                "var_seed": nan,
+                "var_item": nan,
+                "var_residual": nan,
+                "components": comps.method,
+                "n_items": n,
+                "band_share": share,
+                **dict.fromkeys(keys, nan),
+                "design_seeds": seeds,
+                "design_band_items": nan,
+                "design_power": nan,
+            }
+            for seeds in settings.design_seeds
+        ]
+    common = {
+        "var_seed": comps.var_seed,
+        "var_item": comps.var_item,
+        "var_residual": comps.var_residual,
+        "components": comps.method,
+        "n_items": n,
+        "band_share": share,
+        "power_at_study": float(variance.power(target, comps, n_seeds, n, alpha)),
+        "detectable_effect": variance.detectable_effect(comps, n_seeds, n, alpha, wanted),
+    }
+    items_matter = comps.method != "seeds only"
+    # reachable with S seeds at all: with (practically) unlimited items
+    common["min_seeds"] = _fewest_seeds(
+        lambda s: variance.power(target, comps, s, variance.MAX_ITEMS, alpha) >= wanted, 2
+    )
+    rows = []
+    for seeds in settings.design_seeds:
+        if items_matter:
+            items = variance.items_for_power(target, comps, seeds, alpha, wanted)
+        else:  # the item component was not estimated: the study's items, seeds only
+            reached = variance.power(target, comps, seeds, n, alpha) >= wanted
+            items = float(n) if reached else float("nan")
+        reached_power = (
+            float(variance.power(target, comps, seeds, items, alpha))
+            if np.isfinite(items)
+            else float(variance.power(target, comps, seeds, variance.MAX_ITEMS, alpha))
+        )
+        rows.append(
+            {
+                **common,
+                "design_seeds": seeds,
+                "design_items": items,
+                "design_band_items": float(np.ceil(items * share)) if np.isfinite(items) else items,
+                "design_power": reached_power,
+            }
+        )
+    return rows
 
 
-def bootstrap_power(
-    per_seed: np.ndarray,
-    boot_items: np.ndarray,
-    n_items: int,
-    n_seeds: int,
-    alpha: float,
-    power: float,
-    target: float,
-) -> dict[str, Any]:
-    """The power columns of an effect with per-seed values and item-only resamples: its
-    detectable effect at ``power`` and the seeds and items a ``target`` effect needs."""
-    sd_seed, se_items = seed_and_item_components(per_seed, boot_items)
-    return {
-        "sd_seed": sd_seed,
-        "se_items": se_items,
-        "detectable_effect": detectable_effect(sd_seed, se_items, n_seeds, alpha, power),
-        "detectable_effect_infinite_seeds": float(
-            (stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) * se_items
+def spread_ratio_designs(
+    est: Estimate, n_seeds: int, alpha: float, settings: PowerSettings, target: float
+) -> list[dict[str, Any]]:
+    """Design rows of a ratio of seed spreads: the Pitman-Morgan test's power per number of
+    seeds against the ``target`` ratio, with the study's pairing correlation and items."""
+    rho, n = est.pairing, est.n_scope_items
+    wanted = settings.power
+    common = {
+        "var_seed": np.nan,
+        "var_item": np.nan,
+        "var_residual": np.nan,
+        "components": f"none (pairing correlation {rho:.3g})",
+        "n_items": n,
+        "band_share": 1.0,
+        "power_at_study": float(variance.spread_ratio_power(target, rho, n_seeds, alpha)),
+        "detectable_effect": variance.detectable_spread_ratio(rho, n_seeds, alpha, wanted),
+        "min_seeds": _fewest_seeds(
+            lambda s: variance.spread_ratio_power(target, rho, s, alpha) >= wanted, 3
         ),
-        "seeds_for_target": seeds_for_effect(target, sd_seed, se_items, alpha, power),
-        # the same test items for ever: only the seed component counts
-        "seeds_for_target_items_fixed": seeds_for_effect(target, sd_seed, 0.0, alpha, power),
-        # items for the target with unlimited seeds, the item error shrinking as 1/sqrt(n)
-        "items_for_target": items_for_effect(target, se_items, n_items, alpha, power),
     }
-
-
-def spread_ratio_power(n_seeds: int, alpha: float, power: float) -> dict[str, Any]:
-    """The power columns of a ratio of seed spreads: the F-test's detectable ratio only."""
-    return {
-        "sd_seed": np.nan,
-        "se_items": np.nan,
-        "detectable_effect": detectable_spread_ratio(n_seeds, alpha, power),
-        "detectable_effect_infinite_seeds": np.nan,
-        "seeds_for_target": np.nan,
-        "seeds_for_target_items_fixed": np.nan,
-        "items_for_target": np.nan,
-    }
+    rows = []
+    for seeds in settings.design_seeds:
+        pw = float(variance.spread_ratio_power(target, rho, seeds, alpha))
+        rows.append(
+            {
+                **common,
+                "design_seeds": seeds,
+                "design_items": float(n) if pw >= wanted else float("nan"),
+                "design_band_items": float(n) if pw >= wanted else float("nan"),
+                "design_power": pw,
+            }
+        )
+    return rows

@@ -6,12 +6,20 @@
 every (source, baseline, condition, metric): seeds and test items resampled jointly
 (:mod:`soft_label_audit.reporting.bootstrap`) for the metrics that are means or binned sums
 over items, seeds only for the others (column ``resampled``).
+
+Two scopes of items (:data:`soft_label_audit.reporting.bootstrap.SCOPES`):
+:func:`build_bootstraps` gives the annotated test items of every source (human labels and
+bands; per-seed values from metrics_by_run), :func:`build_pool_bootstraps` the unannotated
+scoring pool (``{source}.{condition}.pool_predictions`` with the original labels of
+``pool_digits``; label-free metrics only, their per-seed values computed from the registry by
+:class:`ScopePerSeed`). The pool's draws are an independent stream of the same seed. The
+paired-differences table is of the test scope; the claims pick the scope they declare.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -19,6 +27,7 @@ from scipy import stats
 
 from soft_label_audit.columns import H_COLS, P_COLS
 from soft_label_audit.human_labels import human_digits
+from soft_label_audit.metrics import registry
 from soft_label_audit.metrics.bands import difficulty_band
 from soft_label_audit.metrics.per_run import BAND_SEPARATOR
 from soft_label_audit.reporting import bootstrap
@@ -43,20 +52,7 @@ def source_runs(
 ) -> bootstrap.SourceRuns:
     """Arrays of one source; every condition and seed must have predicted the same items."""
     table = predictions[predictions["source"].astype(str) == source]
-    seeds = np.sort(table["seed"].unique())
-    items = np.sort(table["item_id"].unique())
-    probs = np.full((len(conditions), len(seeds), len(items), len(P_COLS)), np.nan)
-    for c, condition in enumerate(conditions):
-        sub = table[table["condition"].astype(str) == condition]
-        for s, seed in enumerate(seeds):
-            run = sub[sub["seed"] == seed].set_index("item_id")
-            if len(run) != len(items) or not run.index.sort_values().equals(pd.Index(items)):
-                raise ValueError(
-                    f"{source}.{condition}.test_predictions seed {seed}: predicts {len(run)} items, "
-                    f"expected the {len(items)} test items shared by every condition and seed of {source!r} "
-                    "(the paired bootstrap needs the same items and seeds everywhere)"
-                )
-            probs[c, s] = run.loc[items, list(P_COLS)].to_numpy(dtype=np.float64)
+    probs, seeds, items = _probability_array(table, source, conditions, "test_predictions")
     info = pd.DataFrame({"item_id": items})
     info = info.merge(
         item_stats[["item_id", "original_label", "human_mode", "human_entropy"]],
@@ -84,6 +80,31 @@ def source_runs(
         band=difficulty_band(entropy, bands.unanimous_max, bands.low_max),
         human_entropy=entropy,
     )
+
+
+def _probability_array(
+    table: pd.DataFrame, source: str, conditions: list[str], kind: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """((C, S, n, K) probabilities, sorted seeds, sorted item ids) of one source's predictions;
+    one sort and one reshape (10,000 pool items x 6 seeds x 9 conditions in well under a
+    second), refusing a run that does not predict exactly the shared items."""
+    seeds = np.sort(table["seed"].unique())
+    items = np.sort(table["item_id"].unique())
+    probs = np.full((len(conditions), len(seeds), len(items), len(P_COLS)), np.nan)
+    for c, condition in enumerate(conditions):
+        sub = table[table["condition"].astype(str) == condition]
+        for s, seed in enumerate(seeds):
+            run = sub[sub["seed"] == seed]
+            ids = run["item_id"].to_numpy()
+            order = np.argsort(ids, kind="stable")
+            if len(run) != len(items) or not np.array_equal(ids[order], items):
+                raise ValueError(
+                    f"{source}.{condition}.{kind} seed {seed}: predicts {len(run)} items, "
+                    f"expected the {len(items)} items shared by every condition and seed of {source!r} "
+                    "(the paired bootstrap needs the same items and seeds everywhere)"
+                )
+            probs[c, s] = run[list(P_COLS)].to_numpy(dtype=np.float64)[order]
+    return probs, seeds, items
 
 
 class PerSeed:
@@ -151,13 +172,61 @@ def bootstrap_p_values(samples: np.ndarray, null: float = 0.0) -> np.ndarray:
     return np.where(count > 0, np.minimum(1.0, 2 * np.minimum(below, above)), np.nan)
 
 
+class ScopePerSeed:
+    """Per-seed values (C, S) of the label-free metrics on a pool scope, computed from its
+    predictions with the registry's own entries (the same values a run's scores would hold);
+    the lookup of :class:`PerSeed`, without a metrics table."""
+
+    def __init__(self, runs: bootstrap.SourceRuns, n_bins: int):
+        self.runs, self.n_bins = runs, n_bins
+        self.conditions = {c: k for k, c in enumerate(runs.conditions)}
+        settings = registry.Settings(n_bins=n_bins)
+        self._entries = {
+            name: metric
+            for metric in registry.METRICS
+            for name in (
+                (metric.column(n_bins),) if hasattr(metric, "column") else metric.names(settings)
+            )
+            if bootstrap.is_label_free(name)
+        }
+        self._values: dict[str, np.ndarray] = {}
+
+    def __contains__(self, metric: str) -> bool:
+        return metric in self._entries
+
+    def get(self, metric: str, conditions: list[str] | None = None) -> np.ndarray:
+        if metric not in self._values:
+            entry, runs = self._entries[metric], self.runs
+            C, S = runs.probs.shape[:2]
+            if isinstance(entry, registry.ItemMetric):
+                table = entry.per_item(runs.probs, runs.items).mean(axis=-1)
+            else:
+                settings = registry.Settings(n_bins=self.n_bins)
+                table = np.array(
+                    [
+                        [
+                            entry.score(runs.probs[c, s], runs.items, settings)[metric]
+                            for s in range(S)
+                        ]
+                        for c in range(C)
+                    ]
+                )
+            self._values[metric] = table
+        table = self._values[metric]
+        if conditions is None:
+            return table
+        return table[[self.conditions[c] for c in conditions]]
+
+
 class SourceBootstrap:
-    """Resampled per-condition metric values of one source, computed once and cached."""
+    """Resampled per-condition metric values of one source on one scope, computed once and
+    cached. A ``test`` scope reads its per-seed values from metrics_by_run; a ``pool`` scope
+    (``metrics_by_run`` None) computes them (:class:`ScopePerSeed`)."""
 
     def __init__(
         self,
         runs: bootstrap.SourceRuns,
-        metrics_by_run: pd.DataFrame,
+        metrics_by_run: pd.DataFrame | None,
         source: str,
         n_bins: int,
         n_resamples: int,
@@ -169,35 +238,56 @@ class SourceBootstrap:
             source,
             n_bins,
         )
-        rng = np.random.default_rng([seed, len(source), *source.encode()])
+        self.scope = runs.scope
+        # the pool's draws are independent of the test items' (another stream)
+        stream = [] if runs.scope == "test" else [bootstrap.SCOPES.index(runs.scope)]
+        rng = np.random.default_rng([seed, len(source), *source.encode(), *stream])
         S, n = len(runs.seeds), len(runs.item_ids)
         self.draws = bootstrap.draw(n_resamples, S, n, rng)
-        # item-only draws (seeds held fixed): the item component of the variance, for power
-        self.item_draws = bootstrap.Draws(np.ones((n_resamples, S)), self.draws.items)
         self.item_resampled = set(bootstrap.item_resampled_metrics(runs, n_bins))
-        self.per_seed = PerSeed(metrics_by_run, source, list(runs.conditions), runs.seeds)
-        self._cache: dict[tuple[str, bool], np.ndarray] = {}
-        self._prepared: dict[str, np.ndarray] = {}
+        if metrics_by_run is None:
+            self.per_seed = ScopePerSeed(runs, n_bins)
+        else:
+            self.per_seed = PerSeed(metrics_by_run, source, list(runs.conditions), runs.seeds)
+        self._cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._prepared: dict[str, Any] = {}
 
-    def resampled(self, metric: str, items_only: bool = False) -> tuple[np.ndarray, str]:
-        """(B, C) resampled values and how they were resampled."""
-        key = (metric, items_only)
+    def prepared(self, name: str):
+        """:func:`bootstrap.prepare`'s array of an item-resampled metric (without band)."""
+        if name not in self._prepared:
+            self._prepared[name] = bootstrap.prepare(self.runs, name, self.n_bins)
+        return self._prepared[name]
+
+    def resampled_by_seed(self, metric: str) -> tuple[np.ndarray, np.ndarray | None, str]:
+        """(B, C) seed-and-item resampled values, (B, C, S) each seed's value on the drawn
+        items (seeds not resampled; None for a metric resampled over seeds only) and how."""
         if metric in self.item_resampled:
-            if key not in self._cache:
-                draws = self.item_draws if items_only else self.draws
+            if metric not in self._cache:
                 name = metric.split(BAND_SEPARATOR)[0]
-                if name not in self._prepared:
-                    self._prepared[name] = bootstrap.prepare(self.runs, name, self.n_bins)
-                self._cache[key] = bootstrap.resample_metric(
-                    self.runs, metric, draws, self.n_bins, prepared=self._prepared[name]
+                self._cache[metric] = bootstrap.resample_metric(
+                    self.runs,
+                    metric,
+                    self.draws,
+                    self.n_bins,
+                    prepared=self.prepared(name),
+                    by_seed=True,
                 )
-            return self._cache[key], RESAMPLED_BOTH
-        per_seed = self.per_seed.get(metric)
-        if items_only:
-            return np.zeros((self.draws.n_resamples, len(self.runs.conditions))) + per_seed.mean(
-                axis=1
-            ), RESAMPLED_SEEDS
-        return bootstrap.seed_bootstrap(per_seed, self.draws), RESAMPLED_SEEDS
+            both, fixed = self._cache[metric]
+            return both, fixed, RESAMPLED_BOTH
+        if self.scope != "test" and metric not in self.per_seed:
+            raise ValueError(
+                f"{metric!r} needs human labels: not available on the {self.scope} scope"
+            )
+        return (
+            bootstrap.seed_bootstrap(self.per_seed.get(metric), self.draws),
+            None,
+            RESAMPLED_SEEDS,
+        )
+
+    def resampled(self, metric: str) -> tuple[np.ndarray, str]:
+        """(B, C) resampled values and how they were resampled."""
+        both, _, how = self.resampled_by_seed(metric)
+        return both, how
 
 
 def bootstrap_paired(
@@ -257,4 +347,51 @@ def build_bootstraps(
         out[source] = SourceBootstrap(
             runs, metrics_by_run, source, evaluation.n_bins, n_resamples, seed
         )
+    return out
+
+
+def pool_source_runs(
+    pool_predictions: pd.DataFrame, pool_digits: pd.DataFrame, source: str, conditions: list[str]
+) -> bootstrap.SourceRuns:
+    """The pool scope of one source: its pool predictions (every condition and seed on the same
+    pool items) with the items' original labels from ``pool_digits``."""
+    table = pool_predictions[pool_predictions["source"].astype(str) == source]
+    probs, seeds, items = _probability_array(table, source, conditions, "pool_predictions")
+    labels = pool_digits[pool_digits["source"].astype(str) == source].set_index("item_id")
+    missing = pd.Index(items).difference(labels.index)
+    if len(missing):
+        raise ValueError(
+            f"pool items {missing.tolist()[:5]} of {source!r} have no pool_digits row "
+            "(their original label is needed)"
+        )
+    original = labels.loc[items, "original_label"].to_numpy(dtype=np.int64)
+    return bootstrap.pool_runs(tuple(conditions), seeds, items, probs, original)
+
+
+def build_pool_bootstraps(
+    pool_predictions: pd.DataFrame | None,
+    pool_digits: pd.DataFrame | None,
+    metrics_by_run: pd.DataFrame,
+    n_bins: int,
+    n_resamples: int,
+    seed: int,
+) -> dict[str, SourceBootstrap]:
+    """One pool-scope :class:`SourceBootstrap` per source of metrics_by_run that has pool
+    predictions (none when there are none), conditions in study order."""
+    if pool_predictions is None or pool_digits is None or not len(pool_predictions):
+        return {}
+    out = {}
+    sources = set(pool_predictions["source"].astype(str))
+    for source in dict.fromkeys(metrics_by_run["source"].astype(str)):
+        if source not in sources:
+            continue
+        conditions = list(
+            dict.fromkeys(
+                metrics_by_run.loc[
+                    metrics_by_run["source"].astype(str) == source, "condition"
+                ].astype(str)
+            )
+        )
+        runs = pool_source_runs(pool_predictions, pool_digits, source, conditions)
+        out[source] = SourceBootstrap(runs, None, source, n_bins, n_resamples, seed)
     return out

@@ -20,6 +20,7 @@ PARAMS = {
         "seed": 1,
     },
     "study": {
+        "items_from": "draw",
         "n_per_source": {"mnist": 100, "synthetic": 20},
         "pool_item_ids": {"mnist": [0, 600], "synthetic": None},
         "split_fractions": {"train": 0.6, "val": 0.2, "test": 0.2},

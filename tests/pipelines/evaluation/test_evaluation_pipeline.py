@@ -9,7 +9,12 @@ from soft_label_audit.columns import P_COLS
 from soft_label_audit.configs import EvaluationConfig
 from soft_label_audit.contracts import ContractError, check_table
 from soft_label_audit.metrics.bands import BANDS, NONE_BANDS
-from soft_label_audit.metrics.per_run import BAND_SEPARATOR, NONE_BAND_SEPARATOR, metric_names
+from soft_label_audit.metrics.per_run import (
+    BAND_SEPARATOR,
+    NONE_BAND_SEPARATOR,
+    SHIFTED_SUFFIX,
+    metric_names,
+)
 from soft_label_audit.pipelines.evaluation import create_pipeline, nodes
 from tests.pipelines.evaluation.synthetic_study import EVAL_PARAMS, GRID
 
@@ -90,13 +95,15 @@ def test_metrics_table_contract(outputs):
 
 
 def test_every_registered_metric_is_a_column_of_the_metrics_table(outputs):
-    """Each registry entry reaches the table: overall, per band and per none band, in order."""
+    """Each registry entry reaches the table: overall, per band, per none band and on the
+    mode-shifted items, in order."""
     config = EvaluationConfig.from_params(EVAL_PARAMS)
     names = metric_names(config.n_bins, config.calibration_floor.quantile)
     expected = [
         *names,
         *(f"{m}{BAND_SEPARATOR}{b}" for b in BANDS for m in names),
         *(f"{m}{NONE_BAND_SEPARATOR}{b}" for b in NONE_BANDS for m in names),
+        *(f"{m}{SHIFTED_SUFFIX}" for m in names),
     ]
     for namespace in ("mnist.human_soft", "synthetic.original_hard"):
         columns = list(outputs[f"{namespace}.metrics"].columns)
@@ -322,3 +329,25 @@ def test_pool_predictions_of_unknown_items_are_refused(study):
             source="mnist",
             condition="human_soft",
         )
+
+
+def test_every_condition_scores_the_same_shifted_items_against_both_labels(outputs, study):
+    """``{name}__shifted`` scores the items of item_stats.mode_shift, the one shift set, in
+    every condition: the same count everywhere, and both accuracies recomputed by hand."""
+    stats = study["item_stats"].set_index("item_id")
+    for source, condition in GRID.namespaces():
+        preds = study[f"{source}.{condition}.test_predictions"]
+        metrics = outputs[f"{source}.{condition}.metrics"].set_index("seed")
+        for seed, run in preds.groupby("seed"):
+            info = stats.loc[run["item_id"]]
+            shifted = info["mode_shift"].to_numpy(bool)
+            assert 0 < shifted.sum() < len(run)
+            top = run[[f"p_{k}" for k in range(10)]].to_numpy().argmax(1)[shifted]
+            row = metrics.loc[seed]
+            assert row["n_items__shifted"] == shifted.sum()
+            assert row["accuracy__shifted"] == pytest.approx(
+                (top == info["original_label"].to_numpy()[shifted]).mean()
+            )
+            assert row["accuracy_human_mode__shifted"] == pytest.approx(
+                (top == info["human_mode"].to_numpy()[shifted]).mean()
+            )

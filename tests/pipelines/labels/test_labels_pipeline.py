@@ -8,6 +8,7 @@ import pytest
 from soft_label_audit import targets as tg
 from soft_label_audit.columns import T_COLS
 from soft_label_audit.grid import StudyGrid
+from soft_label_audit.parameter_tree import base_block
 from soft_label_audit.pipelines.labels import create_pipeline, nodes
 from tests.conftest import PROJECT_ROOT
 from tests.helpers import config_loader, run_in_memory
@@ -55,7 +56,10 @@ def outputs(tables, labels_params, training_params):
         "params:training": training_params,
         **tables,
         **_params("labels", labels_params),
-        **_params("annotation", {"mode_support": MODE_SUPPORT}),
+        **_params(
+            "annotation",
+            {"mode_support": MODE_SUPPORT, "dawid_skene": base_block("annotation.dawid_skene")},
+        ),
     }
     return run_in_memory(create_pipeline(grid=GRID), inputs)
 
@@ -82,15 +86,20 @@ def test_one_namespace_per_source_and_condition():
         "params:labels.large_teacher",
         "params:training",
         "params:annotation.mode_support",
+        "params:annotation.dawid_skene",
         *(f"params:labels.conditions.{c}" for c in CONDITIONS),
     } == pipe.inputs()
-    # only the machine_soft conditions read a teacher; only human_mode_hard reads the mode
+    # only the machine_soft conditions read a teacher; only the conditions that place the
+    # human mode (human_mode_hard, human_soft, and human_soft_mode_aligned, which moves it
+    # back to o) read item_stats
     readers = {n.namespace for n in pipe.nodes if "teacher_logits" in n.inputs}
     assert readers == {f"{s}.machine_soft" for s in GRID.sources}
     readers = {n.namespace for n in pipe.nodes if "large_teacher_logits" in n.inputs}
     assert readers == {f"{s}.machine_soft_large_teacher" for s in GRID.sources}
     assert {n.namespace for n in pipe.nodes if "item_stats" in n.inputs} == {
-        f"{s}.human_mode_hard" for s in GRID.sources
+        f"{s}.{c}"
+        for s in GRID.sources
+        for c in ("human_mode_hard", "human_soft", "human_soft_mode_aligned")
     }
 
 
@@ -182,6 +191,7 @@ def test_mode_shifts_are_counted_per_rule(outputs):
     table = outputs["mode_shifts_by_rule"]
     assert set(table["source"]) == set(GRID.sources)
     assert (table["mode_shift"] <= table["argmax_not_original"]).all()
+    assert table["assumptions_ok"].dtype == bool and "assumption_note" in table
 
 
 def test_synthetic_machine_soft_is_the_generator_label(outputs, tables):
@@ -274,6 +284,7 @@ def test_condition_without_a_recipe_is_refused(tables, labels_params):
             None,
             "renormalise",
             tables["human_soft_labels"],
+            tables["item_stats"],
             source="mnist",
             condition="human_soft",
         )
@@ -288,6 +299,7 @@ def test_a_source_without_test_items_stops_before_training(tables, labels_params
             {},
             "renormalise",
             tables["human_soft_labels"],
+            tables["item_stats"],
             source="synthetic",
             condition="human_soft",
         )

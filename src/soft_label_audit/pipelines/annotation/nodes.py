@@ -15,7 +15,7 @@ import pandas as pd
 from soft_label_audit import configs
 from soft_label_audit.columns import H_COLS
 from soft_label_audit.configs import AnnotationConfig, AnnotationReport
-from soft_label_audit.crowd import figures, sources, statistics, validity
+from soft_label_audit.crowd import aggregation, figures, sources, statistics, validity
 from soft_label_audit.crowd.sources import AnnotationInput
 from soft_label_audit.crowd.statistics import ModeSupport
 
@@ -50,9 +50,18 @@ def aggregate_soft_labels(
     annotation: dict[str, Any],
 ) -> pd.DataFrame:
     """``human_soft_labels_by_rule``: every rule (long: one row per item and rule), or the
-    soft labels of a source without votes (the source's ``soft_labels_by_rule``)."""
+    soft labels of a source without votes (the source's ``soft_labels_by_rule``).
+
+    A source of votes whose ``annotation.aggregation`` rule's assumptions fail on its votes
+    (:func:`~soft_label_audit.crowd.aggregation.require_assumptions`) stops here, before
+    anything is aggregated; the other rules whose assumptions fail are computed and warned of.
+    """
     config = AnnotationConfig.from_params(annotation)
     source = _source(study_digits) or config.source
+    if sources.get(source).carries_votes:
+        aggregation.require_assumptions(
+            validated_annotations, config.aggregation, config.dawid_skene
+        )
     table = sources.get(source).soft_labels_by_rule(
         validated_annotations, released_soft_labels, config
     )

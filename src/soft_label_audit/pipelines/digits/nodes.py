@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import matplotlib
@@ -11,7 +12,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from soft_label_audit.crowd.sources import AnnotationInput  # noqa: E402
 from soft_label_audit.data_sources import figures, pool, study, synthetic, tables  # noqa: E402
+
+logger = logging.getLogger(__name__)
 
 
 def build_mnist_table(mnist_raw: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -41,13 +45,40 @@ def combine_digits(mnist_digits: pd.DataFrame, synthetic_digits: pd.DataFrame) -
 def choose_study_items(digits: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
     """The items chosen for re-annotation with their train/val/test split (see data_sources.study)."""
     config = study.StudyConfig.from_params(params)
-    return study.select_study_items(
+    items = study.select_study_items(
         digits,
         n_per_source=config.n_per_source,
         pool_ids=config.pool_item_ids,
         split_fractions=config.split_fractions,
         seed=config.seed,
     )
+    study.check_every_split(items, items["source"].unique(), "digits.study")
+    return items
+
+
+def study_items_from_votes(
+    digits: pd.DataFrame, annotation_input: AnnotationInput, params: dict[str, Any]
+) -> pd.DataFrame:
+    """``digits.study.items_from: votes``: the study is exactly the items of the vote file,
+    split per source over its voted items (see data_sources.study.voted_study_items)."""
+    config = study.StudyConfig.from_params(params)
+    votes = annotation_input.frame
+    ids = pd.to_numeric(votes["item_id"], errors="coerce").dropna().astype("int64")
+    items = study.voted_study_items(
+        digits, ids, config.split_fractions, config.seed, str(annotation_input.path)
+    )
+    study.check_every_split(
+        items, items["source"].unique(), f"the vote file {annotation_input.path}"
+    )
+    for source, group in items.groupby("source"):
+        logger.info(
+            "study items from %s: %d %s items (%s)",
+            annotation_input.path,
+            len(group),
+            source,
+            ", ".join(f"{s} {n}" for s, n in group["split"].value_counts().items()),
+        )
+    return items
 
 
 def build_scoring_pool(

@@ -3,10 +3,31 @@ and the held-out scoring pool."""
 
 from kedro.pipeline import Pipeline, node
 
+from soft_label_audit.grid import active_items_from
+
 from . import nodes
 
 
-def create_pipeline(**kwargs) -> Pipeline:
+def _study_node(items_from: str):
+    """``digits.study.items_from``: drawn per source, or exactly the vote file's items (the
+    node then reads ``annotation_input``, so the study follows the file)."""
+    if items_from == "votes":
+        return node(
+            func=nodes.study_items_from_votes,
+            inputs=["digits", "annotation_input", "params:digits.study"],
+            outputs="study_items",
+            name="choose_study_items",
+        )
+    return node(
+        func=nodes.choose_study_items,
+        inputs=["digits", "params:digits.study"],
+        outputs="study_items",
+        name="choose_study_items",
+    )
+
+
+def create_pipeline(items_from: str | None = None, **kwargs) -> Pipeline:
+    items_from = items_from or active_items_from()
     return Pipeline(
         [
             node(
@@ -27,12 +48,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs="digits",
                 name="combine_digits",
             ),
-            node(
-                func=nodes.choose_study_items,
-                inputs=["digits", "params:digits.study"],
-                outputs="study_items",
-                name="choose_study_items",
-            ),
+            _study_node(items_from),
             node(
                 func=nodes.build_scoring_pool,
                 inputs=[

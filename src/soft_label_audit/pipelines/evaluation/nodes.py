@@ -42,7 +42,7 @@ def _item_lookup(
         human_soft_labels[["item_id", *H_COLS]], on="item_id", how="left", validate="many_to_one"
     )
     info = info.merge(
-        item_stats[["item_id", "original_label", "human_entropy", "human_mode"]],
+        item_stats[["item_id", "original_label", "human_entropy", "human_mode", "mode_shift"]],
         on="item_id",
         how="left",
         validate="many_to_one",
@@ -83,7 +83,8 @@ def score_test_predictions(
     source: str,
     condition: str,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per seed: every test-set metric (overall and per band) and the reliability bins.
+    """Per seed: every test-set metric (overall, per band and on the mode-shifted items of
+    ``item_stats.mode_shift``, the one shift set of every condition) and the reliability bins.
 
     ``none_slot`` (``labels.none_slot``) maps the human label onto the digits exactly as the
     training targets did.
@@ -128,6 +129,7 @@ def _score_run(
         floor_draws=floor.draws,
         floor_quantile=floor.quantile,
         floor_seed=floor.seed,
+        mode_shift=info["mode_shift"].to_numpy(dtype=bool),
     )
 
 

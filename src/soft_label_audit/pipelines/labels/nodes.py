@@ -13,8 +13,9 @@ import pandas as pd
 from soft_label_audit import configs
 from soft_label_audit import targets as tg
 from soft_label_audit.columns import H_COLS, MNIST_TRAIN_IDS, N_CLASSES, SPLITS, T_COLS
-from soft_label_audit.crowd import statistics
+from soft_label_audit.crowd import aggregation, statistics
 from soft_label_audit.data_sources.pool import held_out_ids
+from soft_label_audit.data_sources.study import StudyItemsError
 from soft_label_audit.data_sources.tables import images_from_column, soft_labels_from_column
 from soft_label_audit.parameter_tree import read_teacher
 from soft_label_audit.trainer import cross_fit_teacher, train_teacher
@@ -38,6 +39,7 @@ SUMMARY_COLUMNS = [
     "mean_entropy",
     "mean_off_label_mass",
     "share_argmax_not_original",
+    "n_argmax_not_original",
 ]
 
 
@@ -112,14 +114,19 @@ def large_teacher_images(
 ) -> pd.DataFrame:
     """The rows of ``digits`` the large teacher draws its training and validation images from:
     MNIST training images that are neither study items nor held out for scoring (the pool's
-    MNIST items and its blends' parents, :func:`soft_label_audit.data_sources.pool.held_out_ids`)."""
-    study_ids = set(study_digits["item_id"].tolist())
-    return digits[
-        (digits["source"] == "mnist")
-        & digits["item_id"].isin(MNIST_TRAIN_IDS)
-        & ~digits["item_id"].isin(study_ids)
-        & ~digits["item_id"].isin(held_out_ids(pool_digits))
-    ]
+    MNIST items and its blends' parents, :func:`soft_label_audit.data_sources.pool.held_out_ids`;
+    study items that are MNIST test images are never in it). Logs how many it leaves out."""
+    train = digits[(digits["source"] == "mnist") & digits["item_id"].isin(MNIST_TRAIN_IDS)]
+    in_study = train["item_id"].isin(study_digits["item_id"])
+    held_out = train["item_id"].isin(held_out_ids(pool_digits))
+    logger.info(
+        "large teacher pool: %d MNIST training images; %d study items and %d held-out "
+        "scoring-pool images excluded",
+        int((~in_study & ~held_out).sum()),
+        int(in_study.sum()),
+        int((held_out & ~in_study).sum()),
+    )
+    return train[~in_study & ~held_out]
 
 
 def _large_teacher_record(teacher, shifts: int, model_config) -> dict:
@@ -234,7 +241,7 @@ def _source_items(study_digits: pd.DataFrame, source: str) -> pd.DataFrame:
     counts = items["split"].value_counts()
     empty = [split for split in SPLITS if counts.get(split, 0) == 0]
     if empty:
-        raise ValueError(
+        raise StudyItemsError(
             f"study_digits has no {'/'.join(empty)} items of source {source!r} "
             f"(counts by split: {counts.to_dict()}); every source in study.sources needs train, "
             "val and test items: choose a larger study or drop the source from study.sources"
@@ -283,14 +290,15 @@ def summarise_targets(
 ) -> pd.DataFrame:
     """``targets_summary``: per (source, condition, split) the mean target entropy (nats), the mean
     mass off the target's own top label (1 - max t, :func:`targets.off_label_mass`) and the
-    share of items whose target puts more mass on another label than on the original one; ``keys`` name the
-    (source, condition) of each targets table."""
+    number and share of items whose target puts more mass on another label than on the original
+    one (the condition's shifts); ``keys`` name the (source, condition) of each targets table.
+    The conditions that carry the human mode must shift the same items (refused otherwise)."""
     if len(targets) != len(keys):
         raise ValueError(
             f"summarise_targets got {len(targets)} tables for {len(keys)} (source, condition) keys"
         )
     original = study_digits.set_index("item_id")["original_label"]
-    rows = []
+    rows, shifted = [], {}
     for (source, condition), table in zip(keys, targets, strict=True):
         o = original.reindex(table["item_id"]).to_numpy()
         if np.isnan(o.astype(float)).any():
@@ -301,21 +309,50 @@ def summarise_targets(
             m = np.ones(len(t), bool) if name == "all" else split == name
             strength = tg.strength(t, o.astype(np.int64), m)
             rows.append({"source": source, "condition": condition, "split": name, **strength})
+        moved = tg.argmax_not_original(t, o.astype(np.int64))
+        shifted[source, condition] = frozenset(table["item_id"].to_numpy()[moved].tolist())
     out = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     _log_summary(out)
+    _check_one_shift_set(shifted)
     return out
+
+
+def _check_one_shift_set(shifted: dict[tuple[str, str], frozenset]) -> None:
+    """The conditions that carry the human mode (``Builder.carries_mode``) must shift the same
+    items of a source (``item_stats.mode_shift``); logged per source, refused otherwise."""
+    for source in dict.fromkeys(s for s, _ in shifted):
+        carriers = {
+            c: items
+            for (s, c), items in shifted.items()
+            if s == source and tg.builder_for(c).carries_mode
+        }
+        logger.info(
+            "mode shifts per condition (%s, all splits): %s",
+            source,
+            ", ".join(f"{c} {len(items)}" for (s, c), items in shifted.items() if s == source),
+        )
+        if len(set(carriers.values())) > 1:
+            raise ValueError(
+                f"the conditions that carry the human mode shift different items of source "
+                f"{source!r}: "
+                + "; ".join(
+                    f"{c}: {sorted(items)[:5]} ({len(items)})" for c, items in carriers.items()
+                )
+                + "; every one must shift exactly the items of item_stats.mode_shift"
+            )
 
 
 def _log_summary(out: pd.DataFrame) -> None:
     for row in out[out["split"] == "train"].itertuples():
         logger.info(
             "targets_summary %s.%s (train): entropy %.3f, off-label mass %.3f, "
-            "argmax != original %.3f",
+            "argmax != original %.3f (%d items)",
             row.source,
             row.condition,
             row.mean_entropy,
             row.mean_off_label_mass,
             row.share_argmax_not_original,
+            row.n_argmax_not_original,
         )
 
 
@@ -325,12 +362,19 @@ def count_mode_shifts_by_rule(
     validated_annotations: pd.DataFrame,
     none_slot: str,
     mode_support: dict,
+    dawid_skene: dict,
 ) -> pd.DataFrame:
     """``mode_shifts_by_rule``: per aggregation rule and source, how many items the human argmax
     moves off the original label, how many of those moves the votes support (mode shifts) and
-    how many items have an unsupported mode."""
+    how many items have an unsupported mode; ``assumptions_ok`` and ``assumption_note`` say
+    whether the rule's assumptions hold on the votes it was fitted on
+    (:func:`~soft_label_audit.crowd.aggregation.check_assumptions`, ``annotation.dawid_skene``
+    for Dawid-Skene); a row whose assumptions fail is logged as a warning."""
     rows, support = [], statistics.ModeSupport.from_params(mode_support)
+    model = aggregation.DawidSkeneSoft.from_params(dawid_skene)
     for rule, labels in human_soft_labels_by_rule.groupby("aggregation", sort=True):
+        # on every vote, as the rule was fitted (Dawid-Skene's annotators span the sources)
+        checked = aggregation.check_assumptions(validated_annotations, str(rule), model)
         stats = statistics.item_statistics(
             labels,
             study_digits,
@@ -339,7 +383,15 @@ def count_mode_shifts_by_rule(
             mode_support=support,
         )
         for source, g in stats.groupby("source", sort=True):
-            rows.append({"aggregation": str(rule), "source": str(source), **_shift_counts(g)})
+            rows.append(
+                {
+                    "aggregation": str(rule),
+                    "source": str(source),
+                    **_shift_counts(g),
+                    "assumptions_ok": checked.ok,
+                    "assumption_note": checked.note,
+                }
+            )
     out = pd.DataFrame(rows)
     _log_mode_shifts(out)
     return out
@@ -347,7 +399,7 @@ def count_mode_shifts_by_rule(
 
 def _log_mode_shifts(out: pd.DataFrame) -> None:
     for row in out.itertuples():
-        logger.info(
+        line = (
             "mode shifts (%s, %s): argmax != original %d, supported %d, unsupported modes %d",
             row.aggregation,
             row.source,
@@ -355,6 +407,15 @@ def _log_mode_shifts(out: pd.DataFrame) -> None:
             row.mode_shift,
             row.mode_unsupported,
         )
+        if row.assumptions_ok:
+            logger.info(*line)
+        else:
+            logger.warning(
+                line[0] + "; the rule's assumptions fail here (%s): do not read these counts "
+                "as the crowd's",
+                *line[1:],
+                row.assumption_note,
+            )
 
 
 def _shift_counts(g: pd.DataFrame) -> dict:

@@ -104,6 +104,7 @@ def _shared(grid: StudyGrid) -> Pipeline:
                 "validated_annotations",
                 "params:labels.none_slot",
                 "params:annotation.mode_support",
+                "params:annotation.dawid_skene",
             ],
             outputs="mode_shifts_by_rule",
             name="count_mode_shifts_by_rule",

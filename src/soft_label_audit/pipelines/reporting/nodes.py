@@ -21,7 +21,11 @@ from soft_label_audit.reporting.config import ReportingConfig
 from soft_label_audit.reporting.multiple import benjamini_hochberg
 from soft_label_audit.reporting.paired import paired_differences
 from soft_label_audit.reporting.stability import stability_ratios
-from soft_label_audit.reporting.statistics import bootstrap_paired, build_bootstraps
+from soft_label_audit.reporting.statistics import (
+    bootstrap_paired,
+    build_bootstraps,
+    build_pool_bootstraps,
+)
 
 RUN_KEYS = ["source", "condition", "seed"]
 GROUP_KEYS = ["source", "condition"]
@@ -82,40 +86,49 @@ def compare_conditions(
     params: dict[str, Any],
     eval_params: dict[str, Any],
     none_slot: str,
+    pool_predictions: pd.DataFrame | None = None,
+    pool_digits: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Paired differences (t-interval over seeds, bootstrap over seeds and items, Holm p-values
     for the claims, BH q-values for the rest), the claims table, the power table and the ratios
-    of seed spreads. One set of bootstrap draws per source serves every table."""
+    of seed spreads. One set of bootstrap draws per source and scope serves every table; the
+    pool scope (``pool_predictions`` with the labels of ``pool_digits``) serves the claims of
+    ``scope: pool`` only."""
     config = ReportingConfig.from_params(params)
-    boots = build_bootstraps(
-        metrics_by_run,
-        test_predictions,
-        human_soft_labels,
-        item_stats,
-        none_slot,
-        EvaluationConfig.from_params(eval_params),
-        config.bootstrap.n_resamples,
-        config.bootstrap.seed,
+    draws = (config.bootstrap.n_resamples, config.bootstrap.seed)
+    test = (test_predictions, human_soft_labels, item_stats, none_slot)
+    boots, pool_boots = _bootstraps(
+        metrics_by_run, test, (pool_predictions, pool_digits), eval_params, draws
     )
     metrics = metric_columns(metrics_by_run)
     paired = paired_differences(metrics_by_run, metrics, list(config.baselines), config.confidence)
     paired = bootstrap_paired(paired, boots, config.confidence)
-    claims, power = evaluate_claims(boots, cartography, config)
+    claims, power = evaluate_claims(boots, cartography, config, pool_boots)
     paired = _corrected(paired, claims)
     ratios = stability_ratios(
         boots,
         list(config.stability.metrics),
-        *(config.stability.baseline, config.bootstrap.n_resamples, config.bootstrap.seed),
+        *(config.stability.baseline, *draws),
         config.confidence,
     )
     return paired, claims, power, ratios
 
 
+def _bootstraps(metrics_by_run, test, pool, eval_params, draws) -> tuple[dict, dict]:
+    """The bootstraps of the test scope (``test``: predictions, human soft labels, item stats,
+    none slot) and of the pool scope (``pool``: pool predictions and pool digits, or Nones)."""
+    evaluation = EvaluationConfig.from_params(eval_params)
+    boots = build_bootstraps(metrics_by_run, *test, evaluation, *draws)
+    pool_boots = build_pool_bootstraps(*pool, metrics_by_run, evaluation.n_bins, *draws)
+    return boots, pool_boots
+
+
 def _corrected(paired: pd.DataFrame, claims: pd.DataFrame) -> pd.DataFrame:
-    """``p_holm``: the Holm-adjusted p-value of the rows that are claims (difference claims
-    against a baseline of the table); ``q_bh``: Benjamini-Hochberg q-values of all other rows."""
+    """``p_holm``: the Holm-adjusted p-value of the rows that are claims (difference claims on
+    the test items against a baseline of the table; the table is of the test scope);
+    ``q_bh``: Benjamini-Hochberg q-values of all other rows."""
     keys = ["source", "baseline", "condition", "metric"]
-    family = claims[claims["kind"] == "difference"]
+    family = claims[(claims["kind"] == "difference") & (claims["scope"] == "test")]
     family = family[keys + ["p_adjusted"]].drop_duplicates(keys)
     family = family.rename(columns={"p_adjusted": "p_holm"})
     out = paired.merge(family, on=keys, how="left", validate="many_to_one")
