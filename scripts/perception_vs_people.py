@@ -1,5 +1,5 @@
 """How candidate perception models read the 100 people-reference images (evidence behind the
-crowd's perception model; results in docs/crowd_perception_trials.md).
+crowd's perception model; results in docs/crowd_perception.md).
 
     python scripts/perception_vs_people.py                # kNN/PCA variants (about a minute)
     python scripts/perception_vs_people.py --cnn 0 1 2    # also a CNN per seed (about 1 min each)

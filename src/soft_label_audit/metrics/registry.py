@@ -256,7 +256,8 @@ def floor_suffix(quantile: float) -> str:
     return f"q{100 * quantile:g}".replace(".", "_")
 
 
-def _floor_names(s: Settings) -> tuple[str, ...]:
+def floor_names(s: Settings) -> tuple[str, ...]:
+    """The noise-floor columns of every ECE kind (mean and quantile) for ``s``."""
     q = floor_suffix(s.floor_quantile)
     return tuple(
         f"{prefix}_{s.n_bins}_floor_{stat}"
@@ -331,7 +332,7 @@ METRICS: tuple[Metric, ...] = (
         lambda p, items, s: calibration.max_calibration_error(p, items.original, s.n_bins, "width"),
         label_free=True,
     ),
-    RunMetric(_floor_names, _floors, label_free=True),
+    RunMetric(floor_names, _floors, label_free=True),
     _single(
         lambda s: f"ce_l2_debiased_{s.n_bins}",
         lambda p, items, s: calibration.debiased_l2_calibration_error(p, items.original, s.n_bins),
