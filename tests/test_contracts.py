@@ -115,6 +115,13 @@ def _test_predictions() -> pd.DataFrame:
     return table
 
 
+def _final_predictions() -> pd.DataFrame:
+    test = _test_predictions().assign(scope="test")
+    pool = _test_predictions().assign(scope="pool", item_id=np.array([9, 10, 9, 10], np.int64))
+    table = pd.concat([test, pool], ignore_index=True)
+    return table[["source", "condition", "seed", "scope", "item_id", *P_COLS]]
+
+
 def _curves() -> pd.DataFrame:
     return pd.DataFrame(
         {
@@ -127,6 +134,9 @@ def _curves() -> pd.DataFrame:
             "val_loss": [2.2, 1.3, 2.1, 1.2],
             "val_acc": [0.2, 0.5, 0.25, 0.55],
             "lr": [0.01, 0.01, 0.01, 0.01],
+            "best_epoch": np.array([2, 2, 2, 2], np.int64),
+            "val_loss_gain_last_fifth": [0.9, 0.9, 0.9, 0.9],
+            "val_loss_converged": [False] * 4,
         }
     )
 
@@ -158,6 +168,8 @@ VALID = {
     "item_stats": _item_stats,
     "mnist.human_soft.targets": _targets,
     "mnist.human_soft.test_predictions": _test_predictions,
+    "mnist.human_soft.pool_predictions": _test_predictions,
+    "mnist.human_soft.final_predictions": _final_predictions,
     "mnist.human_soft.curves": _curves,
     "mnist.human_soft.metrics": _metrics,
 }
@@ -499,3 +511,19 @@ def test_a_kedro_run_stops_before_saving_a_table_that_breaks_its_contract():
         SequentialRunner().run(flow, catalog, hook_manager=manager)
     catalog = DataCatalog({"item_stats": MemoryDataset(_item_stats()), "copy": MemoryDataset()})
     SequentialRunner().run(flow, catalog, hook_manager=manager)
+
+
+def test_final_predictions_name_their_scope_once_per_seed_and_item():
+    table = _final_predictions()
+    check_table("mnist.human_soft.final_predictions", table)
+    _refused("mnist.human_soft.final_predictions", table.assign(scope="val"), "scope")
+    # the same item may be a test item and a pool item only in different scopes
+    twice = pd.concat([table, table.iloc[:1]], ignore_index=True)
+    _refused("mnist.human_soft.final_predictions", twice, "(scope, seed, item_id)")
+    # an empty pool leaves an empty pool_predictions table, which is valid
+    check_table("mnist.human_soft.pool_predictions", _test_predictions().iloc[:0])
+
+
+def test_curves_name_each_runs_best_epoch():
+    _refused("mnist.human_soft.curves", _curves().assign(best_epoch=0), "column 'best_epoch': >= 1")
+    _refused("mnist.human_soft.curves", _curves().drop(columns="best_epoch"), "best_epoch")

@@ -229,5 +229,6 @@ def test_every_table_the_run_wrote_keeps_its_contract(study_run):
             check_table(name, read(path))
             checked += 1
     n_cells = len(_grid(study_run).namespaces())
-    # the nine study tables (pool_digits among them) and four per (source, condition)
-    assert checked == 9 + n_cells * 4
+    # the nine study tables (pool_digits among them) and six per (source, condition):
+    # targets, test, pool and final predictions, curves, metrics
+    assert checked == 9 + n_cells * 6

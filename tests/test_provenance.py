@@ -44,6 +44,10 @@ def test_the_stage_graph_follows_the_registered_pipelines(graph):
     assert graph["labels"]["upstream"] == ["annotation"]
     assert graph["reporting"]["upstream"] == ["annotation", "training", "evaluation"]
     assert provenance.producer_of(graph, "mnist.human_soft.curves") == "training"
+    for kind in ("test_predictions", "pool_predictions", "final_predictions"):
+        assert provenance.producer_of(graph, f"synthetic.machine_soft.{kind}") == "training"
+    # the training and evaluation stages both read the held-out pool
+    assert "pool_digits" in graph["training"]["inputs"] & graph["evaluation"]["inputs"]
     assert provenance.producer_of(graph, "annotation_input") is None
     assert provenance.after(graph, "labels") == ["training", "evaluation", "reporting"]
 

@@ -41,6 +41,9 @@ def _curves(source: str, condition: str) -> pd.DataFrame:
             "epoch": e,
             "train_loss": 1.0 / e + s,
             "val_acc": 0.5 + 0.1 * e,
+            "best_epoch": 3 - s,  # per run: logged with the metrics, not as a curve
+            "val_loss_gain_last_fifth": 0.1,
+            "val_loss_converged": False,
         }
         for s in (0, 1)
         for e in (1, 2, 3)
@@ -137,6 +140,10 @@ def test_metrics_and_figures_land_in_the_same_child_runs(store):
             "accuracy": [0.9, 0.8],
             "ece_15": [0.05, float("nan")],
             "ece_15__band_high": [0.3, 0.4],
+            "pool__accuracy": [0.85, 0.75],
+            "final__nll": [0.4, 0.5],
+            "final__pool__ece_15": [0.02, 0.03],
+            "best_epoch": [3, 2],
         }
     )
     figure = plt.figure()
@@ -160,7 +167,17 @@ def test_metrics_and_figures_land_in_the_same_child_runs(store):
     # the long tail is a logged table, not metrics
     assert "ece_15__band_high" not in by_seed["0"].data.metrics
     table = mlflow.load_table("test_metrics.json", run_ids=[by_seed["1"].info.run_id])
-    assert dict(zip(table["metric"], table["value"])) == {"ece_15__band_high": 0.4}
+    assert dict(zip(table["metric"], table["value"])) == {
+        "ece_15__band_high": 0.4,
+        "final__pool__ece_15": 0.03,
+    }
+    # the pool's and the final epoch's headline metrics and the best epoch are metrics
+    assert by_seed["1"].data.metrics["pool__accuracy"] == pytest.approx(0.75)
+    assert by_seed["1"].data.metrics["final__nll"] == pytest.approx(0.5)
+    assert by_seed["1"].data.metrics["best_epoch"] == 2
+    history = store.get_metric_history(by_seed["1"].info.run_id, "best_epoch")
+    assert [m.step for m in history] == [0]  # once, from the metrics: not a curve per epoch
+    assert not store.get_metric_history(by_seed["1"].info.run_id, "val_loss_gain_last_fifth")
     assert "val_acc" in by_seed["1"].data.metrics  # from the curves of the same run
     art0 = {a.path for a in store.list_artifacts(by_seed["0"].info.run_id, "figures")}
     art1 = {a.path for a in store.list_artifacts(by_seed["1"].info.run_id, "figures")}

@@ -36,6 +36,7 @@ from soft_label_audit.columns import (
     N_CLASSES,
     N_MNIST,
     P_COLS,
+    PREDICTION_SCOPES,
     SOURCES,
     SPLITS,
     T_COLS,
@@ -467,6 +468,31 @@ def _test_predictions(source: str | None, condition: str | None) -> pa.DataFrame
     )
 
 
+def _pool_predictions(source: str | None, condition: str | None) -> pa.DataFrameSchema:
+    return _schema(
+        "pool_predictions",
+        {**_run_keys(source, condition), "item_id": _item_id(), **_probabilities(P_COLS)},
+        [_one_row_per(["seed", "item_id"]), *_distribution(P_COLS, PROB_SUM_ATOL)],
+        "the predicted distribution of every pool item (pool_digits: held-out, unannotated) "
+        "of the source, per seed, at the run's best epoch (lowest val_loss); empty without pool",
+    )
+
+
+def _final_predictions(source: str | None, condition: str | None) -> pa.DataFrameSchema:
+    return _schema(
+        "final_predictions",
+        {
+            **_run_keys(source, condition),
+            "scope": _str(_one_of(PREDICTION_SCOPES)),
+            "item_id": _item_id(),
+            **_probabilities(P_COLS),
+        },
+        [_one_row_per(["scope", "seed", "item_id"]), *_distribution(P_COLS, PROB_SUM_ATOL)],
+        "the predicted distribution of every test item (scope test) and pool item (scope "
+        "pool), per seed, at the final epoch",
+    )
+
+
 def _curves(source: str | None, condition: str | None) -> pa.DataFrameSchema:
     return _schema(
         "curves",
@@ -477,13 +503,16 @@ def _curves(source: str | None, condition: str | None) -> pa.DataFrameSchema:
             "train_acc": _col("float", _between(0, 1)),
             "val_loss": _col("float", _at_least(0)),
             "val_acc": _col("float", _between(0, 1)),
+            "best_epoch": _col("integer", _at_least(1)),
+            "val_loss_converged": _col("bool"),
         },
         [_one_row_per(["seed", "epoch"])],
         "per seed and epoch (1-based): training and validation curves; val_loss and val_acc "
         "against the original label for every condition, *_human_mode against the human "
-        "mode, val_loss_own_target against the run's own targets; "
-        "train_loss_change_last_fifth and train_loss_levelled: the levelling check "
-        "(metrics/levelling.py)",
+        "mode, val_loss_own_target against the run's own targets; on every row of a seed: "
+        "best_epoch (lowest val_loss, the epoch of test_predictions), "
+        "val_loss_gain_last_fifth and val_loss_converged: the convergence check "
+        "(metrics/convergence.py: converged when the best epoch lies before the last fifth)",
     )
 
 
@@ -492,7 +521,10 @@ def _metrics(source: str | None, condition: str | None) -> pa.DataFrameSchema:
         "metrics",
         _run_keys(source, condition),
         [_one_row_per(["seed"]), _other_columns_numeric(["source", "condition"])],
-        "one row per seed: every metric of the run (NaN where a metric is undefined)",
+        "one row per seed: every metric of the run (NaN where a metric is undefined); "
+        "columns without a prefix score the test items at the best epoch, pool__{name} the "
+        "pool items at the best epoch, final__{name} and final__pool__{name} the final epoch "
+        "(label-free metrics only, metrics/registry.py); best_epoch: the epoch scored",
     )
 
 
@@ -518,6 +550,8 @@ _TABLES: dict[str, Callable[[], pa.DataFrameSchema]] = {
 _NAMESPACED: dict[str, Callable[[str | None, str | None], pa.DataFrameSchema]] = {
     "targets": _targets,
     "test_predictions": _test_predictions,
+    "pool_predictions": _pool_predictions,
+    "final_predictions": _final_predictions,
     "curves": _curves,
     "metrics": _metrics,
 }

@@ -1,6 +1,7 @@
 """One condition's training, as tables: the trainer's arrays from the study tables, and the
-trainer's result packed as the ``test_predictions``, ``curves``, ``dynamics`` and ``weights``
-of the contracts (docs/architecture.md). Plain pandas and numpy; no Kedro."""
+trainer's result packed as the ``test_predictions`` and ``pool_predictions`` (best epoch),
+``final_predictions`` (final epoch, test and pool), ``curves``, ``dynamics`` and ``weights`` of
+the contracts (docs/architecture.md). Plain pandas and numpy; no Kedro."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import logging
 import numpy as np
 import pandas as pd
 
-from soft_label_audit.columns import P_COLS, T_COLS
+from soft_label_audit.columns import P_COLS, RUN_CURVE_COLUMNS, T_COLS
 from soft_label_audit.data_sources.tables import images_from_column
-from soft_label_audit.metrics.levelling import has_levelled, last_fifth_change
+from soft_label_audit.metrics.convergence import convergence
 from soft_label_audit.trainer import CURVE_NAMES, TrainData
 
 logger = logging.getLogger(__name__)
@@ -40,6 +41,13 @@ def condition_splits(
     return train, val, test
 
 
+def pool_items(pool_digits: pd.DataFrame, source: str) -> pd.DataFrame:
+    """The pool items of ``source`` (item_id, original_label, image) in item_id order; none when
+    the pool holds no item of the source."""
+    pool = pool_digits.loc[pool_digits["source"] == source, ["item_id", "original_label", "image"]]
+    return pool.sort_values("item_id").reset_index(drop=True)
+
+
 def validation_modes(val: pd.DataFrame, item_stats: pd.DataFrame | None, source: str):
     """The validation items' human mode (for the ``*_human_mode`` curves), or None."""
     if item_stats is None:
@@ -51,8 +59,18 @@ def validation_modes(val: pd.DataFrame, item_stats: pd.DataFrame | None, source:
     return modes["human_mode"].to_numpy(np.int64)
 
 
+def _images(frame: pd.DataFrame) -> np.ndarray:
+    if len(frame) == 0:
+        return np.zeros((0, 28, 28), np.uint8)
+    return images_from_column(frame["image"])
+
+
 def train_data(
-    train: pd.DataFrame, val: pd.DataFrame, test: pd.DataFrame, val_modes: np.ndarray | None
+    train: pd.DataFrame,
+    val: pd.DataFrame,
+    test: pd.DataFrame,
+    val_modes: np.ndarray | None,
+    pool: pd.DataFrame | None = None,
 ) -> TrainData:
     return TrainData(
         train_images=images_from_column(train["image"]),
@@ -61,6 +79,7 @@ def train_data(
         val_labels=val["original_label"].to_numpy(np.int64),
         test_images=images_from_column(test["image"]),
         val_modes=val_modes,
+        pool_images=None if pool is None else _images(pool),
     )
 
 
@@ -74,37 +93,82 @@ def _keys(source: str, condition: str, seeds: list[int], n: int) -> pd.DataFrame
 
 
 def prediction_table(
-    test_probs: np.ndarray, test: pd.DataFrame, seeds: list[int], source: str, condition: str
+    probs: np.ndarray, items: pd.DataFrame, seeds: list[int], source: str, condition: str
 ) -> pd.DataFrame:
-    """``test_predictions``: source, condition, seed, item_id, p_0..p_9."""
-    preds = _keys(source, condition, seeds, len(test))
-    preds["item_id"] = np.tile(test["item_id"].to_numpy(np.int64), len(seeds))
-    preds[list(P_COLS)] = test_probs.reshape(-1, len(P_COLS)).astype(np.float64)
+    """``test_predictions`` or ``pool_predictions`` (``probs`` (S, n, 10) of ``items`` in row
+    order): source, condition, seed, item_id, p_0..p_9."""
+    preds = _keys(source, condition, seeds, len(items))
+    preds["item_id"] = np.tile(items["item_id"].to_numpy(np.int64), len(seeds))
+    values = np.asarray(probs, np.float64).reshape(-1, len(P_COLS))
+    for j, column in enumerate(P_COLS):
+        preds[column] = values[:, j]
     return preds
 
 
+def final_prediction_table(
+    test_probs: np.ndarray,
+    test: pd.DataFrame,
+    pool_probs: np.ndarray,
+    pool: pd.DataFrame,
+    seeds: list[int],
+    source: str,
+    condition: str,
+) -> pd.DataFrame:
+    """``final_predictions``: the final epoch's predictions of the test items and the pool,
+    source, condition, seed, scope (``test`` or ``pool``), item_id, p_0..p_9."""
+    parts = [
+        prediction_table(probs, items, seeds, source, condition).assign(scope=scope)
+        for scope, probs, items in (("test", test_probs, test), ("pool", pool_probs, pool))
+    ]
+    table = pd.concat(parts, ignore_index=True)
+    return table[["source", "condition", "seed", "scope", "item_id", *P_COLS]]
+
+
+def prediction_tables(
+    result, test: pd.DataFrame, pool: pd.DataFrame, seeds: list[int], source: str, condition: str
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """``test_predictions`` and ``pool_predictions`` at the best epoch and ``final_predictions``
+    of a :class:`~soft_label_audit.trainer.TrainResult`."""
+    return (
+        prediction_table(result.test_probs_best, test, seeds, source, condition),
+        prediction_table(result.pool_probs_best, pool, seeds, source, condition),
+        final_prediction_table(
+            result.test_probs, test, result.pool_probs, pool, seeds, source, condition
+        ),
+    )
+
+
 def curve_table(
-    curves_by_name: dict[str, np.ndarray], seeds: list[int], source: str, condition: str
+    curves_by_name: dict[str, np.ndarray],
+    seeds: list[int],
+    source: str,
+    condition: str,
+    best_epochs: np.ndarray,
 ) -> pd.DataFrame:
     """``curves``: source, condition, seed, epoch (1-based), the trainer's ``CURVE_NAMES``, and
-    on every row the run's levelling check (``train_loss_change_last_fifth``,
-    ``train_loss_levelled``, :mod:`soft_label_audit.metrics.levelling`)."""
+    on every row the run's ``best_epoch`` (1-based, lowest ``val_loss``: the epoch of its
+    ``test_predictions``) and convergence check (``val_loss_gain_last_fifth``,
+    ``val_loss_converged``, :mod:`soft_label_audit.metrics.convergence`)."""
     epochs = curves_by_name["train_loss"].shape[1]
     curves = _keys(source, condition, seeds, epochs)
     curves["epoch"] = np.tile(np.arange(1, epochs + 1), len(seeds))
     for name in CURVE_NAMES:
         curves[name] = curves_by_name[name].reshape(-1)
-    change = np.array([last_fifth_change(loss) for loss in curves_by_name["train_loss"]])
-    curves["train_loss_change_last_fifth"] = np.repeat(change, epochs)
-    levelled = np.array([has_levelled(loss) for loss in curves_by_name["train_loss"]])
-    curves["train_loss_levelled"] = np.repeat(levelled, epochs)
+    best_epochs = np.asarray(best_epochs, np.int64)
+    gain, converged = convergence(curves_by_name["val_loss"])
+    for column, per_run in zip(RUN_CURVE_COLUMNS, (best_epochs, gain, converged), strict=True):
+        curves[column] = np.repeat(per_run, epochs)
     logger.info(
-        "%s.%s: training loss change over the last fifth of %d epochs: max %.3f over seeds (%s)",
+        "%s.%s: best validation epochs %s of %d; validation loss gain over the last fifth: "
+        "max %.4f nats over seeds (%s)",
         source,
         condition,
+        best_epochs.tolist(),
         epochs,
-        float(np.nanmax(change)),
-        "levelled off" if levelled.all() else f"NOT levelled off in {int((~levelled).sum())} seeds",
+        float(np.nanmax(gain)) if np.isfinite(gain).any() else float("nan"),
+        "converged: best epoch before the last fifth"
+        if converged.all()
+        else f"NOT converged in {int((~converged).sum())} seeds: best epoch in the last fifth",
     )
     return curves
 
@@ -119,9 +183,11 @@ def dynamics_record(train: pd.DataFrame, seeds: list[int], probs: np.ndarray) ->
 
 
 def log_run(result, source: str, condition: str, n_train: int) -> None:
-    """One line per condition: seeds, epochs, items, time, device, final validation accuracy."""
+    """One line per condition: seeds, epochs, items, time (and that of the predictions after
+    training), device, final validation accuracy."""
     logger.info(
-        "%s.%s: %d seeds x %d epochs on %d items, %.1f s on %s%s; final val_acc %s",
+        "%s.%s: %d seeds x %d epochs on %d items, %.1f s on %s%s (%.2f s of it predicting %d "
+        "test and %d pool items at two epochs); final val_acc %s",
         source,
         condition,
         result.curves["train_loss"].shape[0],
@@ -130,6 +196,9 @@ def log_run(result, source: str, condition: str, n_train: int) -> None:
         result.seconds,
         result.device,
         " (vectorised)" if result.vectorised else "",
+        result.predict_seconds,
+        result.test_logits.shape[1],
+        result.pool_logits.shape[1],
         np.round(result.curves["val_acc"][:, -1], 3).tolist(),
     )
 

@@ -18,12 +18,15 @@ active when the session starts) always wins over the lookup.
 After every node this hook looks at the node's outputs named ``{source}.{condition}.<kind>`` and
 logs them into the child run of each seed (created on first use, nested under the parent run):
 
-* ``curves``: a frame with ``seed`` and ``epoch`` columns; every other numeric column is logged
-  as a metric with ``step = epoch``; the node's wall time is logged as ``train_seconds`` (all
+* ``curves``: a frame with ``seed`` and ``epoch`` columns; every other numeric column but the
+  per-run ones (:data:`~soft_label_audit.columns.RUN_CURVE_COLUMNS`: best_epoch and the
+  convergence check, logged with the metrics) is logged as a metric with ``step = epoch``; the
+  node's wall time is logged as ``train_seconds`` (all
   seeds of a condition train together, so they share it). Curve points a re-run logs again
   with the same value are not duplicated.
 * ``metrics``: a frame with one row per ``seed``; the headline metrics (:data:`HEADLINE_METRICS`:
-  accuracy, nll, brier, ece_<bins>, kl_human) are logged as metrics, every other numeric
+  accuracy, nll, brier, ece_<bins>, the same four on the pool (``pool__``) and at the final
+  epoch (``final__``), kl_human, best_epoch) are logged as metrics, every other numeric
   column goes into the logged table ``test_metrics.json`` (columns ``metric``, ``value``), read
   back with ``mlflow.load_table("test_metrics.json", run_ids=[...])``.
 * ``figures``: a dict name -> matplotlib Figure, logged as ``figures/<name>.png`` into every
@@ -73,6 +76,7 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
+from soft_label_audit.columns import RUN_CURVE_COLUMNS
 from soft_label_audit.configs import AnnotationConfig
 from soft_label_audit.grid import StudyGrid
 
@@ -96,7 +100,9 @@ RUN_PARAM_KEYS = ("model", "optimizer", "schedule", "epochs", "batch_size", "see
 #: parameter blocks that define a study's inputs and models (:func:`study_record_key`)
 STUDY_BLOCKS = ("study", "digits", "annotation", "simulated_crowd", "labels", "training")
 #: metrics of a run's ``metrics`` table logged as MLflow metrics; the rest go into a table
-HEADLINE_METRICS = re.compile(r"^(accuracy|nll|brier|kl_human|ece_\d+)$")
+HEADLINE_METRICS = re.compile(
+    r"^((pool__|final__)?(accuracy|nll|brier|ece_\d+)|kl_human|best_epoch)$"
+)
 #: the logged table of a child run's other test metrics
 METRICS_TABLE = "test_metrics.json"
 #: a child run's model, as an MLflow PyTorch model
@@ -531,7 +537,8 @@ class MlflowChildRunsHook:
         from mlflow.entities import Metric
 
         client = self._client()
-        numeric = [c for c in frame.select_dtypes("number").columns if c not in ("seed", "epoch")]
+        skip = ("seed", "epoch", *RUN_CURVE_COLUMNS)
+        numeric = [c for c in frame.select_dtypes("number").columns if c not in skip]
         now = int(time.time() * 1000)
         for _, rows, run_id in self._seed_runs(
             parent_id, source, condition, annotation_source, frame

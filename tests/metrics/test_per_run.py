@@ -119,6 +119,22 @@ def test_noise_floor_debiased_and_human_calibration_columns(run):
     assert set(metric_names(15, 0.9)) <= set(out)
 
 
+def test_label_free_scores_need_no_human_label_and_equal_the_test_set_scores(run):
+    from soft_label_audit.metrics.per_run import scope_columns, score_label_free
+
+    p, original, mode, h, ent, band = run
+    full = score_test_set(p, original, mode, h, ent, band, 15, floor_draws=30)
+    free = score_label_free(p, original, 15, 30, 0.95, 0)
+    assert "kl_human" not in free and "accuracy_human_mode" not in free
+    assert free == {name: full[name] for name in free}
+    empty = score_label_free(np.zeros((0, 10)), np.zeros(0, np.int64), 15, 30, 0.95, 0)
+    assert empty["n_items"] == 0 and np.isnan(empty["nll"]) and list(empty) == list(free)
+    columns = scope_columns(15)
+    assert len(columns) == 3 * len(free)
+    assert columns[0] == "pool__n_items" and "final__pool__ece_15" in columns
+    assert "final__ece_mass_15" in columns and "pool__kl_human" not in columns
+
+
 def test_shifted_items_are_scored_against_both_the_original_label_and_the_human_mode(run):
     """``{name}__shifted``: every metric on the mode-shifted items alone; a model that follows
     the human mode scores 1 against the mode and 0 against the original label there."""

@@ -76,7 +76,41 @@ def test_metric_names_are_unique_and_follow_the_settings():
 
 
 def test_a_run_metric_must_fill_the_columns_it_names():
-    wrong = registry.RunMetric(lambda s: ("a", "b"), lambda p, items, s: {"a": 1.0})
+    wrong = registry.RunMetric(lambda s: ("a", "b"), lambda p, items, s: {"a": 1.0}, True)
     p, items = _study(np.random.default_rng(4))
     with pytest.raises(RuntimeError, match="expected"):
         wrong.score(p[0, 0], items, registry.Settings())
+
+
+def test_the_label_free_flag_marks_the_metrics_that_need_no_human_label():
+    """A label-free entry scores unannotated items as it scores the same items with their
+    human labels; every other entry does not (its value needs the human label)."""
+    p, items = _study(np.random.default_rng(5))
+    run = p[0, 0]
+    bare = registry.Items.unannotated(items.original, run.shape[1])
+    settings = registry.Settings(n_bins=15, floor_draws=20)
+    for metric in registry.METRICS:
+        with_human = metric.score(run, items, settings)
+        try:
+            without = metric.score(run, bare, settings)
+        except ValueError:  # refuses NaN human labels
+            without = {k: np.nan for k in with_human}
+        same = all(np.isclose(with_human[k], without[k], equal_nan=True) for k in with_human)
+        assert same == metric.label_free, list(with_human)
+    assert registry.label_free_names(settings) == [
+        "n_items",
+        "accuracy",
+        "nll",
+        "brier",
+        "ece_15",
+        "ece_mass_15",
+        "classwise_ece_15",
+        "mce_15",
+        "ece_15_floor_mean",
+        "ece_15_floor_q95",
+        "ece_mass_15_floor_mean",
+        "ece_mass_15_floor_q95",
+        "classwise_ece_15_floor_mean",
+        "classwise_ece_15_floor_q95",
+        "ce_l2_debiased_15",
+    ]

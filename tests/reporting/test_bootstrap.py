@@ -137,7 +137,7 @@ def test_every_registered_metric_is_either_item_resampled_or_a_column_resampled_
 def test_a_new_registry_entry_is_scored_and_resampled(monkeypatch):
     """Adding a metric is one entry: it reaches the run's columns (overall and per band) and the
     bootstrap without another change."""
-    squared = registry.ItemMetric("top_squared", lambda p, items: p.max(axis=-1) ** 2)
+    squared = registry.ItemMetric("top_squared", lambda p, items: p.max(axis=-1) ** 2, True)
     monkeypatch.setattr(registry, "METRICS", (*registry.METRICS, squared))
     runs = _runs(np.random.default_rng(5), n=40)
     out = _scores(runs, 0, 1, np.arange(40))

@@ -47,3 +47,29 @@ def test_figures_do_not_accumulate_in_pyplot():
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     assert buffer.getvalue()[:4] == b"\x89PNG"
+
+
+def test_validation_curves_mark_each_runs_best_and_final_epoch():
+    curves = pd.DataFrame(
+        {
+            "source": "mnist",
+            "condition": "a",
+            "seed": [0, 0, 0, 1, 1, 1],
+            "epoch": [1, 2, 3, 1, 2, 3],
+            "val_loss": [1.0, 0.5, 0.7, 1.2, 0.9, 0.6],
+            "val_acc": [0.5, 0.8, 0.7, 0.4, 0.6, 0.7],
+            "best_epoch": [2, 2, 2, 3, 3, 3],
+        }
+    )
+    fig = figures.validation_curves(curves, ["mnist"], ["a"], ("val_loss",))
+    ax = fig.axes[0]
+    rings = [ln for ln in ax.lines if ln.get_marker() == "o"]
+    squares = [ln for ln in ax.lines if ln.get_marker() == "s"]
+    assert [(ln.get_xdata()[0], ln.get_ydata()[0]) for ln in rings] == [(2, 0.5), (3, 0.6)]
+    assert [(ln.get_xdata()[0], ln.get_ydata()[0]) for ln in squares] == [(3, 0.7), (3, 0.6)]
+    labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert labels == ["seed 0", "seed 1", "best epoch (lowest val_loss)", "final epoch"]
+    # without the column, the best epoch is the lowest val_loss (the trainer's rule)
+    fig = figures.validation_curves(curves.drop(columns="best_epoch"), ["mnist"], ["a"])
+    rings = [ln for ln in fig.axes[0].lines if ln.get_marker() == "o"]
+    assert [ln.get_xdata()[0] for ln in rings] == [2, 3]

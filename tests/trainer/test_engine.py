@@ -122,18 +122,35 @@ def test_training_learns(data):
     assert res.curves["val_acc"][0, -1] > 0.5
 
 
-def test_vectorised_path_matches_the_plain_loop(data):
+def _with_pool(data: TrainData, pool: np.ndarray) -> TrainData:
+    return replace(data, pool_images=pool)
+
+
+def _misled(labels: np.ndarray) -> np.ndarray:
+    """Targets one digit off the original label: the validation loss against the original
+    label rises as the run learns them, so its best epoch comes before the last."""
+    return EYE[(labels + 1) % 10]
+
+
+def test_vectorised_path_matches_the_plain_loop(data, mnist_arrays):
     rng = np.random.default_rng(1)
     targets = np.stack(
-        [EYE[data.train_labels], _soft(data.train_labels, rng), EYE[data.train_labels]]
+        [EYE[data.train_labels], _soft(data.train_labels, rng), _misled(data.train_labels)]
     )
     val = np.stack([EYE[data.val_labels]] * 3)
     seeds = [0, 0, 1]
-    plain = train_runs(data, targets, val, seeds, MODEL, _config(vectorise="never"))
-    vec = train_runs(data, targets, val, seeds, MODEL, _config(vectorise="always"))
+    config = _config()
+    pooled = _with_pool(data, mnist_arrays["test_images"][:30])
+    plain = train_runs(pooled, targets, val, seeds, MODEL, replace(config, vectorise="never"))
+    vec = train_runs(pooled, targets, val, seeds, MODEL, replace(config, vectorise="always"))
     assert vec.vectorised and not plain.vectorised
     np.testing.assert_allclose(vec.dynamics, plain.dynamics, atol=2e-4)
-    np.testing.assert_allclose(vec.test_logits, plain.test_logits, atol=2e-3, rtol=1e-3)
+    np.testing.assert_array_equal(vec.best_epochs, plain.best_epochs)
+    assert (plain.best_epochs < config.epochs).any(), plain.best_epochs  # the case is exercised
+    for name in ("test_logits", "test_logits_best", "pool_logits", "pool_logits_best"):
+        a, b = getattr(vec, name), getattr(plain, name)
+        assert a.shape == b.shape and a.dtype == np.float32, name
+        np.testing.assert_allclose(a, b, atol=2e-3, rtol=1e-3, err_msg=name)
     for name in CURVE_NAMES:
         np.testing.assert_allclose(vec.curves[name], plain.curves[name], atol=2e-4, err_msg=name)
     for a, b in zip(vec.state_dicts, plain.state_dicts):
@@ -289,3 +306,66 @@ def test_cross_fitted_teacher_labels_no_item_with_a_model_that_saw_it(mnist_arra
         [predict_logits(s, MODEL, x[~is_train], device="cpu") for s in result.state_dicts], axis=0
     )
     np.testing.assert_allclose(result.logits[~is_train], mean, atol=1e-4)
+
+
+@pytest.mark.parametrize("vectorise", ["never", "always"])
+def test_best_epoch_predictions_are_those_of_the_lowest_validation_loss(
+    data, mnist_arrays, vectorise
+):
+    """With a constant learning rate, a run stopped after its best epoch predicts what the
+    longer run's best-epoch predictions say; the final predictions and the weights are the
+    final epoch's."""
+    pool = mnist_arrays["test_images"][:25]
+    pooled = _with_pool(data, pool)
+    targets = np.stack([EYE[data.train_labels], _misled(data.train_labels)])
+    val = np.stack([EYE[data.val_labels]] * 2)
+    config = _config(epochs=4, schedule="constant", vectorise=vectorise)
+    res = train_runs(pooled, targets, val, [0, 1], MODEL, config, record_dynamics=False)
+    expected = np.nanargmin(res.curves["val_loss"], axis=1) + 1
+    np.testing.assert_array_equal(res.best_epochs, expected)
+    assert res.best_epochs.dtype == np.int64
+    assert res.pool_logits.shape == res.pool_logits_best.shape == (2, len(pool), 10)
+    assert res.test_probs_best.shape == res.test_probs.shape
+    np.testing.assert_allclose(res.pool_probs_best.sum(-1), 1.0, atol=1e-5)
+    assert res.best_epochs[0] == config.epochs and res.best_epochs[1] < config.epochs
+    for k, seed in enumerate((0, 1)):
+        final = predict_logits(res.state_dicts[k], MODEL, pool, device="cpu")
+        np.testing.assert_allclose(res.pool_logits[k], final, atol=1e-4)
+        short = train_runs(
+            pooled,
+            targets[k : k + 1],
+            val[k : k + 1],
+            [seed],
+            MODEL,
+            replace(config, epochs=int(res.best_epochs[k])),
+            record_dynamics=False,
+        )
+        np.testing.assert_allclose(res.test_logits_best[k], short.test_logits[0], atol=1e-4)
+        np.testing.assert_allclose(res.pool_logits_best[k], short.pool_logits[0], atol=1e-4)
+        if res.best_epochs[k] < config.epochs:
+            assert not np.allclose(res.test_logits_best[k], res.test_logits[k], atol=1e-3)
+        else:
+            np.testing.assert_array_equal(res.test_logits_best[k], res.test_logits[k])
+
+
+def test_without_validation_items_the_best_epoch_is_the_last(data):
+    no_val = TrainData(
+        data.train_images,
+        data.train_labels,
+        data.val_images[:0],
+        data.val_labels[:0],
+        data.test_images,
+    )
+    for vectorise in ("never", "always"):
+        res = train_runs(
+            no_val,
+            EYE[data.train_labels][None],
+            np.zeros((1, 0, 10), np.float32),
+            [0],
+            MODEL,
+            _config(epochs=2, vectorise=vectorise),
+            record_dynamics=False,
+        )
+        assert res.best_epochs.tolist() == [2]
+        np.testing.assert_array_equal(res.test_logits_best, res.test_logits)
+        assert res.pool_logits.shape == (1, 0, 10)

@@ -1,4 +1,5 @@
-"""All test-set metrics of one run, overall and per human-difficulty band.
+"""All metrics of one run: on the annotated test items, overall and per human-difficulty band,
+and the label-free ones on any item set (the unannotated pool, the final epoch).
 
 The metrics and their column names are defined once, in :mod:`soft_label_audit.metrics.registry`
 (its docstring lists them); :func:`score_test_set` scores every entry of its registry.
@@ -12,6 +13,13 @@ When the mode-shift flags are given, every metric also exists on the shifted ite
 votes support, shared by every condition), so ``accuracy__shifted`` scores them against the
 original label and ``accuracy_human_mode__shifted`` against the human mode, in every condition
 alike (NaN, and ``n_items__shifted`` 0, when the test set has no shifted item).
+
+Scopes: a run's ``metrics`` row scores its *best-epoch* predictions of the test items under the
+plain names; the ``label_free`` metrics of the registry are also scored on the pool items
+(:data:`POOL_PREFIX`, ``pool__{name}``) and at the final epoch (:data:`FINAL_PREFIX`,
+``final__{name}`` on the test items, ``final__pool__{name}`` on the pool), by
+:func:`score_label_free` and :func:`scope_columns`. Bands need human labels: they stay on the
+test items at the best epoch.
 """
 
 from __future__ import annotations
@@ -26,6 +34,17 @@ BAND_SEPARATOR = "__band_"
 NONE_BAND_SEPARATOR = "__none_"
 #: suffix of the metrics on the mode-shifted items (``item_stats.mode_shift``)
 SHIFTED_SUFFIX = "__shifted"
+#: column prefix of the metrics of the pool items (best epoch)
+POOL_PREFIX = "pool__"
+#: column prefix of the metrics at the final epoch (then ``pool__`` for the pool items)
+FINAL_PREFIX = "final__"
+#: (epoch, item set) -> the prefix of its columns; the test items at the best epoch have none
+SCOPE_PREFIXES = {
+    ("best", "test"): "",
+    ("best", "pool"): POOL_PREFIX,
+    ("final", "test"): FINAL_PREFIX,
+    ("final", "pool"): FINAL_PREFIX + POOL_PREFIX,
+}
 
 
 def metric_names(n_bins: int, floor_quantile: float = 0.95) -> list[str]:
@@ -33,16 +52,48 @@ def metric_names(n_bins: int, floor_quantile: float = 0.95) -> list[str]:
     return registry.metric_names(registry.Settings(n_bins=n_bins, floor_quantile=floor_quantile))
 
 
-def _metrics(p: np.ndarray, items: registry.Items, settings: registry.Settings) -> dict[str, float]:
+def scope_columns(n_bins: int, floor_quantile: float = 0.95) -> list[str]:
+    """The columns of the label-free metrics in the other scopes (pool, final epoch), in table
+    order: ``pool__*``, ``final__*``, ``final__pool__*``."""
+    names = registry.label_free_names(
+        registry.Settings(n_bins=n_bins, floor_quantile=floor_quantile)
+    )
+    prefixes = [prefix for prefix in SCOPE_PREFIXES.values() if prefix]
+    return [f"{prefix}{name}" for prefix in prefixes for name in names]
+
+
+def _metrics(
+    p: np.ndarray,
+    items: registry.Items,
+    settings: registry.Settings,
+    label_free_only: bool = False,
+) -> dict[str, float]:
+    metrics = [m for m in registry.METRICS if m.label_free or not label_free_only]
     if len(p) == 0:
-        return {
-            name: (0 if name == "n_items" else float("nan"))
-            for name in registry.metric_names(settings)
-        }
+        names = [name for m in metrics for name in m.names(settings)]
+        return {name: (0 if name == "n_items" else float("nan")) for name in names}
     out: dict[str, float] = {}
-    for metric in registry.METRICS:
+    for metric in metrics:
         out.update(metric.score(p, items, settings))
     return out
+
+
+def score_label_free(
+    probs: np.ndarray,
+    original_label: np.ndarray,
+    n_bins: int,
+    floor_draws: int,
+    floor_quantile: float,
+    floor_seed: int,
+) -> dict[str, float]:
+    """The ``label_free`` metrics of the registry on any item set (no human label needed),
+    e.g. the unannotated pool; an empty set gives ``n_items`` 0 and NaN elsewhere. The noise
+    floors draw from ``default_rng(floor_seed)`` as in :func:`score_test_set`."""
+    probs = as_probs(probs)
+    n, K = probs.shape
+    items = registry.Items.unannotated(as_labels(original_label, n, K, "original_label"), K)
+    settings = registry.Settings(n_bins, floor_draws, floor_quantile, floor_seed)
+    return _metrics(probs, items, settings, label_free_only=True)
 
 
 def score_test_set(

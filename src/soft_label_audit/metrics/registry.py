@@ -17,6 +17,13 @@ An entry is one of three kinds, split as torchmetrics splits ``update`` from ``c
 
 Adding a metric is one entry in :data:`METRICS` (at the place of its column); the per-run
 scores, their bands, the bootstrap and the tests that run over the registry pick it up.
+
+Every entry says whether it is ``label_free``: computed from the predictions and the original
+label alone, with no human label (accuracy, nll, brier, the calibration errors against the
+original label and their noise floors, ``n_items``). Only those are scored on the unannotated
+pool items (columns ``pool__{name}``) and at the final epoch (``final__{name}``,
+``final__pool__{name}``; :mod:`soft_label_audit.metrics.per_run`); :func:`label_free_names`
+derives their columns from the flags.
 ``p`` holds the predicted probabilities over the 10 digits (rows checked by
 :func:`soft_label_audit.metrics.per_run.score_test_set`), ``items`` the items' labels
 (:class:`Items`), all aligned row by row; per-item and binned metrics broadcast over leading
@@ -25,7 +32,7 @@ axes of ``p`` (conditions, seeds), so one call prepares a whole study for the bo
 Metric names, for ``n_bins = B``:
 
 =====================  ===============================================================
-``n_items``            number of test items scored
+``n_items``            number of items scored
 ``accuracy``           argmax = original label
 ``accuracy_human_mode`` argmax = human mode
 ``nll``                mean -ln p[original label] (nats)
@@ -78,6 +85,13 @@ class Items:
     human: np.ndarray  # (n, K) human label over the digits
     human_entropy: np.ndarray  # (n,) human entropy of item_stats
 
+    @classmethod
+    def unannotated(cls, original: np.ndarray, n_classes: int) -> Items:
+        """Items without human labels (the pool): mode -1, human label and entropy NaN, so
+        that only the ``label_free`` metrics are defined on them."""
+        n = len(original)
+        return cls(original, np.full(n, -1), np.full((n, n_classes), np.nan), np.full(n, np.nan))
+
     def subset(self, keep: np.ndarray) -> Items:
         return Items(
             self.original[keep], self.mode[keep], self.human[keep], self.human_entropy[keep]
@@ -100,6 +114,7 @@ class ItemMetric:
 
     name: str
     per_item: Callable[[np.ndarray, Items], np.ndarray]
+    label_free: bool
 
     def column(self, n_bins: int) -> str:
         return self.name
@@ -119,6 +134,7 @@ class BinnedMetric:
     prefix: str
     value: Callable[[np.ndarray, Items, int], float]
     deviations: Callable[[np.ndarray, Items, int], np.ndarray]
+    label_free: bool
 
     def column(self, n_bins: int) -> str:
         return f"{self.prefix}_{n_bins}"
@@ -136,6 +152,7 @@ class RunMetric:
 
     names: Callable[[Settings], tuple[str, ...]]
     values: Callable[[np.ndarray, Items, Settings], dict[str, float]]
+    label_free: bool
 
     def score(self, p: np.ndarray, items: Items, settings: Settings) -> dict[str, float]:
         out = self.values(p, items, settings)
@@ -239,7 +256,8 @@ def floor_suffix(quantile: float) -> str:
     return f"q{100 * quantile:g}".replace(".", "_")
 
 
-def _floor_names(s: Settings) -> tuple[str, ...]:
+def floor_names(s: Settings) -> tuple[str, ...]:
+    """The noise-floor columns of every ECE kind (mean and quantile) for ``s``."""
     q = floor_suffix(s.floor_quantile)
     return tuple(
         f"{prefix}_{s.n_bins}_floor_{stat}"
@@ -261,63 +279,83 @@ def _floors(p: np.ndarray, items: Items, s: Settings) -> dict[str, float]:
 
 
 def _single(
-    name: Callable[[Settings], str], value: Callable[[np.ndarray, Items, Settings], float]
+    name: Callable[[Settings], str],
+    value: Callable[[np.ndarray, Items, Settings], float],
+    label_free: bool,
 ) -> RunMetric:
-    return RunMetric(lambda s: (name(s),), lambda p, items, s: {name(s): value(p, items, s)})
+    return RunMetric(
+        lambda s: (name(s),), lambda p, items, s: {name(s): value(p, items, s)}, label_free
+    )
 
 
 # --- the registry --------------------------------------------------------------------------
 
 METRICS: tuple[Metric, ...] = (
-    _single(lambda s: "n_items", lambda p, items, s: len(p)),
-    ItemMetric("accuracy", _accuracy),
-    ItemMetric("accuracy_human_mode", _hits(lambda items: items.mode)),
-    ItemMetric("nll", _nll),
-    ItemMetric("brier", _brier),
-    ItemMetric("ce_human", _rowwise(alignment.cross_entropy)),
-    ItemMetric("kl_human", _rowwise(alignment.kl_divergence)),
-    ItemMetric("tv_human", _rowwise(alignment.total_variation)),
-    ItemMetric("entropy_gap", _rowwise(alignment.entropy_gap)),
-    ItemMetric("abs_entropy_gap", _rowwise(lambda h, p: np.abs(alignment.entropy_gap(h, p)))),
+    _single(lambda s: "n_items", lambda p, items, s: len(p), label_free=True),
+    ItemMetric("accuracy", _accuracy, label_free=True),
+    ItemMetric("accuracy_human_mode", _hits(lambda items: items.mode), label_free=False),
+    ItemMetric("nll", _nll, label_free=True),
+    ItemMetric("brier", _brier, label_free=True),
+    ItemMetric("ce_human", _rowwise(alignment.cross_entropy), label_free=False),
+    ItemMetric("kl_human", _rowwise(alignment.kl_divergence), label_free=False),
+    ItemMetric("tv_human", _rowwise(alignment.total_variation), label_free=False),
+    ItemMetric("entropy_gap", _rowwise(alignment.entropy_gap), label_free=False),
+    ItemMetric(
+        "abs_entropy_gap",
+        _rowwise(lambda h, p: np.abs(alignment.entropy_gap(h, p))),
+        label_free=False,
+    ),
     _single(
         lambda s: "spearman_entropy",
         lambda p, items, s: alignment.spearman(alignment.entropy(p), items.human_entropy),
+        label_free=False,
     ),
     BinnedMetric(
         "ece",
         lambda p, items, b: calibration.top_label_ece(p, items.original, b, "width"),
         _top_label_deviations(_accuracy),
+        label_free=True,
     ),
     _single(
         lambda s: f"ece_mass_{s.n_bins}",
         lambda p, items, s: calibration.top_label_ece(p, items.original, s.n_bins, "mass"),
+        label_free=True,
     ),
     BinnedMetric(
         "classwise_ece",
         lambda p, items, b: calibration.classwise_ece(p, items.original, b, "width"),
         _classwise_deviations,
+        label_free=True,
     ),
     _single(
         lambda s: f"mce_{s.n_bins}",
         lambda p, items, s: calibration.max_calibration_error(p, items.original, s.n_bins, "width"),
+        label_free=True,
     ),
-    RunMetric(_floor_names, _floors),
+    RunMetric(floor_names, _floors, label_free=True),
     _single(
         lambda s: f"ce_l2_debiased_{s.n_bins}",
         lambda p, items, s: calibration.debiased_l2_calibration_error(p, items.original, s.n_bins),
+        label_free=True,
     ),
     BinnedMetric(
         "ece_human",
         lambda p, items, b: calibration.human_ece(p, items.human, b, "width"),
         _top_label_deviations(lambda p, items: _of_predicted(items.human, p)),
+        label_free=False,
     ),
-    ItemMetric("overconfidence_human", _overconfidence),
+    ItemMetric("overconfidence_human", _overconfidence, label_free=False),
 )
 
 
 def metric_names(settings: Settings) -> list[str]:
     """Every column of a run's metrics (without band suffixes), in table order."""
     return [name for metric in METRICS for name in metric.names(settings)]
+
+
+def label_free_names(settings: Settings) -> list[str]:
+    """The columns of the ``label_free`` metrics (no human label needed), in table order."""
+    return [name for metric in METRICS if metric.label_free for name in metric.names(settings)]
 
 
 def item_resampled(n_bins: int) -> dict[str, ItemResampled]:

@@ -46,27 +46,28 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
+from soft_label_audit.columns import PREDICTION_SCOPES
 from soft_label_audit.metrics import registry
 from soft_label_audit.metrics.per_run import BAND_SEPARATOR
 
 #: scopes of evaluation items: the annotated test items, the unannotated scoring pool
-SCOPES = ("test", "pool")
-#: the metrics a pool scope (no human label, no band) can score: against the original label
-LABEL_FREE = ("accuracy", "nll", "brier")
-LABEL_FREE_PREFIXES = ("ece", "ece_mass", "classwise_ece", "mce", "ce_l2_debiased")
+SCOPES = PREDICTION_SCOPES
 
 
 def is_label_free(metric: str) -> bool:
-    """Whether ``metric`` needs the original label only: ``accuracy``, ``nll``, ``brier``, or
-    ``{prefix}_{bins}`` for a prefix of :data:`LABEL_FREE_PREFIXES` (no band, no noise floor).
+    """Whether ``metric`` needs the original label only: a column of a metric the registry
+    flags ``label_free`` (:data:`soft_label_audit.metrics.registry.METRICS`), for the bin
+    count its name carries, other than the item count and the ECE noise floors (no band, no
+    noise floor: those are not compared across conditions).
 
     >>> is_label_free("ece_15"), is_label_free("ece_human_15"), is_label_free("nll__band_high")
     (True, False, False)
     """
-    if metric in LABEL_FREE:
-        return True
-    prefix, _, bins = metric.rpartition("_")
-    return prefix in LABEL_FREE_PREFIXES and bins.isdigit()
+    _, _, bins = metric.rpartition("_")
+    settings = registry.Settings(n_bins=int(bins)) if bins.isdigit() else registry.Settings()
+    floors = set(registry.floor_names(settings))
+    names = registry.label_free_names(settings)
+    return metric in names and metric != "n_items" and metric not in floors
 
 
 @dataclass(frozen=True)

@@ -275,24 +275,60 @@ def cartography_maps(
     return fig
 
 
+def _best_epoch(run: pd.DataFrame) -> int:
+    """The run's best epoch as its curves record it (``best_epoch``), else the epoch of its
+    lowest ``val_loss`` (the same rule, for curves written before the column existed)."""
+    if "best_epoch" in run:
+        return int(run["best_epoch"].iloc[0])
+    return int(run["epoch"].iloc[int(np.nanargmin(run["val_loss"].to_numpy()))])
+
+
 def validation_curves(
     curves: pd.DataFrame,
     sources: list[str],
     conditions: list[str],
     columns: tuple[str, ...] = ("val_loss", "val_acc"),
 ) -> Figure:
-    """Validation curves of every seed (one line each), one row per (source, curve)."""
+    """Validation curves of every seed (one line each), one row per (source, curve); on each
+    line a ring marks the run's best epoch (lowest ``val_loss``: the epoch its test and pool
+    predictions come from) and a square its final epoch (``final_predictions``)."""
     rows = [(s, col) for s in sources for col in columns]
     fig, axes = _grid(
-        len(rows), len(conditions), "Validation curves, one line per seed", sharey="row"
+        len(rows),
+        len(conditions),
+        "Validation curves, one line per seed (o best epoch, \u25a1 final epoch)",
+        sharey="row",
     )
     for r, (source, column) in enumerate(rows):
         for c, condition in enumerate(conditions):
             ax = axes[r, c]
             sub = curves[(curves["source"] == source) & (curves["condition"] == condition)]
-            for seed, run in sub.groupby("seed", sort=True):
+            runs = list(sub.groupby("seed", sort=True))
+            for k, (seed, run) in enumerate(runs):
                 run = run.sort_values("epoch")
-                ax.plot(run["epoch"], run[column], lw=1, marker=".", ms=3, label=f"seed {seed}")
+                (line,) = ax.plot(
+                    run["epoch"], run[column], lw=1, marker=".", ms=3, label=f"seed {seed}"
+                )
+                best = run[run["epoch"] == _best_epoch(run)]
+                last = run.iloc[[-1]]
+                marks = {"mfc": "none", "mec": line.get_color(), "ms": 7, "ls": "none"}
+                first = k == len(runs) - 1  # one legend entry per marker, after the seeds
+                ax.plot(
+                    best["epoch"],
+                    best[column],
+                    marker="o",
+                    mew=1.4,
+                    label="best epoch (lowest val_loss)" if first else None,
+                    **marks,
+                )
+                ax.plot(
+                    last["epoch"],
+                    last[column],
+                    marker="s",
+                    mew=1.0,
+                    label="final epoch" if first else None,
+                    **marks,
+                )
     _label_edges(
         axes, conditions, [f"{source}\n{_label(column)}" for source, column in rows], "epoch"
     )

@@ -18,6 +18,15 @@ they share the number of training items and therefore, for a given seed, the bat
   (the same against the human mode; NaN without ``TrainData.val_modes``), and the run's own
   objective ``val_loss_own_target`` (against its validation targets); ``lr`` (learning rate
   at the epoch's last step).
+* Best epoch: each run's *best epoch* is the epoch with the lowest ``val_loss`` (against the
+  original label, the same yardstick for every condition; the earliest on a tie; the last epoch
+  when there are no validation items). A copy of the weights is kept whenever ``val_loss``
+  improves, and after training the test items and the pool images (``TrainData.pool_images``)
+  are predicted with the weights of the best epoch (``*_best``) and with the final ones (once,
+  when the best epoch is the last).
+  The state dicts returned are the final weights (the model a run ends with, and the one its
+  final-epoch predictions come from); ``best_epochs`` says which epoch the best-epoch
+  predictions come from.
 
 Two code paths give the same numbers (to float tolerance): the plain loop trains the runs one
 after another (on a CPU, ``parallel_runs`` of them at a time, each in a thread of its own with
@@ -150,7 +159,8 @@ class TrainConfig:
 @dataclass
 class TrainData:
     """Images (n, 28, 28) uint8 and original labels (n,) of the three splits; optionally the
-    human mode of the validation items (for the ``*_human_mode`` curves)."""
+    human mode of the validation items (for the ``*_human_mode`` curves) and unlabelled pool
+    images (m, 28, 28) uint8, predicted after training like the test items."""
 
     train_images: np.ndarray
     train_labels: np.ndarray
@@ -158,11 +168,25 @@ class TrainData:
     val_labels: np.ndarray
     test_images: np.ndarray
     val_modes: np.ndarray | None = None
+    pool_images: np.ndarray | None = None
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax over the last axis, float32."""
+    z = logits - logits.max(-1, keepdims=True)
+    p = np.exp(z)
+    return (p / p.sum(-1, keepdims=True)).astype(np.float32)
 
 
 @dataclass
 class TrainResult:
-    """Outputs of K runs. Curves are (K, E) arrays; ``dynamics`` is (K, E, n_train, 10) float32."""
+    """Outputs of K runs. Curves are (K, E) arrays; ``dynamics`` is (K, E, n_train, 10) float32.
+
+    Logits are (K, n, 10) float32: ``test_logits`` and ``pool_logits`` with the final weights,
+    ``test_logits_best`` and ``pool_logits_best`` with those of each run's best epoch
+    (``best_epochs``, (K,) 1-based; module doc). ``state_dicts`` are the final weights.
+    ``predict_seconds``: the wall time of the predictions after training (both epochs, test
+    and pool), part of ``seconds``."""
 
     seeds: np.ndarray
     curves: dict[str, np.ndarray]
@@ -173,12 +197,27 @@ class TrainResult:
     vectorised: bool
     seconds: float
     sample_updates: int = field(default=0)
+    best_epochs: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    test_logits_best: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 10), np.float32))
+    pool_logits: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 10), np.float32))
+    pool_logits_best: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 10), np.float32))
+    predict_seconds: float = 0.0
 
     @property
     def test_probs(self) -> np.ndarray:
-        z = self.test_logits - self.test_logits.max(-1, keepdims=True)
-        p = np.exp(z)
-        return (p / p.sum(-1, keepdims=True)).astype(np.float32)
+        return softmax(self.test_logits)
+
+    @property
+    def test_probs_best(self) -> np.ndarray:
+        return softmax(self.test_logits_best)
+
+    @property
+    def pool_probs(self) -> np.ndarray:
+        return softmax(self.pool_logits)
+
+    @property
+    def pool_probs_best(self) -> np.ndarray:
+        return softmax(self.pool_logits_best)
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -270,7 +309,8 @@ def train_runs(
     record_dynamics: bool = True,
     desc: str = "train",
 ) -> TrainResult:
-    """Train K runs (``train_targets[k]``, ``seeds[k]``) and return curves, dynamics and test logits."""
+    """Train K runs (``train_targets[k]``, ``seeds[k]``) and return curves, dynamics and the test
+    and pool logits at each run's best epoch and at the final epoch."""
     train_targets = np.asarray(train_targets, np.float32)
     val_targets = np.asarray(val_targets, np.float32)
     seeds = np.asarray(seeds, np.int64)
@@ -301,6 +341,11 @@ def train_runs(
         vectorised=vectorise,
         seconds=time.perf_counter() - start,
         sample_updates=int(len(seeds) * config.epochs * len(data.train_images)),
+        best_epochs=out.best_epochs,
+        test_logits_best=out.test_logits_best,
+        pool_logits=out.pool_logits,
+        pool_logits_best=out.pool_logits_best,
+        predict_seconds=out.predict_seconds,
     )
 
 
@@ -318,6 +363,8 @@ class _Tensors:
             else torch.as_tensor(np.array(data.val_modes, np.int64), device=device)
         )
         self.x_test = images_to_tensor(data.test_images, device)
+        pool = data.pool_images if data.pool_images is not None else data.test_images[:0]
+        self.x_pool = images_to_tensor(pool, device)
         self.t = torch.as_tensor(train_targets, device=device)
         self.t_val = torch.as_tensor(val_targets, device=device)
 
@@ -337,33 +384,58 @@ class _Job:
 
 
 @dataclass(frozen=True)
+class _Predictions:
+    """Logits (..., n, 10) of the test items and the pool, at the best and the final epoch."""
+
+    test: np.ndarray
+    test_best: np.ndarray
+    pool: np.ndarray
+    pool_best: np.ndarray
+    seconds: float
+
+
+@dataclass(frozen=True)
 class _RunOutput:
-    """One run: (E,) curves, (n_test, 10) test logits, (E, n, 10) dynamics (None unless
-    recorded) and the final weights."""
+    """One run: (E,) curves, its predictions, (E, n, 10) dynamics (None unless recorded), the
+    final weights and the best epoch (1-based)."""
 
     curves: dict[str, np.ndarray]
-    test_logits: np.ndarray
+    predictions: _Predictions
     dynamics: np.ndarray | None
     state_dict: dict[str, np.ndarray]
+    best_epoch: int
 
 
 @dataclass(frozen=True)
 class _RunsOutput:
-    """K runs: (K, E) curves, (K, n_test, 10) float32 test logits, (K, E, n, 10) dynamics (None
-    unless recorded) and one state dict per run."""
+    """K runs: (K, E) curves, (K, n, 10) float32 logits (test and pool, final and best epoch),
+    (K, E, n, 10) dynamics (None unless recorded), one state dict per run, (K,) best epochs."""
 
     curves: dict[str, np.ndarray]
     test_logits: np.ndarray
     dynamics: np.ndarray | None
     state_dicts: list[dict[str, np.ndarray]]
+    best_epochs: np.ndarray
+    test_logits_best: np.ndarray
+    pool_logits: np.ndarray
+    pool_logits_best: np.ndarray
+    predict_seconds: float
 
     @classmethod
     def stack(cls, runs: list[_RunOutput], record: bool) -> _RunsOutput:
+        def logits(field_name: str) -> np.ndarray:
+            return np.stack([getattr(r.predictions, field_name) for r in runs]).astype(np.float32)
+
         return cls(
             curves={name: np.stack([r.curves[name] for r in runs]) for name in CURVE_NAMES},
-            test_logits=np.stack([r.test_logits for r in runs]).astype(np.float32),
+            test_logits=logits("test"),
             dynamics=np.stack([r.dynamics for r in runs]) if record else None,
             state_dicts=[r.state_dict for r in runs],
+            best_epochs=np.array([r.best_epoch for r in runs], np.int64),
+            test_logits_best=logits("test_best"),
+            pool_logits=logits("pool"),
+            pool_logits_best=logits("pool_best"),
+            predict_seconds=float(sum(r.predictions.seconds for r in runs)),
         )
 
 
@@ -416,6 +488,8 @@ def _train_one(*, job: _Job, k: int, overall, position: int) -> _RunOutput:
     orders = torch.as_tensor(batch_orders(seed, n, epochs), device=device)
     targets = tensors.t[k]
     dyn = torch.empty((epochs, n, N_CLASSES), device=device) if record else None
+    # the best epoch so far (0-based) and a copy of its weights (None: the final weights)
+    best_loss, best_epoch, best_state = math.inf, epochs - 1, None
     run_bar = progress_bar(
         epochs, f"{job.desc} seed {seed}", job.show, position=position, leave=False
     )
@@ -444,20 +518,47 @@ def _train_one(*, job: _Job, k: int, overall, position: int) -> _RunOutput:
             val = _val_curves(val_logits, tensors.t_val[k], tensors.y_val, tensors.m_val)
             for name, value in val.items():
                 curves[name][epoch] = float(value)
+            if curves["val_loss"][epoch] < best_loss:
+                best_loss, best_epoch = curves["val_loss"][epoch], epoch
+                best_state = {name: t.detach().clone() for name, t in model.state_dict().items()}
         run_bar.update()
         run_bar.set_postfix(
             loss=f"{curves['train_loss'][epoch]:.3f}", val_acc=f"{curves['val_acc'][epoch]:.3f}"
         )
         overall.update()
     run_bar.close()
-    test_logits = _predict_plain(model, tensors.x_test, config.eval_batch_size).cpu().numpy()
     state = {name: p.detach().cpu().numpy().copy() for name, p in model.state_dict().items()}
+
+    def best_logits(x: torch.Tensor, final: np.ndarray) -> np.ndarray:
+        model.load_state_dict(best_state)  # after the final predictions
+        return _predict_plain(model, x, config.eval_batch_size).cpu().numpy()
+
+    predictions = _predict_epochs(
+        lambda x: _predict_plain(model, x, config.eval_batch_size),
+        tensors,
+        best_logits if best_state is not None and best_epoch < epochs - 1 else None,
+    )
     return _RunOutput(
         curves=curves,
-        test_logits=test_logits,
+        predictions=predictions,
         dynamics=dyn.cpu().numpy() if record else None,
         state_dict=state,
+        best_epoch=best_epoch + 1,
     )
+
+
+def _predict_epochs(predict, tensors: _Tensors, best_logits=None) -> _Predictions:
+    """The test items and the pool predicted by ``predict`` with the final weights, then by
+    ``best_logits(x, final_logits)`` with those of the best epoch. ``best_logits`` is None when
+    every run's best epoch is its last: its best-epoch logits are then the final ones (copied,
+    not computed twice; a run still improving at its end costs one prediction)."""
+    start = time.perf_counter()
+    test, pool = (predict(x).cpu().numpy() for x in (tensors.x_test, tensors.x_pool))
+    if best_logits is None:
+        test_best, pool_best = test.copy(), pool.copy()
+    else:
+        test_best, pool_best = best_logits(tensors.x_test, test), best_logits(tensors.x_pool, pool)
+    return _Predictions(test, test_best, pool, pool_best, time.perf_counter() - start)
 
 
 @torch.no_grad()
@@ -524,6 +625,10 @@ def _train_vectorised(*, job: _Job) -> _RunsOutput:
     history = {
         name: torch.full((k_runs, epochs), float("nan"), device=device) for name in CURVE_NAMES
     }
+    # per run: the best epoch so far (0-based) and a copy of its weights (module doc)
+    best_loss = torch.full((k_runs,), math.inf, device=device)
+    best_epoch = torch.full((k_runs,), epochs - 1, dtype=torch.long, device=device)
+    best = {name: p.detach().clone() for name, p in params.items()}
     bar = progress_bar(epochs, f"{job.desc} ({k_runs} runs vectorised)", job.show, position=0)
     for epoch in range(epochs):
         loss_sum = torch.zeros(k_runs, device=device)
@@ -553,20 +658,44 @@ def _train_vectorised(*, job: _Job) -> _RunsOutput:
                 val = _val_curves(val_logits, tensors.t_val, tensors.y_val, tensors.m_val)
                 for name, value in val.items():
                     history[name][:, epoch] = value
+                # the plain loop compares the float64 of the same float32 value
+                improved = history["val_loss"][:, epoch].double() < best_loss.double()
+                best_loss = torch.where(improved, history["val_loss"][:, epoch], best_loss)
+                best_epoch = torch.where(improved, epoch, best_epoch)
+                for name, p in params.items():
+                    best[name][improved] = p.detach()[improved]
         bar.update()
     bar.close()
-    test_logits = _predict_vectorised(
-        forward_shared, params, tensors.x_test, config.eval_batch_size
-    )
     state_dicts = [
         {name: p[k].detach().cpu().numpy().copy() for name, p in params.items()}
         for k in range(k_runs)
     ]
+    # the runs whose best epoch is not their last (a run whose val_loss never improved, or
+    # without validation items, keeps epochs - 1: its final weights)
+    earlier = torch.nonzero(best_epoch < epochs - 1).flatten()
+    subset = {name: b[earlier] for name, b in best.items()}
+
+    def best_logits(x: torch.Tensor, final: np.ndarray) -> np.ndarray:
+        out = final.copy()
+        logits = _predict_vectorised(forward_shared, subset, x, config.eval_batch_size)
+        out[earlier.cpu().numpy()] = logits.cpu().numpy()
+        return out
+
+    predictions = _predict_epochs(
+        lambda x: _predict_vectorised(forward_shared, params, x, config.eval_batch_size),
+        tensors,
+        best_logits if len(earlier) else None,
+    )
     return _RunsOutput(
         curves={name: h.cpu().double().numpy() for name, h in history.items()},
-        test_logits=test_logits.cpu().numpy().astype(np.float32),
+        test_logits=predictions.test.astype(np.float32),
         dynamics=dyn.cpu().numpy() if record else None,
         state_dicts=state_dicts,
+        best_epochs=best_epoch.cpu().numpy().astype(np.int64) + 1,
+        test_logits_best=predictions.test_best.astype(np.float32),
+        pool_logits=predictions.pool.astype(np.float32),
+        pool_logits_best=predictions.pool_best.astype(np.float32),
+        predict_seconds=predictions.seconds,
     )
 
 

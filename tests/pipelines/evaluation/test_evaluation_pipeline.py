@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
+from soft_label_audit.columns import P_COLS
 from soft_label_audit.configs import EvaluationConfig
 from soft_label_audit.contracts import ContractError, check_table
 from soft_label_audit.metrics.bands import BANDS, NONE_BANDS
@@ -40,12 +41,20 @@ def test_namespaces_follow_the_grid():
     assert pipe.inputs() == {
         "human_soft_labels",
         "item_stats",
+        "pool_digits",
         "params:evaluation",
         "params:labels.none_slot",
     } | {
         f"{s}.{c}.{d}"
         for s, c in GRID.namespaces()
-        for d in ("test_predictions", "curves", "dynamics", "targets")
+        for d in (
+            "test_predictions",
+            "pool_predictions",
+            "final_predictions",
+            "curves",
+            "dynamics",
+            "targets",
+        )
     }
 
 
@@ -256,8 +265,19 @@ def test_seeds_must_agree_between_inputs(study):
     conv = nodes.convergence_by_seed(
         study["mnist.human_soft.curves"], params, source="mnist", condition="human_soft"
     )
+    scopes = nodes.score_other_scopes(
+        study["mnist.human_soft.pool_predictions"],
+        study["mnist.human_soft.final_predictions"],
+        study["pool_digits"],
+        study["item_stats"],
+        params,
+        source="mnist",
+        condition="human_soft",
+    )
     with pytest.raises(ValueError, match="seeds differ"):
-        nodes.assemble_run_metrics(metrics, carto, conv[conv["seed"] != 2])
+        nodes.assemble_run_metrics(metrics, scopes, carto, conv[conv["seed"] != 2])
+    with pytest.raises(ValueError, match="seeds differ"):
+        nodes.assemble_run_metrics(metrics, scopes[scopes["seed"] != 0], carto, conv)
 
 
 def test_cartography_burn_in_leaves_out_the_first_epochs(study):
@@ -311,6 +331,75 @@ def test_bands_use_the_entropy_of_the_human_soft_target(study):
             "renormalise",
             source="mnist",
             condition="original_hard",
+        )
+
+
+def test_the_label_free_metrics_are_scored_in_every_scope(outputs, study):
+    """pool__*, final__* and final__pool__* hold the label-free metrics of the pool at the best
+    epoch and of the test items and the pool at the final epoch; the plain columns stay the
+    test items at the best epoch; a source without pool items gets NaN pool metrics."""
+    from soft_label_audit.metrics.per_run import scope_columns, score_label_free
+    from soft_label_audit.metrics.registry import Settings, label_free_names
+
+    config = EvaluationConfig.from_params(EVAL_PARAMS)
+    names = label_free_names(Settings(n_bins=config.n_bins))
+    floor = config.calibration_floor
+    pool_digits = study["pool_digits"]
+    stats = study["item_stats"].set_index("item_id")
+    for source, condition in GRID.namespaces():
+        metrics = outputs[f"{source}.{condition}.metrics"]
+        check_table(f"{source}.{condition}.metrics", metrics)
+        for column in scope_columns(config.n_bins) + ["best_epoch", "val_loss_converged"]:
+            assert column in metrics, column
+        assert not any(c.startswith("pool__") and "human" in c for c in metrics)
+        final = study[f"{source}.{condition}.final_predictions"]
+        pool = study[f"{source}.{condition}.pool_predictions"]
+        labels = pool_digits.set_index("item_id")["original_label"]
+        for _, row in metrics.iterrows():
+            seed = row["seed"]
+            for prefix, table, lookup in (
+                ("pool__", pool, labels),
+                ("final__", final[final["scope"] == "test"], stats["original_label"]),
+                ("final__pool__", final[final["scope"] == "pool"], labels),
+            ):
+                run = table[table["seed"] == seed]
+                expected = score_label_free(
+                    run[list(P_COLS)].to_numpy(),
+                    lookup.loc[run["item_id"]].to_numpy(),
+                    config.n_bins,
+                    floor.draws,
+                    floor.quantile,
+                    floor.seed,
+                )
+                for name in names:
+                    assert row[f"{prefix}{name}"] == pytest.approx(expected[name], nan_ok=True), (
+                        prefix,
+                        name,
+                    )
+            assert row["pool__n_items"] == len(pool[pool["seed"] == seed])
+        if pool.empty:
+            assert (metrics["pool__n_items"] == 0).all() and metrics["pool__nll"].isna().all()
+        else:
+            assert metrics["pool__nll"].notna().all()
+        # the final epoch's predictions are sharper here: they score otherwise than the best's
+        assert not np.allclose(metrics["final__nll"], metrics["nll"])
+        curves = study[f"{source}.{condition}.curves"]
+        best = curves.groupby("seed")["best_epoch"].first()
+        np.testing.assert_array_equal(metrics["best_epoch"], best.loc[metrics["seed"]])
+
+
+def test_pool_predictions_of_unknown_items_are_refused(study):
+    pool = study["mnist.human_soft.pool_predictions"].copy()
+    pool.loc[0, "item_id"] = 999_999
+    with pytest.raises(ValueError, match="999999"):
+        nodes.score_other_scopes(
+            pool,
+            study["mnist.human_soft.final_predictions"],
+            study["pool_digits"],
+            study["item_stats"],
+            EVAL_PARAMS,
+            source="mnist",
+            condition="human_soft",
         )
 
 

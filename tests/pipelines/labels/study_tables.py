@@ -132,3 +132,10 @@ def targets_for(
         source=source,
         condition=condition,
     )
+
+
+def pool_for(tables: dict) -> pd.DataFrame:
+    """The small study's ``pool_digits`` without its synthetic items: a source without pool
+    items is allowed (its pool tables are empty)."""
+    pool = tables["pool_digits"]
+    return pool[pool["source"] == "mnist"].reset_index(drop=True)

@@ -74,6 +74,11 @@ def test_metrics_by_run_reproduces_an_independent_recomputation(study, metrics_c
                 brier_score_loss(y, p, labels=list(range(10)), scale_by_half=False), abs=1e-6
             )
             assert row["ece_15"].iloc[0] == pytest.approx(_ece_by_loops(p, y), abs=1e-6)
+            final = study[f"{source}.{condition}.final_predictions"]
+            final = final[(final["scope"] == "test") & (final["seed"] == seed)]
+            assert row["final__ece_15"].iloc[0] == pytest.approx(
+                _ece_by_loops(final[list(P_COLS)].to_numpy(), y), abs=1e-6
+            )
             checked += 1
     assert checked == len(metrics_csv) == 2 * 3 * 3
 
@@ -89,6 +94,13 @@ def test_study_summary_is_mean_and_std_over_seeds(outputs):
     for metric in ("ece_15", "kl_human", "ece_15__band_high", "convergence_epoch"):
         assert row[f"{metric}__mean"] == pytest.approx(sel[metric].mean())
         assert row[f"{metric}__std"] == pytest.approx(sel[metric].std(ddof=1))
+    # the other scopes and the best epoch travel through the collector to the summary
+    mnist = runs[(runs.source == "mnist") & (runs.condition == "human_soft")]
+    first = summary[(summary.source == "mnist") & (summary.condition == "human_soft")].iloc[0]
+    for metric in ("pool__nll", "final__ece_15", "final__pool__accuracy", "best_epoch"):
+        assert row.index.str.startswith(metric).any(), metric
+        assert first[f"{metric}__mean"] == pytest.approx(mnist[metric].mean())
+    assert (runs.loc[runs.source == "synthetic", "pool__n_items"] == 0).all()  # no pool there
 
 
 def test_paired_differences_cover_every_condition_and_baseline(outputs):

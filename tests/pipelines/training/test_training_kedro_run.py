@@ -18,7 +18,7 @@ from tests.helpers import (
     make_project_copy,
     write_provenance,
 )
-from tests.pipelines.labels.study_tables import small_study, targets_for
+from tests.pipelines.labels.study_tables import pool_for, small_study, targets_for
 
 pytestmark = pytest.mark.slow
 
@@ -32,6 +32,7 @@ def project(tmp_path_factory, mnist_arrays) -> Path:
     grid = StudyGrid.from_params(params)
     _write(root / catalog["study_digits"]["filepath"], tables["study_digits"])
     _write(root / catalog["item_stats"]["filepath"], tables["item_stats"])
+    _write(root / catalog["pool_digits"]["filepath"], pool_for(tables))
     pattern = catalog["{source}.{condition}.targets"]["filepath"]
     teacher_logits = _stand_in_teacher_logits(tables["study_digits"])
     for source, condition in grid.namespaces():
@@ -73,6 +74,8 @@ def test_every_namespace_writes_its_outputs(project, run):
         base = data_root(project) / "07_model_output" / source / condition
         preds = pd.read_parquet(base / "test_predictions.parquet")
         assert sorted(preds["seed"].unique()) == seeds
+        for kind in ("pool_predictions", "final_predictions"):
+            assert (base / f"{kind}.parquet").exists(), kind
         assert (base / "dynamics.pkl").exists() and (base / "curves.parquet").exists()
         assert (data_root(project) / "06_models" / source / condition / "weights.pkl").exists()
 

@@ -21,7 +21,8 @@ from soft_label_audit.human_labels import entropy as entropy_of
 from soft_label_audit.human_labels import human_digits, human_entropy
 from soft_label_audit.metrics import calibration, cartography, stability
 from soft_label_audit.metrics.bands import difficulty_band, none_band
-from soft_label_audit.metrics.per_run import score_test_set
+from soft_label_audit.metrics.convergence import convergence
+from soft_label_audit.metrics.per_run import SCOPE_PREFIXES, score_label_free, score_test_set
 from soft_label_audit.reporting import figures
 
 RUN_KEYS = ["source", "condition", "seed"]
@@ -133,6 +134,71 @@ def _score_run(
     )
 
 
+def score_other_scopes(
+    pool_predictions: pd.DataFrame,
+    final_predictions: pd.DataFrame,
+    pool_digits: pd.DataFrame,
+    item_stats: pd.DataFrame,
+    params: dict[str, Any],
+    *,
+    source: str,
+    condition: str,
+) -> pd.DataFrame:
+    """Per seed: the label-free metrics (:func:`~soft_label_audit.metrics.per_run.score_label_free`)
+    of the pool items at the best epoch (``pool__*``) and of the test and pool items at the
+    final epoch (``final__*``, ``final__pool__*``), against the items' original labels
+    (``pool_digits`` for the pool, ``item_stats`` for the test items). A source without pool
+    items gets ``pool__n_items`` 0 and NaN pool metrics."""
+    config = EvaluationConfig.from_params(params)
+    labels = {
+        "pool": pool_digits.loc[pool_digits["source"] == source, ["item_id", "original_label"]],
+        "test": item_stats[["item_id", "original_label"]],
+    }
+    scored = {
+        ("best", "pool"): pool_predictions,
+        ("final", "test"): final_predictions[final_predictions["scope"] == "test"],
+        ("final", "pool"): final_predictions[final_predictions["scope"] == "pool"],
+    }
+    seeds = sorted(set(final_predictions["seed"]) | set(pool_predictions["seed"]))
+    rows = []
+    for seed in seeds:
+        row: dict[str, Any] = {"seed": int(seed)}
+        for (epoch, scope), table in scored.items():
+            run = table[table["seed"] == seed]
+            what = f"{source}.{condition} {epoch}-epoch {scope} predictions seed {seed}"
+            scores = _label_free_scores(run, labels[scope], config, what)
+            prefix = SCOPE_PREFIXES[(epoch, scope)]
+            row.update({f"{prefix}{name}": value for name, value in scores.items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _label_free_scores(
+    run: pd.DataFrame, labels: pd.DataFrame, config: EvaluationConfig, what: str
+) -> dict[str, float]:
+    """The label-free metrics of one run's predictions of one item set."""
+    floor = config.calibration_floor
+    return score_label_free(
+        run[list(P_COLS)].to_numpy(dtype=np.float64),
+        _original_labels(run["item_id"].to_numpy(), labels, what),
+        config.n_bins,
+        floor.draws,
+        floor.quantile,
+        floor.seed,
+    )
+
+
+def _original_labels(item_ids: np.ndarray, labels: pd.DataFrame, what: str) -> np.ndarray:
+    """The original label of each of ``item_ids`` (in that order); every id must have one."""
+    found = pd.DataFrame({"item_id": np.asarray(item_ids, np.int64)}).merge(
+        labels, on="item_id", how="left", validate="many_to_one"
+    )
+    unknown = found.loc[found["original_label"].isna(), "item_id"]
+    if len(unknown):
+        raise ValueError(f"{what}: item_ids {unknown[:5].tolist()} have no original label")
+    return found["original_label"].to_numpy(dtype=np.int64)
+
+
 def map_training_dynamics(
     dynamics: dict[str, Any],
     item_stats: pd.DataFrame,
@@ -204,37 +270,68 @@ def _training_item_stats(item_ids: np.ndarray, item_stats: pd.DataFrame, what: s
     return info
 
 
+CONVERGENCE_COLUMNS = [
+    "seed",
+    "convergence_epoch",
+    "best_epoch",
+    "val_loss_gain_last_fifth",
+    "val_loss_converged",
+]
+
+
 def convergence_by_seed(
     curves: pd.DataFrame, params: dict[str, Any], *, source: str, condition: str
 ) -> pd.DataFrame:
-    """Per seed: the convergence epoch of the configured validation curve."""
+    """Per seed: the convergence epoch of the configured validation curve, the run's
+    ``best_epoch`` (the epoch its ``test_predictions`` come from, as the curves record it) and
+    the convergence check of ``val_loss`` (:mod:`soft_label_audit.metrics.convergence`;
+    ``val_loss_converged`` 1.0 when converged, else 0.0)."""
     conv = EvaluationConfig.from_params(params).convergence
-    rows = [
-        {
-            "seed": int(seed),
-            "convergence_epoch": stability.convergence_epoch(
-                run["epoch"].to_numpy(),
-                run[conv.curve].to_numpy(),
-                conv.fraction,
-                conv.higher_is_better,
-            ),
-        }
-        for seed, run in curves.groupby("seed", sort=True)
-    ]
-    return pd.DataFrame(rows, columns=["seed", "convergence_epoch"])
+    rows = []
+    for seed, run in curves.sort_values("epoch").groupby("seed", sort=True):
+        gain, converged = convergence(run["val_loss"].to_numpy()[None])
+        best = run["best_epoch"].unique()
+        if len(best) != 1:
+            raise ValueError(f"{source}.{condition}.curves seed {seed}: best_epoch {best} varies")
+        rows.append(
+            {
+                "seed": int(seed),
+                "convergence_epoch": stability.convergence_epoch(
+                    run["epoch"].to_numpy(),
+                    run[conv.curve].to_numpy(),
+                    conv.fraction,
+                    conv.higher_is_better,
+                ),
+                "best_epoch": int(best[0]),
+                "val_loss_gain_last_fifth": float(gain[0]),
+                "val_loss_converged": float(converged[0]),
+            }
+        )
+    return pd.DataFrame(rows, columns=CONVERGENCE_COLUMNS)
 
 
 def assemble_run_metrics(
-    test_metrics: pd.DataFrame, cartography_summary: pd.DataFrame, convergence: pd.DataFrame
+    test_metrics: pd.DataFrame,
+    scope_metrics: pd.DataFrame,
+    cartography_summary: pd.DataFrame,
+    convergence: pd.DataFrame,
 ) -> pd.DataFrame:
-    """One row per seed: run keys, then every numeric metric."""
-    seeds = [set(t["seed"]) for t in (test_metrics, cartography_summary, convergence)]
-    if not seeds[0] == seeds[1] == seeds[2]:
+    """One row per seed: run keys, the test metrics (best epoch), the other scopes' label-free
+    metrics (``pool__*``, ``final__*``, ``final__pool__*``), then the cartography summary and
+    the convergence columns (``best_epoch`` among them)."""
+    tables = {
+        "test predictions": test_metrics,
+        "pool and final predictions": scope_metrics,
+        "dynamics": cartography_summary,
+        "curves": convergence,
+    }
+    seeds = {what: sorted(set(t["seed"])) for what, t in tables.items()}
+    if len({tuple(s) for s in seeds.values()}) != 1:
         raise ValueError(
-            f"seeds differ between test predictions {sorted(seeds[0])}, dynamics {sorted(seeds[1])} "
-            f"and curves {sorted(seeds[2])}"
+            "seeds differ between " + ", ".join(f"{what} {found}" for what, found in seeds.items())
         )
-    out = test_metrics.merge(
+    out = test_metrics.merge(scope_metrics, on="seed", validate="one_to_one")
+    out = out.merge(
         cartography_summary.drop(columns=["source", "condition"]), on="seed", validate="one_to_one"
     )
     out = out.merge(convergence, on="seed", validate="one_to_one")

@@ -12,7 +12,7 @@ from soft_label_audit.grid import StudyGrid, active_grid, bind_cell, gather
 
 from . import nodes
 
-SHARED_INPUTS = {"human_soft_labels", "item_stats"}
+SHARED_INPUTS = {"human_soft_labels", "item_stats", "pool_digits"}
 PARAMETERS = {"params:evaluation", "params:labels.none_slot"}
 
 
@@ -35,6 +35,18 @@ def _run_pipeline(source: str, condition: str) -> Pipeline:
                 name="score_test_predictions",
             ),
             node(
+                func=bound(nodes.score_other_scopes),
+                inputs=[
+                    "pool_predictions",
+                    "final_predictions",
+                    "pool_digits",
+                    "item_stats",
+                    "params:evaluation",
+                ],
+                outputs="scope_metrics",
+                name="score_other_scopes",
+            ),
+            node(
                 func=bound(nodes.map_training_dynamics),
                 inputs=["dynamics", "item_stats", "targets", "params:evaluation"],
                 outputs=["cartography", "cartography_summary"],
@@ -48,7 +60,7 @@ def _run_pipeline(source: str, condition: str) -> Pipeline:
             ),
             node(
                 func=nodes.assemble_run_metrics,
-                inputs=["test_metrics", "cartography_summary", "convergence"],
+                inputs=["test_metrics", "scope_metrics", "cartography_summary", "convergence"],
                 outputs="metrics",
                 name="assemble_run_metrics",
             ),

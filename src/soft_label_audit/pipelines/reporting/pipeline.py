@@ -28,6 +28,7 @@ COLLECTED = {
     "cartography": ("cartography_by_run", nodes.collect),
     "curves": ("curves_by_run", nodes.collect),
     "test_predictions": ("test_predictions_by_run", nodes.collect),
+    "pool_predictions": ("pool_predictions_by_run", nodes.collect),
 }
 
 
@@ -104,6 +105,8 @@ def create_pipeline(grid: StudyGrid | None = None, **kwargs) -> Pipeline:
                     "params:reporting",
                     "params:evaluation",
                     "params:labels.none_slot",
+                    "pool_predictions_by_run",
+                    "pool_digits",
                 ],
                 outputs=["paired_differences", "claims", "power", "stability_ratios"],
                 name="compare_conditions",

@@ -17,32 +17,38 @@ logger = logging.getLogger(__name__)
 def train_condition(
     targets: pd.DataFrame,
     study_digits: pd.DataFrame,
+    pool_digits: pd.DataFrame,
     training_params: dict,
     item_stats: pd.DataFrame | None = None,
     *,
     source: str,
     condition: str,
-) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, dict, dict]:
     """Train every seed of ``training.seeds`` on the condition's targets (train split), with the
-    val split for curves and the test split for predictions (items in item_id order).
+    val split for curves and the choice of each run's best epoch (lowest ``val_loss``), and
+    predict the test split and the source's items of ``pool_digits`` (held-out unannotated
+    items; none is fine) at the best and at the final epoch (items in item_id order).
 
     ``training.epochs`` may name the epochs per source (:func:`soft_label_audit.configs.epochs_for`); ``item_stats``
     gives the validation items' human mode for the ``*_human_mode`` curves.
 
-    Returns ``test_predictions`` (source, condition, seed, item_id, p_0..p_9), ``curves``
-    (source, condition, seed, epoch (1-based), the trainer's ``CURVE_NAMES``: val_loss and
-    val_acc against the original label for every condition, val_loss_own_target against the
-    condition's targets; plus ``train_loss_change_last_fifth`` and ``train_loss_levelled``,
-    the run's levelling check of :mod:`soft_label_audit.metrics.levelling`, on every row),
-    ``dynamics`` (dict: item_ids (n,), seeds (S,), probs float32 (S, E, n, 10)) and ``weights``
-    (dict: model settings, seeds, one state dict of numpy arrays per seed).
+    Returns ``test_predictions`` and ``pool_predictions`` at the best epoch (source, condition,
+    seed, item_id, p_0..p_9), ``final_predictions`` at the final epoch (the same with a
+    ``scope`` column, ``test`` or ``pool``), ``curves`` (source, condition, seed, epoch
+    (1-based), the trainer's ``CURVE_NAMES``: val_loss and val_acc against the original label
+    for every condition, val_loss_own_target against the condition's targets; plus the run's
+    ``best_epoch``, ``val_loss_gain_last_fifth`` and ``val_loss_converged``, the convergence
+    check of :mod:`soft_label_audit.metrics.convergence`, on every row), ``dynamics`` (dict:
+    item_ids (n,), seeds (S,), probs float32 (S, E, n, 10)) and ``weights`` (dict: model
+    settings, seeds, one state dict of numpy arrays per seed: the final weights).
     """
     config = TrainingConfig.from_params(training_params, source)
     seeds = list(config.seeds)
     train, val, test = run_tables.condition_splits(targets, study_digits, source, condition)
+    pool = run_tables.pool_items(pool_digits, source)
     result = train_runs(
         run_tables.train_data(
-            train, val, test, run_tables.validation_modes(val, item_stats, source)
+            train, val, test, run_tables.validation_modes(val, item_stats, source), pool
         ),
         run_tables.stacked_targets(train, len(seeds)),
         run_tables.stacked_targets(val, len(seeds)),
@@ -56,8 +62,8 @@ def train_condition(
     dynamics = run_tables.dynamics_record(train, seeds, result.dynamics)
     weights = {"model": config.model.settings(), "seeds": seeds, "state_dicts": result.state_dicts}
     return (
-        run_tables.prediction_table(result.test_probs, test, seeds, source, condition),
-        run_tables.curve_table(result.curves, seeds, source, condition),
+        *run_tables.prediction_tables(result, test, pool, seeds, source, condition),
+        run_tables.curve_table(result.curves, seeds, source, condition, result.best_epochs),
         dynamics,
         weights,
     )

@@ -1,6 +1,7 @@
 """Wiring of the `training` pipeline: one training node per (source, condition), in the nested
-namespaces ``source`` then ``condition``; each reads ``{source}.{condition}.targets`` and the
-shared ``study_digits`` and trains every seed of ``training.seeds``.
+namespaces ``source`` then ``condition``; each reads ``{source}.{condition}.targets``, the
+shared ``study_digits`` and ``pool_digits`` (the held-out unannotated items it predicts) and
+trains every seed of ``training.seeds``.
 
 The runs' ``weights`` (saved one file per run) are read by no node; each source gathers them by
 condition into ``{source}.weights_of_conditions`` so that kedro-viz draws them inside the
@@ -14,14 +15,21 @@ from soft_label_audit.grid import StudyGrid, active_grid, bind_cell, gather
 
 from . import nodes
 
-SHARED_INPUTS = {"study_digits", "item_stats"}
-OUTPUTS = ["test_predictions", "curves", "dynamics", "weights"]
+SHARED_INPUTS = {"study_digits", "pool_digits", "item_stats"}
+OUTPUTS = [
+    "test_predictions",
+    "pool_predictions",
+    "final_predictions",
+    "curves",
+    "dynamics",
+    "weights",
+]
 
 
 def _cell(source: str, condition: str) -> Pipeline:
     train = node(
         func=bind_cell(nodes.train_condition, source, condition),
-        inputs=["targets", "study_digits", "params:training", "item_stats"],
+        inputs=["targets", "study_digits", "pool_digits", "params:training", "item_stats"],
         outputs=OUTPUTS,
         name="train",
     )
