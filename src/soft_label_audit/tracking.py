@@ -177,6 +177,30 @@ def study_record_key(
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
 
+def changed_params(logged: dict[str, str], params: dict[str, Any], sep: str = ".") -> list[str]:
+    """The parameters (flattened as kedro-mlflow logs them, ``block.key``) whose value differs
+    from the one ``logged`` in a run: settings outside the study record's key (those that
+    change no output, such as ``training.eval_batch_size``, and those of later stages, such
+    as ``reporting.alpha``), which MLflow would refuse to log again with a new value.
+
+    >>> changed_params({"training.epochs": "2", "reporting.alpha": "0.05"},
+    ...                {"training": {"epochs": 2}, "reporting": {"alpha": 0.01}})
+    ['reporting.alpha']
+    """
+
+    def flat(block: Any, prefix: str) -> dict[str, Any]:
+        if not isinstance(block, dict):
+            return {prefix: block}
+        return {
+            k: v
+            for key, value in block.items()
+            for k, v in flat(value, f"{prefix}{sep}{key}").items()
+        }
+
+    current = {k: v for name, block in params.items() for k, v in flat(block, name).items()}
+    return sorted(k for k, v in current.items() if k in logged and logged[k] != str(v))
+
+
 def _pipelines(run_params: dict[str, Any]) -> list[str]:
     names = run_params.get("pipeline_names") or run_params.get("pipeline_name") or ["__default__"]
     return [names] if isinstance(names, str) else list(names)
@@ -305,6 +329,15 @@ class MlflowChildRunsHook:
             return
         if found:
             run = found[0]
+            changed = changed_params(run.data.params, self._params)
+            if changed:  # MLflow refuses to change a logged parameter: a record of its own
+                logger.info(
+                    "MLflow: the study record %s was logged with other values of %s; this "
+                    "run starts a record of its own",
+                    run.info.run_id,
+                    ", ".join(changed[:3]) + (" ..." if len(changed) > 3 else ""),
+                )
+                return
             config.tracking.run.id = run.info.run_id
             self._reopened = (run.info.run_id, run.info.status)
             logger.info("MLflow: this run joins the study record %s", run.info.run_id)
