@@ -265,6 +265,46 @@ def power(inputs: Inputs) -> str | None:
     )
 
 
+def _items(row) -> str:
+    """A design's annotated items; a band claim's band items in parentheses."""
+    text = f"{_count(row.design_items)} items"
+    if row.band_share < 1:
+        text += f", {_count(row.design_band_items)} in the band"
+    return text
+
+
+def budget(inputs: Inputs) -> str | None:
+    """What the study's own design can detect, claim by claim, from ``power.csv``: the power
+    against each claim's target now, and the designs that would reach 80% (the fewest seeds
+    with any number of items, and the items needed at the study's own number of seeds)."""
+    table = inputs.csv("power.csv")
+    if table is None or "design_seeds" not in table:
+        return None
+    reached, lines = [], []
+    for (claim, source), g in table.groupby(["claim", "source"], sort=False):
+        r = g.iloc[0]
+        name = f"{claim} ({source}, {r.scope}, target {_fmt(r.target_effect)})"
+        if r.power_at_study >= 0.8:
+            reached.append(name)
+            continue
+        ok = g[g["design_items"].notna()].sort_values(["design_seeds", "design_items"])
+        here = g[(g["design_seeds"] == r.n_seeds) & g["design_items"].notna()]
+        if not len(ok):
+            need = f"no design up to {int(g['design_seeds'].max())} seeds"
+        else:
+            first = ok.iloc[0]
+            need = f"at least {int(first.design_seeds)} seeds ({_items(first)})"
+            if len(here):
+                need += f", or {_items(here.iloc[0])} at {int(r.n_seeds)} seeds"
+        lines.append(f"- {name}: power {_fmt(r.power_at_study, 2)} now; 80% needs {need}")
+    head = "**What this design can detect** (`power.csv`, each claim's own test at alpha / m): " + (
+        "80% power against the target for " + "; ".join(reached) + "."
+        if reached
+        else "no claim has 80% power against its target."
+    )
+    return head + ("\n\n" + "\n".join(lines) if lines else "")
+
+
 def paired(inputs: Inputs) -> str | None:
     table = inputs.csv("paired_differences.csv")
     if table is None:
@@ -358,6 +398,8 @@ def render_readme(inputs: Inputs, figure: bool) -> str:
         _stamp(inputs) + f"; every table of the study, and how to read it: [{PAGE}]({PAGE}).",
         claims(inputs) or "**Claims**: no `claims.csv` yet (`make run` makes it).",
     ]
+    if detectable := budget(inputs):
+        blocks.append(detectable)
     if figure:
         blocks.append(
             f"![the claims: effect and bootstrap interval per source]({FIGURE})\n\n"

@@ -129,6 +129,24 @@ def test_the_power_section_lists_each_claims_designs(tmp_path):
     assert "| c | test | mnist | `ece_15` | 0.010 | 0.31 (6 × 1.2k) | 0.001 / 0.02 / 0.03 |" in text
     assert "6 × 36k (9k in band), 20 × 9.1k (2.27k in band)" in lines[-2]
     assert lines[-1].endswith("| n/a | none up to 40 seeds |")
+    # the README's digest says what the design can detect, claim by claim, from the same rows
+    detectable = module.budget(module.Inputs(tmp_path, report))
+    assert detectable.startswith("**What this design can detect**")
+    assert "no claim has 80% power against its target." in detectable
+    assert (
+        "- c (mnist, test, target 0.010): power 0.31 now; 80% needs at least 6 seeds "
+        "(36k items, 9k in the band), or 36k items, 9k in the band at 6 seeds" in detectable
+    )
+    assert (
+        "- d (mnist, test, target 0.010): power 0.31 now; 80% needs no design up to 40 seeds"
+        in (detectable)
+    )
+    reached = pd.DataFrame(rows).assign(power_at_study=0.9)
+    reached.to_csv(report / "power.csv", index=False)
+    assert module.budget(module.Inputs(tmp_path, report)).endswith(
+        "80% power against the target for c (mnist, test, target 0.010); "
+        "d (mnist, test, target 0.010)."
+    )
 
 
 def test_a_band_claims_contrast_is_shown_beside_the_claims_table(tmp_path):
