@@ -74,7 +74,14 @@ def project(tmp_path_factory) -> Path:
 
 
 CASES = {
-    "unknown_env": (["--env", "nosuch"], ["'nosuch'", "base, local, released, test"]),
+    # every environment folder of conf/, listed in order
+    "unknown_env": (
+        ["--env", "nosuch"],
+        [
+            "'nosuch'",
+            ", ".join(sorted(p.name for p in (PROJECT_ROOT / "conf").iterdir() if p.is_dir())),
+        ],
+    ),
     "unknown_pipeline": (
         ["--env", "test", "--pipelines", "nosuch"],
         ["'nosuch'", "annotation, digits"],

@@ -42,7 +42,7 @@ def test_the_stage_graph_follows_the_registered_pipelines(graph):
     assert list(graph) == ["digits", "annotation", "labels", "training", "evaluation", "reporting"]
     assert graph["annotation"]["upstream"] == ["digits"]
     assert graph["labels"]["upstream"] == ["annotation"]
-    assert graph["reporting"]["upstream"] == ["annotation", "training", "evaluation"]
+    assert graph["reporting"]["upstream"] == ["digits", "annotation", "training", "evaluation"]
     assert provenance.producer_of(graph, "mnist.human_soft.curves") == "training"
     for kind in ("test_predictions", "pool_predictions", "final_predictions"):
         assert provenance.producer_of(graph, f"synthetic.machine_soft.{kind}") == "training"
