@@ -113,3 +113,47 @@ def outcomes(
         hard_share_flipped=float(np.mean(hard[is_flipped])),
         hard_share_unflipped=float(np.mean(hard[~is_flipped])),
     )
+
+
+#: what the testbed must show on the positive control (``conf/positive_control``), as
+#: (outcome, rule, test): the margins sit well inside what a working testbed gives there
+#: (docs/architecture.md, "The positive control") and well outside what a broken one would
+#: (a crowd that echoed the given label recovers 0% of the flips; a training that ignored the
+#: targets gains 0 on the pool; a cartography blind to the flips puts both groups alike)
+EXPECTED = (
+    (
+        "recovery",
+        "crowd mode = true label on >= 80% of the flipped items",
+        lambda o: o.recovered_share >= 0.8,
+    ),
+    (
+        "pool gain",
+        f"{CONDITION} - {BASELINE} pool__accuracy >= +0.02 (mean over seeds) and > 0 on every seed, per source",
+        lambda o: all(
+            g >= 0.02 and min(o.pool_gain_by_seed[s]) > 0 for s, g in o.pool_gain.items()
+        ),
+    ),
+    (
+        "cartography",
+        f"under {BASELINE}, >= 50% of the flipped items hard to learn, and >= 30 points more than of the unflipped",
+        lambda o: (
+            o.hard_share_flipped >= 0.5 and o.hard_share_flipped - o.hard_share_unflipped >= 0.3
+        ),
+    ),
+)
+
+
+def verdicts(found: Outcomes) -> list[tuple[str, str, bool]]:
+    """(outcome, rule, holds) for each of :data:`EXPECTED`."""
+    return [(name, rule, bool(test(found))) for name, rule, test in EXPECTED]
+
+
+def outcomes_from_catalog(catalog) -> Outcomes:
+    """:func:`outcomes` of the run whose datasets ``catalog`` (a Kedro ``DataCatalog`` of the
+    project's catalog, e.g. of ``conf/positive_control``) names."""
+    return outcomes(
+        catalog.load("study_items"),
+        catalog.load("item_stats"),
+        catalog.load("metrics_by_run"),
+        catalog.load("cartography_by_run"),
+    )
