@@ -52,7 +52,11 @@ def _tables(mode_follows_truth: bool = True, gain: float = 0.1, flipped_hard: bo
 
 
 def test_the_outcomes_on_hand_made_tables():
-    found = pc.outcomes(*_tables())
+    study_items, item_stats, metrics, cartography = _tables()
+    # a source without flipped items has no known pool gain: it is left out
+    unflipped_source = metrics.assign(source="synthetic", pool__accuracy=[0.9, 0.9, 0.5, 0.5])
+    metrics = pd.concat([metrics, unflipped_source], ignore_index=True)
+    found = pc.outcomes(study_items, item_stats, metrics, cartography)
     assert found.n_flipped == 2
     assert found.recovered_share == 0.5 and found.kept_wrong_share == 0.0
     assert found.pool_gain == {"mnist": pytest.approx(0.075)}
@@ -84,6 +88,21 @@ def test_a_study_without_flips_is_not_a_positive_control():
         pc.outcomes(
             study_items, item_stats, metrics[metrics.condition != "human_mode_hard"], cartography
         )
+
+
+def test_the_environment_flips_a_fifth_of_the_mnist_training_items():
+    from soft_label_audit.parameter_tree import read_parameters
+    from tests.conftest import PROJECT_ROOT
+    from tests.helpers import config_loader, data_root
+
+    params = config_loader(PROJECT_ROOT, "positive_control")["parameters"]
+    tree = read_parameters(params)
+    assert tree["study"].sources == ("mnist",)
+    assert set(tree["study"].conditions) == {pc.CONDITION, pc.BASELINE}
+    assert tree["digits"].study.label_noise.share == 0.2
+    assert data_root(PROJECT_ROOT, "positive_control").name == "positive_control"
+    base = config_loader(PROJECT_ROOT, "base")["parameters"]
+    assert base["digits"]["study"]["label_noise"]["share"] == 0.0  # the default study is clean
 
 
 @pytest.mark.slow

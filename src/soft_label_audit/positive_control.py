@@ -42,7 +42,8 @@ class Outcomes:
     recovered_share: float
     #: share of the flipped items whose human_mode is the flipped (given) label
     kept_wrong_share: float
-    #: per source: mean over seeds of pool__accuracy(human_mode_hard) - (original_hard)
+    #: per source with flipped items: mean over seeds of pool__accuracy(human_mode_hard) -
+    #: pool__accuracy(original_hard)
     pool_gain: dict[str, float]
     #: per source: the same difference seed by seed
     pool_gain_by_seed: dict[str, list[float]]
@@ -88,7 +89,8 @@ def outcomes(
     kept_wrong = float((stats["human_mode"] == stats["original_label"]).mean())
 
     gains, by_seed = {}, {}
-    for source, rows in metrics_by_run.groupby("source", sort=True):
+    noisy = metrics_by_run["source"].isin(flipped_items["source"].unique())
+    for source, rows in metrics_by_run[noisy].groupby("source", sort=True):
         wide = rows.pivot_table(index="seed", columns="condition", values="pool__accuracy")
         missing = [c for c in (CONDITION, BASELINE) if c not in wide.columns]
         if missing:
