@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export KEDRO_DISABLE_TELEMETRY := true
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install run test lint bench bench-teacher bench-annotate viz viz-screenshots mlflow-ui lock clean-data fingerprints check-fingerprints results
+.PHONY: install run test lint positive-control bench bench-teacher bench-annotate viz viz-screenshots mlflow-ui lock clean-data fingerprints check-fingerprints results
 
 install: $(STAMP)
 
@@ -31,6 +31,13 @@ test: lint
 lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts
 	$(BIN)/ruff format --check src tests scripts
+
+# The positive control, a study with a known answer (README, "A positive control"): a fifth of
+# the MNIST training items carry a flipped label that the crowd sees through (conf/positive_control,
+# data/positive_control); prints the three outcomes, and fails when one misses
+positive-control: $(STAMP)
+	$(BIN)/kedro run --env positive_control
+	$(BIN)/python scripts/positive_control.py positive_control
 
 # SHA-256 fingerprints of the data made before training (digits, study split, votes, human
 # soft labels), default and test configurations, recorded in fingerprints.json; the check

@@ -217,6 +217,15 @@ def _mode_shift_means_other_mode() -> pa.Check:
     return pa.Check(check, name="mode_shift only where human_mode != original_label")
 
 
+def _flipped_means_other_label() -> pa.Check:
+    def check(df: pd.DataFrame) -> pd.Series | bool:
+        if not _has(df, ["label_flipped", "true_label", "original_label"]):
+            return True
+        return df["label_flipped"].astype(bool) == (df["true_label"] != df["original_label"])
+
+    return pa.Check(check, name="label_flipped exactly where true_label != original_label")
+
+
 def _single_value(column: str) -> pa.Check:
     return pa.Check(
         lambda df: df[column].nunique() <= 1 if column in df else True,
@@ -365,6 +374,28 @@ def _study_items() -> pa.DataFrameSchema:
         },
         [_one_row_per(["item_id"]), _mnist_ids()],
         "the items chosen for re-annotation with their split",
+    )
+
+
+def _study_items_table() -> pa.DataFrameSchema:
+    """``study_items`` as the digits stage writes it: :func:`_study_items` and, under the
+    positive control (``digits.study.label_noise.share > 0``), ``true_label`` and
+    ``label_flipped``."""
+    columns = dict(_study_items().columns)
+    columns.update(
+        {
+            "true_label": _col("integer", _between(0, N_CLASSES - 1), required=False),
+            "label_flipped": _col("bool", required=False),
+        }
+    )
+    return _schema(
+        "study_items",
+        columns,
+        [_one_row_per(["item_id"]), _mnist_ids(), _flipped_means_other_label()],
+        "the items chosen for re-annotation with their split; original_label is the label the "
+        "study gives the models; under the positive control (digits.study.label_noise) "
+        "true_label is MNIST's label and label_flipped marks the items whose original_label "
+        "was flipped to a confusable digit (present only when the share is above 0)",
     )
 
 
@@ -530,7 +561,7 @@ def _metrics(source: str | None, condition: str | None) -> pa.DataFrameSchema:
 
 _TABLES: dict[str, Callable[[], pa.DataFrameSchema]] = {
     "digits": _digits,
-    "study_items": _study_items,
+    "study_items": _study_items_table,
     "pool_digits": _pool_digits,
     "study_digits": _study_digits,
     "raw_annotations": lambda: _votes("raw_annotations", with_source=False),

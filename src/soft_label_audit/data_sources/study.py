@@ -12,7 +12,12 @@ and split depend only on its own settings and ``digits.study.seed``, so changing
 ``digits.study.items_from`` says where the items come from: ``draw`` (the default study:
 ``n_per_source`` items per source, stratified by label) or ``votes`` (exactly the items of the
 raw vote file, ``annotation.raw_path``; the ``own_votes`` environment). Either way the split is
-drawn over the source's chosen items, stratified, seeded and group-aware."""
+drawn over the source's chosen items, stratified, seeded and group-aware.
+
+``digits.study.label_noise`` is the positive control (:func:`flip_training_labels`): a share of
+the MNIST training-split items get a wrong ``original_label`` (a confusable digit, seeded),
+while the crowd votes on the true image. At ``share: 0`` (the default) ``study_items`` is the
+same table, byte for byte, as without the block."""
 
 from __future__ import annotations
 
@@ -32,9 +37,43 @@ from soft_label_audit.errors import UserError
 ITEMS_FROM = ("draw", "votes")
 
 
+#: the wrong label a flipped item gets (``digits.study.label_noise``): each digit's most
+#: human-like confusion (4/9, 3/5/8, 1/7, 2/7, 0/6), so a flip is a plausible labelling slip
+CONFUSABLE = {0: 6, 1: 7, 2: 7, 3: 5, 4: 9, 5: 3, 6: 0, 7: 1, 8: 3, 9: 4}
+#: the source and split whose items ``label_noise`` flips; val, test and the scoring pool keep
+#: their true labels, so every score is against the truth
+NOISY_SOURCE, NOISY_SPLIT = "mnist", "train"
+
+
 class StudyItemsError(UserError, ValueError):
     """The study's items cannot be chosen as configured (an empty source, a pool too small,
     a vote file naming ids of no source)."""
+
+
+@dataclass(frozen=True)
+class LabelNoise:
+    """The ``digits.study.label_noise`` block: the share of the MNIST training items whose
+    ``original_label`` is flipped, and the seed of the flipped items' draw.
+
+    >>> LabelNoise.from_params({"share": 0.2, "seed": 5})
+    LabelNoise(share=0.2, seed=5)
+    >>> LabelNoise.from_params({"share": 1.5, "seed": 5})
+    Traceback (most recent call last):
+    ...
+    soft_label_audit.params.ParameterError: digits.study.label_noise.share must be a number in [0, 1], got 1.5
+    """
+
+    share: float
+    seed: int
+
+    @classmethod
+    def from_params(cls, params, path: str = "digits.study.label_noise") -> LabelNoise:
+        params = p.block(path, params)
+        p.no_unknown(path, params, cls.__dataclass_fields__)
+        return cls(
+            share=p.probability(f"{path}.share", p.required(path, params, "share")),
+            seed=p.non_negative_int(f"{path}.seed", p.required(path, params, "seed")),
+        )
 
 
 @dataclass(frozen=True)
@@ -55,7 +94,8 @@ class StudyConfig:
     pool_item_ids: dict[str, tuple[int, int] | None]
     split_fractions: dict[str, float]
     seed: int
-    items_from: str = "draw"
+    items_from: str
+    label_noise: LabelNoise
 
     @property
     def from_votes(self) -> bool:
@@ -101,6 +141,9 @@ class StudyConfig:
             seed=p.non_negative_int(f"{path}.seed", p.required(path, params, "seed")),
             items_from=str(
                 p.choice(f"{path}.items_from", p.required(path, params, "items_from"), ITEMS_FROM)
+            ),
+            label_noise=LabelNoise.from_params(
+                p.required(path, params, "label_noise"), f"{path}.label_noise"
             ),
         )
 
@@ -296,6 +339,41 @@ def select_study_items(
     if not parts:
         raise StudyItemsError("the study selects no items", fix="set digits.study.n_per_source")
     return _stacked(parts)
+
+
+def flip_training_labels(study_items: pd.DataFrame, noise: LabelNoise) -> pd.DataFrame:
+    """The positive control: ``round(share * n)`` of the ``n`` MNIST training-split items get
+    the wrong label ``CONFUSABLE[true label]``; val, test and synthetic items keep theirs.
+
+    The flipped items are drawn stratified by true label (:func:`stratified_sample`) on their
+    own stream of ``noise.seed``, after the split (which stays as drawn on the true labels).
+    With ``share > 0`` two columns are added: ``true_label`` and ``label_flipped``
+    (``original_label`` is the label the study gives the models); with ``share == 0`` the
+    table is returned unchanged, without them.
+
+    >>> items = pd.DataFrame({"item_id": range(6), "source": "mnist",
+    ...                       "split": ["train"] * 4 + ["val", "test"],
+    ...                       "original_label": [4, 4, 3, 3, 4, 3]})
+    >>> out = flip_training_labels(items, LabelNoise(share=0.5, seed=0))
+    >>> out[["original_label", "true_label", "label_flipped"]].to_numpy().tolist()
+    [[9, 4, True], [4, 4, False], [5, 3, True], [3, 3, False], [4, 4, False], [3, 3, False]]
+    """
+    if noise.share == 0:
+        return study_items
+    out = study_items.copy()
+    true = out["original_label"].to_numpy(np.int64)
+    eligible = np.flatnonzero(
+        (out["source"].to_numpy() == NOISY_SOURCE) & (out["split"].to_numpy() == NOISY_SPLIT)
+    )
+    n_flip = int(round(noise.share * len(eligible)))
+    rng = source_rng(noise.seed, NOISY_SOURCE, "label_noise")
+    flipped = np.zeros(len(out), dtype=bool)
+    flipped[eligible[stratified_sample(true[eligible], n_flip, rng)]] = True
+    wrong = np.array([CONFUSABLE[int(label)] for label in true], dtype=np.int64)
+    out["original_label"] = np.where(flipped, wrong, true)
+    out["true_label"] = true
+    out["label_flipped"] = flipped
+    return out
 
 
 def source_id_ranges(first_synthetic_id: int, n_synthetic: int) -> dict[str, range]:

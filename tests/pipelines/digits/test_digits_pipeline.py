@@ -25,6 +25,7 @@ PARAMS = {
         "pool_item_ids": {"mnist": [0, 600], "synthetic": None},
         "split_fractions": {"train": 0.6, "val": 0.2, "test": 0.2},
         "seed": 2,
+        "label_noise": {"share": 0.0, "seed": 11},
     },
     "pool": {
         "mnist": {"n_items": 150},

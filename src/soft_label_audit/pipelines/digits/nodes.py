@@ -53,6 +53,19 @@ def choose_study_items(digits: pd.DataFrame, params: dict[str, Any]) -> pd.DataF
         seed=config.seed,
     )
     study.check_every_split(items, items["source"].unique(), "digits.study")
+    return _with_label_noise(items, config.label_noise)
+
+
+def _with_label_noise(items: pd.DataFrame, noise: study.LabelNoise) -> pd.DataFrame:
+    """``digits.study.label_noise`` (the positive control), logged when it flips labels."""
+    items = study.flip_training_labels(items, noise)
+    if "label_flipped" in items.columns:
+        logger.warning(
+            "positive control: %d of the MNIST training items carry a flipped original_label "
+            "(digits.study.label_noise.share %s); the crowd sees their true images",
+            int(items["label_flipped"].sum()),
+            noise.share,
+        )
     return items
 
 
@@ -78,7 +91,7 @@ def study_items_from_votes(
             source,
             ", ".join(f"{s} {n}" for s, n in group["split"].value_counts().items()),
         )
-    return items
+    return _with_label_noise(items, config.label_noise)
 
 
 def build_scoring_pool(
