@@ -41,6 +41,7 @@ def _params(share: float, seed: int = 11) -> dict:
         **base_block("digits.study"),
         "n_per_source": {"mnist": 500, "synthetic": 100},
         "pool_item_ids": {"mnist": [0, 60000], "synthetic": None},
+        "split_fractions": FRACTIONS,
         "label_noise": {"share": share, "seed": seed},
     }
 
