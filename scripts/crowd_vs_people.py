@@ -70,40 +70,15 @@ def people_rows(params: dict, mnist_raw: dict):
 
 def all_rows(params: dict, mnist_raw: dict):
     """The digits and annotation stages in memory, up to the crowd_validity node."""
-    from kedro.io import DataCatalog, MemoryDataset
-    from kedro.runner import SequentialRunner
-
     from soft_label_audit.crowd import sources
-    from soft_label_audit.datasets.annotation_files import AnnotationInputDataset
-    from soft_label_audit.pipelines import annotation, digits
+    from soft_label_audit.fingerprints import run_in_memory
 
     source = params["annotation"]["source"]
-    pipe = digits.create_pipeline().to_nodes(
-        "choose_study_items"
-    ) + annotation.create_pipeline().to_nodes("annotation.check_crowd_validity")
     if not isinstance(sources.get(source), sources.SimulatedCrowd):
         raise SystemExit(
             f"annotation.source is {source!r}: this script measures the simulated crowd"
         )
-    datasets = {
-        "mnist_raw": MemoryDataset(mnist_raw),
-        "annotation_input": MemoryDataset(AnnotationInputDataset(source).load()),
-    }
-    for name in pipe.inputs():
-        if name.startswith("params:"):
-            value = params
-            for part in name[len("params:") :].split("."):
-                value = value[part]
-            datasets[name] = MemoryDataset(value, copy_mode="deepcopy")
-
-    class Kept(MemoryDataset):
-        def _release(self) -> None:  # keep the outputs the runner would free
-            pass
-
-    for name in pipe.datasets():
-        datasets.setdefault(name, Kept(copy_mode="assign"))
-    catalog = DataCatalog(datasets)
-    SequentialRunner().run(pipe, catalog)
+    catalog = run_in_memory(params, mnist_raw, source, "annotation.check_crowd_validity")
     return catalog.load("crowd_validity").drop(columns=["annotation_source"])
 
 

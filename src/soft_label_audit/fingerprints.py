@@ -117,37 +117,22 @@ def differences(expected: dict[str, str], actual: dict[str, str]) -> list[str]:
     )
 
 
-def run_pre_training_stages(
-    conf_source: str | Path, env: str, mnist_raw: dict[str, np.ndarray]
-) -> dict[str, pd.DataFrame]:
-    """Run the ``digits`` and ``annotation`` stages (figures and validity checks left out) in
-    memory with the parameters of configuration ``env`` and return the tables of
-    :data:`TABLES`. The annotation source is the simulated crowd."""
-    from kedro.config import OmegaConfigLoader
+def run_in_memory(params: dict, mnist_raw: dict[str, np.ndarray], source: str, last_node: str):
+    """Run the ``digits`` stage up to the study items and the ``annotation`` stage up to
+    ``last_node`` in memory with ``params`` and annotation source ``source``; returns the
+    catalog, every dataset kept."""
     from kedro.io import DataCatalog, MemoryDataset
     from kedro.runner import SequentialRunner
 
-    from soft_label_audit.crowd import sources
     from soft_label_audit.datasets.annotation_files import AnnotationInputDataset
     from soft_label_audit.pipelines import annotation, digits
-    from soft_label_audit.settings import CONFIG_LOADER_ARGS
 
-    loader = OmegaConfigLoader(
-        str(conf_source), **{**CONFIG_LOADER_ARGS, "default_run_env": env}, env=env
-    )
-    params = loader["parameters"]
-    covered = sources.fingerprinted_source()
-    if params["annotation"]["source"] != covered:
-        raise ValueError(
-            f"fingerprints cover annotation.source={covered}; configuration {env!r} reads "
-            f"annotation.source={params['annotation']['source']!r}"
-        )
     pipe = digits.create_pipeline().to_nodes(
         "choose_study_items"
-    ) + annotation.create_pipeline().to_nodes("annotation.select_aggregation_rule")
+    ) + annotation.create_pipeline().to_nodes(last_node)
     datasets: dict[str, MemoryDataset] = {
         "mnist_raw": MemoryDataset(mnist_raw),
-        "annotation_input": MemoryDataset(AnnotationInputDataset(covered).load()),
+        "annotation_input": MemoryDataset(AnnotationInputDataset(source).load()),
     }
     for name in pipe.inputs():
         if name.startswith("params:"):
@@ -164,4 +149,29 @@ def run_pre_training_stages(
         datasets.setdefault(name, Kept(copy_mode="assign"))
     catalog = DataCatalog(datasets)
     SequentialRunner().run(pipe, catalog)
+    return catalog
+
+
+def run_pre_training_stages(
+    conf_source: str | Path, env: str, mnist_raw: dict[str, np.ndarray]
+) -> dict[str, pd.DataFrame]:
+    """Run the ``digits`` and ``annotation`` stages (figures and validity checks left out) in
+    memory with the parameters of configuration ``env`` and return the tables of
+    :data:`TABLES`. The annotation source is the simulated crowd."""
+    from kedro.config import OmegaConfigLoader
+
+    from soft_label_audit.crowd import sources
+    from soft_label_audit.settings import CONFIG_LOADER_ARGS
+
+    loader = OmegaConfigLoader(
+        str(conf_source), **{**CONFIG_LOADER_ARGS, "default_run_env": env}, env=env
+    )
+    params = loader["parameters"]
+    covered = sources.fingerprinted_source()
+    if params["annotation"]["source"] != covered:
+        raise ValueError(
+            f"fingerprints cover annotation.source={covered}; configuration {env!r} reads "
+            f"annotation.source={params['annotation']['source']!r}"
+        )
+    catalog = run_in_memory(params, mnist_raw, covered, "annotation.select_aggregation_rule")
     return {name: catalog.load(name) for name in TABLES}

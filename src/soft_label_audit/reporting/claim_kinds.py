@@ -467,14 +467,19 @@ def spread_ratio_estimate(
     )
 
 
+def _paired_per_seed(spec: ClaimSpec, boot: SourceBootstrap):
+    """(baseline, condition), the source's runs, the per-seed differences condition -
+    baseline of ``spec.metric`` and their mean (the effect)."""
+    pair = [spec.baseline, spec.condition]
+    per_seed = boot.per_seed.get(spec.metric, pair)
+    per_seed = per_seed[1] - per_seed[0]
+    return pair, boot.runs, per_seed, float(np.mean(per_seed))
+
+
 def correlation_estimate(
     spec: CorrelationClaim, boot: SourceBootstrap, ctx: ClaimContext
 ) -> Estimate:
-    pair = [spec.baseline, spec.condition]
-    runs = boot.runs
-    per_seed = boot.per_seed.get(spec.metric, pair)
-    per_seed = per_seed[1] - per_seed[0]
-    effect = float(np.mean(per_seed))
+    pair, runs, per_seed, effect = _paired_per_seed(spec, boot)
     values, reference = cartography_arrays(
         ctx.cartography, boot.source, pair, spec.cartography_column, runs.seeds
     )
@@ -492,11 +497,7 @@ def correlation_estimate(
 def entropy_correlation_estimate(
     spec: EntropyCorrelationClaim, boot: SourceBootstrap, ctx: ClaimContext
 ) -> Estimate:
-    pair = [spec.baseline, spec.condition]
-    runs = boot.runs
-    per_seed = boot.per_seed.get(spec.metric, pair)
-    per_seed = per_seed[1] - per_seed[0]
-    effect = float(np.mean(per_seed))
+    pair, runs, per_seed, effect = _paired_per_seed(spec, boot)
     # the registry's spearman_entropy: Spearman of H(p) with the human entropy, per run
     values = alignment.entropy(runs.probs[[runs.index(c) for c in pair]])  # (2, S, n)
     both, fixed = bootstrap.resample_correlation(
