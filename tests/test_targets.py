@@ -110,22 +110,63 @@ def test_matched_smoothing_reaches_the_mean_human_entropy(inputs):
     assert np.ptp(tg.entropy(t)) < 1e-12  # the same epsilon for every item
 
 
-def test_machine_soft_keeps_generator_labels_and_matches_entropy_with_the_teacher(inputs):
+def test_machine_soft_is_the_tempered_teacher_on_every_item_not_the_generator_label(inputs):
+    # half the fixture's items have generator labels (synthetic blends): machine_soft is a
+    # model's uncertainty there too, the teacher's softmax(z / T), never the mixture weights
     t = tg.build_targets("machine_soft", inputs)
+    target = tg.entropy(inputs.h).mean()  # every item is a training item here
+    assert tg.entropy(t).mean() == pytest.approx(target, rel=1e-6)
+    temperature = tg.temperature_for_entropy(inputs.teacher_logits, target)
+    np.testing.assert_allclose(t, tg.tempered_softmax(inputs.teacher_logits, temperature))
+    np.testing.assert_array_equal(t.argmax(1), inputs.teacher_logits.argmax(1))
     generated = ~np.isnan(inputs.machine).any(1)
-    np.testing.assert_allclose(
-        t[generated], inputs.machine[generated] / inputs.machine[generated].sum(1, keepdims=True)
+    assert generated.sum() == N // 2
+    assert not np.allclose(t[generated], inputs.machine[generated], atol=0.05)
+
+
+def test_machine_soft_matches_the_mean_human_entropy_of_the_synthetic_training_items(inputs):
+    # a synthetic source alone: every item has a generator label, and still the targets are
+    # the teacher's, their mean entropy on the training items that of the human labels there
+    rows = ~np.isnan(inputs.machine).any(1)
+    train = np.arange(rows.sum()) % 3 != 0
+    x = tg.TargetInputs(
+        original=inputs.original[rows],
+        human=inputs.human[rows],
+        machine=inputs.machine[rows],
+        teacher_logits=inputs.teacher_logits[rows],
+        train=train,
     )
-    teacher = ~generated
-    target = tg.entropy(inputs.h[teacher]).mean()
-    assert tg.entropy(t[teacher]).mean() == pytest.approx(target, rel=0.01)
-    np.testing.assert_array_equal(t[teacher].argmax(1), inputs.teacher_logits[teacher].argmax(1))
+    t = tg.build_targets("machine_soft", x)
+    assert tg.entropy(t[train]).mean() == pytest.approx(tg.entropy(x.h[train]).mean(), rel=1e-6)
+    machine = x.machine / x.machine.sum(1, keepdims=True)
+    assert np.abs(t - machine).max() > 0.1
+    temperature = tg.temperature_for_entropy(x.teacher_logits[train], tg.entropy(x.h[train]).mean())
+    np.testing.assert_allclose(t, tg.tempered_softmax(x.teacher_logits, temperature))
 
 
-def test_machine_soft_needs_teacher_logits_where_no_generator_label(inputs):
+def test_machine_soft_needs_teacher_logits_on_every_item(inputs):
     inputs.teacher_logits = None
-    with pytest.raises(ValueError, match="neither a generator label nor teacher logits"):
+    with pytest.raises(ValueError, match="have no teacher logits"):
         tg.build_targets("machine_soft", inputs)
+    logits = np.zeros((N, 10))
+    logits[5] = np.nan  # an item the teacher did not label, even one with a generator label
+    inputs.teacher_logits = logits
+    with pytest.raises(ValueError, match=r"rows \[5\] \(of 1\) have no teacher logits"):
+        tg.build_targets("machine_soft", inputs)
+
+
+def test_generator_soft_is_the_mixture_where_there_is_one_and_one_hot_elsewhere(inputs):
+    t = tg.build_targets("generator_soft", inputs)
+    generated = ~np.isnan(inputs.machine).any(1)
+    machine = inputs.machine[generated]
+    np.testing.assert_allclose(t[generated], machine / machine.sum(1, keepdims=True))
+    np.testing.assert_array_equal(t[~generated], tg.one_hot(inputs.original[~generated]))
+    assert tg.builder_for("generator_soft").needs == ()
+    # without any generator label (an MNIST source) it is original_hard
+    mnist = tg.TargetInputs(original=inputs.original, machine=np.full((N, 10), np.nan))
+    np.testing.assert_array_equal(
+        tg.build_targets("generator_soft", mnist), tg.build_targets("original_hard", mnist)
+    )
 
 
 @pytest.mark.parametrize("entropy_target", [0.05, 0.6, 1.9])
@@ -221,12 +262,8 @@ def test_recipe_statistics_come_from_training_items(inputs):
     x = _with_split(inputs, train, inputs.human, inputs.teacher_logits)
     t = tg.build_targets("label_smoothing_matched", x)
     assert tg.entropy(t).mean() == pytest.approx(tg.entropy(x.h[train]).mean(), rel=1e-8)
-    teacher = np.isnan(inputs.machine).any(1)
     m = tg.build_targets("machine_soft", x)
-    fit = teacher & train
-    assert fit.any() and tg.entropy(m[fit]).mean() == pytest.approx(
-        tg.entropy(x.h[fit]).mean(), rel=1e-6
-    )
+    assert tg.entropy(m[train]).mean() == pytest.approx(tg.entropy(x.h[train]).mean(), rel=1e-6)
 
 
 def test_permutation_donors_are_training_items(inputs):

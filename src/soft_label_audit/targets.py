@@ -41,7 +41,8 @@ class TargetInputs:
 
     ``human``: (n, 11) h_0..h_9, h_none. ``mode``: (n,) human mode (from ``item_stats``): the
     argmax of h where the votes support it, else the original label.
-    ``machine``: (n, 10) generator labels, NaN rows where an item has none.
+    ``machine``: (n, 10) generator labels (a blend's mixture weights), NaN rows where an item
+    has none (MNIST images); only ``generator_soft`` reads them.
     ``teacher_logits``: (n, 10) teacher logits, NaN rows where not computed (optional).
     ``none_slot``: how :func:`human_digits` treats the "none" slot.
     ``train``: (n,) bool, the training items on which recipe statistics are fitted (None: all).
@@ -284,7 +285,7 @@ class Builder:
     options: type[NoOptions] | type[PermutationOptions] = NoOptions
     #: whether the target's argmax is the human mode m (so it shifts the items of
     #: ``item_stats.mode_shift``, and only those); the others keep o on top (or, for the
-    #: machine labels, the machine's own argmax)
+    #: machine and generator labels, the teacher's or the generator's own argmax)
     carries_mode: bool = False
 
 
@@ -356,44 +357,46 @@ class UnanimousHumanLabelsError(UserError, ValueError):
 
 
 def _machine_soft(x: TargetInputs, options: NoOptions) -> np.ndarray:
-    """Generator labels where an item has one; elsewhere the teacher's softmax(z / T), with T set
-    so that the mean entropy over the training items among those equals their mean human
-    entropy (all such items when none of them is a training item)."""
-    n = len(x.original)
-    machine = (
-        np.full((n, N_CLASSES), np.nan) if x.machine is None else np.asarray(x.machine, np.float64)
-    )
-    out = machine.copy()
-    need = np.isnan(machine).any(1)
-    if need.any():
-        out[need] = _tempered_teacher(x, need)
-    return out / out.sum(1, keepdims=True)
-
-
-def _tempered_teacher(x: TargetInputs, need: np.ndarray) -> np.ndarray:
-    """The teacher's softmax(z / T) on the ``need`` rows, T matched to the human entropy
-    (:func:`_machine_soft`)."""
+    """A model's uncertainty: the teacher's softmax(z / T) on every item of the source, T set so
+    that the mean entropy over the source's training items equals their mean human entropy.
+    The teacher (``teacher_logits``: cross-fitted on the source's training labels, or the large
+    teacher) labels synthetic blends as it labels MNIST images; the generator's mixture weights
+    are ``generator_soft``, not this."""
     n = len(x.original)
     teacher = (
         np.full((n, N_CLASSES), np.nan)
         if x.teacher_logits is None
         else np.asarray(x.teacher_logits, np.float64)
     )
-    missing = np.flatnonzero(need & np.isnan(teacher).any(1))
+    missing = np.flatnonzero(np.isnan(teacher).any(1))
     if missing.size:
         raise ValueError(
-            f"machine_soft: rows {missing[:5].tolist()} have neither a generator label nor teacher logits"
+            f"machine_soft: rows {missing[:5].tolist()} (of {missing.size}) have no teacher logits"
         )
-    fit = need & x.train if (need & x.train).any() else need
-    target = entropy(x.h[fit]).mean()
+    target = entropy(x.h[x.train]).mean()
     if target <= 0:  # e.g. one vote per item: a user's vote file, not a bug
         raise UnanimousHumanLabelsError(
-            "machine_soft: the human labels of the items the teacher labels have zero mean "
-            "entropy (every item's votes agree), so no teacher temperature can match it",
+            "machine_soft: the human labels of the training items have zero mean entropy "
+            "(every item's votes agree), so no teacher temperature can match it",
             fix="drop machine_soft (and machine_soft_large_teacher) from study.conditions, "
             "or collect more than one vote per item",
         )
-    return tempered_softmax(teacher[need], temperature_for_entropy(teacher[fit], target))
+    return tempered_softmax(teacher, temperature_for_entropy(teacher[x.train], target))
+
+
+def _generator_soft(x: TargetInputs, options: NoOptions) -> np.ndarray:
+    """The synthetic generator's labels: a blend's true mixture weights (``study_digits``'
+    ``machine_soft_label``), the ground truth of the image, not anyone's uncertainty. An item
+    without them (an MNIST image, written as the dataset's digit) gets one-hot(o): on MNIST
+    this condition equals ``original_hard``."""
+    n = len(x.original)
+    machine = (
+        np.full((n, N_CLASSES), np.nan) if x.machine is None else np.asarray(x.machine, np.float64)
+    )
+    out = one_hot(x.original)
+    has = ~np.isnan(machine).any(1)
+    out[has] = machine[has] / machine[has].sum(1, keepdims=True)
+    return out
 
 
 BUILDERS: dict[str, Builder] = {
@@ -408,6 +411,7 @@ BUILDERS: dict[str, Builder] = {
     "label_smoothing_mass_matched": Builder(_label_smoothing_mass_matched, needs=("human",)),
     "machine_soft": Builder(_machine_soft, needs=("human", "teacher")),
     "machine_soft_large_teacher": Builder(_machine_soft, needs=("human", "large_teacher")),
+    "generator_soft": Builder(_generator_soft),
 }
 
 
@@ -501,11 +505,13 @@ def build_targets(
     >>> show(build_targets("label_smoothing_mass_matched", x)[:1])
     0:0.026 1:0.026 2:0.026 3:0.768 4:0.026 5:0.026 6:0.026 7:0.026 8:0.026 9:0.026
 
-    No generator labels here, so ``machine_soft`` is the teacher's tempered softmax, its
-    temperature fitted to the mean human entropy:
+    ``machine_soft`` is the teacher's tempered softmax, its temperature fitted to the mean
+    human entropy; ``generator_soft`` is one-hot(o) where an item has no generator label:
 
     >>> show(build_targets("machine_soft", x)[:1])
     5:0.001 6:0.004 7:0.022 8:0.136 9:0.837
+    >>> show(build_targets("generator_soft", x)[:1])
+    3:1.000
     """
     builder = builder_for(condition)
     config = builder.options.from_params(options, f"labels.conditions.{condition}")

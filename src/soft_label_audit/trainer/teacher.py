@@ -1,11 +1,11 @@
-"""The teachers behind the machine labels of MNIST items.
+"""The teachers behind the machine labels (a model's uncertainty) of every study item.
 
 * :func:`cross_fit_teacher` (``machine_soft``): the labelled budget of the students, the hard
-  labels of the study's training items, cross-fitted in k folds so no training item's label
-  comes from a teacher that saw it;
+  labels of one source's training items (the labels pipeline fits one per source), cross-fitted
+  in k folds so no training item's label comes from a teacher that saw it;
 * :func:`train_teacher` (``machine_soft_large_teacher``): trained on hard labels of extra MNIST
   training images that are not study items (so it never sees an audited image) and not in the
-  held-out scoring pool (the labels pipeline chooses them).
+  held-out scoring pool (the labels pipeline chooses them); it labels the items of every source.
 
 Its logits are later temperature-scaled (:func:`soft_label_audit.targets.temperature_for_entropy`)
 so that the mean entropy of its labels equals the mean human entropy.

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from soft_label_audit import targets as tg
-from soft_label_audit.columns import T_COLS
+from soft_label_audit.columns import H_COLS, T_COLS
 from soft_label_audit.grid import StudyGrid
 from soft_label_audit.parameter_tree import base_block
 from soft_label_audit.pipelines.labels import create_pipeline, nodes
@@ -149,10 +149,11 @@ def test_entropy_matching_per_source_on_training_items(outputs):
             _train_targets(outputs, f"{source}.label_smoothing_matched.targets")
         ).mean()
         assert smooth == pytest.approx(human, rel=0.01)
-    for condition in ("machine_soft", "machine_soft_large_teacher"):
-        machine = tg.entropy(_train_targets(outputs, f"mnist.{condition}.targets")).mean()
-        human = tg.entropy(_train_targets(outputs, "mnist.human_soft.targets")).mean()
-        assert machine == pytest.approx(human, rel=0.01)
+    for source in GRID.sources:  # the machine labels are strength-matched on both sources
+        human = tg.entropy(_train_targets(outputs, f"{source}.human_soft.targets")).mean()
+        for condition in ("machine_soft", "machine_soft_large_teacher"):
+            machine = tg.entropy(_train_targets(outputs, f"{source}.{condition}.targets")).mean()
+            assert machine == pytest.approx(human, rel=1e-6)
 
 
 def test_targets_summary_shows_each_conditions_strength(outputs, tables):
@@ -194,11 +195,32 @@ def test_mode_shifts_are_counted_per_rule(outputs):
     assert table["assumptions_ok"].dtype == bool and "assumption_note" in table
 
 
-def test_synthetic_machine_soft_is_the_generator_label(outputs, tables):
+def test_synthetic_machine_soft_is_the_tempered_teacher_not_the_generator_label(outputs, tables):
     study = tables["study_digits"]
     synthetic = study[study["source"] == "synthetic"]
-    t = outputs["synthetic.machine_soft.targets"][list(T_COLS)].to_numpy()
+    generator = np.stack(synthetic["machine_soft_label"].to_list())
+    train = (synthetic["split"] == "train").to_numpy()
+    human = tables["human_soft_labels"].set_index("item_id").loc[synthetic["item_id"]]
+    target = tg.entropy(tg.human_digits(human[list(H_COLS)].to_numpy())[train]).mean()
+    for condition, logits in (
+        ("machine_soft", "teacher_logits"),
+        ("machine_soft_large_teacher", "large_teacher_logits"),
+    ):
+        t = outputs[f"synthetic.{condition}.targets"][list(T_COLS)].to_numpy()
+        z = outputs[logits].set_index("item_id").loc[synthetic["item_id"]].to_numpy()
+        expected = tg.tempered_softmax(z, tg.temperature_for_entropy(z[train], target))
+        np.testing.assert_allclose(t, expected, atol=1e-12)
+        assert tg.entropy(t[train]).mean() == pytest.approx(target, rel=1e-6)
+        assert np.abs(t - generator).max() > 0.1
+
+
+def test_generator_soft_is_the_mixture_on_synthetic_items_and_one_hot_on_mnist(outputs, tables):
+    study = tables["study_digits"]
+    synthetic = study[study["source"] == "synthetic"]
+    t = outputs["synthetic.generator_soft.targets"][list(T_COLS)].to_numpy()
     np.testing.assert_allclose(t, np.stack(synthetic["machine_soft_label"].to_list()), atol=1e-12)
+    mnist = outputs["mnist.generator_soft.targets"]
+    assert mnist.equals(outputs["mnist.original_hard.targets"])
 
 
 def test_large_teacher_sees_no_study_item(tables, labels_params, training_params, monkeypatch):
@@ -252,15 +274,37 @@ def test_large_teacher_and_scoring_pool_draw_from_disjoint_images(tables):
 
 
 def test_teacher_outputs(outputs, tables):
-    mnist_ids = tables["study_digits"].loc[lambda d: d["source"] == "mnist", "item_id"]
-    for name in ("teacher_logits", "large_teacher_logits"):
-        assert sorted(outputs[name]["item_id"]) == sorted(mnist_ids)
+    study_ids = tables["study_digits"]["item_id"]
+    for name in ("teacher_logits", "large_teacher_logits"):  # every study item of every source
+        assert sorted(outputs[name]["item_id"]) == sorted(study_ids)
+        assert np.isfinite(outputs[name].drop(columns="item_id").to_numpy()).all()
     assert outputs["large_teacher_model"]["val_acc"] > 0.3
+    assert set(outputs["large_teacher_model"]["train_argmax_not_original"]) == set(GRID.sources)
     model = outputs["teacher_model"]
+    assert set(model["sources"]) == set(GRID.sources) and (k := model["k_folds"]) >= 2
     study = tables["study_digits"].set_index("item_id")
-    folds = {i: f for i, f in model["fold"].items() if study.loc[i, "split"] == "train"}
-    assert set(folds.values()) == set(range(labels_k := model["k_folds"])) and labels_k >= 2
-    assert all(f == -1 for i, f in model["fold"].items() if study.loc[i, "split"] != "train")
+    for source, record in model["sources"].items():
+        items = study[study["source"] == source]
+        assert sorted(record["fold"]) == sorted(items.index)  # a source's folds hold its items
+        folds = {i: f for i, f in record["fold"].items() if items.loc[i, "split"] == "train"}
+        assert set(folds.values()) == set(range(k)) and len(folds) == record["n_train"]
+        assert all(f == -1 for i, f in record["fold"].items() if items.loc[i, "split"] != "train")
+        assert len(record["state_dicts"]) == k and 0 <= record["oof_acc"] <= 1
+    assert model["sources"]["mnist"]["seed"] != model["sources"]["synthetic"]["seed"]
+
+
+def test_the_mnist_teacher_is_the_one_a_single_source_study_gets(
+    outputs, tables, labels_params, training_params
+):
+    """Labelling the synthetic items too leaves the MNIST teacher as it was: the same fold draw
+    and seeds (labels.teacher.seed), the same logits."""
+    study = tables["study_digits"]
+    mnist_only = study[study["source"] == "mnist"].reset_index(drop=True)
+    model, alone = nodes.fit_teacher(mnist_only, labels_params["teacher"], training_params)
+    both = outputs["teacher_logits"].set_index("item_id").loc[alone["item_id"]]
+    np.testing.assert_array_equal(both.to_numpy(), alone.set_index("item_id").to_numpy())
+    assert model["sources"]["mnist"]["fold"] == outputs["teacher_model"]["sources"]["mnist"]["fold"]
+    assert model["sources"]["mnist"]["seed"] == labels_params["teacher"]["seed"]
 
 
 def test_missing_human_labels_stop_the_run(tables, labels_params):

@@ -43,10 +43,19 @@ SUMMARY_COLUMNS = [
 ]
 
 
-def _needs_teacher(study_digits: pd.DataFrame) -> pd.DataFrame:
-    """Study items without a generator label (MNIST items): the teachers label them."""
-    machine = soft_labels_from_column(study_digits["machine_soft_label"])
-    return study_digits[np.isnan(machine).any(1)]
+def teacher_seed(seed: int, source: str) -> int:
+    """The cross-fitted teacher's seed for one source (its fold draw, and ``+ f`` for fold f):
+    ``labels.teacher.seed`` for mnist, as when the teacher labelled MNIST items alone, and
+    ``seed + crc32(source)`` for every other source (the stream id the targets use), so no two
+    sources share a fold draw or a fold's seed and each source's teacher depends only on its
+    own items."""
+    return int(seed) if source == "mnist" else int(seed) + zlib.crc32(source.encode())
+
+
+def _by_source(study_digits: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """The study items of each source, sources in order of first appearance."""
+    sources = dict.fromkeys(study_digits["source"].astype(str))
+    return [(s, study_digits[study_digits["source"].astype(str) == s]) for s in sources]
 
 
 def _logits_table(item_ids: np.ndarray, logits: np.ndarray) -> pd.DataFrame:
@@ -58,28 +67,31 @@ def _logits_table(item_ids: np.ndarray, logits: np.ndarray) -> pd.DataFrame:
 def fit_teacher(
     study_digits: pd.DataFrame, teacher_params: dict, training_params: dict
 ) -> tuple[dict, pd.DataFrame]:
-    """The ``machine_soft`` teacher: the students' labelled budget (hard original labels of the
-    study's training items), cross-fitted in ``k_folds`` folds. A training item's logits come
-    from the fold model that did not see it; validation and test items get the mean logits of
-    the k fold models (no model trained on all training items: that would need one more
-    training and would see every training item). Returns the fold models and the logits."""
+    """The ``machine_soft`` teacher, one per source: that source's labelled budget (the hard
+    original labels of its training items, all its students train on), cross-fitted in
+    ``k_folds`` folds with the source's seed (:func:`teacher_seed`). A training item's logits
+    come from the fold model that did not see it; validation and test items get the mean logits
+    of the k fold models (no model trained on all training items: that would need one more
+    training and would see every training item). Returns the record (per source: fold models,
+    fold per item, accuracies) and the logits of every study item."""
     config = read_teacher(teacher_params, training_params, "teacher")
     k_folds = config.k_folds
-    need = _needs_teacher(study_digits)
-    if need.empty:
-        empty = _logits_table(np.zeros(0), np.zeros((0, N_CLASSES)))
-        return {"state_dicts": [], "k_folds": k_folds}, empty
-    teacher = cross_fit_teacher(
-        images_from_column(need["image"]),
-        need["original_label"].to_numpy(np.int64),
-        need["split"].astype(str).to_numpy() == "train",
-        config.model,
-        config.train,
-        k_folds=k_folds,
-        seed=config.seed,
-    )
-    model = _cross_fit_record(teacher, need, config.model, k_folds)
-    return model, _logits_table(need["item_id"].to_numpy(), teacher.logits)
+    records, tables = {}, [_logits_table(np.zeros(0), np.zeros((0, N_CLASSES)))]
+    for source, items in _by_source(study_digits):
+        seed = teacher_seed(config.seed, source)
+        teacher = cross_fit_teacher(
+            images_from_column(items["image"]),
+            items["original_label"].to_numpy(np.int64),
+            items["split"].astype(str).to_numpy() == "train",
+            config.model,
+            config.train,
+            k_folds=k_folds,
+            seed=seed,
+        )
+        records[source] = _cross_fit_record(teacher, items, source, seed, k_folds)
+        tables.append(_logits_table(items["item_id"].to_numpy(), teacher.logits))
+    model = {"model": config.model.settings(), "k_folds": k_folds, "sources": records}
+    return model, pd.concat(tables, ignore_index=True)
 
 
 def fit_large_teacher(
@@ -91,7 +103,7 @@ def fit_large_teacher(
 ) -> tuple[dict, pd.DataFrame]:
     """The ``machine_soft_large_teacher`` teacher: trained on MNIST training images outside the
     study and outside the held-out scoring pool (extra labelled data); logits for every study
-    item without a generator label."""
+    item, the synthetic blends included."""
     config = read_teacher(large_teacher_params, training_params, "large_teacher")
     extra = large_teacher_images(digits, study_digits, pool_digits)
     teacher = train_teacher(
@@ -103,10 +115,11 @@ def fit_large_teacher(
         n_val=config.n_val,
         seed=config.seed,
     )
-    need = _needs_teacher(study_digits)
-    logits = teacher.logits(images_from_column(need["image"]), device=config.device)
-    model = _large_teacher_record(teacher, _train_shifts(logits, need), config.model)
-    return model, _logits_table(need["item_id"].to_numpy(), logits)
+    logits = teacher.logits(images_from_column(study_digits["image"]), device=config.device)
+    source = study_digits["source"].astype(str).to_numpy()
+    shifts = {s: _train_shifts(logits[source == s], items) for s, items in _by_source(study_digits)}
+    model = _large_teacher_record(teacher, shifts, config.model)
+    return model, _logits_table(study_digits["item_id"].to_numpy(), logits)
 
 
 def large_teacher_images(
@@ -129,12 +142,15 @@ def large_teacher_images(
     return train[~in_study & ~held_out]
 
 
-def _large_teacher_record(teacher, shifts: int, model_config) -> dict:
-    """The saved ``large_teacher_model``; logged."""
+def _large_teacher_record(teacher, shifts: dict[str, int], model_config) -> dict:
+    """The saved ``large_teacher_model`` (``train_argmax_not_original`` per source); logged."""
     logger.info(
-        "large teacher: %d extra images, held-out accuracy %.4f, argmax != original on %d "
-        "training items, %.1f s",
-        *(teacher.n_train, teacher.val_acc, shifts, teacher.seconds),
+        "large teacher: %d extra images, held-out accuracy %.4f, %.1f s; argmax != original "
+        "on the training items of %s",
+        teacher.n_train,
+        teacher.val_acc,
+        teacher.seconds,
+        ", ".join(f"{source} {n}" for source, n in shifts.items()),
     )
     return {
         "state_dict": teacher.state_dict,
@@ -145,22 +161,25 @@ def _large_teacher_record(teacher, shifts: int, model_config) -> dict:
     }
 
 
-def _cross_fit_record(teacher, need: pd.DataFrame, model_config, k_folds: int) -> dict:
-    """The saved ``teacher_model`` (fold models, settings, fold per item, accuracies); logged."""
-    shifts = _train_shifts(teacher.logits, need)
-    is_train = need["split"].astype(str).to_numpy() == "train"
+def _cross_fit_record(teacher, items: pd.DataFrame, source: str, seed: int, k_folds: int) -> dict:
+    """One source's part of the saved ``teacher_model`` (fold models, seed, fold per item,
+    accuracies); logged."""
+    shifts = _train_shifts(teacher.logits, items)
+    is_train = items["split"].astype(str).to_numpy() == "train"
+    # the labels a fold model learns from: the training items outside its fold (the fewest)
+    per_fold = int(is_train.sum() - np.bincount(teacher.fold[is_train], minlength=k_folds).max())
     logger.info(
-        "teacher (cross-fitted, %d folds on %d training items): out-of-fold accuracy %.4f, "
-        "fold-average accuracy on %d val/test items %.4f, argmax != original on %d "
-        "training items, %.1f s",
-        *(k_folds, int(is_train.sum()), teacher.oof_acc, int((~is_train).sum())),
-        *(teacher.heldout_acc, shifts, teacher.seconds),
+        "teacher for %s (cross-fitted, %d folds on %d training items, at least %d labels per "
+        "fold model, seed %d): out-of-fold accuracy %.4f, fold-average accuracy on %d val/test "
+        "items %.4f, argmax != original on %d training items, %.1f s",
+        *(source, k_folds, int(is_train.sum()), per_fold, seed, teacher.oof_acc),
+        *(int((~is_train).sum()), teacher.heldout_acc, shifts, teacher.seconds),
     )
-    item_ids = need["item_id"].astype(int).tolist()
+    item_ids = items["item_id"].astype(int).tolist()
     return {
         "state_dicts": teacher.state_dicts,
-        "model": model_config.settings(),
-        "k_folds": k_folds,
+        "seed": seed,
+        "n_train": int(is_train.sum()),
         "fold": dict(zip(item_ids, teacher.fold.tolist(), strict=True)),
         "oof_acc": teacher.oof_acc,
         "heldout_acc": teacher.heldout_acc,
@@ -168,10 +187,10 @@ def _cross_fit_record(teacher, need: pd.DataFrame, model_config, k_folds: int) -
     }
 
 
-def _train_shifts(logits: np.ndarray, need: pd.DataFrame) -> int:
+def _train_shifts(logits: np.ndarray, items: pd.DataFrame) -> int:
     """Training items whose teacher argmax is not their original label."""
-    train = need["split"].astype(str).to_numpy() == "train"
-    return int((logits.argmax(1) != need["original_label"].to_numpy())[train].sum())
+    train = items["split"].astype(str).to_numpy() == "train"
+    return int((logits.argmax(1) != items["original_label"].to_numpy())[train].sum())
 
 
 def _join(
