@@ -85,12 +85,8 @@ def stale_stages(project: Path, env: str | None, seed: int) -> list[str]:
     from soft_label_audit.pipeline_registry import register_pipelines
 
     params = _loader(project, env, seed)["parameters"]
-    previous = grid._remembered  # the grid follows these parameters here, and only here
-    grid.remember_parameters(params)
-    try:
+    with grid.following(params):
         graph = provenance.stage_graph(register_pipelines())
-    finally:
-        grid._remembered = previous
     expected = provenance.expected_records(graph, params)
     root = draw_root(project, env, seed)
     on_disk = provenance.read(root)["stages"]
