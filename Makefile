@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export KEDRO_DISABLE_TELEMETRY := true
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install run test lint positive-control bench bench-teacher bench-annotate viz viz-screenshots mlflow-ui lock clean-data fingerprints check-fingerprints results
+.PHONY: install run test lint positive-control bench bench-teacher bench-annotate viz viz-screenshots mlflow-ui lock clean-data fingerprints check-fingerprints results crowd-draws
 
 install: $(STAMP)
 
@@ -48,6 +48,15 @@ fingerprints: $(STAMP)
 
 check-fingerprints: $(STAMP)
 	$(BIN)/python scripts/fingerprints.py --env base --threads 2 --check
+
+# The study on several draws of the simulated crowd (README, "Several crowd draws"): for each
+# seed, the whole study `kedro run --params simulated_crowd.seed=S` under data/crowd_seed_S
+# (a draw already made with the current settings is skipped; each other costs one full study),
+# then data/08_reporting/crowd_draws.csv: how far each claim's effect moves between draws
+# against its interval (make results shows it). Summary only: scripts/crowd_draws.py --summarise-only
+CROWD_SEEDS ?= 8 9
+crowd-draws: $(STAMP)
+	$(BIN)/python scripts/crowd_draws.py --seeds $(CROWD_SEEDS)
 
 # docs/results.md and the README's claims table and figure (docs/figures/claims.png), regenerated from data/08_reporting.
 results: $(STAMP)

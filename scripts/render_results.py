@@ -6,8 +6,10 @@
 In both files everything between ``<!-- results:start -->`` and ``<!-- results:end -->`` is
 generated. docs/results.md gets a stamp (the commit, whether the work tree had changes, and the
 SHA-256 fingerprints of the study data read back from data/), then one block per section in
-``SECTIONS``; the README gets the stamp, the claims table and the claims figure (copied to
-``docs/figures/claims.png``, so that the README shows it), and the link to the page. A section
+``SECTIONS``; the README gets the stamp, the claims table, the headline claims' spread between
+crowd draws (``crowd_draws.csv`` of ``make crowd-draws``; without it, how to make it), and the
+claims figure (copied to ``docs/figures/claims.png``, so that the README shows it), and the
+link to the page. A section
 is a function ``(Inputs) -> str | None``; returning None leaves it out (its CSV is absent), so
 a new section is one function added to the list.
 """
@@ -372,10 +374,104 @@ def _secondary_checks(table: pd.DataFrame) -> str:
     )
 
 
+#: the claims of the README's digest of the crowd draws (every row is on docs/results.md)
+HEADLINE_CLAIMS = (
+    "a_accuracy",
+    "b_mode_shift",
+    "c_hard_items",
+    "d_stability",
+    "e_entropy_vs_machine",
+)
+CROWD_DRAWS = "crowd_draws.csv"
+#: what the README says while there is no crowd_draws.csv
+NO_CROWD_DRAWS = (
+    "**Between crowd draws**: every interval above rests on one draw of the simulated crowd "
+    "(`simulated_crowd.seed`); `make crowd-draws` reruns the study on other draws "
+    '(see "Several crowd draws" above) and `make results` then shows here how far the effects '
+    "move between them."
+)
+
+
+def _draw_seeds(table: pd.DataFrame) -> list[str]:
+    """The crowd seeds of the summary (the environment's own first), from its rows."""
+    return list(dict.fromkeys(s for seeds in table["seeds"] for s in str(seeds).split()))
+
+
+def _verdicts(row) -> str:
+    counts = [(v, row[f"n_{v}"]) for v in ("supported", "contradicted", "inconclusive")]
+    return ", ".join(f"{int(n)} {v}" for v, n in counts if f"n_{v}" in row and n > 0)
+
+
+def _draws_intro(inputs: Inputs, table: pd.DataFrame) -> str:
+    seeds = _draw_seeds(table)
+    text = (
+        f"**Between crowd draws** (`{CROWD_DRAWS}`, `make crowd-draws`): the study rerun on "
+        f"{len(seeds)} draws of the simulated crowd (`simulated_crowd.seed` {', '.join(seeds)}; "
+        f"{seeds[0]} is the default study's). Per claim: the standard deviation of its effect "
+        "over the draws against the mean half-width of its seed-and-item interval; a ratio "
+        "well below 1 means the one-draw interval covers the crowd's own variance, near or "
+        "above 1 that another draw moves the effect as much as the interval allows"
+    )
+    claims_csv = inputs.reporting / "claims.csv"
+    if "default_claims_sha256" in table and claims_csv.exists():
+        import hashlib
+
+        current = hashlib.sha256(claims_csv.read_bytes()).hexdigest()
+        if str(table["default_claims_sha256"].iloc[0]) != current:
+            text += (
+                " (**stale**: made from another `claims.csv` than the one there now; "
+                "rerun `make crowd-draws`)"
+            )
+    return text
+
+
+def _draws_rows(table: pd.DataFrame, per_seed: bool) -> pd.DataFrame:
+    rows = {"claim": table["claim"], "source": table["source"]}
+    if per_seed:
+        rows["scope"] = table["scope"]
+        rows["metric"] = [f"`{m}`" for m in table["metric"]]
+        for seed in _draw_seeds(table):
+            if f"effect_seed_{seed}" in table:
+                rows[f"effect, seed {seed}"] = [_fmt(v) for v in table[f"effect_seed_{seed}"]]
+    rows["effect over draws (mean ± sd)"] = [
+        f"{_fmt(m)} ± {_fmt(sd)}"
+        for m, sd in zip(table["effect_mean"], table["effect_sd"], strict=True)
+    ]
+    rows["interval half-width (mean)"] = [_fmt(v) for v in table["half_width_mean"]]
+    rows["sd / half-width"] = [_fmt(v, 2) for v in table["sd_over_half_width"]]
+    rows["verdicts"] = [_verdicts(r) for _, r in table.iterrows()]
+    return pd.DataFrame(rows)
+
+
+def crowd_draws(inputs: Inputs) -> str | None:
+    """Every claim's spread between crowd draws against its interval (``crowd_draws.csv``)."""
+    table = inputs.csv(CROWD_DRAWS)
+    if table is None or not len(table):
+        return None
+    return _draws_intro(inputs, table) + ":\n\n" + _table(_draws_rows(table, per_seed=True))
+
+
+def crowd_draws_digest(inputs: Inputs) -> str:
+    """The README's: the headline claims' spread between crowd draws, else how to make it."""
+    table = inputs.csv(CROWD_DRAWS)
+    if table is None or not len(table):
+        return NO_CROWD_DRAWS
+    rows = table[table["claim"].isin(HEADLINE_CLAIMS)]
+    if not len(rows):
+        return _draws_intro(inputs, table) + f"; every claim is on [{PAGE}]({PAGE})."
+    return (
+        _draws_intro(inputs, table)
+        + f"; the headline claims here, every claim and each draw's effect on [{PAGE}]({PAGE}):"
+        + "\n\n"
+        + _table(_draws_rows(rows, per_seed=False))
+    )
+
+
 #: the generated blocks, in order; add a function here to add a section
 SECTIONS = [
     stamp,
     claims,
+    crowd_draws,
     summary,
     paired,
     power,
@@ -393,11 +489,13 @@ def render(inputs: Inputs) -> str:
 
 
 def render_readme(inputs: Inputs, figure: bool) -> str:
-    """The README's digest: the stamp, the claims table, the claims figure, the link."""
+    """The README's digest: the stamp, the claims table, the headline claims between crowd
+    draws (or how to make them), what the design can detect, the claims figure, the link."""
     blocks = [
         _stamp(inputs) + f"; every table of the study, and how to read it: [{PAGE}]({PAGE}).",
         claims(inputs) or "**Claims**: no `claims.csv` yet (`make run` makes it).",
     ]
+    blocks.append(crowd_draws_digest(inputs))
     if detectable := budget(inputs):
         blocks.append(detectable)
     if figure:

@@ -181,3 +181,97 @@ def test_a_band_claims_contrast_is_shown_beside_the_claims_table(tmp_path):
     ]
     assert lines == ["| c_hard_items | mnist | `brier` | -0.057 | [-0.090, -0.020] | 0.004 |"]
     assert page.count("| a_accuracy |") == 1  # its claims row, no contrast row
+
+
+def _crowd_draws_row(claim: str, source: str, sd: float, **extra) -> dict:
+    return {
+        "claim": claim,
+        "source": source,
+        "scope": "pool",
+        "metric": "accuracy",
+        "n_draws": 3,
+        "seeds": "7 8 9",
+        "effect_seed_7": -0.004,
+        "effect_seed_8": -0.002,
+        "effect_seed_9": -0.0061,
+        "effect_mean": -0.0040,
+        "effect_sd": sd,
+        "half_width_mean": 0.004,
+        "sd_over_half_width": sd / 0.004,
+        "n_supported": 0,
+        "n_contradicted": 0,
+        "n_inconclusive": 3,
+        **extra,
+    }
+
+
+def test_the_spread_between_crowd_draws_is_shown_when_made(tmp_path):
+    import hashlib
+
+    report = tmp_path / "data" / "08_reporting"
+    report.mkdir(parents=True)
+    claims = pd.DataFrame(
+        {
+            "claim": ["a_accuracy", "f_vs_permuted"],
+            "source": ["mnist", "mnist"],
+            "metric": ["accuracy", "nll"],
+            "comparison": ["human_soft - original_hard", "x - y"],
+            "effect": [-0.004, -0.036],
+            "ci_low": [-0.008, -0.042],
+            "ci_high": [0.0006, -0.030],
+            "p_adjusted": [0.9, 0.0001],
+            "verdict": ["inconclusive", "supported"],
+        }
+    )
+    claims.to_csv(report / "claims.csv", index=False)
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "README.md").write_text("# r\n\n" + MARKERS)
+    (tmp_path / "docs" / "results.md").write_text("# p\n\n" + MARKERS)
+
+    # no crowd_draws.csv: the README says how to make it, the page has no such section
+    assert _render(tmp_path).returncode == 0
+    readme = (tmp_path / "README.md").read_text()
+    assert "**Between crowd draws**" in readme and "`make crowd-draws`" in readme
+    assert "sd / half-width" not in readme
+    assert "Between crowd draws" not in (tmp_path / "docs" / "results.md").read_text()
+    assert _render(tmp_path, "--check").returncode == 0
+
+    sha = hashlib.sha256((report / "claims.csv").read_bytes()).hexdigest()
+    pd.DataFrame(
+        [
+            _crowd_draws_row("a_accuracy", "mnist", 0.00205, default_claims_sha256=sha),
+            _crowd_draws_row(
+                "f_vs_permuted",
+                "mnist",
+                0.001,
+                metric="nll",
+                n_supported=2,
+                n_inconclusive=1,
+                default_claims_sha256=sha,
+            ),
+        ]
+    ).to_csv(report / "crowd_draws.csv", index=False)
+    assert _render(tmp_path, "--check").returncode == 1  # the new table is not shown yet
+    assert _render(tmp_path).returncode == 0
+    readme = (tmp_path / "README.md").read_text()
+    page = (tmp_path / "docs" / "results.md").read_text()
+    for text in (readme, page):
+        assert "3 draws of the simulated crowd (`simulated_crowd.seed` 7, 8, 9; 7 is" in text
+        assert "stale" not in text
+    # the README: the headline claims only, without each draw's effect
+    assert "| a_accuracy | mnist | -0.004 ± 0.002 | 0.004 | 0.51 | 3 inconclusive |" in readme
+    assert "| f_vs_permuted |" not in readme.split("**Between crowd draws**")[1]
+    assert "effect, seed 8" not in readme
+    # the page: every claim, with each draw's effect
+    assert (
+        "| a_accuracy | mnist | pool | `accuracy` | -0.004 | -0.002 | -0.006 | -0.004 ± 0.002 "
+        "| 0.004 | 0.51 | 3 inconclusive |" in page
+    )
+    assert "| f_vs_permuted | mnist | pool | `nll` |" in page
+    assert "2 supported, 1 inconclusive" in page
+    assert _render(tmp_path, "--check").returncode == 0
+
+    # the default study made again since: the table says it is stale
+    claims.assign(effect=[-0.005, -0.036]).to_csv(report / "claims.csv", index=False)
+    assert _render(tmp_path).returncode == 0
+    assert "**stale**" in (tmp_path / "README.md").read_text()

@@ -15,7 +15,8 @@ from __future__ import annotations
 import inspect
 import os
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,20 @@ def remember_parameters(params: dict[str, Any]) -> None:
     """Called by the grid hook once the run's context (env and runtime params) exists."""
     global _remembered
     _remembered = dict(params)
+
+
+@contextmanager
+def following(params: dict[str, Any]) -> Iterator[None]:
+    """Inside the block the grid follows ``params`` (a script that builds the pipelines of a
+    run it does not start, e.g. to compute that run's provenance records), then what it
+    followed before."""
+    global _remembered
+    previous = _remembered
+    remember_parameters(params)
+    try:
+        yield
+    finally:
+        _remembered = previous
 
 
 def _study_on_disk() -> dict[str, Any]:
