@@ -137,6 +137,8 @@ def _curves() -> pd.DataFrame:
             "best_epoch": np.array([2, 2, 2, 2], np.int64),
             "val_loss_gain_last_fifth": [0.9, 0.9, 0.9, 0.9],
             "val_loss_converged": [False] * 4,
+            "temperature_best": [1.4, 1.4, 1.6, 1.6],
+            "temperature_final": [1.5, 1.5, 1.7, 1.7],
         }
     )
 

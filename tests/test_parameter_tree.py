@@ -163,6 +163,19 @@ def test_an_unknown_block_and_a_condition_without_its_recipe_are_refused():
     )
 
 
+def test_a_post_hoc_condition_without_its_base_is_refused():
+    conditions = [c for c in BASE["study"]["conditions"] if c != "original_hard"]
+    i = conditions.index("original_hard_temperature_scaled")
+    tree = {**BASE, "study": {**BASE["study"], "conditions": conditions}}
+    assert _refused(tree) == (
+        f"study.conditions[{i}] is 'original_hard_temperature_scaled', which rescales the runs "
+        "of 'original_hard' (post hoc, no training), but study.conditions lacks 'original_hard'"
+    )
+    # with its base, in any order, it reads
+    tree["study"]["conditions"] = [*conditions, "original_hard"]
+    assert "original_hard_temperature_scaled" in read_parameters(tree)["study"].conditions
+
+
 def _pool_first_id(first: int, n_items: int | None = None) -> dict:
     pool = copy.deepcopy(BASE["digits"]["pool"])
     pool["synthetic"]["first_item_id"] = first

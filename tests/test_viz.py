@@ -14,6 +14,8 @@ from kedro.pipeline import Pipeline
 from soft_label_audit import targets
 from soft_label_audit.grid import StudyGrid
 from soft_label_audit.pipeline_registry import register_pipelines
+from soft_label_audit.pipelines.training.pipeline import OUTPUTS as TRAINING_OUTPUTS
+from soft_label_audit.targets import BUILDERS
 from tests.conftest import PROJECT_ROOT
 from tests.helpers import config_loader
 
@@ -98,13 +100,17 @@ def test_an_opened_source_box_shows_its_conditions_as_boxes(default, grid):
         drawn = _box(default, source)
         conditions = {f"{source}.{c}" for c in grid.conditions}
         assert drawn["modularPipeline"] == conditions
-        # what each condition box hands out: its targets, weights, figures and run tables
-        assert len(drawn["data"]) <= 4 * len(grid.conditions), sorted(drawn["data"])
+        # what each condition box hands out: its targets, weights, figures and run tables; a
+        # post-hoc condition's box also takes in its base's six training outputs
+        post_hoc = [c for c in grid.conditions if BUILDERS[c].post_hoc_of]
+        shown = 4 * len(grid.conditions) + len(TRAINING_OUTPUTS) * len(post_hoc)
+        assert len(drawn["data"]) <= shown, sorted(drawn["data"])
         assert len(drawn["task"]) <= 4, sorted(drawn["task"])
         for condition in grid.conditions:
             inside = _box(default, f"{source}.{condition}")
             assert f"{source}.{condition}.build_{condition}_targets" in inside["task"]
-            assert f"{source}.{condition}.train" in inside["task"]
+            trains = "scale_temperature" if condition in post_hoc else "train"
+            assert f"{source}.{condition}.{trains}" in inside["task"]
 
 
 def test_every_node_is_tagged_with_its_stage_and_a_runs_node_with_its_condition(default, grid):

@@ -14,9 +14,16 @@ SOURCES = ("mnist", "synthetic")
 SPLITS = ("train", "val", "test")
 #: the item sets a run predicts: the annotated test items and the unannotated pool items
 PREDICTION_SCOPES = ("test", "pool")
-#: the per-run columns of ``curves`` (the same on every epoch's row of a seed): the best epoch
-#: and the convergence check of metrics/convergence.py
-RUN_CURVE_COLUMNS = ("best_epoch", "val_loss_gain_last_fifth", "val_loss_converged")
+#: the per-run columns of ``curves`` (the same on every epoch's row of a seed): the best epoch,
+#: the convergence check of metrics/convergence.py and the post-hoc temperatures fitted on the
+#: validation items at the best and at the final epoch (metrics/temperature.py)
+RUN_CURVE_COLUMNS = (
+    "best_epoch",
+    "val_loss_gain_last_fifth",
+    "val_loss_converged",
+    "temperature_best",
+    "temperature_final",
+)
 
 #: human soft label: 10 digits plus the "none / can't tell" slot, summing to one
 H_DIGIT_COLS = tuple(f"h_{k}" for k in DIGITS)

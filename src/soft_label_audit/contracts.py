@@ -536,6 +536,9 @@ def _curves(source: str | None, condition: str | None) -> pa.DataFrameSchema:
             "val_acc": _col("float", _between(0, 1)),
             "best_epoch": _col("integer", _at_least(1)),
             "val_loss_converged": _col("bool"),
+            # NaN only without validation items
+            "temperature_best": _col("float", _at_least(0), nullable=True),
+            "temperature_final": _col("float", _at_least(0), nullable=True),
         },
         [_one_row_per(["seed", "epoch"])],
         "per seed and epoch (1-based): training and validation curves; val_loss and val_acc "
@@ -543,7 +546,10 @@ def _curves(source: str | None, condition: str | None) -> pa.DataFrameSchema:
         "mode, val_loss_own_target against the run's own targets; on every row of a seed: "
         "best_epoch (lowest val_loss, the epoch of test_predictions), "
         "val_loss_gain_last_fifth and val_loss_converged: the convergence check "
-        "(metrics/convergence.py: converged when the best epoch lies before the last fifth)",
+        "(metrics/convergence.py: converged when the best epoch lies before the last fifth), "
+        "temperature_best and temperature_final: the post-hoc temperature fitted on the "
+        "validation items' logits at the best and the final epoch (metrics/temperature.py: "
+        "lowest NLL against the original label; NaN without validation items)",
     )
 
 

@@ -19,7 +19,9 @@ any more.
 Blocks that depend on others are read with them: ``training`` once per source of
 ``study.sources`` (epochs may differ by source), ``labels.conditions`` for every condition of
 ``study.conditions`` with its builder's options class (:data:`soft_label_audit.targets.BUILDERS`),
-and the teachers of ``labels`` on top of the ``training`` block (:func:`teacher_block`).
+and the teachers of ``labels`` on top of the ``training`` block (:func:`teacher_block`). A
+post-hoc condition of ``study.conditions`` needs its base condition there too
+(:func:`_check_post_hoc`).
 """
 
 from __future__ import annotations
@@ -259,6 +261,7 @@ def read_parameters(params: Mapping[str, Any]) -> Parameters:
     _top(params, "study")
     grid = _study(params)
     p.no_unknown("study", p.block("study", params["study"]), ("sources", "conditions"))
+    _check_post_hoc(grid)
     blocks: dict[str, Any] = {"study": grid}
     training = _top(params, "training")
     blocks["training"] = TrainingBlock.from_params(training, grid.sources)
@@ -267,6 +270,22 @@ def read_parameters(params: Mapping[str, Any]) -> Parameters:
         blocks[name] = read(_top(params, name))
     _check_across_blocks(blocks)
     return Parameters(blocks)
+
+
+def _check_post_hoc(grid: Any) -> None:
+    """A post-hoc condition (``targets.BUILDERS[c].post_hoc_of``) rescales its base condition's
+    runs, so ``study.conditions`` must list the base too (the order does not matter)."""
+    from soft_label_audit.targets import BUILDERS
+
+    for i, condition in enumerate(grid.conditions):
+        builder = BUILDERS.get(condition)  # an unknown condition is refused with labels
+        base = None if builder is None else builder.post_hoc_of
+        if base is not None and base not in grid.conditions:
+            raise p.ParameterError(
+                f"study.conditions[{i}] is {condition!r}, which rescales the runs of {base!r} "
+                f"(post hoc, no training), but study.conditions lacks {base!r}",
+                fix=f"add {base} to study.conditions, or drop {condition}",
+            )
 
 
 def _check_across_blocks(blocks: dict[str, Any]) -> None:

@@ -1,7 +1,10 @@
 """One condition's training, as tables: the trainer's arrays from the study tables, and the
 trainer's result packed as the ``test_predictions`` and ``pool_predictions`` (best epoch),
 ``final_predictions`` (final epoch, test and pool), ``curves``, ``dynamics`` and ``weights`` of
-the contracts (docs/architecture.md). Plain pandas and numpy; no Kedro."""
+the contracts (docs/architecture.md), each run's post-hoc temperatures (fitted on its
+validation items, :mod:`soft_label_audit.metrics.temperature`) on its ``curves`` rows, and the
+tables of a post-hoc condition made from its base condition's (:func:`temperature_scaled_tables`).
+Plain pandas and numpy; no Kedro."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import pandas as pd
 from soft_label_audit.columns import P_COLS, RUN_CURVE_COLUMNS, T_COLS
 from soft_label_audit.data_sources.tables import images_from_column
 from soft_label_audit.metrics.convergence import convergence
+from soft_label_audit.metrics.temperature import fit_temperature, scale_probabilities
 from soft_label_audit.trainer import CURVE_NAMES, TrainData
 
 logger = logging.getLogger(__name__)
@@ -138,17 +142,40 @@ def prediction_tables(
     )
 
 
+def run_temperatures(val_logits: np.ndarray, val_labels: np.ndarray) -> np.ndarray:
+    """(K,) the post-hoc temperature of each run, fitted on its (K, m, 10) validation logits
+    against the original labels (:func:`~soft_label_audit.metrics.temperature.fit_temperature`);
+    NaN without validation items."""
+    logits = np.asarray(val_logits, np.float64)
+    if logits.ndim != 3 or logits.shape[1] == 0:
+        return np.full(len(logits), np.nan)
+    return np.array([fit_temperature(z, val_labels) for z in logits])
+
+
+def result_temperatures(result, val: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(best, final): each run's temperature fitted on the validation items' logits at its best
+    epoch and at the final epoch (a :class:`~soft_label_audit.trainer.TrainResult`)."""
+    labels = val["original_label"].to_numpy(np.int64)
+    return (
+        run_temperatures(result.val_logits_best, labels),
+        run_temperatures(result.val_logits, labels),
+    )
+
+
 def curve_table(
     curves_by_name: dict[str, np.ndarray],
     seeds: list[int],
     source: str,
     condition: str,
     best_epochs: np.ndarray,
+    temperatures: tuple[np.ndarray, np.ndarray],
 ) -> pd.DataFrame:
     """``curves``: source, condition, seed, epoch (1-based), the trainer's ``CURVE_NAMES``, and
     on every row the run's ``best_epoch`` (1-based, lowest ``val_loss``: the epoch of its
-    ``test_predictions``) and convergence check (``val_loss_gain_last_fifth``,
-    ``val_loss_converged``, :mod:`soft_label_audit.metrics.convergence`)."""
+    ``test_predictions``), convergence check (``val_loss_gain_last_fifth``,
+    ``val_loss_converged``, :mod:`soft_label_audit.metrics.convergence`) and post-hoc
+    temperatures ``temperature_best`` and ``temperature_final`` (``temperatures``, (K,) each:
+    :func:`result_temperatures`)."""
     epochs = curves_by_name["train_loss"].shape[1]
     curves = _keys(source, condition, seeds, epochs)
     curves["epoch"] = np.tile(np.arange(1, epochs + 1), len(seeds))
@@ -156,7 +183,9 @@ def curve_table(
         curves[name] = curves_by_name[name].reshape(-1)
     best_epochs = np.asarray(best_epochs, np.int64)
     gain, converged = convergence(curves_by_name["val_loss"])
-    for column, per_run in zip(RUN_CURVE_COLUMNS, (best_epochs, gain, converged), strict=True):
+    t_best, t_final = (np.asarray(t, np.float64) for t in temperatures)
+    per_runs = (best_epochs, gain, converged, t_best, t_final)
+    for column, per_run in zip(RUN_CURVE_COLUMNS, per_runs, strict=True):
         curves[column] = np.repeat(per_run, epochs)
     logger.info(
         "%s.%s: best validation epochs %s of %d; validation loss gain over the last fifth: "
@@ -173,6 +202,15 @@ def curve_table(
     return curves
 
 
+def result_curve_table(
+    result, val: pd.DataFrame, seeds: list[int], source: str, condition: str
+) -> pd.DataFrame:
+    """:func:`curve_table` of a :class:`~soft_label_audit.trainer.TrainResult`, its post-hoc
+    temperatures fitted on the validation items ``val`` (:func:`result_temperatures`)."""
+    temperatures = result_temperatures(result, val)
+    return curve_table(result.curves, seeds, source, condition, result.best_epochs, temperatures)
+
+
 def dynamics_record(train: pd.DataFrame, seeds: list[int], probs: np.ndarray) -> dict:
     """``dynamics``: item_ids (n,), seeds (S,), probs float32 (S, E, n, 10)."""
     return {
@@ -187,7 +225,7 @@ def log_run(result, source: str, condition: str, n_train: int) -> None:
     training), device, final validation accuracy."""
     logger.info(
         "%s.%s: %d seeds x %d epochs on %d items, %.1f s on %s%s (%.2f s of it predicting %d "
-        "test and %d pool items at two epochs); final val_acc %s",
+        "test, %d pool and %d validation items at two epochs); final val_acc %s",
         source,
         condition,
         result.curves["train_loss"].shape[0],
@@ -199,6 +237,7 @@ def log_run(result, source: str, condition: str, n_train: int) -> None:
         result.predict_seconds,
         result.test_logits.shape[1],
         result.pool_logits.shape[1],
+        result.val_logits.shape[1],
         np.round(result.curves["val_acc"][:, -1], 3).tolist(),
     )
 
@@ -217,3 +256,80 @@ def read_dynamics(dynamics: dict, name: str) -> tuple[np.ndarray, np.ndarray, np
             f"items={len(item_ids)}, classes)"
         )
     return item_ids, seeds, probs
+
+
+def _scaled(table: pd.DataFrame, temperatures: dict[int, float], condition: str) -> pd.DataFrame:
+    """A prediction table with each seed's probabilities scaled by its temperature and the
+    ``condition`` column set to ``condition``."""
+    out = table.copy()
+    out["condition"] = condition
+    probs = out[list(P_COLS)].to_numpy(np.float64)
+    scaled = np.empty_like(probs)
+    seeds = out["seed"].to_numpy(np.int64)
+    for seed in np.unique(seeds):
+        rows = seeds == seed
+        scaled[rows] = scale_probabilities(probs[rows], temperatures[int(seed)])
+    out[list(P_COLS)] = scaled
+    return out
+
+
+def _per_seed(curves: pd.DataFrame, column: str, name: str) -> dict[int, float]:
+    """{seed: value} of a per-run column of ``curves``, which must be set on every row."""
+    values = curves.groupby("seed")[column].unique()
+    odd = [int(s) for s, v in values.items() if len(v) != 1 or not np.isfinite(v[0]) or v[0] <= 0]
+    if odd:
+        raise ValueError(
+            f"{name}: seeds {odd[:5]} have no single positive {column} (a run without "
+            "validation items has no temperature to scale by)"
+        )
+    return {int(s): float(v[0]) for s, v in values.items()}
+
+
+def temperature_scaled_tables(
+    test_predictions: pd.DataFrame,
+    pool_predictions: pd.DataFrame,
+    final_predictions: pd.DataFrame,
+    curves: pd.DataFrame,
+    dynamics: dict,
+    base: str,
+    condition: str,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
+    """The prediction tables, curves and dynamics of the post-hoc condition ``condition`` from
+    those of its base condition (``base``: its namespace, for messages): each run's best-epoch
+    predictions (test and pool) scaled by its ``temperature_best``, its final-epoch predictions
+    by its ``temperature_final``
+    (:func:`~soft_label_audit.metrics.temperature.scale_probabilities`), the ``condition``
+    column renamed; ``curves`` (renamed) and ``dynamics`` are the base's (the training is the
+    same run)."""
+    name = f"{base}.curves"
+    best, final = (_per_seed(curves, f"temperature_{e}", name) for e in ("best", "final"))
+    tables = []
+    for table, what, temperatures in (
+        (test_predictions, "test_predictions", best),
+        (pool_predictions, "pool_predictions", best),
+        (final_predictions, "final_predictions", final),
+    ):
+        missing = sorted(set(table["seed"].astype(int)) - set(temperatures))
+        if missing:
+            raise ValueError(f"{base}.{what}: seeds {missing[:5]} have no curves")
+        tables.append(_scaled(table, temperatures, condition))
+    copied = curves.copy()
+    copied["condition"] = condition
+    return (*tables, copied, dict(dynamics))
+
+
+def weights_with_temperatures(weights: dict, curves: pd.DataFrame, name: str) -> dict:
+    """A post-hoc condition's ``weights``: its base's final weights with each seed's
+    temperatures from ``curves`` (``temperature_best``, ``temperature_final``: lists in the
+    order of ``seeds``); a model of the condition is the base model whose logits are divided by
+    ``temperature_final`` (its final-epoch predictions)."""
+    best, final = (_per_seed(curves, f"temperature_{e}", name) for e in ("best", "final"))
+    seeds = [int(s) for s in weights["seeds"]]
+    missing = [s for s in seeds if s not in best]
+    if missing:
+        raise ValueError(f"{name}: the weights' seeds {missing[:5]} have no curves")
+    return {
+        **weights,
+        "temperature_best": [best[s] for s in seeds],
+        "temperature_final": [final[s] for s in seeds],
+    }

@@ -287,6 +287,11 @@ class Builder:
     #: ``item_stats.mode_shift``, and only those); the others keep o on top (or, for the
     #: machine and generator labels, the teacher's or the generator's own argmax)
     carries_mode: bool = False
+    #: a post-hoc condition: the condition whose trained runs it rescales (its predictions
+    #: divided by a temperature fitted on the validation items; the training pipeline trains
+    #: nothing for it) and whose targets ``build`` repeats, so the labels stage and
+    #: ``targets_summary`` treat it as any other condition; None for a trained condition
+    post_hoc_of: str | None = None
 
 
 def _original_hard(x: TargetInputs, options: NoOptions) -> np.ndarray:
@@ -352,6 +357,15 @@ def _label_smoothing_mass_matched(x: TargetInputs, options: NoOptions) -> np.nda
     return _smoothed(x.original, smoothing_epsilon_for_off_label_mass(mass))
 
 
+def _label_smoothing_midpoint(x: TargetInputs, options: NoOptions) -> np.ndarray:
+    """eps the mean of the two matched ones (entropy-matched and mass-matched, both fitted on
+    the training items): a third strength between them."""
+    h = x.h[x.train]
+    by_entropy = smoothing_epsilon_for_entropy(entropy(h).mean())
+    by_mass = smoothing_epsilon_for_off_label_mass(off_label_mass(h).mean())
+    return _smoothed(x.original, 0.5 * (by_entropy + by_mass))
+
+
 class UnanimousHumanLabelsError(UserError, ValueError):
     """A target recipe that matches the human entropy met human labels without any."""
 
@@ -401,6 +415,8 @@ def _generator_soft(x: TargetInputs, options: NoOptions) -> np.ndarray:
 
 BUILDERS: dict[str, Builder] = {
     "original_hard": Builder(_original_hard),
+    # original_hard's runs, temperature-scaled on the validation items (post hoc, no training)
+    "original_hard_temperature_scaled": Builder(_original_hard, post_hoc_of="original_hard"),
     "human_mode_hard": Builder(_human_mode_hard, needs=("mode",), carries_mode=True),
     "human_soft": Builder(_human_soft, needs=("human", "mode"), carries_mode=True),
     "human_soft_mode_aligned": Builder(_human_soft_mode_aligned, needs=("human", "mode")),
@@ -409,6 +425,7 @@ BUILDERS: dict[str, Builder] = {
     ),
     "label_smoothing_matched": Builder(_label_smoothing_matched, needs=("human",)),
     "label_smoothing_mass_matched": Builder(_label_smoothing_mass_matched, needs=("human",)),
+    "label_smoothing_midpoint": Builder(_label_smoothing_midpoint, needs=("human",)),
     "machine_soft": Builder(_machine_soft, needs=("human", "teacher")),
     "machine_soft_large_teacher": Builder(_machine_soft, needs=("human", "large_teacher")),
     "generator_soft": Builder(_generator_soft),
@@ -504,6 +521,13 @@ def build_targets(
     0:0.011 1:0.011 2:0.011 3:0.903 4:0.011 5:0.011 6:0.011 7:0.011 8:0.011 9:0.011
     >>> show(build_targets("label_smoothing_mass_matched", x)[:1])
     0:0.026 1:0.026 2:0.026 3:0.768 4:0.026 5:0.026 6:0.026 7:0.026 8:0.026 9:0.026
+    >>> show(build_targets("label_smoothing_midpoint", x)[:1])
+    0:0.018 1:0.018 2:0.018 3:0.835 4:0.018 5:0.018 6:0.018 7:0.018 8:0.018 9:0.018
+
+    A post-hoc condition has its base condition's targets (its runs are the base's, rescaled):
+
+    >>> show(build_targets("original_hard_temperature_scaled", x)[:1])
+    3:1.000
 
     ``machine_soft`` is the teacher's tempered softmax, its temperature fitted to the mean
     human entropy; ``generator_soft`` is one-hot(o) where an item has no generator label:

@@ -33,6 +33,12 @@ logs them into the child run of each seed (created on first use, nested under th
   child run of the namespace, or only into seed n's run when the name starts with ``seed<n>/``.
 * ``weights``: the trained state dict of each seed, logged as an MLflow PyTorch model named
   ``model`` (``mlflow.pytorch.load_model(f"runs:/{child_id}/model")`` gives the CNN back).
+  A post-hoc condition's weights (``targets.BUILDERS[c].post_hoc_of``: its base condition's
+  final weights, rescaled) carry each seed's temperatures: they are logged as the params
+  ``temperature_best`` and ``temperature_final`` of its child run, with the tag
+  :data:`POST_HOC_TAG` saying that the model's logits must be divided by ``temperature_final``
+  (the model is the final weights) to give the condition's predictions. A post-hoc node trains
+  nothing: its wall time is logged as ``post_hoc_seconds``, not ``train_seconds``.
 
 A child run is named ``<condition> · seed <n> · <source>``, carries tags ``source``,
 ``condition``, ``seed``, ``annotation_source``, the git commit and ``soft_label_audit.logged.<kind>``
@@ -107,6 +113,8 @@ HEADLINE_METRICS = re.compile(
 METRICS_TABLE = "test_metrics.json"
 #: a child run's model, as an MLflow PyTorch model
 MODEL_NAME = "model"
+#: on a post-hoc condition's child run: how its logged model gives the condition's predictions
+POST_HOC_TAG = "soft_label_audit.post_hoc"
 #: metrics of ``study_summary`` (``<metric>__mean``) logged on the parent run
 SUMMARY_HEADLINE = re.compile(r"^(accuracy|accuracy_human_mode|nll|brier|kl_human|ece_\d+)__mean$")
 SUMMARY_DATASET = "study_summary"
@@ -242,6 +250,14 @@ def _quiet(name: str):
         yield
     finally:
         log.setLevel(level)
+
+
+def _post_hoc_of(condition: str) -> str | None:
+    """The base condition of a post-hoc condition (``targets.BUILDERS``), else None."""
+    from soft_label_audit.targets import BUILDERS
+
+    builder = BUILDERS.get(condition)
+    return None if builder is None else builder.post_hoc_of
 
 
 def _is_user_error(error: BaseException) -> bool:
@@ -414,7 +430,10 @@ class MlflowChildRunsHook:
             source, condition, kind = self._parse(name)
             getattr(self, f"_log_{kind}")(parent_id, source, condition, annotation_source, value)
             if kind == "curves" and seconds is not None:
-                self._log_train_seconds(parent_id, source, condition, annotation_source, seconds)
+                metric = "post_hoc_seconds" if _post_hoc_of(condition) else "train_seconds"
+                self._log_train_seconds(
+                    parent_id, source, condition, annotation_source, seconds, metric
+                )
 
     @hook_impl
     def after_pipeline_run(self, run_params, run_result, pipeline, catalog) -> None:
@@ -598,12 +617,15 @@ class MlflowChildRunsHook:
         seeds = [int(s) for s in (self._params.get("training") or {}).get("seeds", [])]
         return seeds or sorted(k[2] for k in self.run_ids if k[:2] == (source, condition))
 
-    def _log_train_seconds(self, parent_id, source, condition, annotation_source, seconds) -> None:
-        """The wall time of the node that trained the condition's seeds (they train together)."""
+    def _log_train_seconds(
+        self, parent_id, source, condition, annotation_source, seconds, metric="train_seconds"
+    ) -> None:
+        """The wall time of the node that trained the condition's seeds (they train together),
+        or of the node that rescaled a post-hoc condition's (``post_hoc_seconds``)."""
         client = self._client()
         for seed in self._seeds_of(source, condition):
             run_id = self.child_run(parent_id, source, condition, seed, annotation_source)
-            client.log_metric(run_id, "train_seconds", float(seconds))
+            client.log_metric(run_id, metric, float(seconds))
 
     def _log_figures(self, parent_id, source, condition, annotation_source, figures: dict) -> None:
         client = self._client()
@@ -635,8 +657,24 @@ class MlflowChildRunsHook:
         config = ModelConfig.from_params(weights["model"], f"{source}.{condition}.weights.model")
         client = self._client()
         requirements = [f"torch=={torch.__version__.split('+')[0]}"]
-        for seed, state in zip(weights["seeds"], weights["state_dicts"], strict=True):
+        temperatures = {
+            key: weights[key] for key in ("temperature_best", "temperature_final") if key in weights
+        }
+        for k, (seed, state) in enumerate(
+            zip(weights["seeds"], weights["state_dicts"], strict=True)
+        ):
             run_id = self.child_run(parent_id, source, condition, int(seed), annotation_source)
+            for key, values in temperatures.items():
+                client.log_param(run_id, key, float(values[k]))
+            if temperatures:
+                client.set_tag(
+                    run_id,
+                    POST_HOC_TAG,
+                    f"post-hoc temperature scaling of {_post_hoc_of(condition) or 'its base'}: "
+                    "the logged model is the base's final weights; divide its logits by the "
+                    "param temperature_final for this condition's final-epoch predictions "
+                    "(temperature_best scales the best-epoch ones, whose weights are not logged)",
+                )
             model = build_model(config, int(seed))
             model.load_state_dict({name: torch.as_tensor(v) for name, v in state.items()})
             model.eval()

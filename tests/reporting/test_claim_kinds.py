@@ -3,15 +3,13 @@ evaluated on a small synthetic study into a claims row and a power row with fini
 
 from __future__ import annotations
 
-from dataclasses import fields
-
 import numpy as np
 import pytest
 
 from soft_label_audit.configs import EvaluationConfig
 from soft_label_audit.params import ParameterError
 from soft_label_audit.pipelines.reporting import nodes
-from soft_label_audit.reporting.claim_kinds import CLAIM_KINDS, ClaimSpec
+from soft_label_audit.reporting.claim_kinds import CLAIM_KINDS, ClaimSpec, claim_fields
 from soft_label_audit.reporting.claims import (
     CLAIM_COLUMNS,
     EXTRA_COLUMNS,
@@ -62,6 +60,13 @@ EXAMPLES = {
         "metric": "carto_rho_variability_original",
         "cartography_column": "variability_original",
         "baseline": "machine_soft",
+    },
+    "beats_all_baselines": {
+        **{k: v for k, v in COMMON.items() if k != "baseline"},
+        "id": "best_of",
+        "kind": "beats_all_baselines",
+        "metric": "nll",
+        "baselines": ["original_hard", "machine_soft"],
     },
 }
 #: power columns every kind fills with a finite number
@@ -145,7 +150,7 @@ def test_every_kind_is_read_evaluated_and_powered(name, study):
 @pytest.mark.parametrize("name", sorted(CLAIM_KINDS))
 def test_every_field_of_a_kind_is_required(name):
     entry = EXAMPLES[name]
-    for f in fields(CLAIM_KINDS[name].spec):
+    for f in claim_fields(CLAIM_KINDS[name].spec):
         claim = {k: v for k, v in entry.items() if k != f.name}
         with pytest.raises(ParameterError, match=rf"^reporting\.claims\[0\]\.{f.name} is missing"):
             ReportingConfig.from_params({**REPORTING_EXAMPLE, "claims": [claim]})
@@ -153,9 +158,12 @@ def test_every_field_of_a_kind_is_required(name):
 
 @pytest.mark.parametrize("name", sorted(CLAIM_KINDS))
 def test_a_kind_refuses_the_fields_of_the_others(name):
-    own = {f.name for f in fields(CLAIM_KINDS[name].spec)}
+    own = {f.name for f in claim_fields(CLAIM_KINDS[name].spec)}
     others = {
-        f.name for kind in CLAIM_KINDS.values() for f in fields(kind.spec) if f.name not in own
+        f.name
+        for kind in CLAIM_KINDS.values()
+        for f in claim_fields(kind.spec)
+        if f.name not in own
     }
     for key in others:
         claim = {**EXAMPLES[name], key: "x"}

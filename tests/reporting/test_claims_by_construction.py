@@ -1,14 +1,20 @@
-"""Claims (c) and (e) cannot be supported by their construction (issue 22).
+"""Claims (c), (e) and (f) cannot be supported by their construction (issue 22; claim (f):
+equal-strength regularisers).
 
 (c) Calibration worsens overall and not at all on the hard items: the previous definition, the
 high band's difference minus the difference on all items, is "supported" by the worsening
 elsewhere; the band's own effect is not. (e) Each model copies its own targets' entropy into
 its training dynamics: the previous cartography claim is "supported" because human_soft's
 targets are the human labels; on test items, whose human labels no model saw, it is not.
+(f) Against one regulariser the verdict depends on which strength it was matched at: a
+condition that beats a weak regulariser and ties the best one is "supported" by the one-baseline
+difference against the weak one; the claim against the best of several is not.
 Each case has a positive control, so the new definitions are shown to find a real effect.
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pandas as pd
@@ -273,3 +279,96 @@ def test_the_band_effects_p_is_the_larger_of_its_two_tests(high_gain):
     assert row.se == pytest.approx(abs(row.effect / row.statistic))
     assert row.p_value == pytest.approx(max(own, row.contrast_p_value), rel=1e-9)
     assert row.test.startswith("intersection-union")
+
+
+# --- claim (f) ------------------------------------------------------------------------------
+
+F_CONDITION, WEAK, BEST = (
+    "human_soft_mode_aligned",
+    "label_smoothing_mass_matched",
+    "label_smoothing_matched",
+)
+
+
+def _regulariser_study(beats_best: bool, rng_seed: int = 11) -> SourceBootstrap:
+    """400 items, 4 seeds, per-item NLL from ``(1 - a) one-hot + a uniform`` (NLL
+    ``-ln(1 - 0.9 a)``): the condition's ``a`` about 0.25, the weak regulariser's about 0.40;
+    the best regulariser's the condition's own up to noise (a tie), or (``beats_best``) about
+    0.32."""
+    rng = np.random.default_rng(rng_seed)
+    n = 400
+    shape = (len(SEEDS), n)
+    labels = rng.integers(0, K, n)
+    condition = rng.uniform(0.2, 0.3, shape)
+    weak = rng.uniform(0.35, 0.45, shape)
+    best = rng.uniform(0.27, 0.37, shape) if beats_best else condition + rng.normal(0, 0.02, shape)
+    a = np.clip(np.stack([condition, weak, best]), 0, 1)
+    probs = _probs(a, np.broadcast_to(labels, shape))
+    band = np.array(["low"] * n, dtype=object)
+    runs = _runs((F_CONDITION, WEAK, BEST), probs, labels, np.zeros(n), band)
+    per_item = {m.name: m for m in registry.METRICS if isinstance(m, registry.ItemMetric)}
+    nll = per_item["nll"].per_item(probs, runs.items)
+    return SourceBootstrap(
+        runs, _metrics_by_run(runs, {"nll": nll.mean(axis=-1)}), "mnist", 15, 1000, 0
+    )
+
+
+F_OLD = {
+    **COMMON,
+    "id": "f_old",
+    "kind": "difference",
+    "metric": "nll",
+    "condition": F_CONDITION,
+    "baseline": WEAK,
+    "direction": "decrease",
+}
+F_NEW = {
+    **{k: v for k, v in F_OLD.items() if k != "baseline"},
+    "id": "f_new",
+    "kind": "beats_all_baselines",
+    "baselines": [WEAK, BEST],
+}
+
+
+def test_beating_a_weak_regulariser_supports_the_old_claim_but_not_the_best_of_several():
+    boot = _regulariser_study(beats_best=False)
+    config = _config(F_OLD, F_NEW)
+    table, power = evaluate_claims({"mnist": boot}, None, config)
+    old, new = (table[table.claim == name].iloc[0] for name in ("f_old", "f_new"))
+    # the one-baseline claim against the weak regulariser: a large, clear gain
+    assert old.effect < -0.1 and old.verdict == "supported"
+    # the best of the two is the tie: its row names it, with its effect, interval and test
+    assert new.baseline == BEST and abs(new.effect) < 0.01
+    assert new.ci_low < 0 < new.ci_high
+    assert new.p_value >= old.p_value and new.p_value > config.alpha
+    assert new.verdict == "inconclusive"
+    # the power rows follow the best baseline's comparison
+    rows = power[power.claim == "f_new"]
+    assert (rows["comparison"] == f"{F_CONDITION} - best of ({WEAK}, {BEST})").all()
+
+
+def test_beating_every_regulariser_supports_the_best_of_several():
+    boot = _regulariser_study(beats_best=True)
+    table, _ = evaluate_claims({"mnist": boot}, None, _config(F_NEW, F_OLD))
+    new, old = table.iloc[0], table.iloc[1]
+    assert new.baseline == BEST and old.effect < new.effect < -0.03
+    assert new.ci_high < 0 and new.verdict == "supported", new
+    # the intersection-union p-value is the larger of the two comparisons' (before Holm)
+    from soft_label_audit.reporting.claim_kinds import difference_estimate
+
+    spec = _config(F_NEW).claims[0]
+    p_each = [difference_estimate(spec.against(b), boot, None).test.p_value for b in (WEAK, BEST)]
+    assert new.p_value == max(p_each)
+
+
+def test_a_beats_all_baselines_claim_lists_its_baselines_not_one():
+    for change, rule in (
+        ({"baselines": []}, "must be a non-empty list of distinct label conditions"),
+        ({"baselines": [WEAK, WEAK]}, "must be a non-empty list of distinct label conditions"),
+        ({"baselines": [WEAK, F_CONDITION]}, "must be a list of conditions other than"),
+        ({"baselines": [WEAK, "smoothing"]}, "baselines[1] must be one of"),
+    ):
+        with pytest.raises(ValueError, match=re.escape(rule)):
+            _config({**F_NEW, **change})
+    with pytest.raises(ValueError, match=re.escape("unknown settings ['baseline']")):
+        _config({**F_NEW, "baseline": WEAK})

@@ -249,8 +249,7 @@ def test_conf_base_scopes_and_targets():
     assert [i for i, s in scopes.items() if s == "pool"] == [
         "a_accuracy",
         "b_mode_shift",
-        "f_vs_entropy_smoothing",
-        "f_vs_mass_smoothing",
+        "f_vs_regularisers",
         "f_vs_permuted",
     ]
     assert {c.id: c.target for c in config.claims}["d_stability"] == 0.8

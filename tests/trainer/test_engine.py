@@ -147,7 +147,8 @@ def test_vectorised_path_matches_the_plain_loop(data, mnist_arrays):
     np.testing.assert_allclose(vec.dynamics, plain.dynamics, atol=2e-4)
     np.testing.assert_array_equal(vec.best_epochs, plain.best_epochs)
     assert (plain.best_epochs < config.epochs).any(), plain.best_epochs  # the case is exercised
-    for name in ("test_logits", "test_logits_best", "pool_logits", "pool_logits_best"):
+    names = ("test_logits", "test_logits_best", "pool_logits", "pool_logits_best")
+    for name in (*names, "val_logits", "val_logits_best"):
         a, b = getattr(vec, name), getattr(plain, name)
         assert a.shape == b.shape and a.dtype == np.float32, name
         np.testing.assert_allclose(a, b, atol=2e-3, rtol=1e-3, err_msg=name)
@@ -342,6 +343,10 @@ def test_best_epoch_predictions_are_those_of_the_lowest_validation_loss(
         )
         np.testing.assert_allclose(res.test_logits_best[k], short.test_logits[0], atol=1e-4)
         np.testing.assert_allclose(res.pool_logits_best[k], short.pool_logits[0], atol=1e-4)
+        # the validation items, on which a post-hoc temperature is fitted, at both epochs
+        final_val = predict_logits(res.state_dicts[k], MODEL, data.val_images, device="cpu")
+        np.testing.assert_allclose(res.val_logits[k], final_val, atol=1e-4)
+        np.testing.assert_allclose(res.val_logits_best[k], short.val_logits[0], atol=1e-4)
         if res.best_epochs[k] < config.epochs:
             assert not np.allclose(res.test_logits_best[k], res.test_logits[k], atol=1e-3)
         else:
@@ -369,3 +374,4 @@ def test_without_validation_items_the_best_epoch_is_the_last(data):
         assert res.best_epochs.tolist() == [2]
         np.testing.assert_array_equal(res.test_logits_best, res.test_logits)
         assert res.pool_logits.shape == (1, 0, 10)
+        assert res.val_logits.shape == res.val_logits_best.shape == (1, 0, 10)

@@ -38,7 +38,15 @@ Kinds (:data:`CLAIM_KINDS`, kind name -> :class:`ClaimKind`):
   seeds and training items bootstrapped jointly. On training items a model mirrors its own
   targets (``human_soft``'s target entropy is the human entropy), so comparing conditions
   trained on different targets by it is circular; read it beside the per-run
-  ``carto_rho_*_own_target`` columns. The study's claim (e) is an ``entropy_correlation``.
+  ``carto_rho_*_own_target`` columns. The study's claim (e) is an ``entropy_correlation``;
+* ``beats_all_baselines`` (field ``baselines``, a list, instead of ``baseline``): the condition
+  beats the best of several baselines (claim (f): several regularisers of one strength or
+  another). Each comparison is a ``difference`` (same scope, bootstrap and test); rule: an
+  intersection-union test, its p-value the largest of the comparisons' and ``supported`` only
+  when every comparison's interval lies on the claimed side (``contradicted``: any entirely on
+  the other side). Its row names the baseline with the weakest effect in the claimed direction
+  (the best baseline) and reports that comparison's effect, interval and test; its power rows
+  are that comparison's (the intersection with the others can only need more).
 
 Each estimator also runs the kind's test (:mod:`.variance`): the studentised t with
 Satterthwaite df from the effect's variance components for the difference, band and
@@ -135,16 +143,20 @@ class ClaimSpec:
     @classmethod
     def from_params(cls, entry: Mapping[str, Any], path: str) -> ClaimSpec:
         """The spec of one claim entry (a block); every field is required."""
-        names = [f.name for f in fields(cls)]
-        p.no_unknown(path, entry, ("kind", *names))
+        read = claim_fields(cls)
+        p.no_unknown(path, entry, ("kind", *(f.name for f in read)))
         spec = cls(
             **{
                 f.name: f.metadata["read"](f"{path}.{f.name}", p.required(path, entry, f.name))
-                for f in fields(cls)
+                for f in read
             }
         )
         spec.check(path)
         return spec
+
+    def compared(self) -> tuple[str, ...]:
+        """The baselines the condition is compared with (one, but for ``beats_all_baselines``)."""
+        return (self.baseline,)
 
     def check(self, path: str) -> None:
         """Rules across fields: a pool claim needs a label-free metric and a kind that allows
@@ -174,9 +186,51 @@ class ClaimSpec:
         return (self.metric,)
 
 
+def claim_fields(cls: type[ClaimSpec]) -> list:
+    """The fields a claim entry of ``cls`` gives (each with its reader), in order."""
+    return [f for f in fields(cls) if "read" in f.metadata]
+
+
 @dataclass(frozen=True)
 class DifferenceClaim(ClaimSpec):
     """``difference``: the mean over seeds of ``metric``, condition minus baseline."""
+
+
+def _baselines(path: str, value: Any) -> tuple[str, ...]:
+    """A non-empty list of distinct label conditions."""
+    if not isinstance(value, (list, tuple)) or not value or len(set(map(str, value))) != len(value):
+        raise p.fail(path, "a non-empty list of distinct label conditions", value)
+    return tuple(_condition(f"{path}[{i}]", v) for i, v in enumerate(value))
+
+
+@dataclass(frozen=True)
+class BeatsAllBaselinesClaim(ClaimSpec):
+    """``beats_all_baselines``: a ``difference`` against each of ``baselines``, tested as an
+    intersection-union test (module docstring). The entry gives ``baselines``, not
+    ``baseline``; the spec's ``baseline`` is None (the row names the best baseline)."""
+
+    baseline: str | None = field(default=None, init=False, compare=False)
+    baselines: tuple[str, ...] = _read(_baselines)
+
+    def check(self, path: str) -> None:
+        super().check(path)
+        if self.condition in self.baselines:
+            raise p.fail(
+                f"{path}.baselines",
+                f"a list of conditions other than {self.condition!r}",
+                list(self.baselines),
+            )
+
+    def compared(self) -> tuple[str, ...]:
+        return self.baselines
+
+    def comparison(self) -> str:
+        return f"{self.condition} - best of ({', '.join(self.baselines)})"
+
+    def against(self, baseline: str) -> DifferenceClaim:
+        """The ``difference`` claim against one of the baselines."""
+        keep = {f.name: getattr(self, f.name) for f in claim_fields(DifferenceClaim)}
+        return DifferenceClaim(**{**keep, "baseline": baseline})
 
 
 #: the metrics a band effect may be of: the registry's item means (their bias does not depend
@@ -291,6 +345,12 @@ class Estimate:
     pairing: float = float("nan")
     #: a band effect's secondary check (its contrast with the other items), or None
     contrast: Estimate | None = None
+    #: the baseline the row names, when the kind chooses it (``beats_all_baselines``: the
+    #: best one); None: the spec's
+    baseline: str | None = None
+    #: the comparisons with the other baselines (``beats_all_baselines``), whose tests and
+    #: intervals must agree too
+    others: tuple[Estimate, ...] = ()
 
     @property
     def band_share(self) -> float:
@@ -300,10 +360,17 @@ class Estimate:
     def p_value(self) -> float:
         """The claim's p-value: its test's, or with a secondary check the intersection-union
         test's, the larger of the two (NaN if either is)."""
-        if self.contrast is None:
+        if self.contrast is None and not self.others:
             return self.test.p_value
-        both = (self.test.p_value, self.contrast.test.p_value)
-        return float("nan") if any(np.isnan(both)) else float(max(both))
+        checks = [self.contrast] if self.contrast is not None else []
+        every = (self.test.p_value, *(e.test.p_value for e in [*checks, *self.others]))
+        return float("nan") if any(np.isnan(every)) else float(max(every))
+
+    def secondary_intervals(self, confidence: float) -> list[tuple[float, float]]:
+        """The intervals besides the row's own that must lie on the claimed side for
+        ``supported``: a band effect's contrast, the other baselines' comparisons."""
+        checks = [self.contrast] if self.contrast is not None else []
+        return [e.interval(confidence) for e in [*checks, *self.others]]
 
     def interval(self, confidence: float) -> tuple[float, float]:
         """(low, high): the percentile interval of ``boot`` (or ``ci``)."""
@@ -316,6 +383,7 @@ T_ANOVA = "t (Satterthwaite df), ANOVA components"
 T_BOOT = "t (Satterthwaite df), bootstrap components"
 T_SEEDS = "paired t over seeds (item component not estimated)"
 INTERSECTION_UNION = "intersection-union: larger p of the band effect and its contrast"
+INTERSECTION_UNION_BASELINES = "intersection-union: largest p over the baselines"
 PITMAN_MORGAN = "Pitman-Morgan t (S - 2 df)"
 
 
@@ -377,6 +445,31 @@ def difference_estimate(spec: ClaimSpec, boot: SourceBootstrap, ctx: ClaimContex
     d = _per_item(boot, spec.metric, spec)
     test, comps, name = _studentised(effect, per_seed, n, d, item_boot)
     return Estimate(effect, n, n, how, test, name, comps, boot=joint)
+
+
+def beats_all_baselines_estimate(
+    spec: BeatsAllBaselinesClaim, boot: SourceBootstrap, ctx: ClaimContext
+) -> Estimate:
+    """One ``difference`` per baseline; the row's is the weakest in the claimed direction (the
+    largest effect for a decrease, the smallest for an increase: the best baseline), the others
+    ride along (``others``) for the intersection-union p-value and verdict."""
+    each = {b: difference_estimate(spec.against(b), boot, ctx) for b in spec.baselines}
+    sign = 1.0 if spec.direction == "decrease" else -1.0
+    # the first of the baselines on a tie: a deterministic choice
+    best = max(spec.baselines, key=lambda b: sign * each[b].effect)
+    est = each[best]
+    return Estimate(
+        est.effect,
+        est.n_items,
+        est.n_scope_items,
+        est.resampled,
+        est.test,
+        f"{INTERSECTION_UNION_BASELINES}; each {est.test_name}",
+        est.components,
+        boot=est.boot,
+        baseline=best,
+        others=tuple(each[b] for b in spec.baselines if b != best),
+    )
 
 
 def _contrast_items(d: np.ndarray, in_band: np.ndarray) -> np.ndarray | None:
@@ -564,6 +657,9 @@ CLAIM_KINDS: dict[str, ClaimKind] = {
         EntropyCorrelationClaim, entropy_correlation_estimate, component_designs
     ),
     "correlation": ClaimKind(CorrelationClaim, correlation_estimate, component_designs),
+    "beats_all_baselines": ClaimKind(
+        BeatsAllBaselinesClaim, beats_all_baselines_estimate, component_designs
+    ),
 }
 KIND_NAMES: dict[type[ClaimSpec], str] = {k.spec: name for name, k in CLAIM_KINDS.items()}
 

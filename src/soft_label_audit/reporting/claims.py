@@ -33,8 +33,12 @@ confirm (the t-test's assumptions in doubt) stays inconclusive. A claim with a s
 intersection-union p-value (the larger of its two tests'), and both intervals must lie on the
 claimed side for ``supported``; either one entirely on the other side makes it
 ``contradicted`` (columns ``contrast_effect``, ``contrast_ci_low``, ``contrast_ci_high``,
-``contrast_p_value``; NaN for the other kinds). A claim whose conditions, metric or scope the
-study lacks is skipped with a logged note.
+``contrast_p_value``; NaN for the other kinds). A ``beats_all_baselines`` claim (the condition
+beats the best of several baselines) has the intersection-union p-value over its comparisons
+(the largest), every comparison's interval must lie on the claimed side for ``supported``, and
+its row's ``baseline``, effect, interval and test are those of the best baseline (the weakest
+effect in the claimed direction). A claim whose conditions (any of its baselines), metric or
+scope the study lacks is skipped with a logged note.
 """
 
 from __future__ import annotations
@@ -105,19 +109,28 @@ def verdict(
     direction: str,
     alpha: float,
     null: float = 0.0,
-    secondary: tuple[float, float] | None = None,
+    secondary: tuple[float, float] | list[tuple[float, float]] | None = None,
 ) -> str:
     """``supported`` / ``contradicted`` / ``inconclusive`` (rule in the module docstring);
-    ``secondary``: the interval of a secondary check, which must agree for ``supported``.
+    ``secondary``: the interval of a secondary check, or a list of them (the other baselines'
+    comparisons), which must all agree for ``supported``.
 
     >>> verdict(-0.03, -0.01, 0.01, "decrease", 0.05, secondary=(-0.02, 0.01))
     'inconclusive'
     >>> verdict(-0.03, -0.01, 0.01, "decrease", 0.05, secondary=(0.01, 0.02))
     'contradicted'
+    >>> verdict(-0.03, -0.01, 0.01, "decrease", 0.05, secondary=[(-0.05, -0.02), (-0.2, -0.1)])
+    'supported'
     """
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
-    intervals = [(ci_low, ci_high)] + ([secondary] if secondary is not None else [])
+    if secondary is None:
+        extra = []
+    elif isinstance(secondary, list):
+        extra = [tuple(s) for s in secondary]
+    else:
+        extra = [tuple(secondary)]
+    intervals = [(ci_low, ci_high), *extra]
     if not (np.all(np.isfinite(intervals)) and np.isfinite(p_adjusted)) or p_adjusted >= alpha:
         return "inconclusive"
     sides = [
@@ -132,7 +145,7 @@ def verdict(
 
 def _missing(spec: ClaimSpec, boot: SourceBootstrap) -> str | None:
     """What of the claim the source lacks (conditions first, then metrics), or None."""
-    missing = [c for c in (spec.condition, spec.baseline) if c not in boot.runs.conditions]
+    missing = [c for c in (spec.condition, *spec.compared()) if c not in boot.runs.conditions]
     if missing:
         return f"condition {missing}"
     absent = [m for m in spec.needed_metrics() if m not in boot.per_seed]
@@ -173,7 +186,7 @@ def evaluate_claims(
         confidence=config.confidence,
     )
     rows: list[dict[str, Any]] = []
-    secondary: list[tuple[float, float] | None] = []
+    secondary: list[list[tuple[float, float]]] = []
     estimates: list[tuple[ClaimSpec, str, Estimate, int]] = []
     for spec in config.claims:
         kind = CLAIM_KINDS[spec.kind]
@@ -187,7 +200,8 @@ def evaluate_claims(
             est = kind.estimate(spec, boot, ctx)
             low, high = est.interval(config.confidence)
             check = est.contrast
-            secondary.append(None if check is None else check.interval(config.confidence))
+            secondary.append(est.secondary_intervals(config.confidence))
+            contrast_ci = None if check is None else check.interval(config.confidence)
             nan = float("nan")
             rows.append(
                 {
@@ -204,7 +218,7 @@ def evaluate_claims(
                     "kind": spec.kind,
                     "scope": spec.scope,
                     "condition": spec.condition,
-                    "baseline": spec.baseline,
+                    "baseline": est.baseline or spec.baseline,
                     "direction": spec.direction,
                     "null": kind.null,
                     "test": est.test_name,
@@ -217,8 +231,8 @@ def evaluate_claims(
                     "n_items": est.n_items,
                     "resampled": est.resampled,
                     "contrast_effect": nan if check is None else check.effect,
-                    "contrast_ci_low": nan if check is None else secondary[-1][0],
-                    "contrast_ci_high": nan if check is None else secondary[-1][1],
+                    "contrast_ci_low": nan if contrast_ci is None else contrast_ci[0],
+                    "contrast_ci_high": nan if contrast_ci is None else contrast_ci[1],
                     "contrast_p_value": nan if check is None else check.test.p_value,
                 }
             )

@@ -23,7 +23,8 @@ they share the number of training items and therefore, for a given seed, the bat
   when there are no validation items). A copy of the weights is kept whenever ``val_loss``
   improves, and after training the test items and the pool images (``TrainData.pool_images``)
   are predicted with the weights of the best epoch (``*_best``) and with the final ones (once,
-  when the best epoch is the last).
+  when the best epoch is the last); so are the validation items (``val_logits``,
+  ``val_logits_best``), on which a post-hoc temperature is fitted outside the trainer.
   The state dicts returned are the final weights (the model a run ends with, and the one its
   final-epoch predictions come from); ``best_epochs`` says which epoch the best-epoch
   predictions come from.
@@ -182,11 +183,11 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 class TrainResult:
     """Outputs of K runs. Curves are (K, E) arrays; ``dynamics`` is (K, E, n_train, 10) float32.
 
-    Logits are (K, n, 10) float32: ``test_logits`` and ``pool_logits`` with the final weights,
-    ``test_logits_best`` and ``pool_logits_best`` with those of each run's best epoch
-    (``best_epochs``, (K,) 1-based; module doc). ``state_dicts`` are the final weights.
-    ``predict_seconds``: the wall time of the predictions after training (both epochs, test
-    and pool), part of ``seconds``."""
+    Logits are (K, n, 10) float32: ``test_logits``, ``pool_logits`` and ``val_logits`` with
+    the final weights, ``test_logits_best``, ``pool_logits_best`` and ``val_logits_best`` with
+    those of each run's best epoch (``best_epochs``, (K,) 1-based; module doc). ``state_dicts``
+    are the final weights. ``predict_seconds``: the wall time of the predictions after training
+    (both epochs, test, pool and validation items), part of ``seconds``."""
 
     seeds: np.ndarray
     curves: dict[str, np.ndarray]
@@ -202,6 +203,8 @@ class TrainResult:
     pool_logits: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 10), np.float32))
     pool_logits_best: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 10), np.float32))
     predict_seconds: float = 0.0
+    val_logits: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 10), np.float32))
+    val_logits_best: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 10), np.float32))
 
     @property
     def test_probs(self) -> np.ndarray:
@@ -346,6 +349,8 @@ def train_runs(
         pool_logits=out.pool_logits,
         pool_logits_best=out.pool_logits_best,
         predict_seconds=out.predict_seconds,
+        val_logits=out.val_logits,
+        val_logits_best=out.val_logits_best,
     )
 
 
@@ -385,13 +390,16 @@ class _Job:
 
 @dataclass(frozen=True)
 class _Predictions:
-    """Logits (..., n, 10) of the test items and the pool, at the best and the final epoch."""
+    """Logits (..., n, 10) of the test items, the pool and the validation items, at the best
+    and the final epoch."""
 
     test: np.ndarray
     test_best: np.ndarray
     pool: np.ndarray
     pool_best: np.ndarray
     seconds: float
+    val: np.ndarray
+    val_best: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -408,8 +416,9 @@ class _RunOutput:
 
 @dataclass(frozen=True)
 class _RunsOutput:
-    """K runs: (K, E) curves, (K, n, 10) float32 logits (test and pool, final and best epoch),
-    (K, E, n, 10) dynamics (None unless recorded), one state dict per run, (K,) best epochs."""
+    """K runs: (K, E) curves, (K, n, 10) float32 logits (test, pool and validation items,
+    final and best epoch), (K, E, n, 10) dynamics (None unless recorded), one state dict per
+    run, (K,) best epochs."""
 
     curves: dict[str, np.ndarray]
     test_logits: np.ndarray
@@ -420,6 +429,8 @@ class _RunsOutput:
     pool_logits: np.ndarray
     pool_logits_best: np.ndarray
     predict_seconds: float
+    val_logits: np.ndarray
+    val_logits_best: np.ndarray
 
     @classmethod
     def stack(cls, runs: list[_RunOutput], record: bool) -> _RunsOutput:
@@ -436,6 +447,8 @@ class _RunsOutput:
             pool_logits=logits("pool"),
             pool_logits_best=logits("pool_best"),
             predict_seconds=float(sum(r.predictions.seconds for r in runs)),
+            val_logits=logits("val"),
+            val_logits_best=logits("val_best"),
         )
 
 
@@ -548,17 +561,23 @@ def _train_one(*, job: _Job, k: int, overall, position: int) -> _RunOutput:
 
 
 def _predict_epochs(predict, tensors: _Tensors, best_logits=None) -> _Predictions:
-    """The test items and the pool predicted by ``predict`` with the final weights, then by
-    ``best_logits(x, final_logits)`` with those of the best epoch. ``best_logits`` is None when
-    every run's best epoch is its last: its best-epoch logits are then the final ones (copied,
-    not computed twice; a run still improving at its end costs one prediction)."""
+    """The test items, the pool and the validation items predicted by ``predict`` with the
+    final weights, then by ``best_logits(x, final_logits)`` with those of the best epoch.
+    ``best_logits`` is None when every run's best epoch is its last: its best-epoch logits are
+    then the final ones (copied, not computed twice; a run still improving at its end costs one
+    prediction). The validation items come after the test items and the pool, each set predicted
+    on its own, so adding them changed no test or pool prediction."""
     start = time.perf_counter()
-    test, pool = (predict(x).cpu().numpy() for x in (tensors.x_test, tensors.x_pool))
+    sets = (tensors.x_test, tensors.x_pool, tensors.x_val)
+    final = [predict(x).cpu().numpy() for x in sets]
     if best_logits is None:
-        test_best, pool_best = test.copy(), pool.copy()
+        best = [logits.copy() for logits in final]
     else:
-        test_best, pool_best = best_logits(tensors.x_test, test), best_logits(tensors.x_pool, pool)
-    return _Predictions(test, test_best, pool, pool_best, time.perf_counter() - start)
+        best = [best_logits(x, logits) for x, logits in zip(sets, final, strict=True)]
+    (test, pool, val), (test_best, pool_best, val_best) = final, best
+    return _Predictions(
+        test, test_best, pool, pool_best, time.perf_counter() - start, val, val_best
+    )
 
 
 @torch.no_grad()
@@ -696,6 +715,8 @@ def _train_vectorised(*, job: _Job) -> _RunsOutput:
         pool_logits=predictions.pool.astype(np.float32),
         pool_logits_best=predictions.pool_best.astype(np.float32),
         predict_seconds=predictions.seconds,
+        val_logits=predictions.val.astype(np.float32),
+        val_logits_best=predictions.val_best.astype(np.float32),
     )
 
 

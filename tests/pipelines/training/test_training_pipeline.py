@@ -113,8 +113,14 @@ def test_outputs_follow_the_contracts(outputs, tables, params):
             "best_epoch",
             "val_loss_gain_last_fifth",
             "val_loss_converged",
+            "temperature_best",
+            "temperature_final",
         ]
         check_table(f"{source}.{condition}.curves", curves)
+        # each run's post-hoc temperatures, fitted on its validation items
+        for column in ("temperature_best", "temperature_final"):
+            per_run = curves.groupby("seed")[column].nunique()
+            assert (per_run == 1).all() and (curves[column] > 0).all(), column
         for seed, run in curves.groupby("seed"):
             best = int(run["val_loss"].to_numpy().argmin()) + 1
             assert set(run["best_epoch"]) == {best}, seed

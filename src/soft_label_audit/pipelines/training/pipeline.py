@@ -3,6 +3,12 @@ namespaces ``source`` then ``condition``; each reads ``{source}.{condition}.targ
 shared ``study_digits`` and ``pool_digits`` (the held-out unannotated items it predicts) and
 trains every seed of ``training.seeds``.
 
+A post-hoc condition (``targets.BUILDERS[c].post_hoc_of``, e.g. ``original_hard_temperature_scaled``)
+trains nothing: its cell reads its base condition's six outputs (``{source}.{base}.test_predictions``
+... ``weights``) and writes its own: ``scale_temperature`` each run's predictions scaled by the
+temperature fitted on its validation items, curves and dynamics copied; ``attach_temperatures``
+the base's weights with the temperatures.
+
 The runs' ``weights`` (saved one file per run) are read by no node; each source gathers them by
 condition into ``{source}.weights_of_conditions`` so that kedro-viz draws them inside the
 source's box (:func:`soft_label_audit.grid.gather`)."""
@@ -12,6 +18,7 @@ from __future__ import annotations
 from kedro.pipeline import Pipeline, node
 
 from soft_label_audit.grid import StudyGrid, active_grid, bind_cell, gather
+from soft_label_audit.targets import builder_for
 
 from . import nodes
 
@@ -26,7 +33,32 @@ OUTPUTS = [
 ]
 
 
+def _post_hoc_cell(source: str, condition: str, base: str) -> Pipeline:
+    """Two nodes: the predictions, curves and dynamics (``scale_temperature``), then the
+    weights with the temperatures (``attach_temperatures``; apart so that no edge runs from
+    the ``models`` layer back to ``model_output``)."""
+    base_outputs = [f"{source}.{base}.{name}" for name in OUTPUTS]
+    scale = node(
+        func=bind_cell(nodes.scale_temperature, source, condition),
+        inputs=base_outputs[:-1],
+        outputs=OUTPUTS[:-1],
+        name="scale_temperature",
+    )
+    attach = node(
+        func=bind_cell(nodes.attach_temperatures, source, condition),
+        inputs=[base_outputs[-1], "curves"],
+        outputs="weights",
+        name="attach_temperatures",
+    )
+    shared = set(base_outputs)
+    cell = Pipeline([scale, attach], namespace=condition, inputs=shared, tags=condition)
+    return Pipeline(cell, namespace=source, inputs=shared)
+
+
 def _cell(source: str, condition: str) -> Pipeline:
+    base = builder_for(condition).post_hoc_of
+    if base is not None:
+        return _post_hoc_cell(source, condition, base)
     train = node(
         func=bind_cell(nodes.train_condition, source, condition),
         inputs=["targets", "study_digits", "pool_digits", "params:training", "item_stats"],
