@@ -94,7 +94,7 @@ CASES = {
     "missing_upstream": (
         ["--env", "test", "--pipeline", "evaluation"],
         [
-            "mnist.human_mode_hard.curves, made by the training pipeline",
+            "mnist.generator_soft.curves, made by the training pipeline",
             "Fix: run `kedro run --env test --pipelines digits,annotation,labels,training` first",
         ],
     ),

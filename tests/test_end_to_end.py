@@ -94,7 +94,7 @@ def test_reporting_tables_cover_the_grid(study_run):
     declared = [
         c
         for c in params["reporting"]["claims"]
-        if {c["condition"], c["baseline"]} <= set(grid.conditions)
+        if {c["condition"], *c.get("baselines", [c.get("baseline")])} <= set(grid.conditions)
     ]
     expected = [[c["id"], s] for c in declared for s in grid.sources]
     rows = claims[["claim", "source"]].values.tolist()

@@ -35,10 +35,11 @@ from typing import Any
 from kedro.config import OmegaConfigLoader
 from omegaconf import OmegaConf
 
+from soft_label_audit.crowd.sources import SimulatedCrowd
 from soft_label_audit.errors import UserError
 
 #: the source whose votes ``simulated_crowd.seed`` draws
-SIMULATED = "simulated"
+SIMULATED = SimulatedCrowd.name
 
 
 class CrowdSeedError(UserError):
