@@ -290,18 +290,23 @@ F_CONDITION, WEAK, BEST = (
 )
 
 
-def _regulariser_study(beats_best: bool, rng_seed: int = 11) -> SourceBootstrap:
+def _regulariser_study(beats_best: bool | None, rng_seed: int = 11) -> SourceBootstrap:
     """400 items, 4 seeds, per-item NLL from ``(1 - a) one-hot + a uniform`` (NLL
-    ``-ln(1 - 0.9 a)``): the condition's ``a`` about 0.25, the weak regulariser's about 0.40;
+    ``-ln(1 - 0.9 a)``): the condition's ``a`` about 0.25; the weak regulariser's about 0.40,
     the best regulariser's the condition's own up to noise (a tie), or (``beats_best``) about
-    0.32."""
+    0.32; with ``beats_best=None`` the "weak" one is the tie and the best about 0.17, so the
+    condition loses clearly to the best while tying the other."""
     rng = np.random.default_rng(rng_seed)
     n = 400
     shape = (len(SEEDS), n)
     labels = rng.integers(0, K, n)
     condition = rng.uniform(0.2, 0.3, shape)
-    weak = rng.uniform(0.35, 0.45, shape)
-    best = rng.uniform(0.27, 0.37, shape) if beats_best else condition + rng.normal(0, 0.02, shape)
+    tie = condition + rng.normal(0, 0.02, shape)
+    if beats_best is None:
+        weak, best = tie, rng.uniform(0.12, 0.22, shape)
+    else:
+        weak = rng.uniform(0.35, 0.45, shape)
+        best = rng.uniform(0.27, 0.37, shape) if beats_best else tie
     a = np.clip(np.stack([condition, weak, best]), 0, 1)
     probs = _probs(a, np.broadcast_to(labels, shape))
     band = np.array(["low"] * n, dtype=object)
@@ -359,6 +364,33 @@ def test_beating_every_regulariser_supports_the_best_of_several():
     spec = _config(F_NEW).claims[0]
     p_each = [difference_estimate(spec.against(b), boot, None).test.p_value for b in (WEAK, BEST)]
     assert new.p_value == max(p_each)
+
+
+def test_losing_clearly_to_the_best_baseline_contradicts_the_claim():
+    """A condition that ties one baseline and is clearly worse than the other: the largest p
+    of the comparisons (the tie's) would leave it inconclusive; the contrary's union test (K
+    times the losing comparison's p) contradicts it."""
+    from soft_label_audit.reporting.claim_kinds import difference_estimate
+
+    boot = _regulariser_study(beats_best=None)
+    config = _config(F_NEW)
+    table, _ = evaluate_claims({"mnist": boot}, None, config)
+    row = table.iloc[0]
+    spec = config.claims[0]
+    each = {b: difference_estimate(spec.against(b), boot, None) for b in (WEAK, BEST)}
+    # the tie's p is large: the intersection-union p alone would be inconclusive
+    assert each[WEAK].test.p_value > config.alpha
+    assert max(e.test.p_value for e in each.values()) > config.alpha
+    # the row names the baseline the condition loses to, with that comparison's effect
+    assert row.baseline == BEST and row.effect > 0.03 and row.ci_low > 0
+    assert row.p_value == pytest.approx(min(1.0, 2 * each[BEST].test.p_value))
+    assert row.test.startswith("union (worse than a baseline)")
+    assert row.verdict == "contradicted", row
+    # a contrary effect whose interval straddles 0 stays inconclusive
+    assert (
+        claims.verdict(-0.001, 0.02, row.p_adjusted, "decrease", config.alpha, 0.0, [(-0.1, 0.1)])
+        == "inconclusive"
+    )
 
 
 def test_a_beats_all_baselines_claim_lists_its_baselines_not_one():

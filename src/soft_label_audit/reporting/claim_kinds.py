@@ -43,10 +43,14 @@ Kinds (:data:`CLAIM_KINDS`, kind name -> :class:`ClaimKind`):
   beats the best of several baselines (claim (f): several regularisers of one strength or
   another). Each comparison is a ``difference`` (same scope, bootstrap and test); rule: an
   intersection-union test, its p-value the largest of the comparisons' and ``supported`` only
-  when every comparison's interval lies on the claimed side (``contradicted``: any entirely on
-  the other side). Its row names the baseline with the weakest effect in the claimed direction
-  (the best baseline) and reports that comparison's effect, interval and test; its power rows
-  are that comparison's (the intersection with the others can only need more).
+  when every comparison's interval lies on the claimed side. Its row names the baseline with
+  the weakest effect in the claimed direction (the best baseline) and reports that
+  comparison's effect, interval and test. When the best baseline's effect lies on the other
+  side, the row tests the contrary (the condition is worse than at least one baseline) as a
+  union with a Bonferroni p-value, ``K`` times the best comparison's p for ``K`` baselines
+  (capped at 1): a condition clearly worse than its best baseline reads ``contradicted``, not
+  ``inconclusive`` through the largest p of comparisons it wins. Its power rows are the best
+  comparison's (the intersection with the others can only need more).
 
 Each estimator also runs the kind's test (:mod:`.variance`): the studentised t with
 Satterthwaite df from the effect's variance components for the difference, band and
@@ -351,6 +355,9 @@ class Estimate:
     #: the comparisons with the other baselines (``beats_all_baselines``), whose tests and
     #: intervals must agree too
     others: tuple[Estimate, ...] = ()
+    #: the row tests the contrary of a ``beats_all_baselines`` claim (its best comparison's
+    #: effect lies on the other side): the union's Bonferroni p, ``K`` times the row's own
+    contrary: bool = False
 
     @property
     def band_share(self) -> float:
@@ -360,6 +367,9 @@ class Estimate:
     def p_value(self) -> float:
         """The claim's p-value: its test's, or with a secondary check the intersection-union
         test's, the larger of the two (NaN if either is)."""
+        if self.contrary:
+            p = self.test.p_value
+            return float("nan") if np.isnan(p) else min(1.0, (1 + len(self.others)) * p)
         if self.contrast is None and not self.others:
             return self.test.p_value
         checks = [self.contrast] if self.contrast is not None else []
@@ -384,6 +394,7 @@ T_BOOT = "t (Satterthwaite df), bootstrap components"
 T_SEEDS = "paired t over seeds (item component not estimated)"
 INTERSECTION_UNION = "intersection-union: larger p of the band effect and its contrast"
 INTERSECTION_UNION_BASELINES = "intersection-union: largest p over the baselines"
+UNION_BASELINES = "union (worse than a baseline): K x p of the best baseline (Bonferroni)"
 PITMAN_MORGAN = "Pitman-Morgan t (S - 2 df)"
 
 
@@ -452,23 +463,28 @@ def beats_all_baselines_estimate(
 ) -> Estimate:
     """One ``difference`` per baseline; the row's is the weakest in the claimed direction (the
     largest effect for a decrease, the smallest for an increase: the best baseline), the others
-    ride along (``others``) for the intersection-union p-value and verdict."""
+    ride along (``others``) for the intersection-union p-value and verdict. When the best
+    baseline's effect lies on the other side of 0, the row tests the contrary (``contrary``:
+    the union's Bonferroni p)."""
     each = {b: difference_estimate(spec.against(b), boot, ctx) for b in spec.baselines}
     sign = 1.0 if spec.direction == "decrease" else -1.0
     # the first of the baselines on a tie: a deterministic choice
     best = max(spec.baselines, key=lambda b: sign * each[b].effect)
     est = each[best]
+    contrary = bool(sign * est.effect > 0)
+    rule = UNION_BASELINES if contrary else INTERSECTION_UNION_BASELINES
     return Estimate(
         est.effect,
         est.n_items,
         est.n_scope_items,
         est.resampled,
         est.test,
-        f"{INTERSECTION_UNION_BASELINES}; each {est.test_name}",
+        f"{rule}; each {est.test_name}",
         est.components,
         boot=est.boot,
         baseline=best,
         others=tuple(each[b] for b in spec.baselines if b != best),
+        contrary=contrary,
     )
 
 
