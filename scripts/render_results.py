@@ -381,6 +381,7 @@ HEADLINE_CLAIMS = (
     "c_hard_items",
     "d_stability",
     "e_entropy_vs_machine",
+    "f_vs_regularisers",
 )
 CROWD_DRAWS = "crowd_draws.csv"
 #: what the README says while there is no crowd_draws.csv
@@ -425,6 +426,27 @@ def _draws_intro(inputs: Inputs, table: pd.DataFrame) -> str:
     return text
 
 
+def _draws_summary(table: pd.DataFrame) -> str:
+    """One sentence from the rows: how many rows' effects move less than half, up to, or more
+    than their interval's half-width between draws, and on how many the verdict changes."""
+    ratio = pd.to_numeric(table["sd_over_half_width"], errors="coerce")
+    names = [f"{c} ({s})" for c, s in zip(table["claim"], table["source"], strict=True)]
+    wide = [n for n, r in zip(names, ratio, strict=True) if r >= 1]
+    counts = table[[f"n_{v}" for v in ("supported", "contradicted", "inconclusive")]]
+    changed = [n for n, k in zip(names, (counts > 0).sum(axis=1), strict=True) if k > 1]
+    which = "this row" if len(table) == 1 else f"these {len(table)} rows"
+    text = (
+        f"Of {which}, the effect's sd between draws is under half the "
+        f"interval's half-width on {int((ratio < 0.5).sum())}, between half and one on "
+        f"{int(((ratio >= 0.5) & (ratio < 1)).sum())}, and at least the half-width on "
+        f"{len(wide)}" + (f" ({', '.join(wide)})" if wide else "")
+    )
+    text += f"; the verdict differs between draws on {len(changed)}" + (
+        f" ({', '.join(changed)})." if changed else "."
+    )
+    return text
+
+
 def _draws_rows(table: pd.DataFrame, per_seed: bool) -> pd.DataFrame:
     rows = {"claim": table["claim"], "source": table["source"]}
     if per_seed:
@@ -448,7 +470,13 @@ def crowd_draws(inputs: Inputs) -> str | None:
     table = inputs.csv(CROWD_DRAWS)
     if table is None or not len(table):
         return None
-    return _draws_intro(inputs, table) + ":\n\n" + _table(_draws_rows(table, per_seed=True))
+    return (
+        _draws_intro(inputs, table)
+        + ":\n\n"
+        + _table(_draws_rows(table, per_seed=True))
+        + "\n\n"
+        + _draws_summary(table)
+    )
 
 
 def crowd_draws_digest(inputs: Inputs) -> str:
@@ -464,6 +492,8 @@ def crowd_draws_digest(inputs: Inputs) -> str:
         + f"; the headline claims here, every claim and each draw's effect on [{PAGE}]({PAGE}):"
         + "\n\n"
         + _table(_draws_rows(rows, per_seed=False))
+        + "\n\n"
+        + _draws_summary(rows)
     )
 
 

@@ -269,6 +269,16 @@ def test_the_spread_between_crowd_draws_is_shown_when_made(tmp_path):
     )
     assert "| f_vs_permuted | mnist | pool | `nll` |" in page
     assert "2 supported, 1 inconclusive" in page
+    # the generated summary: sd 0.00205 and 0.001 against a half-width of 0.004 (0.51, 0.25);
+    # f_vs_permuted's verdict differs between draws
+    assert (
+        "Of these 2 rows, the effect's sd between draws is under half the interval's "
+        "half-width on 1, between half and one on 1, and at least the half-width on 0; the "
+        "verdict differs between draws on 1 (f_vs_permuted (mnist))." in page
+    )
+    assert (
+        "Of this row, the effect" in readme and "the verdict differs between draws on 0." in readme
+    )
     assert _render(tmp_path, "--check").returncode == 0
 
     # the default study made again since: the table says it is stale
