@@ -24,8 +24,11 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 run: $(STAMP)
 	$(BIN)/kedro run
 
+# the suite on two pytest-xdist workers (one per core of the 2-core machines), one test module
+# at a time each; the test study (`study_run`) is made once and shared (tests/conftest.py)
+TEST_WORKERS ?= 2
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # ruff (pinned in requirements-dev.txt); configured in pyproject.toml [tool.ruff]
 lint: $(STAMP)

@@ -72,12 +72,59 @@ def synthetic_evaluation(synthetic_study) -> dict:
     return run_in_memory(evaluation.create_pipeline(GRID), inputs)
 
 
-@pytest.fixture(scope="session")
-def project_copy(tmp_path_factory, mnist_raw_dir) -> Path:
-    """pyproject, conf and the verified idx files in a fresh folder: nothing of the repo's data is touched."""
-    from tests.helpers import make_project_copy
+def _session_folder(tmp_path_factory) -> Path:
+    """A folder of this test session that every pytest-xdist worker sees (``make test`` runs
+    two): the parent of the workers' own base folders, or the base folder without xdist."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
-    return make_project_copy(tmp_path_factory.mktemp("project"), mnist_raw_dir)
+
+@pytest.fixture(scope="session")
+def _shared_study(tmp_path_factory, mnist_raw_dir) -> tuple[Path, dict]:
+    """``kedro run --env test`` (sequential runner) in a fresh project copy, made once per test
+    session however many xdist workers ask (a file lock; the first makes it, the others wait and
+    read it): (project, the default study's state before the run). Nothing of the repo's data
+    is touched; the tests only read the project (copy it before changing anything)."""
+    import json
+
+    from filelock import FileLock
+
+    from tests.helpers import kedro_cli, make_project_copy
+
+    shared = _session_folder(tmp_path_factory) / "study_run"
+    outcome = shared / "outcome.json"
+    with FileLock(str(shared) + ".lock"):
+        if not outcome.exists():
+            (shared / "project").mkdir(parents=True)
+            project = make_project_copy(shared / "project", mnist_raw_dir)
+            state = _make_default_study(project)
+            result = kedro_cli(project, "run", "--env", "test")
+            failure = (
+                None if result.returncode == 0 else result.stdout[-4000:] + result.stderr[-4000:]
+            )
+            outcome.write_text(json.dumps({"state": state, "failure": failure}))
+    record = json.loads(outcome.read_text())
+    assert record["failure"] is None, record["failure"]
+    state = record["state"]
+    state["runs"] = sorted(tuple(run) for run in state["runs"])
+    return shared / "project", state
+
+
+def _make_default_study(project: Path) -> dict:
+    """What a default study left before the test run: a summary table and a run in its
+    experiment; returns its state (:func:`default_study_state`)."""
+    import mlflow
+
+    report = project / "data" / "08_reporting"
+    report.mkdir(parents=True)
+    (report / "study_summary.csv").write_text(
+        "source,condition,n_seeds,accuracy__mean\nmnist,original_hard,5,0.98\n"
+    )
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    run = client.create_run(client.create_experiment("soft_label_audit"))
+    client.log_metric(run.info.run_id, "accuracy", 0.98)
+    client.set_terminated(run.info.run_id)
+    return default_study_state(project)
 
 
 def default_study_state(project: Path) -> dict:
@@ -103,31 +150,16 @@ def default_study_state(project: Path) -> dict:
 
 
 @pytest.fixture(scope="session")
-def default_study(project_copy) -> dict:
-    """What a default study left before the test run: a summary table and a run in its experiment."""
-    import mlflow
-
-    report = project_copy / "data" / "08_reporting"
-    report.mkdir(parents=True)
-    (report / "study_summary.csv").write_text(
-        "source,condition,n_seeds,accuracy__mean\nmnist,original_hard,5,0.98\n"
-    )
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project_copy / 'mlflow.db'}")
-    run = client.create_run(client.create_experiment("soft_label_audit"))
-    client.log_metric(run.info.run_id, "accuracy", 0.98)
-    client.set_terminated(run.info.run_id)
-    return default_study_state(project_copy)
+def default_study(_shared_study) -> dict:
+    """The state a default study left before the test study ran in ``study_run``'s project."""
+    return _shared_study[1]
 
 
 @pytest.fixture(scope="session")
-def study_run(project_copy, default_study) -> Path:
-    """``kedro run --env test`` (sequential runner) in ``project_copy``; shared by the end-to-end
+def study_run(_shared_study) -> Path:
+    """The project of ``kedro run --env test`` (sequential runner); shared by the end-to-end
     tests and the Dask runner's test, which compares its outputs with this run's."""
-    from tests.helpers import kedro_cli
-
-    result = kedro_cli(project_copy, "run", "--env", "test")
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    return project_copy
+    return _shared_study[0]
 
 
 @pytest.fixture
@@ -157,3 +189,21 @@ def raw_file_project(tmp_path, study_run) -> Path:
 
 #: the runtime parameters of a raw-file run (the file itself is the test's)
 RAW_FILE = {"annotation": {"source": "raw_file"}}
+
+
+#: the test modules that read the session's ``kedro run --env test`` (``study_run``)
+STUDY_RUN_FIRST = ("test_study_record",)  # the longest chain: the study, then its stages again
+STUDY_RUN_LAST = ("test_dask_runner", "test_end_to_end", "test_provenance")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Module order for two xdist workers (``make test``: ``-n 2 --dist loadfile``): the
+    module that needs the test study longest first, so one worker makes the study while the
+    other runs the modules that do not need it, and the other readers of the study last, by
+    when it is made. A stable sort: each module's tests keep their order."""
+
+    def rank(item) -> int:
+        stem = item.path.stem
+        return 0 if stem in STUDY_RUN_FIRST else 2 if stem in STUDY_RUN_LAST else 1
+
+    items.sort(key=rank)

@@ -85,8 +85,13 @@ def _refused(tree: dict) -> str:
     return str(info.value).splitlines()[0]
 
 
-LEAVES = [path for kind, path, _ in _walk(BASE) if kind == "leaf"]
-MAPS = [path for kind, path, _ in _walk(BASE) if kind == "map" and _dotted(path) not in DATA_MAPS]
+# sorted: the merged tree's key order may differ between processes (xdist workers must collect
+# the same tests in the same order)
+LEAVES = sorted((path for kind, path, _ in _walk(BASE) if kind == "leaf"), key=_dotted)
+MAPS = sorted(
+    (path for kind, path, _ in _walk(BASE) if kind == "map" and _dotted(path) not in DATA_MAPS),
+    key=_dotted,
+)
 SETTINGS = [
     path
     for path in LEAVES + MAPS
