@@ -384,6 +384,8 @@ HEADLINE_CLAIMS = (
     "f_vs_regularisers",
 )
 CROWD_DRAWS = "crowd_draws.csv"
+#: the verdicts, in the order the crowd-draws table counts them (its ``n_<verdict>`` columns)
+VERDICTS = ("supported", "contradicted", "inconclusive")
 #: what the README says while there is no crowd_draws.csv
 NO_CROWD_DRAWS = (
     "**Between crowd draws**: every interval above rests on one draw of the simulated crowd "
@@ -399,7 +401,7 @@ def _draw_seeds(table: pd.DataFrame) -> list[str]:
 
 
 def _verdicts(row) -> str:
-    counts = [(v, row[f"n_{v}"]) for v in ("supported", "contradicted", "inconclusive")]
+    counts = [(v, row[f"n_{v}"]) for v in VERDICTS]
     return ", ".join(f"{int(n)} {v}" for v, n in counts if f"n_{v}" in row and n > 0)
 
 
@@ -432,7 +434,7 @@ def _draws_summary(table: pd.DataFrame) -> str:
     ratio = pd.to_numeric(table["sd_over_half_width"], errors="coerce")
     names = [f"{c} ({s})" for c, s in zip(table["claim"], table["source"], strict=True)]
     wide = [n for n, r in zip(names, ratio, strict=True) if r >= 1]
-    counts = table[[f"n_{v}" for v in ("supported", "contradicted", "inconclusive")]]
+    counts = table[[f"n_{v}" for v in VERDICTS]]
     changed = [n for n, k in zip(names, (counts > 0).sum(axis=1), strict=True) if k > 1]
     which = "this row" if len(table) == 1 else f"these {len(table)} rows"
     text = (

@@ -39,8 +39,8 @@ beats the best of several baselines) has the intersection-union p-value over its
 its row's ``baseline``, effect, interval and test are those of the best baseline (the weakest
 effect in the claimed direction); when that effect lies on the other side, its p-value is the
 union's (``K`` baselines: ``K`` times the best comparison's p, Bonferroni), so a condition
-clearly worse than its best baseline is ``contradicted``. A claim whose conditions (any of its baselines), metric or
-scope the study lacks is skipped with a logged note.
+clearly worse than its best baseline is ``contradicted``. A claim whose conditions (any of its
+baselines), metric or scope the study lacks is skipped with a logged note.
 """
 
 from __future__ import annotations
